@@ -1,0 +1,128 @@
+//! The one table of error codes. Every error the API returns has a code from this table; the code
+//! fixes its type and HTTP status, so clients can branch on `code` and never on message text.
+//! The JSON body is `{message, code, type, link}` (the shape Meilisearch uses).
+
+use serde::Serialize;
+
+/// The broad class of an error, shown as `type` in the JSON body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    /// The request is wrong: fix it and retry.
+    InvalidRequest,
+    /// Who you are, or what you may do, stops the request.
+    Auth,
+    /// The server failed; the message says no more than that.
+    Internal,
+}
+
+macro_rules! error_codes {
+    ($($variant:ident => ($code:literal, $status:literal, $ty:ident, $doc:literal)),* $(,)?) => {
+        /// Every error code the API can answer with.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $variant),*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code),* }
+            }
+
+            /// The HTTP status this code is always answered with.
+            pub fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status),* }
+            }
+
+            pub fn error_type(self) -> ErrorType {
+                match self { $(ErrorCode::$variant => ErrorType::$ty),* }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $doc),* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedRequest => ("malformed_request", 400, InvalidRequest, "The body is not valid JSON, or has a field of the wrong type or an unknown field."),
+    InvalidField => ("invalid_field", 422, InvalidRequest, "A field failed validation; the message names it."),
+    InvalidEmail => ("invalid_email", 422, InvalidRequest, "An email address is not valid."),
+    WeakPassword => ("weak_password", 422, InvalidRequest, "The password is too short or too common."),
+    AgeConfirmationRequired => ("age_confirmation_required", 422, InvalidRequest, "Sign-up requires confirming that you are 16 or over."),
+    PayloadTooLarge => ("payload_too_large", 413, InvalidRequest, "The request body is larger than allowed."),
+    UnsupportedMediaType => ("unsupported_media_type", 415, InvalidRequest, "The body's content type is not accepted here."),
+    RouteNotFound => ("route_not_found", 404, InvalidRequest, "No route matches this path."),
+    MethodNotAllowed => ("method_not_allowed", 405, InvalidRequest, "The route exists but not with this method."),
+    MissingAuthentication => ("missing_authentication", 401, Auth, "The route needs a session cookie or an `Authorization: Bearer` API key."),
+    InvalidCredentials => ("invalid_credentials", 401, Auth, "The email or password is wrong."),
+    MfaRequired => ("mfa_required", 401, Auth, "The account has two-factor authentication: send `totp_code` or `recovery_code`."),
+    InvalidMfaCode => ("invalid_mfa_code", 401, Auth, "The one-time code or recovery code is wrong or already used."),
+    InvalidSession => ("invalid_session", 401, Auth, "The session is unknown, expired or signed out."),
+    InvalidApiKey => ("invalid_api_key", 401, Auth, "The API key is unknown."),
+    ApiKeyExpired => ("api_key_expired", 401, Auth, "The API key has passed its expiry date."),
+    ApiKeyRevoked => ("api_key_revoked", 401, Auth, "The API key was revoked."),
+    InvalidToken => ("invalid_token", 400, InvalidRequest, "The link or token is unknown, used or expired."),
+    CsrfTokenInvalid => ("csrf_token_invalid", 403, Auth, "A state-changing request with a session cookie needs the `X-CSRF-Token` header."),
+    PermissionDenied => ("permission_denied", 403, Auth, "Your role in this workspace does not allow this."),
+    AccountLocked => ("account_locked", 423, Auth, "Too many failed sign-ins: the account is locked for a while."),
+    RateLimited => ("rate_limited", 429, Auth, "Too many requests from this address; wait and retry."),
+    WorkspaceNotFound => ("workspace_not_found", 404, InvalidRequest, "No workspace with this id that you belong to."),
+    MemberNotFound => ("member_not_found", 404, InvalidRequest, "No member with this id in the workspace."),
+    ApiKeyNotFound => ("api_key_not_found", 404, InvalidRequest, "No API key with this id in the workspace."),
+    PictureNotFound => ("picture_not_found", 404, InvalidRequest, "No profile picture is set."),
+    EmailTaken => ("email_taken", 409, InvalidRequest, "An account with this email already exists."),
+    LastOwner => ("last_owner", 409, InvalidRequest, "A workspace must keep at least one owner."),
+    AlreadyMember => ("already_member", 409, InvalidRequest, "The user is already a member of this workspace."),
+    MfaAlreadyEnabled => ("mfa_already_enabled", 409, InvalidRequest, "Two-factor authentication is already on."),
+    MfaNotEnabled => ("mfa_not_enabled", 409, InvalidRequest, "Two-factor authentication is not on."),
+    Internal => ("internal", 500, Internal, "The server failed. The error is logged; nothing about it is shown here."),
+}
+
+impl ErrorCode {
+    /// Where this code is documented for humans.
+    pub fn link(self) -> String {
+        format!("https://docs.meshwork.dev/errors#{}", self.as_str())
+    }
+}
+
+/// A validation failure naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub code: ErrorCode,
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_statuses_match_types() {
+        let mut seen = HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate code {}", c.as_str());
+            let s = c.status();
+            match c.error_type() {
+                ErrorType::Internal => assert!(s >= 500),
+                _ => assert!((400..500).contains(&s), "{} has status {s}", c.as_str()),
+            }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Validated values: each `parse` is the only way in, so a value of these types is always valid.
+//! Limits are generous for people and strict for attackers (lengths are bounded everywhere).
+
+use crate::error::{ErrorCode, FieldError};
+use std::fmt;
+
+/// Largest profile picture accepted, in bytes.
+pub const MAX_PICTURE_BYTES: usize = 2 * 1024 * 1024;
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_control())
+}
+
+/// An email address, trimmed, with a lower-cased domain. `normalized()` gives the form used for
+/// equality (blind indexes): the whole address lower-cased.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let s = raw.trim();
+        let bad = |why: &str| {
+            FieldError::new(
+                ErrorCode::InvalidEmail,
+                field,
+                format!("{:?} is not an email address: {why}", truncate(s, 80)),
+            )
+        };
+        if s.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(bad("it is longer than 254 bytes"));
+        }
+        if has_control(s) || s.chars().any(char::is_whitespace) {
+            return Err(bad("it contains spaces or control characters"));
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return Err(bad("it has no @"));
+        };
+        if local.is_empty() || local.len() > 64 {
+            return Err(bad("the part before @ must be 1 to 64 bytes"));
+        }
+        if local.contains('@') || local.contains('"') || local.contains(['<', '>', ',', ';', '(', ')', '[', ']', '\\']) {
+            return Err(bad("the part before @ has a character not allowed there"));
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(bad("the part before @ has a misplaced dot"));
+        }
+        if !domain.contains('.') {
+            return Err(bad("the domain has no dot"));
+        }
+        for label in domain.split('.') {
+            let ok = !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-');
+            if !ok {
+                return Err(bad("the domain is not a valid host name"));
+            }
+        }
+        Ok(Self(format!("{local}@{}", domain.to_lowercase())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form compared for equality: sign-in and uniqueness are case-insensitive.
+    pub fn normalized(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+impl fmt::Debug for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Personal data: keep it out of logs that format values with {:?}.
+        f.write_str("EmailAddress(***)")
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n).collect();
+        format!("{t}…")
+    }
+}
+
+fn bounded_text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, FieldError> {
+    let s = raw.trim();
+    let n = s.chars().count();
+    if n < min {
+        return Err(FieldError::new(
+            ErrorCode::InvalidField,
+            field,
+            if min == 1 {
+                "must not be empty".to_string()
+            } else {
+                format!("must be at least {min} characters")
+            },
+        ));
+    }
+    if n > max {
+        return Err(FieldError::new(
+            ErrorCode::InvalidField,
+            field,
+            format!("must be at most {max} characters, got {n}"),
+        ));
+    }
+    if has_control(s) {
+        return Err(FieldError::new(
+            ErrorCode::InvalidField,
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// A person's display name: 1 to 200 characters, no control characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        bounded_text(field, raw, 1, 200).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PersonName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PersonName(***)")
+    }
+}
+
+/// Optional free text of a profile (company, job title): 0 to 200 characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProfileText(String);
+
+impl ProfileText {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        bounded_text(field, raw, 0, 200).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ProfileText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProfileText(***)")
+    }
+}
+
+/// A workspace name: 1 to 100 characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WorkspaceName(String);
+
+impl WorkspaceName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        bounded_text(field, raw, 1, 100).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WorkspaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WorkspaceName(***)")
+    }
+}
+
+/// A password that meets the policy (NIST SP 800-63B style: length over composition rules):
+/// 12 to 1024 characters, at least 5 distinct characters, not a well-known password, and not
+/// containing the account's email local part.
+pub struct Password(zeroize::Zeroizing<String>);
+
+/// A few of the most common passwords of 12+ characters (from public breach corpora); the length
+/// rule already excludes the shorter ones.
+const COMMON: &[&str] = &[
+    "123456789012", "1234567890123", "qwertyuiopas", "password1234", "passwordpassword",
+    "qwerty123456", "iloveyou1234", "111111111111", "123123123123", "abcdefghijkl",
+    "administrator", "letmein12345", "welcome12345", "changeme1234", "password123!",
+];
+
+impl Password {
+    pub const MIN_LEN: usize = 12;
+    pub const MAX_LEN: usize = 1024;
+
+    pub fn parse(field: &str, raw: &str, email: Option<&EmailAddress>) -> Result<Self, FieldError> {
+        let weak = |why: String| FieldError::new(ErrorCode::WeakPassword, field, why);
+        let n = raw.chars().count();
+        if n < Self::MIN_LEN {
+            return Err(weak(format!(
+                "must be at least {} characters, got {n}",
+                Self::MIN_LEN
+            )));
+        }
+        if n > Self::MAX_LEN {
+            return Err(weak(format!("must be at most {} characters", Self::MAX_LEN)));
+        }
+        let mut distinct: Vec<char> = raw.chars().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < 5 {
+            return Err(weak("must use at least 5 different characters".into()));
+        }
+        let lower = raw.to_lowercase();
+        if COMMON.contains(&lower.as_str()) {
+            return Err(weak("is one of the most common passwords".into()));
+        }
+        if let Some(email) = email {
+            let local = email.normalized();
+            let local = local.split('@').next().unwrap_or_default();
+            if local.len() >= 4 && lower.contains(local) {
+                return Err(weak("must not contain your email address".into()));
+            }
+        }
+        Ok(Self(zeroize::Zeroizing::new(raw.to_string())))
+    }
+
+    /// The password itself, for hashing. Named so that every use stands out in review.
+    pub fn dangerously_as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn emails_accept_ordinary_addresses() {
+        for ok in ["a@b.co", "Ann.Lee+x@Example.COM", "ü@exämple.de", "x_y-z@sub.domain.io"] {
+            EmailAddress::parse("email", ok).unwrap();
+        }
+        assert_eq!(
+            EmailAddress::parse("email", " Ann@Example.COM ").unwrap().as_str(),
+            "Ann@example.com"
+        );
+    }
+
+    #[test]
+    fn emails_reject_with_a_reason_naming_the_field() {
+        for bad in ["", "bob@", "@x.com", "bob", "bob@localhost", "a b@c.de", "a@-b.com", "a..b@c.de", "a@b..com"] {
+            let e = EmailAddress::parse("email", bad).unwrap_err();
+            assert_eq!(e.field, "email");
+            assert_eq!(e.code, ErrorCode::InvalidEmail);
+        }
+        let long = format!("{}@example.com", "a".repeat(300));
+        assert!(EmailAddress::parse("email", &long).is_err());
+    }
+
+    #[test]
+    fn passwords_follow_the_policy() {
+        assert!(Password::parse("password", "short", None).is_err());
+        assert!(Password::parse("password", "aaaaaaaaaaaaaaaa", None).is_err());
+        assert!(Password::parse("password", "Password1234", None).is_err());
+        let email = EmailAddress::parse("email", "jonathan@example.com").unwrap();
+        assert!(Password::parse("password", "xxjonathan-2024!", Some(&email)).is_err());
+        assert!(Password::parse("password", "correct horse battery", Some(&email)).is_ok());
+    }
+
+    #[test]
+    fn debug_never_prints_personal_values() {
+        let e = EmailAddress::parse("email", "secret@example.com").unwrap();
+        assert!(!format!("{e:?}").contains("secret"));
+        let p = Password::parse("password", "correct horse battery", None).unwrap();
+        assert!(!format!("{p:?}").contains("horse"));
+    }
+
+    proptest! {
+        #[test]
+        fn email_parse_never_panics_and_is_idempotent(s in "\\PC{0,80}") {
+            if let Ok(e) = EmailAddress::parse("email", &s) {
+                let again = EmailAddress::parse("email", e.as_str()).unwrap();
+                prop_assert_eq!(again.as_str(), e.as_str());
+                prop_assert!(e.as_str().len() <= EmailAddress::MAX_LEN);
+            }
+        }
+
+        #[test]
+        fn bounded_text_respects_its_bounds(s in "\\PC{0,300}") {
+            match PersonName::parse("name", &s) {
+                Ok(n) => {
+                    let c = n.as_str().chars().count();
+                    prop_assert!((1..=200).contains(&c));
+                }
+                Err(e) => prop_assert_eq!(e.field, "name"),
+            }
+        }
+    }
+}
