@@ -1,1 +1,79 @@
-//! placeholder
+//! The SQLite backend: the default store, one file in the data directory.
+//!
+//! WAL mode (readers never block the writer), a busy timeout, foreign keys on, and two pools: a
+//! single-connection writer pool, so write transactions queue in-process instead of failing with
+//! `SQLITE_BUSY`, and a reader pool for concurrent reads. Queries come from `meshwork-store-sql`;
+//! the schema is this crate's `migrations/`.
+
+use meshwork_store::{Backend, StoreError};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A store in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+fn open_error(path: &Path, e: sqlx::Error) -> StoreError {
+    let text = e.to_string();
+    if text.contains("not a database") || text.contains("malformed") || text.contains("corrupt") {
+        StoreError::Corrupt(format!(
+            "{} is not a readable SQLite database ({text}); restore it from a backup or move it away to start empty",
+            path.display()
+        ))
+    } else {
+        StoreError::Database(format!("cannot open SQLite database {}: {text}", path.display()).into())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the database at `path` and runs pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| open_error(path, e))?;
+        MIGRATOR.run(&writer).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => open_error(path, e),
+            other => StoreError::Database(format!("migrating {}: {other}", path.display()).into()),
+        })?;
+        let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) as u32 * 2;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(|e| open_error(path, e))?;
+        tracing::info!(path = %path.display(), "opened SQLite store");
+        Ok(Self { path: path.to_path_buf(), reader, writer })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+}
+
+meshwork_store_sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite);

@@ -1,1 +1,134 @@
-//! placeholder
+//! The storage trait: everything Meshwork keeps in its system of record, as one async trait that
+//! each backend (`meshwork-store-sqlite`, `meshwork-store-postgres`) implements with its own SQL
+//! and migrations.
+//!
+//! Invariants every backend keeps:
+//! - **Only sealed bytes.** Personal and customer content arrives here already sealed by the
+//!   keyring (`Vec<u8>` fields named `*_sealed`) or as blind indexes; this crate never sees
+//!   plaintext and holds no key.
+//! - **Writes to workspace data append to the change feed in the same transaction**, with a
+//!   per-workspace sequence number that has no gaps (`changes_since` returns them in order).
+//! - **Single-use things are taken atomically**: a token, an invitation or a recovery code can be
+//!   consumed once even under concurrent requests.
+
+use async_trait::async_trait;
+use meshwork_domain::{ApiKeyId, AuditId, Millis, Role, UserId, WorkspaceId};
+
+mod rows;
+pub use rows::*;
+
+pub type Hash32 = [u8; 32];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the string names the rule (e.g. `users.email`).
+    #[error("conflict: {0} already exists")]
+    Conflict(&'static str),
+    /// The database refused or failed; details are for the log, never for an API answer.
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored value could not be read back (a corrupt row or file).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Outcome of taking a single-use invitation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InviteOutcome {
+    Joined { workspace: WorkspaceId, role: Role },
+    AlreadyMember { workspace: WorkspaceId },
+    Invalid,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Closes connections; pending writes are finished first.
+    async fn close(&self);
+
+    // --- accounts -----------------------------------------------------------------------------
+    /// Fails with `Conflict("users.email")` when the email index is taken.
+    async fn create_user(&self, user: &UserRow) -> Result<()>;
+    async fn user(&self, id: UserId) -> Result<Option<UserRow>>;
+    async fn user_by_email_index(&self, index: &Hash32) -> Result<Option<UserRow>>;
+    /// Replaces the profile fields. Fails with `Conflict("users.email")` on a taken email.
+    async fn update_profile(&self, id: UserId, profile: &ProfileUpdate, now: Millis) -> Result<()>;
+    async fn set_password_hash(&self, id: UserId, hash: &str, now: Millis) -> Result<()>;
+    async fn set_email_verified(&self, id: UserId, now: Millis) -> Result<()>;
+    /// Records a failed sign-in and locks the account until `lock_until` once the count of
+    /// consecutive failures reaches `lock_after`; returns the new count.
+    async fn record_login_failure(&self, id: UserId, lock_after: i32, lock_until: Millis) -> Result<i32>;
+    async fn reset_login_failures(&self, id: UserId) -> Result<()>;
+    /// Stores a pending TOTP secret (not yet enabled), or clears TOTP and recovery codes (`None`).
+    async fn set_totp_secret(&self, id: UserId, secret_sealed: Option<&[u8]>) -> Result<()>;
+    /// Turns TOTP on and replaces the recovery codes with `codes`.
+    async fn enable_totp(&self, id: UserId, codes: &[Hash32]) -> Result<()>;
+    /// Consumes one recovery code; true when it existed.
+    async fn take_recovery_code(&self, id: UserId, code: &Hash32) -> Result<bool>;
+    async fn recovery_codes_left(&self, id: UserId) -> Result<i64>;
+    async fn set_picture(&self, id: UserId, picture: Option<&PictureRow>) -> Result<()>;
+    async fn picture(&self, id: UserId) -> Result<Option<PictureRow>>;
+    /// Remembers a device; true when it was not known before.
+    async fn remember_device(&self, id: UserId, device: &Hash32, now: Millis) -> Result<bool>;
+
+    // --- sessions and one-time tokens ---------------------------------------------------------
+    async fn create_session(&self, session: &SessionRow) -> Result<()>;
+    async fn session(&self, token_hash: &Hash32) -> Result<Option<SessionRow>>;
+    async fn delete_session(&self, token_hash: &Hash32) -> Result<()>;
+    async fn delete_user_sessions(&self, user: UserId) -> Result<()>;
+    async fn create_token(&self, token: &TokenRow) -> Result<()>;
+    /// Consumes a token of `kind`; returns its user when it existed and had not expired.
+    async fn take_token(&self, kind: &str, hash: &Hash32, now: Millis) -> Result<Option<UserId>>;
+
+    // --- workspaces and members (each write appends to the change feed) -----------------------
+    async fn create_workspace(&self, ws: &WorkspaceRow, owner: UserId, now: Millis) -> Result<()>;
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRow>>;
+    async fn rename_workspace(&self, id: WorkspaceId, name_sealed: &[u8], now: Millis) -> Result<()>;
+    async fn workspaces_of(&self, user: UserId) -> Result<Vec<(WorkspaceRow, Role)>>;
+    async fn role_of(&self, ws: WorkspaceId, user: UserId) -> Result<Option<Role>>;
+    async fn members(&self, ws: WorkspaceId) -> Result<Vec<MemberRow>>;
+    /// Changes a role; refuses (returns `Ok(false)`) when it would leave no owner.
+    async fn set_role(&self, ws: WorkspaceId, user: UserId, role: Role, now: Millis) -> Result<bool>;
+    /// Removes a member; refuses (returns `Ok(false)`) when it would leave no owner.
+    async fn remove_member(&self, ws: WorkspaceId, user: UserId, now: Millis) -> Result<bool>;
+    async fn create_invite(&self, invite: &InviteRow, now: Millis) -> Result<()>;
+    /// Takes an invitation for the user whose email index is `email_index`.
+    async fn accept_invite(&self, token_hash: &Hash32, user: UserId, email_index: &Hash32, now: Millis) -> Result<InviteOutcome>;
+
+    // --- API keys -----------------------------------------------------------------------------
+    async fn create_api_key(&self, key: &ApiKeyRow, now: Millis) -> Result<()>;
+    async fn api_key_by_hash(&self, hash: &Hash32) -> Result<Option<ApiKeyRow>>;
+    async fn api_keys(&self, ws: WorkspaceId) -> Result<Vec<ApiKeyRow>>;
+    /// Revokes a key of `ws`; false when there is no such key.
+    async fn revoke_api_key(&self, ws: WorkspaceId, id: ApiKeyId, now: Millis) -> Result<bool>;
+
+    // --- audit log, outbox, change feed -------------------------------------------------------
+    async fn append_audit(&self, event: &AuditRow) -> Result<()>;
+    /// Newest first; `before` pages backwards.
+    async fn audit(&self, scope: AuditScope, before: Option<AuditId>, limit: i64) -> Result<Vec<AuditRow>>;
+    async fn enqueue_mail(&self, mail: &MailRow) -> Result<()>;
+    async fn unsent_mail(&self, limit: i64) -> Result<Vec<MailRow>>;
+    /// Changes of `ws` with `seq > after`, in order.
+    async fn changes_since(&self, ws: WorkspaceId, after: i64, limit: i64) -> Result<Vec<ChangeRow>>;
+}
+
+/// Whose audit entries to read.
+#[derive(Debug, Clone, Copy)]
+pub enum AuditScope {
+    Workspace(WorkspaceId),
+    User(UserId),
+}
+
+#[doc(hidden)]
+pub fn _assert_object_safe(_: &dyn Store) {}
+

@@ -1,0 +1,615 @@
+//! The queries both SQL backends run, written once in the dialect SQLite and PostgreSQL share
+//! (`$n` placeholders, `RETURNING`, `ON CONFLICT`), and instantiated by each backend with
+//! `impl_sql_store!(TheStore, sqlx::TheDatabase, Backend::X)`.
+//!
+//! Each backend still owns what differs: its connection set-up (WAL and busy timeout on SQLite),
+//! its column types and its `migrations/`. A backend type provides two methods, `reader()` and
+//! `writer()`, returning the pool for reads and the pool for write transactions (SQLite uses a
+//! single-connection writer pool so write transactions never contend; PostgreSQL uses one pool).
+
+pub use async_trait::async_trait;
+pub use sqlx;
+
+use meshwork_domain::Role;
+use meshwork_store::{Hash32, StoreError};
+
+/// Maps a driver error to a store error, turning unique violations into `Conflict(what)`.
+pub fn db_err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(Box::new(e)),
+    }
+}
+
+pub fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Database(Box::new(e))
+}
+
+pub fn hash32(v: Vec<u8>, column: &str) -> Result<Hash32, StoreError> {
+    v.try_into()
+        .map_err(|v: Vec<u8>| StoreError::Corrupt(format!("column {column} holds {} bytes, expected 32", v.len())))
+}
+
+pub fn uuid<T: From<uuid::Uuid>>(s: &str, column: &str) -> Result<T, StoreError> {
+    uuid::Uuid::parse_str(s)
+        .map(T::from)
+        .map_err(|_| StoreError::Corrupt(format!("column {column} holds {s:?}, not a UUID")))
+}
+
+pub fn role(s: &str) -> Result<Role, StoreError> {
+    s.parse().map_err(StoreError::Corrupt)
+}
+
+#[macro_export]
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty, $backend:expr) => {
+        mod sql_store_rows {
+            use $crate::sqlx::Row as _;
+            use meshwork_domain::*;
+            use meshwork_store::*;
+            use $crate::{db, hash32, role, uuid};
+
+            pub(super) type DbRow = <$db as $crate::sqlx::Database>::Row;
+
+            pub(super) const USER_COLUMNS: &str = "id, email_index, email_sealed, name_sealed, company_sealed, job_title_sealed, password_hash, email_verified, age_confirmed_at, totp_secret_sealed, totp_enabled, failed_logins, locked_until, created_at, updated_at";
+
+            pub(super) fn user(r: &DbRow) -> Result<UserRow> {
+                Ok(UserRow {
+                    id: UserId(uuid(&r.try_get::<String, _>("id").map_err(db)?, "users.id")?),
+                    email_index: hash32(r.try_get("email_index").map_err(db)?, "users.email_index")?,
+                    email_sealed: r.try_get("email_sealed").map_err(db)?,
+                    name_sealed: r.try_get("name_sealed").map_err(db)?,
+                    company_sealed: r.try_get("company_sealed").map_err(db)?,
+                    job_title_sealed: r.try_get("job_title_sealed").map_err(db)?,
+                    password_hash: r.try_get("password_hash").map_err(db)?,
+                    email_verified: r.try_get("email_verified").map_err(db)?,
+                    age_confirmed_at: r.try_get("age_confirmed_at").map_err(db)?,
+                    totp_secret_sealed: r.try_get("totp_secret_sealed").map_err(db)?,
+                    totp_enabled: r.try_get("totp_enabled").map_err(db)?,
+                    failed_logins: r.try_get("failed_logins").map_err(db)?,
+                    locked_until: r.try_get("locked_until").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                })
+            }
+
+            pub(super) fn workspace(r: &DbRow) -> Result<WorkspaceRow> {
+                Ok(WorkspaceRow {
+                    id: WorkspaceId(uuid(&r.try_get::<String, _>("id").map_err(db)?, "workspaces.id")?),
+                    name_sealed: r.try_get("name_sealed").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    last_seq: r.try_get("last_seq").map_err(db)?,
+                })
+            }
+
+            pub(super) const API_KEY_COLUMNS: &str = "id, workspace_id, key_hash, prefix, name_sealed, role, created_by, created_at, expires_at, revoked_at";
+
+            pub(super) fn api_key(r: &DbRow) -> Result<ApiKeyRow> {
+                Ok(ApiKeyRow {
+                    id: ApiKeyId(uuid(&r.try_get::<String, _>("id").map_err(db)?, "api_keys.id")?),
+                    workspace_id: WorkspaceId(uuid(&r.try_get::<String, _>("workspace_id").map_err(db)?, "api_keys.workspace_id")?),
+                    key_hash: hash32(r.try_get("key_hash").map_err(db)?, "api_keys.key_hash")?,
+                    prefix: r.try_get("prefix").map_err(db)?,
+                    name_sealed: r.try_get("name_sealed").map_err(db)?,
+                    role: role(&r.try_get::<String, _>("role").map_err(db)?)?,
+                    created_by: UserId(uuid(&r.try_get::<String, _>("created_by").map_err(db)?, "api_keys.created_by")?),
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    expires_at: r.try_get("expires_at").map_err(db)?,
+                    revoked_at: r.try_get("revoked_at").map_err(db)?,
+                })
+            }
+
+            fn opt_uuid(r: &DbRow, col: &str) -> Result<Option<::uuid::Uuid>> {
+                match r.try_get::<Option<String>, _>(col).map_err(db)? {
+                    Some(s) => Ok(Some(uuid(&s, col)?)),
+                    None => Ok(None),
+                }
+            }
+
+            pub(super) fn audit(r: &DbRow) -> Result<AuditRow> {
+                Ok(AuditRow {
+                    id: AuditId(uuid(&r.try_get::<String, _>("id").map_err(db)?, "audit_log.id")?),
+                    workspace_id: opt_uuid(r, "workspace_id")?.map(WorkspaceId),
+                    actor: opt_uuid(r, "actor")?.map(UserId),
+                    subject: opt_uuid(r, "subject")?.map(UserId),
+                    kind: r.try_get("kind").map_err(db)?,
+                    details_sealed: r.try_get("details_sealed").map_err(db)?,
+                    at: r.try_get("at").map_err(db)?,
+                })
+            }
+
+            pub(super) fn change(r: &DbRow) -> Result<ChangeRow> {
+                Ok(ChangeRow {
+                    workspace_id: WorkspaceId(uuid(&r.try_get::<String, _>("workspace_id").map_err(db)?, "changes.workspace_id")?),
+                    seq: r.try_get("seq").map_err(db)?,
+                    entity: r.try_get("entity").map_err(db)?,
+                    entity_id: r.try_get("entity_id").map_err(db)?,
+                    op: r.try_get("op").map_err(db)?,
+                    at: r.try_get("at").map_err(db)?,
+                })
+            }
+
+            pub(super) fn mail(r: &DbRow) -> Result<MailRow> {
+                Ok(MailRow {
+                    id: uuid(&r.try_get::<String, _>("id").map_err(db)?, "outbox.id")?,
+                    to_sealed: r.try_get("to_sealed").map_err(db)?,
+                    subject_sealed: r.try_get("subject_sealed").map_err(db)?,
+                    body_sealed: r.try_get("body_sealed").map_err(db)?,
+                    kind: r.try_get("kind").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                })
+            }
+        }
+
+        /// Appends one change to the workspace's feed inside the caller's transaction; the
+        /// `UPDATE … RETURNING` takes the workspace row's write lock, so sequence numbers are
+        /// gap-free and ordered even with several servers on one PostgreSQL.
+        async fn append_change(
+            tx: &mut <$db as $crate::sqlx::Database>::Connection,
+            ws: meshwork_domain::WorkspaceId,
+            entity: &str,
+            entity_id: &str,
+            op: &str,
+            now: meshwork_domain::Millis,
+        ) -> meshwork_store::Result<()> {
+            use $crate::sqlx::Row as _;
+            let seq: i64 = $crate::sqlx::query("UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+                .bind(ws.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($crate::db)?
+                .try_get(0)
+                .map_err($crate::db)?;
+            $crate::sqlx::query("INSERT INTO changes (workspace_id, seq, entity, entity_id, op, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(ws.to_string())
+                .bind(seq)
+                .bind(entity)
+                .bind(entity_id)
+                .bind(op)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db)?;
+            Ok(())
+        }
+
+        #[$crate::async_trait]
+        impl meshwork_store::Store for $store {
+            fn backend(&self) -> meshwork_store::Backend {
+                $backend
+            }
+
+            async fn close(&self) {
+                self.writer().close().await;
+                self.reader().close().await;
+            }
+
+            async fn create_user(&self, u: &meshwork_store::UserRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO users (id, email_index, email_sealed, name_sealed, company_sealed, job_title_sealed, password_hash, email_verified, age_confirmed_at, totp_secret_sealed, totp_enabled, failed_logins, locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+                    .bind(u.id.to_string())
+                    .bind(&u.email_index[..])
+                    .bind(&u.email_sealed)
+                    .bind(&u.name_sealed)
+                    .bind(&u.company_sealed)
+                    .bind(&u.job_title_sealed)
+                    .bind(&u.password_hash)
+                    .bind(u.email_verified)
+                    .bind(u.age_confirmed_at)
+                    .bind(&u.totp_secret_sealed)
+                    .bind(u.totp_enabled)
+                    .bind(u.failed_logins)
+                    .bind(u.locked_until)
+                    .bind(u.created_at)
+                    .bind(u.updated_at)
+                    .execute(self.writer())
+                    .await
+                    .map_err($crate::db_err("users.email"))?;
+                Ok(())
+            }
+
+            async fn user(&self, id: meshwork_domain::UserId) -> meshwork_store::Result<Option<meshwork_store::UserRow>> {
+                let sql = format!("SELECT {} FROM users WHERE id = $1", sql_store_rows::USER_COLUMNS);
+                $crate::sqlx::query(&sql).bind(id.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::user).transpose()
+            }
+
+            async fn user_by_email_index(&self, index: &meshwork_store::Hash32) -> meshwork_store::Result<Option<meshwork_store::UserRow>> {
+                let sql = format!("SELECT {} FROM users WHERE email_index = $1", sql_store_rows::USER_COLUMNS);
+                $crate::sqlx::query(&sql).bind(&index[..]).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::user).transpose()
+            }
+
+            async fn update_profile(&self, id: meshwork_domain::UserId, p: &meshwork_store::ProfileUpdate, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE users SET email_index = $2, email_sealed = $3, name_sealed = $4, company_sealed = $5, job_title_sealed = $6, email_verified = $7, updated_at = $8 WHERE id = $1")
+                    .bind(id.to_string())
+                    .bind(&p.email_index[..])
+                    .bind(&p.email_sealed)
+                    .bind(&p.name_sealed)
+                    .bind(&p.company_sealed)
+                    .bind(&p.job_title_sealed)
+                    .bind(p.email_verified)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err($crate::db_err("users.email"))?;
+                Ok(())
+            }
+
+            async fn set_password_hash(&self, id: meshwork_domain::UserId, hash: &str, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3, failed_logins = 0, locked_until = NULL WHERE id = $1")
+                    .bind(id.to_string()).bind(hash).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn set_email_verified(&self, id: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE users SET email_verified = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id.to_string()).bind(true).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn record_login_failure(&self, id: meshwork_domain::UserId, lock_after: i32, lock_until: meshwork_domain::Millis) -> meshwork_store::Result<i32> {
+                use $crate::sqlx::Row as _;
+                let row = $crate::sqlx::query("UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END WHERE id = $1 RETURNING failed_logins")
+                    .bind(id.to_string()).bind(lock_after).bind(lock_until)
+                    .fetch_one(self.writer()).await.map_err($crate::db)?;
+                row.try_get(0).map_err($crate::db)
+            }
+
+            async fn reset_login_failures(&self, id: meshwork_domain::UserId) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)")
+                    .bind(id.to_string())
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn set_totp_secret(&self, id: meshwork_domain::UserId, secret: Option<&[u8]>) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("UPDATE users SET totp_secret_sealed = $2, totp_enabled = $3 WHERE id = $1")
+                    .bind(id.to_string()).bind(secret).bind(false)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                $crate::sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(id.to_string()).execute(&mut *tx).await.map_err($crate::db)?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn enable_totp(&self, id: meshwork_domain::UserId, codes: &[meshwork_store::Hash32]) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("UPDATE users SET totp_enabled = $2 WHERE id = $1")
+                    .bind(id.to_string()).bind(true)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                $crate::sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(id.to_string()).execute(&mut *tx).await.map_err($crate::db)?;
+                for c in codes {
+                    $crate::sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                        .bind(id.to_string()).bind(&c[..])
+                        .execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn take_recovery_code(&self, id: meshwork_domain::UserId, code: &meshwork_store::Hash32) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2")
+                    .bind(id.to_string()).bind(&code[..])
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn recovery_codes_left(&self, id: meshwork_domain::UserId) -> meshwork_store::Result<i64> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1")
+                    .bind(id.to_string()).fetch_one(self.reader()).await.map_err($crate::db)?
+                    .try_get(0).map_err($crate::db)
+            }
+
+            async fn set_picture(&self, id: meshwork_domain::UserId, p: Option<&meshwork_store::PictureRow>) -> meshwork_store::Result<()> {
+                match p {
+                    Some(p) => {
+                        $crate::sqlx::query("INSERT INTO user_pictures (user_id, content_type, data_sealed) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET content_type = excluded.content_type, data_sealed = excluded.data_sealed")
+                            .bind(id.to_string()).bind(&p.content_type).bind(&p.data_sealed)
+                            .execute(self.writer()).await.map_err($crate::db)?;
+                    }
+                    None => {
+                        $crate::sqlx::query("DELETE FROM user_pictures WHERE user_id = $1")
+                            .bind(id.to_string()).execute(self.writer()).await.map_err($crate::db)?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn picture(&self, id: meshwork_domain::UserId) -> meshwork_store::Result<Option<meshwork_store::PictureRow>> {
+                use $crate::sqlx::Row as _;
+                let row = $crate::sqlx::query("SELECT content_type, data_sealed FROM user_pictures WHERE user_id = $1")
+                    .bind(id.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?;
+                row.map(|r| Ok(meshwork_store::PictureRow {
+                    content_type: r.try_get("content_type").map_err($crate::db)?,
+                    data_sealed: r.try_get("data_sealed").map_err($crate::db)?,
+                })).transpose()
+            }
+
+            async fn remember_device(&self, id: meshwork_domain::UserId, device: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("INSERT INTO known_devices (user_id, device_hash, first_seen) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(id.to_string()).bind(&device[..]).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn create_session(&self, s: &meshwork_store::SessionRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&s.token_hash[..]).bind(s.user_id.to_string()).bind(s.created_at).bind(s.expires_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn session(&self, token_hash: &meshwork_store::Hash32) -> meshwork_store::Result<Option<meshwork_store::SessionRow>> {
+                use $crate::sqlx::Row as _;
+                let row = $crate::sqlx::query("SELECT token_hash, user_id, created_at, expires_at FROM sessions WHERE token_hash = $1")
+                    .bind(&token_hash[..]).fetch_optional(self.reader()).await.map_err($crate::db)?;
+                row.map(|r| Ok(meshwork_store::SessionRow {
+                    token_hash: $crate::hash32(r.try_get("token_hash").map_err($crate::db)?, "sessions.token_hash")?,
+                    user_id: meshwork_domain::UserId($crate::uuid(&r.try_get::<String, _>("user_id").map_err($crate::db)?, "sessions.user_id")?),
+                    created_at: r.try_get("created_at").map_err($crate::db)?,
+                    expires_at: r.try_get("expires_at").map_err($crate::db)?,
+                })).transpose()
+            }
+
+            async fn delete_session(&self, token_hash: &meshwork_store::Hash32) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(&token_hash[..]).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn delete_user_sessions(&self, user: meshwork_domain::UserId) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user.to_string()).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn create_token(&self, t: &meshwork_store::TokenRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO tokens (hash, kind, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&t.hash[..]).bind(&t.kind).bind(t.user_id.to_string()).bind(t.expires_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn take_token(&self, kind: &str, hash: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<meshwork_domain::UserId>> {
+                use $crate::sqlx::Row as _;
+                let row = $crate::sqlx::query("DELETE FROM tokens WHERE hash = $1 AND kind = $2 RETURNING user_id, expires_at")
+                    .bind(&hash[..]).bind(kind)
+                    .fetch_optional(self.writer()).await.map_err($crate::db)?;
+                let Some(r) = row else { return Ok(None) };
+                let expires: i64 = r.try_get("expires_at").map_err($crate::db)?;
+                if expires <= now {
+                    return Ok(None);
+                }
+                Ok(Some(meshwork_domain::UserId($crate::uuid(&r.try_get::<String, _>("user_id").map_err($crate::db)?, "tokens.user_id")?)))
+            }
+
+            async fn create_workspace(&self, ws: &meshwork_store::WorkspaceRow, owner: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("INSERT INTO workspaces (id, name_sealed, created_at, last_seq) VALUES ($1, $2, $3, 0)")
+                    .bind(ws.id.to_string()).bind(&ws.name_sealed).bind(ws.created_at)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                $crate::sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)")
+                    .bind(ws.id.to_string()).bind(owner.to_string()).bind("owner").bind(now)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                append_change(&mut tx, ws.id, "workspace", &ws.id.to_string(), "create", now).await?;
+                append_change(&mut tx, ws.id, "membership", &owner.to_string(), "create", now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn workspace(&self, id: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Option<meshwork_store::WorkspaceRow>> {
+                $crate::sqlx::query("SELECT id, name_sealed, created_at, last_seq FROM workspaces WHERE id = $1")
+                    .bind(id.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::workspace).transpose()
+            }
+
+            async fn rename_workspace(&self, id: meshwork_domain::WorkspaceId, name_sealed: &[u8], now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("UPDATE workspaces SET name_sealed = $2 WHERE id = $1")
+                    .bind(id.to_string()).bind(name_sealed)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                append_change(&mut tx, id, "workspace", &id.to_string(), "update", now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn workspaces_of(&self, user: meshwork_domain::UserId) -> meshwork_store::Result<Vec<(meshwork_store::WorkspaceRow, meshwork_domain::Role)>> {
+                use $crate::sqlx::Row as _;
+                let rows = $crate::sqlx::query("SELECT w.id, w.name_sealed, w.created_at, w.last_seq, m.role FROM memberships m JOIN workspaces w ON w.id = m.workspace_id WHERE m.user_id = $1 ORDER BY w.id")
+                    .bind(user.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?;
+                rows.iter().map(|r| Ok((sql_store_rows::workspace(r)?, $crate::role(&r.try_get::<String, _>("role").map_err($crate::db)?)?))).collect()
+            }
+
+            async fn role_of(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId) -> meshwork_store::Result<Option<meshwork_domain::Role>> {
+                use $crate::sqlx::Row as _;
+                let row = $crate::sqlx::query("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+                    .bind(ws.to_string()).bind(user.to_string())
+                    .fetch_optional(self.reader()).await.map_err($crate::db)?;
+                row.map(|r| $crate::role(&r.try_get::<String, _>(0).map_err($crate::db)?)).transpose()
+            }
+
+            async fn members(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::MemberRow>> {
+                use $crate::sqlx::Row as _;
+                let rows = $crate::sqlx::query("SELECT user_id, role, joined_at FROM memberships WHERE workspace_id = $1 ORDER BY joined_at, user_id")
+                    .bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?;
+                rows.iter().map(|r| Ok(meshwork_store::MemberRow {
+                    user_id: meshwork_domain::UserId($crate::uuid(&r.try_get::<String, _>("user_id").map_err($crate::db)?, "memberships.user_id")?),
+                    role: $crate::role(&r.try_get::<String, _>("role").map_err($crate::db)?)?,
+                    joined_at: r.try_get("joined_at").map_err($crate::db)?,
+                })).collect()
+            }
+
+            async fn set_role(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId, role: meshwork_domain::Role, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                if role != meshwork_domain::Role::Owner && !other_owner_exists(&mut tx, ws, user).await? {
+                    return Ok(false);
+                }
+                let r = $crate::sqlx::query("UPDATE memberships SET role = $3 WHERE workspace_id = $1 AND user_id = $2")
+                    .bind(ws.to_string()).bind(user.to_string()).bind(role.as_str())
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                if r.rows_affected() == 1 {
+                    append_change(&mut tx, ws, "membership", &user.to_string(), "update", now).await?;
+                }
+                tx.commit().await.map_err($crate::db)?;
+                Ok(true)
+            }
+
+            async fn remove_member(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                if !other_owner_exists(&mut tx, ws, user).await? {
+                    return Ok(false);
+                }
+                let r = $crate::sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+                    .bind(ws.to_string()).bind(user.to_string())
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                if r.rows_affected() == 1 {
+                    append_change(&mut tx, ws, "membership", &user.to_string(), "delete", now).await?;
+                }
+                tx.commit().await.map_err($crate::db)?;
+                Ok(true)
+            }
+
+            async fn create_invite(&self, i: &meshwork_store::InviteRow, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("INSERT INTO invites (id, workspace_id, token_hash, email_index, role, invited_by, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(i.id.to_string()).bind(i.workspace_id.to_string()).bind(&i.token_hash[..]).bind(&i.email_index[..])
+                    .bind(i.role.as_str()).bind(i.invited_by.to_string()).bind(i.expires_at).bind(now)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                append_change(&mut tx, i.workspace_id, "invite", &i.id.to_string(), "create", now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn accept_invite(&self, token_hash: &meshwork_store::Hash32, user: meshwork_domain::UserId, email_index: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<meshwork_store::InviteOutcome> {
+                use $crate::sqlx::Row as _;
+                use meshwork_store::InviteOutcome;
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let row = $crate::sqlx::query("UPDATE invites SET accepted_at = $2 WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2 AND email_index = $3 RETURNING id, workspace_id, role")
+                    .bind(&token_hash[..]).bind(now).bind(&email_index[..])
+                    .fetch_optional(&mut *tx).await.map_err($crate::db)?;
+                let Some(r) = row else { return Ok(InviteOutcome::Invalid) };
+                let ws = meshwork_domain::WorkspaceId($crate::uuid(&r.try_get::<String, _>("workspace_id").map_err($crate::db)?, "invites.workspace_id")?);
+                let invite_id: String = r.try_get("id").map_err($crate::db)?;
+                let role = $crate::role(&r.try_get::<String, _>("role").map_err($crate::db)?)?;
+                append_change(&mut tx, ws, "invite", &invite_id, "update", now).await?;
+                let inserted = $crate::sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                    .bind(ws.to_string()).bind(user.to_string()).bind(role.as_str()).bind(now)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                let outcome = if inserted.rows_affected() == 1 {
+                    append_change(&mut tx, ws, "membership", &user.to_string(), "create", now).await?;
+                    InviteOutcome::Joined { workspace: ws, role }
+                } else {
+                    InviteOutcome::AlreadyMember { workspace: ws }
+                };
+                tx.commit().await.map_err($crate::db)?;
+                Ok(outcome)
+            }
+
+            async fn create_api_key(&self, k: &meshwork_store::ApiKeyRow, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("INSERT INTO api_keys (id, workspace_id, key_hash, prefix, name_sealed, role, created_by, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                    .bind(k.id.to_string()).bind(k.workspace_id.to_string()).bind(&k.key_hash[..]).bind(&k.prefix)
+                    .bind(&k.name_sealed).bind(k.role.as_str()).bind(k.created_by.to_string()).bind(k.created_at)
+                    .bind(k.expires_at).bind(k.revoked_at)
+                    .execute(&mut *tx).await.map_err($crate::db_err("api_keys.key_hash"))?;
+                append_change(&mut tx, k.workspace_id, "api_key", &k.id.to_string(), "create", now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn api_key_by_hash(&self, hash: &meshwork_store::Hash32) -> meshwork_store::Result<Option<meshwork_store::ApiKeyRow>> {
+                let sql = format!("SELECT {} FROM api_keys WHERE key_hash = $1", sql_store_rows::API_KEY_COLUMNS);
+                $crate::sqlx::query(&sql).bind(&hash[..]).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::api_key).transpose()
+            }
+
+            async fn api_keys(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::ApiKeyRow>> {
+                let sql = format!("SELECT {} FROM api_keys WHERE workspace_id = $1 ORDER BY id", sql_store_rows::API_KEY_COLUMNS);
+                $crate::sqlx::query(&sql).bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::api_key).collect()
+            }
+
+            async fn revoke_api_key(&self, ws: meshwork_domain::WorkspaceId, id: meshwork_domain::ApiKeyId, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.to_string()).bind(id.to_string()).bind(now)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                if r.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                append_change(&mut tx, ws, "api_key", &id.to_string(), "update", now).await?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(true)
+            }
+
+            async fn append_audit(&self, e: &meshwork_store::AuditRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO audit_log (id, workspace_id, actor, subject, kind, details_sealed, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(e.id.to_string()).bind(e.workspace_id.map(|w| w.to_string())).bind(e.actor.map(|u| u.to_string()))
+                    .bind(e.subject.map(|u| u.to_string())).bind(&e.kind).bind(&e.details_sealed).bind(e.at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn audit(&self, scope: meshwork_store::AuditScope, before: Option<meshwork_domain::AuditId>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::AuditRow>> {
+                let (column, id) = match scope {
+                    meshwork_store::AuditScope::Workspace(w) => ("workspace_id", w.to_string()),
+                    meshwork_store::AuditScope::User(u) => ("subject", u.to_string()),
+                };
+                let cols = "id, workspace_id, actor, subject, kind, details_sealed, at";
+                let rows = match before {
+                    Some(b) => {
+                        let sql = format!("SELECT {cols} FROM audit_log WHERE {column} = $1 AND id < $2 ORDER BY id DESC LIMIT $3");
+                        $crate::sqlx::query(&sql).bind(id).bind(b.to_string()).bind(limit).fetch_all(self.reader()).await
+                    }
+                    None => {
+                        let sql = format!("SELECT {cols} FROM audit_log WHERE {column} = $1 ORDER BY id DESC LIMIT $2");
+                        $crate::sqlx::query(&sql).bind(id).bind(limit).fetch_all(self.reader()).await
+                    }
+                }.map_err($crate::db)?;
+                rows.iter().map(sql_store_rows::audit).collect()
+            }
+
+            async fn enqueue_mail(&self, m: &meshwork_store::MailRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO outbox (id, to_sealed, subject_sealed, body_sealed, kind, created_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, 0)")
+                    .bind(m.id.to_string()).bind(&m.to_sealed).bind(&m.subject_sealed).bind(&m.body_sealed).bind(&m.kind).bind(m.created_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn unsent_mail(&self, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::MailRow>> {
+                $crate::sqlx::query("SELECT id, to_sealed, subject_sealed, body_sealed, kind, created_at FROM outbox WHERE sent_at IS NULL ORDER BY created_at, id LIMIT $1")
+                    .bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::mail).collect()
+            }
+
+            async fn changes_since(&self, ws: meshwork_domain::WorkspaceId, after: i64, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::ChangeRow>> {
+                $crate::sqlx::query("SELECT workspace_id, seq, entity, entity_id, op, at FROM changes WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(ws.to_string()).bind(after).bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::change).collect()
+            }
+        }
+
+        /// Whether `ws` has an owner other than `user` (so `user` may stop being one).
+        async fn other_owner_exists(
+            tx: &mut <$db as $crate::sqlx::Database>::Connection,
+            ws: meshwork_domain::WorkspaceId,
+            user: meshwork_domain::UserId,
+        ) -> meshwork_store::Result<bool> {
+            use $crate::sqlx::Row as _;
+            let row = $crate::sqlx::query("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+                .bind(ws.to_string()).bind(user.to_string())
+                .fetch_optional(&mut *tx).await.map_err($crate::db)?;
+            let is_owner = match row {
+                Some(r) => r.try_get::<String, _>(0).map_err($crate::db)? == "owner",
+                None => false,
+            };
+            if !is_owner {
+                return Ok(true);
+            }
+            let n: i64 = $crate::sqlx::query("SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND role = 'owner' AND user_id <> $2")
+                .bind(ws.to_string()).bind(user.to_string())
+                .fetch_one(&mut *tx).await.map_err($crate::db)?
+                .try_get(0).map_err($crate::db)?;
+            Ok(n > 0)
+        }
+    };
+}

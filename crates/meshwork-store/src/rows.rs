@@ -1,0 +1,138 @@
+//! Row types: what the store keeps, field by field. Fields ending in `_sealed` hold values sealed
+//! by the keyring; `*_index` and `*_hash` fields are one-way (blind indexes, token hashes).
+
+use crate::Hash32;
+use meshwork_domain::{ApiKeyId, AuditId, InviteId, Millis, Role, UserId, WorkspaceId};
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: UserId,
+    pub email_index: Hash32,
+    pub email_sealed: Vec<u8>,
+    pub name_sealed: Vec<u8>,
+    pub company_sealed: Vec<u8>,
+    pub job_title_sealed: Vec<u8>,
+    /// An argon2id PHC string.
+    pub password_hash: String,
+    pub email_verified: bool,
+    /// When the user confirmed being 16 or over.
+    pub age_confirmed_at: Millis,
+    pub totp_secret_sealed: Option<Vec<u8>>,
+    pub totp_enabled: bool,
+    pub failed_logins: i32,
+    pub locked_until: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProfileUpdate {
+    pub email_index: Hash32,
+    pub email_sealed: Vec<u8>,
+    pub name_sealed: Vec<u8>,
+    pub company_sealed: Vec<u8>,
+    pub job_title_sealed: Vec<u8>,
+    /// False when the email changed: the new address must be verified again.
+    pub email_verified: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PictureRow {
+    pub content_type: String,
+    pub data_sealed: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub token_hash: Hash32,
+    pub user_id: UserId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub hash: Hash32,
+    /// `verify_email` or `password_reset`.
+    pub kind: String,
+    pub user_id: UserId,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkspaceRow {
+    pub id: WorkspaceId,
+    pub name_sealed: Vec<u8>,
+    pub created_at: Millis,
+    /// The sequence number of the newest change.
+    pub last_seq: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub user_id: UserId,
+    pub role: Role,
+    pub joined_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct InviteRow {
+    pub id: InviteId,
+    pub workspace_id: WorkspaceId,
+    pub token_hash: Hash32,
+    /// Blind index (account key) of the invited email: only that person can accept.
+    pub email_index: Hash32,
+    pub role: Role,
+    pub invited_by: UserId,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    pub id: ApiKeyId,
+    pub workspace_id: WorkspaceId,
+    pub key_hash: Hash32,
+    /// The first characters of the key, shown in lists so people can tell keys apart.
+    pub prefix: String,
+    pub name_sealed: Vec<u8>,
+    pub role: Role,
+    pub created_by: UserId,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub id: AuditId,
+    pub workspace_id: Option<WorkspaceId>,
+    pub actor: Option<UserId>,
+    /// The subject user, for account events (sign-in of whom).
+    pub subject: Option<UserId>,
+    pub kind: String,
+    pub details_sealed: Vec<u8>,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailRow {
+    pub id: uuid::Uuid,
+    pub to_sealed: Vec<u8>,
+    pub subject_sealed: Vec<u8>,
+    pub body_sealed: Vec<u8>,
+    /// Why the mail exists (`verify_email`, `password_reset`, `new_device`, `invite`).
+    pub kind: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub workspace_id: WorkspaceId,
+    pub seq: i64,
+    /// The kind of record (`workspace`, `membership`, `invite`, `api_key`…).
+    pub entity: String,
+    pub entity_id: String,
+    /// `create`, `update` or `delete`.
+    pub op: String,
+    pub at: Millis,
+}
