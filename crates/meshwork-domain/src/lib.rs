@@ -14,7 +14,7 @@ pub use error::{ErrorCode, ErrorType, FieldError};
 pub use ids::{ApiKeyId, AuditId, InviteId, UserId, WorkspaceId};
 pub use role::{Permission, Role};
 pub use values::{
-    EmailAddress, PersonName, Password, ProfileText, WorkspaceName, MAX_PICTURE_BYTES,
+    EmailAddress, Password, PersonName, ProfileText, WorkspaceName, MAX_PICTURE_BYTES,
 };
 
 /// Milliseconds since the Unix epoch: the one time representation stored and exchanged.

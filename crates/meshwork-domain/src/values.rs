@@ -43,7 +43,10 @@ impl EmailAddress {
         if local.is_empty() || local.len() > 64 {
             return Err(bad("the part before @ must be 1 to 64 bytes"));
         }
-        if local.contains('@') || local.contains('"') || local.contains(['<', '>', ',', ';', '(', ')', '[', ']', '\\']) {
+        if local.contains('@')
+            || local.contains('"')
+            || local.contains(['<', '>', ',', ';', '(', ')', '[', ']', '\\'])
+        {
             return Err(bad("the part before @ has a character not allowed there"));
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
@@ -187,9 +190,21 @@ pub struct Password(zeroize::Zeroizing<String>);
 /// A few of the most common passwords of 12+ characters (from public breach corpora); the length
 /// rule already excludes the shorter ones.
 const COMMON: &[&str] = &[
-    "123456789012", "1234567890123", "qwertyuiopas", "password1234", "passwordpassword",
-    "qwerty123456", "iloveyou1234", "111111111111", "123123123123", "abcdefghijkl",
-    "administrator", "letmein12345", "welcome12345", "changeme1234", "password123!",
+    "123456789012",
+    "1234567890123",
+    "qwertyuiopas",
+    "password1234",
+    "passwordpassword",
+    "qwerty123456",
+    "iloveyou1234",
+    "111111111111",
+    "123123123123",
+    "abcdefghijkl",
+    "administrator",
+    "letmein12345",
+    "welcome12345",
+    "changeme1234",
+    "password123!",
 ];
 
 impl Password {
@@ -206,7 +221,10 @@ impl Password {
             )));
         }
         if n > Self::MAX_LEN {
-            return Err(weak(format!("must be at most {} characters", Self::MAX_LEN)));
+            return Err(weak(format!(
+                "must be at most {} characters",
+                Self::MAX_LEN
+            )));
         }
         let mut distinct: Vec<char> = raw.chars().collect();
         distinct.sort_unstable();
@@ -247,18 +265,35 @@ mod tests {
 
     #[test]
     fn emails_accept_ordinary_addresses() {
-        for ok in ["a@b.co", "Ann.Lee+x@Example.COM", "ü@exämple.de", "x_y-z@sub.domain.io"] {
+        for ok in [
+            "a@b.co",
+            "Ann.Lee+x@Example.COM",
+            "ü@exämple.de",
+            "x_y-z@sub.domain.io",
+        ] {
             EmailAddress::parse("email", ok).unwrap();
         }
         assert_eq!(
-            EmailAddress::parse("email", " Ann@Example.COM ").unwrap().as_str(),
+            EmailAddress::parse("email", " Ann@Example.COM ")
+                .unwrap()
+                .as_str(),
             "Ann@example.com"
         );
     }
 
     #[test]
     fn emails_reject_with_a_reason_naming_the_field() {
-        for bad in ["", "bob@", "@x.com", "bob", "bob@localhost", "a b@c.de", "a@-b.com", "a..b@c.de", "a@b..com"] {
+        for bad in [
+            "",
+            "bob@",
+            "@x.com",
+            "bob",
+            "bob@localhost",
+            "a b@c.de",
+            "a@-b.com",
+            "a..b@c.de",
+            "a@b..com",
+        ] {
             let e = EmailAddress::parse("email", bad).unwrap_err();
             assert_eq!(e.field, "email");
             assert_eq!(e.code, ErrorCode::InvalidEmail);

@@ -32,11 +32,17 @@ pub enum KeyringError {
     #[error("no key for workspace {0} in the keyring (the workspace was deleted, or the keyring is not the one this database was written with)")]
     MissingWorkspaceKey(Uuid),
     #[error("keyring at {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyringError + '_ {
-    move |source| KeyringError::Io { path: path.to_path_buf(), source }
+    move |source| KeyringError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The key that wraps every other key. Read from a file that holds 64 hexadecimal digits.
@@ -67,7 +73,10 @@ impl MasterKey {
     }
 
     fn parse(path: &Path, text: &str) -> Result<Self, KeyringError> {
-        let bad = |why: &str| KeyringError::BadMasterKeyFile { path: path.to_path_buf(), why: why.into() };
+        let bad = |why: &str| KeyringError::BadMasterKeyFile {
+            path: path.to_path_buf(),
+            why: why.into(),
+        };
         let hex_text = zeroize::Zeroizing::new(text.trim().to_string());
         if hex_text.len() != 64 {
             return Err(bad("expected 64 hexadecimal digits (a 256-bit key)"));
@@ -82,7 +91,9 @@ impl MasterKey {
 
     pub fn from_secret(key: SecretKey) -> Self {
         let root = DataKey::from_root(key).derive("keyring-wrap");
-        Self { wrap: DataKey::from_root(root) }
+        Self {
+            wrap: DataKey::from_root(root),
+        }
     }
 
     fn wrap(&self, name: &str, key: &SecretKey) -> Vec<u8> {
@@ -91,13 +102,20 @@ impl MasterKey {
 
     fn unwrap(&self, name: &str, sealed: &[u8]) -> Result<SecretKey, OpenError> {
         let bytes = zeroize::Zeroizing::new(self.wrap.open(aad(name), sealed)?);
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| OpenError::TooShort(bytes.len()))?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| OpenError::TooShort(bytes.len()))?;
         Ok(SecretKey::from_bytes(arr))
     }
 }
 
 fn aad(name: &str) -> Aad<'_> {
-    Aad { scope: "keyring", record: name, field: "key" }
+    Aad {
+        scope: "keyring",
+        record: name,
+        field: "key",
+    }
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyringError> {
@@ -132,7 +150,9 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Keyring")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,20 +177,28 @@ impl Keyring {
                     // Keys without a check file: never silently start a second keyring over them.
                     return Err(KeyringError::Io {
                         path: check,
-                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "the keyring has keys but no check file"),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "the keyring has keys but no check file",
+                        ),
                     });
                 }
                 fs::create_dir_all(dir).map_err(io_err(dir))?;
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
-                    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+                    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                        .map_err(io_err(dir))?;
                 }
                 write_atomic(&check, &master.wrap.seal(aad("check"), CHECK_TEXT))?;
             }
             Err(e) => return Err(io_err(&check)(e)),
         }
-        Ok(Self { dir: dir.to_path_buf(), master, cache: RwLock::new(HashMap::new()) })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            master,
+            cache: RwLock::new(HashMap::new()),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -182,7 +210,11 @@ impl Keyring {
     }
 
     fn cached(&self, name: &str) -> Option<Arc<DataKey>> {
-        self.cache.read().expect("keyring cache lock").get(name).cloned()
+        self.cache
+            .read()
+            .expect("keyring cache lock")
+            .get(name)
+            .cloned()
     }
 
     fn load(&self, name: &str) -> Result<Option<Arc<DataKey>>, KeyringError> {
@@ -195,12 +227,18 @@ impl Keyring {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let root = self
-            .master
-            .unwrap(name, &sealed)
-            .map_err(|source| KeyringError::CorruptKey { path: path.clone(), source })?;
+        let root =
+            self.master
+                .unwrap(name, &sealed)
+                .map_err(|source| KeyringError::CorruptKey {
+                    path: path.clone(),
+                    source,
+                })?;
         let key = Arc::new(DataKey::from_root(root));
-        self.cache.write().expect("keyring cache lock").insert(name.to_string(), key.clone());
+        self.cache
+            .write()
+            .expect("keyring cache lock")
+            .insert(name.to_string(), key.clone());
         Ok(Some(key))
     }
 
@@ -208,7 +246,10 @@ impl Keyring {
         let root = SecretKey::generate();
         write_atomic(&self.path_of(name), &self.master.wrap(name, &root))?;
         let key = Arc::new(DataKey::from_root(root));
-        self.cache.write().expect("keyring cache lock").insert(name.to_string(), key.clone());
+        self.cache
+            .write()
+            .expect("keyring cache lock")
+            .insert(name.to_string(), key.clone());
         Ok(key)
     }
 
@@ -231,13 +272,17 @@ impl Keyring {
     }
 
     pub fn workspace_key(&self, ws: Uuid) -> Result<Arc<DataKey>, KeyringError> {
-        self.load(&Self::workspace_name(ws))?.ok_or(KeyringError::MissingWorkspaceKey(ws))
+        self.load(&Self::workspace_name(ws))?
+            .ok_or(KeyringError::MissingWorkspaceKey(ws))
     }
 
     /// Crypto-shredding: removes the workspace's key, making its data unreadable everywhere.
     pub fn destroy_workspace_key(&self, ws: Uuid) -> Result<(), KeyringError> {
         let name = Self::workspace_name(ws);
-        self.cache.write().expect("keyring cache lock").remove(&name);
+        self.cache
+            .write()
+            .expect("keyring cache lock")
+            .remove(&name);
         let path = self.path_of(&name);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -260,7 +305,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let (_, created) = MasterKey::load_or_create(&path, true).unwrap();
         assert!(!created);
@@ -271,8 +319,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
         fs::write(&path, "not hex").unwrap();
-        let err = MasterKey::load_or_create(&path, true).unwrap_err().to_string();
-        assert!(err.contains("master.key") && err.contains("64 hexadecimal"), "{err}");
+        let err = MasterKey::load_or_create(&path, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("master.key") && err.contains("64 hexadecimal"),
+            "{err}"
+        );
         assert!(MasterKey::load_or_create(&dir.path().join("absent"), false).is_err());
     }
 
@@ -280,11 +333,13 @@ mod tests {
     fn wrong_master_key_refuses_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let kr = dir.path().join("keyring");
-        let ring = Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
+        let ring =
+            Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
         let ws = Uuid::now_v7();
         ring.create_workspace_key(ws).unwrap();
         let before: Vec<_> = walk(&kr);
-        let err = Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([2; 32]))).unwrap_err();
+        let err =
+            Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([2; 32]))).unwrap_err();
         assert!(matches!(err, KeyringError::WrongMasterKey(_)));
         assert_eq!(walk(&kr), before);
     }
@@ -294,30 +349,47 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kr = dir.path().join("keyring");
         let ws = Uuid::now_v7();
-        let a = Aad { scope: "s", record: "r", field: "f" };
+        let a = Aad {
+            scope: "s",
+            record: "r",
+            field: "f",
+        };
         let sealed = {
-            let ring = Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
+            let ring =
+                Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
             ring.create_workspace_key(ws).unwrap().seal(a, b"hello")
         };
-        let ring = Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
-        assert_eq!(ring.workspace_key(ws).unwrap().open(a, &sealed).unwrap(), b"hello");
+        let ring =
+            Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
+        assert_eq!(
+            ring.workspace_key(ws).unwrap().open(a, &sealed).unwrap(),
+            b"hello"
+        );
         ring.destroy_workspace_key(ws).unwrap();
-        assert!(matches!(ring.workspace_key(ws), Err(KeyringError::MissingWorkspaceKey(_))));
+        assert!(matches!(
+            ring.workspace_key(ws),
+            Err(KeyringError::MissingWorkspaceKey(_))
+        ));
     }
 
     #[test]
     fn swapped_key_files_do_not_open() {
         let dir = tempfile::tempdir().unwrap();
         let kr = dir.path().join("keyring");
-        let ring = Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
+        let ring =
+            Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         ring.create_workspace_key(a).unwrap();
         ring.create_workspace_key(b).unwrap();
         let pa = kr.join(format!("workspaces/{a}.key"));
         let pb = kr.join(format!("workspaces/{b}.key"));
         fs::copy(&pa, &pb).unwrap();
-        let fresh = Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
-        assert!(matches!(fresh.workspace_key(b), Err(KeyringError::CorruptKey { .. })));
+        let fresh =
+            Keyring::open(&kr, MasterKey::from_secret(SecretKey::from_bytes([1; 32]))).unwrap();
+        assert!(matches!(
+            fresh.workspace_key(b),
+            Err(KeyringError::CorruptKey { .. })
+        ));
     }
 
     fn walk(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {

@@ -35,7 +35,8 @@ pub struct Aad<'a> {
 
 impl Aad<'_> {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(11 + 12 + self.scope.len() + self.record.len() + self.field.len());
+        let mut out =
+            Vec::with_capacity(11 + 12 + self.scope.len() + self.record.len() + self.field.len());
         out.extend_from_slice(b"meshwork:v1");
         for part in [self.scope, self.record, self.field] {
             out.extend_from_slice(&(part.len() as u32).to_be_bytes());
@@ -52,7 +53,9 @@ pub enum OpenError {
     TooShort(usize),
     #[error("sealed value has format version {0}, this build reads version {SEAL_VERSION}")]
     UnknownVersion(u8),
-    #[error("sealed value failed authentication (wrong key, moved to another record, or tampered)")]
+    #[error(
+        "sealed value failed authentication (wrong key, moved to another record, or tampered)"
+    )]
     Authentication,
     #[error("sealed value is not UTF-8 text")]
     NotText,
@@ -101,13 +104,20 @@ impl DataKey {
         let blind = hkdf(&root, b"meshwork/v1/blind-index");
         let cipher = Aes256Gcm::new_from_slice(content.dangerously_expose())
             .expect("AES-256 key is 32 bytes");
-        Self { cipher, blind, root }
+        Self {
+            cipher,
+            blind,
+            root,
+        }
     }
 
     /// An independent key for another purpose (CSRF tokens, partnership keys…), derived so that
     /// it reveals nothing about this key or its other sub-keys.
     pub fn derive(&self, purpose: &str) -> SecretKey {
-        hkdf(&self.root, format!("meshwork/v1/derived/{purpose}").as_bytes())
+        hkdf(
+            &self.root,
+            format!("meshwork/v1/derived/{purpose}").as_bytes(),
+        )
     }
 
     pub fn seal(&self, aad: Aad<'_>, plaintext: &[u8]) -> Vec<u8> {
@@ -118,7 +128,13 @@ impl DataKey {
         let aad = aad.encode();
         let ct = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .expect("AES-GCM encryption cannot fail for inputs under 64 GiB");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(SEAL_VERSION);
@@ -170,7 +186,11 @@ mod tests {
         DataKey::from_root(SecretKey::from_bytes([b; 32]))
     }
 
-    const AAD: Aad<'static> = Aad { scope: "ws-1", record: "rec-1", field: "name" };
+    const AAD: Aad<'static> = Aad {
+        scope: "ws-1",
+        record: "rec-1",
+        field: "name",
+    };
 
     /// Stored data must stay readable across versions: this pins the exact bytes of a seal and of
     /// a blind index. If this test fails, you changed the format; add a new version instead.
@@ -183,14 +203,18 @@ mod tests {
             PINNED_SEAL,
             "the sealed format changed"
         );
-        assert_eq!(k.open_str(AAD, &hex::decode(PINNED_SEAL).unwrap()).unwrap(), "Ada Lovelace");
+        assert_eq!(
+            k.open_str(AAD, &hex::decode(PINNED_SEAL).unwrap()).unwrap(),
+            "Ada Lovelace"
+        );
         assert_eq!(
             hex::encode(k.blind_index("email", "ada@example.com").0),
             PINNED_BLIND,
             "the blind index changed"
         );
     }
-    const PINNED_SEAL: &str = "01090909090909090909090909470cf99c5212a381b62f1ab3c73dc1777d70fb1dae12b924fed6d27e";
+    const PINNED_SEAL: &str =
+        "01090909090909090909090909470cf99c5212a381b62f1ab3c73dc1777d70fb1dae12b924fed6d27e";
     const PINNED_BLIND: &str = "0da2ebac761483e6098c17a20243309a38ac6a6f17a0d33b6b87da96aa538cc6";
 
     #[test]
@@ -198,9 +222,18 @@ mod tests {
         let k = key(1);
         let sealed = k.seal(AAD, b"secret");
         for other in [
-            Aad { scope: "ws-2", ..AAD },
-            Aad { record: "rec-2", ..AAD },
-            Aad { field: "email", ..AAD },
+            Aad {
+                scope: "ws-2",
+                ..AAD
+            },
+            Aad {
+                record: "rec-2",
+                ..AAD
+            },
+            Aad {
+                field: "email",
+                ..AAD
+            },
         ] {
             assert_eq!(k.open(other, &sealed), Err(OpenError::Authentication));
         }
@@ -223,9 +256,18 @@ mod tests {
     #[test]
     fn blind_indexes_separate_fields_and_keys() {
         let k = key(1);
-        assert_eq!(k.blind_index("email", "a@b.c"), k.blind_index("email", "a@b.c"));
-        assert_ne!(k.blind_index("email", "a@b.c"), k.blind_index("domain", "a@b.c"));
-        assert_ne!(k.blind_index("email", "a@b.c"), key(2).blind_index("email", "a@b.c"));
+        assert_eq!(
+            k.blind_index("email", "a@b.c"),
+            k.blind_index("email", "a@b.c")
+        );
+        assert_ne!(
+            k.blind_index("email", "a@b.c"),
+            k.blind_index("domain", "a@b.c")
+        );
+        assert_ne!(
+            k.blind_index("email", "a@b.c"),
+            key(2).blind_index("email", "a@b.c")
+        );
     }
 
     proptest! {

@@ -27,7 +27,9 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {e}").into()))?;
+            .map_err(|e| {
+                StoreError::Database(format!("cannot connect to PostgreSQL: {e}").into())
+            })?;
         MIGRATOR
             .run(&pool)
             .await

@@ -26,8 +26,12 @@ pub fn db(e: sqlx::Error) -> StoreError {
 }
 
 pub fn hash32(v: Vec<u8>, column: &str) -> Result<Hash32, StoreError> {
-    v.try_into()
-        .map_err(|v: Vec<u8>| StoreError::Corrupt(format!("column {column} holds {} bytes, expected 32", v.len())))
+    v.try_into().map_err(|v: Vec<u8>| {
+        StoreError::Corrupt(format!(
+            "column {column} holds {} bytes, expected 32",
+            v.len()
+        ))
+    })
 }
 
 pub fn uuid<T: From<uuid::Uuid>>(s: &str, column: &str) -> Result<T, StoreError> {

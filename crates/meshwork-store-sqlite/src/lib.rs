@@ -6,7 +6,9 @@
 //! the schema is this crate's `migrations/`.
 
 use meshwork_store::{Backend, StoreError};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +30,9 @@ fn open_error(path: &Path, e: sqlx::Error) -> StoreError {
             path.display()
         ))
     } else {
-        StoreError::Database(format!("cannot open SQLite database {}: {text}", path.display()).into())
+        StoreError::Database(
+            format!("cannot open SQLite database {}: {text}", path.display()).into(),
+        )
     }
 }
 
@@ -53,14 +57,22 @@ impl SqliteStore {
             sqlx::migrate::MigrateError::Execute(e) => open_error(path, e),
             other => StoreError::Database(format!("migrating {}: {other}", path.display()).into()),
         })?;
-        let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) as u32 * 2;
+        let readers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2) as u32
+            * 2;
         let reader = SqlitePoolOptions::new()
             .max_connections(readers)
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| open_error(path, e))?;
         tracing::info!(path = %path.display(), "opened SQLite store");
-        Ok(Self { path: path.to_path_buf(), reader, writer })
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+            writer,
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -32,260 +32,379 @@ fn user(email: u8) -> UserRow {
 async fn workspace(store: &Arc<dyn Store>, owner: UserId) -> WorkspaceId {
     let id = WorkspaceId::new();
     store
-        .create_workspace(&WorkspaceRow { id, name_sealed: vec![9], created_at: 1, last_seq: 0 }, owner, 1)
+        .create_workspace(
+            &WorkspaceRow {
+                id,
+                name_sealed: vec![9],
+                created_at: 1,
+                last_seq: 0,
+            },
+            owner,
+            1,
+        )
         .await
         .unwrap();
     id
 }
 
-both_backends!(users_are_unique_by_email_index, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    let a = user(1);
-    store.create_user(&a).await.unwrap();
-    let dup = user(1);
-    assert!(matches!(store.create_user(&dup).await, Err(StoreError::Conflict("users.email"))));
-    let found = store.user_by_email_index(&h(1)).await.unwrap().unwrap();
-    assert_eq!(found.id, a.id);
-    assert_eq!(found.email_sealed, vec![1, 2, 3]);
-    assert!(store.user_by_email_index(&h(2)).await.unwrap().is_none());
-    let b = user(2);
-    store.create_user(&b).await.unwrap();
-    let taken = ProfileUpdate {
-        email_index: h(1),
-        email_sealed: vec![],
-        name_sealed: vec![],
-        company_sealed: vec![],
-        job_title_sealed: vec![],
-        email_verified: false,
-    };
-    assert!(matches!(store.update_profile(b.id, &taken, 2).await, Err(StoreError::Conflict(_))));
-    // The failed update changed nothing.
-    assert_eq!(store.user(b.id).await.unwrap().unwrap().email_index, h(2));
-});
+both_backends!(
+    users_are_unique_by_email_index,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let a = user(1);
+        store.create_user(&a).await.unwrap();
+        let dup = user(1);
+        assert!(matches!(
+            store.create_user(&dup).await,
+            Err(StoreError::Conflict("users.email"))
+        ));
+        let found = store.user_by_email_index(&h(1)).await.unwrap().unwrap();
+        assert_eq!(found.id, a.id);
+        assert_eq!(found.email_sealed, vec![1, 2, 3]);
+        assert!(store.user_by_email_index(&h(2)).await.unwrap().is_none());
+        let b = user(2);
+        store.create_user(&b).await.unwrap();
+        let taken = ProfileUpdate {
+            email_index: h(1),
+            email_sealed: vec![],
+            name_sealed: vec![],
+            company_sealed: vec![],
+            job_title_sealed: vec![],
+            email_verified: false,
+        };
+        assert!(matches!(
+            store.update_profile(b.id, &taken, 2).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // The failed update changed nothing.
+        assert_eq!(store.user(b.id).await.unwrap().unwrap().email_index, h(2));
+    }
+);
 
-both_backends!(login_failures_lock_then_reset, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    let u = user(1);
-    store.create_user(&u).await.unwrap();
-    for n in 1..=4 {
-        assert_eq!(store.record_login_failure(u.id, 5, 1000).await.unwrap(), n);
-        assert_eq!(store.user(u.id).await.unwrap().unwrap().locked_until, None);
-    }
-    assert_eq!(store.record_login_failure(u.id, 5, 1000).await.unwrap(), 5);
-    assert_eq!(store.user(u.id).await.unwrap().unwrap().locked_until, Some(1000));
-    store.reset_login_failures(u.id).await.unwrap();
-    let after = store.user(u.id).await.unwrap().unwrap();
-    assert_eq!((after.failed_logins, after.locked_until), (0, None));
-});
-
-both_backends!(change_feed_is_gap_free_and_ordered, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    let owner = user(1);
-    store.create_user(&owner).await.unwrap();
-    let ws = workspace(&store, owner.id).await;
-    let other = workspace(&store, owner.id).await;
-    // Concurrent writers on one workspace still get consecutive sequence numbers.
-    let mut tasks = Vec::new();
-    for i in 0..20u8 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store.rename_workspace(ws, &[i], 10 + i as i64).await.unwrap();
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let changes = store.changes_since(ws, 0, 1000).await.unwrap();
-    assert_eq!(changes.len(), 22, "create + owner membership + 20 renames");
-    for (i, c) in changes.iter().enumerate() {
-        assert_eq!(c.seq, i as i64 + 1);
-        assert_eq!(c.workspace_id, ws);
-    }
-    assert_eq!(changes[0].entity, "workspace");
-    assert_eq!(changes[1].entity, "membership");
-    assert_eq!(store.workspace(ws).await.unwrap().unwrap().last_seq, 22);
-    // Per-workspace numbering: the other workspace starts at 1.
-    assert_eq!(store.changes_since(other, 0, 10).await.unwrap()[0].seq, 1);
-    assert_eq!(store.changes_since(ws, 20, 10).await.unwrap().len(), 2);
-});
-
-both_backends!(a_workspace_always_keeps_an_owner, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    let (a, b) = (user(1), user(2));
-    store.create_user(&a).await.unwrap();
-    store.create_user(&b).await.unwrap();
-    let ws = workspace(&store, a.id).await;
-    assert!(!store.set_role(ws, a.id, Role::Admin, 2).await.unwrap());
-    assert!(!store.remove_member(ws, a.id, 2).await.unwrap());
-    assert_eq!(store.role_of(ws, a.id).await.unwrap(), Some(Role::Owner));
-    let seq_before = store.workspace(ws).await.unwrap().unwrap().last_seq;
-    assert_eq!(seq_before, 2, "refused changes append nothing to the feed");
-    // With a second owner, the first may step down.
-    let invite = InviteRow {
-        id: InviteId::new(),
-        workspace_id: ws,
-        token_hash: h(7),
-        email_index: h(2),
-        role: Role::Owner,
-        invited_by: a.id,
-        expires_at: 100,
-    };
-    store.create_invite(&invite, 2).await.unwrap();
-    assert_eq!(
-        store.accept_invite(&h(7), b.id, &h(2), 3).await.unwrap(),
-        InviteOutcome::Joined { workspace: ws, role: Role::Owner }
-    );
-    assert!(store.set_role(ws, a.id, Role::Viewer, 4).await.unwrap());
-    assert_eq!(store.role_of(ws, a.id).await.unwrap(), Some(Role::Viewer));
-    assert_eq!(store.members(ws).await.unwrap().len(), 2);
-    let mine = store.workspaces_of(b.id).await.unwrap();
-    assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0].1, Role::Owner);
-});
-
-both_backends!(invites_are_single_use_and_bound_to_their_email, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    let (a, b, c) = (user(1), user(2), user(3));
-    for u in [&a, &b, &c] {
-        store.create_user(u).await.unwrap();
-    }
-    let ws = workspace(&store, a.id).await;
-    let invite = |token: u8, expires_at| InviteRow {
-        id: InviteId::new(),
-        workspace_id: ws,
-        token_hash: h(token),
-        email_index: h(2),
-        role: Role::Member,
-        invited_by: a.id,
-        expires_at,
-    };
-    store.create_invite(&invite(10, 100), 1).await.unwrap();
-    store.create_invite(&invite(11, 5), 1).await.unwrap();
-    // Someone else's email cannot take it; an expired one is dead.
-    assert_eq!(store.accept_invite(&h(10), c.id, &h(3), 2).await.unwrap(), InviteOutcome::Invalid);
-    assert_eq!(store.accept_invite(&h(11), b.id, &h(2), 6).await.unwrap(), InviteOutcome::Invalid);
-    // Concurrent acceptances: exactly one wins.
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let store = store.clone();
-        let bid = b.id;
-        tasks.push(tokio::spawn(async move { store.accept_invite(&h(10), bid, &h(2), 3).await.unwrap() }));
-    }
-    let mut joined = 0;
-    for t in tasks {
-        if matches!(t.await.unwrap(), InviteOutcome::Joined { .. }) {
-            joined += 1;
+both_backends!(
+    login_failures_lock_then_reset,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let u = user(1);
+        store.create_user(&u).await.unwrap();
+        for n in 1..=4 {
+            assert_eq!(store.record_login_failure(u.id, 5, 1000).await.unwrap(), n);
+            assert_eq!(store.user(u.id).await.unwrap().unwrap().locked_until, None);
         }
+        assert_eq!(store.record_login_failure(u.id, 5, 1000).await.unwrap(), 5);
+        assert_eq!(
+            store.user(u.id).await.unwrap().unwrap().locked_until,
+            Some(1000)
+        );
+        store.reset_login_failures(u.id).await.unwrap();
+        let after = store.user(u.id).await.unwrap().unwrap();
+        assert_eq!((after.failed_logins, after.locked_until), (0, None));
     }
-    assert_eq!(joined, 1);
-    assert_eq!(store.role_of(ws, b.id).await.unwrap(), Some(Role::Member));
-    assert_eq!(store.role_of(ws, c.id).await.unwrap(), None);
-});
+);
 
-both_backends!(tokens_and_recovery_codes_are_taken_once, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    let u = user(1);
-    store.create_user(&u).await.unwrap();
-    store
-        .create_token(&TokenRow { hash: h(5), kind: "verify_email".into(), user_id: u.id, expires_at: 100 })
-        .await
-        .unwrap();
-    assert_eq!(store.take_token("password_reset", &h(5), 1).await.unwrap(), None, "kind must match");
-    assert_eq!(store.take_token("verify_email", &h(5), 1).await.unwrap(), Some(u.id));
-    assert_eq!(store.take_token("verify_email", &h(5), 1).await.unwrap(), None);
-    store
-        .create_token(&TokenRow { hash: h(6), kind: "verify_email".into(), user_id: u.id, expires_at: 100 })
-        .await
-        .unwrap();
-    assert_eq!(store.take_token("verify_email", &h(6), 100).await.unwrap(), None, "expired");
-
-    store.set_totp_secret(u.id, Some(&[1, 2])).await.unwrap();
-    store.enable_totp(u.id, &[h(1), h(2)]).await.unwrap();
-    assert!(store.user(u.id).await.unwrap().unwrap().totp_enabled);
-    assert!(store.take_recovery_code(u.id, &h(1)).await.unwrap());
-    assert!(!store.take_recovery_code(u.id, &h(1)).await.unwrap());
-    assert_eq!(store.recovery_codes_left(u.id).await.unwrap(), 1);
-    store.set_totp_secret(u.id, None).await.unwrap();
-    let off = store.user(u.id).await.unwrap().unwrap();
-    assert!(!off.totp_enabled && off.totp_secret_sealed.is_none());
-    assert_eq!(store.recovery_codes_left(u.id).await.unwrap(), 0);
-
-    assert!(store.remember_device(u.id, &h(8), 1).await.unwrap());
-    assert!(!store.remember_device(u.id, &h(8), 2).await.unwrap());
-});
-
-both_backends!(api_keys_are_found_by_hash_and_revoked_per_workspace, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    let u = user(1);
-    store.create_user(&u).await.unwrap();
-    let ws = workspace(&store, u.id).await;
-    let other = workspace(&store, u.id).await;
-    let key = ApiKeyRow {
-        id: ApiKeyId::new(),
-        workspace_id: ws,
-        key_hash: h(42),
-        prefix: "mwk_abcd".into(),
-        name_sealed: vec![1],
-        role: Role::Viewer,
-        created_by: u.id,
-        created_at: 1,
-        expires_at: Some(50),
-        revoked_at: None,
-    };
-    store.create_api_key(&key, 1).await.unwrap();
-    let found = store.api_key_by_hash(&h(42)).await.unwrap().unwrap();
-    assert_eq!((found.id, found.role, found.expires_at), (key.id, Role::Viewer, Some(50)));
-    assert!(!store.revoke_api_key(other, key.id, 2).await.unwrap(), "another workspace cannot revoke it");
-    assert!(store.revoke_api_key(ws, key.id, 3).await.unwrap());
-    assert_eq!(store.api_key_by_hash(&h(42)).await.unwrap().unwrap().revoked_at, Some(3));
-    assert_eq!(store.api_keys(ws).await.unwrap().len(), 1);
-    assert!(store.api_keys(other).await.unwrap().is_empty());
-});
-
-both_backends!(audit_pages_newest_first_by_scope, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    let u = user(1);
-    store.create_user(&u).await.unwrap();
-    let ws = workspace(&store, u.id).await;
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let id = AuditId::new();
-        ids.push(id);
-        store
-            .append_audit(&AuditRow {
-                id,
-                workspace_id: Some(ws),
-                actor: Some(u.id),
-                subject: if i == 0 { Some(u.id) } else { None },
-                kind: format!("k{i}"),
-                details_sealed: vec![i],
-                at: i as i64,
-            })
-            .await
-            .unwrap();
+both_backends!(
+    change_feed_is_gap_free_and_ordered,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let owner = user(1);
+        store.create_user(&owner).await.unwrap();
+        let ws = workspace(&store, owner.id).await;
+        let other = workspace(&store, owner.id).await;
+        // Concurrent writers on one workspace still get consecutive sequence numbers.
+        let mut tasks = Vec::new();
+        for i in 0..20u8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .rename_workspace(ws, &[i], 10 + i as i64)
+                    .await
+                    .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let changes = store.changes_since(ws, 0, 1000).await.unwrap();
+        assert_eq!(changes.len(), 22, "create + owner membership + 20 renames");
+        for (i, c) in changes.iter().enumerate() {
+            assert_eq!(c.seq, i as i64 + 1);
+            assert_eq!(c.workspace_id, ws);
+        }
+        assert_eq!(changes[0].entity, "workspace");
+        assert_eq!(changes[1].entity, "membership");
+        assert_eq!(store.workspace(ws).await.unwrap().unwrap().last_seq, 22);
+        // Per-workspace numbering: the other workspace starts at 1.
+        assert_eq!(store.changes_since(other, 0, 10).await.unwrap()[0].seq, 1);
+        assert_eq!(store.changes_since(ws, 20, 10).await.unwrap().len(), 2);
     }
-    let page = store.audit(AuditScope::Workspace(ws), None, 3).await.unwrap();
-    assert_eq!(page.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["k4", "k3", "k2"]);
-    let next = store.audit(AuditScope::Workspace(ws), Some(page[2].id), 3).await.unwrap();
-    assert_eq!(next.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["k1", "k0"]);
-    assert_eq!(store.audit(AuditScope::User(u.id), None, 10).await.unwrap().len(), 1);
-});
+);
 
-both_backends!(outbox_keeps_mail_until_sent, |db: TestDatabase| async move {
-    let store = db.open_store().await;
-    for i in 0..3 {
+both_backends!(
+    a_workspace_always_keeps_an_owner,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let (a, b) = (user(1), user(2));
+        store.create_user(&a).await.unwrap();
+        store.create_user(&b).await.unwrap();
+        let ws = workspace(&store, a.id).await;
+        assert!(!store.set_role(ws, a.id, Role::Admin, 2).await.unwrap());
+        assert!(!store.remove_member(ws, a.id, 2).await.unwrap());
+        assert_eq!(store.role_of(ws, a.id).await.unwrap(), Some(Role::Owner));
+        let seq_before = store.workspace(ws).await.unwrap().unwrap().last_seq;
+        assert_eq!(seq_before, 2, "refused changes append nothing to the feed");
+        // With a second owner, the first may step down.
+        let invite = InviteRow {
+            id: InviteId::new(),
+            workspace_id: ws,
+            token_hash: h(7),
+            email_index: h(2),
+            role: Role::Owner,
+            invited_by: a.id,
+            expires_at: 100,
+        };
+        store.create_invite(&invite, 2).await.unwrap();
+        assert_eq!(
+            store.accept_invite(&h(7), b.id, &h(2), 3).await.unwrap(),
+            InviteOutcome::Joined {
+                workspace: ws,
+                role: Role::Owner
+            }
+        );
+        assert!(store.set_role(ws, a.id, Role::Viewer, 4).await.unwrap());
+        assert_eq!(store.role_of(ws, a.id).await.unwrap(), Some(Role::Viewer));
+        assert_eq!(store.members(ws).await.unwrap().len(), 2);
+        let mine = store.workspaces_of(b.id).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].1, Role::Owner);
+    }
+);
+
+both_backends!(
+    invites_are_single_use_and_bound_to_their_email,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let (a, b, c) = (user(1), user(2), user(3));
+        for u in [&a, &b, &c] {
+            store.create_user(u).await.unwrap();
+        }
+        let ws = workspace(&store, a.id).await;
+        let invite = |token: u8, expires_at| InviteRow {
+            id: InviteId::new(),
+            workspace_id: ws,
+            token_hash: h(token),
+            email_index: h(2),
+            role: Role::Member,
+            invited_by: a.id,
+            expires_at,
+        };
+        store.create_invite(&invite(10, 100), 1).await.unwrap();
+        store.create_invite(&invite(11, 5), 1).await.unwrap();
+        // Someone else's email cannot take it; an expired one is dead.
+        assert_eq!(
+            store.accept_invite(&h(10), c.id, &h(3), 2).await.unwrap(),
+            InviteOutcome::Invalid
+        );
+        assert_eq!(
+            store.accept_invite(&h(11), b.id, &h(2), 6).await.unwrap(),
+            InviteOutcome::Invalid
+        );
+        // Concurrent acceptances: exactly one wins.
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            let bid = b.id;
+            tasks.push(tokio::spawn(async move {
+                store.accept_invite(&h(10), bid, &h(2), 3).await.unwrap()
+            }));
+        }
+        let mut joined = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), InviteOutcome::Joined { .. }) {
+                joined += 1;
+            }
+        }
+        assert_eq!(joined, 1);
+        assert_eq!(store.role_of(ws, b.id).await.unwrap(), Some(Role::Member));
+        assert_eq!(store.role_of(ws, c.id).await.unwrap(), None);
+    }
+);
+
+both_backends!(
+    tokens_and_recovery_codes_are_taken_once,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let u = user(1);
+        store.create_user(&u).await.unwrap();
         store
-            .enqueue_mail(&MailRow {
-                id: uuid::Uuid::now_v7(),
-                to_sealed: vec![i],
-                subject_sealed: vec![],
-                body_sealed: vec![],
+            .create_token(&TokenRow {
+                hash: h(5),
                 kind: "verify_email".into(),
-                created_at: i as i64,
+                user_id: u.id,
+                expires_at: 100,
             })
             .await
             .unwrap();
+        assert_eq!(
+            store.take_token("password_reset", &h(5), 1).await.unwrap(),
+            None,
+            "kind must match"
+        );
+        assert_eq!(
+            store.take_token("verify_email", &h(5), 1).await.unwrap(),
+            Some(u.id)
+        );
+        assert_eq!(
+            store.take_token("verify_email", &h(5), 1).await.unwrap(),
+            None
+        );
+        store
+            .create_token(&TokenRow {
+                hash: h(6),
+                kind: "verify_email".into(),
+                user_id: u.id,
+                expires_at: 100,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.take_token("verify_email", &h(6), 100).await.unwrap(),
+            None,
+            "expired"
+        );
+
+        store.set_totp_secret(u.id, Some(&[1, 2])).await.unwrap();
+        store.enable_totp(u.id, &[h(1), h(2)]).await.unwrap();
+        assert!(store.user(u.id).await.unwrap().unwrap().totp_enabled);
+        assert!(store.take_recovery_code(u.id, &h(1)).await.unwrap());
+        assert!(!store.take_recovery_code(u.id, &h(1)).await.unwrap());
+        assert_eq!(store.recovery_codes_left(u.id).await.unwrap(), 1);
+        store.set_totp_secret(u.id, None).await.unwrap();
+        let off = store.user(u.id).await.unwrap().unwrap();
+        assert!(!off.totp_enabled && off.totp_secret_sealed.is_none());
+        assert_eq!(store.recovery_codes_left(u.id).await.unwrap(), 0);
+
+        assert!(store.remember_device(u.id, &h(8), 1).await.unwrap());
+        assert!(!store.remember_device(u.id, &h(8), 2).await.unwrap());
     }
-    let mail = store.unsent_mail(10).await.unwrap();
-    assert_eq!(mail.iter().map(|m| m.to_sealed[0]).collect::<Vec<_>>(), [0, 1, 2]);
-});
+);
+
+both_backends!(
+    api_keys_are_found_by_hash_and_revoked_per_workspace,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let u = user(1);
+        store.create_user(&u).await.unwrap();
+        let ws = workspace(&store, u.id).await;
+        let other = workspace(&store, u.id).await;
+        let key = ApiKeyRow {
+            id: ApiKeyId::new(),
+            workspace_id: ws,
+            key_hash: h(42),
+            prefix: "mwk_abcd".into(),
+            name_sealed: vec![1],
+            role: Role::Viewer,
+            created_by: u.id,
+            created_at: 1,
+            expires_at: Some(50),
+            revoked_at: None,
+        };
+        store.create_api_key(&key, 1).await.unwrap();
+        let found = store.api_key_by_hash(&h(42)).await.unwrap().unwrap();
+        assert_eq!(
+            (found.id, found.role, found.expires_at),
+            (key.id, Role::Viewer, Some(50))
+        );
+        assert!(
+            !store.revoke_api_key(other, key.id, 2).await.unwrap(),
+            "another workspace cannot revoke it"
+        );
+        assert!(store.revoke_api_key(ws, key.id, 3).await.unwrap());
+        assert_eq!(
+            store
+                .api_key_by_hash(&h(42))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(3)
+        );
+        assert_eq!(store.api_keys(ws).await.unwrap().len(), 1);
+        assert!(store.api_keys(other).await.unwrap().is_empty());
+    }
+);
+
+both_backends!(
+    audit_pages_newest_first_by_scope,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let u = user(1);
+        store.create_user(&u).await.unwrap();
+        let ws = workspace(&store, u.id).await;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let id = AuditId::new();
+            ids.push(id);
+            store
+                .append_audit(&AuditRow {
+                    id,
+                    workspace_id: Some(ws),
+                    actor: Some(u.id),
+                    subject: if i == 0 { Some(u.id) } else { None },
+                    kind: format!("k{i}"),
+                    details_sealed: vec![i],
+                    at: i as i64,
+                })
+                .await
+                .unwrap();
+        }
+        let page = store
+            .audit(AuditScope::Workspace(ws), None, 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            ["k4", "k3", "k2"]
+        );
+        let next = store
+            .audit(AuditScope::Workspace(ws), Some(page[2].id), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            next.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            ["k1", "k0"]
+        );
+        assert_eq!(
+            store
+                .audit(AuditScope::User(u.id), None, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+);
+
+both_backends!(
+    outbox_keeps_mail_until_sent,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        for i in 0..3 {
+            store
+                .enqueue_mail(&MailRow {
+                    id: uuid::Uuid::now_v7(),
+                    to_sealed: vec![i],
+                    subject_sealed: vec![],
+                    body_sealed: vec![],
+                    kind: "verify_email".into(),
+                    created_at: i as i64,
+                })
+                .await
+                .unwrap();
+        }
+        let mail = store.unsent_mail(10).await.unwrap();
+        assert_eq!(
+            mail.iter().map(|m| m.to_sealed[0]).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+    }
+);

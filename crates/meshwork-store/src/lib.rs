@@ -67,7 +67,12 @@ pub trait Store: Send + Sync + 'static {
     async fn set_email_verified(&self, id: UserId, now: Millis) -> Result<()>;
     /// Records a failed sign-in and locks the account until `lock_until` once the count of
     /// consecutive failures reaches `lock_after`; returns the new count.
-    async fn record_login_failure(&self, id: UserId, lock_after: i32, lock_until: Millis) -> Result<i32>;
+    async fn record_login_failure(
+        &self,
+        id: UserId,
+        lock_after: i32,
+        lock_until: Millis,
+    ) -> Result<i32>;
     async fn reset_login_failures(&self, id: UserId) -> Result<()>;
     /// Stores a pending TOTP secret (not yet enabled), or clears TOTP and recovery codes (`None`).
     async fn set_totp_secret(&self, id: UserId, secret_sealed: Option<&[u8]>) -> Result<()>;
@@ -93,17 +98,34 @@ pub trait Store: Send + Sync + 'static {
     // --- workspaces and members (each write appends to the change feed) -----------------------
     async fn create_workspace(&self, ws: &WorkspaceRow, owner: UserId, now: Millis) -> Result<()>;
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRow>>;
-    async fn rename_workspace(&self, id: WorkspaceId, name_sealed: &[u8], now: Millis) -> Result<()>;
+    async fn rename_workspace(
+        &self,
+        id: WorkspaceId,
+        name_sealed: &[u8],
+        now: Millis,
+    ) -> Result<()>;
     async fn workspaces_of(&self, user: UserId) -> Result<Vec<(WorkspaceRow, Role)>>;
     async fn role_of(&self, ws: WorkspaceId, user: UserId) -> Result<Option<Role>>;
     async fn members(&self, ws: WorkspaceId) -> Result<Vec<MemberRow>>;
     /// Changes a role; refuses (returns `Ok(false)`) when it would leave no owner.
-    async fn set_role(&self, ws: WorkspaceId, user: UserId, role: Role, now: Millis) -> Result<bool>;
+    async fn set_role(
+        &self,
+        ws: WorkspaceId,
+        user: UserId,
+        role: Role,
+        now: Millis,
+    ) -> Result<bool>;
     /// Removes a member; refuses (returns `Ok(false)`) when it would leave no owner.
     async fn remove_member(&self, ws: WorkspaceId, user: UserId, now: Millis) -> Result<bool>;
     async fn create_invite(&self, invite: &InviteRow, now: Millis) -> Result<()>;
     /// Takes an invitation for the user whose email index is `email_index`.
-    async fn accept_invite(&self, token_hash: &Hash32, user: UserId, email_index: &Hash32, now: Millis) -> Result<InviteOutcome>;
+    async fn accept_invite(
+        &self,
+        token_hash: &Hash32,
+        user: UserId,
+        email_index: &Hash32,
+        now: Millis,
+    ) -> Result<InviteOutcome>;
 
     // --- API keys -----------------------------------------------------------------------------
     async fn create_api_key(&self, key: &ApiKeyRow, now: Millis) -> Result<()>;
@@ -115,11 +137,21 @@ pub trait Store: Send + Sync + 'static {
     // --- audit log, outbox, change feed -------------------------------------------------------
     async fn append_audit(&self, event: &AuditRow) -> Result<()>;
     /// Newest first; `before` pages backwards.
-    async fn audit(&self, scope: AuditScope, before: Option<AuditId>, limit: i64) -> Result<Vec<AuditRow>>;
+    async fn audit(
+        &self,
+        scope: AuditScope,
+        before: Option<AuditId>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>>;
     async fn enqueue_mail(&self, mail: &MailRow) -> Result<()>;
     async fn unsent_mail(&self, limit: i64) -> Result<Vec<MailRow>>;
     /// Changes of `ws` with `seq > after`, in order.
-    async fn changes_since(&self, ws: WorkspaceId, after: i64, limit: i64) -> Result<Vec<ChangeRow>>;
+    async fn changes_since(
+        &self,
+        ws: WorkspaceId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ChangeRow>>;
 }
 
 /// Whose audit entries to read.
@@ -131,4 +163,3 @@ pub enum AuditScope {
 
 #[doc(hidden)]
 pub fn _assert_object_safe(_: &dyn Store) {}
-

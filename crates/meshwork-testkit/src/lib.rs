@@ -49,7 +49,13 @@ impl TestDatabase {
     pub async fn new(backend: TestBackend) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         match backend {
-            TestBackend::Sqlite => Some(Self { backend, dir, url: None, admin_url: None, name: None }),
+            TestBackend::Sqlite => Some(Self {
+                backend,
+                dir,
+                url: None,
+                admin_url: None,
+                name: None,
+            }),
             TestBackend::Postgres => {
                 let admin_url = postgres_admin_url()?;
                 let name = format!("meshwork_test_{}", uuid::Uuid::new_v4().simple());
@@ -61,7 +67,13 @@ impl TestDatabase {
                     .await
                     .expect("create test database");
                 let url = replace_db(&admin_url, &name);
-                Some(Self { backend, dir, url: Some(url), admin_url: Some(admin_url), name: Some(name) })
+                Some(Self {
+                    backend,
+                    dir,
+                    url: Some(url),
+                    admin_url: Some(admin_url),
+                    name: Some(name),
+                })
             }
         }
     }
@@ -74,7 +86,11 @@ impl TestDatabase {
                     .await
                     .expect("open sqlite"),
             ),
-            Some(url) => Arc::new(meshwork_store_postgres::PostgresStore::open(url).await.expect("open postgres")),
+            Some(url) => Arc::new(
+                meshwork_store_postgres::PostgresStore::open(url)
+                    .await
+                    .expect("open postgres"),
+            ),
         }
     }
 
@@ -87,7 +103,11 @@ impl TestDatabase {
             .arg(url)
             .output()
             .expect("run pg_dump (install postgresql-client)");
-        assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(out.stdout)
     }
 }
@@ -97,7 +117,10 @@ fn replace_db(url: &str, name: &str) -> String {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
     };
-    let cut = base.rfind('/').filter(|&i| i > "postgres://".len()).unwrap_or(base.len());
+    let cut = base
+        .rfind('/')
+        .filter(|&i| i > "postgres://".len())
+        .unwrap_or(base.len());
     let mut out = format!("{}/{name}", &base[..cut]);
     if let Some(q) = query {
         out.push('?');
@@ -108,13 +131,20 @@ fn replace_db(url: &str, name: &str) -> String {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let (Some(admin), Some(name)) = (self.admin_url.clone(), self.name.clone()) else { return };
+        let (Some(admin), Some(name)) = (self.admin_url.clone(), self.name.clone()) else {
+            return;
+        };
         // Drop runs inside the test's runtime; use a thread with its own runtime to block safely.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })
@@ -150,8 +180,14 @@ macro_rules! both_backends {
 mod tests {
     #[test]
     fn database_name_is_replaced_in_urls() {
-        assert_eq!(super::replace_db("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-        assert_eq!(super::replace_db("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            super::replace_db("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            super::replace_db("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
         assert_eq!(super::replace_db("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }

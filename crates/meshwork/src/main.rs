@@ -1,1 +1,19 @@
-fn main() {}
+//! `meshwork`: the command line. Glue only: it parses arguments, layers the configuration, sets
+//! up logging and calls into `meshwork-server`. Each command is one file under `commands/`.
+
+mod commands;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = commands::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain, so the cause is never hidden behind a summary.
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

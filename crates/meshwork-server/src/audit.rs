@@ -1,0 +1,124 @@
+//! The audit log: append-only records of security-relevant events (sign-ins, failures, MFA
+//! changes, keys, roles, invitations, exports, deletions). Details are sealed with the account
+//! key, since they hold addresses and user agents; the kind and the ids stay readable for paging.
+
+use crate::error::ApiResult;
+use crate::state::{now_millis, AppState};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use meshwork_domain::{AuditId, UserId, WorkspaceId};
+use meshwork_keyring::Aad;
+use meshwork_store::AuditRow;
+use serde::Serialize;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+/// Where a request came from, for the audit log, rate limiting and new-device alerts.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        Ok(Self { ip, user_agent })
+    }
+}
+
+/// One event to record.
+#[derive(Debug)]
+pub struct Event<'a> {
+    pub kind: &'a str,
+    pub workspace: Option<WorkspaceId>,
+    pub actor: Option<UserId>,
+    pub subject: Option<UserId>,
+    pub details: serde_json::Value,
+}
+
+fn aad(id: &str) -> Aad<'_> {
+    Aad {
+        scope: "audit",
+        record: id,
+        field: "details",
+    }
+}
+
+pub async fn record(
+    state: &AppState,
+    client: Option<&ClientInfo>,
+    event: Event<'_>,
+) -> ApiResult<()> {
+    let id = AuditId::new();
+    let mut details = event.details;
+    if let (Some(c), serde_json::Value::Object(map)) = (client, &mut details) {
+        if let Some(ip) = c.ip {
+            map.insert("ip".into(), ip.to_string().into());
+        }
+        if !c.user_agent.is_empty() {
+            map.insert("user_agent".into(), c.user_agent.clone().into());
+        }
+    }
+    let key = state.account_key()?;
+    let id_text = id.to_string();
+    let details_sealed = key.seal(aad(&id_text), details.to_string().as_bytes());
+    state
+        .store
+        .append_audit(&AuditRow {
+            id,
+            workspace_id: event.workspace,
+            actor: event.actor,
+            subject: event.subject,
+            kind: event.kind.to_string(),
+            details_sealed,
+            at: now_millis(),
+        })
+        .await?;
+    tracing::info!(kind = event.kind, "audit event");
+    Ok(())
+}
+
+/// An audit entry as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: uuid::Uuid,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub kind: String,
+    pub workspace_id: Option<uuid::Uuid>,
+    pub actor: Option<uuid::Uuid>,
+    pub subject: Option<uuid::Uuid>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+pub fn open(state: &AppState, row: AuditRow) -> ApiResult<AuditEntry> {
+    let id_text = row.id.to_string();
+    let plain = state
+        .account_key()?
+        .open(aad(&id_text), &row.details_sealed)?;
+    Ok(AuditEntry {
+        id: row.id.as_uuid(),
+        at: row.at,
+        kind: row.kind,
+        workspace_id: row.workspace_id.map(|w| w.as_uuid()),
+        actor: row.actor.map(|u| u.as_uuid()),
+        subject: row.subject.map(|u| u.as_uuid()),
+        details: serde_json::from_slice(&plain).unwrap_or(serde_json::Value::Null),
+    })
+}

@@ -1,0 +1,285 @@
+//! Authentication and authorisation, as extractors, so no route can forget them:
+//!
+//! - [`Caller`]: who is calling, from the session cookie or an `Authorization: Bearer` API key.
+//!   Cookie-authenticated requests that change state must carry `X-CSRF-Token`.
+//! - [`SessionUser`]: a signed-in person (account routes; API keys are refused).
+//! - [`Authorized<P>`]: a caller allowed permission `P` in the workspace named by the path's
+//!   `{workspace_id}`. Non-members get `404 workspace_not_found`; members without `P` get
+//!   `403 permission_denied`. The permission is part of the handler's signature.
+
+use crate::error::ApiError;
+use crate::state::{now_millis, token_hash, AppState};
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use hmac::{Hmac, Mac};
+use meshwork_domain::{ApiKeyId, ErrorCode, Permission, Role, UserId, WorkspaceId};
+use sha2::Sha256;
+use std::marker::PhantomData;
+
+pub const SESSION_COOKIE: &str = "mw_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Who is making a request.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    User {
+        id: UserId,
+        session_hash: [u8; 32],
+    },
+    ApiKey {
+        id: ApiKeyId,
+        workspace: WorkspaceId,
+        role: Role,
+        created_by: UserId,
+    },
+}
+
+impl Actor {
+    /// The person behind the request (an API key's creator), for the audit log.
+    pub fn user_id(&self) -> UserId {
+        match self {
+            Actor::User { id, .. } => *id,
+            Actor::ApiKey { created_by, .. } => *created_by,
+        }
+    }
+}
+
+/// An authenticated caller (session or API key).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Actor);
+
+/// The CSRF token of a session: an HMAC of the session's token hash, so it needs no storage and
+/// cannot be computed without the server's key.
+pub fn csrf_token(state: &AppState, session_hash: &[u8; 32]) -> Result<String, ApiError> {
+    let key = state.account_key()?.derive("csrf");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.dangerously_expose()).expect("any key length");
+    mac.update(session_hash);
+    Ok(hex::encode(mac.finalize().into_bytes()))
+}
+
+fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
+    let now = now_millis();
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default();
+        let Some(key) = value.strip_prefix("Bearer ") else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidApiKey,
+                "the Authorization header must be `Bearer <api key>`",
+            ));
+        };
+        let row = state
+            .store
+            .api_key_by_hash(&token_hash(key.trim()))
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"))?;
+        if row.revoked_at.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::ApiKeyRevoked,
+                "the API key was revoked",
+            ));
+        }
+        if row.expires_at.is_some_and(|e| e <= now) {
+            return Err(ApiError::new(
+                ErrorCode::ApiKeyExpired,
+                "the API key has expired",
+            ));
+        }
+        return Ok(Actor::ApiKey {
+            id: row.id,
+            workspace: row.workspace_id,
+            role: row.role,
+            created_by: row.created_by,
+        });
+    }
+    if let Some(token) = cookie_value(parts, SESSION_COOKIE) {
+        let hash = token_hash(token);
+        let session = state.store.session(&hash).await?;
+        return match session {
+            Some(s) if s.expires_at > now => {
+                let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+                if !safe {
+                    let expected = csrf_token(state, &hash)?;
+                    let given = parts
+                        .headers
+                        .get(CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                        given.as_bytes(),
+                        expected.as_bytes(),
+                    )) {
+                        return Err(ApiError::new(
+                            ErrorCode::CsrfTokenInvalid,
+                            "missing or wrong X-CSRF-Token header (it is returned by sign-in and GET /api/v1/me)",
+                        ));
+                    }
+                }
+                Ok(Actor::User {
+                    id: s.user_id,
+                    session_hash: hash,
+                })
+            }
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidSession,
+                "the session has expired or was signed out; sign in again",
+            )),
+        };
+    }
+    Err(ApiError::new(
+        ErrorCode::MissingAuthentication,
+        "sign in, or send `Authorization: Bearer <api key>`",
+    ))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
+        }
+        let caller = Caller(authenticate(parts, state).await?);
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+/// A signed-in person; API keys are refused.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub id: UserId,
+    pub session_hash: [u8; 32],
+}
+
+impl FromRequestParts<AppState> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await?.0 {
+            Actor::User { id, session_hash } => Ok(Self { id, session_hash }),
+            Actor::ApiKey { .. } => Err(ApiError::new(
+                ErrorCode::MissingAuthentication,
+                "this route acts on a person's own account and needs a signed-in session; API keys cannot use it",
+            )),
+        }
+    }
+}
+
+/// A permission a route requires, as a type (see `perm`).
+pub trait RequiredPermission: Send + Sync + 'static {
+    const PERMISSION: Permission;
+}
+
+/// Marker types, one per permission: `Authorized<perm::MembersManage>`.
+pub mod perm {
+    use super::RequiredPermission;
+    use meshwork_domain::Permission;
+
+    macro_rules! marker {
+        ($($name:ident),*) => {$(
+            #[derive(Debug)]
+            pub struct $name;
+            impl RequiredPermission for $name {
+                const PERMISSION: Permission = Permission::$name;
+            }
+        )*};
+    }
+    marker!(
+        WorkspaceRead,
+        WorkspaceRename,
+        WorkspaceDelete,
+        MembersRead,
+        MembersInvite,
+        MembersManage,
+        ApiKeysRead,
+        ApiKeysManage,
+        AuditRead,
+        ChangesRead
+    );
+}
+
+/// A caller holding permission `P` in the path's workspace.
+#[derive(Debug)]
+pub struct Authorized<P> {
+    pub workspace: WorkspaceId,
+    pub actor: Actor,
+    /// The caller's effective role (an API key's role, capped by its creator's current role).
+    pub role: Role,
+    _permission: PhantomData<P>,
+}
+
+impl<P: RequiredPermission> FromRequestParts<AppState> for Authorized<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(actor) = Caller::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::internal("workspace route without path parameters"))?;
+        let raw = params
+            .iter()
+            .find(|(k, _)| *k == "workspace_id")
+            .map(|(_, v)| v.to_string())
+            .ok_or_else(|| ApiError::internal("workspace route without {workspace_id}"))?;
+        let workspace: WorkspaceId = raw.parse().map_err(|_| ApiError::not_found_workspace())?;
+        let role = match &actor {
+            Actor::User { id, .. } => state.store.role_of(workspace, *id).await?,
+            Actor::ApiKey {
+                workspace: key_ws,
+                role,
+                created_by,
+                ..
+            } => {
+                if *key_ws != workspace {
+                    None
+                } else {
+                    // A key never outlives or outranks its creator's membership.
+                    match state.store.role_of(workspace, *created_by).await? {
+                        Some(creator) if creator.rank() < role.rank() => Some(creator),
+                        Some(_) => Some(*role),
+                        None => None,
+                    }
+                }
+            }
+        };
+        let role = role.ok_or_else(ApiError::not_found_workspace)?;
+        if !role.allows(P::PERMISSION) {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "your role ({role}) does not allow {} in this workspace",
+                    P::PERMISSION
+                ),
+            ));
+        }
+        Ok(Self {
+            workspace,
+            actor,
+            role,
+            _permission: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,348 @@
+//! Server configuration, layered: documented defaults, then a TOML file, then `MESHWORK_*`
+//! environment variables, then command-line flags (applied by the CLI on the result).
+//!
+//! `DEFAULT_CONFIG` is the commented TOML that `meshwork default-config` prints; a test checks that
+//! it parses to exactly `Config::default()`, so the documentation cannot drift from the code.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Empty: SQLite in the data directory. `postgres://…`: PostgreSQL.
+    pub database_url: String,
+    /// Empty: `<data_dir>/master.key`, created on first run.
+    pub master_key_file: String,
+    /// Empty: `<data_dir>/keyring`.
+    pub keyring_dir: String,
+    /// The address people use to reach this server, for links in emails.
+    pub public_url: String,
+    /// Where security researchers report vulnerabilities (`/.well-known/security.txt`).
+    pub security_contact: String,
+    /// PEM files; both set turns on TLS.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub session_ttl_hours: u32,
+    pub login_attempts_per_minute: u32,
+    pub lockout_threshold: u32,
+    pub lockout_minutes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./meshwork-data"),
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            database_url: String::new(),
+            master_key_file: String::new(),
+            keyring_dir: String::new(),
+            public_url: "http://127.0.0.1:8080".into(),
+            security_contact: "mailto:security@example.invalid".into(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            log_format: "text".into(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_hours: 24 * 14,
+            login_attempts_per_minute: 10,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+        }
+    }
+}
+
+/// The documented defaults, as `meshwork default-config` prints them.
+pub const DEFAULT_CONFIG: &str = r#"# Meshwork configuration. Every key is optional; these are the defaults.
+# Layers, later wins: these defaults, this file (--config FILE), MESHWORK_* environment
+# variables (MESHWORK_DATA_DIR, MESHWORK_AUTH__LOCKOUT_THRESHOLD, …), command-line flags.
+
+# Where the SQLite database, the master key and the keyring live.
+data_dir = "./meshwork-data"
+# Address to listen on. Loopback by default: expose it deliberately (mm06).
+listen = "127.0.0.1:8080"
+# Empty: SQLite in data_dir. For several servers on one database: "postgres://user@host/db".
+database_url = ""
+# Empty: <data_dir>/master.key, created with mode 0600 on first run. Keep a copy apart from
+# backups: without it nothing stored can be read.
+master_key_file = ""
+# Empty: <data_dir>/keyring. The wrapped per-workspace keys; keep it out of database backups.
+keyring_dir = ""
+# The address people use to reach this server, used in links sent by email.
+public_url = "http://127.0.0.1:8080"
+# Contact for vulnerability reports, served at /.well-known/security.txt.
+security_contact = "mailto:security@example.invalid"
+# PEM certificate chain and private key; set both to serve HTTPS (rustls).
+tls_cert = ""
+tls_key = ""
+# Log format: "text" or "json". The level comes from MESHWORK_LOG (e.g. "info,meshwork=debug").
+log_format = "text"
+
+[auth]
+# How long a sign-in lasts.
+session_ttl_hours = 336
+# Sign-in attempts allowed per client address per minute (then 429 rate_limited).
+login_attempts_per_minute = 10
+# Consecutive failed sign-ins that lock an account, and for how long.
+lockout_threshold = 5
+lockout_minutes = 15
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("error reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("error in config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the `MESHWORK_*` variables of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut value = toml::Value::try_from(Config::default()).expect("config serializes");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let layer: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+            merge(&mut value, layer);
+            // Re-parse now so an unknown key is reported against the file, not the env.
+            value
+                .clone()
+                .try_into::<Config>()
+                .map_err(|e| ConfigError::Parse {
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
+        }
+        for (var, raw) in env {
+            let Some(key) = var.strip_prefix("MESHWORK_") else {
+                continue;
+            };
+            if matches!(key, "LOG" | "MASTER_KEY_FILE_CONTENT")
+                || key.starts_with("TEST_")
+                || key == "CONFIG"
+            {
+                continue;
+            }
+            let path: Vec<String> = key.to_lowercase().split("__").map(str::to_string).collect();
+            set_path(&mut value, &path, &raw).map_err(|message| ConfigError::Env {
+                var: var.clone(),
+                message,
+            })?;
+        }
+        let config: Config = value
+            .try_into()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log_format is {:?}, expected \"text\" or \"json\"",
+                self.log_format
+            )));
+        }
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key must be set together".into(),
+            ));
+        }
+        if !self.database_url.is_empty()
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+            && !self.database_url.starts_with("sqlite:")
+        {
+            return Err(ConfigError::Invalid(format!(
+                "database_url {:?} is not supported: use postgres://… (or leave it empty for SQLite in the data directory)",
+                redact_url(&self.database_url)
+            )));
+        }
+        if self.auth.lockout_threshold == 0
+            || self.auth.login_attempts_per_minute == 0
+            || self.auth.session_ttl_hours == 0
+        {
+            return Err(ConfigError::Invalid(
+                "auth settings must be greater than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        if self.master_key_file.is_empty() {
+            self.data_dir.join("master.key")
+        } else {
+            PathBuf::from(&self.master_key_file)
+        }
+    }
+
+    pub fn keyring_path(&self) -> PathBuf {
+        if self.keyring_dir.is_empty() {
+            self.data_dir.join("keyring")
+        } else {
+            PathBuf::from(&self.keyring_dir)
+        }
+    }
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn merge(base: &mut toml::Value, layer: toml::Value) {
+    match (base, layer) {
+        (toml::Value::Table(b), toml::Value::Table(l)) => {
+            for (k, v) in l {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, l) => *b = l,
+    }
+}
+
+fn set_path(value: &mut toml::Value, path: &[String], raw: &str) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = value;
+    for p in parents {
+        cur = cur
+            .get_mut(p.as_str())
+            .filter(|v| v.is_table())
+            .ok_or_else(|| format!("unknown setting section {p:?}"))?;
+    }
+    let table = cur.as_table_mut().ok_or("not a table")?;
+    let slot = table
+        .get_mut(last.as_str())
+        .ok_or_else(|| format!("unknown setting {last:?} (see `meshwork default-config`)"))?;
+    *slot = match slot {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not a whole number"))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not true or false"))?,
+        ),
+        toml::Value::Table(_) => return Err("is a section, set its keys instead".into()),
+        _ => toml::Value::String(raw.to_string()),
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_defaults_are_the_defaults() {
+        let parsed: Config = toml::from_str(DEFAULT_CONFIG).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[auth]\nlockout_threshold = 7\n",
+        )
+        .unwrap();
+        let env = [
+            (
+                "MESHWORK_AUTH__LOCKOUT_THRESHOLD".to_string(),
+                "9".to_string(),
+            ),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = Config::load(Some(&file), env).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.auth.lockout_threshold, 9);
+        assert_eq!(c.auth.lockout_minutes, 15);
+    }
+
+    #[test]
+    fn bad_layers_name_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(&file, "listn = \"x\"\n").unwrap();
+        let e = Config::load(Some(&file), []).unwrap_err().to_string();
+        assert!(e.contains("m.toml") && e.contains("listn"), "{e}");
+        let e = Config::load(
+            None,
+            [("MESHWORK_AUTH__LOCKOUT_MINUTES".into(), "soon".into())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("MESHWORK_AUTH__LOCKOUT_MINUTES") && e.contains("whole number"),
+            "{e}"
+        );
+        let e = Config::load(
+            None,
+            [("MESHWORK_DATABASE_URL".into(), "mysql://u:pw@h/db".into())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not supported") && !e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,1086 @@
+//! Account routes: sign-up, sign-in (with TOTP), sign-out, the profile and its picture, password
+//! changes and resets, email verification, two-factor set-up, and the account's own audit trail.
+
+use crate::accounts::{self, check_totp, hash_password, verify_password};
+use crate::audit::{self, ClientInfo, Event};
+use crate::auth::{csrf_token, SessionUser, SESSION_COOKIE};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+use crate::mail::{self, Mail};
+use crate::state::{now_millis, random_token, token_hash, AppState};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use meshwork_domain::{
+    EmailAddress, ErrorCode, Password, PersonName, ProfileText, UserId, MAX_PICTURE_BYTES,
+};
+use meshwork_store::{AuditScope, PictureRow, ProfileUpdate, SessionRow, TokenRow, UserRow};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
+const RESET_TTL_MS: i64 = 3600 * 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub company: String,
+    #[serde(default)]
+    pub job_title: String,
+    /// Must be `true`: Meshwork is not for people under 16.
+    pub confirm_age_16_or_over: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedIn {
+    pub user_id: uuid::Uuid,
+    /// Send this as `X-CSRF-Token` with every state-changing request made with the session cookie.
+    pub csrf_token: String,
+}
+
+fn session_cookie(token: &str, max_age_secs: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age={max_age_secs}"
+    ))
+    .expect("cookie is ASCII")
+}
+
+async fn start_session(state: &AppState, user: UserId, status: StatusCode) -> ApiResult<Response> {
+    let token = random_token();
+    let hash = token_hash(&token);
+    let now = now_millis();
+    let ttl_ms = state.config.auth.session_ttl_hours as i64 * 3600 * 1000;
+    state
+        .store
+        .create_session(&SessionRow {
+            token_hash: hash,
+            user_id: user,
+            created_at: now,
+            expires_at: now + ttl_ms,
+        })
+        .await?;
+    let body = SignedIn {
+        user_id: user.as_uuid(),
+        csrf_token: csrf_token(state, &hash)?,
+    };
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&token, ttl_ms / 1000));
+    Ok(resp)
+}
+
+async fn send_verification(state: &AppState, user: UserId, email: &str) -> ApiResult<()> {
+    let token = random_token();
+    state
+        .store
+        .create_token(&TokenRow {
+            hash: token_hash(&token),
+            kind: "verify_email".into(),
+            user_id: user,
+            expires_at: now_millis() + VERIFY_TTL_MS,
+        })
+        .await?;
+    let link = format!(
+        "{}/verify-email?token={token}",
+        state.config.public_url.trim_end_matches('/')
+    );
+    mail::enqueue(state, Mail {
+        kind: "verify_email".into(),
+        to: email.into(),
+        subject: "Confirm your email address for Meshwork".into(),
+        body: format!("Confirm this address by opening:\n\n{link}\n\nThe link works once and expires in 24 hours. If you did not sign up, ignore this mail."),
+    })
+    .await
+}
+
+/// Create an account and sign in.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
+    responses((status = 201, body = SignedIn, description = "Signed up and signed in; a verification email is queued."),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn signup(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<SignupRequest>,
+) -> ApiResult<Response> {
+    let name = PersonName::parse("name", &req.name)?;
+    let email = EmailAddress::parse("email", &req.email)?;
+    let password = Password::parse("password", &req.password, Some(&email))?;
+    let company = ProfileText::parse("company", &req.company)?;
+    let job_title = ProfileText::parse("job_title", &req.job_title)?;
+    if !req.confirm_age_16_or_over {
+        return Err(ApiError::new(
+            ErrorCode::AgeConfirmationRequired,
+            "field `confirm_age_16_or_over`: Meshwork is not for people under 16; confirm you are 16 or over",
+        ));
+    }
+    let email_index = state.email_index(&email.normalized())?;
+    if state
+        .store
+        .user_by_email_index(&email_index)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            ErrorCode::EmailTaken,
+            "field `email`: an account with this email already exists",
+        ));
+    }
+    let id = UserId::new();
+    let now = now_millis();
+    let password_hash = hash_password(password.dangerously_as_str().to_string()).await?;
+    let user = UserRow {
+        id,
+        email_index,
+        email_sealed: state.seal_account(id, "email", email.as_str().as_bytes())?,
+        name_sealed: state.seal_account(id, "name", name.as_str().as_bytes())?,
+        company_sealed: state.seal_account(id, "company", company.as_str().as_bytes())?,
+        job_title_sealed: state.seal_account(id, "job_title", job_title.as_str().as_bytes())?,
+        password_hash,
+        email_verified: false,
+        age_confirmed_at: now,
+        totp_secret_sealed: None,
+        totp_enabled: false,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_user(&user).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "account.created",
+            workspace: None,
+            actor: Some(id),
+            subject: Some(id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    send_verification(&state, id, email.as_str()).await?;
+    state
+        .store
+        .remember_device(id, &device_hash(&state, id, &client)?, now)
+        .await?;
+    start_session(&state, id, StatusCode::CREATED).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// The current 6-digit code, when two-factor authentication is on.
+    pub totp_code: Option<String>,
+    /// A one-time recovery code, instead of `totp_code`.
+    pub recovery_code: Option<String>,
+}
+
+fn device_hash(state: &AppState, user: UserId, client: &ClientInfo) -> ApiResult<[u8; 32]> {
+    Ok(state
+        .account_key()?
+        .blind_index("device", &format!("{user}|{}", client.user_agent))
+        .0)
+}
+
+/// Sign in with email and password (and a TOTP or recovery code when two-factor is on).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest,
+    responses((status = 200, body = SignedIn, description = "Signed in; the session cookie is set."),
+              (status = 401, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    if let Some(ip) = client.ip {
+        if state.login_limiter.check_key(&ip).is_err() {
+            audit::record(
+                &state,
+                Some(&client),
+                Event {
+                    kind: "login.rate_limited",
+                    workspace: None,
+                    actor: None,
+                    subject: None,
+                    details: json!({}),
+                },
+            )
+            .await?;
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "too many sign-in attempts from this address; wait a minute and retry",
+            ));
+        }
+    }
+    let wrong = || {
+        ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "the email or password is wrong",
+        )
+    };
+    let Ok(email) = EmailAddress::parse("email", &req.email) else {
+        return Err(wrong());
+    };
+    let now = now_millis();
+    let Some(user) = state
+        .store
+        .user_by_email_index(&state.email_index(&email.normalized())?)
+        .await?
+    else {
+        // Same work as a real check, so timing does not reveal which emails have accounts.
+        let _ = verify_password(req.password, state.dummy_password_hash.clone()).await?;
+        audit::record(
+            &state,
+            Some(&client),
+            Event {
+                kind: "login.failed",
+                workspace: None,
+                actor: None,
+                subject: None,
+                details: json!({"reason": "unknown email"}),
+            },
+        )
+        .await?;
+        return Err(wrong());
+    };
+    let auth = &state.config.auth;
+    if user.locked_until.is_some_and(|t| t > now) {
+        audit::record(
+            &state,
+            Some(&client),
+            Event {
+                kind: "login.locked_out",
+                workspace: None,
+                actor: None,
+                subject: Some(user.id),
+                details: json!({}),
+            },
+        )
+        .await?;
+        return Err(ApiError::new(
+            ErrorCode::AccountLocked,
+            format!(
+                "too many failed sign-ins: the account is locked for up to {} minutes",
+                auth.lockout_minutes
+            ),
+        ));
+    }
+    let fail = |reason: &'static str| {
+        let state = state.clone();
+        let client = client.clone();
+        async move {
+            let lock_until = now_millis() + auth_lock_ms(&state);
+            let count = state
+                .store
+                .record_login_failure(
+                    user.id,
+                    state.config.auth.lockout_threshold as i32,
+                    lock_until,
+                )
+                .await?;
+            audit::record(
+                &state,
+                Some(&client),
+                Event {
+                    kind: "login.failed",
+                    workspace: None,
+                    actor: None,
+                    subject: Some(user.id),
+                    details: json!({"reason": reason}),
+                },
+            )
+            .await?;
+            if count == state.config.auth.lockout_threshold as i32 {
+                audit::record(
+                    &state,
+                    Some(&client),
+                    Event {
+                        kind: "account.locked",
+                        workspace: None,
+                        actor: None,
+                        subject: Some(user.id),
+                        details: json!({"failures": count}),
+                    },
+                )
+                .await?;
+            }
+            Ok::<_, ApiError>(())
+        }
+    };
+    if !verify_password(req.password, user.password_hash.clone()).await? {
+        fail("wrong password").await?;
+        return Err(wrong());
+    }
+    if user.totp_enabled {
+        let secret = match &user.totp_secret_sealed {
+            Some(s) => state.open_account(user.id, "totp_secret", s)?,
+            None => return Err(ApiError::internal("TOTP enabled without a secret")),
+        };
+        match (&req.totp_code, &req.recovery_code) {
+            (Some(code), _) => {
+                if !check_totp(&secret, code)? {
+                    fail("wrong TOTP code").await?;
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidMfaCode,
+                        "field `totp_code`: the code is wrong or expired",
+                    ));
+                }
+            }
+            (None, Some(code)) => {
+                if !state
+                    .store
+                    .take_recovery_code(user.id, &accounts::recovery_code_hash(code))
+                    .await?
+                {
+                    fail("wrong recovery code").await?;
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidMfaCode,
+                        "field `recovery_code`: the code is wrong or already used",
+                    ));
+                }
+                audit::record(
+                    &state,
+                    Some(&client),
+                    Event {
+                        kind: "mfa.recovery_code_used",
+                        workspace: None,
+                        actor: Some(user.id),
+                        subject: Some(user.id),
+                        details: json!({}),
+                    },
+                )
+                .await?;
+            }
+            (None, None) => {
+                return Err(ApiError::new(
+                    ErrorCode::MfaRequired,
+                    "two-factor authentication is on: send `totp_code` (or `recovery_code`)",
+                ));
+            }
+        }
+    }
+    state.store.reset_login_failures(user.id).await?;
+    if state
+        .store
+        .remember_device(user.id, &device_hash(&state, user.id, &client)?, now)
+        .await?
+    {
+        let email = state.open_account_str(user.id, "email", &user.email_sealed)?;
+        mail::enqueue(&state, Mail {
+            kind: "new_device".into(),
+            to: email,
+            subject: "New sign-in to your Meshwork account".into(),
+            body: format!(
+                "Your account was signed in from a device we had not seen before.\n\nDevice: {}\nAddress: {}\n\nIf this was not you, reset your password and turn on two-factor authentication.",
+                if client.user_agent.is_empty() { "unknown" } else { &client.user_agent },
+                client.ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into())
+            ),
+        })
+        .await?;
+        audit::record(
+            &state,
+            Some(&client),
+            Event {
+                kind: "login.new_device",
+                workspace: None,
+                actor: Some(user.id),
+                subject: Some(user.id),
+                details: json!({}),
+            },
+        )
+        .await?;
+    }
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "login.succeeded",
+            workspace: None,
+            actor: Some(user.id),
+            subject: Some(user.id),
+            details: json!({"mfa": user.totp_enabled}),
+        },
+    )
+    .await?;
+    start_session(&state, user.id, StatusCode::OK).await
+}
+
+fn auth_lock_ms(state: &AppState) -> i64 {
+    state.config.auth.lockout_minutes as i64 * 60 * 1000
+}
+
+/// Sign out: the session ends on the server and the cookie is cleared.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", security(("session" = [])),
+    responses((status = 204, description = "Signed out."), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    user: SessionUser,
+    client: ClientInfo,
+) -> ApiResult<Response> {
+    state.store.delete_session(&user.session_hash).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "logout",
+            workspace: None,
+            actor: Some(user.id),
+            subject: Some(user.id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0));
+    Ok(resp)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceMembership {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub role: String,
+}
+
+/// Everything Meshwork stores about you (pm09), except secrets, which are never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub company: String,
+    pub job_title: String,
+    pub has_picture: bool,
+    pub mfa_enabled: bool,
+    pub recovery_codes_left: i64,
+    /// When you confirmed being 16 or over (Unix ms).
+    pub age_confirmed_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub workspaces: Vec<WorkspaceMembership>,
+    /// Send as `X-CSRF-Token` with state-changing requests.
+    pub csrf_token: String,
+}
+
+async fn load_user(state: &AppState, id: UserId) -> ApiResult<UserRow> {
+    state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidSession, "the account no longer exists"))
+}
+
+/// Your profile and everything stored about you.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("session" = [])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub async fn me(State(state): State<AppState>, user: SessionUser) -> ApiResult<Json<Me>> {
+    let u = load_user(&state, user.id).await?;
+    let mut workspaces = Vec::new();
+    for (ws, role) in state.store.workspaces_of(u.id).await? {
+        let name = state.open_workspace(ws.id, &ws.id.to_string(), "name", &ws.name_sealed)?;
+        workspaces.push(WorkspaceMembership {
+            id: ws.id.as_uuid(),
+            name,
+            role: role.to_string(),
+        });
+    }
+    Ok(Json(Me {
+        id: u.id.as_uuid(),
+        name: state.open_account_str(u.id, "name", &u.name_sealed)?,
+        email: state.open_account_str(u.id, "email", &u.email_sealed)?,
+        email_verified: u.email_verified,
+        company: state.open_account_str(u.id, "company", &u.company_sealed)?,
+        job_title: state.open_account_str(u.id, "job_title", &u.job_title_sealed)?,
+        has_picture: state.store.picture(u.id).await?.is_some(),
+        mfa_enabled: u.totp_enabled,
+        recovery_codes_left: state.store.recovery_codes_left(u.id).await?,
+        age_confirmed_at: u.age_confirmed_at,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        workspaces,
+        csrf_token: csrf_token(&state, &user.session_hash)?,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub name: Option<String>,
+    /// Changing the email requires verifying the new address.
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+}
+
+/// Edit your profile; fields left out stay as they are.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", security(("session" = [])), request_body = ProfilePatch,
+    responses((status = 200, body = Me), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    user: SessionUser,
+    client: ClientInfo,
+    Json(req): Json<ProfilePatch>,
+) -> ApiResult<Json<Me>> {
+    let u = load_user(&state, user.id).await?;
+    let id = u.id;
+    // Validate everything before writing anything.
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| PersonName::parse("name", n))
+        .transpose()?;
+    let email = req
+        .email
+        .as_deref()
+        .map(|e| EmailAddress::parse("email", e))
+        .transpose()?;
+    let company = req
+        .company
+        .as_deref()
+        .map(|c| ProfileText::parse("company", c))
+        .transpose()?;
+    let job_title = req
+        .job_title
+        .as_deref()
+        .map(|j| ProfileText::parse("job_title", j))
+        .transpose()?;
+    let old_email = state.open_account_str(id, "email", &u.email_sealed)?;
+    let email_changed = email
+        .as_ref()
+        .is_some_and(|e| e.normalized() != old_email.to_lowercase());
+    let update = ProfileUpdate {
+        email_index: match &email {
+            Some(e) => state.email_index(&e.normalized())?,
+            None => u.email_index,
+        },
+        email_sealed: match &email {
+            Some(e) => state.seal_account(id, "email", e.as_str().as_bytes())?,
+            None => u.email_sealed.clone(),
+        },
+        name_sealed: match &name {
+            Some(n) => state.seal_account(id, "name", n.as_str().as_bytes())?,
+            None => u.name_sealed.clone(),
+        },
+        company_sealed: match &company {
+            Some(c) => state.seal_account(id, "company", c.as_str().as_bytes())?,
+            None => u.company_sealed.clone(),
+        },
+        job_title_sealed: match &job_title {
+            Some(j) => state.seal_account(id, "job_title", j.as_str().as_bytes())?,
+            None => u.job_title_sealed.clone(),
+        },
+        email_verified: u.email_verified && !email_changed,
+    };
+    state
+        .store
+        .update_profile(id, &update, now_millis())
+        .await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "account.profile_updated",
+            workspace: None,
+            actor: Some(id),
+            subject: Some(id),
+            details: json!({"email_changed": email_changed}),
+        },
+    )
+    .await?;
+    if let (true, Some(e)) = (email_changed, &email) {
+        send_verification(&state, id, e.as_str()).await?;
+    }
+    me(State(state), user).await
+}
+
+fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// Upload your profile picture (PNG, JPEG, GIF or WebP, up to 2 MiB), stored encrypted.
+#[utoipa::path(put, path = "/api/v1/me/picture", tag = "accounts", security(("session" = [])),
+    request_body(content = String, content_type = "image/png", description = "The image bytes."),
+    responses((status = 204), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub async fn put_picture(
+    State(state): State<AppState>,
+    user: SessionUser,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    if body.len() > MAX_PICTURE_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the picture is larger than 2 MiB",
+        ));
+    }
+    let Some(content_type) = sniff_image(&body) else {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the picture must be a PNG, JPEG, GIF or WebP image",
+        ));
+    };
+    let data_sealed = state.seal_account(user.id, "picture", &body)?;
+    state
+        .store
+        .set_picture(
+            user.id,
+            Some(&PictureRow {
+                content_type: content_type.into(),
+                data_sealed,
+            }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Your profile picture.
+#[utoipa::path(get, path = "/api/v1/me/picture", tag = "accounts", security(("session" = [])),
+    responses((status = 200, content_type = "image/png", body = String), (status = 404, body = ErrorBody)))]
+pub async fn get_picture(State(state): State<AppState>, user: SessionUser) -> ApiResult<Response> {
+    let Some(p) = state.store.picture(user.id).await? else {
+        return Err(ApiError::new(
+            ErrorCode::PictureNotFound,
+            "no profile picture is set",
+        ));
+    };
+    let bytes = state.open_account(user.id, "picture", &p.data_sealed)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&p.content_type).map_err(ApiError::internal)?,
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok((headers, bytes).into_response())
+}
+
+/// Remove your profile picture.
+#[utoipa::path(delete, path = "/api/v1/me/picture", tag = "accounts", security(("session" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn delete_picture(
+    State(state): State<AppState>,
+    user: SessionUser,
+) -> ApiResult<StatusCode> {
+    state.store.set_picture(user.id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change your password; every other session is signed out.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "accounts", security(("session" = [])), request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    user: SessionUser,
+    client: ClientInfo,
+    Json(req): Json<PasswordChange>,
+) -> ApiResult<Response> {
+    let u = load_user(&state, user.id).await?;
+    let email = EmailAddress::parse(
+        "email",
+        &state.open_account_str(u.id, "email", &u.email_sealed)?,
+    )?;
+    let new = Password::parse("new_password", &req.new_password, Some(&email))?;
+    if !verify_password(req.current_password, u.password_hash).await? {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "field `current_password`: the password is wrong",
+        ));
+    }
+    let hash = hash_password(new.dangerously_as_str().to_string()).await?;
+    state
+        .store
+        .set_password_hash(u.id, &hash, now_millis())
+        .await?;
+    state.store.delete_user_sessions(u.id).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "account.password_changed",
+            workspace: None,
+            actor: Some(u.id),
+            subject: Some(u.id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    start_session(&state, u.id, StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub token: String,
+}
+
+/// Confirm your email address with the token from the verification mail.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "accounts", request_body = TokenRequest,
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<TokenRequest>,
+) -> ApiResult<StatusCode> {
+    let Some(user) = state
+        .store
+        .take_token("verify_email", &token_hash(&req.token), now_millis())
+        .await?
+    else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidToken,
+            "field `token`: the link is unknown, already used or expired",
+        ));
+    };
+    state.store.set_email_verified(user, now_millis()).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "account.email_verified",
+            workspace: None,
+            actor: Some(user),
+            subject: Some(user),
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+/// Ask for a password-reset link. Always answers 202, whether or not the account exists.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "accounts", request_body = ResetRequest,
+    responses((status = 202), (status = 422, body = ErrorBody)))]
+pub async fn request_reset(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<ResetRequest>,
+) -> ApiResult<StatusCode> {
+    let email = EmailAddress::parse("email", &req.email)?;
+    if let Some(ip) = client.ip {
+        if state.login_limiter.check_key(&ip).is_err() {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "too many requests from this address; wait a minute and retry",
+            ));
+        }
+    }
+    if let Some(user) = state
+        .store
+        .user_by_email_index(&state.email_index(&email.normalized())?)
+        .await?
+    {
+        let token = random_token();
+        state
+            .store
+            .create_token(&TokenRow {
+                hash: token_hash(&token),
+                kind: "password_reset".into(),
+                user_id: user.id,
+                expires_at: now_millis() + RESET_TTL_MS,
+            })
+            .await?;
+        let link = format!(
+            "{}/reset-password?token={token}",
+            state.config.public_url.trim_end_matches('/')
+        );
+        mail::enqueue(&state, Mail {
+            kind: "password_reset".into(),
+            to: state.open_account_str(user.id, "email", &user.email_sealed)?,
+            subject: "Reset your Meshwork password".into(),
+            body: format!("Choose a new password here:\n\n{link}\n\nThe link works once and expires in 1 hour. If you did not ask for this, ignore this mail."),
+        })
+        .await?;
+        audit::record(
+            &state,
+            Some(&client),
+            Event {
+                kind: "account.password_reset_requested",
+                workspace: None,
+                actor: None,
+                subject: Some(user.id),
+                details: json!({}),
+            },
+        )
+        .await?;
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Set a new password with a reset token; every session is signed out.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "accounts", request_body = ResetConfirm,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn confirm_reset(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<ResetConfirm>,
+) -> ApiResult<StatusCode> {
+    // Check the password before taking the single-use token, so a weak password does not burn it.
+    let weak_check = Password::parse("new_password", &req.new_password, None)?;
+    let Some(user) = state
+        .store
+        .take_token("password_reset", &token_hash(&req.token), now_millis())
+        .await?
+    else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidToken,
+            "field `token`: the link is unknown, already used or expired",
+        ));
+    };
+    let hash = hash_password(weak_check.dangerously_as_str().to_string()).await?;
+    state
+        .store
+        .set_password_hash(user, &hash, now_millis())
+        .await?;
+    state.store.delete_user_sessions(user).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "account.password_reset",
+            workspace: None,
+            actor: Some(user),
+            subject: Some(user),
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpSetup {
+    /// The secret in base32, for typing into an authenticator app.
+    pub secret: String,
+    /// An `otpauth://` URL, for a QR code.
+    pub otpauth_url: String,
+}
+
+/// Start turning on two-factor authentication: returns a new TOTP secret to confirm.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp/setup", tag = "accounts", security(("session" = [])),
+    responses((status = 200, body = TotpSetup), (status = 409, body = ErrorBody)))]
+pub async fn totp_setup(
+    State(state): State<AppState>,
+    user: SessionUser,
+) -> ApiResult<Json<TotpSetup>> {
+    let u = load_user(&state, user.id).await?;
+    if u.totp_enabled {
+        return Err(ApiError::new(
+            ErrorCode::MfaAlreadyEnabled,
+            "two-factor authentication is already on; turn it off first to replace it",
+        ));
+    }
+    let secret = accounts::new_totp_secret();
+    let email = state.open_account_str(u.id, "email", &u.email_sealed)?;
+    let url = accounts::totp(&secret, &email)?.get_url();
+    state
+        .store
+        .set_totp_secret(
+            u.id,
+            Some(&state.seal_account(u.id, "totp_secret", &secret)?),
+        )
+        .await?;
+    Ok(Json(TotpSetup {
+        secret: accounts::totp_base32(&secret),
+        otpauth_url: url,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Shown once: each signs you in once if you lose your authenticator.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Confirm the TOTP secret with a current code; turns two-factor on and returns recovery codes.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp/confirm", tag = "accounts", security(("session" = [])), request_body = CodeRequest,
+    responses((status = 200, body = RecoveryCodes), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn totp_confirm(
+    State(state): State<AppState>,
+    user: SessionUser,
+    client: ClientInfo,
+    Json(req): Json<CodeRequest>,
+) -> ApiResult<Json<RecoveryCodes>> {
+    let u = load_user(&state, user.id).await?;
+    if u.totp_enabled {
+        return Err(ApiError::new(
+            ErrorCode::MfaAlreadyEnabled,
+            "two-factor authentication is already on",
+        ));
+    }
+    let Some(sealed) = &u.totp_secret_sealed else {
+        return Err(ApiError::new(
+            ErrorCode::MfaNotEnabled,
+            "start with POST /api/v1/me/mfa/totp/setup",
+        ));
+    };
+    let secret = state.open_account(u.id, "totp_secret", sealed)?;
+    if !check_totp(&secret, &req.code)? {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMfaCode,
+            "field `code`: the code is wrong or expired",
+        ));
+    }
+    let codes = accounts::new_recovery_codes();
+    let hashes: Vec<[u8; 32]> = codes
+        .iter()
+        .map(|c| accounts::recovery_code_hash(c))
+        .collect();
+    state.store.enable_totp(u.id, &hashes).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "mfa.enabled",
+            workspace: None,
+            actor: Some(u.id),
+            subject: Some(u.id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaDisable {
+    pub password: String,
+    pub code: String,
+}
+
+/// Turn two-factor authentication off (needs your password and a current code).
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp/disable", tag = "accounts", security(("session" = [])), request_body = MfaDisable,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn totp_disable(
+    State(state): State<AppState>,
+    user: SessionUser,
+    client: ClientInfo,
+    Json(req): Json<MfaDisable>,
+) -> ApiResult<StatusCode> {
+    let u = load_user(&state, user.id).await?;
+    let (true, Some(sealed)) = (u.totp_enabled, &u.totp_secret_sealed) else {
+        return Err(ApiError::new(
+            ErrorCode::MfaNotEnabled,
+            "two-factor authentication is not on",
+        ));
+    };
+    if !verify_password(req.password, u.password_hash.clone()).await? {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "field `password`: the password is wrong",
+        ));
+    }
+    let secret = state.open_account(u.id, "totp_secret", sealed)?;
+    if !check_totp(&secret, &req.code)? {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMfaCode,
+            "field `code`: the code is wrong or expired",
+        ));
+    }
+    state.store.set_totp_secret(u.id, None).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "mfa.disabled",
+            workspace: None,
+            actor: Some(u.id),
+            subject: Some(u.id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPage {
+    /// Return entries older than this id (from the previous page's last entry).
+    pub before: Option<uuid::Uuid>,
+    /// At most this many entries (1 to 200, default 50).
+    pub limit: Option<i64>,
+}
+
+impl AuditPage {
+    pub fn limit(&self) -> ApiResult<i64> {
+        match self.limit {
+            None => Ok(50),
+            Some(n) if (1..=200).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("query `limit`: must be 1 to 200, got {n}"),
+            )),
+        }
+    }
+}
+
+/// The security events of your account (sign-ins, failures, MFA and password changes).
+#[utoipa::path(get, path = "/api/v1/me/audit", tag = "accounts", security(("session" = [])), params(AuditPage),
+    responses((status = 200, body = Vec<audit::AuditEntry>), (status = 401, body = ErrorBody)))]
+pub async fn my_audit(
+    State(state): State<AppState>,
+    user: SessionUser,
+    Query(page): Query<AuditPage>,
+) -> ApiResult<Json<Vec<audit::AuditEntry>>> {
+    let rows = state
+        .store
+        .audit(
+            AuditScope::User(user.id),
+            page.before.map(meshwork_domain::AuditId),
+            page.limit()?,
+        )
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| audit::open(&state, r))
+            .collect::<ApiResult<_>>()?,
+    ))
+}

@@ -1,0 +1,133 @@
+//! The HTTP surface: every route is registered through `OpenApiRouter::routes`, so the router and
+//! the OpenAPI document cannot diverge, and the route-matrix test (which reads the document)
+//! sees every route.
+
+pub mod accounts;
+pub mod system;
+pub mod workspaces;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::Router;
+use meshwork_domain::ErrorCode;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// JSON bodies are small; pictures have their own, larger limit.
+const JSON_BODY_LIMIT: usize = 256 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Meshwork API", description = "CRM, permission-aware workplace search and partner overlap, in one server. Errors are `{message, code, type, link}` with codes from one table.", license(name = "AGPL-3.0-only")),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody)),
+    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "system"))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "The session cookie set by sign-in. State-changing requests also need the `X-CSRF-Token` header. Scopes name the workspace permission the route needs.",
+            ))),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A workspace API key: `Authorization: Bearer mwk_…`. Scopes name the permission the route needs.")).build()),
+        );
+    }
+}
+
+/// The application's routes and their OpenAPI document.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let pictures = OpenApiRouter::new()
+        .routes(routes!(
+            accounts::put_picture,
+            accounts::get_picture,
+            accounts::delete_picture
+        ))
+        .layer(DefaultBodyLimit::max(
+            meshwork_domain::MAX_PICTURE_BYTES + 1,
+        ));
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::security_txt))
+        .routes(routes!(accounts::signup))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::verify_email))
+        .routes(routes!(accounts::request_reset))
+        .routes(routes!(accounts::confirm_reset))
+        .routes(routes!(accounts::me, accounts::update_me))
+        .routes(routes!(accounts::change_password))
+        .routes(routes!(accounts::totp_setup))
+        .routes(routes!(accounts::totp_confirm))
+        .routes(routes!(accounts::totp_disable))
+        .routes(routes!(accounts::my_audit))
+        .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(workspaces::get, workspaces::rename))
+        .routes(routes!(workspaces::members))
+        .routes(routes!(workspaces::set_role, workspaces::remove_member))
+        .routes(routes!(workspaces::invite))
+        .routes(routes!(workspaces::accept))
+        .routes(routes!(workspaces::list_keys, workspaces::create_key))
+        .routes(routes!(workspaces::revoke_key))
+        .routes(routes!(workspaces::workspace_audit))
+        .routes(routes!(workspaces::changes))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .merge(pictures);
+    let (router, doc) = api.split_for_parts();
+    let doc_json = std::sync::Arc::new(doc.to_json().expect("OpenAPI document serializes"));
+    let router = router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc_json.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        doc.as_ref().clone(),
+                    )
+                }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::new(
+                ErrorCode::RouteNotFound,
+                "no route matches this path; see /api/openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this route does not accept this method; see /api/openapi.json",
+            )
+        })
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
+    (router, doc)
+}

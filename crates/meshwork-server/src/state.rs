@@ -1,0 +1,173 @@
+//! `AppState`: what every handler shares (the store, the keyring, the configuration, the login
+//! rate limiter), and the small sealing helpers that decide which key and associated data each
+//! kind of value is sealed with.
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use meshwork_domain::{Millis, UserId, WorkspaceId};
+use meshwork_keyring::{Aad, DataKey, Keyring};
+use meshwork_store::Store;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub keyring: Arc<Keyring>,
+    pub config: Config,
+    pub login_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// A precomputed hash verified when an email is unknown, so a sign-in takes as long whether
+    /// or not the account exists.
+    pub dummy_password_hash: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("backend", &self.inner.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("keyring", &self.keyring)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        config: Config,
+    ) -> anyhow::Result<Self> {
+        let per_minute =
+            NonZeroU32::new(config.auth.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
+        let dummy_password_hash =
+            crate::accounts::hash_password_blocking("meshwork-dummy-password-for-timing")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                keyring,
+                login_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
+                config,
+                dummy_password_hash,
+            }),
+        })
+    }
+
+    pub fn account_key(&self) -> ApiResult<Arc<DataKey>> {
+        Ok(self.keyring.account_key()?)
+    }
+
+    pub fn workspace_key(&self, ws: WorkspaceId) -> ApiResult<Arc<DataKey>> {
+        Ok(self.keyring.workspace_key(ws.as_uuid())?)
+    }
+
+    /// Seals an account field of `user` (names, email, profile, TOTP secret, picture).
+    pub fn seal_account(&self, user: UserId, field: &str, value: &[u8]) -> ApiResult<Vec<u8>> {
+        let record = user.to_string();
+        Ok(self.account_key()?.seal(
+            Aad {
+                scope: "accounts",
+                record: &record,
+                field,
+            },
+            value,
+        ))
+    }
+
+    pub fn open_account(&self, user: UserId, field: &str, sealed: &[u8]) -> ApiResult<Vec<u8>> {
+        let record = user.to_string();
+        Ok(self.account_key()?.open(
+            Aad {
+                scope: "accounts",
+                record: &record,
+                field,
+            },
+            sealed,
+        )?)
+    }
+
+    pub fn open_account_str(&self, user: UserId, field: &str, sealed: &[u8]) -> ApiResult<String> {
+        String::from_utf8(self.open_account(user, field, sealed)?)
+            .map_err(|_| ApiError::internal("sealed account text is not UTF-8"))
+    }
+
+    /// The blind index of a normalised email, for sign-in look-ups and invitations.
+    pub fn email_index(&self, normalized_email: &str) -> ApiResult<[u8; 32]> {
+        Ok(self.account_key()?.blind_index("email", normalized_email).0)
+    }
+
+    /// Seals a workspace field (workspace name, API key names…).
+    pub fn seal_workspace(
+        &self,
+        ws: WorkspaceId,
+        record: &str,
+        field: &str,
+        value: &str,
+    ) -> ApiResult<Vec<u8>> {
+        let scope = ws.to_string();
+        Ok(self.workspace_key(ws)?.seal(
+            Aad {
+                scope: &scope,
+                record,
+                field,
+            },
+            value.as_bytes(),
+        ))
+    }
+
+    pub fn open_workspace(
+        &self,
+        ws: WorkspaceId,
+        record: &str,
+        field: &str,
+        sealed: &[u8],
+    ) -> ApiResult<String> {
+        let scope = ws.to_string();
+        Ok(self.workspace_key(ws)?.open_str(
+            Aad {
+                scope: &scope,
+                record,
+                field,
+            },
+            sealed,
+        )?)
+    }
+}
+
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// 32 random bytes as URL-safe base64 (43 characters): session tokens, API keys, link tokens.
+pub fn random_token() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(meshwork_keyring::random_bytes::<32>())
+}
+
+/// SHA-256 of a high-entropy token. Tokens carry 256 random bits, so a fast unsalted hash is the
+/// right tool: nothing can be guessed, and look-up by hash stays a single index probe.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
