@@ -108,7 +108,14 @@ impl TestDatabase {
             "pg_dump failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Some(out.stdout)
+        // Recent pg_dump versions wrap the dump in `\restrict <random key>` lines; drop them so
+        // two dumps of the same data compare equal.
+        let text = String::from_utf8_lossy(&out.stdout);
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect();
+        Some(kept.join("\n").into_bytes())
     }
 }
 

@@ -43,6 +43,6 @@ mod tests {
     fn dates_format_as_rfc3339() {
         assert_eq!(super::rfc3339_date(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339_date(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::rfc3339_date(1_795_392_000), "2026-11-22T00:00:00Z");
+        assert_eq!(super::rfc3339_date(1_795_305_600), "2026-11-22T00:00:00Z");
     }
 }

@@ -1,0 +1,13 @@
+//! All of the server's integration tests, in one binary to save link time. Each test starts the
+//! real server on 127.0.0.1:0 with a fresh store and drives it over HTTP, on SQLite and (when
+//! `MESHWORK_TEST_POSTGRES_URL` is set) on PostgreSQL.
+
+mod integration {
+    mod accounts;
+    mod bad_input;
+    mod canary;
+    pub mod common;
+    mod route_matrix;
+    mod startup;
+    mod workspaces;
+}
