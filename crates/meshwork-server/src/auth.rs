@@ -27,10 +27,12 @@ pub enum Actor {
         id: UserId,
         session_hash: [u8; 32],
     },
+    /// `role` is the key's effective role: its own, capped by its creator's current role in the
+    /// workspace; `None` once the creator has left the workspace (the key then opens nothing).
     ApiKey {
         id: ApiKeyId,
         workspace: WorkspaceId,
-        role: Role,
+        role: Option<Role>,
         created_by: UserId,
     },
 }
@@ -81,11 +83,17 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
                 "the Authorization header must be `Bearer <api key>`",
             ));
         };
-        let row = state
-            .store
-            .api_key_by_hash(&token_hash(key.trim()))
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"))?;
+        let hash = token_hash(key.trim());
+        let (row, creator_role) = match state.key_cache.get(&hash) {
+            Some(hit) => hit,
+            None => {
+                let found = state.store.api_key_by_hash(&hash).await?.ok_or_else(|| {
+                    ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid")
+                })?;
+                state.key_cache.put(hash, found.0.clone(), found.1);
+                found
+            }
+        };
         if row.revoked_at.is_some() {
             return Err(ApiError::new(
                 ErrorCode::ApiKeyRevoked,
@@ -98,10 +106,18 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
                 "the API key has expired",
             ));
         }
+        // A key never outlives or outranks its creator's membership.
+        let role = creator_role.map(|c| {
+            if c.rank() < row.role.rank() {
+                c
+            } else {
+                row.role
+            }
+        });
         return Ok(Actor::ApiKey {
             id: row.id,
             workspace: row.workspace_id,
-            role: row.role,
+            role,
             created_by: row.created_by,
         });
     }
@@ -250,20 +266,8 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for Authorized<P> {
             Actor::ApiKey {
                 workspace: key_ws,
                 role,
-                created_by,
                 ..
-            } => {
-                if *key_ws != workspace {
-                    None
-                } else {
-                    // A key never outlives or outranks its creator's membership.
-                    match state.store.role_of(workspace, *created_by).await? {
-                        Some(creator) if creator.rank() < role.rank() => Some(creator),
-                        Some(_) => Some(*role),
-                        None => None,
-                    }
-                }
-            }
+            } => role.filter(|_| *key_ws == workspace),
         };
         let role = role.ok_or_else(ApiError::not_found_workspace)?;
         if !role.allows(P::PERMISSION) {

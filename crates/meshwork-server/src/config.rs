@@ -36,6 +36,8 @@ pub struct Config {
 pub struct AuthConfig {
     pub session_ttl_hours: u32,
     pub login_attempts_per_minute: u32,
+    /// How long a verified API key is remembered in memory (0: look it up on every request).
+    pub api_key_cache_seconds: u32,
     pub lockout_threshold: u32,
     pub lockout_minutes: u32,
 }
@@ -63,6 +65,7 @@ impl Default for AuthConfig {
         Self {
             session_ttl_hours: 24 * 14,
             login_attempts_per_minute: 10,
+            api_key_cache_seconds: 2,
             lockout_threshold: 5,
             lockout_minutes: 15,
         }
@@ -100,6 +103,10 @@ log_format = "text"
 session_ttl_hours = 336
 # Sign-in attempts allowed per client address per minute (then 429 rate_limited).
 login_attempts_per_minute = 10
+# How long a verified API key is remembered in memory, sparing a database look-up per request.
+# Revoking a key, or changing its creator's role, takes effect at once on the server that did it;
+# other servers sharing a PostgreSQL database notice within this many seconds. 0 turns it off.
+api_key_cache_seconds = 2
 # Consecutive failed sign-ins that lock an account, and for how long.
 lockout_threshold = 5
 lockout_minutes = 15

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod key_cache;
 pub mod mail;
 pub mod state;
 

@@ -22,6 +22,7 @@ pub struct Inner {
     pub keyring: Arc<Keyring>,
     pub config: Config,
     pub login_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    pub key_cache: crate::key_cache::KeyCache,
     /// A precomputed hash verified when an email is unknown, so a sign-in takes as long whether
     /// or not the account exists.
     pub dummy_password_hash: String,
@@ -65,6 +66,9 @@ impl AppState {
                 store,
                 keyring,
                 login_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
+                key_cache: crate::key_cache::KeyCache::new(std::time::Duration::from_secs(
+                    config.auth.api_key_cache_seconds as u64,
+                )),
                 config,
                 dummy_password_hash,
             }),

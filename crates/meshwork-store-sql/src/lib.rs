@@ -520,10 +520,13 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::db)
             }
 
-            async fn api_key_by_hash(&self, hash: &meshwork_store::Hash32) -> meshwork_store::Result<Option<meshwork_store::ApiKeyRow>> {
-                let sql = format!("SELECT {} FROM api_keys WHERE key_hash = $1", sql_store_rows::API_KEY_COLUMNS);
-                $crate::sqlx::query(&sql).bind(&hash[..]).fetch_optional(self.reader()).await.map_err($crate::db)?
-                    .as_ref().map(sql_store_rows::api_key).transpose()
+            async fn api_key_by_hash(&self, hash: &meshwork_store::Hash32) -> meshwork_store::Result<Option<(meshwork_store::ApiKeyRow, Option<meshwork_domain::Role>)>> {
+                use $crate::sqlx::Row as _;
+                let sql = "SELECT k.id, k.workspace_id, k.key_hash, k.prefix, k.name_sealed, k.role, k.created_by, k.created_at, k.expires_at, k.revoked_at, m.role AS creator_role FROM api_keys k LEFT JOIN memberships m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by WHERE k.key_hash = $1";
+                let row = $crate::sqlx::query(sql).bind(&hash[..]).fetch_optional(self.reader()).await.map_err($crate::db)?;
+                let Some(r) = row else { return Ok(None) };
+                let creator = r.try_get::<Option<String>, _>("creator_role").map_err($crate::db)?.map(|s| $crate::role(&s)).transpose()?;
+                Ok(Some((sql_store_rows::api_key(&r)?, creator)))
             }
 
             async fn api_keys(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::ApiKeyRow>> {

@@ -309,10 +309,15 @@ both_backends!(
             revoked_at: None,
         };
         store.create_api_key(&key, 1).await.unwrap();
-        let found = store.api_key_by_hash(&h(42)).await.unwrap().unwrap();
+        let (found, creator_role) = store.api_key_by_hash(&h(42)).await.unwrap().unwrap();
         assert_eq!(
             (found.id, found.role, found.expires_at),
             (key.id, Role::Viewer, Some(50))
+        );
+        assert_eq!(
+            creator_role,
+            Some(Role::Owner),
+            "the creator's role comes with the key"
         );
         assert!(
             !store.revoke_api_key(other, key.id, 2).await.unwrap(),
@@ -325,6 +330,7 @@ both_backends!(
                 .await
                 .unwrap()
                 .unwrap()
+                .0
                 .revoked_at,
             Some(3)
         );

@@ -129,7 +129,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- API keys -----------------------------------------------------------------------------
     async fn create_api_key(&self, key: &ApiKeyRow, now: Millis) -> Result<()>;
-    async fn api_key_by_hash(&self, hash: &Hash32) -> Result<Option<ApiKeyRow>>;
+    /// The key with this hash, and its creator's current role in the key's workspace (`None` when
+    /// the creator has left it): everything authentication needs, in one query.
+    async fn api_key_by_hash(&self, hash: &Hash32) -> Result<Option<(ApiKeyRow, Option<Role>)>>;
     async fn api_keys(&self, ws: WorkspaceId) -> Result<Vec<ApiKeyRow>>;
     /// Revokes a key of `ws`; false when there is no such key.
     async fn revoke_api_key(&self, ws: WorkspaceId, id: ApiKeyId, now: Millis) -> Result<bool>;

@@ -262,6 +262,7 @@ pub async fn set_role(
             "this is the workspace's last owner; make someone else owner first",
         ));
     }
+    state.key_cache.forget_workspace(auth.workspace);
     audit::record(
         &state,
         Some(&client),
@@ -301,6 +302,7 @@ pub async fn remove_member(
             "this is the workspace's last owner; make someone else owner first",
         ));
     }
+    state.key_cache.forget_workspace(auth.workspace);
     audit::record(
         &state,
         Some(&client),
@@ -614,6 +616,7 @@ pub async fn revoke_key(
             "no API key with this id in the workspace",
         ));
     }
+    state.key_cache.forget_workspace(auth.workspace);
     audit::record(
         &state,
         Some(&client),

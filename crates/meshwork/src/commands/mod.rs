@@ -1,5 +1,6 @@
 //! The subcommands and the options they share.
 
+mod bench;
 mod default_config;
 mod serve;
 
@@ -23,11 +24,16 @@ enum Command {
     ///
     /// Example: `meshwork default-config > meshwork.toml`
     DefaultConfig,
+    /// Benchmarks: start a real server and measure it (see BENCHMARKS.md).
+    ///
+    /// Example: `cargo run --release -- bench api`
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::DefaultConfig => default_config::run(),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,0 +1,323 @@
+//! `meshwork bench api`: measures authenticated API throughput and latency, and idle memory.
+//!
+//! It starts a real server as a child process (this binary, `serve`, on a free loopback port, in
+//! a temporary data directory), signs up, creates a workspace and an API key, reads the server's
+//! idle resident memory, then drives load from this process over loopback, phase by phase:
+//! `GET /healthz` (the baseline: the HTTP stack with no auth and no store), authenticated reads
+//! (`GET /api/v1/workspaces/{id}` with a Bearer key) and authenticated writes (`PATCH` of the
+//! workspace name: a sealed update, a change-feed entry and an audit entry per request).
+
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Authenticated reads and writes per second with latency percentiles, and idle memory.
+    Api(ApiArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// Benchmark against PostgreSQL (a scratch database: the bench writes to it) instead of SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.what {
+        What::Api(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(api(a)),
+    }
+}
+
+struct ServerChild {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+struct Phase {
+    name: &'static str,
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn api(args: ApiArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let exe: PathBuf = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"));
+    if let Some(url) = &args.database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.env("MESHWORK_LOG", "warn")
+        .env("MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "1000")
+        .stdout(Stdio::null());
+    let child = cmd.spawn().context("starting the server")?;
+    let server = ServerChild { child, _dir: dir };
+    let pid = server.child.id();
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let started = Instant::now();
+    loop {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not become ready in 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (key, ws) = setup(&client, &base).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_kib(pid);
+
+    let backend = if args.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "meshwork bench api: backend {backend}, {} connections, {} s per phase, {} cores",
+        args.connections,
+        args.duration,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    let dur = Duration::from_secs(args.duration);
+    let mut phases = Vec::new();
+    let health_url = format!("{base}/healthz");
+    phases.push(
+        load(
+            &client,
+            "GET /healthz (baseline, no auth)",
+            args.connections,
+            dur,
+            move |c, _| c.get(&health_url),
+        )
+        .await,
+    );
+    let read_url = format!("{base}/api/v1/workspaces/{ws}");
+    let (u, k) = (read_url.clone(), key.clone());
+    phases.push(
+        load(
+            &client,
+            "GET workspace (API key, read)",
+            args.connections,
+            dur,
+            move |c, _| c.get(&u).bearer_auth(&k),
+        )
+        .await,
+    );
+    let (u, k) = (read_url.clone(), key.clone());
+    phases.push(
+        load(
+            &client,
+            "PATCH workspace (API key, write)",
+            args.connections,
+            dur,
+            move |c, i| {
+                c.patch(&u)
+                    .bearer_auth(&k)
+                    .json(&serde_json::json!({ "name": format!("bench {i}") }))
+            },
+        )
+        .await,
+    );
+    let peak = rss_kib(pid);
+
+    println!();
+    println!("| phase | requests/s | p50 | p99 | errors |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for p in &phases {
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} |",
+            p.name,
+            p.requests as f64 / p.seconds,
+            p.p50.as_secs_f64() * 1000.0,
+            p.p99.as_secs_f64() * 1000.0,
+            p.errors
+        );
+    }
+    println!();
+    if let Some(kib) = idle {
+        println!("server idle RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    if let Some(kib) = peak {
+        println!("server RSS after load: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    drop(server);
+    Ok(())
+}
+
+async fn setup(client: &reqwest::Client, base: &str) -> anyhow::Result<(String, String)> {
+    let resp = client
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&serde_json::json!({"name": "Bench", "email": "bench@example.com", "password": "load test passphrase 42", "confirm_age_16_or_over": true}))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("sign-up failed: {}", resp.text().await?);
+    }
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .context("no session cookie")?
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let body: serde_json::Value = resp.json().await?;
+    let csrf = body["csrf_token"]
+        .as_str()
+        .context("no csrf token")?
+        .to_string();
+    let ws: serde_json::Value = client
+        .post(format!("{base}/api/v1/workspaces"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"name": "Bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ws = ws["id"].as_str().context("no workspace id")?.to_string();
+    let key: serde_json::Value = client
+        .post(format!("{base}/api/v1/workspaces/{ws}/api-keys"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"name": "bench", "role": "owner"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok((key["secret"].as_str().context("no key")?.to_string(), ws))
+}
+
+async fn load<F>(
+    client: &reqwest::Client,
+    name: &'static str,
+    connections: usize,
+    duration: Duration,
+    make: F,
+) -> Phase
+where
+    F: Fn(&reqwest::Client, String) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
+{
+    // Warm up the connections first so the measurement sees steady state.
+    let warm_until = Instant::now() + Duration::from_millis(500);
+    let deadline = warm_until + duration;
+    let mut tasks = Vec::new();
+    for t in 0..connections {
+        let client = client.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0usize;
+            let mut i = 0u64;
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                i += 1;
+                let ok = match make(&client, format!("{t}-{i}")).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if now >= warm_until {
+                    lat.push(now.elapsed());
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            all.extend(lat);
+            errors += e;
+        }
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Phase {
+        name,
+        requests: all.len(),
+        errors,
+        seconds: duration.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
