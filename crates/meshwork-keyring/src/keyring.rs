@@ -72,6 +72,11 @@ impl MasterKey {
         }
     }
 
+    /// Parses the text of a master key file (64 hexadecimal digits, surrounding space ignored).
+    pub fn from_file_text(text: &str) -> Result<Self, KeyringError> {
+        Self::parse(Path::new("<text>"), text)
+    }
+
     fn parse(path: &Path, text: &str) -> Result<Self, KeyringError> {
         let bad = |why: &str| KeyringError::BadMasterKeyFile {
             path: path.to_path_buf(),

@@ -129,6 +129,18 @@ pub enum ConfigError {
 
 impl Config {
     /// Defaults, then `file` (if any), then the `MESHWORK_*` variables of `env`.
+    /// Parses the text of a configuration file on top of the defaults (no environment).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let mut value = toml::Value::try_from(Config::default()).expect("config serializes");
+        let parse_err = |e: &dyn std::fmt::Display| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        };
+        let layer: toml::Value = toml::from_str(text).map_err(|e| parse_err(&e))?;
+        merge(&mut value, layer);
+        value.try_into::<Config>().map_err(|e| parse_err(&e))
+    }
+
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,

@@ -162,3 +162,27 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 #[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Query<T>(pub T);
+
+/// The raw request body, with a too-large body answered from the error table.
+#[derive(Debug)]
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        ErrorCode::PayloadTooLarge,
+                        "the request body is larger than allowed",
+                    )
+                } else {
+                    ApiError::new(ErrorCode::MalformedRequest, e.body_text())
+                }
+            })
+    }
+}

@@ -4,10 +4,9 @@
 use crate::accounts::{self, check_totp, hash_password, verify_password};
 use crate::audit::{self, ClientInfo, Event};
 use crate::auth::{csrf_token, SessionUser, SESSION_COOKIE};
-use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query, RawBody};
 use crate::mail::{self, Mail};
 use crate::state::{now_millis, random_token, token_hash, AppState};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -622,7 +621,7 @@ fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
 pub async fn put_picture(
     State(state): State<AppState>,
     user: SessionUser,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<StatusCode> {
     if body.len() > MAX_PICTURE_BYTES {
         return Err(ApiError::new(

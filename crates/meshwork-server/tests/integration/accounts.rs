@@ -680,3 +680,71 @@ async fn email_verification_and_password_reset_links_are_single_use(s: &mut Test
     );
 }
 server_test!(email_verification_and_password_reset_links_are_single_use);
+
+async fn promise_mm02_profile_picture_is_uploaded_and_stored_encrypted(s: &mut TestServer) {
+    let me = s.signup("Pia", "pia@example.com").await;
+    let (_, p) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&me), None)
+        .await;
+    assert_eq!(p["has_picture"], false);
+    let marker = b"PictureContentMarker-mm02-7d1c";
+    let jpeg = [[0xFF, 0xD8, 0xFF, 0xE0].as_slice(), marker, &[0u8; 2048]].concat();
+    let resp = s
+        .req(Method::PUT, "/api/v1/me/picture", &As::User(&me))
+        .header("content-type", "image/jpeg")
+        .body(jpeg.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (_, p) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&me), None)
+        .await;
+    assert_eq!(p["has_picture"], true);
+    let resp = s
+        .req(Method::GET, "/api/v1/me/picture", &As::User(&me))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), jpeg);
+    assert_absent(s, &[std::str::from_utf8(marker).unwrap()]).await;
+    // Too large is refused by size, and the stored picture is kept.
+    let big = [
+        b"\x89PNG\r\n\x1a\n".as_slice(),
+        &vec![1u8; meshwork_domain::MAX_PICTURE_BYTES + 10],
+    ]
+    .concat();
+    let resp = s
+        .req(Method::PUT, "/api/v1/me/picture", &As::User(&me))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["code"],
+        "payload_too_large"
+    );
+    let resp = s
+        .req(Method::GET, "/api/v1/me/picture", &As::User(&me))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), jpeg);
+    // Removal.
+    assert_eq!(
+        s.call(Method::DELETE, "/api/v1/me/picture", &As::User(&me), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = s
+        .call(Method::GET, "/api/v1/me/picture", &As::User(&me), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("picture_not_found"))
+    );
+}
+server_test!(promise_mm02_profile_picture_is_uploaded_and_stored_encrypted);

@@ -1,0 +1,15 @@
+//! Opening stored bytes (a sealed value, a key file, a master key file) never panics, and
+//! arbitrary bytes never authenticate.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use meshwork_keyring::{Aad, DataKey, MasterKey, SecretKey};
+
+fuzz_target!(|data: &[u8]| {
+    let key = DataKey::from_root(SecretKey::from_bytes([7; 32]));
+    let aad = Aad { scope: "s", record: "r", field: "f" };
+    assert!(key.open(aad, data).is_err(), "random bytes must not authenticate");
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = MasterKey::from_file_text(text);
+    }
+});
