@@ -23,7 +23,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}").into()))?
             .application_name("meshwork");
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
