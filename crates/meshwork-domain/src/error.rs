@@ -74,6 +74,7 @@ error_codes! {
     MemberNotFound => ("member_not_found", 404, InvalidRequest, "No member with this id in the workspace."),
     ApiKeyNotFound => ("api_key_not_found", 404, InvalidRequest, "No API key with this id in the workspace."),
     PictureNotFound => ("picture_not_found", 404, InvalidRequest, "No profile picture is set."),
+    ConfirmationRequired => ("confirmation_required", 422, InvalidRequest, "A destructive action needs its confirmation parameter; the message says which."),
     EmailTaken => ("email_taken", 409, InvalidRequest, "An account with this email already exists."),
     LastOwner => ("last_owner", 409, InvalidRequest, "A workspace must keep at least one owner."),
     AlreadyMember => ("already_member", 409, InvalidRequest, "The user is already a member of this workspace."),

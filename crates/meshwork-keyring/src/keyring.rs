@@ -281,7 +281,9 @@ impl Keyring {
             .ok_or(KeyringError::MissingWorkspaceKey(ws))
     }
 
-    /// Crypto-shredding: removes the workspace's key, making its data unreadable everywhere.
+    /// Crypto-shredding: removes the workspace's key, making its data unreadable everywhere. The
+    /// file is overwritten before it is unlinked (best effort: the file system may keep old blocks,
+    /// which is one more reason the master key itself must be guarded).
     pub fn destroy_workspace_key(&self, ws: Uuid) -> Result<(), KeyringError> {
         let name = Self::workspace_name(ws);
         self.cache
@@ -289,8 +291,17 @@ impl Keyring {
             .expect("keyring cache lock")
             .remove(&name);
         let path = self.path_of(&name);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+        match fs::metadata(&path) {
+            Ok(meta) => {
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                f.write_all(&vec![0u8; meta.len() as usize])
+                    .map_err(io_err(&path))?;
+                f.sync_all().map_err(io_err(&path))?;
+                fs::remove_file(&path).map_err(io_err(&path))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&path)(e)),
         }

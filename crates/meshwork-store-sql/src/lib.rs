@@ -418,6 +418,14 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::db)
             }
 
+            async fn delete_workspace(&self, id: meshwork_domain::WorkspaceId) -> meshwork_store::Result<bool> {
+                // Foreign keys cascade to memberships, invites, API keys and the change feed.
+                let r = $crate::sqlx::query("DELETE FROM workspaces WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn workspaces_of(&self, user: meshwork_domain::UserId) -> meshwork_store::Result<Vec<(meshwork_store::WorkspaceRow, meshwork_domain::Role)>> {
                 use $crate::sqlx::Row as _;
                 let rows = $crate::sqlx::query("SELECT w.id, w.name_sealed, w.created_at, w.last_seq, m.role FROM memberships m JOIN workspaces w ON w.id = m.workspace_id WHERE m.user_id = $1 ORDER BY w.id")

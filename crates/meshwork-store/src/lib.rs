@@ -104,6 +104,9 @@ pub trait Store: Send + Sync + 'static {
         name_sealed: &[u8],
         now: Millis,
     ) -> Result<()>;
+    /// Deletes the workspace and everything stored under it (members, invitations, API keys, its
+    /// change feed). Audit entries stay: the log is append-only. True when it existed.
+    async fn delete_workspace(&self, id: WorkspaceId) -> Result<bool>;
     async fn workspaces_of(&self, user: UserId) -> Result<Vec<(WorkspaceRow, Role)>>;
     async fn role_of(&self, ws: WorkspaceId, user: UserId) -> Result<Option<Role>>;
     async fn members(&self, ws: WorkspaceId) -> Result<Vec<MemberRow>>;

@@ -77,7 +77,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::totp_disable))
         .routes(routes!(accounts::my_audit))
         .routes(routes!(workspaces::list, workspaces::create))
-        .routes(routes!(workspaces::get, workspaces::rename))
+        .routes(routes!(
+            workspaces::get,
+            workspaces::rename,
+            workspaces::delete
+        ))
         .routes(routes!(workspaces::members))
         .routes(routes!(workspaces::set_role, workspaces::remove_member))
         .routes(routes!(workspaces::invite))

@@ -162,6 +162,59 @@ pub async fn rename(
     Ok(Json(view(&state, &row, auth.role)?))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteConfirm {
+    /// The workspace's exact current name, to confirm.
+    pub confirm: Option<String>,
+}
+
+/// Delete a workspace: its records are removed from the store and its encryption key is
+/// destroyed, so every copy of its data, in every backup, becomes unreadable (crypto-shredding).
+/// Pass the workspace's exact name as `?confirm=`.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
+    security(("session" = ["workspace.delete"]), ("api_key" = ["workspace.delete"])),
+    params(("workspace_id" = uuid::Uuid, Path), DeleteConfirm),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Authorized<perm::WorkspaceDelete>,
+    client: ClientInfo,
+    Query(q): Query<DeleteConfirm>,
+) -> ApiResult<StatusCode> {
+    let ws = auth.workspace;
+    let row = state
+        .store
+        .workspace(ws)
+        .await?
+        .ok_or_else(ApiError::not_found_workspace)?;
+    let name = state.open_workspace(ws, &ws.to_string(), "name", &row.name_sealed)?;
+    if q.confirm.as_deref() != Some(name.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::ConfirmationRequired,
+            "query `confirm`: pass the workspace's exact name to delete it; this cannot be undone",
+        ));
+    }
+    // Rows first, then the key: if the key removal failed, the rows are already gone and the
+    // error is reported; the reverse order could leave rows that no key opens.
+    state.store.delete_workspace(ws).await?;
+    state.key_cache.forget_workspace(ws);
+    state.keyring.destroy_workspace_key(ws.as_uuid())?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "workspace.deleted",
+            workspace: Some(ws),
+            actor: Some(auth.actor.user_id()),
+            subject: None,
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Member {
     pub user_id: uuid::Uuid,

@@ -455,3 +455,112 @@ async fn workspaces_are_created_listed_and_renamed(s: &mut TestServer) {
     );
 }
 server_test!(workspaces_are_created_listed_and_renamed);
+
+async fn promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key(s: &mut TestServer) {
+    let owner = s.signup("Del", "del@example.com").await;
+    let admin = s.signup("Adm", "adm@example.com").await;
+    let ws = s.create_workspace(&owner, "Doomed").await;
+    let keep = s.create_workspace(&owner, "Kept").await;
+    s.add_member(&owner, &ws, &admin, "admin").await;
+    let key = s.create_key(&owner, &ws, "owner").await;
+    let ws_id: meshwork_domain::WorkspaceId = ws.parse().unwrap();
+    // A "backup" taken before deletion: the sealed name as it was stored.
+    let backup = s.state().store.workspace(ws_id).await.unwrap().unwrap();
+
+    // Only owners may delete, and only with the exact name as confirmation.
+    let path = format!("/api/v1/workspaces/{ws}");
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("{path}?confirm=Doomed"),
+            &As::User(&admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, body) = s.call(Method::DELETE, &path, &As::User(&owner), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("confirmation_required")
+        )
+    );
+    let (status, _) = s
+        .call(
+            Method::DELETE,
+            &format!("{path}?confirm=doomed"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        s.call(Method::GET, &path, &As::User(&owner), None).await.0,
+        StatusCode::OK,
+        "nothing was deleted yet"
+    );
+
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("{path}?confirm=Doomed"),
+            &As::User(&owner),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    // Gone for everyone, by session and by key; the other workspace is untouched.
+    assert_eq!(
+        s.call(Method::GET, &path, &As::User(&owner), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.call(Method::GET, &path, &As::User(&admin), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.call(Method::GET, &path, &As::Key(&key), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, list) = s
+        .call(Method::GET, "/api/v1/workspaces", &As::User(&owner), None)
+        .await;
+    assert_eq!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [keep.as_str()]
+    );
+    // No row of it is left in the primary store.
+    let store = &s.state().store;
+    assert!(store.workspace(ws_id).await.unwrap().is_none());
+    assert!(store.members(ws_id).await.unwrap().is_empty());
+    assert!(store.api_keys(ws_id).await.unwrap().is_empty());
+    assert!(store.changes_since(ws_id, 0, 100).await.unwrap().is_empty());
+    // Its key is destroyed: the backup copy can no longer be opened by anyone.
+    assert!(!s
+        .state()
+        .keyring
+        .dir()
+        .join(format!("workspaces/{ws}.key"))
+        .exists());
+    assert!(s.state().keyring.workspace_key(ws_id.as_uuid()).is_err());
+    assert!(s
+        .state()
+        .open_workspace(ws_id, &ws, "name", &backup.name_sealed)
+        .is_err());
+    // The deletion is audited (the account-level trail survives the workspace).
+    let rows = store
+        .audit(meshwork_store::AuditScope::Workspace(ws_id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].kind, "workspace.deleted");
+}
+server_test!(promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key);
