@@ -166,6 +166,7 @@ impl Keyring {
     /// wrong key this fails with `WrongMasterKey` and writes nothing.
     pub fn open(dir: &Path, master: MasterKey) -> Result<Self, KeyringError> {
         let check = dir.join("check");
+        let mut fresh = false;
         match fs::read(&check) {
             Ok(sealed) => {
                 let ok = master
@@ -178,15 +179,14 @@ impl Keyring {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if dir.join("accounts.key").exists() {
-                    // Keys without a check file: never silently start a second keyring over them.
-                    return Err(KeyringError::Io {
-                        path: check,
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            "the keyring has keys but no check file",
-                        ),
-                    });
+                let accounts = dir.join("accounts.key");
+                if accounts.exists() {
+                    // Keys without a check file (a first start cut short): never start a second
+                    // keyring over them. The check is written only if this master key opens them.
+                    let sealed = fs::read(&accounts).map_err(io_err(&accounts))?;
+                    if master.unwrap("accounts", &sealed).is_err() {
+                        return Err(KeyringError::WrongMasterKey(dir.to_path_buf()));
+                    }
                 }
                 fs::create_dir_all(dir).map_err(io_err(dir))?;
                 #[cfg(unix)]
@@ -195,15 +195,35 @@ impl Keyring {
                     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                         .map_err(io_err(dir))?;
                 }
-                write_atomic(&check, &master.wrap.seal(aad("check"), CHECK_TEXT))?;
+                fresh = true;
             }
             Err(e) => return Err(io_err(&check)(e)),
         }
-        Ok(Self {
+        let ring = Self {
             dir: dir.to_path_buf(),
             master,
             cache: RwLock::new(HashMap::new()),
-        })
+        };
+        // The account key is made with the keyring, never lazily: two first requests racing
+        // would otherwise each create one, and a keyring restored without it would silently
+        // start over with a new key under which no stored email could be found.
+        if fresh {
+            if !ring.path_of("accounts").exists() {
+                ring.create("accounts")?;
+            }
+            // Written last: a keyring with a check file is complete.
+            write_atomic(&check, &ring.master.wrap.seal(aad("check"), CHECK_TEXT))?;
+        } else if !ring.path_of("accounts").exists() {
+            return Err(KeyringError::Io {
+                path: ring.path_of("accounts"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the keyring has no account key; restore accounts.key from your keyring backup",
+                ),
+            });
+        }
+        ring.account_key()?;
+        Ok(ring)
     }
 
     pub fn dir(&self) -> &Path {
@@ -259,11 +279,12 @@ impl Keyring {
     }
 
     /// The key for account data, created on first use.
+    /// The key for account data (created with the keyring).
     pub fn account_key(&self) -> Result<Arc<DataKey>, KeyringError> {
-        match self.load("accounts")? {
-            Some(k) => Ok(k),
-            None => self.create("accounts"),
-        }
+        self.load("accounts")?.ok_or_else(|| KeyringError::Io {
+            path: self.path_of("accounts"),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "the account key is missing"),
+        })
     }
 
     fn workspace_name(ws: Uuid) -> String {

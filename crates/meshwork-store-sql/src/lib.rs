@@ -452,32 +452,49 @@ macro_rules! impl_sql_store {
                 })).collect()
             }
 
-            async fn set_role(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId, role: meshwork_domain::Role, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+            async fn set_role(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId, expected: meshwork_domain::Role, role: meshwork_domain::Role, now: meshwork_domain::Millis) -> meshwork_store::Result<meshwork_store::RoleChange> {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
-                if role != meshwork_domain::Role::Owner && !other_owner_exists(&mut tx, ws, user).await? {
-                    return Ok(false);
+                lock_workspace(&mut tx, ws).await?;
+                if expected == meshwork_domain::Role::Owner && role != meshwork_domain::Role::Owner && !other_owner_exists(&mut tx, ws, user).await? {
+                    return Ok(meshwork_store::RoleChange::LastOwner);
                 }
-                let r = $crate::sqlx::query("UPDATE memberships SET role = $3 WHERE workspace_id = $1 AND user_id = $2")
-                    .bind(ws.to_string()).bind(user.to_string()).bind(role.as_str())
+                let r = $crate::sqlx::query("UPDATE memberships SET role = $3 WHERE workspace_id = $1 AND user_id = $2 AND role = $4")
+                    .bind(ws.to_string()).bind(user.to_string()).bind(role.as_str()).bind(expected.as_str())
                     .execute(&mut *tx).await.map_err($crate::db)?;
-                if r.rows_affected() == 1 {
-                    append_change(&mut tx, ws, "membership", &user.to_string(), "update", now).await?;
+                if r.rows_affected() != 1 {
+                    return Ok(meshwork_store::RoleChange::Stale);
                 }
+                append_change(&mut tx, ws, "membership", &user.to_string(), "update", now).await?;
                 tx.commit().await.map_err($crate::db)?;
-                Ok(true)
+                Ok(meshwork_store::RoleChange::Applied)
             }
 
-            async fn remove_member(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+            async fn remove_member(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId, expected: meshwork_domain::Role, now: meshwork_domain::Millis) -> meshwork_store::Result<meshwork_store::RoleChange> {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
-                if !other_owner_exists(&mut tx, ws, user).await? {
+                lock_workspace(&mut tx, ws).await?;
+                if expected == meshwork_domain::Role::Owner && !other_owner_exists(&mut tx, ws, user).await? {
+                    return Ok(meshwork_store::RoleChange::LastOwner);
+                }
+                let r = $crate::sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2 AND role = $3")
+                    .bind(ws.to_string()).bind(user.to_string()).bind(expected.as_str())
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                if r.rows_affected() != 1 {
+                    return Ok(meshwork_store::RoleChange::Stale);
+                }
+                append_change(&mut tx, ws, "membership", &user.to_string(), "delete", now).await?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(meshwork_store::RoleChange::Applied)
+            }
+
+            async fn revoke_invite(&self, ws: meshwork_domain::WorkspaceId, id: meshwork_domain::InviteId, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("DELETE FROM invites WHERE workspace_id = $1 AND id = $2 AND accepted_at IS NULL")
+                    .bind(ws.to_string()).bind(id.to_string())
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                if r.rows_affected() != 1 {
                     return Ok(false);
                 }
-                let r = $crate::sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
-                    .bind(ws.to_string()).bind(user.to_string())
-                    .execute(&mut *tx).await.map_err($crate::db)?;
-                if r.rows_affected() == 1 {
-                    append_change(&mut tx, ws, "membership", &user.to_string(), "delete", now).await?;
-                }
+                append_change(&mut tx, ws, "invite", &id.to_string(), "delete", now).await?;
                 tx.commit().await.map_err($crate::db)?;
                 Ok(true)
             }
@@ -496,13 +513,21 @@ macro_rules! impl_sql_store {
                 use $crate::sqlx::Row as _;
                 use meshwork_store::InviteOutcome;
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
-                let row = $crate::sqlx::query("UPDATE invites SET accepted_at = $2 WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2 AND email_index = $3 RETURNING id, workspace_id, role")
+                let row = $crate::sqlx::query("UPDATE invites SET accepted_at = $2 WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2 AND email_index = $3 RETURNING id, workspace_id, role, invited_by")
                     .bind(&token_hash[..]).bind(now).bind(&email_index[..])
                     .fetch_optional(&mut *tx).await.map_err($crate::db)?;
                 let Some(r) = row else { return Ok(InviteOutcome::Invalid) };
                 let ws = meshwork_domain::WorkspaceId($crate::uuid(&r.try_get::<String, _>("workspace_id").map_err($crate::db)?, "invites.workspace_id")?);
                 let invite_id: String = r.try_get("id").map_err($crate::db)?;
-                let role = $crate::role(&r.try_get::<String, _>("role").map_err($crate::db)?)?;
+                let invited_role = $crate::role(&r.try_get::<String, _>("role").map_err($crate::db)?)?;
+                let inviter: String = r.try_get("invited_by").map_err($crate::db)?;
+                // The inviter must still be a member, and cannot grant more than they now hold.
+                let inviter_role = $crate::sqlx::query("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+                    .bind(ws.to_string()).bind(&inviter)
+                    .fetch_optional(&mut *tx).await.map_err($crate::db)?;
+                let Some(inviter_role) = inviter_role else { return Ok(InviteOutcome::Invalid) };
+                let inviter_role = $crate::role(&inviter_role.try_get::<String, _>(0).map_err($crate::db)?)?;
+                let role = if inviter_role.rank() < invited_role.rank() { inviter_role } else { invited_role };
                 append_change(&mut tx, ws, "invite", &invite_id, "update", now).await?;
                 let inserted = $crate::sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
                     .bind(ws.to_string()).bind(user.to_string()).bind(role.as_str()).bind(now)
@@ -601,6 +626,18 @@ macro_rules! impl_sql_store {
                     .bind(ws.to_string()).bind(after).bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?
                     .iter().map(sql_store_rows::change).collect()
             }
+        }
+
+        /// Takes the workspace row's write lock for the rest of the transaction, serialising
+        /// membership changes of one workspace (on SQLite the single writer already does).
+        async fn lock_workspace(
+            tx: &mut <$db as $crate::sqlx::Database>::Connection,
+            ws: meshwork_domain::WorkspaceId,
+        ) -> meshwork_store::Result<()> {
+            $crate::sqlx::query("UPDATE workspaces SET last_seq = last_seq WHERE id = $1")
+                .bind(ws.to_string())
+                .execute(&mut *tx).await.map_err($crate::db)?;
+            Ok(())
         }
 
         /// Whether `ws` has an owner other than `user` (so `user` may stop being one).

@@ -147,8 +147,25 @@ both_backends!(
         store.create_user(&a).await.unwrap();
         store.create_user(&b).await.unwrap();
         let ws = workspace(&store, a.id).await;
-        assert!(!store.set_role(ws, a.id, Role::Admin, 2).await.unwrap());
-        assert!(!store.remove_member(ws, a.id, 2).await.unwrap());
+        assert_eq!(
+            store
+                .set_role(ws, a.id, Role::Owner, Role::Admin, 2)
+                .await
+                .unwrap(),
+            RoleChange::LastOwner
+        );
+        assert_eq!(
+            store.remove_member(ws, a.id, Role::Owner, 2).await.unwrap(),
+            RoleChange::LastOwner
+        );
+        assert_eq!(
+            store
+                .set_role(ws, a.id, Role::Admin, Role::Viewer, 2)
+                .await
+                .unwrap(),
+            RoleChange::Stale,
+            "the expected role must match"
+        );
         assert_eq!(store.role_of(ws, a.id).await.unwrap(), Some(Role::Owner));
         let seq_before = store.workspace(ws).await.unwrap().unwrap().last_seq;
         assert_eq!(seq_before, 2, "refused changes append nothing to the feed");
@@ -170,7 +187,13 @@ both_backends!(
                 role: Role::Owner
             }
         );
-        assert!(store.set_role(ws, a.id, Role::Viewer, 4).await.unwrap());
+        assert_eq!(
+            store
+                .set_role(ws, a.id, Role::Owner, Role::Viewer, 4)
+                .await
+                .unwrap(),
+            RoleChange::Applied
+        );
         assert_eq!(store.role_of(ws, a.id).await.unwrap(), Some(Role::Viewer));
         assert_eq!(store.members(ws).await.unwrap().len(), 2);
         let mine = store.workspaces_of(b.id).await.unwrap();
@@ -412,5 +435,56 @@ both_backends!(
             mail.iter().map(|m| m.to_sealed[0]).collect::<Vec<_>>(),
             [0, 1, 2]
         );
+    }
+);
+
+both_backends!(
+    concurrent_demotions_never_leave_a_workspace_without_an_owner,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        for round in 0..10u8 {
+            let (a, b) = (user(round * 2 + 1), user(round * 2 + 2));
+            store.create_user(&a).await.unwrap();
+            store.create_user(&b).await.unwrap();
+            let ws = workspace(&store, a.id).await;
+            let invite = InviteRow {
+                id: InviteId::new(),
+                workspace_id: ws,
+                token_hash: h(200 + round),
+                email_index: b.email_index,
+                role: Role::Owner,
+                invited_by: a.id,
+                expires_at: 100,
+            };
+            store.create_invite(&invite, 1).await.unwrap();
+            store
+                .accept_invite(&h(200 + round), b.id, &b.email_index, 2)
+                .await
+                .unwrap();
+            // Each owner demotes the other at the same moment.
+            let (s1, s2) = (store.clone(), store.clone());
+            let (r1, r2) = tokio::join!(
+                tokio::spawn(async move {
+                    s1.set_role(ws, a.id, Role::Owner, Role::Member, 3)
+                        .await
+                        .unwrap()
+                }),
+                tokio::spawn(async move {
+                    s2.set_role(ws, b.id, Role::Owner, Role::Member, 3)
+                        .await
+                        .unwrap()
+                }),
+            );
+            let outcomes = [r1.unwrap(), r2.unwrap()];
+            assert!(outcomes.contains(&RoleChange::LastOwner), "{outcomes:?}");
+            let owners = store
+                .members(ws)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.role == Role::Owner)
+                .count();
+            assert_eq!(owners, 1);
+        }
     }
 );

@@ -12,7 +12,7 @@
 //!   consumed once even under concurrent requests.
 
 use async_trait::async_trait;
-use meshwork_domain::{ApiKeyId, AuditId, Millis, Role, UserId, WorkspaceId};
+use meshwork_domain::{ApiKeyId, AuditId, InviteId, Millis, Role, UserId, WorkspaceId};
 
 mod rows;
 pub use rows::*;
@@ -39,6 +39,16 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// Outcome of a role change or removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    Applied,
+    /// Refused: the workspace would have no owner left.
+    LastOwner,
+    /// Refused: the member's role is no longer the expected one (or they left).
+    Stale,
 }
 
 /// Outcome of taking a single-use invitation.
@@ -110,18 +120,28 @@ pub trait Store: Send + Sync + 'static {
     async fn workspaces_of(&self, user: UserId) -> Result<Vec<(WorkspaceRow, Role)>>;
     async fn role_of(&self, ws: WorkspaceId, user: UserId) -> Result<Option<Role>>;
     async fn members(&self, ws: WorkspaceId) -> Result<Vec<MemberRow>>;
-    /// Changes a role; refuses (returns `Ok(false)`) when it would leave no owner.
+    /// Changes a member's role from `expected` to `role`. Serialised per workspace (the
+    /// workspace row is locked first), so concurrent changes cannot leave it without an owner.
     async fn set_role(
         &self,
         ws: WorkspaceId,
         user: UserId,
+        expected: Role,
         role: Role,
         now: Millis,
-    ) -> Result<bool>;
-    /// Removes a member; refuses (returns `Ok(false)`) when it would leave no owner.
-    async fn remove_member(&self, ws: WorkspaceId, user: UserId, now: Millis) -> Result<bool>;
+    ) -> Result<RoleChange>;
+    /// Removes a member whose role is still `expected`; serialised like `set_role`.
+    async fn remove_member(
+        &self,
+        ws: WorkspaceId,
+        user: UserId,
+        expected: Role,
+        now: Millis,
+    ) -> Result<RoleChange>;
     async fn create_invite(&self, invite: &InviteRow, now: Millis) -> Result<()>;
-    /// Takes an invitation for the user whose email index is `email_index`.
+    /// Takes an invitation for the user whose email index is `email_index`. The role granted is
+    /// the invitation's, capped by the inviter's current role; an inviter who has left the
+    /// workspace invalidates their invitations.
     async fn accept_invite(
         &self,
         token_hash: &Hash32,
@@ -129,6 +149,9 @@ pub trait Store: Send + Sync + 'static {
         email_index: &Hash32,
         now: Millis,
     ) -> Result<InviteOutcome>;
+
+    /// Withdraws an invitation not yet accepted; false when there is none.
+    async fn revoke_invite(&self, ws: WorkspaceId, id: InviteId, now: Millis) -> Result<bool>;
 
     // --- API keys -----------------------------------------------------------------------------
     async fn create_api_key(&self, key: &ApiKeyRow, now: Millis) -> Result<()>;

@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::members))
         .routes(routes!(workspaces::set_role, workspaces::remove_member))
         .routes(routes!(workspaces::invite))
+        .routes(routes!(workspaces::revoke_invite))
         .routes(routes!(workspaces::accept))
         .routes(routes!(workspaces::list_keys, workspaces::create_key))
         .routes(routes!(workspaces::revoke_key))

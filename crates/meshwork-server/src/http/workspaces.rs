@@ -14,7 +14,7 @@ use meshwork_domain::{
     ApiKeyId, EmailAddress, ErrorCode, InviteId, ProfileText, Role, UserId, WorkspaceId,
     WorkspaceName,
 };
-use meshwork_store::{ApiKeyRow, AuditScope, InviteOutcome, InviteRow, WorkspaceRow};
+use meshwork_store::{ApiKeyRow, AuditScope, InviteOutcome, InviteRow, RoleChange, WorkspaceRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -280,6 +280,20 @@ fn check_grant(
     Ok(())
 }
 
+fn role_change_result(outcome: RoleChange) -> ApiResult<()> {
+    match outcome {
+        RoleChange::Applied => Ok(()),
+        RoleChange::LastOwner => Err(ApiError::new(
+            ErrorCode::LastOwner,
+            "this is the workspace's last owner; make someone else owner first",
+        )),
+        RoleChange::Stale => Err(ApiError::new(
+            ErrorCode::ConcurrentChange,
+            "the member's role changed while this request ran; reload and retry",
+        )),
+    }
+}
+
 async fn target_role(state: &AppState, ws: WorkspaceId, user: UserId) -> ApiResult<Role> {
     state.store.role_of(ws, user).await?.ok_or_else(|| {
         ApiError::new(
@@ -305,16 +319,12 @@ pub async fn set_role(
     let target = UserId(user_id);
     let current = target_role(&state, auth.workspace, target).await?;
     check_grant(auth.role, Some(current), Some(role))?;
-    if !state
-        .store
-        .set_role(auth.workspace, target, role, now_millis())
-        .await?
-    {
-        return Err(ApiError::new(
-            ErrorCode::LastOwner,
-            "this is the workspace's last owner; make someone else owner first",
-        ));
-    }
+    role_change_result(
+        state
+            .store
+            .set_role(auth.workspace, target, current, role, now_millis())
+            .await?,
+    )?;
     state.key_cache.forget_workspace(auth.workspace);
     audit::record(
         &state,
@@ -345,16 +355,12 @@ pub async fn remove_member(
     let target = UserId(user_id);
     let current = target_role(&state, auth.workspace, target).await?;
     check_grant(auth.role, Some(current), None)?;
-    if !state
-        .store
-        .remove_member(auth.workspace, target, now_millis())
-        .await?
-    {
-        return Err(ApiError::new(
-            ErrorCode::LastOwner,
-            "this is the workspace's last owner; make someone else owner first",
-        ));
-    }
+    role_change_result(
+        state
+            .store
+            .remove_member(auth.workspace, target, current, now_millis())
+            .await?,
+    )?;
     state.key_cache.forget_workspace(auth.workspace);
     audit::record(
         &state,
@@ -453,6 +459,42 @@ pub async fn invite(
     ))
 }
 
+/// Withdraw an invitation that has not been accepted yet.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/invites/{invite_id}", tag = "workspaces",
+    security(("session" = ["members.invite"]), ("api_key" = ["members.invite"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("invite_id" = uuid::Uuid, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_invite(
+    State(state): State<AppState>,
+    auth: Authorized<perm::MembersInvite>,
+    client: ClientInfo,
+    Path((_, invite_id)): Path<(uuid::Uuid, uuid::Uuid)>,
+) -> ApiResult<StatusCode> {
+    if !state
+        .store
+        .revoke_invite(auth.workspace, InviteId(invite_id), now_millis())
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::InviteNotFound,
+            "no pending invitation with this id in the workspace",
+        ));
+    }
+    audit::record(
+        &state,
+        Some(&client),
+        Event {
+            kind: "member.invite_revoked",
+            workspace: Some(auth.workspace),
+            actor: Some(auth.actor.user_id()),
+            subject: None,
+            details: json!({"invite_id": invite_id}),
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInput {
@@ -479,6 +521,13 @@ pub async fn accept(
         state.store.user(user.id).await?.ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidSession, "the account no longer exists")
         })?;
+    // An invitation is addressed to an email: only a proven owner of that address may take it.
+    if !u.email_verified {
+        return Err(ApiError::new(
+            ErrorCode::EmailNotVerified,
+            "confirm your email address (see the verification mail) before accepting invitations",
+        ));
+    }
     match state
         .store
         .accept_invite(&token_hash(&req.token), u.id, &u.email_index, now_millis())

@@ -170,8 +170,44 @@ impl TestServer {
         body["id"].as_str().unwrap().to_string()
     }
 
+    /// Confirms `who`'s email address with the token from the verification mail in the outbox.
+    pub async fn verify_email(&self, who: &Session) {
+        let (_, me) = self
+            .call(Method::GET, "/api/v1/me", &As::User(who), None)
+            .await;
+        if me["email_verified"] == true {
+            return;
+        }
+        let mail = meshwork_server::mail::unsent(self.state(), 10_000)
+            .await
+            .unwrap();
+        let verify = mail
+            .iter()
+            .rev()
+            .find(|m| m.kind == "verify_email" && m.to == who.email)
+            .expect("a verification mail");
+        let token = verify
+            .body
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/verify-email",
+                &As::Anonymous,
+                Some(json!({"token": token})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
     /// Invites `who` into `ws` with `role` (as `owner`) and accepts.
     pub async fn add_member(&self, owner: &Session, ws: &str, who: &Session, role: &str) {
+        self.verify_email(who).await;
         let (status, body) = self
             .call(
                 Method::POST,

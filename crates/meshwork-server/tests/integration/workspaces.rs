@@ -564,3 +564,141 @@ async fn promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key(s
     assert_eq!(rows[0].kind, "workspace.deleted");
 }
 server_test!(promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key);
+
+async fn invitations_need_a_verified_email_a_current_inviter_and_can_be_withdrawn(
+    s: &mut TestServer,
+) {
+    let s: &TestServer = s;
+    let owner = s.signup("Io", "io@example.com").await;
+    let admin = s.signup("Ia", "ia@example.com").await;
+    let guest = s.signup("Ig", "ig@example.com").await;
+    let ws = s.create_workspace(&owner, "Inv").await;
+    s.add_member(&owner, &ws, &admin, "admin").await;
+    let ws_ref = &ws;
+    let invite = |by: Session, role: &'static str| {
+        let ws = ws_ref.clone();
+        async move {
+            let (status, body) = s
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/workspaces/{ws}/invites"),
+                    &As::User(&by),
+                    Some(json!({"email": "ig@example.com", "role": role})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            (
+                body["id"].as_str().unwrap().to_string(),
+                body["accept_token"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let g = &guest;
+    let accept = |token: String| async move {
+        s.call(
+            Method::POST,
+            "/api/v1/invites/accept",
+            &As::User(g),
+            Some(json!({"token": token})),
+        )
+        .await
+    };
+
+    // An unverified address cannot take an invitation addressed to it.
+    let (_, t1) = invite(owner.clone(), "viewer").await;
+    let (status, body) = accept(t1.clone()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("email_not_verified"))
+    );
+    s.verify_email(&guest).await;
+
+    // A withdrawn invitation is dead.
+    let (id2, t2) = invite(admin.clone(), "admin").await;
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/{ws}/invites/{id2}"),
+            &As::User(&owner),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/{ws}/invites/{id2}"),
+            &As::User(&owner),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(accept(t2).await.1["code"], "invalid_token");
+
+    // An inviter who was demoted grants no more than they now hold; one who left grants nothing.
+    let (_, t3) = invite(admin.clone(), "admin").await;
+    let (_, t4) = invite(admin.clone(), "member").await;
+    assert_eq!(
+        s.call(
+            Method::PATCH,
+            &format!("/api/v1/workspaces/{ws}/members/{}", admin.user_id),
+            &As::User(&owner),
+            Some(json!({"role": "viewer"}))
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = accept(t3).await;
+    assert_eq!(
+        (status, body["role"].as_str()),
+        (StatusCode::OK, Some("viewer")),
+        "{body}"
+    );
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/{ws}/members/{}", guest.user_id),
+            &As::User(&owner),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/{ws}/members/{}", admin.user_id),
+            &As::User(&owner),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(accept(t4).await.1["code"], "invalid_token");
+    assert_eq!(
+        s.call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}"),
+            &As::User(&guest),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    // The first invitation, from a current owner, still works.
+    let (status, body) = accept(t1).await;
+    assert_eq!(
+        (status, body["role"].as_str()),
+        (StatusCode::OK, Some("viewer")),
+        "{body}"
+    );
+}
+server_test!(invitations_need_a_verified_email_a_current_inviter_and_can_be_withdrawn);
