@@ -253,12 +253,12 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn record_login_failure(&self, id: meshwork_domain::UserId, lock_after: i32, lock_until: meshwork_domain::Millis) -> meshwork_store::Result<i32> {
+            async fn begin_login_attempt(&self, id: meshwork_domain::UserId, lock_after: i32, lock_until: meshwork_domain::Millis, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<i32>> {
                 use $crate::sqlx::Row as _;
-                let row = $crate::sqlx::query("UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END WHERE id = $1 RETURNING failed_logins")
-                    .bind(id.to_string()).bind(lock_after).bind(lock_until)
-                    .fetch_one(self.writer()).await.map_err($crate::db)?;
-                row.try_get(0).map_err($crate::db)
+                let row = $crate::sqlx::query("UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $4) RETURNING failed_logins")
+                    .bind(id.to_string()).bind(lock_after).bind(lock_until).bind(now)
+                    .fetch_optional(self.writer()).await.map_err($crate::db)?;
+                row.map(|r| r.try_get(0).map_err($crate::db)).transpose()
             }
 
             async fn reset_login_failures(&self, id: meshwork_domain::UserId) -> meshwork_store::Result<()> {

@@ -88,13 +88,40 @@ both_backends!(
         let u = user(1);
         store.create_user(&u).await.unwrap();
         for n in 1..=4 {
-            assert_eq!(store.record_login_failure(u.id, 5, 1000).await.unwrap(), n);
+            assert_eq!(
+                store.begin_login_attempt(u.id, 5, 1000, 10).await.unwrap(),
+                Some(n)
+            );
             assert_eq!(store.user(u.id).await.unwrap().unwrap().locked_until, None);
         }
-        assert_eq!(store.record_login_failure(u.id, 5, 1000).await.unwrap(), 5);
+        assert_eq!(
+            store.begin_login_attempt(u.id, 5, 1000, 10).await.unwrap(),
+            Some(5)
+        );
         assert_eq!(
             store.user(u.id).await.unwrap().unwrap().locked_until,
             Some(1000)
+        );
+        // Locked: no attempt is granted (or counted) until the lock ends.
+        assert_eq!(
+            store.begin_login_attempt(u.id, 5, 2000, 999).await.unwrap(),
+            None
+        );
+        assert_eq!(store.user(u.id).await.unwrap().unwrap().failed_logins, 5);
+        // After it ends, one attempt is granted, and a failure locks again at once.
+        assert_eq!(
+            store
+                .begin_login_attempt(u.id, 5, 2000, 1000)
+                .await
+                .unwrap(),
+            Some(6)
+        );
+        assert_eq!(
+            store
+                .begin_login_attempt(u.id, 5, 3000, 1500)
+                .await
+                .unwrap(),
+            None
         );
         store.reset_login_failures(u.id).await.unwrap();
         let after = store.user(u.id).await.unwrap().unwrap();
@@ -486,5 +513,31 @@ both_backends!(
                 .count();
             assert_eq!(owners, 1);
         }
+    }
+);
+
+both_backends!(
+    parallel_sign_in_attempts_cannot_pass_the_lock,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let u = user(9);
+        store.create_user(&u).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.begin_login_attempt(u.id, 5, 1000, 10).await.unwrap()
+            }));
+        }
+        let mut granted = 0;
+        for t in tasks {
+            if t.await.unwrap().is_some() {
+                granted += 1;
+            }
+        }
+        assert_eq!(
+            granted, 5,
+            "exactly the threshold of attempts get through, however many run at once"
+        );
     }
 );

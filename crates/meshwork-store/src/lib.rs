@@ -75,14 +75,17 @@ pub trait Store: Send + Sync + 'static {
     async fn update_profile(&self, id: UserId, profile: &ProfileUpdate, now: Millis) -> Result<()>;
     async fn set_password_hash(&self, id: UserId, hash: &str, now: Millis) -> Result<()>;
     async fn set_email_verified(&self, id: UserId, now: Millis) -> Result<()>;
-    /// Records a failed sign-in and locks the account until `lock_until` once the count of
-    /// consecutive failures reaches `lock_after`; returns the new count.
-    async fn record_login_failure(
+    /// Reserves one sign-in attempt before the password is checked, atomically, so parallel
+    /// guesses cannot slip past the lock: counts it, locks the account until `lock_until` once
+    /// the count of attempts since the last success reaches `lock_after`, and returns the count.
+    /// `None` when the account is locked at `now` (nothing is counted).
+    async fn begin_login_attempt(
         &self,
         id: UserId,
         lock_after: i32,
         lock_until: Millis,
-    ) -> Result<i32>;
+        now: Millis,
+    ) -> Result<Option<i32>>;
     async fn reset_login_failures(&self, id: UserId) -> Result<()>;
     /// Stores a pending TOTP secret (not yet enabled), or clears TOTP and recovery codes (`None`).
     async fn set_totp_secret(&self, id: UserId, secret_sealed: Option<&[u8]>) -> Result<()>;

@@ -249,7 +249,18 @@ pub async fn login(
         return Err(wrong());
     };
     let auth = &state.config.auth;
-    if user.locked_until.is_some_and(|t| t > now) {
+    // Reserve this attempt before the (slow) password check: parallel guesses each take one of
+    // the few attempts, and none passes a lock set meanwhile.
+    let attempt = state
+        .store
+        .begin_login_attempt(
+            user.id,
+            auth.lockout_threshold as i32,
+            now + auth_lock_ms(&state),
+            now,
+        )
+        .await?;
+    let Some(count) = attempt else {
         audit::record(
             &state,
             Some(&client),
@@ -269,20 +280,11 @@ pub async fn login(
                 auth.lockout_minutes
             ),
         ));
-    }
+    };
     let fail = |reason: &'static str| {
         let state = state.clone();
         let client = client.clone();
         async move {
-            let lock_until = now_millis() + auth_lock_ms(&state);
-            let count = state
-                .store
-                .record_login_failure(
-                    user.id,
-                    state.config.auth.lockout_threshold as i32,
-                    lock_until,
-                )
-                .await?;
             audit::record(
                 &state,
                 Some(&client),
