@@ -162,25 +162,25 @@ pub async fn rename(
     Ok(Json(view(&state, &row, auth.role)?))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteConfirm {
-    /// The workspace's exact current name, to confirm.
-    pub confirm: Option<String>,
+    /// The workspace's exact current name. (If its key is already gone, its id.)
+    pub confirm: String,
 }
 
-/// Delete a workspace: its records are removed from the store and its encryption key is
-/// destroyed, so every copy of its data, in every backup, becomes unreadable (crypto-shredding).
-/// Pass the workspace's exact name as `?confirm=`.
+/// Delete a workspace: its encryption key is destroyed, so every copy of its data, in every
+/// backup, becomes unreadable (crypto-shredding), and its records are removed from the store.
+/// The body confirms it with the workspace's exact name.
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
     security(("session" = ["workspace.delete"]), ("api_key" = ["workspace.delete"])),
-    params(("workspace_id" = uuid::Uuid, Path), DeleteConfirm),
+    params(("workspace_id" = uuid::Uuid, Path)), request_body = DeleteConfirm,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authorized<perm::WorkspaceDelete>,
     client: ClientInfo,
-    Query(q): Query<DeleteConfirm>,
+    Json(q): Json<DeleteConfirm>,
 ) -> ApiResult<StatusCode> {
     let ws = auth.workspace;
     let row = state
@@ -188,18 +188,23 @@ pub async fn delete(
         .workspace(ws)
         .await?
         .ok_or_else(ApiError::not_found_workspace)?;
-    let name = state.open_workspace(ws, &ws.to_string(), "name", &row.name_sealed)?;
-    if q.confirm.as_deref() != Some(name.as_str()) {
+    // A workspace whose key is already gone (a deletion cut short) is confirmed by its id.
+    let expected = match state.keyring.workspace_key(ws.as_uuid()) {
+        Ok(_) => state.open_workspace(ws, &ws.to_string(), "name", &row.name_sealed)?,
+        Err(meshwork_keyring::KeyringError::MissingWorkspaceKey(_)) => ws.to_string(),
+        Err(e) => return Err(e.into()),
+    };
+    if q.confirm != expected {
         return Err(ApiError::new(
             ErrorCode::ConfirmationRequired,
-            "query `confirm`: pass the workspace's exact name to delete it; this cannot be undone",
+            "field `confirm`: send the workspace's exact name to delete it; this cannot be undone",
         ));
     }
-    // Rows first, then the key: if the key removal failed, the rows are already gone and the
-    // error is reported; the reverse order could leave rows that no key opens.
-    state.store.delete_workspace(ws).await?;
+    // The key first: once it is gone nothing of the workspace can be read anywhere, even if
+    // removing the rows fails (they can then be removed by deleting again, confirmed by id).
     state.key_cache.forget_workspace(ws);
     state.keyring.destroy_workspace_key(ws.as_uuid())?;
+    state.store.delete_workspace(ws).await?;
     audit::record(
         &state,
         Some(&client),
