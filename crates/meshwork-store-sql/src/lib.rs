@@ -377,6 +377,12 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn delete_user_tokens(&self, user: meshwork_domain::UserId) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("DELETE FROM tokens WHERE user_id = $1")
+                    .bind(user.to_string()).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
             async fn take_token(&self, kind: &str, hash: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<meshwork_domain::UserId>> {
                 use $crate::sqlx::Row as _;
                 let row = $crate::sqlx::query("DELETE FROM tokens WHERE hash = $1 AND kind = $2 RETURNING user_id, expires_at")

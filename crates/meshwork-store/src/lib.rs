@@ -105,6 +105,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, token_hash: &Hash32) -> Result<()>;
     async fn delete_user_sessions(&self, user: UserId) -> Result<()>;
     async fn create_token(&self, token: &TokenRow) -> Result<()>;
+    /// Removes every one-time token of the user (after an email change).
+    async fn delete_user_tokens(&self, user: UserId) -> Result<()>;
     /// Consumes a token of `kind`; returns its user when it existed and had not expired.
     async fn take_token(&self, kind: &str, hash: &Hash32, now: Millis) -> Result<Option<UserId>>;
 

@@ -515,8 +515,11 @@ pub async fn me(State(state): State<AppState>, user: SessionUser) -> ApiResult<J
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     pub name: Option<String>,
-    /// Changing the email requires verifying the new address.
+    /// Changing the email needs `current_password`, and the new address must be verified.
     pub email: Option<String>,
+    /// Your password: required when `email` changes (a stolen session alone cannot move the
+    /// account to another address).
+    pub current_password: Option<String>,
     pub company: Option<String>,
     pub job_title: Option<String>,
 }
@@ -557,6 +560,20 @@ pub async fn update_me(
     let email_changed = email
         .as_ref()
         .is_some_and(|e| e.normalized() != old_email.to_lowercase());
+    if email_changed {
+        let Some(password) = req.current_password.clone() else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "field `current_password`: your password is needed to change your email",
+            ));
+        };
+        if !verify_password(password, u.password_hash.clone()).await? {
+            return Err(ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "field `current_password`: the password is wrong",
+            ));
+        }
+    }
     let update = ProfileUpdate {
         email_index: match &email {
             Some(e) => state.email_index(&e.normalized())?,
@@ -597,6 +614,8 @@ pub async fn update_me(
     )
     .await?;
     if let (true, Some(e)) = (email_changed, &email) {
+        // Links sent to the old address must not verify or reset the new one.
+        state.store.delete_user_tokens(id).await?;
         send_verification(&state, id, e.as_str()).await?;
     }
     me(State(state), user).await
@@ -931,6 +950,15 @@ pub struct CodeRequest {
     pub code: String,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirm {
+    /// The current code from the authenticator app.
+    pub code: String,
+    /// Your password: a stolen session alone cannot lock you out with a second factor.
+    pub password: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecoveryCodes {
     /// Shown once: each signs you in once if you lose your authenticator.
@@ -938,15 +966,21 @@ pub struct RecoveryCodes {
 }
 
 /// Confirm the TOTP secret with a current code; turns two-factor on and returns recovery codes.
-#[utoipa::path(post, path = "/api/v1/me/mfa/totp/confirm", tag = "accounts", security(("session" = [])), request_body = CodeRequest,
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp/confirm", tag = "accounts", security(("session" = [])), request_body = TotpConfirm,
     responses((status = 200, body = RecoveryCodes), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn totp_confirm(
     State(state): State<AppState>,
     user: SessionUser,
     client: ClientInfo,
-    Json(req): Json<CodeRequest>,
+    Json(req): Json<TotpConfirm>,
 ) -> ApiResult<Json<RecoveryCodes>> {
     let u = load_user(&state, user.id).await?;
+    if !verify_password(req.password.clone(), u.password_hash.clone()).await? {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "field `password`: the password is wrong",
+        ));
+    }
     if u.totp_enabled {
         return Err(ApiError::new(
             ErrorCode::MfaAlreadyEnabled,

@@ -189,7 +189,7 @@ async fn promise_pm08_totp_second_factor_with_one_time_recovery_codes(s: &mut Te
             Method::POST,
             "/api/v1/me/mfa/totp/confirm",
             &As::User(&me),
-            Some(json!({"code": "000000"})),
+            Some(json!({"code": "000000", "password": PASSWORD})),
         )
         .await;
     assert_eq!(
@@ -201,7 +201,20 @@ async fn promise_pm08_totp_second_factor_with_one_time_recovery_codes(s: &mut Te
             Method::POST,
             "/api/v1/me/mfa/totp/confirm",
             &As::User(&me),
-            Some(json!({"code": totp_now(&secret)})),
+            Some(json!({"code": totp_now(&secret), "password": "not my password"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a stolen session alone cannot turn on MFA: {codes}"
+    );
+    let (status, codes) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            &As::User(&me),
+            Some(json!({"code": totp_now(&secret), "password": PASSWORD})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{codes}");
@@ -451,8 +464,35 @@ async fn promise_pm01_profile_holds_name_email_company_job_title_editable(s: &mu
             Some("Engineer")
         )
     );
+    let mail = meshwork_server::mail::unsent(s.state(), 100).await.unwrap();
+    let old_link = mail
+        .iter()
+        .find(|m| m.kind == "verify_email" && m.to == "ann@example.com")
+        .unwrap();
+    let old_token = old_link
+        .body
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let (status, p) = s
-        .call(Method::PATCH, "/api/v1/me", &As::User(&me), Some(json!({"name": "Ann Lee-Smith", "company": "Globex", "job_title": "CTO", "email": "ann@globex.example"})))
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            &As::User(&me),
+            Some(json!({"email": "ann@globex.example"})),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials")),
+        "changing the email needs the password"
+    );
+    let (status, p) = s
+        .call(Method::PATCH, "/api/v1/me", &As::User(&me), Some(json!({"name": "Ann Lee-Smith", "company": "Globex", "job_title": "CTO", "email": "ann@globex.example", "current_password": PASSWORD})))
         .await;
     assert_eq!(status, StatusCode::OK, "{p}");
     assert_eq!(
@@ -473,6 +513,16 @@ async fn promise_pm01_profile_holds_name_email_company_job_title_editable(s: &mu
         p["email_verified"], false,
         "a new email must be verified again"
     );
+    // A link sent to the old address cannot verify the new one.
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/verify-email",
+            &As::Anonymous,
+            Some(json!({"token": old_token})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     // Sign-in follows the new email.
     assert_eq!(
         s.login_raw("ann@globex.example", PASSWORD, json!({}))

@@ -472,12 +472,22 @@ async fn promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key(s
     assert_eq!(
         s.call(
             Method::DELETE,
-            &path, &As::User(&admin), Some(json!({"confirm": "Doomed"})))
+            &path,
+            &As::User(&admin),
+            Some(json!({"confirm": "Doomed"}))
+        )
         .await
         .0,
         StatusCode::FORBIDDEN
     );
-    let (status, body) = s.call(Method::DELETE, &path, &As::User(&owner), Some(json!({"confirm": ""}))).await;
+    let (status, body) = s
+        .call(
+            Method::DELETE,
+            &path,
+            &As::User(&owner),
+            Some(json!({"confirm": ""})),
+        )
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (
@@ -488,7 +498,10 @@ async fn promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key(s
     let (status, _) = s
         .call(
             Method::DELETE,
-            &path, &As::User(&owner), Some(json!({"confirm": "doomed"})))
+            &path,
+            &As::User(&owner),
+            Some(json!({"confirm": "doomed"})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
@@ -500,7 +513,10 @@ async fn promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key(s
     assert_eq!(
         s.call(
             Method::DELETE,
-            &path, &As::User(&owner), Some(json!({"confirm": "Doomed"})))
+            &path,
+            &As::User(&owner),
+            Some(json!({"confirm": "Doomed"}))
+        )
         .await
         .0,
         StatusCode::NO_CONTENT
