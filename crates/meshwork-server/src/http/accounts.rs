@@ -1113,9 +1113,19 @@ pub async fn my_audit(
             page.limit()?,
         )
         .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| audit::open(&state, r))
-            .collect::<ApiResult<_>>()?,
-    ))
+    let me = user.id.as_uuid();
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut entry = audit::open(&state, row)?;
+        // Events about you done by someone else (an admin changing your role) keep their
+        // address and browser to themselves.
+        if entry.actor.is_some_and(|a| a != me) {
+            if let serde_json::Value::Object(map) = &mut entry.details {
+                map.remove("ip");
+                map.remove("user_agent");
+            }
+        }
+        entries.push(entry);
+    }
+    Ok(Json(entries))
 }
