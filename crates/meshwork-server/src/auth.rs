@@ -87,10 +87,13 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
         let (row, creator_role) = match state.key_cache.get(&hash) {
             Some(hit) => hit,
             None => {
+                let generation = state.key_cache.generation();
                 let found = state.store.api_key_by_hash(&hash).await?.ok_or_else(|| {
                     ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid")
                 })?;
-                state.key_cache.put(hash, found.0.clone(), found.1);
+                state
+                    .key_cache
+                    .put(generation, hash, found.0.clone(), found.1);
                 found
             }
         };

@@ -186,3 +186,17 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
             })
     }
 }
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        Self::new(
+            ErrorCode::MalformedRequest,
+            format!("invalid path: {}", r.body_text()),
+        )
+    }
+}
+
+/// `axum::extract::Path` with rejections answered from the error table.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);

@@ -9,6 +9,7 @@
 use meshwork_domain::{Role, WorkspaceId};
 use meshwork_store::ApiKeyRow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,9 @@ type Entry = (Instant, ApiKeyRow, Option<Role>);
 pub struct KeyCache {
     ttl: Duration,
     entries: RwLock<HashMap<[u8; 32], Entry>>,
+    /// Bumped by every `forget_workspace`: a look-up that started before a revocation must not
+    /// put its (now stale) row back afterwards.
+    generation: AtomicU64,
 }
 
 impl KeyCache {
@@ -29,6 +33,7 @@ impl KeyCache {
         Self {
             ttl,
             entries: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -41,11 +46,20 @@ impl KeyCache {
         (at.elapsed() < self.ttl).then(|| (row.clone(), *role))
     }
 
-    pub fn put(&self, hash: [u8; 32], row: ApiKeyRow, creator_role: Option<Role>) {
+    /// The generation to pass to `put`: read it before looking the key up in the store.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Remembers a key looked up during `generation`, unless something was forgotten since.
+    pub fn put(&self, generation: u64, hash: [u8; 32], row: ApiKeyRow, creator_role: Option<Role>) {
         if self.ttl.is_zero() {
             return;
         }
         let mut entries = self.entries.write().expect("key cache lock");
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -54,9 +68,50 @@ impl KeyCache {
 
     /// Forgets every key of `ws`: called when a key is revoked or a role changes there.
     pub fn forget_workspace(&self, ws: WorkspaceId) {
-        self.entries
-            .write()
-            .expect("key cache lock")
-            .retain(|_, (_, row, _)| row.workspace_id != ws);
+        let mut entries = self.entries.write().expect("key cache lock");
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.retain(|_, (_, row, _)| row.workspace_id != ws);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshwork_domain::{ApiKeyId, UserId};
+
+    fn row(ws: WorkspaceId) -> ApiKeyRow {
+        ApiKeyRow {
+            id: ApiKeyId::new(),
+            workspace_id: ws,
+            key_hash: [1; 32],
+            prefix: "mwk_".into(),
+            name_sealed: vec![],
+            role: Role::Owner,
+            created_by: UserId::new(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_lookup_from_before_a_revocation_is_not_remembered() {
+        let cache = KeyCache::new(Duration::from_secs(60));
+        let ws = WorkspaceId::new();
+        let before = cache.generation();
+        cache.forget_workspace(ws); // a revocation lands while the look-up runs
+        cache.put(before, [1; 32], row(ws), Some(Role::Owner));
+        assert!(cache.get(&[1; 32]).is_none());
+        cache.put(cache.generation(), [1; 32], row(ws), Some(Role::Owner));
+        assert!(cache.get(&[1; 32]).is_some());
+        cache.forget_workspace(ws);
+        assert!(cache.get(&[1; 32]).is_none());
+    }
+
+    #[test]
+    fn a_zero_ttl_remembers_nothing() {
+        let cache = KeyCache::new(Duration::ZERO);
+        cache.put(cache.generation(), [1; 32], row(WorkspaceId::new()), None);
+        assert!(cache.get(&[1; 32]).is_none());
     }
 }

@@ -4,11 +4,11 @@
 
 use crate::audit::{self, ClientInfo, Event};
 use crate::auth::{perm, Authorized, SessionUser};
-use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::accounts::AuditPage;
 use crate::mail::{self, Mail};
 use crate::state::{now_millis, random_token, token_hash, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use meshwork_domain::{
     ApiKeyId, EmailAddress, ErrorCode, InviteId, ProfileText, Role, UserId, WorkspaceId,

@@ -156,3 +156,24 @@ async fn bad_bodies_get_clear_errors_and_change_nothing(s: &mut TestServer) {
     );
 }
 server_test!(bad_bodies_get_clear_errors_and_change_nothing);
+
+async fn malformed_path_parameters_get_json_errors(s: &mut TestServer) {
+    let me = s.signup("Pa", "pa@example.com").await;
+    let ws = s.create_workspace(&me, "Paths").await;
+    for path in [
+        format!("/api/v1/workspaces/{ws}/members/not-a-uuid"),
+        format!("/api/v1/workspaces/{ws}/api-keys/123"),
+    ] {
+        let (status, body) = s.call(Method::DELETE, &path, &As::User(&me), None).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("malformed_request")),
+            "{path}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("invalid path"),
+            "{body}"
+        );
+    }
+}
+server_test!(malformed_path_parameters_get_json_errors);

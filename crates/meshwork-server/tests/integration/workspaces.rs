@@ -410,12 +410,32 @@ async fn roles_invitations_and_the_last_owner(s: &mut TestServer) {
         .await;
     assert_eq!(w["last_seq"].as_i64().unwrap(), *seqs.last().unwrap());
     // The member sees that their role changed, but not the acting owner's address or browser.
-    let (_, mine) = s.call(Method::GET, "/api/v1/me/audit?limit=200", &As::User(&member), None).await;
-    let changed = mine.as_array().unwrap().iter().find(|e| e["kind"] == "member.role_changed").expect("role change listed");
-    assert!(changed["details"].get("ip").is_none() && changed["details"].get("user_agent").is_none(), "{changed}");
+    let (_, mine) = s
+        .call(
+            Method::GET,
+            "/api/v1/me/audit?limit=200",
+            &As::User(&member),
+            None,
+        )
+        .await;
+    let changed = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "member.role_changed")
+        .expect("role change listed");
+    assert!(
+        changed["details"].get("ip").is_none() && changed["details"].get("user_agent").is_none(),
+        "{changed}"
+    );
     assert_eq!(changed["details"]["to"], "viewer");
     // The owner's workspace log keeps them, for security review.
-    let owner_view = audit.as_array().unwrap().iter().find(|e| e["kind"] == "member.role_changed").unwrap();
+    let owner_view = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "member.role_changed")
+        .unwrap();
     assert_eq!(owner_view["details"]["ip"], "127.0.0.1");
 }
 server_test!(roles_invitations_and_the_last_owner);
