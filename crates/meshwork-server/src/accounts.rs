@@ -63,15 +63,42 @@ pub fn totp_base32(secret: &[u8]) -> String {
     Secret::Raw(secret.to_vec()).to_encoded().to_string()
 }
 
-/// Whether `code` is valid now (one 30 s step of clock skew allowed either way).
-pub fn check_totp(secret: &[u8], code: &str) -> ApiResult<bool> {
+/// The 30-second step whose code `code` is, if it is valid now (one step of clock skew allowed
+/// either way). Callers must also consume the step (`accept_totp`) so a code works once.
+pub fn check_totp(secret: &[u8], code: &str) -> ApiResult<Option<u64>> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
-        return Ok(false);
+        return Ok(None);
     }
-    totp(secret, "check")?
-        .check_current(&code)
-        .map_err(ApiError::internal)
+    let totp = totp(secret, "check")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(ApiError::internal)?
+        .as_secs();
+    for step in [now / 30, now / 30 - 1, now / 30 + 1] {
+        let expected = totp.generate(step * 30);
+        if bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            code.as_bytes(),
+        )) {
+            return Ok(Some(step));
+        }
+    }
+    Ok(None)
+}
+
+/// Checks a TOTP code and consumes its time step for the user: the same code (or an older
+/// one) is refused afterwards, so an observed code cannot be replayed.
+pub async fn accept_totp(
+    state: &crate::AppState,
+    user: meshwork_domain::UserId,
+    secret: &[u8],
+    code: &str,
+) -> ApiResult<bool> {
+    match check_totp(secret, code)? {
+        Some(step) => Ok(state.store.use_totp_step(user, step as i64).await?),
+        None => Ok(false),
+    }
 }
 
 /// Ten one-time recovery codes, `xxxxx-xxxxx` from an unambiguous alphabet (50 bits each).
@@ -121,9 +148,9 @@ mod tests {
     fn totp_codes_check_and_reject() {
         let secret = new_totp_secret();
         let now = totp(&secret, "a").unwrap().generate_current().unwrap();
-        assert!(check_totp(&secret, &now).unwrap());
-        assert!(!check_totp(&secret, "12345").unwrap());
-        assert!(!check_totp(&secret, "abcdef").unwrap());
+        assert!(check_totp(&secret, &now).unwrap().is_some());
+        assert!(check_totp(&secret, "12345").unwrap().is_none());
+        assert!(check_totp(&secret, "abcdef").unwrap().is_none());
     }
 
     #[test]

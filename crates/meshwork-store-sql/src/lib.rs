@@ -278,6 +278,13 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::db)
             }
 
+            async fn use_totp_step(&self, id: meshwork_domain::UserId, step: i64) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)")
+                    .bind(id.to_string()).bind(step)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn enable_totp(&self, id: meshwork_domain::UserId, codes: &[meshwork_store::Hash32]) -> meshwork_store::Result<()> {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
                 $crate::sqlx::query("UPDATE users SET totp_enabled = $2 WHERE id = $1")

@@ -89,6 +89,9 @@ pub trait Store: Send + Sync + 'static {
     async fn reset_login_failures(&self, id: UserId) -> Result<()>;
     /// Stores a pending TOTP secret (not yet enabled), or clears TOTP and recovery codes (`None`).
     async fn set_totp_secret(&self, id: UserId, secret_sealed: Option<&[u8]>) -> Result<()>;
+    /// Consumes a TOTP time step: true when `step` is newer than the last one accepted (and is
+    /// now the last), false for a replayed or older code.
+    async fn use_totp_step(&self, id: UserId, step: i64) -> Result<bool>;
     /// Turns TOTP on and replaces the recovery codes with `codes`.
     async fn enable_totp(&self, id: UserId, codes: &[Hash32]) -> Result<()>;
     /// Consumes one recovery code; true when it existed.

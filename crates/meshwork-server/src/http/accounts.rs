@@ -1,7 +1,7 @@
 //! Account routes: sign-up, sign-in (with TOTP), sign-out, the profile and its picture, password
 //! changes and resets, email verification, two-factor set-up, and the account's own audit trail.
 
-use crate::accounts::{self, check_totp, hash_password, verify_password};
+use crate::accounts::{self, accept_totp, hash_password, verify_password};
 use crate::audit::{self, ClientInfo, Event};
 use crate::auth::{csrf_token, SessionUser, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query, RawBody};
@@ -325,7 +325,7 @@ pub async fn login(
         };
         match (&req.totp_code, &req.recovery_code) {
             (Some(code), _) => {
-                if !check_totp(&secret, code)? {
+                if !accept_totp(&state, user.id, &secret, code).await? {
                     fail("wrong TOTP code").await?;
                     return Err(ApiError::new(
                         ErrorCode::InvalidMfaCode,
@@ -994,7 +994,7 @@ pub async fn totp_confirm(
         ));
     };
     let secret = state.open_account(u.id, "totp_secret", sealed)?;
-    if !check_totp(&secret, &req.code)? {
+    if !accept_totp(&state, u.id, &secret, &req.code).await? {
         return Err(ApiError::new(
             ErrorCode::InvalidMfaCode,
             "field `code`: the code is wrong or expired",
@@ -1053,7 +1053,7 @@ pub async fn totp_disable(
         ));
     }
     let secret = state.open_account(u.id, "totp_secret", sealed)?;
-    if !check_totp(&secret, &req.code)? {
+    if !accept_totp(&state, u.id, &secret, &req.code).await? {
         return Err(ApiError::new(
             ErrorCode::InvalidMfaCode,
             "field `code`: the code is wrong or expired",

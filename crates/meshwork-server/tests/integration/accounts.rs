@@ -5,14 +5,20 @@ use crate::server_test;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-fn totp_now(secret_base32: &str) -> String {
+/// The code for the 30-second step `offset` steps from now. Codes are single-use (a used step and
+/// older ones are refused), so successive uses in a test take increasing offsets (-1, 0, +1: the
+/// skew the server allows).
+fn totp_at(secret_base32: &str, offset: i64) -> String {
     let bytes = totp_rs::Secret::Encoded(secret_base32.to_string())
         .to_bytes()
         .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     meshwork_server::accounts::totp(&bytes, "t")
         .unwrap()
-        .generate_current()
-        .unwrap()
+        .generate((now + offset * 30) as u64)
 }
 
 async fn promise_cl01_passwords_are_stored_only_as_argon2id(s: &mut TestServer) {
@@ -201,7 +207,7 @@ async fn promise_pm08_totp_second_factor_with_one_time_recovery_codes(s: &mut Te
             Method::POST,
             "/api/v1/me/mfa/totp/confirm",
             &As::User(&me),
-            Some(json!({"code": totp_now(&secret), "password": "not my password"})),
+            Some(json!({"code": totp_at(&secret, -1), "password": "not my password"})),
         )
         .await;
     assert_eq!(
@@ -214,7 +220,7 @@ async fn promise_pm08_totp_second_factor_with_one_time_recovery_codes(s: &mut Te
             Method::POST,
             "/api/v1/me/mfa/totp/confirm",
             &As::User(&me),
-            Some(json!({"code": totp_now(&secret), "password": PASSWORD})),
+            Some(json!({"code": totp_at(&secret, -1), "password": PASSWORD})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{codes}");
@@ -240,15 +246,21 @@ async fn promise_pm08_totp_second_factor_with_one_time_recovery_codes(s: &mut Te
         resp.json::<serde_json::Value>().await.unwrap()["code"],
         "invalid_mfa_code"
     );
+    let code = totp_at(&secret, 0);
     assert_eq!(
-        s.login_raw(
-            "mo@example.com",
-            PASSWORD,
-            json!({"totp_code": totp_now(&secret)})
-        )
-        .await
-        .status(),
+        s.login_raw("mo@example.com", PASSWORD, json!({"totp_code": code}))
+            .await
+            .status(),
         StatusCode::OK
+    );
+    // The same code a second time (an observed code, replayed) is refused.
+    let resp = s
+        .login_raw("mo@example.com", PASSWORD, json!({"totp_code": code}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["code"],
+        "invalid_mfa_code"
     );
     // A recovery code works once.
     assert_eq!(
@@ -297,7 +309,7 @@ async fn promise_pm08_totp_second_factor_with_one_time_recovery_codes(s: &mut Te
             Method::POST,
             "/api/v1/me/mfa/totp/disable",
             &As::User(&me),
-            Some(json!({"password": "wrong password!!", "code": totp_now(&secret)})),
+            Some(json!({"password": "wrong password!!", "code": totp_at(&secret, 1)})),
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -306,7 +318,7 @@ async fn promise_pm08_totp_second_factor_with_one_time_recovery_codes(s: &mut Te
             Method::POST,
             "/api/v1/me/mfa/totp/disable",
             &As::User(&me),
-            Some(json!({"password": PASSWORD, "code": totp_now(&secret)})),
+            Some(json!({"password": PASSWORD, "code": totp_at(&secret, 1)})),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
