@@ -87,9 +87,10 @@ error_codes! {
 }
 
 impl ErrorCode {
-    /// Where this code is documented for humans.
+    /// Where this code is documented for humans: its row in `docs/errors.md` (shipped with the
+    /// source and the release archive).
     pub fn link(self) -> String {
-        format!("https://docs.meshwork.dev/errors#{}", self.as_str())
+        format!("docs/errors.md#{}", self.as_str())
     }
 }
 
@@ -116,6 +117,41 @@ impl FieldError {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    /// docs/errors.md is the human copy of the table; every code is there, with its status and
+    /// type, and nothing else is.
+    #[test]
+    fn error_doc_matches_the_table() {
+        let doc = include_str!("../../../docs/errors.md");
+        let mut documented = Vec::new();
+        for line in doc.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let code = cells[1].trim_matches('`');
+            let c = ErrorCode::ALL
+                .iter()
+                .find(|c| c.as_str() == code)
+                .unwrap_or_else(|| panic!("docs/errors.md lists {code}, which the table lacks"));
+            assert_eq!(cells[2], c.status().to_string(), "status of {code}");
+            let ty = serde_json_free_type_name(c.error_type());
+            assert_eq!(cells[3], ty, "type of {code}");
+            documented.push(code);
+        }
+        for c in ErrorCode::ALL {
+            assert!(
+                documented.contains(&c.as_str()),
+                "docs/errors.md lacks {}",
+                c.as_str()
+            );
+        }
+    }
+
+    fn serde_json_free_type_name(t: ErrorType) -> &'static str {
+        match t {
+            ErrorType::InvalidRequest => "invalid_request",
+            ErrorType::Auth => "auth",
+            ErrorType::Internal => "internal",
+        }
+    }
 
     #[test]
     fn codes_are_unique_and_statuses_match_types() {

@@ -79,6 +79,15 @@ impl AppState {
         Ok(self.keyring.account_key()?)
     }
 
+    /// False for a workspace whose key is gone (a deletion that stopped between destroying the
+    /// key and removing the rows): lists skip it instead of failing.
+    pub fn workspace_readable(&self, ws: WorkspaceId) -> bool {
+        !matches!(
+            self.keyring.workspace_key(ws.as_uuid()),
+            Err(meshwork_keyring::KeyringError::MissingWorkspaceKey(_))
+        )
+    }
+
     pub fn workspace_key(&self, ws: WorkspaceId) -> ApiResult<Arc<DataKey>> {
         Ok(self.keyring.workspace_key(ws.as_uuid())?)
     }

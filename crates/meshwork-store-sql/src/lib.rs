@@ -255,10 +255,17 @@ macro_rules! impl_sql_store {
 
             async fn begin_login_attempt(&self, id: meshwork_domain::UserId, lock_after: i32, lock_until: meshwork_domain::Millis, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<i32>> {
                 use $crate::sqlx::Row as _;
-                let row = $crate::sqlx::query("UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $4) RETURNING failed_logins")
+                let row = $crate::sqlx::query("UPDATE users SET failed_logins = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failed_logins + 1 END, locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failed_logins + 1 END) >= $2 THEN $3 ELSE NULL END WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $4) RETURNING failed_logins")
                     .bind(id.to_string()).bind(lock_after).bind(lock_until).bind(now)
                     .fetch_optional(self.writer()).await.map_err($crate::db)?;
                 row.map(|r| r.try_get(0).map_err($crate::db)).transpose()
+            }
+
+            async fn refund_login_attempt(&self, id: meshwork_domain::UserId, lock_after: i32) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE users SET failed_logins = CASE WHEN failed_logins > 0 THEN failed_logins - 1 ELSE 0 END, locked_until = CASE WHEN failed_logins - 1 < $2 THEN NULL ELSE locked_until END WHERE id = $1")
+                    .bind(id.to_string()).bind(lock_after)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
             }
 
             async fn reset_login_failures(&self, id: meshwork_domain::UserId) -> meshwork_store::Result<()> {
@@ -270,7 +277,7 @@ macro_rules! impl_sql_store {
 
             async fn set_totp_secret(&self, id: meshwork_domain::UserId, secret: Option<&[u8]>) -> meshwork_store::Result<()> {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
-                $crate::sqlx::query("UPDATE users SET totp_secret_sealed = $2, totp_enabled = $3 WHERE id = $1")
+                $crate::sqlx::query("UPDATE users SET totp_secret_sealed = $2, totp_enabled = $3, totp_last_step = NULL WHERE id = $1")
                     .bind(id.to_string()).bind(secret).bind(false)
                     .execute(&mut *tx).await.map_err($crate::db)?;
                 $crate::sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
@@ -501,6 +508,7 @@ macro_rules! impl_sql_store {
 
             async fn revoke_invite(&self, ws: meshwork_domain::WorkspaceId, id: meshwork_domain::InviteId, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                lock_workspace(&mut tx, ws).await?;
                 let r = $crate::sqlx::query("DELETE FROM invites WHERE workspace_id = $1 AND id = $2 AND accepted_at IS NULL")
                     .bind(ws.to_string()).bind(id.to_string())
                     .execute(&mut *tx).await.map_err($crate::db)?;
@@ -526,6 +534,13 @@ macro_rules! impl_sql_store {
                 use $crate::sqlx::Row as _;
                 use meshwork_store::InviteOutcome;
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                // Lock order everywhere: the workspace row first, then its dependents.
+                let target = $crate::sqlx::query("SELECT workspace_id FROM invites WHERE token_hash = $1")
+                    .bind(&token_hash[..])
+                    .fetch_optional(&mut *tx).await.map_err($crate::db)?;
+                let Some(target) = target else { return Ok(InviteOutcome::Invalid) };
+                let target_ws: meshwork_domain::WorkspaceId = meshwork_domain::WorkspaceId($crate::uuid(&target.try_get::<String, _>(0).map_err($crate::db)?, "invites.workspace_id")?);
+                lock_workspace(&mut tx, target_ws).await?;
                 let row = $crate::sqlx::query("UPDATE invites SET accepted_at = $2 WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2 AND email_index = $3 RETURNING id, workspace_id, role, invited_by")
                     .bind(&token_hash[..]).bind(now).bind(&email_index[..])
                     .fetch_optional(&mut *tx).await.map_err($crate::db)?;

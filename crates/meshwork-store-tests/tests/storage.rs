@@ -108,21 +108,25 @@ both_backends!(
             None
         );
         assert_eq!(store.user(u.id).await.unwrap().unwrap().failed_logins, 5);
-        // After it ends, one attempt is granted, and a failure locks again at once.
+        // After it ends, counting starts again from one, and the lock is lifted.
         assert_eq!(
             store
                 .begin_login_attempt(u.id, 5, 2000, 1000)
                 .await
                 .unwrap(),
-            Some(6)
+            Some(1)
         );
+        assert_eq!(store.user(u.id).await.unwrap().unwrap().locked_until, None);
         assert_eq!(
             store
                 .begin_login_attempt(u.id, 5, 3000, 1500)
                 .await
                 .unwrap(),
-            None
+            Some(2)
         );
+        // A refunded attempt (right password, second factor to come) does not count.
+        store.refund_login_attempt(u.id, 5).await.unwrap();
+        assert_eq!(store.user(u.id).await.unwrap().unwrap().failed_logins, 1);
         store.reset_login_failures(u.id).await.unwrap();
         let after = store.user(u.id).await.unwrap().unwrap();
         assert_eq!((after.failed_logins, after.locked_until), (0, None));

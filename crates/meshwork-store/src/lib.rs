@@ -78,7 +78,8 @@ pub trait Store: Send + Sync + 'static {
     /// Reserves one sign-in attempt before the password is checked, atomically, so parallel
     /// guesses cannot slip past the lock: counts it, locks the account until `lock_until` once
     /// the count of attempts since the last success reaches `lock_after`, and returns the count.
-    /// `None` when the account is locked at `now` (nothing is counted).
+    /// `None` when the account is locked at `now` (nothing is counted). Once a lock has ended,
+    /// counting starts again from one.
     async fn begin_login_attempt(
         &self,
         id: UserId,
@@ -86,6 +87,9 @@ pub trait Store: Send + Sync + 'static {
         lock_until: Millis,
         now: Millis,
     ) -> Result<Option<i32>>;
+    /// Gives back a reserved attempt that turned out not to be a guess (the password was right
+    /// and the second factor is still to come), lifting a lock that this attempt set.
+    async fn refund_login_attempt(&self, id: UserId, lock_after: i32) -> Result<()>;
     async fn reset_login_failures(&self, id: UserId) -> Result<()>;
     /// Stores a pending TOTP secret (not yet enabled), or clears TOTP and recovery codes (`None`).
     async fn set_totp_secret(&self, id: UserId, secret_sealed: Option<&[u8]>) -> Result<()>;

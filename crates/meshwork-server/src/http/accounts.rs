@@ -359,6 +359,11 @@ pub async fn login(
                 .await?;
             }
             (None, None) => {
+                // The password was right: this was not a guess, so it does not count.
+                state
+                    .store
+                    .refund_login_attempt(user.id, auth.lockout_threshold as i32)
+                    .await?;
                 return Err(ApiError::new(
                     ErrorCode::MfaRequired,
                     "two-factor authentication is on: send `totp_code` (or `recovery_code`)",
@@ -486,6 +491,9 @@ pub async fn me(State(state): State<AppState>, user: SessionUser) -> ApiResult<J
     let u = load_user(&state, user.id).await?;
     let mut workspaces = Vec::new();
     for (ws, role) in state.store.workspaces_of(u.id).await? {
+        if !state.workspace_readable(ws.id) {
+            continue;
+        }
         let name = state.open_workspace(ws.id, &ws.id.to_string(), "name", &ws.name_sealed)?;
         workspaces.push(WorkspaceMembership {
             id: ws.id.as_uuid(),
@@ -597,6 +605,10 @@ pub async fn update_me(
         },
         email_verified: u.email_verified && !email_changed,
     };
+    if email_changed {
+        // Links sent to the old address must not verify or reset the new one: void them first.
+        state.store.delete_user_tokens(id).await?;
+    }
     state
         .store
         .update_profile(id, &update, now_millis())
@@ -614,8 +626,6 @@ pub async fn update_me(
     )
     .await?;
     if let (true, Some(e)) = (email_changed, &email) {
-        // Links sent to the old address must not verify or reset the new one.
-        state.store.delete_user_tokens(id).await?;
         send_verification(&state, id, e.as_str()).await?;
     }
     me(State(state), user).await

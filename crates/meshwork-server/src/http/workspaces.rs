@@ -99,6 +99,7 @@ pub async fn list(
     let rows = state.store.workspaces_of(user.id).await?;
     Ok(Json(
         rows.iter()
+            .filter(|(ws, _)| state.workspace_readable(ws.id))
             .map(|(ws, role)| view(&state, ws, *role))
             .collect::<ApiResult<_>>()?,
     ))
@@ -197,7 +198,7 @@ pub async fn delete(
     if q.confirm != expected {
         return Err(ApiError::new(
             ErrorCode::ConfirmationRequired,
-            "field `confirm`: send the workspace's exact name to delete it; this cannot be undone",
+            "field `confirm`: send the workspace's exact name to delete it (or its id, if its key is already gone); this cannot be undone",
         ));
     }
     // The key first: once it is gone nothing of the workspace can be read anywhere, even if
@@ -205,6 +206,8 @@ pub async fn delete(
     state.key_cache.forget_workspace(ws);
     state.keyring.destroy_workspace_key(ws.as_uuid())?;
     state.store.delete_workspace(ws).await?;
+    // Again: a key look-up that ran meanwhile may have remembered a key of this workspace.
+    state.key_cache.forget_workspace(ws);
     audit::record(
         &state,
         Some(&client),

@@ -351,6 +351,25 @@ async fn promise_pm08_totp_second_factor_with_one_time_recovery_codes(s: &mut Te
             .status(),
         StatusCode::OK
     );
+    // A new authenticator works at once, even in the step the old one was last used in.
+    let (_, setup) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/setup",
+            &As::User(&me),
+            None,
+        )
+        .await;
+    let fresh = setup["secret"].as_str().unwrap().to_string();
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            &As::User(&me),
+            Some(json!({"code": totp_at(&fresh, 1), "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 server_test!(promise_pm08_totp_second_factor_with_one_time_recovery_codes);
 
