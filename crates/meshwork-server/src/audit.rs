@@ -59,6 +59,43 @@ fn aad(id: &str) -> Aad<'_> {
     }
 }
 
+/// Records an event a person did to their own account (sign-in, MFA, profile changes).
+pub async fn account_event(
+    state: &AppState,
+    client: &ClientInfo,
+    kind: &str,
+    user: UserId,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    let event = Event {
+        kind,
+        workspace: None,
+        actor: Some(user),
+        subject: Some(user),
+        details,
+    };
+    record(state, Some(client), event).await
+}
+
+/// Records an event in a workspace by an authorised caller (its person, or an API key's creator).
+pub async fn workspace_event<P>(
+    state: &AppState,
+    client: &ClientInfo,
+    kind: &str,
+    auth: &crate::auth::Authorized<P>,
+    subject: Option<UserId>,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    let event = Event {
+        kind,
+        workspace: Some(auth.workspace),
+        actor: Some(auth.actor.user_id()),
+        subject,
+        details,
+    };
+    record(state, Some(client), event).await
+}
+
 pub async fn record(
     state: &AppState,
     client: Option<&ClientInfo>,

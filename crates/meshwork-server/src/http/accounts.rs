@@ -150,18 +150,7 @@ pub async fn signup(
         updated_at: now,
     };
     state.store.create_user(&user).await?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event {
-            kind: "account.created",
-            workspace: None,
-            actor: Some(id),
-            subject: Some(id),
-            details: json!({}),
-        },
-    )
-    .await?;
+    audit::account_event(&state, &client, "account.created", id, json!({})).await?;
     send_verification(&state, id, email.as_str()).await?;
     state
         .store
@@ -345,16 +334,12 @@ pub async fn login(
                         "field `recovery_code`: the code is wrong or already used",
                     ));
                 }
-                audit::record(
+                audit::account_event(
                     &state,
-                    Some(&client),
-                    Event {
-                        kind: "mfa.recovery_code_used",
-                        workspace: None,
-                        actor: Some(user.id),
-                        subject: Some(user.id),
-                        details: json!({}),
-                    },
+                    &client,
+                    "mfa.recovery_code_used",
+                    user.id,
+                    json!({}),
                 )
                 .await?;
             }
@@ -389,29 +374,14 @@ pub async fn login(
             ),
         })
         .await?;
-        audit::record(
-            &state,
-            Some(&client),
-            Event {
-                kind: "login.new_device",
-                workspace: None,
-                actor: Some(user.id),
-                subject: Some(user.id),
-                details: json!({}),
-            },
-        )
-        .await?;
+        audit::account_event(&state, &client, "login.new_device", user.id, json!({})).await?;
     }
-    audit::record(
+    audit::account_event(
         &state,
-        Some(&client),
-        Event {
-            kind: "login.succeeded",
-            workspace: None,
-            actor: Some(user.id),
-            subject: Some(user.id),
-            details: json!({"mfa": user.totp_enabled}),
-        },
+        &client,
+        "login.succeeded",
+        user.id,
+        json!({"mfa": user.totp_enabled}),
     )
     .await?;
     start_session(&state, user.id, StatusCode::OK).await
@@ -430,18 +400,7 @@ pub async fn logout(
     client: ClientInfo,
 ) -> ApiResult<Response> {
     state.store.delete_session(&user.session_hash).await?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event {
-            kind: "logout",
-            workspace: None,
-            actor: Some(user.id),
-            subject: Some(user.id),
-            details: json!({}),
-        },
-    )
-    .await?;
+    audit::account_event(&state, &client, "logout", user.id, json!({})).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, session_cookie("", 0));
@@ -613,16 +572,12 @@ pub async fn update_me(
         .store
         .update_profile(id, &update, now_millis())
         .await?;
-    audit::record(
+    audit::account_event(
         &state,
-        Some(&client),
-        Event {
-            kind: "account.profile_updated",
-            workspace: None,
-            actor: Some(id),
-            subject: Some(id),
-            details: json!({"email_changed": email_changed}),
-        },
+        &client,
+        "account.profile_updated",
+        id,
+        json!({"email_changed": email_changed}),
     )
     .await?;
     if let (true, Some(e)) = (email_changed, &email) {
@@ -748,18 +703,7 @@ pub async fn change_password(
         .set_password_hash(u.id, &hash, now_millis())
         .await?;
     state.store.delete_user_sessions(u.id).await?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event {
-            kind: "account.password_changed",
-            workspace: None,
-            actor: Some(u.id),
-            subject: Some(u.id),
-            details: json!({}),
-        },
-    )
-    .await?;
+    audit::account_event(&state, &client, "account.password_changed", u.id, json!({})).await?;
     start_session(&state, u.id, StatusCode::OK).await
 }
 
@@ -788,18 +732,7 @@ pub async fn verify_email(
         ));
     };
     state.store.set_email_verified(user, now_millis()).await?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event {
-            kind: "account.email_verified",
-            workspace: None,
-            actor: Some(user),
-            subject: Some(user),
-            details: json!({}),
-        },
-    )
-    .await?;
+    audit::account_event(&state, &client, "account.email_verified", user, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -901,18 +834,7 @@ pub async fn confirm_reset(
         .set_password_hash(user, &hash, now_millis())
         .await?;
     state.store.delete_user_sessions(user).await?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event {
-            kind: "account.password_reset",
-            workspace: None,
-            actor: Some(user),
-            subject: Some(user),
-            details: json!({}),
-        },
-    )
-    .await?;
+    audit::account_event(&state, &client, "account.password_reset", user, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1016,18 +938,7 @@ pub async fn totp_confirm(
         .map(|c| accounts::recovery_code_hash(c))
         .collect();
     state.store.enable_totp(u.id, &hashes).await?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event {
-            kind: "mfa.enabled",
-            workspace: None,
-            actor: Some(u.id),
-            subject: Some(u.id),
-            details: json!({}),
-        },
-    )
-    .await?;
+    audit::account_event(&state, &client, "mfa.enabled", u.id, json!({})).await?;
     Ok(Json(RecoveryCodes {
         recovery_codes: codes,
     }))
@@ -1070,18 +981,7 @@ pub async fn totp_disable(
         ));
     }
     state.store.set_totp_secret(u.id, None).await?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event {
-            kind: "mfa.disabled",
-            workspace: None,
-            actor: Some(u.id),
-            subject: Some(u.id),
-            details: json!({}),
-        },
-    )
-    .await?;
+    audit::account_event(&state, &client, "mfa.disabled", u.id, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -334,16 +334,13 @@ pub async fn set_role(
             .await?,
     )?;
     state.key_cache.forget_workspace(auth.workspace);
-    audit::record(
+    audit::workspace_event(
         &state,
-        Some(&client),
-        Event {
-            kind: "member.role_changed",
-            workspace: Some(auth.workspace),
-            actor: Some(auth.actor.user_id()),
-            subject: Some(target),
-            details: json!({"from": current, "to": role}),
-        },
+        &client,
+        "member.role_changed",
+        &auth,
+        Some(target),
+        json!({"from": current, "to": role}),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -370,16 +367,13 @@ pub async fn remove_member(
             .await?,
     )?;
     state.key_cache.forget_workspace(auth.workspace);
-    audit::record(
+    audit::workspace_event(
         &state,
-        Some(&client),
-        Event {
-            kind: "member.removed",
-            workspace: Some(auth.workspace),
-            actor: Some(auth.actor.user_id()),
-            subject: Some(target),
-            details: json!({"role": current}),
-        },
+        &client,
+        "member.removed",
+        &auth,
+        Some(target),
+        json!({"role": current}),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -444,16 +438,13 @@ pub async fn invite(
         body: format!("You have been invited to join {ws_name} as {role}.\n\nAccept here (sign in or sign up with this email address first):\n\n{link}\n\nThe invitation expires in 7 days."),
     })
     .await?;
-    audit::record(
+    audit::workspace_event(
         &state,
-        Some(&client),
-        Event {
-            kind: "member.invited",
-            workspace: Some(auth.workspace),
-            actor: Some(auth.actor.user_id()),
-            subject: None,
-            details: json!({"role": role}),
-        },
+        &client,
+        "member.invited",
+        &auth,
+        None,
+        json!({"role": role}),
     )
     .await?;
     Ok((
@@ -488,16 +479,13 @@ pub async fn revoke_invite(
             "no pending invitation with this id in the workspace",
         ));
     }
-    audit::record(
+    audit::workspace_event(
         &state,
-        Some(&client),
-        Event {
-            kind: "member.invite_revoked",
-            workspace: Some(auth.workspace),
-            actor: Some(auth.actor.user_id()),
-            subject: None,
-            details: json!({"invite_id": invite_id}),
-        },
+        &client,
+        "member.invite_revoked",
+        &auth,
+        None,
+        json!({"invite_id": invite_id}),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -684,16 +672,13 @@ pub async fn create_key(
         revoked_at: None,
     };
     state.store.create_api_key(&row, now).await?;
-    audit::record(
+    audit::workspace_event(
         &state,
-        Some(&client),
-        Event {
-            kind: "api_key.created",
-            workspace: Some(auth.workspace),
-            actor: Some(auth.actor.user_id()),
-            subject: None,
-            details: json!({"key_id": id, "role": role, "expires_at": expires_at}),
-        },
+        &client,
+        "api_key.created",
+        &auth,
+        None,
+        json!({"key_id": id, "role": role, "expires_at": expires_at}),
     )
     .await?;
     Ok((
@@ -727,16 +712,13 @@ pub async fn revoke_key(
         ));
     }
     state.key_cache.forget_workspace(auth.workspace);
-    audit::record(
+    audit::workspace_event(
         &state,
-        Some(&client),
-        Event {
-            kind: "api_key.revoked",
-            workspace: Some(auth.workspace),
-            actor: Some(auth.actor.user_id()),
-            subject: None,
-            details: json!({"key_id": key_id}),
-        },
+        &client,
+        "api_key.revoked",
+        &auth,
+        None,
+        json!({"key_id": key_id}),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
