@@ -435,6 +435,18 @@ pub struct Me {
     pub csrf_token: String,
 }
 
+/// Re-authentication for sensitive changes: the account's password, given in `field`.
+async fn require_password(u: &UserRow, password: String, field: &str) -> ApiResult<()> {
+    if verify_password(password, u.password_hash.clone()).await? {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            format!("field `{field}`: the password is wrong"),
+        ))
+    }
+}
+
 async fn load_user(state: &AppState, id: UserId) -> ApiResult<UserRow> {
     state
         .store
@@ -534,12 +546,7 @@ pub async fn update_me(
                 "field `current_password`: your password is needed to change your email",
             ));
         };
-        if !verify_password(password, u.password_hash.clone()).await? {
-            return Err(ApiError::new(
-                ErrorCode::InvalidCredentials,
-                "field `current_password`: the password is wrong",
-            ));
-        }
+        require_password(&u, password, "current_password").await?;
     }
     let update = ProfileUpdate {
         email_index: match &email {
@@ -691,12 +698,7 @@ pub async fn change_password(
         &state.open_account_str(u.id, "email", &u.email_sealed)?,
     )?;
     let new = Password::parse("new_password", &req.new_password, Some(&email))?;
-    if !verify_password(req.current_password, u.password_hash).await? {
-        return Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "field `current_password`: the password is wrong",
-        ));
-    }
+    require_password(&u, req.current_password, "current_password").await?;
     let hash = hash_password(new.dangerously_as_str().to_string()).await?;
     state
         .store
@@ -907,12 +909,7 @@ pub async fn totp_confirm(
     Json(req): Json<TotpConfirm>,
 ) -> ApiResult<Json<RecoveryCodes>> {
     let u = load_user(&state, user.id).await?;
-    if !verify_password(req.password.clone(), u.password_hash.clone()).await? {
-        return Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "field `password`: the password is wrong",
-        ));
-    }
+    require_password(&u, req.password.clone(), "password").await?;
     if u.totp_enabled {
         return Err(ApiError::new(
             ErrorCode::MfaAlreadyEnabled,
@@ -967,12 +964,7 @@ pub async fn totp_disable(
             "two-factor authentication is not on",
         ));
     };
-    if !verify_password(req.password, u.password_hash.clone()).await? {
-        return Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "field `password`: the password is wrong",
-        ));
-    }
+    require_password(&u, req.password, "password").await?;
     let secret = state.open_account(u.id, "totp_secret", sealed)?;
     if !accept_totp(&state, u.id, &secret, &req.code).await? {
         return Err(ApiError::new(

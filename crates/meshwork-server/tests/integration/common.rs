@@ -107,6 +107,17 @@ impl TestServer {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Sends and returns the status only.
+    pub async fn status(
+        &self,
+        method: Method,
+        path: &str,
+        who: &As<'_>,
+        body: Option<Value>,
+    ) -> StatusCode {
+        self.call(method, path, who, body).await.0
+    }
+
     pub async fn signup_with(&self, body: Value) -> (StatusCode, Value, Option<String>) {
         let resp = self
             .client
@@ -263,6 +274,16 @@ fn walk(dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
             out.push((p.display().to_string(), bytes));
         }
     }
+}
+
+/// The `kind` of each entry of an audit answer, in order.
+pub fn kinds(audit: &Value) -> Vec<&str> {
+    audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect()
 }
 
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -80,14 +80,13 @@ async fn promise_cl13_api_keys_are_shown_once_and_stored_only_hashed(s: &mut Tes
     // Revoked keys stop at once; the revocation is audited.
     let key_id = created["id"].as_str().unwrap();
     assert_eq!(
-        s.call(
+        s.status(
             Method::DELETE,
             &format!("/api/v1/workspaces/{ws}/api-keys/{key_id}"),
             &As::User(&owner),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     let (status, body) = s
@@ -110,12 +109,7 @@ async fn promise_cl13_api_keys_are_shown_once_and_stored_only_hashed(s: &mut Tes
             None,
         )
         .await;
-    let kinds: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&audit);
     assert!(
         kinds.contains(&"api_key.created") && kinds.contains(&"api_key.revoked"),
         "{kinds:?}"
@@ -263,83 +257,76 @@ async fn roles_invitations_and_the_last_owner(s: &mut TestServer) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["message"].as_str().unwrap().contains("role"));
     assert_eq!(
-        s.call(
+        s.status(
             Method::PATCH,
             &format!("/api/v1/workspaces/{ws}/members/{}", member.user_id),
             &As::User(&owner),
             Some(json!({"role": "viewer"}))
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     // An API key never outranks its creator: demoting the creator demotes the key.
     let admin_key = s.create_key(&admin, &ws, "admin").await;
     assert_eq!(
-        s.call(
+        s.status(
             Method::GET,
             &format!("/api/v1/workspaces/{ws}/api-keys"),
             &As::Key(&admin_key),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::OK
     );
     assert_eq!(
-        s.call(
+        s.status(
             Method::PATCH,
             &format!("/api/v1/workspaces/{ws}/members/{}", admin.user_id),
             &As::User(&owner),
             Some(json!({"role": "viewer"}))
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        s.call(
+        s.status(
             Method::GET,
             &format!("/api/v1/workspaces/{ws}/api-keys"),
             &As::Key(&admin_key),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::FORBIDDEN
     );
     // Removing the creator kills the key for that workspace.
     assert_eq!(
-        s.call(
+        s.status(
             Method::DELETE,
             &format!("/api/v1/workspaces/{ws}/members/{}", admin.user_id),
             &As::User(&owner),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        s.call(
+        s.status(
             Method::GET,
             &format!("/api/v1/workspaces/{ws}"),
             &As::Key(&admin_key),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        s.call(
+        s.status(
             Method::GET,
             &format!("/api/v1/workspaces/{ws}"),
             &As::User(&admin),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NOT_FOUND
     );
 
@@ -352,12 +339,7 @@ async fn roles_invitations_and_the_last_owner(s: &mut TestServer) {
             None,
         )
         .await;
-    let kinds: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&audit);
     for k in [
         "workspace.created",
         "member.invited",
@@ -498,14 +480,13 @@ async fn promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key(s
     // Only owners may delete, and only with the exact name as confirmation.
     let path = format!("/api/v1/workspaces/{ws}");
     assert_eq!(
-        s.call(
+        s.status(
             Method::DELETE,
             &path,
             &As::User(&admin),
             Some(json!({"confirm": "Doomed"}))
         )
-        .await
-        .0,
+        .await,
         StatusCode::FORBIDDEN
     );
     let (status, body) = s
@@ -533,33 +514,32 @@ async fn promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key(s
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        s.call(Method::GET, &path, &As::User(&owner), None).await.0,
+        s.status(Method::GET, &path, &As::User(&owner), None).await,
         StatusCode::OK,
         "nothing was deleted yet"
     );
 
     assert_eq!(
-        s.call(
+        s.status(
             Method::DELETE,
             &path,
             &As::User(&owner),
             Some(json!({"confirm": "Doomed"}))
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     // Gone for everyone, by session and by key; the other workspace is untouched.
     assert_eq!(
-        s.call(Method::GET, &path, &As::User(&owner), None).await.0,
+        s.status(Method::GET, &path, &As::User(&owner), None).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        s.call(Method::GET, &path, &As::User(&admin), None).await.0,
+        s.status(Method::GET, &path, &As::User(&admin), None).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        s.call(Method::GET, &path, &As::Key(&key), None).await.0,
+        s.status(Method::GET, &path, &As::Key(&key), None).await,
         StatusCode::UNAUTHORIZED
     );
     let (_, list) = s
@@ -651,25 +631,23 @@ async fn invitations_need_a_verified_email_a_current_inviter_and_can_be_withdraw
     // A withdrawn invitation is dead.
     let (id2, t2) = invite(admin.clone(), "admin").await;
     assert_eq!(
-        s.call(
+        s.status(
             Method::DELETE,
             &format!("/api/v1/workspaces/{ws}/invites/{id2}"),
             &As::User(&owner),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        s.call(
+        s.status(
             Method::DELETE,
             &format!("/api/v1/workspaces/{ws}/invites/{id2}"),
             &As::User(&owner),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(accept(t2).await.1["code"], "invalid_token");
@@ -678,14 +656,13 @@ async fn invitations_need_a_verified_email_a_current_inviter_and_can_be_withdraw
     let (_, t3) = invite(admin.clone(), "admin").await;
     let (_, t4) = invite(admin.clone(), "member").await;
     assert_eq!(
-        s.call(
+        s.status(
             Method::PATCH,
             &format!("/api/v1/workspaces/{ws}/members/{}", admin.user_id),
             &As::User(&owner),
             Some(json!({"role": "viewer"}))
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     let (status, body) = accept(t3).await;
@@ -695,37 +672,34 @@ async fn invitations_need_a_verified_email_a_current_inviter_and_can_be_withdraw
         "{body}"
     );
     assert_eq!(
-        s.call(
+        s.status(
             Method::DELETE,
             &format!("/api/v1/workspaces/{ws}/members/{}", guest.user_id),
             &As::User(&owner),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        s.call(
+        s.status(
             Method::DELETE,
             &format!("/api/v1/workspaces/{ws}/members/{}", admin.user_id),
             &As::User(&owner),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(accept(t4).await.1["code"], "invalid_token");
     assert_eq!(
-        s.call(
+        s.status(
             Method::GET,
             &format!("/api/v1/workspaces/{ws}"),
             &As::User(&guest),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::NOT_FOUND
     );
     // The first invitation, from a current owner, still works.
