@@ -83,6 +83,13 @@ error_codes! {
     AlreadyMember => ("already_member", 409, InvalidRequest, "The user is already a member of this workspace."),
     MfaAlreadyEnabled => ("mfa_already_enabled", 409, InvalidRequest, "Two-factor authentication is already on."),
     MfaNotEnabled => ("mfa_not_enabled", 409, InvalidRequest, "Two-factor authentication is not on."),
+    RecordNotFound => ("record_not_found", 404, InvalidRequest, "No CRM record with this id and type in the workspace."),
+    DuplicateRecord => ("duplicate_record", 409, InvalidRequest, "A record with the same email, domain or external id exists; the body's `existing` names it."),
+    RecordInUse => ("record_in_use", 409, InvalidRequest, "The record is still used (a pipeline with deals, a field definition with values); the message says by what."),
+    JobNotFound => ("job_not_found", 404, InvalidRequest, "No import or export job with this id in the workspace."),
+    JobNotRevertible => ("job_not_revertible", 409, InvalidRequest, "The job is still running, failed before writing, or was already reverted."),
+    InvalidFilter => ("invalid_filter", 422, InvalidRequest, "A list filter or sort names an unknown field or has a malformed value; the message names it."),
+    FormNotFound => ("form_not_found", 404, InvalidRequest, "No published form with this id."),
     Internal => ("internal", 500, Internal, "The server failed. The error is logged; nothing about it is shown here."),
 }
 

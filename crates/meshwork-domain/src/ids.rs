@@ -70,3 +70,12 @@ id_type!(
     /// One entry of the audit log.
     AuditId
 );
+id_type!(
+    /// A CRM record: a company, contact, deal, note, activity, communication, file, form, form
+    /// submission, pipeline or custom-field definition.
+    RecordId
+);
+id_type!(
+    /// A durable background job (an import, an export).
+    JobId
+);

@@ -11,7 +11,7 @@ pub mod role;
 pub mod values;
 
 pub use error::{ErrorCode, ErrorType, FieldError};
-pub use ids::{ApiKeyId, AuditId, InviteId, UserId, WorkspaceId};
+pub use ids::{ApiKeyId, AuditId, InviteId, JobId, RecordId, UserId, WorkspaceId};
 pub use role::{Permission, Role};
 pub use values::{
     EmailAddress, Password, PersonName, ProfileText, WorkspaceName, MAX_PICTURE_BYTES,

@@ -51,7 +51,11 @@ impl Role {
         match permission {
             WorkspaceRead | MembersRead => true,
             WorkspaceRename | MembersInvite | MembersManage | ApiKeysRead | ApiKeysManage
-            | ChangesRead => matches!(self, Owner | Admin),
+            | ChangesRead | CrmBulk | CrmSchema | CrmImport | CrmExport => {
+                matches!(self, Owner | Admin)
+            }
+            CrmRead => true,
+            CrmWrite => matches!(self, Owner | Admin | Member),
             AuditRead | WorkspaceDelete => matches!(self, Owner),
         }
     }
@@ -92,10 +96,16 @@ pub enum Permission {
     ApiKeysManage,
     AuditRead,
     ChangesRead,
+    CrmRead,
+    CrmWrite,
+    CrmBulk,
+    CrmSchema,
+    CrmImport,
+    CrmExport,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 16] = [
         Permission::WorkspaceRead,
         Permission::WorkspaceRename,
         Permission::WorkspaceDelete,
@@ -106,6 +116,12 @@ impl Permission {
         Permission::ApiKeysManage,
         Permission::AuditRead,
         Permission::ChangesRead,
+        Permission::CrmRead,
+        Permission::CrmWrite,
+        Permission::CrmBulk,
+        Permission::CrmSchema,
+        Permission::CrmImport,
+        Permission::CrmExport,
     ];
 
     /// The stable name used in `docs/permissions.md` and in the OpenAPI document's security scopes.
@@ -121,6 +137,12 @@ impl Permission {
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::AuditRead => "audit.read",
             Permission::ChangesRead => "changes.read",
+            Permission::CrmRead => "crm.read",
+            Permission::CrmWrite => "crm.write",
+            Permission::CrmBulk => "crm.bulk",
+            Permission::CrmSchema => "crm.schema",
+            Permission::CrmImport => "crm.import",
+            Permission::CrmExport => "crm.export",
         }
     }
 

@@ -233,7 +233,13 @@ pub mod perm {
         ApiKeysRead,
         ApiKeysManage,
         AuditRead,
-        ChangesRead
+        ChangesRead,
+        CrmRead,
+        CrmWrite,
+        CrmBulk,
+        CrmSchema,
+        CrmImport,
+        CrmExport
     );
 }
 

@@ -143,6 +143,65 @@ macro_rules! impl_sql_store {
                     created_at: r.try_get("created_at").map_err(db)?,
                 })
             }
+
+            pub(super) const RECORD_COLUMNS: &str = "id, workspace_id, kind, data_sealed, occurred_at, created_at, updated_at, version";
+
+            pub(super) fn record(r: &DbRow) -> Result<RecordRow> {
+                Ok(RecordRow {
+                    id: RecordId(uuid(&r.try_get::<String, _>("id").map_err(db)?, "crm_records.id")?),
+                    workspace_id: WorkspaceId(uuid(&r.try_get::<String, _>("workspace_id").map_err(db)?, "crm_records.workspace_id")?),
+                    kind: r.try_get("kind").map_err(db)?,
+                    data_sealed: r.try_get("data_sealed").map_err(db)?,
+                    occurred_at: r.try_get("occurred_at").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                    version: r.try_get("version").map_err(db)?,
+                })
+            }
+
+            pub(super) fn link(r: &DbRow) -> Result<LinkRow> {
+                Ok(LinkRow {
+                    from: RecordId(uuid(&r.try_get::<String, _>("from_id").map_err(db)?, "crm_links.from_id")?),
+                    to: RecordId(uuid(&r.try_get::<String, _>("to_id").map_err(db)?, "crm_links.to_id")?),
+                    role: r.try_get("role").map_err(db)?,
+                })
+            }
+
+            pub(super) fn event(r: &DbRow) -> Result<EventRow> {
+                Ok(EventRow {
+                    id: uuid(&r.try_get::<String, _>("id").map_err(db)?, "crm_events.id")?,
+                    subject: RecordId(uuid(&r.try_get::<String, _>("subject_id").map_err(db)?, "crm_events.subject_id")?),
+                    kind: r.try_get("kind").map_err(db)?,
+                    details_sealed: r.try_get("details_sealed").map_err(db)?,
+                    at: r.try_get("at").map_err(db)?,
+                })
+            }
+
+            pub(super) const JOB_COLUMNS: &str = "id, workspace_id, kind, state, spec_sealed, progress_sealed, cursor, created_by, created_at, updated_at";
+
+            pub(super) fn job(r: &DbRow) -> Result<JobRow> {
+                Ok(JobRow {
+                    id: JobId(uuid(&r.try_get::<String, _>("id").map_err(db)?, "jobs.id")?),
+                    workspace_id: WorkspaceId(uuid(&r.try_get::<String, _>("workspace_id").map_err(db)?, "jobs.workspace_id")?),
+                    kind: r.try_get("kind").map_err(db)?,
+                    state: r.try_get("state").map_err(db)?,
+                    spec_sealed: r.try_get("spec_sealed").map_err(db)?,
+                    progress_sealed: r.try_get("progress_sealed").map_err(db)?,
+                    cursor: r.try_get("cursor").map_err(db)?,
+                    created_by: UserId(uuid(&r.try_get::<String, _>("created_by").map_err(db)?, "jobs.created_by")?),
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                })
+            }
+
+            pub(super) fn import_item(r: &DbRow) -> Result<ImportItemRow> {
+                Ok(ImportItemRow {
+                    job: JobId(uuid(&r.try_get::<String, _>("job_id").map_err(db)?, "import_items.job_id")?),
+                    record: RecordId(uuid(&r.try_get::<String, _>("record_id").map_err(db)?, "import_items.record_id")?),
+                    action: r.try_get("action").map_err(db)?,
+                    previous_sealed: r.try_get("previous_sealed").map_err(db)?,
+                })
+            }
         }
 
         /// Appends one change to the workspace's feed inside the caller's transaction; the
@@ -654,6 +713,282 @@ macro_rules! impl_sql_store {
                     .bind(ws.to_string()).bind(after).bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?
                     .iter().map(sql_store_rows::change).collect()
             }
+
+            async fn crm_apply(&self, ws: meshwork_domain::WorkspaceId, batch: &meshwork_store::CrmBatch, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                use meshwork_store::CrmOp;
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let mut changes: Vec<(&str, String, &str)> = Vec::new();
+                for op in &batch.ops {
+                    match op {
+                        CrmOp::Put { record, expected_version, keys, links } => {
+                            let id = record.id.to_string();
+                            match expected_version {
+                                None => {
+                                    $crate::sqlx::query("INSERT INTO crm_records (id, workspace_id, kind, data_sealed, occurred_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                                        .bind(&id).bind(&wss).bind(&record.kind).bind(&record.data_sealed).bind(record.occurred_at)
+                                        .bind(record.created_at).bind(record.updated_at).bind(record.version)
+                                        .execute(&mut *tx).await.map_err($crate::db_err("crm_records.id"))?;
+                                    changes.push((&record.kind, id.clone(), "create"));
+                                }
+                                Some(expected) => {
+                                    let r = $crate::sqlx::query("UPDATE crm_records SET data_sealed = $3, occurred_at = $4, updated_at = $5, version = $6 WHERE workspace_id = $1 AND id = $2 AND version = $7")
+                                        .bind(&wss).bind(&id).bind(&record.data_sealed).bind(record.occurred_at)
+                                        .bind(record.updated_at).bind(record.version).bind(*expected)
+                                        .execute(&mut *tx).await.map_err($crate::db)?;
+                                    if r.rows_affected() != 1 {
+                                        return Err(meshwork_store::StoreError::Conflict("crm_records.version"));
+                                    }
+                                    $crate::sqlx::query("DELETE FROM crm_keys WHERE record_id = $1")
+                                        .bind(&id).execute(&mut *tx).await.map_err($crate::db)?;
+                                    changes.push((&record.kind, id.clone(), "update"));
+                                }
+                            }
+                            for k in keys {
+                                $crate::sqlx::query("INSERT INTO crm_keys (workspace_id, key_kind, key_index, record_id) VALUES ($1, $2, $3, $4)")
+                                    .bind(&wss).bind(&k.kind).bind(&k.index[..]).bind(&id)
+                                    .execute(&mut *tx).await.map_err($crate::db_err("crm_keys"))?;
+                            }
+                            if let Some(links) = links {
+                                if expected_version.is_some() {
+                                    $crate::sqlx::query("DELETE FROM crm_links WHERE from_id = $1")
+                                        .bind(&id).execute(&mut *tx).await.map_err($crate::db)?;
+                                }
+                                for l in links {
+                                    $crate::sqlx::query("INSERT INTO crm_links (workspace_id, from_id, to_id, role) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                                        .bind(&wss).bind(&id).bind(l.to.to_string()).bind(&l.role)
+                                        .execute(&mut *tx).await.map_err($crate::db)?;
+                                }
+                            }
+                        }
+                        CrmOp::Delete { id, kind } => {
+                            let r = $crate::sqlx::query("DELETE FROM crm_records WHERE workspace_id = $1 AND id = $2")
+                                .bind(&wss).bind(id.to_string())
+                                .execute(&mut *tx).await.map_err($crate::db)?;
+                            if r.rows_affected() == 1 {
+                                changes.push((kind, id.to_string(), "delete"));
+                            }
+                        }
+                        CrmOp::Repoint { from, to } => {
+                            let (from, to) = (from.to_string(), to.to_string());
+                            $crate::sqlx::query("INSERT INTO crm_links (workspace_id, from_id, to_id, role) SELECT workspace_id, $3, to_id, role FROM crm_links WHERE workspace_id = $1 AND from_id = $2 AND to_id <> $3 ON CONFLICT DO NOTHING")
+                                .bind(&wss).bind(&from).bind(&to).execute(&mut *tx).await.map_err($crate::db)?;
+                            $crate::sqlx::query("INSERT INTO crm_links (workspace_id, from_id, to_id, role) SELECT workspace_id, from_id, $3, role FROM crm_links WHERE workspace_id = $1 AND to_id = $2 AND from_id <> $3 ON CONFLICT DO NOTHING")
+                                .bind(&wss).bind(&from).bind(&to).execute(&mut *tx).await.map_err($crate::db)?;
+                            $crate::sqlx::query("DELETE FROM crm_links WHERE workspace_id = $1 AND (from_id = $2 OR to_id = $2)")
+                                .bind(&wss).bind(&from).execute(&mut *tx).await.map_err($crate::db)?;
+                            $crate::sqlx::query("UPDATE crm_events SET subject_id = $3 WHERE workspace_id = $1 AND subject_id = $2")
+                                .bind(&wss).bind(&from).bind(&to).execute(&mut *tx).await.map_err($crate::db)?;
+                        }
+                        CrmOp::Event(e) => {
+                            $crate::sqlx::query("INSERT INTO crm_events (id, workspace_id, subject_id, kind, details_sealed, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                                .bind(e.id.to_string()).bind(&wss).bind(e.subject.to_string()).bind(&e.kind).bind(&e.details_sealed).bind(e.at)
+                                .execute(&mut *tx).await.map_err($crate::db)?;
+                        }
+                        CrmOp::Blob { record, content_sealed } => {
+                            $crate::sqlx::query("INSERT INTO crm_blobs (record_id, workspace_id, content_sealed) VALUES ($1, $2, $3) ON CONFLICT (record_id) DO UPDATE SET content_sealed = excluded.content_sealed")
+                                .bind(record.to_string()).bind(&wss).bind(content_sealed)
+                                .execute(&mut *tx).await.map_err($crate::db)?;
+                        }
+                        CrmOp::ImportItem(i) => {
+                            // The first state seen wins: a record touched twice by one import
+                            // reverts to what it was before the import.
+                            $crate::sqlx::query("INSERT INTO import_items (job_id, record_id, action, previous_sealed) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                                .bind(i.job.to_string()).bind(i.record.to_string()).bind(&i.action).bind(&i.previous_sealed)
+                                .execute(&mut *tx).await.map_err($crate::db)?;
+                        }
+                        CrmOp::Job { id, state, cursor, progress_sealed } => {
+                            $crate::sqlx::query("UPDATE jobs SET state = $3, cursor = $4, progress_sealed = $5, updated_at = $6 WHERE workspace_id = $1 AND id = $2")
+                                .bind(&wss).bind(id.to_string()).bind(state).bind(*cursor).bind(progress_sealed).bind(now)
+                                .execute(&mut *tx).await.map_err($crate::db)?;
+                        }
+                    }
+                }
+                append_changes(&mut tx, ws, &changes, now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn crm_record(&self, ws: meshwork_domain::WorkspaceId, id: meshwork_domain::RecordId) -> meshwork_store::Result<Option<meshwork_store::RecordRow>> {
+                let sql = format!("SELECT {} FROM crm_records WHERE workspace_id = $1 AND id = $2", sql_store_rows::RECORD_COLUMNS);
+                $crate::sqlx::query(&sql).bind(ws.to_string()).bind(id.to_string())
+                    .fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::record).transpose()
+            }
+
+            async fn crm_records(&self, ws: meshwork_domain::WorkspaceId, ids: &[meshwork_domain::RecordId]) -> meshwork_store::Result<Vec<meshwork_store::RecordRow>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let sql = format!("SELECT {} FROM crm_records WHERE workspace_id = $1 AND id IN ({})", sql_store_rows::RECORD_COLUMNS, placeholders(2, chunk.len()));
+                    let mut q = $crate::sqlx::query(&sql).bind(ws.to_string());
+                    for id in chunk {
+                        q = q.bind(id.to_string());
+                    }
+                    for r in q.fetch_all(self.reader()).await.map_err($crate::db)? {
+                        out.push(sql_store_rows::record(&r)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn crm_list(&self, ws: meshwork_domain::WorkspaceId, kind: &str, after: Option<meshwork_domain::RecordId>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::RecordRow>> {
+                let sql = format!("SELECT {} FROM crm_records WHERE workspace_id = $1 AND kind = $2 AND id > $3 ORDER BY id LIMIT $4", sql_store_rows::RECORD_COLUMNS);
+                let after = after.map(|a| a.to_string()).unwrap_or_default();
+                $crate::sqlx::query(&sql).bind(ws.to_string()).bind(kind).bind(after).bind(limit)
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::record).collect()
+            }
+
+            async fn crm_count(&self, ws: meshwork_domain::WorkspaceId, kind: &str) -> meshwork_store::Result<i64> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT COUNT(*) FROM crm_records WHERE workspace_id = $1 AND kind = $2")
+                    .bind(ws.to_string()).bind(kind)
+                    .fetch_one(self.reader()).await.map_err($crate::db)?
+                    .try_get(0).map_err($crate::db)
+            }
+
+            async fn crm_find_keys(&self, ws: meshwork_domain::WorkspaceId, key_kind: &str, indexes: &[meshwork_store::Hash32]) -> meshwork_store::Result<Vec<(meshwork_store::Hash32, meshwork_domain::RecordId)>> {
+                use $crate::sqlx::Row as _;
+                let mut out = Vec::new();
+                for chunk in indexes.chunks(500) {
+                    let sql = format!("SELECT key_index, record_id FROM crm_keys WHERE workspace_id = $1 AND key_kind = $2 AND key_index IN ({})", placeholders(3, chunk.len()));
+                    let mut q = $crate::sqlx::query(&sql).bind(ws.to_string()).bind(key_kind);
+                    for i in chunk {
+                        q = q.bind(&i[..]);
+                    }
+                    for r in q.fetch_all(self.reader()).await.map_err($crate::db)? {
+                        let index = $crate::hash32(r.try_get("key_index").map_err($crate::db)?, "crm_keys.key_index")?;
+                        let id = meshwork_domain::RecordId($crate::uuid(&r.try_get::<String, _>("record_id").map_err($crate::db)?, "crm_keys.record_id")?);
+                        out.push((index, id));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn crm_links_from(&self, ws: meshwork_domain::WorkspaceId, ids: &[meshwork_domain::RecordId]) -> meshwork_store::Result<Vec<meshwork_store::LinkRow>> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(500) {
+                    let sql = format!("SELECT from_id, to_id, role FROM crm_links WHERE workspace_id = $1 AND from_id IN ({}) ORDER BY from_id, role, to_id", placeholders(2, chunk.len()));
+                    let mut q = $crate::sqlx::query(&sql).bind(ws.to_string());
+                    for id in chunk {
+                        q = q.bind(id.to_string());
+                    }
+                    for r in q.fetch_all(self.reader()).await.map_err($crate::db)? {
+                        out.push(sql_store_rows::link(&r)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn crm_links_to(&self, ws: meshwork_domain::WorkspaceId, id: meshwork_domain::RecordId, role: Option<&str>) -> meshwork_store::Result<Vec<meshwork_store::LinkRow>> {
+                let rows = match role {
+                    Some(role) => $crate::sqlx::query("SELECT from_id, to_id, role FROM crm_links WHERE workspace_id = $1 AND to_id = $2 AND role = $3 ORDER BY from_id")
+                        .bind(ws.to_string()).bind(id.to_string()).bind(role).fetch_all(self.reader()).await,
+                    None => $crate::sqlx::query("SELECT from_id, to_id, role FROM crm_links WHERE workspace_id = $1 AND to_id = $2 ORDER BY from_id")
+                        .bind(ws.to_string()).bind(id.to_string()).fetch_all(self.reader()).await,
+                }.map_err($crate::db)?;
+                rows.iter().map(sql_store_rows::link).collect()
+            }
+
+            async fn crm_timeline(&self, ws: meshwork_domain::WorkspaceId, subject: meshwork_domain::RecordId, before: Option<(meshwork_domain::Millis, ::uuid::Uuid)>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::TimelineEntry>> {
+                use meshwork_store::TimelineEntry;
+                let (at, id) = before.unwrap_or((i64::MAX, ::uuid::Uuid::max()));
+                let cols = sql_store_rows::RECORD_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+                let sql = format!("SELECT {cols} FROM crm_links l JOIN crm_records r ON r.id = l.from_id WHERE l.workspace_id = $1 AND l.to_id = $2 AND l.role = 'about' AND (r.occurred_at < $3 OR (r.occurred_at = $3 AND r.id < $4)) ORDER BY r.occurred_at DESC, r.id DESC LIMIT $5");
+                let items = $crate::sqlx::query(&sql).bind(ws.to_string()).bind(subject.to_string()).bind(at).bind(id.to_string()).bind(limit)
+                    .fetch_all(self.reader()).await.map_err($crate::db)?;
+                let events = $crate::sqlx::query("SELECT id, subject_id, kind, details_sealed, at FROM crm_events WHERE workspace_id = $1 AND subject_id = $2 AND (at < $3 OR (at = $3 AND id < $4)) ORDER BY at DESC, id DESC LIMIT $5")
+                    .bind(ws.to_string()).bind(subject.to_string()).bind(at).bind(id.to_string()).bind(limit)
+                    .fetch_all(self.reader()).await.map_err($crate::db)?;
+                let mut out = items.iter().map(|r| sql_store_rows::record(r).map(TimelineEntry::Item))
+                    .chain(events.iter().map(|r| sql_store_rows::event(r).map(TimelineEntry::Event)))
+                    .collect::<meshwork_store::Result<Vec<_>>>()?;
+                out.sort_by(|a, b| b.position().cmp(&a.position()));
+                out.truncate(limit.max(0) as usize);
+                Ok(out)
+            }
+
+            async fn crm_blob(&self, ws: meshwork_domain::WorkspaceId, record: meshwork_domain::RecordId) -> meshwork_store::Result<Option<Vec<u8>>> {
+                use $crate::sqlx::Row as _;
+                match $crate::sqlx::query("SELECT content_sealed FROM crm_blobs WHERE workspace_id = $1 AND record_id = $2")
+                    .bind(ws.to_string()).bind(record.to_string())
+                    .fetch_optional(self.reader()).await.map_err($crate::db)? {
+                    Some(r) => Ok(Some(r.try_get(0).map_err($crate::db)?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn create_job(&self, j: &meshwork_store::JobRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO jobs (id, workspace_id, kind, state, spec_sealed, progress_sealed, cursor, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                    .bind(j.id.to_string()).bind(j.workspace_id.to_string()).bind(&j.kind).bind(&j.state).bind(&j.spec_sealed)
+                    .bind(&j.progress_sealed).bind(j.cursor).bind(j.created_by.to_string()).bind(j.created_at).bind(j.updated_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn job(&self, ws: meshwork_domain::WorkspaceId, id: meshwork_domain::JobId) -> meshwork_store::Result<Option<meshwork_store::JobRow>> {
+                let sql = format!("SELECT {} FROM jobs WHERE workspace_id = $1 AND id = $2", sql_store_rows::JOB_COLUMNS);
+                $crate::sqlx::query(&sql).bind(ws.to_string()).bind(id.to_string())
+                    .fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::job).transpose()
+            }
+
+            async fn jobs(&self, ws: meshwork_domain::WorkspaceId, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::JobRow>> {
+                let sql = format!("SELECT {} FROM jobs WHERE workspace_id = $1 ORDER BY id DESC LIMIT $2", sql_store_rows::JOB_COLUMNS);
+                $crate::sqlx::query(&sql).bind(ws.to_string()).bind(limit)
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::job).collect()
+            }
+
+            async fn running_jobs(&self) -> meshwork_store::Result<Vec<meshwork_store::JobRow>> {
+                let sql = format!("SELECT {} FROM jobs WHERE state = 'running' ORDER BY id", sql_store_rows::JOB_COLUMNS);
+                $crate::sqlx::query(&sql).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::job).collect()
+            }
+
+            async fn import_items(&self, job: meshwork_domain::JobId, after: Option<meshwork_domain::RecordId>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::ImportItemRow>> {
+                let after = after.map(|a| a.to_string()).unwrap_or_default();
+                $crate::sqlx::query("SELECT job_id, record_id, action, previous_sealed FROM import_items WHERE job_id = $1 AND record_id > $2 ORDER BY record_id LIMIT $3")
+                    .bind(job.to_string()).bind(after).bind(limit)
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::import_item).collect()
+            }
+        }
+
+        /// `$first, $first+1, …` for an `IN (…)` list of `n` values.
+        fn placeholders(first: usize, n: usize) -> String {
+            (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        }
+
+        /// Appends a batch's record changes to the feed with one sequence reservation.
+        async fn append_changes(
+            tx: &mut <$db as $crate::sqlx::Database>::Connection,
+            ws: meshwork_domain::WorkspaceId,
+            changes: &[(&str, String, &str)],
+            now: meshwork_domain::Millis,
+        ) -> meshwork_store::Result<()> {
+            use $crate::sqlx::Row as _;
+            if changes.is_empty() {
+                return Ok(());
+            }
+            let last: i64 = $crate::sqlx::query("UPDATE workspaces SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq")
+                .bind(ws.to_string())
+                .bind(changes.len() as i64)
+                .fetch_one(&mut *tx).await.map_err($crate::db)?
+                .try_get(0).map_err($crate::db)?;
+            let first = last - changes.len() as i64 + 1;
+            // Multi-row inserts, 100 rows (600 parameters) at a time.
+            for (c, chunk) in changes.chunks(100).enumerate() {
+                let values = (0..chunk.len())
+                    .map(|i| { let b = i * 6; format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6) })
+                    .collect::<Vec<_>>().join(", ");
+                let sql = format!("INSERT INTO changes (workspace_id, seq, entity, entity_id, op, at) VALUES {values}");
+                let mut q = $crate::sqlx::query(&sql);
+                for (i, (entity, id, op)) in chunk.iter().enumerate() {
+                    q = q.bind(ws.to_string()).bind(first + (c * 100 + i) as i64).bind(*entity).bind(id.as_str()).bind(*op).bind(now);
+                }
+                q.execute(&mut *tx).await.map_err($crate::db)?;
+            }
+            Ok(())
         }
 
         /// Takes the workspace row's write lock for the rest of the transaction, serialising

@@ -12,9 +12,13 @@
 //!   consumed once even under concurrent requests.
 
 use async_trait::async_trait;
-use meshwork_domain::{ApiKeyId, AuditId, InviteId, Millis, Role, UserId, WorkspaceId};
+use meshwork_domain::{
+    ApiKeyId, AuditId, InviteId, JobId, Millis, RecordId, Role, UserId, WorkspaceId,
+};
 
+mod crm;
 mod rows;
+pub use crm::*;
 pub use rows::*;
 
 pub type Hash32 = [u8; 32];
@@ -192,6 +196,61 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> Result<Vec<ChangeRow>>;
+
+    // --- CRM records ----------------------------------------------------------------------------
+    /// Applies the batch in one transaction (see [`CrmOp`]); nothing is written when any op fails.
+    async fn crm_apply(&self, ws: WorkspaceId, batch: &CrmBatch, now: Millis) -> Result<()>;
+    async fn crm_record(&self, ws: WorkspaceId, id: RecordId) -> Result<Option<RecordRow>>;
+    /// The records among `ids` that exist (any order).
+    async fn crm_records(&self, ws: WorkspaceId, ids: &[RecordId]) -> Result<Vec<RecordRow>>;
+    /// Records of `kind` in id (creation) order, after the cursor.
+    async fn crm_list(
+        &self,
+        ws: WorkspaceId,
+        kind: &str,
+        after: Option<RecordId>,
+        limit: i64,
+    ) -> Result<Vec<RecordRow>>;
+    async fn crm_count(&self, ws: WorkspaceId, kind: &str) -> Result<i64>;
+    /// Which records hold these keys of `key_kind` (dedup look-ups, batched for imports).
+    async fn crm_find_keys(
+        &self,
+        ws: WorkspaceId,
+        key_kind: &str,
+        indexes: &[Hash32],
+    ) -> Result<Vec<(Hash32, RecordId)>>;
+    async fn crm_links_from(&self, ws: WorkspaceId, ids: &[RecordId]) -> Result<Vec<LinkRow>>;
+    /// Links pointing at `id`, optionally only those with `role`.
+    async fn crm_links_to(
+        &self,
+        ws: WorkspaceId,
+        id: RecordId,
+        role: Option<&str>,
+    ) -> Result<Vec<LinkRow>>;
+    /// The subject's timeline, newest first: records linked to it as `about`, and its events,
+    /// strictly before `before` (a `(time, id)` position) when given.
+    async fn crm_timeline(
+        &self,
+        ws: WorkspaceId,
+        subject: RecordId,
+        before: Option<(Millis, uuid::Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<TimelineEntry>>;
+    async fn crm_blob(&self, ws: WorkspaceId, record: RecordId) -> Result<Option<Vec<u8>>>;
+
+    // --- jobs -------------------------------------------------------------------------------------
+    async fn create_job(&self, job: &JobRow) -> Result<()>;
+    async fn job(&self, ws: WorkspaceId, id: JobId) -> Result<Option<JobRow>>;
+    /// Newest first.
+    async fn jobs(&self, ws: WorkspaceId, limit: i64) -> Result<Vec<JobRow>>;
+    /// Every job in state `running`, in every workspace (to resume after a restart).
+    async fn running_jobs(&self) -> Result<Vec<JobRow>>;
+    async fn import_items(
+        &self,
+        job: JobId,
+        after: Option<RecordId>,
+        limit: i64,
+    ) -> Result<Vec<ImportItemRow>>;
 }
 
 /// Whose audit entries to read.
