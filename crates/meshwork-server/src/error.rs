@@ -11,6 +11,8 @@ use serde::Serialize;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Details for programs: `existing` for a duplicate, `errors` for several field errors.
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -31,7 +33,16 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// Adds a machine-readable detail to the body (beside `message`, `code`, `type`, `link`).
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.details
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), value);
+        self
     }
 
     /// Logs `cause` and answers `500 internal` without revealing it.
@@ -128,7 +139,16 @@ impl IntoResponse for ApiError {
             kind: self.code.error_type(),
             link: self.code.link(),
         };
-        (status, axum::Json(body)).into_response()
+        match self.details {
+            None => (status, axum::Json(body)).into_response(),
+            Some(details) => {
+                let mut value = serde_json::to_value(body).unwrap_or_default();
+                if let Some(map) = value.as_object_mut() {
+                    map.extend(details);
+                }
+                (status, axum::Json(value)).into_response()
+            }
+        }
     }
 }
 

@@ -7,6 +7,8 @@ mod integration {
     mod bad_input;
     mod canary;
     pub mod common;
+    pub mod crm;
+    mod import;
     mod route_matrix;
     mod startup;
     mod workspaces;

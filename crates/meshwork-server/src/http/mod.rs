@@ -3,6 +3,7 @@
 //! sees every route.
 
 pub mod accounts;
+pub mod crm;
 pub mod system;
 pub mod workspaces;
 
@@ -27,7 +28,7 @@ const JSON_BODY_LIMIT: usize = 256 * 1024;
     info(title = "Meshwork API", description = "CRM, permission-aware workplace search and partner overlap, in one server. Errors are `{message, code, type, link}` with codes from one table.", license(name = "AGPL-3.0-only")),
     modifiers(&SecuritySchemes),
     components(schemas(ErrorBody)),
-    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "system"))
+    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -48,6 +49,57 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A workspace API key: `Authorization: Bearer mwk_…`. Scopes name the permission the route needs.")).build()),
         );
     }
+}
+
+fn crm_routes() -> OpenApiRouter<AppState> {
+    macro_rules! records {
+        ($router:expr, $($m:ident),*) => {
+            $router$(
+                .routes(routes!(crm::$m::list, crm::$m::create))
+                .routes(routes!(crm::$m::get, crm::$m::update, crm::$m::delete))
+            )*
+        };
+    }
+    let router = records!(
+        OpenApiRouter::new(),
+        companies,
+        contacts,
+        deals,
+        notes,
+        activities,
+        communications,
+        files,
+        form_submissions,
+        pipelines,
+        forms,
+        custom_fields
+    );
+    let router = router
+        .routes(routes!(crm::company_extra::bulk_update))
+        .routes(routes!(crm::company_extra::bulk_delete))
+        .routes(routes!(crm::company_extra::timeline))
+        .routes(routes!(crm::company_extra::merge))
+        .routes(routes!(crm::contact_extra::bulk_update))
+        .routes(routes!(crm::contact_extra::bulk_delete))
+        .routes(routes!(crm::contact_extra::timeline))
+        .routes(routes!(crm::contact_extra::merge))
+        .routes(routes!(crm::deal_extra::bulk_update))
+        .routes(routes!(crm::deal_extra::bulk_delete))
+        .routes(routes!(crm::deal_extra::timeline))
+        .routes(routes!(crm::deal_extra::merge))
+        .routes(routes!(crm::note_extra::bulk_update))
+        .routes(routes!(crm::note_extra::bulk_delete))
+        .routes(routes!(crm::activity_extra::bulk_update))
+        .routes(routes!(crm::activity_extra::bulk_delete))
+        .routes(routes!(crm::communication_extra::bulk_update))
+        .routes(routes!(crm::communication_extra::bulk_delete))
+        .routes(routes!(crm::export::list))
+        .routes(routes!(crm::export::file))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT * 8));
+    let files = OpenApiRouter::new()
+        .routes(routes!(crm::put_file, crm::get_file))
+        .layer(DefaultBodyLimit::max(crm::MAX_FILE_BYTES));
+    router.merge(files)
 }
 
 /// The application's routes and their OpenAPI document.
@@ -92,6 +144,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::workspace_audit))
         .routes(routes!(workspaces::changes))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .merge(crm_routes())
         .merge(pictures);
     let (router, doc) = api.split_for_parts();
     let doc_json = std::sync::Arc::new(doc.to_json().expect("OpenAPI document serializes"));

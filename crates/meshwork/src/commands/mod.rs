@@ -1,6 +1,7 @@
 //! The subcommands and the options they share.
 
 mod bench;
+mod crm;
 mod default_config;
 mod serve;
 
@@ -28,6 +29,25 @@ enum Command {
     ///
     /// Example: `cargo run --release -- bench api`
     Bench(bench::Args),
+    /// Import companies, contacts or deals from CSV (HubSpot, Salesforce, Pipedrive or a mapping
+    /// file) or vCard, as a resumable, revertible job; or revert an import.
+    ///
+    /// Example: `meshwork import --workspace WS --type contact --layout hubspot contacts.csv`
+    Import(crm::ImportCli),
+    /// Export a workspace as JSON and/or CSV files, one per record type (audited).
+    ///
+    /// Example: `meshwork export --workspace WS --format both --out ./export`
+    Export(crm::ExportArgs),
+    /// Merge two records: the survivor keeps its values, gains the other's, and takes all its
+    /// relations and timeline (audited).
+    ///
+    /// Example: `meshwork merge --workspace WS --type contact --dry-run KEEP_ID OTHER_ID`
+    Merge(crm::MergeArgs),
+    /// Developer tools: test-data generation.
+    ///
+    /// Example: `meshwork dev generate --type contact --rows 1048576 --seed 7 --out contacts.csv`
+    #[command(subcommand)]
+    Dev(crm::DevCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -35,5 +55,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::DefaultConfig => default_config::run(),
         Command::Bench(args) => bench::run(args),
+        Command::Import(cli) => crm::import(cli),
+        Command::Export(args) => crm::export(args),
+        Command::Merge(args) => crm::merge(args),
+        Command::Dev(cmd) => crm::dev(cmd),
     }
 }

@@ -1,0 +1,901 @@
+//! The CRM service: records of every kind, sealed per workspace, with dedup by blind index,
+//! links checked to exist, timelines, merge, bulk changes and export. HTTP handlers
+//! (`http::crm`), the importer (`import`) and the CLI all go through here, so a record is
+//! validated and sealed the same way whichever door it came in by.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{now_millis, AppState};
+use meshwork_crm::{CustomFieldDef, Doc, Filter, Kind, Validated};
+use meshwork_domain::{ErrorCode, RecordId, UserId, WorkspaceId};
+use meshwork_keyring::{Aad, DataKey};
+use meshwork_store::{
+    CrmBatch, CrmOp, EventRow, Hash32, KeyEntry, LinkRow, RecordRow, TimelineEntry,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// A record as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct RecordView {
+    pub id: uuid::Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Send it back with an update to refuse overwriting someone else's change.
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// When the thing happened (timelines are ordered by it).
+    pub occurred_at: i64,
+    /// The record's fields (see the record type's schema in docs/crm.md).
+    #[schema(value_type = Object)]
+    pub fields: Doc,
+}
+
+/// One timeline entry: a record about the subject, or a change to it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TimelineItem {
+    /// `note`, `activity`, `communication`, `file`, `form_submission`, `field_change` or `merge`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: i64,
+    pub id: uuid::Uuid,
+    /// The record, for record entries.
+    pub record: Option<RecordView>,
+    /// What changed, for change entries.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+/// The outcome (or, for a dry run, the preview) of a merge.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MergeResult {
+    pub dry_run: bool,
+    pub survivor: RecordView,
+    pub merged_id: uuid::Uuid,
+    /// How many links and timeline entries move to the survivor.
+    pub relations_moved: usize,
+}
+
+/// A page of records.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordPage {
+    pub records: Vec<RecordView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidField,
+        format!("field `{field}`: {}", message.into()),
+    )
+}
+
+fn validation_error(e: meshwork_crm::ValidationErrors) -> ApiError {
+    let list: Vec<Value> =
+        e.0.iter()
+            .map(|f| json!({"field": f.field, "code": f.code.as_str(), "message": f.message}))
+            .collect();
+    let first = e.0[0].clone();
+    let more = if e.0.len() > 1 {
+        format!(" (and {} more problems; see `errors`)", e.0.len() - 1)
+    } else {
+        String::new()
+    };
+    ApiError::new(
+        first.code,
+        format!("field `{}`: {}{more}", first.field, first.message),
+    )
+    .with("errors", Value::Array(list))
+}
+
+/// CRM operations in one workspace.
+pub struct Crm<'a> {
+    pub state: &'a AppState,
+    pub ws: WorkspaceId,
+    key: Arc<DataKey>,
+    scope: String,
+}
+
+impl std::fmt::Debug for Crm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crm")
+            .field("ws", &self.ws)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Records that pass validation and the checks against the store, ready to write.
+#[derive(Debug)]
+pub struct Prepared {
+    pub validated: Validated,
+    pub keys: Vec<KeyEntry>,
+    pub links: Vec<LinkRow>,
+}
+
+impl<'a> Crm<'a> {
+    pub fn new(state: &'a AppState, ws: WorkspaceId) -> ApiResult<Self> {
+        Ok(Self {
+            state,
+            ws,
+            key: state.workspace_key(ws)?,
+            scope: ws.to_string(),
+        })
+    }
+
+    pub fn seal_doc(&self, id: RecordId, doc: &Doc) -> Vec<u8> {
+        let record = id.to_string();
+        let bytes = serde_json::to_vec(doc).expect("a JSON map serializes");
+        self.key.seal(
+            Aad {
+                scope: &self.scope,
+                record: &record,
+                field: "data",
+            },
+            &bytes,
+        )
+    }
+
+    pub fn open_doc(&self, row: &RecordRow) -> ApiResult<Doc> {
+        let record = row.id.to_string();
+        let bytes = self.key.open(
+            Aad {
+                scope: &self.scope,
+                record: &record,
+                field: "data",
+            },
+            &row.data_sealed,
+        )?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::internal(format!("record {} holds invalid JSON: {e}", row.id)))
+    }
+
+    pub fn seal_value(&self, record: &str, field: &str, value: &Value) -> Vec<u8> {
+        let bytes = serde_json::to_vec(value).expect("JSON serializes");
+        self.key.seal(
+            Aad {
+                scope: &self.scope,
+                record,
+                field,
+            },
+            &bytes,
+        )
+    }
+
+    pub fn open_value(&self, record: &str, field: &str, sealed: &[u8]) -> ApiResult<Value> {
+        let bytes = self.key.open(
+            Aad {
+                scope: &self.scope,
+                record,
+                field,
+            },
+            sealed,
+        )?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::internal(format!("sealed {field} of {record} is not JSON: {e}")))
+    }
+
+    pub fn seal_bytes(&self, record: RecordId, field: &str, bytes: &[u8]) -> Vec<u8> {
+        let record = record.to_string();
+        self.key.seal(
+            Aad {
+                scope: &self.scope,
+                record: &record,
+                field,
+            },
+            bytes,
+        )
+    }
+
+    pub fn open_bytes(&self, record: RecordId, field: &str, sealed: &[u8]) -> ApiResult<Vec<u8>> {
+        let record = record.to_string();
+        Ok(self.key.open(
+            Aad {
+                scope: &self.scope,
+                record: &record,
+                field,
+            },
+            sealed,
+        )?)
+    }
+
+    /// The store's key kind for a dedup key of `kind` (`contact.email`).
+    pub fn key_kind(kind: Kind, key: &str) -> String {
+        format!("{kind}.{key}")
+    }
+
+    pub fn key_index(&self, kind: Kind, key: &str, value: &str) -> Hash32 {
+        self.key.blind_index(&Self::key_kind(kind, key), value).0
+    }
+
+    pub fn view(&self, row: &RecordRow) -> ApiResult<RecordView> {
+        Ok(RecordView {
+            id: row.id.as_uuid(),
+            kind: row.kind.clone(),
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            occurred_at: row.occurred_at,
+            fields: self.open_doc(row)?,
+        })
+    }
+
+    /// Every record of `kind`, decrypted, in creation order.
+    pub async fn all(&self, kind: Kind) -> ApiResult<Vec<(RecordRow, Doc)>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .state
+                .store
+                .crm_list(self.ws, kind.as_str(), after, 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for row in page {
+                let doc = self.open_doc(&row)?;
+                out.push((row, doc));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn customs(&self) -> ApiResult<Vec<CustomFieldDef>> {
+        Ok(self
+            .all(Kind::Field)
+            .await?
+            .iter()
+            .filter_map(|(_, d)| CustomFieldDef::from_doc(d))
+            .collect())
+    }
+
+    pub async fn record(&self, kind: Kind, id: RecordId) -> ApiResult<RecordRow> {
+        self.state
+            .store
+            .crm_record(self.ws, id)
+            .await?
+            .filter(|r| r.kind == kind.as_str())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::RecordNotFound,
+                    format!("no {kind} with id {id} in this workspace"),
+                )
+            })
+    }
+
+    /// Validates `doc` as a `kind` record (with id `id`) and checks it against the store: the
+    /// records it links to exist and have the right kind, its owner is a member, a deal's stage
+    /// is in its pipeline, and no other record holds its dedup keys.
+    pub async fn prepare(
+        &self,
+        kind: Kind,
+        id: RecordId,
+        doc: &Doc,
+        customs: &[CustomFieldDef],
+    ) -> ApiResult<Prepared> {
+        let validated = Validated::check(kind, doc, customs).map_err(validation_error)?;
+        let ids: Vec<RecordId> = validated.links.iter().map(|l| l.to).collect();
+        let found: HashMap<RecordId, RecordRow> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.state
+                .store
+                .crm_records(self.ws, &ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect()
+        };
+        for (i, l) in validated.links.iter().enumerate() {
+            let ok = found
+                .get(&l.to)
+                .is_some_and(|r| l.kinds.iter().any(|k| k.as_str() == r.kind));
+            if !ok || l.to == id {
+                let kinds: Vec<_> = l.kinds.iter().map(|k| k.as_str()).collect();
+                return Err(invalid(
+                    l.field,
+                    format!(
+                        "link {i}: no {} with id {} in this workspace",
+                        kinds.join(" or "),
+                        l.to
+                    ),
+                ));
+            }
+        }
+        for m in &validated.members {
+            if self.state.store.role_of(self.ws, *m).await?.is_none() {
+                return Err(invalid(
+                    "owner",
+                    format!("{} is not a member of this workspace", m.0),
+                ));
+            }
+        }
+        if kind == Kind::Deal {
+            let pipeline = validated
+                .links
+                .iter()
+                .find(|l| l.role == "pipeline")
+                .and_then(|l| found.get(&l.to));
+            if let Some(p) = pipeline {
+                let pdoc = self.open_doc(p)?;
+                let stage = validated
+                    .doc
+                    .get("stage")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let stages = pdoc
+                    .get("stages")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if !stages.iter().any(|s| s["id"] == stage) {
+                    let ids: Vec<_> = stages.iter().filter_map(|s| s["id"].as_str()).collect();
+                    return Err(invalid(
+                        "stage",
+                        format!(
+                            "{stage:?} is not a stage of this pipeline (stages: {})",
+                            ids.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        for (key, value) in &validated.keys {
+            let index = self.key_index(kind, key, value);
+            let holders = self
+                .state
+                .store
+                .crm_find_keys(self.ws, &Self::key_kind(kind, key), &[index])
+                .await?;
+            if let Some((_, existing)) = holders.into_iter().find(|(_, holder)| *holder != id) {
+                return Err(ApiError::new(
+                    ErrorCode::DuplicateRecord,
+                    format!("a {kind} with this {key} already exists: {existing} (merge the two, or update that one)"),
+                )
+                .with("existing", json!({"id": existing, "type": kind.as_str(), "key": key})));
+            }
+            let entry = KeyEntry {
+                kind: Self::key_kind(kind, key),
+                index,
+            };
+            if !keys.contains(&entry) {
+                keys.push(entry);
+            }
+        }
+        let links = validated
+            .links
+            .iter()
+            .map(|l| LinkRow {
+                from: id,
+                to: l.to,
+                role: l.role.to_string(),
+            })
+            .collect();
+        Ok(Prepared {
+            validated,
+            keys,
+            links,
+        })
+    }
+
+    fn occurred(v: &Validated, fallback: i64) -> i64 {
+        v.occurred_at.unwrap_or(fallback)
+    }
+
+    pub async fn create(&self, kind: Kind, doc: &Doc) -> ApiResult<RecordView> {
+        let customs = self.customs().await?;
+        let id = RecordId::new();
+        let p = self.prepare(kind, id, doc, &customs).await?;
+        let now = now_millis();
+        let row = RecordRow {
+            id,
+            workspace_id: self.ws,
+            kind: kind.as_str().into(),
+            data_sealed: self.seal_doc(id, &p.validated.doc),
+            occurred_at: Self::occurred(&p.validated, now),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let batch = CrmBatch {
+            ops: vec![CrmOp::Put {
+                record: row.clone(),
+                expected_version: None,
+                keys: p.keys,
+                links: Some(p.links),
+            }],
+        };
+        self.apply(&batch, now).await?;
+        self.view(&row)
+    }
+
+    /// Applies a batch, answering a lost race on a dedup key or a version as a conflict.
+    pub async fn apply(&self, batch: &CrmBatch, now: i64) -> ApiResult<()> {
+        match self.state.store.crm_apply(self.ws, batch, now).await {
+            Ok(()) => Ok(()),
+            Err(meshwork_store::StoreError::Conflict("crm_keys")) => Err(ApiError::new(
+                ErrorCode::DuplicateRecord,
+                "another record with the same email, domain or external id was saved at the same time; reload and retry",
+            )),
+            Err(meshwork_store::StoreError::Conflict("crm_records.version")) => Err(ApiError::new(
+                ErrorCode::ConcurrentChange,
+                "the record changed since you read it; reload it and apply your change again",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies a patch: fields given replace the stored ones, `null` removes a field, and
+    /// `custom` is patched key by key.
+    pub fn patched(current: &Doc, patch: &Doc, customs: &[CustomFieldDef], kind: Kind) -> Doc {
+        let mut doc = current.clone();
+        // Values of custom fields whose definition was deleted are dropped, not re-validated.
+        if let Some(Value::Object(c)) = doc.get_mut("custom") {
+            c.retain(|k, _| customs.iter().any(|d| d.object == kind && &d.key == k));
+        }
+        for (k, v) in patch {
+            match (k.as_str(), v) {
+                (_, Value::Null) => {
+                    doc.remove(k);
+                }
+                ("custom", Value::Object(p)) => {
+                    let entry = doc
+                        .entry("custom")
+                        .or_insert_with(|| Value::Object(Doc::new()));
+                    if let Value::Object(c) = entry {
+                        for (ck, cv) in p {
+                            if cv.is_null() {
+                                c.remove(ck);
+                            } else {
+                                c.insert(ck.clone(), cv.clone());
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    doc.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        doc
+    }
+
+    /// Builds the ops that replace a record's document, with a field-change timeline event.
+    pub fn update_ops(
+        &self,
+        row: &RecordRow,
+        before: &Doc,
+        p: Prepared,
+        now: i64,
+        event_kind: &str,
+    ) -> (Vec<CrmOp>, RecordRow) {
+        let mut ops = Vec::new();
+        let changes = meshwork_crm::diff(before, &p.validated.doc);
+        let next = RecordRow {
+            data_sealed: self.seal_doc(row.id, &p.validated.doc),
+            occurred_at: p
+                .validated
+                .occurred_at
+                .unwrap_or(if row.occurred_at == row.created_at {
+                    row.created_at
+                } else {
+                    row.occurred_at
+                }),
+            updated_at: now,
+            version: row.version + 1,
+            ..row.clone()
+        };
+        ops.push(CrmOp::Put {
+            record: next.clone(),
+            expected_version: Some(row.version),
+            keys: p.keys,
+            links: Some(p.links),
+        });
+        if !changes.is_empty()
+            && Kind::ALL
+                .iter()
+                .any(|k| k.as_str() == row.kind && k.has_timeline())
+        {
+            let id = uuid::Uuid::now_v7();
+            ops.push(CrmOp::Event(EventRow {
+                id,
+                subject: row.id,
+                kind: event_kind.into(),
+                details_sealed: self.seal_value(
+                    &id.to_string(),
+                    "details",
+                    &json!({"changes": changes}),
+                ),
+                at: now,
+            }));
+        }
+        (ops, next)
+    }
+
+    pub async fn update(
+        &self,
+        kind: Kind,
+        id: RecordId,
+        patch: &Doc,
+        expected: Option<i64>,
+    ) -> ApiResult<RecordView> {
+        let row = self.record(kind, id).await?;
+        if let Some(v) = expected {
+            if v != row.version {
+                return Err(ApiError::new(ErrorCode::ConcurrentChange, format!("the record is at version {}, not {v}; reload it and apply your change again", row.version)));
+            }
+        }
+        let customs = self.customs().await?;
+        let before = self.open_doc(&row)?;
+        let doc = Self::patched(&before, patch, &customs, kind);
+        let p = self.prepare(kind, id, &doc, &customs).await?;
+        let now = now_millis();
+        let (ops, next) = self.update_ops(&row, &before, p, now, "field_change");
+        self.apply(&CrmBatch { ops }, now).await?;
+        self.view(&next)
+    }
+
+    /// Why a record cannot be deleted yet, if it cannot.
+    async fn in_use(&self, kind: Kind, id: RecordId) -> ApiResult<Option<String>> {
+        let role = match kind {
+            Kind::Pipeline => "pipeline",
+            Kind::Form => "form",
+            _ => return Ok(None),
+        };
+        let n = self
+            .state
+            .store
+            .crm_links_to(self.ws, id, Some(role))
+            .await?
+            .len();
+        Ok((n > 0).then(|| {
+            format!(
+                "{n} {} use this {kind}; move or delete them first",
+                if role == "pipeline" {
+                    "deals"
+                } else {
+                    "submissions"
+                }
+            )
+        }))
+    }
+
+    pub async fn delete(&self, kind: Kind, id: RecordId) -> ApiResult<()> {
+        self.record(kind, id).await?;
+        if let Some(why) = self.in_use(kind, id).await? {
+            return Err(ApiError::new(ErrorCode::RecordInUse, why));
+        }
+        self.apply(
+            &CrmBatch {
+                ops: vec![CrmOp::Delete {
+                    id,
+                    kind: kind.as_str().into(),
+                }],
+            },
+            now_millis(),
+        )
+        .await
+    }
+
+    /// A page of records of `kind` matching `filter`, in creation order. Records are decrypted
+    /// to be filtered, so a filtered page may scan past many records (the search index will
+    /// serve filtered lists).
+    pub async fn list(
+        &self,
+        kind: Kind,
+        filter: &Filter,
+        cursor: Option<RecordId>,
+        limit: usize,
+        linked_to: Option<RecordId>,
+    ) -> ApiResult<RecordPage> {
+        let allowed: Option<Vec<RecordId>> = match linked_to {
+            Some(target) => Some(
+                self.state
+                    .store
+                    .crm_links_to(self.ws, target, None)
+                    .await?
+                    .into_iter()
+                    .map(|l| l.from)
+                    .collect(),
+            ),
+            None => None,
+        };
+        let mut records = Vec::new();
+        let mut after = cursor;
+        let mut more = false;
+        'scan: loop {
+            let page = self
+                .state
+                .store
+                .crm_list(self.ws, kind.as_str(), after, 500)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for row in page {
+                if allowed.as_ref().is_some_and(|a| !a.contains(&row.id)) {
+                    continue;
+                }
+                let doc = self.open_doc(&row)?;
+                if filter.matches(&doc) {
+                    if records.len() == limit {
+                        more = true;
+                        break 'scan;
+                    }
+                    records.push(RecordView {
+                        id: row.id.as_uuid(),
+                        kind: row.kind.clone(),
+                        version: row.version,
+                        created_at: row.created_at,
+                        updated_at: row.updated_at,
+                        occurred_at: row.occurred_at,
+                        fields: doc,
+                    });
+                }
+            }
+        }
+        let next_cursor = if more {
+            records.last().map(|r| r.id.to_string())
+        } else {
+            None
+        };
+        Ok(RecordPage {
+            records,
+            next_cursor,
+        })
+    }
+
+    pub async fn timeline(
+        &self,
+        kind: Kind,
+        id: RecordId,
+        before: Option<(i64, uuid::Uuid)>,
+        limit: i64,
+    ) -> ApiResult<Vec<TimelineItem>> {
+        self.record(kind, id).await?;
+        let entries = self
+            .state
+            .store
+            .crm_timeline(self.ws, id, before, limit)
+            .await?;
+        entries
+            .iter()
+            .map(|e| {
+                Ok(match e {
+                    TimelineEntry::Item(r) => TimelineItem {
+                        kind: r.kind.clone(),
+                        at: r.occurred_at,
+                        id: r.id.as_uuid(),
+                        record: Some(self.view(r)?),
+                        details: None,
+                    },
+                    TimelineEntry::Event(ev) => TimelineItem {
+                        kind: ev.kind.clone(),
+                        at: ev.at,
+                        id: ev.id,
+                        record: None,
+                        details: Some(self.open_value(
+                            &ev.id.to_string(),
+                            "details",
+                            &ev.details_sealed,
+                        )?),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Merges `other` into `survivor`: the survivor's fields win, lists are united, and every
+    /// link and timeline entry of `other` moves to the survivor; `other` is deleted. A dry run
+    /// computes the same result and writes nothing.
+    pub async fn merge(
+        &self,
+        kind: Kind,
+        survivor: RecordId,
+        other: RecordId,
+        dry_run: bool,
+    ) -> ApiResult<MergeResult> {
+        if survivor == other {
+            return Err(invalid("merge_id", "a record cannot be merged into itself"));
+        }
+        let keep = self.record(kind, survivor).await?;
+        let lose = self.record(kind, other).await?;
+        let (keep_doc, lose_doc) = (self.open_doc(&keep)?, self.open_doc(&lose)?);
+        let mut merged = meshwork_crm::merge(kind, &keep_doc, &lose_doc);
+        // Links from the survivor to the merged record would point at nothing.
+        for v in merged.values_mut() {
+            if let Value::Array(a) = v {
+                a.retain(|x| x.as_str() != Some(&other.to_string()));
+            }
+        }
+        let customs = self.customs().await?;
+        let merged = Self::patched(&merged, &Doc::new(), &customs, kind);
+        // The other record's keys leave with it, so only the survivor's and the merged lists' keys
+        // are checked (against records other than these two).
+        let validated = Validated::check(kind, &merged, &customs).map_err(validation_error)?;
+        let mut keys = Vec::new();
+        for (key, value) in &validated.keys {
+            let index = self.key_index(kind, key, value);
+            for (_, holder) in self
+                .state
+                .store
+                .crm_find_keys(self.ws, &Self::key_kind(kind, key), &[index])
+                .await?
+            {
+                if holder != survivor && holder != other {
+                    return Err(ApiError::new(
+                        ErrorCode::DuplicateRecord,
+                        format!("the merged {kind}'s {key} belongs to a third record, {holder}"),
+                    )
+                    .with(
+                        "existing",
+                        json!({"id": holder, "type": kind.as_str(), "key": key}),
+                    ));
+                }
+            }
+            let e = KeyEntry {
+                kind: Self::key_kind(kind, key),
+                index,
+            };
+            if !keys.contains(&e) {
+                keys.push(e);
+            }
+        }
+        let incoming = self.state.store.crm_links_to(self.ws, other, None).await?;
+        let events = self
+            .state
+            .store
+            .crm_timeline(self.ws, other, None, 10_000)
+            .await?
+            .into_iter()
+            .filter(|e| matches!(e, TimelineEntry::Event(_)))
+            .count();
+        let relations_moved = incoming.len() + events;
+        let now = now_millis();
+        let links = validated
+            .links
+            .iter()
+            .map(|l| LinkRow {
+                from: survivor,
+                to: l.to,
+                role: l.role.to_string(),
+            })
+            .collect();
+        let prepared = Prepared {
+            validated,
+            keys,
+            links,
+        };
+        let (mut put, next) = self.update_ops(&keep, &keep_doc, prepared, now, "merge");
+        if dry_run {
+            return Ok(MergeResult {
+                dry_run,
+                survivor: self.view(&next)?,
+                merged_id: other.as_uuid(),
+                relations_moved,
+            });
+        }
+        // Order matters: move the relations, delete the other record (freeing its keys), then
+        // write the survivor with the united keys.
+        let mut ops = vec![
+            CrmOp::Repoint {
+                from: other,
+                to: survivor,
+            },
+            CrmOp::Delete {
+                id: other,
+                kind: kind.as_str().into(),
+            },
+        ];
+        ops.append(&mut put);
+        if !ops.iter().any(|o| matches!(o, CrmOp::Event(_))) && kind.has_timeline() {
+            let id = uuid::Uuid::now_v7();
+            ops.push(CrmOp::Event(EventRow {
+                id,
+                subject: survivor,
+                kind: "merge".into(),
+                details_sealed: self.seal_value(
+                    &id.to_string(),
+                    "details",
+                    &json!({"merged": other, "changes": []}),
+                ),
+                at: now,
+            }));
+        }
+        self.apply(&CrmBatch { ops }, now).await?;
+        Ok(MergeResult {
+            dry_run,
+            survivor: self.view(&next)?,
+            merged_id: other.as_uuid(),
+            relations_moved,
+        })
+    }
+
+    /// Applies `set` to every record of `kind` matching `filter`; returns how many changed.
+    /// Each record is validated as if edited alone; the first invalid one stops the bulk change
+    /// before anything is written.
+    pub async fn bulk_update(&self, kind: Kind, filter: &Filter, set: &Doc) -> ApiResult<usize> {
+        let customs = self.customs().await?;
+        let now = now_millis();
+        let mut ops = Vec::new();
+        for (row, doc) in self
+            .all(kind)
+            .await?
+            .into_iter()
+            .filter(|(_, d)| filter.matches(d))
+        {
+            let next = Self::patched(&doc, set, &customs, kind);
+            let p = self
+                .prepare(kind, row.id, &next, &customs)
+                .await
+                .map_err(|e| ApiError {
+                    message: format!("record {}: {}", row.id, e.message),
+                    ..e
+                })?;
+            ops.extend(self.update_ops(&row, &doc, p, now, "field_change").0);
+        }
+        let n = ops
+            .iter()
+            .filter(|o| matches!(o, CrmOp::Put { .. }))
+            .count();
+        for chunk in ops.chunks(2000) {
+            self.apply(
+                &CrmBatch {
+                    ops: chunk.to_vec(),
+                },
+                now,
+            )
+            .await?;
+        }
+        Ok(n)
+    }
+
+    pub async fn bulk_delete(&self, kind: Kind, filter: &Filter) -> ApiResult<usize> {
+        let mut ops = Vec::new();
+        for (row, _) in self
+            .all(kind)
+            .await?
+            .into_iter()
+            .filter(|(_, d)| filter.matches(d))
+        {
+            if let Some(why) = self.in_use(kind, row.id).await? {
+                return Err(ApiError::new(
+                    ErrorCode::RecordInUse,
+                    format!("record {}: {why}", row.id),
+                ));
+            }
+            ops.push(CrmOp::Delete {
+                id: row.id,
+                kind: kind.as_str().into(),
+            });
+        }
+        for chunk in ops.chunks(2000) {
+            self.apply(
+                &CrmBatch {
+                    ops: chunk.to_vec(),
+                },
+                now_millis(),
+            )
+            .await?;
+        }
+        Ok(ops.len())
+    }
+}
+
+/// The user id of each workspace member by normalised email (for imports naming owners).
+pub async fn members_by_email(
+    state: &AppState,
+    ws: WorkspaceId,
+) -> ApiResult<HashMap<String, UserId>> {
+    let mut out = HashMap::new();
+    for m in state.store.members(ws).await? {
+        if let Some(u) = state.store.user(m.user_id).await? {
+            let email = state.open_account_str(u.id, "email", &u.email_sealed)?;
+            out.insert(email.to_lowercase(), u.id);
+        }
+    }
+    Ok(out)
+}

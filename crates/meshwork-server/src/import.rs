@@ -1,0 +1,1199 @@
+//! Imports as durable jobs. A job reads its file from the start each time it runs, skips the
+//! rows its cursor says are done, and commits each batch of records in the same transaction as
+//! the advanced cursor and counters: killed at any point and run again, it neither duplicates
+//! nor loses a row. Each record it creates or changes is listed with its previous state, so
+//! the whole import can be reverted.
+//!
+//! Rows that cannot be imported never stop the job and never half-write a record: each is
+//! counted with its row, column and reason, and at the end the rejected rows are written to an
+//! error CSV (re-read from the source file, so no raw cell is ever stored in the database).
+
+use crate::crm::Crm;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{now_millis, AppState};
+use meshwork_crm::{CustomFieldDef, Doc, Kind, Validated};
+use meshwork_crm_io::{
+    CsvRows, ErrorCsv, Layout, MappedRow, Mapping, ReaderOptions, RecordKind, RowError,
+};
+use meshwork_domain::{ErrorCode, JobId, RecordId, UserId, WorkspaceId};
+use meshwork_store::{
+    CrmBatch, CrmOp, Hash32, ImportItemRow, JobRow, KeyEntry, LinkRow, RecordRow,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Rows per transaction.
+const BATCH: usize = 1000;
+/// Rejected rows remembered with their reason (beyond this only counted).
+const MAX_REMEMBERED_ERRORS: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Only new records; rows matching an existing record are rejected.
+    Create,
+    /// Only existing records; rows matching none are rejected.
+    Update,
+    /// Update what matches, create the rest.
+    Upsert,
+}
+
+/// What an import job does; stored sealed with the job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportSpec {
+    pub file: PathBuf,
+    /// SHA-256 of the file: a resumed job refuses a file that changed.
+    pub sha256: String,
+    pub kind: String,
+    /// `hubspot`, `salesforce`, `pipedrive`, `generic` (with `mapping`) or `vcard`.
+    pub layout: String,
+    pub mapping: Option<String>,
+    pub mode: Mode,
+    /// `email`, `domain` or `external_id`.
+    pub match_on: String,
+    pub default_owner: Option<UserId>,
+    #[serde(default)]
+    pub default_tags: Vec<String>,
+    pub error_csv: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowProblem {
+    pub row: u64,
+    pub line: u64,
+    pub column: Option<String>,
+    pub reason: String,
+}
+
+/// A job's counters, stored sealed with the job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Progress {
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub rejected: u64,
+    pub errors: Vec<RowProblem>,
+    #[serde(default)]
+    pub reverted: u64,
+    /// Rows naming an owner who is not a member of the workspace (given the default owner).
+    #[serde(default)]
+    pub owners_unmatched: u64,
+    /// Rows that matched a record an earlier row of the same batch wrote (merged into it).
+    #[serde(default)]
+    pub duplicates_in_file: u64,
+}
+
+fn seal_json(crm: &Crm<'_>, job: JobId, field: &str, v: &impl Serialize) -> Vec<u8> {
+    crm.seal_value(
+        &job.to_string(),
+        field,
+        &serde_json::to_value(v).expect("serializes"),
+    )
+}
+
+fn open_json<T: for<'de> Deserialize<'de>>(
+    crm: &Crm<'_>,
+    job: JobId,
+    field: &str,
+    sealed: &[u8],
+) -> ApiResult<T> {
+    serde_json::from_value(crm.open_value(&job.to_string(), field, sealed)?)
+        .map_err(|e| ApiError::internal(format!("job {job} {field}: {e}")))
+}
+
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Creates a job (state `running`, nothing done yet).
+pub async fn create_job(
+    state: &AppState,
+    ws: WorkspaceId,
+    actor: UserId,
+    spec: &ImportSpec,
+) -> ApiResult<JobId> {
+    let crm = Crm::new(state, ws)?;
+    let id = JobId::new();
+    let now = now_millis();
+    state
+        .store
+        .create_job(&JobRow {
+            id,
+            workspace_id: ws,
+            kind: "import".into(),
+            state: "running".into(),
+            spec_sealed: seal_json(&crm, id, "spec", spec),
+            progress_sealed: seal_json(&crm, id, "progress", &Progress::default()),
+            cursor: 0,
+            created_by: actor,
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
+    Ok(id)
+}
+
+/// A running import of the same file into the same workspace, to resume.
+pub async fn find_unfinished(
+    state: &AppState,
+    ws: WorkspaceId,
+    sha256: &str,
+) -> ApiResult<Option<JobId>> {
+    let crm = Crm::new(state, ws)?;
+    for job in state
+        .store
+        .running_jobs()
+        .await?
+        .into_iter()
+        .filter(|j| j.workspace_id == ws && j.kind == "import")
+    {
+        let spec: ImportSpec = open_json(&crm, job.id, "spec", &job.spec_sealed)?;
+        if spec.sha256 == sha256 {
+            return Ok(Some(job.id));
+        }
+    }
+    Ok(None)
+}
+
+pub async fn job_state(
+    state: &AppState,
+    ws: WorkspaceId,
+    id: JobId,
+) -> ApiResult<(JobRow, ImportSpec, Progress)> {
+    let crm = Crm::new(state, ws)?;
+    let job = state.store.job(ws, id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::JobNotFound,
+            format!("no job {id} in this workspace"),
+        )
+    })?;
+    let spec = open_json(&crm, id, "spec", &job.spec_sealed)?;
+    let progress = open_json(&crm, id, "progress", &job.progress_sealed)?;
+    Ok((job, spec, progress))
+}
+
+fn record_kind(kind: Kind) -> ApiResult<RecordKind> {
+    match kind {
+        Kind::Company => Ok(RecordKind::Company),
+        Kind::Contact => Ok(RecordKind::Contact),
+        Kind::Deal => Ok(RecordKind::Deal),
+        other => Err(ApiError::new(ErrorCode::InvalidField, format!("{other} records cannot be imported from a file; import companies, contacts or deals"))),
+    }
+}
+
+type Rows = Box<dyn Iterator<Item = Result<MappedRow, RowError>> + Send>;
+
+fn open_rows(spec: &ImportSpec, kind: Kind) -> anyhow::Result<Rows> {
+    let file = std::fs::File::open(&spec.file)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", spec.file.display()))?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let options = ReaderOptions::default();
+    let at = |e: meshwork_crm_io::FileError| anyhow::anyhow!("{}: {e}", spec.file.display());
+    if spec.layout == "vcard" {
+        return Ok(Box::new(
+            meshwork_crm_io::read_vcards(reader, &options).map_err(at)?,
+        ));
+    }
+    let layout = match (spec.layout.as_str(), &spec.mapping) {
+        ("generic", Some(text)) => Layout::Generic(
+            Mapping::from_toml_str(text).map_err(|e| anyhow::anyhow!("mapping file: {e}"))?,
+        ),
+        ("generic", None) => {
+            anyhow::bail!("the generic layout needs a mapping file (--mapping); see docs/import.md")
+        }
+        (name, _) => name.parse::<Layout>().map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let rk = record_kind(kind).map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok(Box::new(
+        CsvRows::open(reader, rk, &layout, &options).map_err(at)?,
+    ))
+}
+
+/// A row turned into a record document, remembering which column fed which field.
+struct Draft {
+    row: u64,
+    line: u64,
+    doc: Doc,
+    columns: HashMap<String, String>,
+    /// Companies to find or create for a contact or deal: (domain, name).
+    company: Option<(Option<String>, Option<String>)>,
+    contact_email: Option<(String, String)>,
+    unmatched_owner: bool,
+}
+
+fn put(doc: &mut Doc, columns: &mut HashMap<String, String>, field: &str, v: Value, column: &str) {
+    columns
+        .entry(field.to_string())
+        .or_insert_with(|| column.to_string());
+    match doc.get_mut(field) {
+        Some(Value::Array(a)) => a.push(v),
+        _ => {
+            doc.insert(field.to_string(), v);
+        }
+    }
+}
+
+fn problem(row: u64, line: u64, column: Option<String>, reason: impl Into<String>) -> RowProblem {
+    RowProblem {
+        row,
+        line,
+        column,
+        reason: reason.into(),
+    }
+}
+
+/// A pipeline's lower-cased name, id, and stages as (id, name).
+type PipelineStages = (String, RecordId, Vec<(String, String)>);
+
+struct Context {
+    kind: Kind,
+    customs: Vec<CustomFieldDef>,
+    members: HashMap<String, UserId>,
+    /// Pipelines by lower-cased name and id: (id, stages as (id, name)).
+    pipelines: Vec<PipelineStages>,
+    spec: ImportSpec,
+}
+
+impl Context {
+    fn draft(&self, r: &MappedRow) -> Result<Draft, RowProblem> {
+        let mut doc = Doc::new();
+        let mut columns = HashMap::new();
+        let mut company: (Option<String>, Option<String>) = (None, None);
+        let mut contact_email = None;
+        let mut unmatched_owner = false;
+        let list = |v: &str| Value::Array(vec![Value::String(v.to_string())]);
+        for f in &r.fields {
+            let v = f.value.as_str();
+            let col = f.column.as_str();
+            match (self.kind, f.target.as_str()) {
+                (_, "external_id") => put(&mut doc, &mut columns, "external_id", json!(v), col),
+                (_, "tags") => {
+                    for t in v.split([';', ',']).map(str::trim).filter(|t| !t.is_empty()) {
+                        match doc.get_mut("tags") {
+                            Some(Value::Array(a)) => a.push(json!(t)),
+                            _ => put(&mut doc, &mut columns, "tags", list(t), col),
+                        }
+                    }
+                }
+                // An owner who is not a member (exports name the source CRM's users) leaves
+                // the record to the default owner; the run counts how often.
+                (_, "owner_email") => match self.members.get(&v.to_lowercase()) {
+                    Some(id) => put(&mut doc, &mut columns, "owner", json!(id.0), col),
+                    None => unmatched_owner = true,
+                },
+                (_, t) if t.starts_with("custom.") => {
+                    let key = &t["custom.".len()..];
+                    let custom = doc.entry("custom").or_insert_with(|| json!({}));
+                    custom[key] = json!(v);
+                    columns.insert(t.to_string(), col.to_string());
+                }
+                (Kind::Contact, "email") => {
+                    if doc.contains_key("emails") {
+                        if let Some(Value::Array(a)) = doc.get_mut("emails") {
+                            a.push(json!(v));
+                        }
+                    } else {
+                        put(&mut doc, &mut columns, "emails", list(v), col)
+                    }
+                }
+                (Kind::Contact, "phone") => {
+                    if let Some(Value::Array(a)) = doc.get_mut("phones") {
+                        a.push(json!(v));
+                    } else {
+                        put(&mut doc, &mut columns, "phones", list(v), col)
+                    }
+                }
+                (Kind::Contact, "full_name") => {
+                    columns.insert("first_name".into(), col.into());
+                    columns.insert("last_name".into(), col.into());
+                    if !r
+                        .fields
+                        .iter()
+                        .any(|x| x.target == "first_name" || x.target == "last_name")
+                    {
+                        match v.rsplit_once(' ') {
+                            Some((first, last)) => {
+                                doc.insert("first_name".into(), json!(first.trim()));
+                                doc.insert("last_name".into(), json!(last.trim()));
+                            }
+                            None => {
+                                doc.insert("first_name".into(), json!(v));
+                            }
+                        }
+                    }
+                }
+                (Kind::Contact, t @ ("first_name" | "last_name" | "title")) => {
+                    put(&mut doc, &mut columns, t, json!(v), col)
+                }
+                (Kind::Contact | Kind::Deal, "company_domain") => {
+                    columns.insert("companies".into(), col.into());
+                    company.0 = Some(v.to_string());
+                }
+                (Kind::Contact | Kind::Deal, "company_name") => {
+                    columns
+                        .entry("companies".into())
+                        .or_insert_with(|| col.into());
+                    company.1 = Some(v.to_string());
+                }
+                (Kind::Company, "domain") => {
+                    if let Some(Value::Array(a)) = doc.get_mut("domains") {
+                        a.push(json!(v));
+                    } else {
+                        put(&mut doc, &mut columns, "domains", list(v), col)
+                    }
+                }
+                (Kind::Company, t @ ("name" | "industry" | "size" | "address")) => {
+                    put(&mut doc, &mut columns, t, json!(v), col)
+                }
+                (Kind::Deal, t @ ("name" | "amount" | "currency" | "close_date")) => {
+                    put(&mut doc, &mut columns, t, json!(v), col)
+                }
+                (Kind::Deal, "pipeline") => put(&mut doc, &mut columns, "pipeline", json!(v), col),
+                (Kind::Deal, "stage") => put(&mut doc, &mut columns, "stage", json!(v), col),
+                (Kind::Deal, "contact_email") => {
+                    contact_email = Some((v.to_string(), col.to_string()))
+                }
+                (_, other) => {
+                    return Err(problem(
+                        r.row,
+                        r.line,
+                        Some(col.into()),
+                        format!("field {other:?} does not apply to {} records", self.kind),
+                    ));
+                }
+            }
+        }
+        if self.kind == Kind::Deal {
+            self.resolve_pipeline(r, &mut doc, &columns)?;
+        }
+        if let Some(owner) = self.spec.default_owner {
+            doc.entry("owner").or_insert_with(|| json!(owner.0));
+        }
+        if !self.spec.default_tags.is_empty() {
+            let tags = doc.entry("tags").or_insert_with(|| json!([]));
+            if let Value::Array(a) = tags {
+                a.extend(self.spec.default_tags.iter().map(|t| json!(t)));
+            }
+        }
+        let company = (company.0.is_some() || company.1.is_some()).then_some(company);
+        Ok(Draft {
+            row: r.row,
+            line: r.line,
+            doc,
+            columns,
+            company,
+            contact_email,
+            unmatched_owner,
+        })
+    }
+
+    /// Replaces a deal's pipeline and stage names by ids (the first pipeline when none is given).
+    fn resolve_pipeline(
+        &self,
+        r: &MappedRow,
+        doc: &mut Doc,
+        columns: &HashMap<String, String>,
+    ) -> Result<(), RowProblem> {
+        let col = |f: &str| columns.get(f).cloned();
+        let wanted = doc
+            .get("pipeline")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase);
+        let pipeline = match &wanted {
+            Some(w) => self
+                .pipelines
+                .iter()
+                .find(|(name, id, _)| name == w || id.to_string() == *w),
+            None => self.pipelines.first(),
+        };
+        let Some((_, pid, stages)) = pipeline else {
+            return Err(problem(
+                r.row,
+                r.line,
+                col("pipeline"),
+                match wanted {
+                    Some(w) => format!("no pipeline named {w:?} (create it first)"),
+                    None => "the workspace has no pipeline yet; create one before importing deals"
+                        .into(),
+                },
+            ));
+        };
+        doc.insert("pipeline".into(), json!(pid.to_string()));
+        if let Some(stage) = doc
+            .get("stage")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+        {
+            let squash = |s: &str| {
+                s.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .collect::<String>()
+            };
+            let found = stages.iter().find(|(id, name)| {
+                *id == stage
+                    || name.to_lowercase() == stage
+                    || squash(id) == squash(&stage)
+                    || squash(&name.to_lowercase()) == squash(&stage)
+            });
+            match found {
+                Some((id, _)) => {
+                    doc.insert("stage".into(), json!(id));
+                }
+                None => {
+                    let names: Vec<_> = stages.iter().map(|(_, n)| n.as_str()).collect();
+                    return Err(problem(
+                        r.row,
+                        r.line,
+                        col("stage"),
+                        format!(
+                            "{stage:?} is not a stage of this pipeline (stages: {})",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
+        } else if let Some((first, _)) = stages.first() {
+            doc.insert("stage".into(), json!(first));
+        }
+        Ok(())
+    }
+
+    fn column_of(&self, d: &Draft, field: &str) -> Option<String> {
+        let base = field.split('[').next().unwrap_or(field);
+        d.columns
+            .get(field)
+            .or_else(|| d.columns.get(base))
+            .cloned()
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub job: JobId,
+    pub progress: Progress,
+    pub error_csv: Option<PathBuf>,
+}
+
+/// Runs (or resumes) an import job to the end. `tick` is called after each batch with the
+/// progress so far (for a progress bar).
+pub async fn run(
+    state: &AppState,
+    ws: WorkspaceId,
+    job_id: JobId,
+    tick: &(dyn Fn(&Progress) + Sync),
+) -> anyhow::Result<Summary> {
+    let crm = Crm::new(state, ws).map_err(|e| anyhow::anyhow!(e.message))?;
+    let (job, spec, mut progress) = job_state(state, ws, job_id)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    anyhow::ensure!(
+        job.state == "running",
+        "job {job_id} is {}, not running",
+        job.state
+    );
+    let sha = sha256_file(&spec.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", spec.file.display()))?;
+    anyhow::ensure!(
+        sha == spec.sha256,
+        "{} changed since the import started; start a new import instead of resuming",
+        spec.file.display()
+    );
+    let kind: Kind = spec.kind.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let api = |e: ApiError| anyhow::anyhow!(e.message);
+    let mut pipelines = Vec::new();
+    for (row, doc) in crm.all(Kind::Pipeline).await.map_err(api)? {
+        let name = doc
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_lowercase();
+        let stages = doc
+            .get("stages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap_or_default().to_string(),
+                    s["name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        pipelines.push((name, row.id, stages));
+    }
+    let ctx = Context {
+        kind,
+        customs: crm.customs().await.map_err(api)?,
+        members: crate::crm::members_by_email(state, ws).await.map_err(api)?,
+        pipelines,
+        spec: spec.clone(),
+    };
+    let mut rows = open_rows(&spec, kind)?;
+    let mut cursor = job.cursor as u64;
+    let mut companies: HashMap<String, RecordId> = HashMap::new();
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut fatal = None;
+        for item in rows.by_ref() {
+            let n = match &item {
+                Ok(r) => r.row,
+                Err(e) => e.row,
+            };
+            if let Err(e) = &item {
+                if e.fatal {
+                    fatal = Some(e.to_string());
+                    break;
+                }
+            }
+            if n <= cursor {
+                continue;
+            }
+            batch.push(item);
+            if batch.len() == BATCH {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            if let Some(f) = fatal {
+                anyhow::bail!("{}: {f}; the job stays resumable", spec.file.display());
+            }
+            break;
+        }
+        let last = batch
+            .iter()
+            .map(|i| match i {
+                Ok(r) => r.row,
+                Err(e) => e.row,
+            })
+            .max()
+            .unwrap_or(cursor);
+        let ops = apply_batch(&crm, &ctx, job_id, batch, &mut progress, &mut companies)
+            .await
+            .map_err(api)?;
+        cursor = last;
+        let mut ops = ops;
+        ops.push(CrmOp::Job {
+            id: job_id,
+            state: "running".into(),
+            cursor: cursor as i64,
+            progress_sealed: seal_json(&crm, job_id, "progress", &progress),
+        });
+        crm.apply(&CrmBatch { ops }, now_millis())
+            .await
+            .map_err(api)?;
+        tick(&progress);
+        if let Some(f) = fatal {
+            anyhow::bail!("{}: {f}; the job stays resumable", spec.file.display());
+        }
+    }
+    let error_csv = if progress.rejected > 0 {
+        Some(write_error_csv(&spec, kind, &progress)?)
+    } else {
+        None
+    };
+    crm.apply(
+        &CrmBatch {
+            ops: vec![CrmOp::Job {
+                id: job_id,
+                state: "done".into(),
+                cursor: cursor as i64,
+                progress_sealed: seal_json(&crm, job_id, "progress", &progress),
+            }],
+        },
+        now_millis(),
+    )
+    .await
+    .map_err(api)?;
+    Ok(Summary {
+        job: job_id,
+        progress,
+        error_csv,
+    })
+}
+
+/// Writes the rejected rows (re-read from the source file) with their reasons.
+fn write_error_csv(spec: &ImportSpec, kind: Kind, progress: &Progress) -> anyhow::Result<PathBuf> {
+    let reasons: HashMap<u64, &RowProblem> = progress.errors.iter().map(|e| (e.row, e)).collect();
+    let header: Vec<String> = if spec.layout == "vcard" {
+        vec!["vcard".into()]
+    } else {
+        let file = std::fs::File::open(&spec.file)?;
+        let layout = match (&spec.mapping, spec.layout.as_str()) {
+            (Some(m), "generic") => {
+                Layout::Generic(Mapping::from_toml_str(m).map_err(|e| anyhow::anyhow!("{e}"))?)
+            }
+            (_, name) => name.parse::<Layout>().map_err(|e| anyhow::anyhow!("{e}"))?,
+        };
+        let rk = record_kind(kind).map_err(|e| anyhow::anyhow!(e.message))?;
+        CsvRows::open(
+            std::io::BufReader::new(file),
+            rk,
+            &layout,
+            &ReaderOptions::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .header()
+        .to_vec()
+    };
+    let out = std::fs::File::create(&spec.error_csv)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", spec.error_csv.display()))?;
+    let mut w = ErrorCsv::new(std::io::BufWriter::new(out), &header)?;
+    for item in open_rows(spec, kind)? {
+        let (row, line, raw) = match item {
+            Ok(r) => (r.row, r.line, r.raw),
+            Err(e) => (e.row, e.line, e.raw),
+        };
+        if let Some(p) = reasons.get(&row) {
+            w.write(&RowError {
+                row,
+                line,
+                column: p.column.clone(),
+                reason: p.reason.clone(),
+                raw,
+                fatal: false,
+            })?;
+        }
+    }
+    w.finish()?;
+    Ok(spec.error_csv.clone())
+}
+
+fn reject(progress: &mut Progress, p: RowProblem) {
+    progress.rejected += 1;
+    if progress.errors.len() < MAX_REMEMBERED_ERRORS {
+        progress.errors.push(p);
+    }
+}
+
+struct Pending {
+    id: RecordId,
+    /// `None` for a record this batch creates.
+    existing: Option<RecordRow>,
+    doc: Doc,
+    keys: Vec<KeyEntry>,
+    links: Vec<LinkRow>,
+}
+
+async fn apply_batch(
+    crm: &Crm<'_>,
+    ctx: &Context,
+    job: JobId,
+    batch: Vec<Result<MappedRow, RowError>>,
+    progress: &mut Progress,
+    companies: &mut HashMap<String, RecordId>,
+) -> ApiResult<Vec<CrmOp>> {
+    let kind = ctx.kind;
+    let now = now_millis();
+    let mut ops = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    // Keys taken by records of this batch: (key kind, index) → position in `pending`.
+    let mut taken: HashMap<(String, Hash32), usize> = HashMap::new();
+    let match_key = ctx.spec.match_on.as_str();
+    for item in batch {
+        progress.rows += 1;
+        let r = match item {
+            Ok(r) => r,
+            Err(e) => {
+                reject(progress, problem(e.row, e.line, e.column, e.reason));
+                continue;
+            }
+        };
+        let mut d = match ctx.draft(&r) {
+            Ok(d) => d,
+            Err(p) => {
+                reject(progress, p);
+                continue;
+            }
+        };
+        if d.unmatched_owner {
+            progress.owners_unmatched += 1;
+        }
+        // Links by domain or email, to records that exist or this import created.
+        let mut new_company = None;
+        if let Some((domain, name)) = d.company.take() {
+            let registrable = domain.as_deref().and_then(meshwork_crm::registrable_domain);
+            if domain.is_some() && registrable.is_none() {
+                reject(
+                    progress,
+                    problem(
+                        d.row,
+                        d.line,
+                        ctx.column_of(&d, "companies"),
+                        format!("{:?} is not a web domain", domain.unwrap_or_default()),
+                    ),
+                );
+                continue;
+            }
+            let cache_key = registrable.clone().unwrap_or_else(|| {
+                format!("name:{}", name.clone().unwrap_or_default().to_lowercase())
+            });
+            let id = match companies.get(&cache_key) {
+                Some(id) => Some(*id),
+                None => match &registrable {
+                    Some(dom) => {
+                        let index = crm.key_index(Kind::Company, "domain", dom);
+                        crm.state
+                            .store
+                            .crm_find_keys(
+                                crm.ws,
+                                &Crm::key_kind(Kind::Company, "domain"),
+                                &[index],
+                            )
+                            .await?
+                            .first()
+                            .map(|(_, id)| *id)
+                    }
+                    None => None,
+                },
+            };
+            let id = match id {
+                Some(id) => id,
+                None => {
+                    let id = RecordId::new();
+                    let mut cdoc = Doc::new();
+                    cdoc.insert(
+                        "name".into(),
+                        json!(name.clone().or(registrable.clone()).unwrap_or_default()),
+                    );
+                    if let Some(dom) = &registrable {
+                        cdoc.insert("domains".into(), json!([dom]));
+                    }
+                    new_company = Some((id, cdoc));
+                    id
+                }
+            };
+            companies.insert(cache_key, id);
+            d.doc.insert("companies".into(), json!([id.to_string()]));
+        }
+        if let Some((email, column)) = d.contact_email.take() {
+            let index = crm.key_index(Kind::Contact, "email", &email.trim().to_lowercase());
+            match crm
+                .state
+                .store
+                .crm_find_keys(crm.ws, &Crm::key_kind(Kind::Contact, "email"), &[index])
+                .await?
+                .first()
+            {
+                Some((_, id)) => {
+                    d.doc.insert("contacts".into(), json!([id.to_string()]));
+                }
+                None => {
+                    reject(
+                        progress,
+                        problem(
+                            d.row,
+                            d.line,
+                            Some(column),
+                            format!("no contact with email {email:?}; import contacts first"),
+                        ),
+                    );
+                    continue;
+                }
+            }
+        }
+        let validated = match Validated::check(kind, &d.doc, &ctx.customs) {
+            Ok(v) => v,
+            Err(e) => {
+                let f = &e.0[0];
+                reject(
+                    progress,
+                    problem(
+                        d.row,
+                        d.line,
+                        ctx.column_of(&d, &f.field),
+                        format!("{}: {}", f.field, f.message),
+                    ),
+                );
+                continue;
+            }
+        };
+        // Which record does this row match?
+        let match_values: Vec<&String> = validated
+            .keys
+            .iter()
+            .filter(|(k, _)| *k == match_key)
+            .map(|(_, v)| v)
+            .collect();
+        let mut target: Option<usize> = None;
+        let mut existing_id: Option<RecordId> = None;
+        for v in &match_values {
+            let index = crm.key_index(kind, match_key, v);
+            let kk = Crm::key_kind(kind, match_key);
+            if let Some(pos) = taken.get(&(kk.clone(), index)) {
+                target = Some(*pos);
+                break;
+            }
+            if let Some((_, id)) = crm
+                .state
+                .store
+                .crm_find_keys(crm.ws, &kk, &[index])
+                .await?
+                .first()
+            {
+                existing_id = Some(*id);
+                break;
+            }
+        }
+        if let (None, Some(id)) = (target, existing_id) {
+            target = pending.iter().position(|p| p.id == id);
+        }
+        let is_new = target.is_none() && existing_id.is_none();
+        match (ctx.spec.mode, is_new) {
+            (Mode::Create, false) => {
+                reject(
+                    progress,
+                    problem(
+                        d.row,
+                        d.line,
+                        ctx.column_of(
+                            &d,
+                            if match_key == "email" {
+                                "emails"
+                            } else if match_key == "domain" {
+                                "domains"
+                            } else {
+                                match_key
+                            },
+                        ),
+                        format!(
+                            "a {kind} with this {match_key} exists and the mode is create-only"
+                        ),
+                    ),
+                );
+                continue;
+            }
+            (Mode::Update, true) => {
+                reject(
+                    progress,
+                    problem(
+                        d.row,
+                        d.line,
+                        None,
+                        format!(
+                            "no {kind} matches this row's {match_key} and the mode is update-only"
+                        ),
+                    ),
+                );
+                continue;
+            }
+            _ => {}
+        }
+        // The document to write: the row alone, or the row's values over the matched record.
+        let (id, existing, base) = match (target, existing_id) {
+            (Some(pos), _) => (
+                pending[pos].id,
+                pending[pos].existing.clone(),
+                Some(pending[pos].doc.clone()),
+            ),
+            (None, Some(id)) => {
+                let row = crm
+                    .state
+                    .store
+                    .crm_record(crm.ws, id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("matched record vanished"))?;
+                let doc = crm.open_doc(&row)?;
+                (id, Some(row), Some(doc))
+            }
+            (None, None) => (RecordId::new(), None, None),
+        };
+        let doc = match &base {
+            Some(b) => meshwork_crm::merge(kind, &validated.doc, b),
+            None => validated.doc.clone(),
+        };
+        let validated = match Validated::check(kind, &doc, &ctx.customs) {
+            Ok(v) => v,
+            Err(e) => {
+                let f = &e.0[0];
+                reject(
+                    progress,
+                    problem(
+                        d.row,
+                        d.line,
+                        ctx.column_of(&d, &f.field),
+                        format!("{}: {}", f.field, f.message),
+                    ),
+                );
+                continue;
+            }
+        };
+        // Every key must be free, or held by this very record.
+        let mut keys = Vec::new();
+        let mut clash = None;
+        for (k, v) in &validated.keys {
+            let kk = Crm::key_kind(kind, k);
+            let index = crm.key_index(kind, k, v);
+            let holder_in_batch = taken.get(&(kk.clone(), index)).map(|p| pending[*p].id);
+            let holder = match holder_in_batch {
+                Some(h) => Some(h),
+                None => crm
+                    .state
+                    .store
+                    .crm_find_keys(crm.ws, &kk, &[index])
+                    .await?
+                    .first()
+                    .map(|(_, h)| *h),
+            };
+            if holder.is_some_and(|h| h != id) {
+                clash = Some((k, v.clone(), holder.unwrap_or(id)));
+                break;
+            }
+            let e = KeyEntry { kind: kk, index };
+            if !keys.contains(&e) {
+                keys.push(e);
+            }
+        }
+        if let Some((k, v, holder)) = clash {
+            let field = match *k {
+                "email" => "emails",
+                "domain" => "domains",
+                other => other,
+            };
+            reject(
+                progress,
+                problem(
+                    d.row,
+                    d.line,
+                    ctx.column_of(&d, field),
+                    format!("{k} {v:?} belongs to another {kind} ({holder})"),
+                ),
+            );
+            continue;
+        }
+        if let Some((cid, cdoc)) = new_company {
+            let cv = Validated::check(Kind::Company, &cdoc, &[])
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let ckeys = cv
+                .keys
+                .iter()
+                .map(|(k, v)| KeyEntry {
+                    kind: Crm::key_kind(Kind::Company, k),
+                    index: crm.key_index(Kind::Company, k, v),
+                })
+                .collect();
+            ops.push(CrmOp::Put {
+                record: RecordRow {
+                    id: cid,
+                    workspace_id: crm.ws,
+                    kind: "company".into(),
+                    data_sealed: crm.seal_doc(cid, &cv.doc),
+                    occurred_at: now,
+                    created_at: now,
+                    updated_at: now,
+                    version: 1,
+                },
+                expected_version: None,
+                keys: ckeys,
+                links: Some(vec![]),
+            });
+            ops.push(CrmOp::ImportItem(ImportItemRow {
+                job,
+                record: cid,
+                action: "created".into(),
+                previous_sealed: None,
+            }));
+            progress.created += 1;
+        }
+        let links: Vec<LinkRow> = validated
+            .links
+            .iter()
+            .map(|l| LinkRow {
+                from: id,
+                to: l.to,
+                role: l.role.to_string(),
+            })
+            .collect();
+        let entry = Pending {
+            id,
+            existing,
+            doc: validated.doc,
+            keys,
+            links,
+        };
+        let pos = match target {
+            Some(pos) => {
+                progress.duplicates_in_file += 1;
+                pending[pos] = entry;
+                pos
+            }
+            None => {
+                if entry.existing.is_some() {
+                    progress.updated += 1;
+                } else {
+                    progress.created += 1;
+                }
+                pending.push(entry);
+                pending.len() - 1
+            }
+        };
+        for k in &pending[pos].keys {
+            taken.insert((k.kind.clone(), k.index), pos);
+        }
+    }
+    for p in pending {
+        match p.existing {
+            None => {
+                ops.push(CrmOp::Put {
+                    record: RecordRow {
+                        id: p.id,
+                        workspace_id: crm.ws,
+                        kind: kind.as_str().into(),
+                        data_sealed: crm.seal_doc(p.id, &p.doc),
+                        occurred_at: now,
+                        created_at: now,
+                        updated_at: now,
+                        version: 1,
+                    },
+                    expected_version: None,
+                    keys: p.keys,
+                    links: Some(p.links),
+                });
+                ops.push(CrmOp::ImportItem(ImportItemRow {
+                    job,
+                    record: p.id,
+                    action: "created".into(),
+                    previous_sealed: None,
+                }));
+            }
+            Some(row) => {
+                let before = crm.open_doc(&row)?;
+                let prev_links: Vec<Value> = crm
+                    .state
+                    .store
+                    .crm_links_from(crm.ws, &[row.id])
+                    .await?
+                    .iter()
+                    .map(|l| json!({"to": l.to, "role": l.role}))
+                    .collect();
+                let previous = crm.seal_value(
+                    &format!("{job}:{}", row.id),
+                    "previous",
+                    &json!({"doc": before, "links": prev_links}),
+                );
+                let prepared = crate::crm::Prepared {
+                    validated: Validated::check(kind, &p.doc, &ctx.customs)
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                    keys: p.keys,
+                    links: p.links,
+                };
+                let (mut put, _) = crm.update_ops(&row, &before, prepared, now, "field_change");
+                ops.append(&mut put);
+                ops.push(CrmOp::ImportItem(ImportItemRow {
+                    job,
+                    record: row.id,
+                    action: "updated".into(),
+                    previous_sealed: Some(previous),
+                }));
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// Reverts a finished import: deletes the records it created and restores the ones it changed
+/// (their fields and links as before the import). Records changed since by someone else are
+/// restored too: the import's previous state wins, and the change is on the timeline.
+pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> ApiResult<Progress> {
+    let crm = Crm::new(state, ws)?;
+    let (job, _spec, mut progress) = job_state(state, ws, job_id).await?;
+    if job.state != "done" {
+        return Err(ApiError::new(
+            ErrorCode::JobNotRevertible,
+            format!(
+                "job {job_id} is {}; only a finished import can be reverted",
+                job.state
+            ),
+        ));
+    }
+    let customs = crm.customs().await?;
+    let now = now_millis();
+    let mut after = None;
+    let mut ops = Vec::new();
+    let mut deletes = Vec::new();
+    loop {
+        let items = state.store.import_items(job_id, after, 1000).await?;
+        let Some(last) = items.last() else { break };
+        after = Some(last.record);
+        for item in items {
+            let Some(row) = state.store.crm_record(ws, item.record).await? else {
+                continue;
+            };
+            let kind: Kind = row.kind.parse().map_err(ApiError::internal)?;
+            match (item.action.as_str(), item.previous_sealed) {
+                ("created", _) => deletes.push(CrmOp::Delete {
+                    id: row.id,
+                    kind: row.kind.clone(),
+                }),
+                ("updated", Some(prev)) => {
+                    let prev =
+                        crm.open_value(&format!("{job_id}:{}", row.id), "previous", &prev)?;
+                    let doc: Doc = prev["doc"].as_object().cloned().unwrap_or_default();
+                    let before = crm.open_doc(&row)?;
+                    let validated = Validated::check(kind, &doc, &customs)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    let keys = validated
+                        .keys
+                        .iter()
+                        .map(|(k, v)| KeyEntry {
+                            kind: Crm::key_kind(kind, k),
+                            index: crm.key_index(kind, k, v),
+                        })
+                        .collect();
+                    let links = prev["links"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|l| {
+                            Some(LinkRow {
+                                from: row.id,
+                                to: l["to"].as_str()?.parse().ok()?,
+                                role: l["role"].as_str()?.to_string(),
+                            })
+                        })
+                        .collect();
+                    let (mut put, _) = crm.update_ops(
+                        &row,
+                        &before,
+                        crate::crm::Prepared {
+                            validated,
+                            keys,
+                            links,
+                        },
+                        now,
+                        "import_reverted",
+                    );
+                    ops.append(&mut put);
+                }
+                _ => {}
+            }
+            progress.reverted += 1;
+        }
+    }
+    // Deletions first (they free the keys the restored records take back), then restorations,
+    // then the job's new state, all in one transaction.
+    let mut all = deletes;
+    all.extend(ops);
+    all.push(CrmOp::Job {
+        id: job_id,
+        state: "reverted".into(),
+        cursor: job.cursor,
+        progress_sealed: seal_json(&crm, job_id, "progress", &progress),
+    });
+    crm.apply(&CrmBatch { ops: all }, now).await?;
+    Ok(progress)
+}
