@@ -507,10 +507,7 @@ fn custom_value(path: &str, def: &CustomFieldDef, v: &Value) -> Result<Option<Va
         }
         CustomType::MultiSelect => {
             let list = match v {
-                Value::String(s) => s
-                    .split(';')
-                    .map(&option)
-                    .collect::<Result<Vec<_>, _>>()?,
+                Value::String(s) => s.split(';').map(&option).collect::<Result<Vec<_>, _>>()?,
                 Value::Array(a) => a
                     .iter()
                     .map(|x| {
