@@ -317,10 +317,9 @@ impl<R: Read> VcardRows<R> {
                 "TEL" => {
                     let v = unescape(&value);
                     let v = v.trim();
-                    let number = if v.len() >= 4 && v[..4].eq_ignore_ascii_case("tel:") {
-                        &v[4..]
-                    } else {
-                        v
+                    let number = match v.get(..4) {
+                        Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => &v[4..],
+                        _ => v,
                     };
                     push("phone", number);
                 }

@@ -169,3 +169,14 @@ fn a_utf16_vcard_with_bom_is_read() {
         .collect();
     assert_eq!(rows[0].as_ref().unwrap().get("full_name"), Some("Zoë"));
 }
+
+#[test]
+fn a_tel_value_with_a_multibyte_character_near_its_start_is_kept() {
+    // Found by fuzzing: the "tel:" check once sliced inside a character.
+    let text = "BEGIN:VCARD\nTEL:V\u{feff}D\nTEL:TeL:+1 555\nEND:VCARD\n";
+    let rows: Vec<MappedRow> = cards(text).into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        pairs(&rows[0]),
+        [("phone", "V\u{feff}D"), ("phone", "+1 555")]
+    );
+}
