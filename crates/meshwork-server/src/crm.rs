@@ -211,16 +211,63 @@ impl<'a> Crm<'a> {
         self.key.blind_index(&Self::key_kind(kind, key), value).0
     }
 
+    /// The store's dedup keys of a validated record (blind indexes, without repeats).
+    pub fn key_entries(&self, kind: Kind, validated: &Validated) -> Vec<KeyEntry> {
+        let mut keys: Vec<KeyEntry> = Vec::with_capacity(validated.keys.len());
+        for (key, value) in &validated.keys {
+            let entry = KeyEntry {
+                kind: Self::key_kind(kind, key),
+                index: self.key_index(kind, key, value),
+            };
+            if !keys.contains(&entry) {
+                keys.push(entry);
+            }
+        }
+        keys
+    }
+
+    /// The record's dedup keys, after checking that no record but `owners` holds one; a taken
+    /// key answers `409 duplicate_record` naming its holder.
+    pub async fn free_keys(
+        &self,
+        kind: Kind,
+        validated: &Validated,
+        owners: &[RecordId],
+    ) -> ApiResult<Vec<KeyEntry>> {
+        let keys = self.key_entries(kind, validated);
+        for entry in &keys {
+            let holders = self
+                .state
+                .store
+                .crm_find_keys(self.ws, &entry.kind, &[entry.index])
+                .await?;
+            if let Some((_, existing)) = holders.into_iter().find(|(_, h)| !owners.contains(h)) {
+                let key = entry.kind.rsplit('.').next().unwrap_or(&entry.kind);
+                return Err(ApiError::new(
+                    ErrorCode::DuplicateRecord,
+                    format!("a {kind} with this {key} already exists: {existing} (merge the two, or update that one)"),
+                )
+                .with("existing", json!({"id": existing, "type": kind.as_str(), "key": key})));
+            }
+        }
+        Ok(keys)
+    }
+
     pub fn view(&self, row: &RecordRow) -> ApiResult<RecordView> {
-        Ok(RecordView {
+        Ok(Self::view_of(row, self.open_doc(row)?))
+    }
+
+    /// The view of a record whose document is already open.
+    fn view_of(row: &RecordRow, fields: Doc) -> RecordView {
+        RecordView {
             id: row.id.as_uuid(),
             kind: row.kind.clone(),
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
             occurred_at: row.occurred_at,
-            fields: self.open_doc(row)?,
-        })
+            fields,
+        }
     }
 
     /// Every record of `kind`, decrypted, in creation order.
@@ -343,29 +390,7 @@ impl<'a> Crm<'a> {
                 }
             }
         }
-        let mut keys = Vec::new();
-        for (key, value) in &validated.keys {
-            let index = self.key_index(kind, key, value);
-            let holders = self
-                .state
-                .store
-                .crm_find_keys(self.ws, &Self::key_kind(kind, key), &[index])
-                .await?;
-            if let Some((_, existing)) = holders.into_iter().find(|(_, holder)| *holder != id) {
-                return Err(ApiError::new(
-                    ErrorCode::DuplicateRecord,
-                    format!("a {kind} with this {key} already exists: {existing} (merge the two, or update that one)"),
-                )
-                .with("existing", json!({"id": existing, "type": kind.as_str(), "key": key})));
-            }
-            let entry = KeyEntry {
-                kind: Self::key_kind(kind, key),
-                index,
-            };
-            if !keys.contains(&entry) {
-                keys.push(entry);
-            }
-        }
+        let keys = self.free_keys(kind, &validated, &[id]).await?;
         let links = validated
             .links
             .iter()
@@ -477,14 +502,7 @@ impl<'a> Crm<'a> {
         let changes = meshwork_crm::diff(before, &p.validated.doc);
         let next = RecordRow {
             data_sealed: self.seal_doc(row.id, &p.validated.doc),
-            occurred_at: p
-                .validated
-                .occurred_at
-                .unwrap_or(if row.occurred_at == row.created_at {
-                    row.created_at
-                } else {
-                    row.occurred_at
-                }),
+            occurred_at: p.validated.occurred_at.unwrap_or(row.created_at),
             updated_at: now,
             version: row.version + 1,
             ..row.clone()
@@ -625,15 +643,7 @@ impl<'a> Crm<'a> {
                         more = true;
                         break 'scan;
                     }
-                    records.push(RecordView {
-                        id: row.id.as_uuid(),
-                        kind: row.kind.clone(),
-                        version: row.version,
-                        created_at: row.created_at,
-                        updated_at: row.updated_at,
-                        occurred_at: row.occurred_at,
-                        fields: doc,
-                    });
+                    records.push(Self::view_of(&row, doc));
                 }
             }
         }
@@ -716,34 +726,8 @@ impl<'a> Crm<'a> {
         // The other record's keys leave with it, so only the survivor's and the merged lists' keys
         // are checked (against records other than these two).
         let validated = Validated::check(kind, &merged, &customs).map_err(validation_error)?;
-        let mut keys = Vec::new();
-        for (key, value) in &validated.keys {
-            let index = self.key_index(kind, key, value);
-            for (_, holder) in self
-                .state
-                .store
-                .crm_find_keys(self.ws, &Self::key_kind(kind, key), &[index])
-                .await?
-            {
-                if holder != survivor && holder != other {
-                    return Err(ApiError::new(
-                        ErrorCode::DuplicateRecord,
-                        format!("the merged {kind}'s {key} belongs to a third record, {holder}"),
-                    )
-                    .with(
-                        "existing",
-                        json!({"id": holder, "type": kind.as_str(), "key": key}),
-                    ));
-                }
-            }
-            let e = KeyEntry {
-                kind: Self::key_kind(kind, key),
-                index,
-            };
-            if !keys.contains(&e) {
-                keys.push(e);
-            }
-        }
+        // The other record's keys leave with it, so they may be held by either of the two.
+        let keys = self.free_keys(kind, &validated, &[survivor, other]).await?;
         let incoming = self.state.store.crm_links_to(self.ws, other, None).await?;
         let events = self
             .state

@@ -235,15 +235,31 @@ struct Draft {
     unmatched_owner: bool,
 }
 
-fn put(doc: &mut Doc, columns: &mut HashMap<String, String>, field: &str, v: Value, column: &str) {
+/// Sets a one-value field from a column. A field fed by several columns (an address split into
+/// street, city and country) joins their values in column order.
+fn set(doc: &mut Doc, columns: &mut HashMap<String, String>, field: &str, v: &str, column: &str) {
     columns
         .entry(field.to_string())
         .or_insert_with(|| column.to_string());
     match doc.get_mut(field) {
-        Some(Value::Array(a)) => a.push(v),
-        _ => {
-            doc.insert(field.to_string(), v);
+        Some(Value::String(s)) => {
+            s.push_str(", ");
+            s.push_str(v);
         }
+        _ => {
+            doc.insert(field.to_string(), json!(v));
+        }
+    }
+}
+
+/// Appends a value to a list field (emails, phones, domains, tags).
+fn push(doc: &mut Doc, columns: &mut HashMap<String, String>, field: &str, v: &str, column: &str) {
+    columns
+        .entry(field.to_string())
+        .or_insert_with(|| column.to_string());
+    match doc.entry(field).or_insert_with(|| json!([])) {
+        Value::Array(a) => a.push(json!(v)),
+        other => *other = json!([v]),
     }
 }
 
@@ -275,24 +291,20 @@ impl Context {
         let mut company: (Option<String>, Option<String>) = (None, None);
         let mut contact_email = None;
         let mut unmatched_owner = false;
-        let list = |v: &str| Value::Array(vec![Value::String(v.to_string())]);
         for f in &r.fields {
             let v = f.value.as_str();
             let col = f.column.as_str();
             match (self.kind, f.target.as_str()) {
-                (_, "external_id") => put(&mut doc, &mut columns, "external_id", json!(v), col),
+                (_, "external_id") => set(&mut doc, &mut columns, "external_id", v, col),
                 (_, "tags") => {
                     for t in v.split([';', ',']).map(str::trim).filter(|t| !t.is_empty()) {
-                        match doc.get_mut("tags") {
-                            Some(Value::Array(a)) => a.push(json!(t)),
-                            _ => put(&mut doc, &mut columns, "tags", list(t), col),
-                        }
+                        push(&mut doc, &mut columns, "tags", t, col);
                     }
                 }
                 // An owner who is not a member (exports name the source CRM's users) leaves
                 // the record to the default owner; the run counts how often.
                 (_, "owner_email") => match self.members.get(&v.to_lowercase()) {
-                    Some(id) => put(&mut doc, &mut columns, "owner", json!(id.0), col),
+                    Some(id) => set(&mut doc, &mut columns, "owner", &id.0.to_string(), col),
                     None => unmatched_owner = true,
                 },
                 (_, t) if t.starts_with("custom.") => {
@@ -301,22 +313,8 @@ impl Context {
                     custom[key] = json!(v);
                     columns.insert(t.to_string(), col.to_string());
                 }
-                (Kind::Contact, "email") => {
-                    if doc.contains_key("emails") {
-                        if let Some(Value::Array(a)) = doc.get_mut("emails") {
-                            a.push(json!(v));
-                        }
-                    } else {
-                        put(&mut doc, &mut columns, "emails", list(v), col)
-                    }
-                }
-                (Kind::Contact, "phone") => {
-                    if let Some(Value::Array(a)) = doc.get_mut("phones") {
-                        a.push(json!(v));
-                    } else {
-                        put(&mut doc, &mut columns, "phones", list(v), col)
-                    }
-                }
+                (Kind::Contact, "email") => push(&mut doc, &mut columns, "emails", v, col),
+                (Kind::Contact, "phone") => push(&mut doc, &mut columns, "phones", v, col),
                 (Kind::Contact, "full_name") => {
                     columns.insert("first_name".into(), col.into());
                     columns.insert("last_name".into(), col.into());
@@ -337,7 +335,7 @@ impl Context {
                     }
                 }
                 (Kind::Contact, t @ ("first_name" | "last_name" | "title")) => {
-                    put(&mut doc, &mut columns, t, json!(v), col)
+                    set(&mut doc, &mut columns, t, v, col)
                 }
                 (Kind::Contact | Kind::Deal, "company_domain") => {
                     columns.insert("companies".into(), col.into());
@@ -349,21 +347,15 @@ impl Context {
                         .or_insert_with(|| col.into());
                     company.1 = Some(v.to_string());
                 }
-                (Kind::Company, "domain") => {
-                    if let Some(Value::Array(a)) = doc.get_mut("domains") {
-                        a.push(json!(v));
-                    } else {
-                        put(&mut doc, &mut columns, "domains", list(v), col)
-                    }
-                }
+                (Kind::Company, "domain") => push(&mut doc, &mut columns, "domains", v, col),
                 (Kind::Company, t @ ("name" | "industry" | "size" | "address")) => {
-                    put(&mut doc, &mut columns, t, json!(v), col)
+                    set(&mut doc, &mut columns, t, v, col)
                 }
                 (Kind::Deal, t @ ("name" | "amount" | "currency" | "close_date")) => {
-                    put(&mut doc, &mut columns, t, json!(v), col)
+                    set(&mut doc, &mut columns, t, v, col)
                 }
-                (Kind::Deal, "pipeline") => put(&mut doc, &mut columns, "pipeline", json!(v), col),
-                (Kind::Deal, "stage") => put(&mut doc, &mut columns, "stage", json!(v), col),
+                (Kind::Deal, "pipeline") => set(&mut doc, &mut columns, "pipeline", v, col),
+                (Kind::Deal, "stage") => set(&mut doc, &mut columns, "stage", v, col),
                 (Kind::Deal, "contact_email") => {
                     contact_email = Some((v.to_string(), col.to_string()))
                 }
@@ -978,14 +970,7 @@ async fn apply_batch(
         if let Some((cid, cdoc)) = new_company {
             let cv = Validated::check(Kind::Company, &cdoc, &[])
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            let ckeys = cv
-                .keys
-                .iter()
-                .map(|(k, v)| KeyEntry {
-                    kind: Crm::key_kind(Kind::Company, k),
-                    index: crm.key_index(Kind::Company, k, v),
-                })
-                .collect();
+            let ckeys = crm.key_entries(Kind::Company, &cv);
             ops.push(CrmOp::Put {
                 record: RecordRow {
                     id: cid,
@@ -1146,14 +1131,7 @@ pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> ApiResu
                     let before = crm.open_doc(&row)?;
                     let validated = Validated::check(kind, &doc, &customs)
                         .map_err(|e| ApiError::internal(e.to_string()))?;
-                    let keys = validated
-                        .keys
-                        .iter()
-                        .map(|(k, v)| KeyEntry {
-                            kind: Crm::key_kind(kind, k),
-                            index: crm.key_index(kind, k, v),
-                        })
-                        .collect();
+                    let keys = crm.key_entries(kind, &validated);
                     let links = prev["links"]
                         .as_array()
                         .into_iter()

@@ -580,7 +580,7 @@ async fn promise_mm12_find_view_modify_and_delete_your_content(s: &mut TestServe
 }
 server_test!(promise_mm12_find_view_modify_and_delete_your_content);
 
-async fn promise_cl10_pm12_the_whole_workspace_exports_as_json_and_csv(s: &mut TestServer) {
+async fn promise_cl10_the_whole_workspace_exports_as_json_and_csv(s: &mut TestServer) {
     let c = setup(s, "Xena").await;
     c.create(
         "custom_fields",
@@ -711,4 +711,68 @@ async fn promise_cl10_pm12_the_whole_workspace_exports_as_json_and_csv(s: &mut T
         StatusCode::FORBIDDEN
     );
 }
-server_test!(promise_cl10_pm12_the_whole_workspace_exports_as_json_and_csv);
+server_test!(promise_cl10_the_whole_workspace_exports_as_json_and_csv);
+
+async fn promise_pm12_every_export_file_is_machine_readable(s: &mut TestServer) {
+    let c = setup(s, "Pia").await;
+    let pipeline = pipeline(&c).await;
+    let company = c
+        .create(
+            "companies",
+            json!({"name": "Acme, \"the\" company", "address": "1 Main St\nSpringfield"}),
+        )
+        .await;
+    let contact = c.create("contacts", json!({"first_name": "Zoë", "emails": ["zoe@acme.example"], "companies": [id(&company)]})).await;
+    c.create(
+        "deals",
+        json!({"name": "D", "pipeline": pipeline, "stage": "lead", "contacts": [id(&contact)]}),
+    )
+    .await;
+    c.create(
+        "notes",
+        json!({"body": "line one\nline two", "about": [id(&contact)]}),
+    )
+    .await;
+    let (_, list) = c.get("export").await;
+    let mut records = 0;
+    for file in list["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+    {
+        let resp = s
+            .req(
+                Method::GET,
+                &format!("/api/v1/workspaces/{}/export/{file}", c.ws),
+                &As::User(&c.who),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{file}");
+        let body = resp.bytes().await.unwrap();
+        if file.ends_with(".json") {
+            let v: Value =
+                serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"));
+            assert_eq!(v["format"], "meshwork-export/1", "{file}");
+            records += v["records"].as_array().map_or(0, Vec::len);
+        } else {
+            let mut r = csv::Reader::from_reader(body.as_ref());
+            let width = r.headers().unwrap().len();
+            for row in r.records() {
+                let row = row.unwrap_or_else(|e| panic!("{file} is not CSV: {e}"));
+                assert_eq!(
+                    row.len(),
+                    width,
+                    "{file}: every row has the header's columns"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        records, 5,
+        "the pipeline, company, contact, deal and note, once each"
+    );
+}
+server_test!(promise_pm12_every_export_file_is_machine_readable);

@@ -209,3 +209,41 @@ async fn an_import_reverts_what_it_created_and_changed(s: &mut TestServer) {
     assert!(import::job_state(&state, ws, JobId::new()).await.is_err());
 }
 server_test!(an_import_reverts_what_it_created_and_changed);
+
+async fn a_company_address_split_over_columns_is_joined(s: &mut TestServer) {
+    let c = setup(s, "Addy").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("companies.csv");
+    std::fs::write(&file, "Company name,Company Domain Name,Street Address,City,Country/Region\nAcme,acme.example,1 Main St,Springfield,USA\n").unwrap();
+    let state = s.state().clone();
+    let ws = WorkspaceId(c.ws.parse().unwrap());
+    let owner = UserId(c.who.user_id.parse().unwrap());
+    let mut spec = spec(&file, Mode::Upsert);
+    spec.kind = "company".into();
+    spec.match_on = "domain".into();
+    let job = import::create_job(&state, ws, owner, &spec).await.unwrap();
+    let done = import::run(&state, ws, job, &|_| {}).await.unwrap();
+    assert_eq!(
+        (done.progress.created, done.progress.rejected),
+        (1, 0),
+        "{:?}",
+        done.progress
+    );
+    let (_, list) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/companies", c.ws),
+            &As::User(&c.who),
+            None,
+        )
+        .await;
+    assert_eq!(
+        list["records"][0]["fields"]["address"],
+        "1 Main St, Springfield, USA"
+    );
+    assert_eq!(
+        list["records"][0]["fields"]["domains"],
+        json!(["acme.example"])
+    );
+}
+server_test!(a_company_address_split_over_columns_is_joined);
