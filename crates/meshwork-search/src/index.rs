@@ -1,0 +1,709 @@
+//! [`SearchIndex`]: one workspace's index, its writes in change-feed order and its queries.
+
+use crate::acl::Access;
+use crate::dir::SealedDirectory;
+use crate::highlight::{snippet, Matcher};
+use crate::query::{typo_budget, Clause, FilterField, ParsedQuery};
+use crate::schema::{self, tokens, Fields, ANALYZER};
+use crate::Result;
+use meshwork_keyring::DataKey;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use tantivy::collector::{Collector, SegmentCollector, TopDocs};
+use tantivy::columnar::Column;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery,
+    Query, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{
+    DocAddress, DocId, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, SegmentOrdinal,
+    SegmentReader, TantivyDocument, Term,
+};
+
+/// The kinds of item in the index: the CRM's record kinds, then connector documents.
+pub const KINDS: [&str; 12] = [
+    "company",
+    "contact",
+    "deal",
+    "pipeline",
+    "note",
+    "activity",
+    "communication",
+    "file",
+    "form",
+    "form_submission",
+    "field",
+    "document",
+];
+pub const DOCUMENT_KIND: &str = "document";
+
+/// One item as the index sees it: the server builds it from a record or a document.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IndexDoc {
+    pub id: String,
+    /// One of [`KINDS`].
+    pub kind: String,
+    pub title: String,
+    /// Everything else searchable, emails and phone numbers included.
+    pub body: String,
+    pub emails: Vec<String>,
+    pub phones: Vec<String>,
+    /// The principals allowed to see it ([`crate::CRM`], [`crate::EVERYONE`], users, groups).
+    pub acl: Vec<String>,
+    /// A deal's stage id, stage name and state (`open`, `won`, `lost`).
+    pub stage: Vec<String>,
+    pub owner: Option<String>,
+    pub source: Option<String>,
+    pub tags: Vec<String>,
+    /// A deal's pipeline id and name.
+    pub pipeline: Vec<String>,
+    pub url: Option<String>,
+    pub updated: i64,
+    pub amount: Option<f64>,
+}
+
+/// A change to apply.
+#[derive(Clone, Debug)]
+pub enum IndexOp {
+    Upsert(Box<IndexDoc>),
+    Delete(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// Hits per type (1–100).
+    pub limit: usize,
+    /// The searcher's user id, for `owner:me`.
+    pub me: Option<String>,
+    /// The snippet length in bytes.
+    pub snippet_bytes: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            limit: 10,
+            me: None,
+            snippet_bytes: 160,
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Hit {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The title, HTML-escaped, with matches in `<mark>`.
+    pub title: String,
+    /// A window of the text around the first match, HTML-escaped, with matches in `<mark>`.
+    pub snippet: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub updated_at: i64,
+    pub score: f32,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Group {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Every match of this type the searcher may open.
+    pub count: u64,
+    pub hits: Vec<Hit>,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SearchResults {
+    /// Every match the searcher may open.
+    pub total: u64,
+    /// Groups by type, the group with the best hit first (by recency when browsing).
+    pub groups: Vec<Group>,
+}
+
+impl SearchResults {
+    /// Every hit, group after group.
+    pub fn hits(&self) -> impl Iterator<Item = &Hit> {
+        self.groups.iter().flat_map(|g| g.hits.iter())
+    }
+}
+
+/// One workspace's index.
+pub struct SearchIndex {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter<TantivyDocument>>,
+    f: Fields,
+    analyzer: TextAnalyzer,
+    applied: AtomicI64,
+    dir: Option<SealedDirectory>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("applied", &self.applied_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Indexing threads and memory of a writer.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterBudget {
+    pub threads: usize,
+    pub memory_bytes: usize,
+}
+
+impl Default for WriterBudget {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+impl SearchIndex {
+    /// Opens the sealed index at `path` (creating an empty one when there is none). An index
+    /// that cannot be read answers an error whose [`crate::SearchError::needs_rebuild`] is true.
+    pub fn open(path: &Path, key: Arc<DataKey>, scope: &str) -> Result<Self> {
+        Self::open_with(path, key, scope, WriterBudget::default())
+    }
+
+    pub fn open_with(
+        path: &Path,
+        key: Arc<DataKey>,
+        scope: &str,
+        budget: WriterBudget,
+    ) -> Result<Self> {
+        let dir = SealedDirectory::open(path, key, scope)?;
+        let (schema, f) = schema::build();
+        let index = if Index::exists(&dir).map_err(tantivy::TantivyError::from)? {
+            let index = Index::open(dir.clone())?;
+            if index.schema() != schema {
+                return Err(tantivy::TantivyError::SchemaError(
+                    "the index was built with another schema".into(),
+                )
+                .into());
+            }
+            index
+        } else {
+            Index::create(dir.clone(), schema, tantivy::IndexSettings::default())?
+        };
+        let applied = match index.load_metas()?.payload {
+            Some(p) => p.parse().map_err(|_| {
+                tantivy::TantivyError::DataCorruption(tantivy::error::DataCorruption::comment_only(
+                    format!("the index's applied sequence {p:?} is not a number"),
+                ))
+            })?,
+            None => 0,
+        };
+        Self::finish(index, f, applied, Some(dir), budget)
+    }
+
+    /// An index in memory only (tests and benchmarks).
+    pub fn in_memory() -> Result<Self> {
+        let (schema, f) = schema::build();
+        Self::finish(
+            Index::create_in_ram(schema),
+            f,
+            0,
+            None,
+            WriterBudget {
+                threads: 1,
+                memory_bytes: 16 << 20,
+            },
+        )
+    }
+
+    fn finish(
+        index: Index,
+        f: Fields,
+        applied: i64,
+        dir: Option<SealedDirectory>,
+        budget: WriterBudget,
+    ) -> Result<Self> {
+        index.tokenizers().register(ANALYZER, schema::analyzer());
+        let writer = index.writer_with_num_threads(
+            budget.threads.max(1),
+            budget.memory_bytes.max(16 << 20) * budget.threads.max(1),
+        )?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            reader,
+            writer: Mutex::new(writer),
+            f,
+            analyzer: schema::analyzer(),
+            applied: AtomicI64::new(applied),
+            dir,
+        })
+    }
+
+    /// The last change-feed sequence number this index has applied.
+    pub fn applied_seq(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Items in the index.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The decrypted index bytes held in memory (0 for an in-memory index).
+    pub fn memory_bytes(&self) -> usize {
+        self.dir.as_ref().map_or(0, SealedDirectory::memory_bytes)
+    }
+
+    fn document(&self, d: &IndexDoc) -> TantivyDocument {
+        let f = &self.f;
+        let mut doc = TantivyDocument::new();
+        doc.add_text(f.id, &d.id);
+        doc.add_text(f.kind, &d.kind);
+        doc.add_u64(f.kind_code, kind_code(&d.kind));
+        doc.add_text(f.title, &d.title);
+        let mut body = String::new();
+        for e in &d.emails {
+            body.push_str(e);
+            body.push('\n');
+        }
+        for p in &d.phones {
+            body.push_str(p);
+            body.push('\n');
+        }
+        body.push_str(&d.body);
+        doc.add_text(f.body, &body);
+        for e in &d.emails {
+            doc.add_text(f.email, e.trim().to_lowercase());
+        }
+        for p in &d.phones {
+            let digits: String = p.chars().filter(char::is_ascii_digit).collect();
+            // Every tail of four digits or more: a number is found by its last digits too.
+            for start in 0..digits.len().saturating_sub(3) {
+                doc.add_text(f.phone, &digits[start..]);
+            }
+        }
+        for a in &d.acl {
+            doc.add_text(f.acl, a);
+        }
+        for s in &d.stage {
+            doc.add_text(f.stage, s.to_lowercase());
+        }
+        if let Some(o) = &d.owner {
+            doc.add_text(f.owner, o);
+        }
+        if let Some(s) = &d.source {
+            doc.add_text(f.source, s.to_lowercase());
+        }
+        for t in &d.tags {
+            doc.add_text(f.tag, t.to_lowercase());
+        }
+        for p in &d.pipeline {
+            doc.add_text(f.pipeline, p.to_lowercase());
+        }
+        if let Some(u) = &d.url {
+            doc.add_text(f.url, u);
+        }
+        doc.add_i64(f.updated, d.updated);
+        if let Some(a) = d.amount {
+            doc.add_f64(f.amount, a);
+        }
+        doc
+    }
+
+    /// Applies `ops` and commits them with `seq` as the applied sequence number; the changes are
+    /// searchable when this returns.
+    pub fn apply(&self, ops: &[IndexOp], seq: i64) -> Result<()> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for op in ops {
+            match op {
+                IndexOp::Upsert(d) => {
+                    writer.delete_term(Term::from_field_text(self.f.id, &d.id));
+                    writer.add_document(self.document(d))?;
+                }
+                IndexOp::Delete(id) => {
+                    writer.delete_term(Term::from_field_text(self.f.id, id));
+                }
+            }
+        }
+        let mut commit = writer.prepare_commit()?;
+        commit.set_payload(&seq.to_string());
+        commit.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        self.applied.fetch_max(seq, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Removes every item and sets the applied sequence to 0 (the start of a rebuild).
+    pub fn clear(&self) -> Result<()> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        writer.delete_all_documents()?;
+        let mut commit = writer.prepare_commit()?;
+        commit.set_payload("0");
+        commit.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        self.applied.store(0, Ordering::Release);
+        Ok(())
+    }
+
+    /// Waits for merges to finish (after a rebuild, before measuring the index's size).
+    pub fn wait_merging(self) -> Result<()> {
+        let writer = self.writer.into_inner().unwrap_or_else(|e| e.into_inner());
+        writer.wait_merging_threads()?;
+        Ok(())
+    }
+
+    fn text_fields(&self) -> [(tantivy::schema::Field, f32); 2] {
+        [(self.f.title, 3.0), (self.f.body, 1.0)]
+    }
+
+    fn word_query(&self, toks: &[String], prefix: bool, fuzzy: bool) -> Option<Box<dyn Query>> {
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        match toks {
+            [] => return None,
+            [t] => {
+                let budget = if fuzzy {
+                    typo_budget(t.chars().count())
+                } else {
+                    0
+                };
+                for (field, boost) in self.text_fields() {
+                    let term = Term::from_field_text(field, t);
+                    should.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(
+                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                            boost * 2.0,
+                        )),
+                    ));
+                    if budget > 0 {
+                        should.push((
+                            Occur::Should,
+                            Box::new(BoostQuery::new(
+                                Box::new(FuzzyTermQuery::new(term.clone(), budget, true)),
+                                boost,
+                            )),
+                        ));
+                    }
+                    if prefix {
+                        should.push((
+                            Occur::Should,
+                            Box::new(BoostQuery::new(
+                                Box::new(FuzzyTermQuery::new_prefix(term, budget, true)),
+                                boost,
+                            )),
+                        ));
+                    }
+                }
+                if t.len() >= 4 && t.chars().all(|c| c.is_ascii_digit()) {
+                    should.push((Occur::Should, self.phone_query(t, prefix)));
+                }
+            }
+            _ => {
+                for (field, boost) in self.text_fields() {
+                    let terms: Vec<Term> = toks
+                        .iter()
+                        .map(|t| Term::from_field_text(field, t))
+                        .collect();
+                    let q: Box<dyn Query> = if prefix {
+                        Box::new(PhrasePrefixQuery::new(terms))
+                    } else {
+                        Box::new(PhraseQuery::new(terms))
+                    };
+                    should.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+                }
+            }
+        }
+        Some(Box::new(BooleanQuery::new(should)))
+    }
+
+    fn phone_query(&self, digits: &str, prefix: bool) -> Box<dyn Query> {
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let term = Term::from_field_text(self.f.phone, digits);
+        should.push((
+            Occur::Should,
+            Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic)),
+        ));
+        // `+1 555 123 4567` finds `555-123-4567`: try the national number too.
+        if digits.len() > 10 {
+            should.push((
+                Occur::Should,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.f.phone, &digits[digits.len() - 10..]),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if prefix {
+            should.push((
+                Occur::Should,
+                Box::new(FuzzyTermQuery::new_prefix(term, 0, false)),
+            ));
+        }
+        Box::new(BooleanQuery::new(should))
+    }
+
+    fn clause_query(&self, c: &Clause) -> Option<Box<dyn Query>> {
+        let mut a = self.analyzer.clone();
+        match c {
+            Clause::Word { text, prefix } => self.word_query(&tokens(&mut a, text), *prefix, true),
+            Clause::Phrase { text, prefix } => {
+                self.word_query(&tokens(&mut a, text), *prefix, false)
+            }
+            Clause::Email { text, prefix } => {
+                let mut should: Vec<(Occur, Box<dyn Query>)> = vec![(
+                    Occur::Should,
+                    Box::new(BoostQuery::new(
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(self.f.email, text),
+                            IndexRecordOption::Basic,
+                        )),
+                        4.0,
+                    )),
+                )];
+                if let Some(q) = self.word_query(&tokens(&mut a, text), *prefix, false) {
+                    should.push((Occur::Should, q));
+                }
+                Some(Box::new(BooleanQuery::new(should)))
+            }
+            Clause::Phone { digits, prefix } => Some(self.phone_query(digits, *prefix)),
+        }
+    }
+
+    fn filter_query(&self, field: FilterField, value: &str, me: Option<&str>) -> Box<dyn Query> {
+        let (f, value) = match field {
+            FilterField::Type => (self.f.kind, value.to_string()),
+            FilterField::Stage => (self.f.stage, value.to_string()),
+            FilterField::Owner => match (value, me) {
+                ("me", Some(me)) => (self.f.owner, me.to_string()),
+                // `owner:me` without a user (an API key) matches nothing.
+                ("me", None) => (self.f.owner, String::new()),
+                _ => (self.f.owner, value.to_string()),
+            },
+            FilterField::Source => (self.f.source, value.to_string()),
+            FilterField::Tag => (self.f.tag, value.to_string()),
+            FilterField::Pipeline => (self.f.pipeline, value.to_string()),
+        };
+        Box::new(TermQuery::new(
+            Term::from_field_text(f, &value),
+            IndexRecordOption::Basic,
+        ))
+    }
+
+    /// The query for `q` as `access` may see it: the access filter, the filters, then every
+    /// clause (AND).
+    fn build(&self, q: &ParsedQuery, access: &Access, opts: &SearchOptions) -> Box<dyn Query> {
+        let acl_terms: Vec<Term> = access
+            .principals()
+            .map(|p| Term::from_field_text(self.f.acl, p))
+            .collect();
+        let mut must: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Box::new(TermSetQuery::new(acl_terms)))];
+        for (field, value) in &q.filters {
+            must.push((
+                Occur::Must,
+                self.filter_query(*field, value, opts.me.as_deref()),
+            ));
+        }
+        let mut text = 0;
+        for c in &q.clauses {
+            if let Some(cq) = self.clause_query(c) {
+                must.push((Occur::Must, cq));
+                text += 1;
+            }
+        }
+        if text == 0 && q.filters.is_empty() {
+            must.push((Occur::Must, Box::new(AllQuery)));
+        }
+        Box::new(BooleanQuery::new(must))
+    }
+
+    /// Runs `q` as `access`: matches grouped by type, with counts and snippets. With no words
+    /// (only filters, or nothing) it lists the most recently changed items.
+    pub fn search(
+        &self,
+        q: &ParsedQuery,
+        access: &Access,
+        opts: &SearchOptions,
+    ) -> Result<SearchResults> {
+        // Fail closed: no principal, nothing visible.
+        if access.is_empty() {
+            return Ok(SearchResults::default());
+        }
+        let limit = opts.limit.clamp(1, 100);
+        let query = self.build(q, access, opts);
+        let searcher = self.reader.searcher();
+        // Enough hits that every type can fill its group in the common case.
+        let fetch = (limit * 4).clamp(40, 400);
+        let (hits, counts): (Vec<(f32, DocAddress)>, [u64; KINDS.len()]) = if q.is_browse() {
+            let (top, counts) = searcher.search(
+                &query,
+                &(
+                    TopDocs::with_limit(fetch).order_by_fast_field::<i64>("updated", Order::Desc),
+                    KindCounts,
+                ),
+            )?;
+            (top.into_iter().map(|(_, a)| (0.0, a)).collect(), counts)
+        } else {
+            searcher.search(&query, &(TopDocs::with_limit(fetch), KindCounts))?
+        };
+        let mut analyzer = self.analyzer.clone();
+        let matcher = Matcher::new(q, &mut analyzer);
+        let mut groups: Vec<Group> = Vec::new();
+        let mut index_of: BTreeMap<String, usize> = BTreeMap::new();
+        for (score, address) in hits {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let kind = text_of(&doc, self.f.kind);
+            let g = *index_of.entry(kind.clone()).or_insert_with(|| {
+                groups.push(Group {
+                    kind: kind.clone(),
+                    count: counts[kind_code(&kind) as usize],
+                    hits: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            if groups[g].hits.len() >= limit {
+                continue;
+            }
+            let title_text = text_of(&doc, self.f.title);
+            let (title, _) = snippet(&mut analyzer, &matcher, &title_text, 300);
+            let body_text = text_of(&doc, self.f.body);
+            let (snip, _) = snippet(&mut analyzer, &matcher, &body_text, opts.snippet_bytes);
+            groups[g].hits.push(Hit {
+                id: text_of(&doc, self.f.id),
+                kind,
+                title,
+                snippet: snip,
+                url: opt_text(&doc, self.f.url),
+                source: opt_text(&doc, self.f.source),
+                updated_at: doc
+                    .get_first(self.f.updated)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(0),
+                score,
+            });
+        }
+        // Types whose matches all ranked below the fetched hits still show their count.
+        for (code, &count) in counts.iter().enumerate() {
+            if count > 0 && !index_of.contains_key(KINDS[code]) {
+                groups.push(Group {
+                    kind: KINDS[code].to_string(),
+                    count,
+                    hits: Vec::new(),
+                });
+            }
+        }
+        Ok(SearchResults {
+            total: counts.iter().sum(),
+            groups,
+        })
+    }
+
+    /// The ids of every item `access` may see that matches `q`, and how many there are (for
+    /// checking the index against an oracle, and for list views).
+    pub fn matching_ids(
+        &self,
+        q: &ParsedQuery,
+        access: &Access,
+        opts: &SearchOptions,
+    ) -> Result<(Vec<String>, u64)> {
+        if access.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let query = self.build(q, access, opts);
+        let searcher = self.reader.searcher();
+        let (docs, counts) =
+            searcher.search(&query, &(tantivy::collector::DocSetCollector, KindCounts))?;
+        let mut ids = Vec::with_capacity(docs.len());
+        for a in docs {
+            let doc: TantivyDocument = searcher.doc(a)?;
+            ids.push(text_of(&doc, self.f.id));
+        }
+        ids.sort();
+        Ok((ids, counts.iter().sum()))
+    }
+}
+
+fn text_of(doc: &TantivyDocument, f: tantivy::schema::Field) -> String {
+    opt_text(doc, f).unwrap_or_default()
+}
+
+fn opt_text(doc: &TantivyDocument, f: tantivy::schema::Field) -> Option<String> {
+    doc.get_first(f)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
+fn kind_code(kind: &str) -> u64 {
+    KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(KINDS.len() - 1) as u64
+}
+
+/// Counts matches per kind from the `kind_code` fast field.
+struct KindCounts;
+
+struct SegmentKindCounts {
+    column: Column<u64>,
+    counts: [u64; KINDS.len()],
+}
+
+impl Collector for KindCounts {
+    type Fruit = [u64; KINDS.len()];
+    type Child = SegmentKindCounts;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(SegmentKindCounts {
+            column: reader.fast_fields().u64("kind_code")?,
+            counts: [0; KINDS.len()],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        let mut out = [0; KINDS.len()];
+        for f in fruits {
+            for (o, c) in out.iter_mut().zip(f) {
+                *o += c;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for SegmentKindCounts {
+    type Fruit = [u64; KINDS.len()];
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some(code) = self.column.first(doc) {
+            if let Some(c) = self.counts.get_mut(code as usize) {
+                *c += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.counts
+    }
+}

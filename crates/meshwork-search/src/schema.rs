@@ -1,0 +1,81 @@
+//! The index schema and the text analyzer shared by indexing, querying and highlighting.
+
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
+};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+};
+
+/// The analyzer's name in the index's tokenizer manager.
+pub const ANALYZER: &str = "meshwork";
+
+/// Splits on anything that is not a letter or digit (so `jane.doe@acme-corp.com` is `jane doe acme
+/// corp com`), drops tokens over 40 bytes, lower-cases and folds accents (`Zoë` → `zoe`).
+pub fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// The analyzer's tokens of `text`.
+pub fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    while let Some(t) = stream.next() {
+        out.push(t.text.clone());
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Fields {
+    pub id: Field,
+    pub kind: Field,
+    pub kind_code: Field,
+    pub title: Field,
+    pub body: Field,
+    pub email: Field,
+    pub phone: Field,
+    pub acl: Field,
+    pub stage: Field,
+    pub owner: Field,
+    pub source: Field,
+    pub tag: Field,
+    pub pipeline: Field,
+    pub updated: Field,
+    pub amount: Field,
+    pub url: Field,
+}
+
+pub fn build() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+        .set_stored();
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        kind: b.add_text_field("kind", STRING | STORED),
+        kind_code: b.add_u64_field("kind_code", FAST),
+        title: b.add_text_field("title", text.clone()),
+        body: b.add_text_field("body", text),
+        email: b.add_text_field("email", STRING),
+        phone: b.add_text_field("phone", STRING),
+        acl: b.add_text_field("acl", STRING),
+        stage: b.add_text_field("stage", STRING),
+        owner: b.add_text_field("owner", STRING),
+        source: b.add_text_field("source", STRING | STORED),
+        tag: b.add_text_field("tag", STRING),
+        pipeline: b.add_text_field("pipeline", STRING),
+        updated: b.add_i64_field("updated", INDEXED | STORED | FAST),
+        amount: b.add_f64_field("amount", STORED | FAST),
+        url: b.add_text_field("url", STORED),
+    };
+    (b.build(), fields)
+}
