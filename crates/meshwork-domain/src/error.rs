@@ -88,6 +88,8 @@ error_codes! {
     RecordInUse => ("record_in_use", 409, InvalidRequest, "The record is still used (a pipeline with deals, a field definition with values); the message says by what."),
     JobNotFound => ("job_not_found", 404, InvalidRequest, "No import or export job with this id in the workspace."),
     JobNotRevertible => ("job_not_revertible", 409, InvalidRequest, "The job is still running, failed before writing, or was already reverted."),
+    SourceItemNotFound => ("source_item_not_found", 404, InvalidRequest, "No document, person or group with this id in the source."),
+    InvalidQuery => ("invalid_query", 422, InvalidRequest, "A search query is too long or uses an unknown filter; the message names it."),
     InvalidFilter => ("invalid_filter", 422, InvalidRequest, "A list filter or sort names an unknown field or has a malformed value; the message names it."),
     FormNotFound => ("form_not_found", 404, InvalidRequest, "No published form with this id."),
     Internal => ("internal", 500, Internal, "The server failed. The error is logged; nothing about it is shown here."),

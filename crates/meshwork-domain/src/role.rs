@@ -51,10 +51,10 @@ impl Role {
         match permission {
             WorkspaceRead | MembersRead => true,
             WorkspaceRename | MembersInvite | MembersManage | ApiKeysRead | ApiKeysManage
-            | ChangesRead | CrmBulk | CrmSchema | CrmImport | CrmExport => {
+            | ChangesRead | CrmBulk | CrmSchema | CrmImport | CrmExport | SourcesWrite => {
                 matches!(self, Owner | Admin)
             }
-            CrmRead => true,
+            CrmRead | SearchRead => true,
             CrmWrite => matches!(self, Owner | Admin | Member),
             AuditRead | WorkspaceDelete => matches!(self, Owner),
         }
@@ -102,10 +102,12 @@ pub enum Permission {
     CrmSchema,
     CrmImport,
     CrmExport,
+    SearchRead,
+    SourcesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 18] = [
         Permission::WorkspaceRead,
         Permission::WorkspaceRename,
         Permission::WorkspaceDelete,
@@ -122,6 +124,8 @@ impl Permission {
         Permission::CrmSchema,
         Permission::CrmImport,
         Permission::CrmExport,
+        Permission::SearchRead,
+        Permission::SourcesWrite,
     ];
 
     /// The stable name used in `docs/permissions.md` and in the OpenAPI document's security scopes.
@@ -143,6 +147,8 @@ impl Permission {
             Permission::CrmSchema => "crm.schema",
             Permission::CrmImport => "crm.import",
             Permission::CrmExport => "crm.export",
+            Permission::SearchRead => "search.read",
+            Permission::SourcesWrite => "sources.write",
         }
     }
 

@@ -129,7 +129,7 @@ fn allowed(user: u8, who: &Who, edges: &BTreeSet<Edge>) -> bool {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
-        std::env::var("MESHWORK_ACL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+        std::env::var("SEARCH_ACL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
     ))]
 
     #[test]

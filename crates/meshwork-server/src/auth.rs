@@ -239,7 +239,9 @@ pub mod perm {
         CrmBulk,
         CrmSchema,
         CrmImport,
-        CrmExport
+        CrmExport,
+        SearchRead,
+        SourcesWrite
     );
 }
 

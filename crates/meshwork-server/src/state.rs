@@ -26,6 +26,8 @@ pub struct Inner {
     /// A precomputed hash verified when an email is unknown, so a sign-in takes as long whether
     /// or not the account exists.
     pub dummy_password_hash: String,
+    /// The search indexes of this process (one per workspace, opened on first use).
+    pub search: crate::search::Search,
 }
 
 impl std::fmt::Debug for AppState {
@@ -69,6 +71,7 @@ impl AppState {
                 key_cache: crate::key_cache::KeyCache::new(std::time::Duration::from_secs(
                     config.auth.api_key_cache_seconds as u64,
                 )),
+                search: crate::search::Search::new(config.data_dir.join("search")),
                 config,
                 dummy_password_hash,
             }),

@@ -10,6 +10,7 @@ mod integration {
     pub mod crm;
     mod import;
     mod route_matrix;
+    mod search;
     mod startup;
     mod workspaces;
 }

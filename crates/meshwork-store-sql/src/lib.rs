@@ -55,6 +55,17 @@ macro_rules! impl_sql_store {
 
             pub(super) type DbRow = <$db as $crate::sqlx::Database>::Row;
 
+            pub(super) fn source_doc(r: &DbRow) -> Result<SourceDocRow> {
+                let ws: String = r.try_get("workspace_id").map_err(db)?;
+                Ok(SourceDocRow {
+                    id: r.try_get("id").map_err(db)?,
+                    workspace_id: WorkspaceId(uuid(&ws, "source_documents.workspace_id")?),
+                    source: r.try_get("source").map_err(db)?,
+                    data_sealed: r.try_get("data_sealed").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                })
+            }
+
             pub(super) const USER_COLUMNS: &str = "id, email_index, email_sealed, name_sealed, company_sealed, job_title_sealed, password_hash, email_verified, age_confirmed_at, totp_secret_sealed, totp_enabled, failed_logins, locked_until, created_at, updated_at";
 
             pub(super) fn user(r: &DbRow) -> Result<UserRow> {
@@ -951,6 +962,171 @@ macro_rules! impl_sql_store {
                     .bind(job.to_string()).bind(after).bind(limit)
                     .fetch_all(self.reader()).await.map_err($crate::db)?
                     .iter().map(sql_store_rows::import_item).collect()
+            }
+
+            async fn source_put_documents(&self, ws: meshwork_domain::WorkspaceId, docs: &[meshwork_store::SourceDocRow], now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                use $crate::sqlx::Row as _;
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let mut changes: Vec<(&str, String, &str)> = Vec::with_capacity(docs.len());
+                for d in docs {
+                    let existed = $crate::sqlx::query("SELECT source FROM source_documents WHERE id = $1 AND workspace_id = $2")
+                        .bind(&d.id).bind(&wss).fetch_optional(&mut *tx).await.map_err($crate::db)?;
+                    if let Some(r) = &existed {
+                        let source: String = r.try_get(0).map_err($crate::db)?;
+                        if source != d.source {
+                            return Err(meshwork_store::StoreError::Conflict("source_documents.source"));
+                        }
+                    }
+                    $crate::sqlx::query("INSERT INTO source_documents (id, workspace_id, source, data_sealed, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET data_sealed = excluded.data_sealed, updated_at = excluded.updated_at")
+                        .bind(&d.id).bind(&wss).bind(&d.source).bind(&d.data_sealed).bind(d.updated_at)
+                        .execute(&mut *tx).await.map_err($crate::db)?;
+                    changes.push(("document", d.id.clone(), if existed.is_some() { "update" } else { "create" }));
+                }
+                append_changes(&mut tx, ws, &changes, now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn source_delete_documents(&self, ws: meshwork_domain::WorkspaceId, source: &str, ids: &[String], now: meshwork_domain::Millis) -> meshwork_store::Result<u64> {
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let mut changes: Vec<(&str, String, &str)> = Vec::new();
+                for id in ids {
+                    let r = $crate::sqlx::query("DELETE FROM source_documents WHERE workspace_id = $1 AND source = $2 AND id = $3")
+                        .bind(&wss).bind(source).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
+                    if r.rows_affected() == 1 {
+                        changes.push(("document", id.clone(), "delete"));
+                    }
+                }
+                append_changes(&mut tx, ws, &changes, now).await?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(changes.len() as u64)
+            }
+
+            async fn source_documents(&self, ws: meshwork_domain::WorkspaceId, ids: &[String]) -> meshwork_store::Result<Vec<meshwork_store::SourceDocRow>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let sql = format!("SELECT id, workspace_id, source, data_sealed, updated_at FROM source_documents WHERE workspace_id = $1 AND id IN ({})", placeholders(2, chunk.len()));
+                    let mut q = $crate::sqlx::query(&sql).bind(ws.to_string());
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    for r in q.fetch_all(self.reader()).await.map_err($crate::db)? {
+                        out.push(sql_store_rows::source_doc(&r)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn source_documents_page(&self, ws: meshwork_domain::WorkspaceId, after: Option<&str>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::SourceDocRow>> {
+                $crate::sqlx::query("SELECT id, workspace_id, source, data_sealed, updated_at FROM source_documents WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                    .bind(ws.to_string()).bind(after.unwrap_or("")).bind(limit)
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::source_doc).collect()
+            }
+
+            async fn source_put_principals(&self, ws: meshwork_domain::WorkspaceId, source: &str, rows: &[meshwork_store::SourcePrincipalRow], now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                for p in rows {
+                    $crate::sqlx::query("INSERT INTO source_principals (workspace_id, source, principal, email_index) VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, source, principal) DO UPDATE SET email_index = excluded.email_index")
+                        .bind(&wss).bind(source).bind(&p.principal).bind(p.email_index.map(|e| e.to_vec()))
+                        .execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                append_changes(&mut tx, ws, &[("principals", source.to_string(), "update")], now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn source_delete_principal(&self, ws: meshwork_domain::WorkspaceId, source: &str, principal: &str, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("DELETE FROM source_principals WHERE workspace_id = $1 AND source = $2 AND principal = $3")
+                    .bind(&wss).bind(source).bind(principal).execute(&mut *tx).await.map_err($crate::db)?;
+                // A deleted user leaves every group too.
+                $crate::sqlx::query("DELETE FROM source_memberships WHERE workspace_id = $1 AND source = $2 AND member = $3")
+                    .bind(&wss).bind(source).bind(principal).execute(&mut *tx).await.map_err($crate::db)?;
+                append_changes(&mut tx, ws, &[("principals", source.to_string(), "update")], now).await?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn source_set_group(&self, ws: meshwork_domain::WorkspaceId, source: &str, group: &str, members: &[String], now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("DELETE FROM source_memberships WHERE workspace_id = $1 AND group_principal = $2")
+                    .bind(&wss).bind(group).execute(&mut *tx).await.map_err($crate::db)?;
+                for m in members {
+                    $crate::sqlx::query("INSERT INTO source_memberships (workspace_id, source, group_principal, member) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                        .bind(&wss).bind(source).bind(group).bind(m)
+                        .execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                append_changes(&mut tx, ws, &[("groups", source.to_string(), "update")], now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn source_delete_group(&self, ws: meshwork_domain::WorkspaceId, source: &str, group: &str, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("DELETE FROM source_memberships WHERE workspace_id = $1 AND source = $2 AND (group_principal = $3 OR member = $3)")
+                    .bind(&wss).bind(source).bind(group).execute(&mut *tx).await.map_err($crate::db)?;
+                append_changes(&mut tx, ws, &[("groups", source.to_string(), "update")], now).await?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn principals_by_email(&self, ws: meshwork_domain::WorkspaceId, email_index: &meshwork_store::Hash32) -> meshwork_store::Result<Vec<String>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT principal FROM source_principals WHERE workspace_id = $1 AND email_index = $2 ORDER BY principal")
+                    .bind(ws.to_string()).bind(email_index.to_vec())
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(|r| r.try_get(0).map_err($crate::db)).collect()
+            }
+
+            async fn groups_containing(&self, ws: meshwork_domain::WorkspaceId, members: &[String]) -> meshwork_store::Result<Vec<String>> {
+                use $crate::sqlx::Row as _;
+                let mut out = Vec::new();
+                for chunk in members.chunks(500) {
+                    let sql = format!("SELECT DISTINCT group_principal FROM source_memberships WHERE workspace_id = $1 AND member IN ({})", placeholders(2, chunk.len()));
+                    let mut q = $crate::sqlx::query(&sql).bind(ws.to_string());
+                    for m in chunk {
+                        q = q.bind(m);
+                    }
+                    for r in q.fetch_all(self.reader()).await.map_err($crate::db)? {
+                        out.push(r.try_get(0).map_err($crate::db)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn source_delete_all(&self, ws: meshwork_domain::WorkspaceId, source: &str, now: meshwork_domain::Millis) -> meshwork_store::Result<u64> {
+                use $crate::sqlx::Row as _;
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let ids: Vec<String> = $crate::sqlx::query("DELETE FROM source_documents WHERE workspace_id = $1 AND source = $2 RETURNING id")
+                    .bind(&wss).bind(source).fetch_all(&mut *tx).await.map_err($crate::db)?
+                    .iter().map(|r| r.try_get(0).map_err($crate::db)).collect::<meshwork_store::Result<_>>()?;
+                $crate::sqlx::query("DELETE FROM source_principals WHERE workspace_id = $1 AND source = $2")
+                    .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
+                $crate::sqlx::query("DELETE FROM source_memberships WHERE workspace_id = $1 AND source = $2")
+                    .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
+                let mut changes: Vec<(&str, String, &str)> = ids.iter().map(|id| ("document", id.clone(), "delete")).collect();
+                changes.push(("groups", source.to_string(), "update"));
+                append_changes(&mut tx, ws, &changes, now).await?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(ids.len() as u64)
+            }
+
+            async fn sources(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<(String, i64)>> {
+                use $crate::sqlx::Row as _;
+                let rows = $crate::sqlx::query("SELECT source, COUNT(*) FROM source_documents WHERE workspace_id = $1 GROUP BY source UNION SELECT source, 0 FROM source_principals WHERE workspace_id = $1 UNION SELECT source, 0 FROM source_memberships WHERE workspace_id = $1")
+                    .bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?;
+                let mut out: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+                for r in rows {
+                    let s: String = r.try_get(0).map_err($crate::db)?;
+                    let n: i64 = r.try_get(1).map_err($crate::db)?;
+                    *out.entry(s).or_default() += n;
+                }
+                Ok(out.into_iter().collect())
             }
         }
 

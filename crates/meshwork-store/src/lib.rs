@@ -18,8 +18,10 @@ use meshwork_domain::{
 
 mod crm;
 mod rows;
+mod sources;
 pub use crm::*;
 pub use rows::*;
+pub use sources::*;
 
 pub type Hash32 = [u8; 32];
 
@@ -251,6 +253,75 @@ pub trait Store: Send + Sync + 'static {
         after: Option<RecordId>,
         limit: i64,
     ) -> Result<Vec<ImportItemRow>>;
+
+    // --- Sources: documents, principals, groups -------------------------------------------------
+    /// Inserts or replaces documents (by id), appending `document` changes.
+    async fn source_put_documents(
+        &self,
+        ws: WorkspaceId,
+        docs: &[SourceDocRow],
+        now: Millis,
+    ) -> Result<()>;
+    /// Deletes documents of `source` by id; answers how many existed.
+    async fn source_delete_documents(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+        ids: &[String],
+        now: Millis,
+    ) -> Result<u64>;
+    async fn source_documents(&self, ws: WorkspaceId, ids: &[String]) -> Result<Vec<SourceDocRow>>;
+    /// Documents in id order after `after` (for rebuilding the index).
+    async fn source_documents_page(
+        &self,
+        ws: WorkspaceId,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SourceDocRow>>;
+    /// Inserts or replaces principals of `source`.
+    async fn source_put_principals(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+        rows: &[SourcePrincipalRow],
+        now: Millis,
+    ) -> Result<()>;
+    async fn source_delete_principal(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+        principal: &str,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Replaces the direct members (`u:…` or `g:…`) of a group of `source`.
+    async fn source_set_group(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+        group: &str,
+        members: &[String],
+        now: Millis,
+    ) -> Result<()>;
+    async fn source_delete_group(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+        group: &str,
+        now: Millis,
+    ) -> Result<bool>;
+    /// The principals whose email has this blind index.
+    async fn principals_by_email(
+        &self,
+        ws: WorkspaceId,
+        email_index: &Hash32,
+    ) -> Result<Vec<String>>;
+    /// The groups that list any of `members` as a direct member.
+    async fn groups_containing(&self, ws: WorkspaceId, members: &[String]) -> Result<Vec<String>>;
+    /// Removes everything `source` wrote (documents, principals, groups), appending a delete
+    /// change per document; answers the number of documents removed.
+    async fn source_delete_all(&self, ws: WorkspaceId, source: &str, now: Millis) -> Result<u64>;
+    /// The sources with data in `ws` and their document counts.
+    async fn sources(&self, ws: WorkspaceId) -> Result<Vec<(String, i64)>>;
 }
 
 /// Whose audit entries to read.

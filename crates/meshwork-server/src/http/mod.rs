@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod crm;
+pub mod search;
 pub mod system;
 pub mod workspaces;
 
@@ -28,7 +29,7 @@ const JSON_BODY_LIMIT: usize = 256 * 1024;
     info(title = "Meshwork API", description = "CRM, permission-aware workplace search and partner overlap, in one server. Errors are `{message, code, type, link}` with codes from one table.", license(name = "AGPL-3.0-only")),
     modifiers(&SecuritySchemes),
     components(schemas(ErrorBody)),
-    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "system"))
+    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "search"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -103,6 +104,19 @@ fn crm_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The application's routes and their OpenAPI document.
+fn search_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search::search))
+        .routes(routes!(search::list_sources))
+        .routes(routes!(search::disconnect))
+        .routes(routes!(search::put_documents))
+        .routes(routes!(search::delete_document))
+        .routes(routes!(search::put_principals))
+        .routes(routes!(search::delete_principal))
+        .routes(routes!(search::put_group, search::delete_group))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT * 40))
+}
+
 pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let pictures = OpenApiRouter::new()
         .routes(routes!(
@@ -145,6 +159,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::changes))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(crm_routes())
+        .merge(search_routes())
         .merge(pictures);
     let (router, doc) = api.split_for_parts();
     let doc_json = std::sync::Arc::new(doc.to_json().expect("OpenAPI document serializes"));

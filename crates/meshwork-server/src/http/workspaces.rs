@@ -205,6 +205,8 @@ pub async fn delete(
     // removing the rows fails (they can then be removed by deleting again, confirmed by id).
     state.key_cache.forget_workspace(ws);
     state.keyring.destroy_workspace_key(ws.as_uuid())?;
+    // The index is sealed with the destroyed key; its files go too.
+    state.search.forget(ws).await;
     state.store.delete_workspace(ws).await?;
     // Again: a key look-up that ran meanwhile may have remembered a key of this workspace.
     state.key_cache.forget_workspace(ws);

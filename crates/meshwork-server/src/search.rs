@@ -1,0 +1,674 @@
+//! Search in the server: one [`SearchIndex`] per workspace under `<data dir>/search/<workspace>`,
+//! derived from the change feed (DESIGN.md decision 4).
+//!
+//! - **Catching up.** Before a search and after every write through the API, the index applies
+//!   the changes after its last applied sequence number, so a record is searchable the moment its
+//!   creation returns, and a server sharing PostgreSQL with others sees their writes on its next
+//!   search. Writers waiting at once are indexed in one commit.
+//! - **One process per index.** A lock file keeps a second process (a CLI import beside a running
+//!   server) out; that process leaves indexing to the owner, which catches up from the feed.
+//! - **Rebuild.** A missing or unreadable index is rebuilt from the feed's entities' current
+//!   state; `meshwork reindex` forces it.
+//! - **Access.** The searcher's principal set is computed at query time ([`Search::access`]).
+
+use crate::auth::Actor;
+use crate::crm::Crm;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use meshwork_crm::{Doc, Kind};
+use meshwork_domain::{ErrorCode, Permission, RecordId, Role, WorkspaceId};
+use meshwork_keyring::Aad;
+use meshwork_search::{
+    principal_closure, Access, IndexDoc, IndexOp, SearchIndex, SearchOptions, SearchResults, CRM,
+    DOCUMENT_KIND, EVERYONE,
+};
+use meshwork_store::{ChangeRow, RecordRow, SourceDocRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// Changes read from the feed per index commit.
+const PAGE: i64 = 5_000;
+
+/// A source document as sealed in the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredDocument {
+    pub source: String,
+    /// The document's id in its source.
+    pub external_id: String,
+    pub title: String,
+    pub body: String,
+    pub url: Option<String>,
+    pub updated_at: i64,
+    /// The principals allowed to read it (`everyone`, `u:…`, `g:…`); empty means nobody.
+    pub acl: Vec<String>,
+}
+
+struct WsIndex {
+    index: SearchIndex,
+    catch_up: tokio::sync::Mutex<()>,
+    /// Held for the index's lifetime: the process lock on its directory.
+    _lock: File,
+}
+
+/// The search indexes of this process.
+pub struct Search {
+    root: PathBuf,
+    open: tokio::sync::Mutex<HashMap<WorkspaceId, Option<Arc<WsIndex>>>>,
+}
+
+impl std::fmt::Debug for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Search")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn search_err(e: meshwork_search::SearchError) -> ApiError {
+    match e {
+        meshwork_search::SearchError::Query(q) => {
+            let mut err = ApiError::new(ErrorCode::InvalidQuery, q.to_string());
+            if let Some(s) = q.subject() {
+                err = err.with("subject", Value::String(s.to_string()));
+            }
+            err
+        }
+        other => ApiError::internal(format!("search index: {other}")),
+    }
+}
+
+fn join_err(e: tokio::task::JoinError) -> ApiError {
+    ApiError::internal(format!("search task: {e}"))
+}
+
+impl Search {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            open: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn dir(&self, ws: WorkspaceId) -> PathBuf {
+        self.root.join(ws.to_string())
+    }
+
+    /// The workspace's index, opened (or rebuilt) on first use; `None` when another process
+    /// holds it.
+    async fn get(&self, state: &AppState, ws: WorkspaceId) -> ApiResult<Option<Arc<WsIndex>>> {
+        let mut open = self.open.lock().await;
+        if let Some(w) = open.get(&ws) {
+            return Ok(w.clone());
+        }
+        let dir = self.dir(ws);
+        let key = state.workspace_key(ws)?;
+        let w = tokio::task::spawn_blocking(move || open_index(&dir, key, ws))
+            .await
+            .map_err(join_err)??;
+        let w = w.map(Arc::new);
+        open.insert(ws, w.clone());
+        Ok(w)
+    }
+
+    /// Brings the workspace's index up to the end of its change feed. A no-op when another
+    /// process owns the index.
+    pub async fn sync(&self, state: &AppState, ws: WorkspaceId) -> ApiResult<()> {
+        if let Some(w) = self.get(state, ws).await? {
+            catch_up(state, ws, &w, |_| {}).await?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Search::sync`], for callers whose write already succeeded: a failure is logged and
+    /// left to the next search to retry.
+    pub async fn sync_after_write(&self, state: &AppState, ws: WorkspaceId) {
+        if let Err(e) = self.sync(state, ws).await {
+            tracing::warn!(workspace = %ws, error = %e.message, "indexing after a write failed; the next search retries");
+        }
+    }
+
+    /// Empties the index and applies the whole feed again; `progress` gets the sequence reached.
+    pub async fn rebuild(
+        &self,
+        state: &AppState,
+        ws: WorkspaceId,
+        progress: impl Fn(i64),
+    ) -> ApiResult<u64> {
+        let w = self.get(state, ws).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                "the search index is in use by another meshwork process (a running server); stop it first",
+            )
+        })?;
+        let w2 = w.clone();
+        tokio::task::spawn_blocking(move || w2.index.clear())
+            .await
+            .map_err(join_err)?
+            .map_err(search_err)?;
+        catch_up(state, ws, &w, progress).await?;
+        Ok(w.index.len())
+    }
+
+    /// Closes and removes the index of a deleted workspace.
+    pub async fn forget(&self, ws: WorkspaceId) {
+        self.open.lock().await.remove(&ws);
+        let _ = std::fs::remove_dir_all(self.dir(ws));
+    }
+
+    /// The principals `actor` searches as in `ws` (DESIGN.md decision 5): CRM records when the
+    /// role reads the CRM; for a person, `everyone` and the source identities joined to them by
+    /// their verified email, with every group containing those, transitively. API keys are not
+    /// people: they see CRM records only.
+    pub async fn access(
+        &self,
+        state: &AppState,
+        ws: WorkspaceId,
+        actor: &Actor,
+        role: Role,
+    ) -> ApiResult<Access> {
+        let mut start = Vec::new();
+        if role.allows(Permission::CrmRead) {
+            start.push(CRM.to_string());
+        }
+        if let Actor::User { id, .. } = actor {
+            start.push(EVERYONE.to_string());
+            let user = state
+                .store
+                .user(*id)
+                .await?
+                .ok_or_else(|| ApiError::internal("a signed-in user without a row"))?;
+            if user.email_verified {
+                let email = state.open_account_str(*id, "email", &user.email_sealed)?;
+                let index = source_email_index(state, ws, &email)?;
+                start.extend(state.store.principals_by_email(ws, &index).await?);
+            }
+        }
+        let store = state.store.clone();
+        let set = principal_closure(start, |frontier: Vec<String>| {
+            let store = store.clone();
+            async move { store.groups_containing(ws, &frontier).await }
+        })
+        .await?;
+        Ok(Access::new(set))
+    }
+
+    /// Runs the search-box query `q` for `actor`.
+    pub async fn search(
+        &self,
+        state: &AppState,
+        ws: WorkspaceId,
+        actor: &Actor,
+        role: Role,
+        q: &str,
+        limit: usize,
+    ) -> ApiResult<SearchResults> {
+        let parsed = meshwork_search::query::parse(q).map_err(|e| search_err(e.into()))?;
+        let w = self.get(state, ws).await?.ok_or_else(|| {
+            ApiError::internal(
+                "the search index is in use by another meshwork process; search through the server",
+            )
+        })?;
+        catch_up(state, ws, &w, |_| {}).await?;
+        let access = self.access(state, ws, actor, role).await?;
+        let me = match actor {
+            Actor::User { id, .. } => Some(id.to_string()),
+            Actor::ApiKey { .. } => None,
+        };
+        let opts = SearchOptions {
+            limit,
+            me,
+            ..Default::default()
+        };
+        tokio::task::spawn_blocking(move || w.index.search(&parsed, &access, &opts))
+            .await
+            .map_err(join_err)?
+            .map_err(search_err)
+    }
+}
+
+/// Opens the index in `dir` with its process lock; rebuilds an unreadable one from scratch.
+fn open_index(
+    dir: &Path,
+    key: Arc<meshwork_keyring::DataKey>,
+    ws: WorkspaceId,
+) -> ApiResult<Option<WsIndex>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+    let lock_path = dir.with_extension("lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| ApiError::internal(format!("opening {}: {e}", lock_path.display())))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(ApiError::internal(format!(
+                "locking {}: {e}",
+                lock_path.display()
+            )))
+        }
+    }
+    let scope = ws.to_string();
+    let index = match SearchIndex::open(dir, key.clone(), &scope) {
+        Ok(i) => i,
+        Err(e) if e.needs_rebuild() => {
+            tracing::warn!(workspace = %ws, error = %e, "the search index cannot be read; rebuilding it from the store");
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| ApiError::internal(format!("removing {}: {e}", dir.display())))?;
+            SearchIndex::open(dir, key, &scope).map_err(search_err)?
+        }
+        Err(e) => return Err(search_err(e)),
+    };
+    Ok(Some(WsIndex {
+        index,
+        catch_up: tokio::sync::Mutex::new(()),
+        _lock: lock,
+    }))
+}
+
+/// Applies the feed after the index's applied sequence, page by page: each page's entities are
+/// read in their current state (a deleted one is removed from the index) and committed with the
+/// page's last sequence number.
+async fn catch_up(
+    state: &AppState,
+    ws: WorkspaceId,
+    w: &Arc<WsIndex>,
+    progress: impl Fn(i64),
+) -> ApiResult<()> {
+    let _guard = w.catch_up.lock().await;
+    loop {
+        let after = w.index.applied_seq();
+        let changes = state.store.changes_since(ws, after, PAGE).await?;
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return Ok(());
+        };
+        let ops = index_ops(state, ws, &changes).await?;
+        let w2 = w.clone();
+        tokio::task::spawn_blocking(move || w2.index.apply(&ops, last))
+            .await
+            .map_err(join_err)?
+            .map_err(search_err)?;
+        progress(last);
+        if (changes.len() as i64) < PAGE {
+            return Ok(());
+        }
+    }
+}
+
+async fn index_ops(
+    state: &AppState,
+    ws: WorkspaceId,
+    changes: &[ChangeRow],
+) -> ApiResult<Vec<IndexOp>> {
+    let mut records: BTreeSet<RecordId> = BTreeSet::new();
+    let mut documents: BTreeSet<String> = BTreeSet::new();
+    for c in changes {
+        if c.entity == "document" {
+            documents.insert(c.entity_id.clone());
+        } else if Kind::from_str(&c.entity).is_ok() {
+            if let Ok(id) = c.entity_id.parse() {
+                records.insert(id);
+            }
+        }
+    }
+    let mut ops = Vec::new();
+    if !records.is_empty() {
+        let ids: Vec<RecordId> = records.iter().copied().collect();
+        let rows = state.store.crm_records(ws, &ids).await?;
+        let crm = Crm::new(state, ws)?;
+        let mut docs: Vec<(RecordRow, Doc)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let doc = crm.open_doc(&row)?;
+            docs.push((row, doc));
+        }
+        let pipelines = pipelines_of(state, &crm, &docs).await?;
+        let mut found = BTreeSet::new();
+        for (row, doc) in &docs {
+            found.insert(row.id);
+            let Ok(kind) = Kind::from_str(&row.kind) else {
+                continue;
+            };
+            let mut d = record_doc(row, kind, doc, &pipelines);
+            if kind == Kind::File {
+                d.body.push_str(&file_text(&crm, row.id, doc).await?);
+            }
+            ops.push(IndexOp::Upsert(Box::new(d)));
+        }
+        for id in records.difference(&found) {
+            ops.push(IndexOp::Delete(id.to_string()));
+        }
+    }
+    if !documents.is_empty() {
+        let ids: Vec<String> = documents.iter().cloned().collect();
+        let rows = state.store.source_documents(ws, &ids).await?;
+        let mut found = BTreeSet::new();
+        for row in rows {
+            found.insert(row.id.clone());
+            let d = open_document(state, ws, &row)?;
+            ops.push(IndexOp::Upsert(Box::new(IndexDoc {
+                id: row.id.clone(),
+                kind: DOCUMENT_KIND.into(),
+                title: d.title,
+                body: d.body,
+                acl: d.acl,
+                source: Some(d.source),
+                url: d.url,
+                updated: d.updated_at,
+                ..Default::default()
+            })));
+        }
+        for id in documents.difference(&found) {
+            ops.push(IndexOp::Delete(id.clone()));
+        }
+    }
+    Ok(ops)
+}
+
+/// The pipelines of the deals in `docs` (id → document), from the batch or the store.
+async fn pipelines_of(
+    state: &AppState,
+    crm: &Crm<'_>,
+    docs: &[(RecordRow, Doc)],
+) -> ApiResult<BTreeMap<String, Doc>> {
+    let mut out: BTreeMap<String, Doc> = docs
+        .iter()
+        .filter(|(r, _)| r.kind == "pipeline")
+        .map(|(r, d)| (r.id.to_string(), d.clone()))
+        .collect();
+    let wanted: Vec<RecordId> = docs
+        .iter()
+        .filter(|(r, _)| r.kind == "deal")
+        .filter_map(|(_, d)| d.get("pipeline").and_then(Value::as_str))
+        .filter(|p| !out.contains_key(*p))
+        .filter_map(|p| p.parse().ok())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !wanted.is_empty() {
+        for row in state.store.crm_records(crm.ws, &wanted).await? {
+            out.insert(row.id.to_string(), crm.open_doc(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+fn text(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Markup removed from rich text before indexing (the index shows escaped snippets, so this is
+/// about matching words, not safety).
+fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What the index holds of a CRM record: a title, the rest of its text, emails and phones for
+/// their own matching, and the fields filters use.
+pub fn record_doc(
+    row: &RecordRow,
+    kind: Kind,
+    doc: &Doc,
+    pipelines: &BTreeMap<String, Doc>,
+) -> IndexDoc {
+    use meshwork_crm::FieldType;
+    let title = match kind {
+        Kind::Contact => {
+            let name = format!(
+                "{} {}",
+                text(doc.get("first_name")),
+                text(doc.get("last_name"))
+            );
+            let name = name.trim().to_string();
+            if name.is_empty() {
+                strings(doc.get("emails"))
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default()
+            } else {
+                name
+            }
+        }
+        Kind::Activity => text(doc.get("title")),
+        Kind::Communication => {
+            let s = text(doc.get("subject"));
+            if s.is_empty() {
+                format!("{} {}", text(doc.get("channel")), text(doc.get("from")))
+            } else {
+                s
+            }
+        }
+        Kind::Note => String::new(),
+        Kind::Field => text(doc.get("label")),
+        Kind::FormSubmission => "Form submission".to_string(),
+        _ => text(doc.get("name")),
+    };
+    let mut d = IndexDoc {
+        id: row.id.to_string(),
+        kind: kind.as_str().to_string(),
+        title,
+        acl: vec![CRM.to_string()],
+        updated: row.updated_at,
+        owner: doc.get("owner").and_then(Value::as_str).map(str::to_string),
+        tags: strings(doc.get("tags")),
+        ..Default::default()
+    };
+    let mut body: Vec<String> = Vec::new();
+    for spec in kind.fields() {
+        let v = doc.get(spec.name);
+        match spec.ty {
+            FieldType::Emails => d.emails = strings(v),
+            FieldType::Phones => d.phones = strings(v),
+            FieldType::Text(_) | FieldType::Choice(_) | FieldType::Currency | FieldType::Date => {
+                let t = text(v);
+                if !t.is_empty() && t != d.title {
+                    body.push(t);
+                }
+            }
+            FieldType::LongText => body.push(strip_tags(&text(v))),
+            FieldType::Texts | FieldType::Domains => body.extend(strings(v)),
+            FieldType::Amount => {
+                if let Some(a) = v.and_then(Value::as_str) {
+                    body.push(a.to_string());
+                    d.amount = a.parse().ok();
+                }
+            }
+            FieldType::Custom | FieldType::Answers => {
+                if let Some(Value::Object(m)) = v {
+                    for x in m.values() {
+                        match x {
+                            Value::String(s) => body.push(s.clone()),
+                            Value::Array(a) => {
+                                body.extend(a.iter().filter_map(Value::as_str).map(str::to_string))
+                            }
+                            Value::Number(n) => body.push(n.to_string()),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            FieldType::Stages => {
+                if let Some(Value::Array(stages)) = v {
+                    body.extend(
+                        stages
+                            .iter()
+                            .filter_map(|s| s.get("name").and_then(Value::as_str))
+                            .map(str::to_string),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    if kind == Kind::Deal {
+        let stage = text(doc.get("stage"));
+        let pipeline = text(doc.get("pipeline"));
+        d.pipeline.push(pipeline.clone());
+        let mut state = "open";
+        if let Some(p) = pipelines.get(&pipeline) {
+            d.pipeline.push(text(p.get("name")));
+            if let Some(Value::Array(stages)) = p.get("stages") {
+                if let Some(s) = stages
+                    .iter()
+                    .find(|s| s.get("id").and_then(Value::as_str) == Some(stage.as_str()))
+                {
+                    d.stage.push(text(s.get("name")));
+                    if s.get("won").and_then(Value::as_bool) == Some(true) {
+                        state = "won";
+                    } else if s.get("lost").and_then(Value::as_bool) == Some(true) {
+                        state = "lost";
+                    }
+                }
+            }
+        }
+        d.stage.push(stage);
+        d.stage.push(state.to_string());
+    }
+    d.body = body.join("\n");
+    d
+}
+
+/// The text of an uploaded plain-text file (up to 1 MiB of it), for full-text search.
+async fn file_text(crm: &Crm<'_>, id: RecordId, doc: &Doc) -> ApiResult<String> {
+    let content_type = text(doc.get("content_type"));
+    let name = text(doc.get("name")).to_lowercase();
+    let is_text = content_type.starts_with("text/")
+        || [".txt", ".md", ".csv", ".log", ".json"]
+            .iter()
+            .any(|e| name.ends_with(e));
+    if !is_text {
+        return Ok(String::new());
+    }
+    let Some(sealed) = crm.state.store.crm_blob(crm.ws, id).await? else {
+        return Ok(String::new());
+    };
+    let bytes = crm.open_bytes(id, "content", &sealed)?;
+    let cut = bytes.len().min(1 << 20);
+    Ok(format!("\n{}", String::from_utf8_lossy(&bytes[..cut])))
+}
+
+/// The blind index joining a source identity's email to a Meshwork account's (mm03).
+pub fn source_email_index(state: &AppState, ws: WorkspaceId, email: &str) -> ApiResult<[u8; 32]> {
+    Ok(state
+        .workspace_key(ws)?
+        .blind_index("source.email", &email.trim().to_lowercase())
+        .0)
+}
+
+fn hashed(
+    state: &AppState,
+    ws: WorkspaceId,
+    what: &str,
+    source: &str,
+    id: &str,
+) -> ApiResult<[u8; 32]> {
+    Ok(state
+        .workspace_key(ws)?
+        .blind_index(what, &format!("{source}\u{0}{id}"))
+        .0)
+}
+
+/// A source user's principal: a blind index of the source and the user's id in it.
+pub fn source_user(state: &AppState, ws: WorkspaceId, source: &str, id: &str) -> ApiResult<String> {
+    Ok(meshwork_search::user_principal(&hashed(
+        state,
+        ws,
+        "source.user",
+        source,
+        id,
+    )?))
+}
+
+/// A source group's principal.
+pub fn source_group(
+    state: &AppState,
+    ws: WorkspaceId,
+    source: &str,
+    id: &str,
+) -> ApiResult<String> {
+    Ok(meshwork_search::group_principal(&hashed(
+        state,
+        ws,
+        "source.group",
+        source,
+        id,
+    )?))
+}
+
+/// A source document's row id: derived from its source and id, so pushing it again replaces it.
+pub fn document_id(state: &AppState, ws: WorkspaceId, source: &str, id: &str) -> ApiResult<String> {
+    let h = hashed(state, ws, "source.document", source, id)?;
+    Ok(format!(
+        "d{}",
+        h[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
+}
+
+fn document_aad<'a>(scope: &'a str, id: &'a str) -> Aad<'a> {
+    Aad {
+        scope,
+        record: id,
+        field: "document",
+    }
+}
+
+pub fn seal_document(
+    state: &AppState,
+    ws: WorkspaceId,
+    id: &str,
+    d: &StoredDocument,
+) -> ApiResult<Vec<u8>> {
+    let scope = ws.to_string();
+    let bytes = serde_json::to_vec(d).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(state
+        .workspace_key(ws)?
+        .seal(document_aad(&scope, id), &bytes))
+}
+
+pub fn open_document(
+    state: &AppState,
+    ws: WorkspaceId,
+    row: &SourceDocRow,
+) -> ApiResult<StoredDocument> {
+    let scope = ws.to_string();
+    let bytes = state
+        .workspace_key(ws)?
+        .open(document_aad(&scope, &row.id), &row.data_sealed)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::internal(format!("document {} holds invalid JSON: {e}", row.id)))
+}
