@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 /// Where the data is.
 #[derive(Debug, ClapArgs)]
-pub struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// A TOML configuration file (see `meshwork default-config`).
     #[arg(long, env = "MESHWORK_CONFIG")]
     config: Option<PathBuf>,
@@ -28,7 +28,7 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    async fn open(&self) -> anyhow::Result<(AppState, WorkspaceId)> {
+    pub(crate) async fn open(&self) -> anyhow::Result<(AppState, WorkspaceId)> {
         let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
@@ -47,7 +47,7 @@ impl StoreArgs {
     }
 }
 
-async fn an_owner(state: &AppState, ws: WorkspaceId) -> anyhow::Result<UserId> {
+pub(crate) async fn an_owner(state: &AppState, ws: WorkspaceId) -> anyhow::Result<UserId> {
     state
         .store
         .members(ws)
@@ -138,7 +138,7 @@ pub struct ImportCli {
     args: Option<ImportArgs>,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

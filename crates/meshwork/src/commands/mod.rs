@@ -3,6 +3,7 @@
 mod bench;
 mod crm;
 mod default_config;
+mod search;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,16 @@ enum Command {
     ///
     /// Example: `meshwork merge --workspace WS --type contact --dry-run KEEP_ID OTHER_ID`
     Merge(crm::MergeArgs),
+    /// Search a workspace as its owner (or `--as` a member), as the search box does. Needs the
+    /// server stopped; with a server running, use the API.
+    ///
+    /// Example: `meshwork search --workspace WS 'type:deal acme renew'`
+    Search(search::SearchArgs),
+    /// Rebuild a workspace's search index from the store (it also rebuilds itself when missing
+    /// or unreadable). Needs the server stopped.
+    ///
+    /// Example: `meshwork reindex --workspace WS`
+    Reindex(search::ReindexArgs),
     /// Developer tools: test-data generation.
     ///
     /// Example: `meshwork dev generate --type contact --rows 1048576 --seed 7 --out contacts.csv`
@@ -58,6 +69,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(cli) => crm::import(cli),
         Command::Export(args) => crm::export(args),
         Command::Merge(args) => crm::merge(args),
+        Command::Search(args) => search::search(args),
+        Command::Reindex(args) => search::reindex(args),
         Command::Dev(cmd) => crm::dev(cmd),
     }
 }
