@@ -7,15 +7,17 @@ use crate::query::{typo_budget, Clause, FilterField, ParsedQuery};
 use crate::schema::{self, tokens, Fields, ANALYZER};
 use crate::Result;
 use meshwork_keyring::DataKey;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
+use tantivy::index::SegmentId;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery,
-    Query, TermQuery, TermSetQuery,
+    AllQuery, BitSetDocSet, BooleanQuery, BoostQuery, ConstScorer, EmptyScorer, EnableScoring,
+    Explanation, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, Scorer, TermQuery,
+    Weight,
 };
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
@@ -23,6 +25,8 @@ use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, SegmentOrdinal,
     SegmentReader, TantivyDocument, Term,
 };
+use tantivy::{DocSet, Searcher, TERMINATED};
+use tantivy_common::BitSet;
 
 /// The kinds of item in the index: the CRM's record kinds, then connector documents.
 pub const KINDS: [&str; 12] = [
@@ -142,6 +146,8 @@ pub struct SearchIndex {
     analyzer: TextAnalyzer,
     applied: AtomicI64,
     dir: Option<SealedDirectory>,
+    /// The access filter of the last principal set, for the searcher generation it was built on.
+    acl_cache: Mutex<Option<(Access, u64, AclFilter)>>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -244,6 +250,7 @@ impl SearchIndex {
             analyzer: schema::analyzer(),
             applied: AtomicI64::new(applied),
             dir,
+            acl_cache: Mutex::new(None),
         })
     }
 
@@ -505,13 +512,15 @@ impl SearchIndex {
 
     /// The query for `q` as `access` may see it: the access filter, the filters, then every
     /// clause (AND).
-    fn build(&self, q: &ParsedQuery, access: &Access, opts: &SearchOptions) -> Box<dyn Query> {
-        let acl_terms: Vec<Term> = access
-            .principals()
-            .map(|p| Term::from_field_text(self.f.acl, p))
-            .collect();
+    fn build(
+        &self,
+        searcher: &Searcher,
+        q: &ParsedQuery,
+        access: &Access,
+        opts: &SearchOptions,
+    ) -> Result<Box<dyn Query>> {
         let mut must: Vec<(Occur, Box<dyn Query>)> =
-            vec![(Occur::Must, Box::new(TermSetQuery::new(acl_terms)))];
+            vec![(Occur::Must, Box::new(self.acl_filter(searcher, access)?))];
         for (field, value) in &q.filters {
             must.push((
                 Occur::Must,
@@ -528,7 +537,47 @@ impl SearchIndex {
         if text == 0 && q.filters.is_empty() {
             must.push((Occur::Must, Box::new(AllQuery)));
         }
-        Box::new(BooleanQuery::new(must))
+        Ok(Box::new(BooleanQuery::new(must)))
+    }
+
+    /// The documents `access` may see in each segment of `searcher`, as bitsets read straight
+    /// from the postings of its principals; kept for the next search with the same principals on
+    /// the same searcher generation (a user typing runs many).
+    fn acl_filter(&self, searcher: &Searcher, access: &Access) -> Result<AclFilter> {
+        let generation = searcher.generation().generation_id();
+        {
+            let cache = self.acl_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((a, g, f)) = cache.as_ref() {
+                if *g == generation && a == access {
+                    return Ok(f.clone());
+                }
+            }
+        }
+        let mut sets = HashMap::new();
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.f.acl)?;
+            let mut bits = BitSet::with_max_value(segment.max_doc());
+            for p in access.principals() {
+                let term = Term::from_field_text(self.f.acl, p);
+                if let Some(mut postings) = inverted
+                    .read_postings(&term, IndexRecordOption::Basic)
+                    .map_err(tantivy::TantivyError::from)?
+                {
+                    let mut doc = postings.doc();
+                    while doc != TERMINATED {
+                        bits.insert(doc);
+                        doc = postings.advance();
+                    }
+                }
+            }
+            sets.insert(segment.segment_id(), bits);
+        }
+        let filter = AclFilter {
+            sets: Arc::new(sets),
+        };
+        *self.acl_cache.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((access.clone(), generation, filter.clone()));
+        Ok(filter)
     }
 
     /// Runs `q` as `access`: matches grouped by type, with counts and snippets. With no words
@@ -544,8 +593,8 @@ impl SearchIndex {
             return Ok(SearchResults::default());
         }
         let limit = opts.limit.clamp(1, 100);
-        let query = self.build(q, access, opts);
         let searcher = self.reader.searcher();
+        let query = self.build(&searcher, q, access, opts)?;
         // Enough hits that every type can fill its group in the common case.
         let fetch = (limit * 4).clamp(40, 400);
         let (hits, counts): (Vec<(f32, DocAddress)>, [u64; KINDS.len()]) = if q.is_browse() {
@@ -623,8 +672,8 @@ impl SearchIndex {
         if access.is_empty() {
             return Ok((Vec::new(), 0));
         }
-        let query = self.build(q, access, opts);
         let searcher = self.reader.searcher();
+        let query = self.build(&searcher, q, access, opts)?;
         let (docs, counts) =
             searcher.search(&query, &(tantivy::collector::DocSetCollector, KindCounts))?;
         let mut ids = Vec::with_capacity(docs.len());
@@ -634,6 +683,45 @@ impl SearchIndex {
         }
         ids.sort();
         Ok((ids, counts.iter().sum()))
+    }
+}
+
+/// A precomputed access filter: per segment, the documents the searcher's principals reach.
+#[derive(Clone)]
+struct AclFilter {
+    sets: Arc<HashMap<SegmentId, BitSet>>,
+}
+
+impl std::fmt::Debug for AclFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AclFilter")
+            .field("segments", &self.sets.len())
+            .finish()
+    }
+}
+
+impl Query for AclFilter {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Weight for AclFilter {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        Ok(match self.sets.get(&reader.segment_id()) {
+            Some(bits) => Box::new(ConstScorer::new(BitSetDocSet::from(bits.clone()), boost)),
+            // A segment the filter was not built for (never, within one searcher): nothing.
+            None => Box::new(EmptyScorer),
+        })
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        match self.sets.get(&reader.segment_id()) {
+            Some(bits) if bits.contains(doc) => Ok(Explanation::new("access filter", 1.0)),
+            _ => Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} is not visible to these principals"
+            ))),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
+    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -25,6 +25,9 @@ pub struct Args {
 enum What {
     /// Authenticated reads and writes per second with latency percentiles, and idle memory.
     Api(ApiArgs),
+    /// The search index against PostgreSQL tsvector + GIN and SQLite FTS5: latency percentiles
+    /// and queries per second at 1 and 16 clients, build time, size and memory.
+    Search(super::bench_search::SearchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(api(a)),
+        What::Search(a) => super::bench_search::run(a),
     }
 }
 
