@@ -332,7 +332,7 @@ impl SearchIndex {
     /// Applies `ops` and commits them with `seq` as the applied sequence number; the changes are
     /// searchable when this returns.
     pub fn apply(&self, ops: &[IndexOp], seq: i64) -> Result<()> {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         for op in ops {
             match op {
                 IndexOp::Upsert(d) => {
@@ -344,25 +344,32 @@ impl SearchIndex {
                 }
             }
         }
-        let mut commit = writer.prepare_commit()?;
-        commit.set_payload(&seq.to_string());
-        commit.commit()?;
-        drop(writer);
-        self.reader.reload()?;
+        self.commit(writer, seq)?;
         self.applied.fetch_max(seq, Ordering::AcqRel);
         Ok(())
     }
 
     /// Removes every item and sets the applied sequence to 0 (the start of a rebuild).
     pub fn clear(&self) -> Result<()> {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         writer.delete_all_documents()?;
+        self.commit(writer, 0)?;
+        self.applied.store(0, Ordering::Release);
+        Ok(())
+    }
+
+    /// Commits with `seq` as the applied sequence (the payload read back by `open`), then makes
+    /// the commit visible to searches.
+    fn commit(
+        &self,
+        mut writer: std::sync::MutexGuard<'_, IndexWriter<TantivyDocument>>,
+        seq: i64,
+    ) -> Result<()> {
         let mut commit = writer.prepare_commit()?;
-        commit.set_payload("0");
+        commit.set_payload(&seq.to_string());
         commit.commit()?;
         drop(writer);
         self.reader.reload()?;
-        self.applied.store(0, Ordering::Release);
         Ok(())
     }
 
@@ -614,12 +621,18 @@ impl SearchIndex {
         let mut groups: Vec<Group> = Vec::new();
         let mut index_of: BTreeMap<String, usize> = BTreeMap::new();
         for (score, address) in hits {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let kind = text_of(&doc, self.f.kind);
+            // The type comes from the fast field: a hit whose group is full is never loaded.
+            let code = searcher
+                .segment_reader(address.segment_ord)
+                .fast_fields()
+                .u64("kind_code")?
+                .first(address.doc_id)
+                .unwrap_or(KINDS.len() as u64 - 1) as usize;
+            let kind = KINDS[code.min(KINDS.len() - 1)].to_string();
             let g = *index_of.entry(kind.clone()).or_insert_with(|| {
                 groups.push(Group {
                     kind: kind.clone(),
-                    count: counts[kind_code(&kind) as usize],
+                    count: counts[code.min(KINDS.len() - 1)],
                     hits: Vec::new(),
                 });
                 groups.len() - 1
@@ -627,6 +640,7 @@ impl SearchIndex {
             if groups[g].hits.len() >= limit {
                 continue;
             }
+            let doc: TantivyDocument = searcher.doc(address)?;
             let title_text = text_of(&doc, self.f.title);
             let (title, _) = snippet(&mut analyzer, &matcher, &title_text, 300);
             let body_text = text_of(&doc, self.f.body);
