@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(config) = meshwork_server::Config::from_toml_str(text) {
+    if let Ok(config) = meshwork_config::Config::from_toml_str(text) {
         let _ = config.validate();
     }
 });

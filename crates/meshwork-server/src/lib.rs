@@ -8,7 +8,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
-pub mod config;
+pub use meshwork_config as config;
 pub mod crm;
 pub mod error;
 pub mod export;
