@@ -92,6 +92,9 @@ error_codes! {
     InvalidQuery => ("invalid_query", 422, InvalidRequest, "A search query is too long or uses an unknown filter; the message names it."),
     InvalidFilter => ("invalid_filter", 422, InvalidRequest, "A list filter or sort names an unknown field or has a malformed value; the message names it."),
     FormNotFound => ("form_not_found", 404, InvalidRequest, "No published form with this id."),
+    PartnershipNotFound => ("partnership_not_found", 404, InvalidRequest, "No partnership with this id involving this workspace."),
+    PartnershipNotActive => ("partnership_not_active", 409, InvalidRequest, "The partnership is not active: it awaits the other side's acceptance, or was revoked."),
+    PopulationNotFound => ("population_not_found", 404, InvalidRequest, "No population or match list with this id in the workspace."),
     Internal => ("internal", 500, Internal, "The server failed. The error is logged; nothing about it is shown here."),
 }
 

@@ -51,11 +51,12 @@ impl Role {
         match permission {
             WorkspaceRead | MembersRead => true,
             WorkspaceRename | MembersInvite | MembersManage | ApiKeysRead | ApiKeysManage
-            | ChangesRead | CrmBulk | CrmSchema | CrmImport | CrmExport | SourcesWrite => {
+            | ChangesRead | CrmBulk | CrmSchema | CrmImport | CrmExport | SourcesWrite
+            | PartnersManage => {
                 matches!(self, Owner | Admin)
             }
             CrmRead | SearchRead => true,
-            CrmWrite => matches!(self, Owner | Admin | Member),
+            CrmWrite | PartnersRead => matches!(self, Owner | Admin | Member),
             AuditRead | WorkspaceDelete => matches!(self, Owner),
         }
     }
@@ -104,10 +105,12 @@ pub enum Permission {
     CrmExport,
     SearchRead,
     SourcesWrite,
+    PartnersRead,
+    PartnersManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 20] = [
         Permission::WorkspaceRead,
         Permission::WorkspaceRename,
         Permission::WorkspaceDelete,
@@ -126,6 +129,8 @@ impl Permission {
         Permission::CrmExport,
         Permission::SearchRead,
         Permission::SourcesWrite,
+        Permission::PartnersRead,
+        Permission::PartnersManage,
     ];
 
     /// The stable name used in `docs/permissions.md` and in the OpenAPI document's security scopes.
@@ -149,6 +154,8 @@ impl Permission {
             Permission::CrmExport => "crm.export",
             Permission::SearchRead => "search.read",
             Permission::SourcesWrite => "sources.write",
+            Permission::PartnersRead => "partners.read",
+            Permission::PartnersManage => "partners.manage",
         }
     }
 

@@ -302,6 +302,13 @@ impl Keyring {
             .ok_or(KeyringError::MissingWorkspaceKey(ws))
     }
 
+    /// A server-wide secret for `purpose` (partnership keys, the overlap identity key), derived
+    /// from the master key on demand: like the master key, it is never stored, in the database or
+    /// in the keyring directory, and every server sharing the master key derives the same one.
+    pub fn server_key(&self, purpose: &str) -> SecretKey {
+        self.master.wrap.derive(&format!("server/{purpose}"))
+    }
+
     /// Crypto-shredding: removes the workspace's key, making its data unreadable everywhere. The
     /// file is overwritten before it is unlinked (best effort: the file system may keep old blocks,
     /// which is one more reason the master key itself must be guarded).

@@ -14,6 +14,12 @@
 //! - `normalised_value` is the UTF-8 value from [`crate::normalize`].
 //!
 //! Tokens are computed on demand for one comparison and discarded; they are not stored.
+//!
+//! A server that must keep identifiers between runs without keeping them raw (a match-only
+//! import) keeps *pseudonyms* instead: the token of the identifier under a server-wide identity
+//! key (`Tokenizer::new(identity_key).token(id)`), and derives the partnership's token from the
+//! pseudonym with [`Tokenizer::token_of`]. Both partners' records then go through the same two
+//! steps, so equal identifiers still give equal tokens.
 
 use hmac::{Hmac, Mac};
 use rayon::prelude::*;
@@ -62,6 +68,14 @@ impl Tokenizer {
         mac.update(id.kind_tag());
         mac.update(&[0x00]);
         mac.update(id.value().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The token of a value that is already a keyed hash (a pseudonym, see below):
+    /// `HMAC-SHA256(key, pseudonym)`.
+    pub fn token_of(&self, pseudonym: &MatchToken) -> MatchToken {
+        let mut mac = self.keyed.clone();
+        mac.update(pseudonym);
         mac.finalize().into_bytes().into()
     }
 

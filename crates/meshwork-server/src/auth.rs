@@ -241,7 +241,9 @@ pub mod perm {
         CrmImport,
         CrmExport,
         SearchRead,
-        SourcesWrite
+        SourcesWrite,
+        PartnersRead,
+        PartnersManage
     );
 }
 

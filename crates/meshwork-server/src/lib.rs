@@ -16,6 +16,7 @@ pub mod http;
 pub mod import;
 pub mod key_cache;
 pub mod mail;
+pub mod overlap;
 pub mod search;
 pub mod state;
 

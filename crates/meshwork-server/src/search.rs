@@ -229,6 +229,30 @@ impl Search {
             .map_err(join_err)?
             .map_err(search_err)
     }
+
+    /// The ids of the CRM records (any type) matching the filter `q`, as a role reading the CRM
+    /// sees them: how saved populations are evaluated.
+    pub async fn crm_ids(
+        &self,
+        state: &AppState,
+        ws: WorkspaceId,
+        q: &str,
+    ) -> ApiResult<Vec<String>> {
+        let parsed = meshwork_search::query::parse(q).map_err(|e| search_err(e.into()))?;
+        let w = self.get(state, ws).await?.ok_or_else(|| {
+            ApiError::internal("the search index is in use by another meshwork process")
+        })?;
+        catch_up(state, ws, &w, |_| {}).await?;
+        let access = Access::new([CRM.to_string()]);
+        let (ids, _) = tokio::task::spawn_blocking(move || {
+            w.index
+                .matching_ids(&parsed, &access, &SearchOptions::default())
+        })
+        .await
+        .map_err(join_err)?
+        .map_err(search_err)?;
+        Ok(ids)
+    }
 }
 
 /// Opens the index in `dir` with its process lock; rebuilds an unreadable one from scratch.

@@ -9,6 +9,7 @@ mod integration {
     pub mod common;
     pub mod crm;
     mod import;
+    mod overlap;
     mod route_matrix;
     mod search;
     mod startup;

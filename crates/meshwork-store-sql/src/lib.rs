@@ -55,6 +55,33 @@ macro_rules! impl_sql_store {
 
             pub(super) type DbRow = <$db as $crate::sqlx::Database>::Row;
 
+            pub(super) fn partnership(r: &DbRow) -> Result<PartnershipRow> {
+                let a: String = r.try_get("inviter_ws").map_err(db)?;
+                let b: String = r.try_get("invitee_ws").map_err(db)?;
+                Ok(PartnershipRow {
+                    id: r.try_get("id").map_err(db)?,
+                    inviter: WorkspaceId(uuid(&a, "partnerships.inviter_ws")?),
+                    invitee: WorkspaceId(uuid(&b, "partnerships.invitee_ws")?),
+                    state: r.try_get("state").map_err(db)?,
+                    inviter_settings: r.try_get("inviter_settings").map_err(db)?,
+                    invitee_settings: r.try_get("invitee_settings").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                    version: r.try_get("version").map_err(db)?,
+                })
+            }
+
+            pub(super) fn population(r: &DbRow) -> Result<PopulationRow> {
+                let ws: String = r.try_get("workspace_id").map_err(db)?;
+                Ok(PopulationRow {
+                    id: r.try_get("id").map_err(db)?,
+                    workspace_id: WorkspaceId(uuid(&ws, "populations.workspace_id")?),
+                    data_sealed: r.try_get("data_sealed").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                })
+            }
+
             pub(super) fn source_doc(r: &DbRow) -> Result<SourceDocRow> {
                 let ws: String = r.try_get("workspace_id").map_err(db)?;
                 Ok(SourceDocRow {
@@ -1114,6 +1141,110 @@ macro_rules! impl_sql_store {
                 append_changes(&mut tx, ws, &changes, now).await?;
                 tx.commit().await.map_err($crate::db)?;
                 Ok(ids.len() as u64)
+            }
+
+            async fn partnership_create(&self, row: &meshwork_store::PartnershipRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO partnerships (id, inviter_ws, invitee_ws, state, inviter_settings, invitee_settings, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                    .bind(&row.id).bind(row.inviter.to_string()).bind(row.invitee.to_string()).bind(&row.state)
+                    .bind(&row.inviter_settings).bind(&row.invitee_settings).bind(row.created_at).bind(row.updated_at).bind(row.version)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn partnership(&self, id: &str) -> meshwork_store::Result<Option<meshwork_store::PartnershipRow>> {
+                let row = $crate::sqlx::query("SELECT * FROM partnerships WHERE id = $1")
+                    .bind(id).fetch_optional(self.reader()).await.map_err($crate::db)?;
+                row.map(|r| sql_store_rows::partnership(&r)).transpose()
+            }
+
+            async fn partnerships_of(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::PartnershipRow>> {
+                let rows = $crate::sqlx::query("SELECT * FROM partnerships WHERE inviter_ws = $1 OR invitee_ws = $1 ORDER BY created_at DESC, id")
+                    .bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?;
+                rows.iter().map(sql_store_rows::partnership).collect()
+            }
+
+            async fn partnership_update(&self, row: &meshwork_store::PartnershipRow, expected_version: i64, clear_results: bool) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("UPDATE partnerships SET state = $2, inviter_settings = $3, invitee_settings = $4, updated_at = $5, version = $6 WHERE id = $1 AND version = $7")
+                    .bind(&row.id).bind(&row.state).bind(&row.inviter_settings).bind(&row.invitee_settings)
+                    .bind(row.updated_at).bind(row.version).bind(expected_version)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                if r.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                if clear_results {
+                    $crate::sqlx::query("DELETE FROM overlap_results WHERE partnership_id = $1")
+                        .bind(&row.id).execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                tx.commit().await.map_err($crate::db)?;
+                Ok(true)
+            }
+
+            async fn overlap_result_put(&self, row: &meshwork_store::OverlapResultRow, version: i64) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                // Locks the partnership row (PostgreSQL) so a revocation cannot slip in between
+                // the check and the write; SQLite has one writer at a time anyway.
+                let lock = if $backend == meshwork_store::Backend::Postgres { " FOR UPDATE" } else { "" };
+                let live = $crate::sqlx::query(&format!("SELECT 1 FROM partnerships WHERE id = $1 AND state = 'active' AND version = $2{lock}"))
+                    .bind(&row.partnership_id).bind(version)
+                    .fetch_optional(&mut *tx).await.map_err($crate::db)?;
+                if live.is_none() {
+                    return Ok(false);
+                }
+                $crate::sqlx::query("INSERT INTO overlap_results (partnership_id, workspace_id, data_sealed, computed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (partnership_id, workspace_id) DO UPDATE SET data_sealed = excluded.data_sealed, computed_at = excluded.computed_at")
+                    .bind(&row.partnership_id).bind(row.workspace_id.to_string()).bind(&row.data_sealed).bind(row.computed_at)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(true)
+            }
+
+            async fn overlap_result(&self, partnership: &str, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Option<meshwork_store::OverlapResultRow>> {
+                use $crate::sqlx::Row as _;
+                let row = $crate::sqlx::query("SELECT data_sealed, computed_at FROM overlap_results WHERE partnership_id = $1 AND workspace_id = $2")
+                    .bind(partnership).bind(ws.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?;
+                row.map(|r| Ok(meshwork_store::OverlapResultRow {
+                    partnership_id: partnership.to_string(),
+                    workspace_id: ws,
+                    data_sealed: r.try_get(0).map_err($crate::db)?,
+                    computed_at: r.try_get(1).map_err($crate::db)?,
+                })).transpose()
+            }
+
+            async fn population_put(&self, row: &meshwork_store::PopulationRow, members_sealed: Option<&[u8]>, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("INSERT INTO populations (id, workspace_id, data_sealed, members_sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET data_sealed = excluded.data_sealed, members_sealed = COALESCE(excluded.members_sealed, populations.members_sealed), updated_at = excluded.updated_at WHERE populations.workspace_id = excluded.workspace_id")
+                    .bind(&row.id).bind(row.workspace_id.to_string()).bind(&row.data_sealed).bind(members_sealed)
+                    .bind(row.created_at).bind(row.updated_at)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                append_changes(&mut tx, row.workspace_id, &[("population", row.id.clone(), "update")], now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn populations(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::PopulationRow>> {
+                let rows = $crate::sqlx::query("SELECT id, workspace_id, data_sealed, created_at, updated_at FROM populations WHERE workspace_id = $1 ORDER BY created_at, id")
+                    .bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?;
+                rows.iter().map(sql_store_rows::population).collect()
+            }
+
+            async fn population_members(&self, ws: meshwork_domain::WorkspaceId, id: &str) -> meshwork_store::Result<Option<Vec<u8>>> {
+                use $crate::sqlx::Row as _;
+                let row = $crate::sqlx::query("SELECT members_sealed FROM populations WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.to_string()).bind(id).fetch_optional(self.reader()).await.map_err($crate::db)?;
+                Ok(match row {
+                    Some(r) => r.try_get::<Option<Vec<u8>>, _>(0).map_err($crate::db)?,
+                    None => None,
+                })
+            }
+
+            async fn population_delete(&self, ws: meshwork_domain::WorkspaceId, id: &str, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("DELETE FROM populations WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.to_string()).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
+                if r.rows_affected() == 1 {
+                    append_changes(&mut tx, ws, &[("population", id.to_string(), "delete")], now).await?;
+                }
+                tx.commit().await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn sources(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<(String, i64)>> {

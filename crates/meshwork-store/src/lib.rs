@@ -17,9 +17,11 @@ use meshwork_domain::{
 };
 
 mod crm;
+mod overlap;
 mod rows;
 mod sources;
 pub use crm::*;
+pub use overlap::*;
 pub use rows::*;
 pub use sources::*;
 
@@ -322,6 +324,42 @@ pub trait Store: Send + Sync + 'static {
     async fn source_delete_all(&self, ws: WorkspaceId, source: &str, now: Millis) -> Result<u64>;
     /// The sources with data in `ws` and their document counts.
     async fn sources(&self, ws: WorkspaceId) -> Result<Vec<(String, i64)>>;
+
+    // --- Partner overlap ----------------------------------------------------------------------
+    async fn partnership_create(&self, row: &PartnershipRow) -> Result<()>;
+    async fn partnership(&self, id: &str) -> Result<Option<PartnershipRow>>;
+    /// Partnerships with `ws` on either side, newest first.
+    async fn partnerships_of(&self, ws: WorkspaceId) -> Result<Vec<PartnershipRow>>;
+    /// Replaces a partnership whose version is still `expected_version` (answers false when it
+    /// changed meanwhile). `clear_results` deletes both sides' stored results in the same
+    /// transaction (a revocation, or a change to what is shared).
+    async fn partnership_update(
+        &self,
+        row: &PartnershipRow,
+        expected_version: i64,
+        clear_results: bool,
+    ) -> Result<bool>;
+    /// Stores one side's result, only while the partnership is active and still at `version`
+    /// (answers false otherwise, storing nothing): a run overtaken by a revocation or a settings
+    /// change leaves no trace.
+    async fn overlap_result_put(&self, row: &OverlapResultRow, version: i64) -> Result<bool>;
+    async fn overlap_result(
+        &self,
+        partnership: &str,
+        ws: WorkspaceId,
+    ) -> Result<Option<OverlapResultRow>>;
+    /// Inserts or replaces a population (with the sealed members of a match-only list), appending
+    /// a `population` change so that overlap results computed before it are stale.
+    async fn population_put(
+        &self,
+        row: &PopulationRow,
+        members_sealed: Option<&[u8]>,
+        now: Millis,
+    ) -> Result<()>;
+    async fn populations(&self, ws: WorkspaceId) -> Result<Vec<PopulationRow>>;
+    /// The sealed members of a match-only list.
+    async fn population_members(&self, ws: WorkspaceId, id: &str) -> Result<Option<Vec<u8>>>;
+    async fn population_delete(&self, ws: WorkspaceId, id: &str, now: Millis) -> Result<bool>;
 }
 
 /// Whose audit entries to read.

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod crm;
+pub mod overlap;
 pub mod search;
 pub mod system;
 pub mod workspaces;
@@ -29,7 +30,7 @@ const JSON_BODY_LIMIT: usize = 256 * 1024;
     info(title = "Meshwork API", description = "CRM, permission-aware workplace search and partner overlap, in one server. Errors are `{message, code, type, link}` with codes from one table.", license(name = "AGPL-3.0-only")),
     modifiers(&SecuritySchemes),
     components(schemas(ErrorBody)),
-    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "search"), (name = "system"))
+    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "search"), (name = "partners"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -117,6 +118,27 @@ fn search_routes() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT * 40))
 }
 
+fn overlap_routes() -> OpenApiRouter<AppState> {
+    let lists = OpenApiRouter::new()
+        .routes(routes!(overlap::create_match_list))
+        .layer(DefaultBodyLimit::max(overlap::MAX_MATCH_LIST_BYTES));
+    OpenApiRouter::new()
+        .routes(routes!(
+            overlap::list_populations,
+            overlap::create_population
+        ))
+        .routes(routes!(overlap::delete_population))
+        .routes(routes!(overlap::list_partnerships, overlap::invite))
+        .routes(routes!(overlap::accept))
+        .routes(routes!(overlap::revoke))
+        .routes(routes!(overlap::set_sharing))
+        .routes(routes!(overlap::run))
+        .routes(routes!(overlap::view))
+        .routes(routes!(overlap::export))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .merge(lists)
+}
+
 pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let pictures = OpenApiRouter::new()
         .routes(routes!(
@@ -160,6 +182,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(crm_routes())
         .merge(search_routes())
+        .merge(overlap_routes())
         .merge(pictures);
     let (router, doc) = api.split_for_parts();
     let doc_json = std::sync::Arc::new(doc.to_json().expect("OpenAPI document serializes"));

@@ -1,0 +1,769 @@
+//! Partner overlap between two workspaces of this server (PartnerMesh, DESIGN.md decision 7).
+//!
+//! - **Populations** are what a workspace compares: saved filters over its CRM, evaluated on the
+//!   search index (three built in: customers, open opportunities, prospects), or match-only lists
+//!   loaded from another CRM's export, which keep nothing but keyed hashes (pm02).
+//! - **Partnerships** need both sides: one invites, the other accepts; either revokes, at once.
+//!   Each side chooses, per population of its own, what the partner learns about it: nothing,
+//!   counts only, or per-record indicators; and a threshold under which counts read "fewer than
+//!   N" (pm05).
+//! - **A run** computes, for each side, which of *its own* records overlap which of the partner's
+//!   shared populations. Identifiers are normalised (`meshwork_overlap::normalize`), turned into
+//!   pseudonyms under a server-wide identity key and then into match tokens under the
+//!   partnership's key; both keys are derived from the master key and never stored. Tokens live
+//!   in memory for the run and are dropped; only each side's view (counts and indicators about
+//!   its own records) is stored, sealed with that side's key (pm04).
+//!
+//! A stored view records the change-feed positions and the partnership version it was computed
+//! at; reading it after either side's data or the settings changed recomputes it first.
+
+use crate::crm::Crm;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{now_millis, AppState};
+use meshwork_crm::{Doc, Kind};
+use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
+use meshwork_keyring::Aad;
+use meshwork_overlap::{Identifier, MatchToken, Tokenizer};
+use meshwork_store::{OverlapResultRow, PartnershipRow, PopulationRow};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+use utoipa::ToSchema;
+
+/// Populations per workspace (built-in ones included): a run keeps one bit per population.
+pub const MAX_POPULATIONS: usize = 32;
+/// Rows in one match-only list, and records in one population (the benchmark's 2^20).
+pub const MAX_POPULATION_SIZE: usize = 1 << 20;
+/// The default "fewer than N" threshold.
+pub const DEFAULT_THRESHOLD: u32 = 3;
+/// Phone numbers without a country code are read as numbers of this region, on both sides.
+const PHONE_REGION: &str = "US";
+
+/// What a side tells its partner about one of its populations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareLevel {
+    /// Nothing: the partner does not learn the population exists.
+    None,
+    /// The partner sees how many of its records overlap the population (or "fewer than N").
+    Counts,
+    /// The partner also sees which of its own records overlap the population.
+    Indicators,
+}
+
+/// One side's choices in a partnership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SideSettings {
+    /// Population id → what the partner learns about it. Populations not listed share nothing.
+    #[serde(default)]
+    pub shares: BTreeMap<String, ShareLevel>,
+    /// Counts about this side's populations below this read "fewer than N" (1 to 1000).
+    pub threshold: u32,
+}
+
+impl Default for SideSettings {
+    fn default() -> Self {
+        Self {
+            shares: BTreeMap::new(),
+            threshold: DEFAULT_THRESHOLD,
+        }
+    }
+}
+
+/// What a population is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PopulationSpec {
+    /// The CRM records a search filter matches (deals stand for their companies and contacts).
+    Filter { query: String },
+    /// A match-only list: rows of identifiers kept only as keyed hashes.
+    MatchList { rows: u64, entries: u64 },
+}
+
+/// A population as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Population {
+    pub id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub spec: PopulationSpec,
+    /// Built-in populations cannot be deleted.
+    pub builtin: bool,
+}
+
+/// The built-in populations (their ids are fixed; they are not stored).
+pub fn builtin_populations() -> Vec<Population> {
+    let f = |id: &str, name: &str, query: &str| Population {
+        id: id.to_string(),
+        name: name.to_string(),
+        spec: PopulationSpec::Filter {
+            query: query.to_string(),
+        },
+        builtin: true,
+    };
+    vec![
+        f("customers", "Customers", "type:deal stage:won"),
+        f(
+            "open-opportunities",
+            "Open opportunities",
+            "type:deal stage:open",
+        ),
+        f("prospects", "Prospects", "tag:prospect"),
+    ]
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredPopulation {
+    name: String,
+    spec: PopulationSpec,
+}
+
+fn population_aad<'a>(scope: &'a str, id: &'a str, field: &'a str) -> Aad<'a> {
+    Aad {
+        scope,
+        record: id,
+        field,
+    }
+}
+
+/// The workspace's populations, built-in ones first.
+pub async fn populations(state: &AppState, ws: WorkspaceId) -> ApiResult<Vec<Population>> {
+    let key = state.workspace_key(ws)?;
+    let scope = ws.to_string();
+    let mut out = builtin_populations();
+    for row in state.store.populations(ws).await? {
+        let plain = key.open(
+            population_aad(&scope, &row.id, "population"),
+            &row.data_sealed,
+        )?;
+        let p: StoredPopulation = serde_json::from_slice(&plain)
+            .map_err(|e| ApiError::internal(format!("population {}: {e}", row.id)))?;
+        out.push(Population {
+            id: row.id,
+            name: p.name,
+            spec: p.spec,
+            builtin: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks a population name.
+pub fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "field `name`: must be 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Stores a new population; `members` holds a match-only list's pseudonyms (one row per entry).
+pub async fn create_population(
+    state: &AppState,
+    ws: WorkspaceId,
+    name: String,
+    spec: PopulationSpec,
+    members: Option<&[Vec<MatchToken>]>,
+) -> ApiResult<Population> {
+    let existing = populations(state, ws).await?;
+    if existing.len() >= MAX_POPULATIONS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("a workspace has at most {MAX_POPULATIONS} populations (built-in ones included); delete one first"),
+        ));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let key = state.workspace_key(ws)?;
+    let scope = ws.to_string();
+    let stored = StoredPopulation {
+        name: name.clone(),
+        spec: spec.clone(),
+    };
+    let data = serde_json::to_vec(&stored).map_err(ApiError::internal)?;
+    let data_sealed = key.seal(population_aad(&scope, &id, "population"), &data);
+    let members_sealed = members.map(|rows| {
+        key.seal(
+            population_aad(&scope, &id, "members"),
+            &encode_members(rows),
+        )
+    });
+    let now = now_millis();
+    state
+        .store
+        .population_put(
+            &PopulationRow {
+                id: id.clone(),
+                workspace_id: ws,
+                data_sealed,
+                created_at: now,
+                updated_at: now,
+            },
+            members_sealed.as_deref(),
+            now,
+        )
+        .await?;
+    Ok(Population {
+        id,
+        name,
+        spec,
+        builtin: false,
+    })
+}
+
+/// Rows of pseudonyms as bytes: per row, a count byte then that many 32-byte pseudonyms.
+fn encode_members(rows: &[Vec<MatchToken>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.iter().map(|r| 1 + 32 * r.len()).sum());
+    for r in rows {
+        out.push(r.len() as u8);
+        for p in r {
+            out.extend_from_slice(p);
+        }
+    }
+    out
+}
+
+fn decode_members(bytes: &[u8]) -> ApiResult<Vec<Vec<MatchToken>>> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Some((&n, tail)) = rest.split_first() {
+        let len = n as usize * 32;
+        if tail.len() < len {
+            return Err(ApiError::internal("a match-only list is truncated"));
+        }
+        let row = tail[..len]
+            .chunks_exact(32)
+            .map(|c| <MatchToken>::try_from(c).expect("32-byte chunk"))
+            .collect();
+        out.push(row);
+        rest = &tail[len..];
+    }
+    Ok(out)
+}
+
+/// The server-wide identity tokenizer: pseudonym = HMAC(identity key, kind ‖ 0 ‖ value).
+pub fn identity(state: &AppState) -> Tokenizer {
+    let key = state.keyring.server_key("overlap/identity");
+    Tokenizer::new(key.dangerously_expose())
+}
+
+fn partnership_tokenizer(state: &AppState, id: &str) -> Tokenizer {
+    let key = state
+        .keyring
+        .server_key(&format!("overlap/partnership/{id}"));
+    Tokenizer::new(key.dangerously_expose())
+}
+
+/// The identifiers of a CRM record: a company's domains, a contact's emails and phones.
+/// Values that do not normalise (a free-mail domain, a malformed address) are skipped.
+pub fn record_identifiers(kind: Kind, doc: &Doc) -> Vec<Identifier> {
+    let strings = |field: &str| -> Vec<String> {
+        match doc.get(field) {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let mut out = Vec::new();
+    match kind {
+        Kind::Company => {
+            out.extend(
+                strings("domains")
+                    .iter()
+                    .filter_map(|d| Identifier::company_domain(d).ok()),
+            );
+        }
+        Kind::Contact => {
+            out.extend(
+                strings("emails")
+                    .iter()
+                    .filter_map(|e| Identifier::email(e).ok()),
+            );
+            out.extend(
+                strings("phones")
+                    .iter()
+                    .filter_map(|p| Identifier::phone(p, PHONE_REGION).ok()),
+            );
+        }
+        _ => {}
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One thing a side compares: a record of its CRM, or a row of a match-only list.
+struct Element {
+    record: Option<(RecordId, Kind)>,
+    pseudonyms: Vec<MatchToken>,
+    /// Which of the side's populations (by position) hold it.
+    populations: u64,
+}
+
+/// A side's populations and their elements, with pseudonyms in place of identifiers.
+struct SideData {
+    populations: Vec<Population>,
+    elements: Vec<Element>,
+}
+
+/// Evaluates every population of `ws` into elements (one per record or match-list row).
+async fn side_data(state: &AppState, ws: WorkspaceId) -> ApiResult<SideData> {
+    let pops = populations(state, ws).await?;
+    let identity = identity(state);
+    let crm = Crm::new(state, ws)?;
+    let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
+    let mut elements = Vec::new();
+    for (bit, p) in pops.iter().enumerate() {
+        let mask = 1u64 << bit;
+        match &p.spec {
+            PopulationSpec::Filter { query } => {
+                let ids = state.search.crm_ids(state, ws, query).await?;
+                let mut records: BTreeSet<RecordId> = BTreeSet::new();
+                let mut deals = Vec::new();
+                for id in ids {
+                    let Ok(rid) = RecordId::from_str(&id) else {
+                        continue;
+                    };
+                    deals.push(rid);
+                    records.insert(rid);
+                }
+                // Deals stand for their companies and contacts.
+                for link in state.store.crm_links_from(ws, &deals).await? {
+                    if link.role == "company" || link.role == "contact" {
+                        records.insert(link.to);
+                    }
+                }
+                if records.len() > MAX_POPULATION_SIZE {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidField,
+                        format!("population {:?} holds more than {MAX_POPULATION_SIZE} records; narrow its filter", p.name),
+                    ));
+                }
+                for r in records {
+                    *by_record.entry(r).or_default() |= mask;
+                }
+            }
+            PopulationSpec::MatchList { .. } => {
+                let sealed = state
+                    .store
+                    .population_members(ws, &p.id)
+                    .await?
+                    .unwrap_or_default();
+                if sealed.is_empty() {
+                    continue;
+                }
+                let key = state.workspace_key(ws)?;
+                let scope = ws.to_string();
+                let plain = key.open(population_aad(&scope, &p.id, "members"), &sealed)?;
+                for row in decode_members(&plain)? {
+                    elements.push(Element {
+                        record: None,
+                        pseudonyms: row,
+                        populations: mask,
+                    });
+                }
+            }
+        }
+    }
+    let ids: Vec<RecordId> = by_record.keys().copied().collect();
+    for chunk in ids.chunks(2000) {
+        for row in state.store.crm_records(ws, chunk).await? {
+            let Ok(kind) = Kind::from_str(&row.kind) else {
+                continue;
+            };
+            if !matches!(kind, Kind::Company | Kind::Contact) {
+                continue;
+            }
+            let doc = crm.open_doc(&row)?;
+            let pseudonyms: Vec<MatchToken> = record_identifiers(kind, &doc)
+                .iter()
+                .map(|i| identity.token(i))
+                .collect();
+            if pseudonyms.is_empty() {
+                continue;
+            }
+            elements.push(Element {
+                record: Some((row.id, kind)),
+                pseudonyms,
+                populations: by_record[&row.id],
+            });
+        }
+    }
+    Ok(SideData {
+        populations: pops,
+        elements,
+    })
+}
+
+/// One cell of the account-mapping matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MatrixCell {
+    /// Your population.
+    pub population: String,
+    /// The partner's population.
+    pub partner_population: String,
+    /// How many of your records (or list rows) in `population` the partner also has in
+    /// `partner_population`; absent when under the partner's threshold.
+    pub count: Option<u64>,
+    /// Set instead of `count` when the count is under the partner's threshold: "fewer than N".
+    pub fewer_than: Option<u32>,
+}
+
+/// One of your records that the partner also has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OverlapRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Your populations holding it.
+    pub populations: Vec<String>,
+    /// The partner's populations (shared with indicators) that hold it too.
+    pub partner_populations: Vec<String>,
+}
+
+/// A partner population as shared with you.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SharedPopulation {
+    pub id: String,
+    pub name: String,
+    pub level: ShareLevel,
+}
+
+/// What one side sees after a run: only facts about its own records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SideView {
+    pub computed_at: i64,
+    /// Your populations, with what you share of each.
+    pub populations: Vec<SharedPopulation>,
+    /// The partner's populations shared with you (counts or indicators).
+    pub partner_populations: Vec<SharedPopulation>,
+    pub matrix: Vec<MatrixCell>,
+    pub records: Vec<OverlapRecord>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub basis: Basis,
+}
+
+/// What a view was computed from, to tell when it is stale.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Basis {
+    pub own_seq: i64,
+    pub partner_seq: i64,
+    pub version: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredView {
+    view: SideView,
+    basis: Basis,
+}
+
+/// The settings of each side of a partnership: (inviter's, invitee's).
+pub fn settings(p: &PartnershipRow) -> ApiResult<(SideSettings, SideSettings)> {
+    let parse = |s: &str| {
+        serde_json::from_str::<SideSettings>(s)
+            .map_err(|e| ApiError::internal(format!("partnership {} settings: {e}", p.id)))
+    };
+    Ok((parse(&p.inviter_settings)?, parse(&p.invitee_settings)?))
+}
+
+/// One side of a run: its populations and elements, its share settings and its tokens.
+struct Side<'a> {
+    data: &'a SideData,
+    settings: &'a SideSettings,
+    tokens: &'a [Vec<MatchToken>],
+}
+
+/// Computes what `me` sees given the partner's elements and share settings.
+fn view_for(me: &Side<'_>, partner: &Side<'_>, computed_at: i64, basis: Basis) -> SideView {
+    let (my_settings, my_tokens) = (me.settings, me.tokens);
+    let (partner_settings, partner_tokens) = (partner.settings, partner.tokens);
+    let (me, partner) = (me.data, partner.data);
+    // The partner's populations shared with me, by bit.
+    let shared: Vec<(usize, &Population, ShareLevel)> = partner
+        .populations
+        .iter()
+        .enumerate()
+        .filter_map(|(bit, p)| {
+            let level = partner_settings
+                .shares
+                .get(&p.id)
+                .copied()
+                .unwrap_or(ShareLevel::None);
+            (level != ShareLevel::None).then_some((bit, p, level))
+        })
+        .collect();
+    let shared_mask: u64 = shared.iter().map(|(b, _, _)| 1u64 << b).sum();
+    let indicator_mask: u64 = shared
+        .iter()
+        .filter(|(_, _, l)| *l == ShareLevel::Indicators)
+        .map(|(b, _, _)| 1u64 << b)
+        .sum();
+    // Token → the partner's shared populations holding it. Elements outside every shared
+    // population never enter the map, so nothing about them can reach my view.
+    let mut theirs: HashMap<MatchToken, u64> = HashMap::new();
+    for (e, tokens) in partner.elements.iter().zip(partner_tokens) {
+        let m = e.populations & shared_mask;
+        if m == 0 {
+            continue;
+        }
+        for t in tokens {
+            *theirs.entry(*t).or_default() |= m;
+        }
+    }
+    let n_mine = me.populations.len();
+    let mut counts = vec![[0u64; 64]; n_mine];
+    let mut records = Vec::new();
+    for (e, tokens) in me.elements.iter().zip(my_tokens) {
+        let m = tokens
+            .iter()
+            .filter_map(|t| theirs.get(t))
+            .fold(0u64, |a, b| a | b);
+        if m == 0 {
+            continue;
+        }
+        for (x, row) in counts.iter_mut().enumerate() {
+            if e.populations & (1 << x) != 0 {
+                for (y, c) in row.iter_mut().enumerate() {
+                    if m & (1 << y) != 0 {
+                        *c += 1;
+                    }
+                }
+            }
+        }
+        if let (Some((id, kind)), true) = (e.record, m & indicator_mask != 0) {
+            records.push(OverlapRecord {
+                id: id.to_string(),
+                kind: kind.as_str().to_string(),
+                populations: bits(e.populations, &me.populations),
+                partner_populations: bits(m & indicator_mask, &partner.populations),
+            });
+        }
+    }
+    let threshold = partner_settings.threshold;
+    let mut matrix = Vec::new();
+    for (x, p) in me.populations.iter().enumerate() {
+        for (y, q, _) in &shared {
+            let c = counts[x][*y];
+            let (count, fewer_than) = if c < u64::from(threshold) {
+                (None, Some(threshold))
+            } else {
+                (Some(c), None)
+            };
+            matrix.push(MatrixCell {
+                population: p.id.clone(),
+                partner_population: q.id.clone(),
+                count,
+                fewer_than,
+            });
+        }
+    }
+    SideView {
+        computed_at,
+        populations: me
+            .populations
+            .iter()
+            .map(|p| SharedPopulation {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                level: my_settings
+                    .shares
+                    .get(&p.id)
+                    .copied()
+                    .unwrap_or(ShareLevel::None),
+            })
+            .collect(),
+        partner_populations: shared
+            .iter()
+            .map(|(_, p, l)| SharedPopulation {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                level: *l,
+            })
+            .collect(),
+        matrix,
+        records,
+        basis,
+    }
+}
+
+fn bits(mask: u64, pops: &[Population]) -> Vec<String> {
+    pops.iter()
+        .enumerate()
+        .filter(|(b, _)| mask & (1 << b) != 0)
+        .map(|(_, p)| p.id.clone())
+        .collect()
+}
+
+fn view_aad<'a>(scope: &'a str, partnership: &'a str) -> Aad<'a> {
+    Aad {
+        scope,
+        record: partnership,
+        field: "overlap",
+    }
+}
+
+/// Summary of a run, for the audit log and the API.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunSummary {
+    pub computed_at: i64,
+    /// Records and list rows compared on each side.
+    pub compared: (u64, u64),
+    /// Whether the results were kept (false when the partnership changed during the run).
+    pub stored: bool,
+}
+
+/// Runs the overlap of an active partnership and stores each side's view.
+pub async fn run(state: &AppState, p: &PartnershipRow) -> ApiResult<RunSummary> {
+    if p.state != "active" {
+        return Err(not_active());
+    }
+    let (inviter_settings, invitee_settings) = settings(p)?;
+    let seq_a = workspace_seq(state, p.inviter).await?;
+    let seq_b = workspace_seq(state, p.invitee).await?;
+    let a = side_data(state, p.inviter).await?;
+    let b = side_data(state, p.invitee).await?;
+    let tokenizer = partnership_tokenizer(state, &p.id);
+    let (a, b, view_a, view_b) = tokio::task::spawn_blocking(move || {
+        let tokens = |s: &SideData| -> Vec<Vec<MatchToken>> {
+            s.elements
+                .iter()
+                .map(|e| e.pseudonyms.iter().map(|x| tokenizer.token_of(x)).collect())
+                .collect()
+        };
+        let ta = tokens(&a);
+        let tb = tokens(&b);
+        let now = now_millis();
+        let side_a = Side {
+            data: &a,
+            settings: &inviter_settings,
+            tokens: &ta,
+        };
+        let side_b = Side {
+            data: &b,
+            settings: &invitee_settings,
+            tokens: &tb,
+        };
+        let basis = |own_seq, partner_seq| Basis {
+            own_seq,
+            partner_seq,
+            version: 0,
+        };
+        let view_a = view_for(&side_a, &side_b, now, basis(seq_a, seq_b));
+        let view_b = view_for(&side_b, &side_a, now, basis(seq_b, seq_a));
+        (a.elements.len(), b.elements.len(), view_a, view_b)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("overlap task: {e}")))?;
+    let mut stored = true;
+    for (ws, mut view) in [(p.inviter, view_a), (p.invitee, view_b)] {
+        view.basis.version = p.version;
+        stored &= store_view(state, p, ws, view).await?;
+    }
+    Ok(RunSummary {
+        computed_at: now_millis(),
+        compared: (a as u64, b as u64),
+        stored,
+    })
+}
+
+async fn store_view(
+    state: &AppState,
+    p: &PartnershipRow,
+    ws: WorkspaceId,
+    view: SideView,
+) -> ApiResult<bool> {
+    let key = state.workspace_key(ws)?;
+    let scope = ws.to_string();
+    let stored = StoredView {
+        basis: view.basis.clone(),
+        view,
+    };
+    let bytes = serde_json::to_vec(&stored).map_err(ApiError::internal)?;
+    let row = OverlapResultRow {
+        partnership_id: p.id.clone(),
+        workspace_id: ws,
+        data_sealed: key.seal(view_aad(&scope, &p.id), &bytes),
+        computed_at: stored.view.computed_at,
+    };
+    Ok(state.store.overlap_result_put(&row, p.version).await?)
+}
+
+async fn workspace_seq(state: &AppState, ws: WorkspaceId) -> ApiResult<i64> {
+    Ok(state
+        .store
+        .workspace(ws)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PartnershipNotActive,
+                "the partner workspace no longer exists",
+            )
+        })?
+        .last_seq)
+}
+
+pub fn not_active() -> ApiError {
+    ApiError::new(
+        ErrorCode::PartnershipNotActive,
+        "the partnership is not active: it awaits the partner's acceptance or was revoked; nothing is shared",
+    )
+}
+
+/// What `ws` sees of an active partnership, recomputed first when either side's data or the
+/// settings changed since the stored view. Answers the view and whether a run happened.
+pub async fn view(
+    state: &AppState,
+    p: &PartnershipRow,
+    ws: WorkspaceId,
+) -> ApiResult<(SideView, Option<RunSummary>)> {
+    if p.state != "active" {
+        return Err(not_active());
+    }
+    let partner = if p.inviter == ws {
+        p.invitee
+    } else {
+        p.inviter
+    };
+    let current = Basis {
+        own_seq: workspace_seq(state, ws).await?,
+        partner_seq: workspace_seq(state, partner).await?,
+        version: p.version,
+    };
+    if let Some(v) = load_view(state, p, ws).await? {
+        if v.basis == current {
+            return Ok((v, None));
+        }
+    }
+    let summary = run(state, p).await?;
+    let v = load_view(state, p, ws).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ConcurrentChange,
+            "the partnership changed while its overlap was computed; retry",
+        )
+    })?;
+    Ok((v, Some(summary)))
+}
+
+async fn load_view(
+    state: &AppState,
+    p: &PartnershipRow,
+    ws: WorkspaceId,
+) -> ApiResult<Option<SideView>> {
+    let Some(row) = state.store.overlap_result(&p.id, ws).await? else {
+        return Ok(None);
+    };
+    let key = state.workspace_key(ws)?;
+    let scope = ws.to_string();
+    let plain = key.open(view_aad(&scope, &p.id), &row.data_sealed)?;
+    let stored: StoredView = serde_json::from_slice(&plain)
+        .map_err(|e| ApiError::internal(format!("overlap view of {}: {e}", p.id)))?;
+    let mut view = stored.view;
+    view.basis = stored.basis;
+    Ok(Some(view))
+}

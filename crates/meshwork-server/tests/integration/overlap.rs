@@ -1,0 +1,632 @@
+//! Partner overlap between two workspaces of one server, over HTTP: nothing before both sides
+//! agree and nothing after either revokes, counts-only honoured (pm05); each side learns only
+//! which of its own records overlap, never anything of the partner's other records (pm04); and
+//! the store keeps no raw identifier, also after a match-only import (pm02).
+
+use super::common::*;
+use super::crm::{pipeline, setup, Crm};
+use crate::server_test;
+use meshwork_overlap::Identifier;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Ada's workspace: three records the partner also has, two it does not.
+struct Ada {
+    acme: String,
+    globex: String,
+    grace: String,
+    alan: String,
+    katherine: String,
+}
+
+async fn ada_data(c: &Crm<'_>) -> Ada {
+    let p = pipeline(c).await;
+    let acme = id(&c
+        .create(
+            "companies",
+            json!({"name": "Acme", "domains": ["https://www.acme-rockets.com/about"]}),
+        )
+        .await);
+    let globex = id(&c
+        .create(
+            "companies",
+            json!({"name": "Globex", "domains": ["globex.io"]}),
+        )
+        .await);
+    let grace = id(&c
+        .create("contacts", json!({"first_name": "Grace", "last_name": "Hopper", "emails": ["grace.hopper@gmail.com"]}))
+        .await);
+    let alan = id(&c
+        .create("contacts", json!({"first_name": "Alan", "last_name": "Turing", "emails": ["alan@bletchley.example"]}))
+        .await);
+    let katherine = id(&c
+        .create("contacts", json!({"first_name": "Katherine", "last_name": "Johnson", "emails": ["kj@nasa.example"]}))
+        .await);
+    c.create("deals", json!({"name": "Ada's big win", "pipeline": p, "stage": "won", "companies": [acme, globex], "contacts": [grace, alan, katherine]}))
+        .await;
+    Ada {
+        acme,
+        globex,
+        grace,
+        alan,
+        katherine,
+    }
+}
+
+/// Bob's records, with what must never reach Ada.
+struct Bob {
+    ids: Vec<String>,
+}
+
+const BOB_SECRETS: &[&str] = &[
+    "Initech",
+    "initech.net",
+    "Secret Person",
+    "secret.person@hidden.example",
+    "hidden.example",
+    "Acme Rocketry",
+    "G. Hopper",
+    "gracehopper+crm@googlemail.com",
+    "googlemail",
+    "K. Johnson",
+    "KJ@NASA.example",
+];
+
+async fn bob_data(c: &Crm<'_>) -> Bob {
+    let p = pipeline(c).await;
+    let acme = id(&c
+        .create(
+            "companies",
+            json!({"name": "Acme Rocketry", "domains": ["acme-rockets.com"]}),
+        )
+        .await);
+    let initech = id(&c
+        .create(
+            "companies",
+            json!({"name": "Initech", "domains": ["initech.net"]}),
+        )
+        .await);
+    let grace = id(&c
+        .create("contacts", json!({"first_name": "G.", "last_name": "Hopper", "emails": ["gracehopper+crm@googlemail.com"]}))
+        .await);
+    let secret = id(&c
+        .create("contacts", json!({"first_name": "Secret", "last_name": "Person", "emails": ["secret.person@hidden.example"]}))
+        .await);
+    let kj = id(&c
+        .create("contacts", json!({"first_name": "K.", "last_name": "Johnson", "emails": ["KJ@NASA.example"], "tags": ["prospect"]}))
+        .await);
+    let deal = id(&c
+        .create("deals", json!({"name": "Bob's win", "pipeline": p, "stage": "won", "companies": [acme, initech], "contacts": [grace, secret]}))
+        .await);
+    Bob {
+        ids: vec![acme, initech, grace, secret, kj, deal],
+    }
+}
+
+async fn call(c: &Crm<'_>, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    c.s.call(
+        method,
+        &format!("/api/v1/workspaces/{}/{path}", c.ws),
+        &As::User(&c.who),
+        body,
+    )
+    .await
+}
+
+/// Ada invites Bob's workspace and Bob accepts; answers the partnership id.
+async fn partner(ada: &Crm<'_>, bob: &Crm<'_>) -> String {
+    let (status, p) = call(
+        ada,
+        Method::POST,
+        "partnerships",
+        Some(json!({"partner_workspace_id": bob.ws})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let pid = id(&p);
+    let (status, v) = call(
+        bob,
+        Method::POST,
+        &format!("partnerships/{pid}/accept"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "active");
+    pid
+}
+
+async fn share(c: &Crm<'_>, pid: &str, shares: Value, threshold: u32) -> (StatusCode, Value) {
+    call(
+        c,
+        Method::PUT,
+        &format!("partnerships/{pid}/sharing"),
+        Some(json!({"shares": shares, "threshold": threshold})),
+    )
+    .await
+}
+
+async fn overlap(c: &Crm<'_>, pid: &str) -> (StatusCode, Value) {
+    call(c, Method::GET, &format!("partnerships/{pid}/overlap"), None).await
+}
+
+async fn export(c: &Crm<'_>, pid: &str, format: &str) -> (StatusCode, String) {
+    let r =
+        c.s.req(
+            Method::GET,
+            &format!(
+                "/api/v1/workspaces/{}/partnerships/{pid}/overlap/export?format={format}",
+                c.ws
+            ),
+            &As::User(&c.who),
+        )
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+fn record_ids(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn cell<'a>(v: &'a Value, mine: &str, theirs: &str) -> &'a Value {
+    v["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["population"] == mine && c["partner_population"] == theirs)
+        .unwrap_or_else(|| panic!("no cell {mine} × {theirs} in {v}"))
+}
+
+async fn promise_pm05_nothing_is_shared_before_both_sides_agree_or_after_either_revokes(
+    s: &mut TestServer,
+) {
+    let ada = setup(s, "Ada").await;
+    let bob = setup(s, "Bob").await;
+    let a = ada_data(&ada).await;
+    bob_data(&bob).await;
+
+    // An invitation shares nothing.
+    let (status, p) = call(
+        &ada,
+        Method::POST,
+        "partnerships",
+        Some(json!({"partner_workspace_id": bob.ws})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(p["state"], "pending");
+    let pid = id(&p);
+    for c in [&ada, &bob] {
+        let (status, v) = overlap(c, &pid).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{v}");
+        assert_eq!(v["code"], "partnership_not_active");
+    }
+    let (status, _) = call(
+        &ada,
+        Method::POST,
+        &format!("partnerships/{pid}/runs"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, list) = call(&bob, Method::GET, "partnerships", None).await;
+    assert_eq!(list[0]["id"], pid.as_str());
+    assert_eq!(list[0]["invited_by_us"], false);
+    assert_eq!(list[0]["partner_name"], "Ada Inc");
+    // Only the invited side accepts; a second invitation waits for this one to end.
+    let (status, v) = call(
+        &ada,
+        Method::POST,
+        &format!("partnerships/{pid}/accept"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let (status, _) = call(
+        &bob,
+        Method::POST,
+        "partnerships",
+        Some(json!({"partner_workspace_id": ada.ws})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let store = &s.state().store;
+    let (aws, bws) = (ada.ws.parse().unwrap(), bob.ws.parse().unwrap());
+    assert!(store.overlap_result(&pid, aws).await.unwrap().is_none());
+
+    // Accepted, but nothing chosen: nothing shown.
+    let (status, _) = call(
+        &bob,
+        Method::POST,
+        &format!("partnerships/{pid}/accept"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = overlap(&ada, &pid).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["partner_populations"], json!([]));
+    assert_eq!(v["matrix"], json!([]));
+    assert_eq!(v["records"], json!([]));
+
+    // Counts only: a count (under the threshold: "fewer than 3"), never a record.
+    let (status, v) = share(&bob, &pid, json!({"customers": "counts"}), 3).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, v) = overlap(&ada, &pid).await;
+    assert_eq!(
+        v["partner_populations"],
+        json!([{"id": "customers", "name": "Customers", "level": "counts"}])
+    );
+    let c = cell(&v, "customers", "customers");
+    assert_eq!(
+        (c["count"].clone(), c["fewer_than"].clone()),
+        (Value::Null, json!(3))
+    );
+    assert_eq!(v["records"], json!([]));
+    let (status, csv) = export(&ada, &pid, "csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv.lines().count(), 1, "only the header: {csv}");
+    let (_, j) = export(&ada, &pid, "json").await;
+    assert_eq!(j, "[]");
+    let (_, v) = share(&bob, &pid, json!({"customers": "counts"}), 1).await;
+    assert_eq!(v["ours"]["threshold"], 1);
+    let (_, v) = overlap(&ada, &pid).await;
+    assert_eq!(cell(&v, "customers", "customers")["count"], 2);
+    assert_eq!(v["records"], json!([]));
+    // Bob learns nothing: Ada shares nothing.
+    let (_, v) = overlap(&bob, &pid).await;
+    assert_eq!(
+        (v["matrix"].clone(), v["records"].clone()),
+        (json!([]), json!([]))
+    );
+
+    // Indicators: Ada's own overlapping records.
+    share(&bob, &pid, json!({"customers": "indicators"}), 1).await;
+    let (_, v) = overlap(&ada, &pid).await;
+    let mut expected = vec![a.acme.clone(), a.grace.clone()];
+    expected.sort();
+    assert_eq!(record_ids(&v), expected);
+
+    // Members read, viewers do not, and only owners and admins manage.
+    let member = s.signup("Mia", "mia@crm.test").await;
+    s.add_member(&ada.who, &ada.ws, &member, "member").await;
+    let viewer = s.signup("Vic", "vic@crm.test").await;
+    s.add_member(&ada.who, &ada.ws, &viewer, "viewer").await;
+    let path = format!("/api/v1/workspaces/{}/partnerships/{pid}/overlap", ada.ws);
+    assert_eq!(
+        s.status(Method::GET, &path, &As::User(&member), None).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.status(Method::GET, &path, &As::User(&viewer), None).await,
+        StatusCode::FORBIDDEN
+    );
+    let revoke = format!("/api/v1/workspaces/{}/partnerships/{pid}/revoke", ada.ws);
+    assert_eq!(
+        s.status(Method::POST, &revoke, &As::User(&member), None)
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    // A third workspace does not see the partnership at all.
+    let carol = setup(s, "Carol").await;
+    let (status, v) = overlap(&carol, &pid).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("partnership_not_found"))
+    );
+
+    // Revoked by Ada: nothing for either side, at once, and nothing kept.
+    assert!(store.overlap_result(&pid, aws).await.unwrap().is_some());
+    let (status, v) = call(
+        &ada,
+        Method::POST,
+        &format!("partnerships/{pid}/revoke"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "revoked");
+    for c in [&ada, &bob] {
+        let (status, v) = overlap(c, &pid).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("partnership_not_active"))
+        );
+        let (status, _) = export(c, &pid, "csv").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+    }
+    assert!(store.overlap_result(&pid, aws).await.unwrap().is_none());
+    assert!(store.overlap_result(&pid, bws).await.unwrap().is_none());
+    let (status, _) = share(&bob, &pid, json!({"customers": "indicators"}), 1).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = call(
+        &bob,
+        Method::POST,
+        &format!("partnerships/{pid}/accept"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Every step is in both audit logs that it concerns.
+    let (_, audit) = call(&bob, Method::GET, "audit", None).await;
+    let k = kinds(&audit);
+    for kind in [
+        "overlap.partnership_accepted",
+        "overlap.sharing_changed",
+        "overlap.run",
+    ] {
+        assert!(k.contains(&kind), "{kind} in Bob's audit: {k:?}");
+    }
+    let (_, audit) = call(&ada, Method::GET, "audit", None).await;
+    let k = kinds(&audit);
+    for kind in [
+        "overlap.partnership_invited",
+        "overlap.partnership_revoked",
+        "overlap.run",
+        "overlap.exported",
+    ] {
+        assert!(k.contains(&kind), "{kind} in Ada's audit: {k:?}");
+    }
+}
+server_test!(promise_pm05_nothing_is_shared_before_both_sides_agree_or_after_either_revokes);
+
+async fn promise_pm04_a_partner_learns_only_which_of_its_own_records_overlap(s: &mut TestServer) {
+    let ada = setup(s, "Ada").await;
+    let bob = setup(s, "Bob").await;
+    let a = ada_data(&ada).await;
+    let b = bob_data(&bob).await;
+    let pid = partner(&ada, &bob).await;
+    share(
+        &bob,
+        &pid,
+        json!({"customers": "indicators", "prospects": "indicators"}),
+        1,
+    )
+    .await;
+    share(&ada, &pid, json!({"customers": "indicators"}), 1).await;
+
+    let (status, v) = overlap(&ada, &pid).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // Normalisation finds the same people and companies written differently.
+    let mut expected = vec![a.acme.clone(), a.grace.clone(), a.katherine.clone()];
+    expected.sort();
+    assert_eq!(record_ids(&v), expected);
+    assert_eq!(cell(&v, "customers", "customers")["count"], 2);
+    assert_eq!(cell(&v, "customers", "prospects")["count"], 1);
+    let kj = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == a.katherine.as_str())
+        .unwrap();
+    assert_eq!(kj["partner_populations"], json!(["prospects"]));
+    assert_eq!(kj["populations"], json!(["customers"]));
+
+    // Nothing about Bob's records is in anything Ada receives: no id, name, email or domain of
+    // his, and no size of his populations; nor are Ada's non-overlapping records listed.
+    let (_, csv) = export(&ada, &pid, "csv").await;
+    let (_, json_export) = export(&ada, &pid, "json").await;
+    let (_, list) = call(&ada, Method::GET, "partnerships", None).await;
+    let received = format!("{v}\n{csv}\n{json_export}\n{list}");
+    for secret in BOB_SECRETS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(b.ids.iter().cloned())
+    {
+        assert!(
+            !received.contains(&secret),
+            "{secret:?} reached Ada: {received}"
+        );
+        assert!(
+            !received.to_lowercase().contains(&secret.to_lowercase()),
+            "{secret:?} reached Ada"
+        );
+    }
+    for own in [&a.globex, &a.alan] {
+        assert!(
+            !received.contains(own.as_str()),
+            "a non-overlapping record is listed"
+        );
+    }
+    assert!(
+        csv.contains("Katherine Johnson") && csv.contains("Acme"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    for key in ["size", "total", "partner_count"] {
+        assert!(
+            !v.to_string().contains(&format!("\"{key}\"")),
+            "{key} in {v}"
+        );
+    }
+
+    // Bob, sharing everything, sees his side only: his records, and Ada's population names.
+    let (_, vb) = overlap(&bob, &pid).await;
+    let mut bob_expected = vec![b.ids[0].clone(), b.ids[2].clone(), b.ids[4].clone()];
+    bob_expected.sort();
+    assert_eq!(record_ids(&vb), bob_expected);
+    for own in [&a.acme, &a.grace, &a.katherine, &a.globex, &a.alan] {
+        assert!(
+            !vb.to_string().contains(own.as_str()),
+            "an id of Ada's reached Bob"
+        );
+    }
+
+    // A change on either side shows at the next view; a record leaving the overlap leaves it.
+    let (status, _) = call(&ada, Method::DELETE, &format!("contacts/{}", a.grace), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, v) = overlap(&ada, &pid).await;
+    let mut expected = vec![a.acme.clone(), a.katherine.clone()];
+    expected.sort();
+    assert_eq!(record_ids(&v), expected);
+    let (_, vb) = overlap(&bob, &pid).await;
+    assert_eq!(record_ids(&vb).len(), 2, "{vb}");
+
+    // Bad share settings are refused whole, naming the field.
+    let (status, e) = share(&ada, &pid, json!({"no-such-population": "counts"}), 1).await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("population_not_found"))
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("shares.no-such-population"),
+        "{e}"
+    );
+    let (status, e) = share(&ada, &pid, json!({}), 0).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, e) = share(&ada, &pid, json!({"customers": "everything"}), 1).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+}
+server_test!(promise_pm04_a_partner_learns_only_which_of_its_own_records_overlap);
+
+async fn post_csv(c: &Crm<'_>, query: &str, csv: &str) -> (StatusCode, Value) {
+    let r =
+        c.s.req(
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/match-lists?{query}", c.ws),
+            &As::User(&c.who),
+        )
+        .header("content-type", "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn promise_pm02_overlap_store_holds_no_raw_identifier(s: &mut TestServer) {
+    let ada = setup(s, "Ada").await;
+    let bob = setup(s, "Bob").await;
+    let a = ada_data(&ada).await;
+    let b = bob_data(&bob).await;
+    // A match-only list, as exported from another CRM.
+    let csv = "First Name,Last Name,Email,Phone Number,Company Domain Name\r\n\
+               Zebedee,Matchonly,Canary.One@matchonly-crm.example,+1 650 253 0000,canaryco-matchonly.org\r\n\
+               Zebedee,Matchonly,canary.one@MATCHONLY-CRM.example,+1 (650) 253-0000,canaryco-matchonly.org\r\n\
+               Nobody,Here,not-an-email,,\r\n\
+               Quincy,Matchonly,quincy.matchonly@gmail.com,,\r\n";
+    let (status, report) = post_csv(&ada, "name=Old%20CRM%20leads", csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{report}");
+    assert_eq!(report["rows"], 4);
+    assert_eq!(report["entries"], 2);
+    assert_eq!(report["duplicates"], 1);
+    assert_eq!(report["rejected"], 1);
+    assert_eq!(report["errors"][0]["row"], 3);
+    assert_eq!(report["errors"][0]["column"], "Email");
+    assert!(
+        !report.to_string().contains("not-an-email"),
+        "values are not echoed: {report}"
+    );
+    let list = id(&report["population"]);
+    // Bad files are refused with the reason, and store nothing.
+    let (status, e) = post_csv(&ada, "name=x", "").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, e) = post_csv(&ada, "name=x&layout=zoho", csv).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("layout"), "{e}");
+    let (_, pops) = call(&ada, Method::GET, "populations", None).await;
+    assert_eq!(pops.as_array().unwrap().len(), 4, "{pops}");
+
+    // Bob has one of the list's people in his CRM (written differently).
+    let canary = bob
+        .create("contacts", json!({"first_name": "Canary", "last_name": "One", "emails": ["canary.one@matchonly-crm.example"], "tags": ["prospect"]}))
+        .await;
+    let pid = partner(&ada, &bob).await;
+    share(
+        &bob,
+        &pid,
+        json!({"customers": "indicators", "prospects": "indicators"}),
+        1,
+    )
+    .await;
+    let mut ada_shares = json!({"customers": "indicators"});
+    ada_shares[list.as_str()] = json!("indicators");
+    share(&ada, &pid, ada_shares, 1).await;
+    let (status, summary) = call(
+        &ada,
+        Method::POST,
+        &format!("partnerships/{pid}/runs"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["stored"], true);
+    let (_, v) = overlap(&ada, &pid).await;
+    assert_eq!(cell(&v, &list, "prospects")["count"], 1, "{v}");
+    let (_, vb) = overlap(&bob, &pid).await;
+    let canary_row = vb["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == canary["id"])
+        .unwrap();
+    assert_eq!(canary_row["partner_populations"], json!([list]));
+    let _ = (a, b);
+
+    // No raw, normalised or plainly hashed identifier anywhere on disk or in the database.
+    let raw = [
+        "canary.one@matchonly-crm.example",
+        "Canary.One@matchonly-crm.example",
+        "matchonly-crm.example",
+        "canaryco-matchonly.org",
+        "+16502530000",
+        "6502530000",
+        "650 253 0000",
+        "quincy.matchonly@gmail.com",
+        "quincymatchonly@gmail.com",
+        "Zebedee",
+        "Matchonly",
+    ];
+    let mut needles: Vec<String> = raw.iter().map(|s| s.to_string()).collect();
+    let identity = meshwork_server::overlap::identity(s.state());
+    let ids = [
+        Identifier::email("canary.one@matchonly-crm.example").unwrap(),
+        Identifier::company_domain("canaryco-matchonly.org").unwrap(),
+        Identifier::phone("+1 650 253 0000", "US").unwrap(),
+        Identifier::email("quincy.matchonly@gmail.com").unwrap(),
+    ];
+    let mut binary: Vec<Vec<u8>> = Vec::new();
+    for i in &ids {
+        needles.push(i.value().to_string());
+        let sha = Sha256::digest(i.value().as_bytes());
+        needles.push(hex::encode(sha));
+        binary.push(sha.to_vec());
+        let framed = Sha256::digest(i.framed());
+        binary.push(framed.to_vec());
+        // The keyed pseudonym is stored only sealed.
+        let p = identity.token(i);
+        needles.push(hex::encode(p));
+        binary.push(p.to_vec());
+    }
+    let refs: Vec<&str> = needles.iter().map(String::as_str).collect();
+    assert_absent(s, &refs).await;
+    let stored = s.stored_bytes().await;
+    for needle in &binary {
+        for (path, bytes) in &stored {
+            assert!(
+                !contains(bytes, needle),
+                "a plain or keyed hash of an identifier in {path}"
+            );
+        }
+    }
+}
+server_test!(promise_pm02_overlap_store_holds_no_raw_identifier);
