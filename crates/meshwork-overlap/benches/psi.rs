@@ -8,7 +8,8 @@
 //! - `psi/full_run`: a whole in-process run (both sides, every message chunked, encoded and
 //!   decoded) at `MESHWORK_PSI_N` items per side (default 2^14), 10 % overlap.
 //! - `tokens/match`: same-server matching, `MESHWORK_TOKEN_N` items per side (default 2^20),
-//!   10 % overlap: both sides' HMAC tokens plus the hash-set intersection.
+//!   10 % overlap: both sides' HMAC tokens plus the hash-set intersection; `tokens/two_step_match`
+//!   the same with the server's two keyed steps (pseudonym, then partnership token).
 //!
 //! `MESHWORK_PSI_ONESHOT=1` skips criterion and times one run at `MESHWORK_PSI_N` phase by
 //! phase, with its ratio to the scalar-multiplication floor: the way to check 2^20 × 2^20,
@@ -188,6 +189,24 @@ fn bench_tokens(c: &mut Criterion) {
             let tokenizer = Tokenizer::new(&key);
             let a = tokenizer.tokens(&xs);
             let b = tokenizer.tokens(&ys);
+            let shared = shared_indices(&a, &b);
+            assert_eq!(shared.len(), n / 10);
+            black_box(shared)
+        })
+    });
+    // What the server does for CRM records: a pseudonym under the server's identity key, then
+    // the partnership's token of the pseudonym (docs/overlap-protocol.md §2).
+    g.bench_function(BenchmarkId::new("two_step_match", n), |b| {
+        let identity = Tokenizer::new(&[7u8; 32]);
+        b.iter(|| {
+            let tokenizer = Tokenizer::new(&key);
+            let two_step = |ids: &[Identifier]| -> Vec<[u8; 32]> {
+                ids.par_iter()
+                    .map(|id| tokenizer.token_of(&identity.token(id)))
+                    .collect()
+            };
+            let a = two_step(&xs);
+            let b = two_step(&ys);
             let shared = shared_indices(&a, &b);
             assert_eq!(shared.len(), n / 10);
             black_box(shared)

@@ -12,6 +12,7 @@ mod integration {
     mod overlap;
     mod route_matrix;
     mod search;
+    mod sources;
     mod startup;
     mod workspaces;
 }
