@@ -75,6 +75,10 @@ impl From<meshwork_store::StoreError> for ApiError {
                 ErrorCode::EmailTaken,
                 "field `email`: an account with this email already exists",
             ),
+            meshwork_store::StoreError::Conflict("partnerships.pair") => Self::new(
+                ErrorCode::ConcurrentChange,
+                "a pending or active partnership with this workspace exists; revoke it first",
+            ),
             other => Self::internal(other),
         }
     }

@@ -318,21 +318,35 @@ async fn side_data(state: &AppState, ws: WorkspaceId) -> ApiResult<SideData> {
     let crm = Crm::new(state, ws)?;
     let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
     let mut elements = Vec::new();
+    // Population bits: more populations than the cap (possible only through concurrent creates)
+    // are left out of runs rather than overflowing the masks.
+    let pops: Vec<Population> = pops.into_iter().take(MAX_POPULATIONS).collect();
     for (bit, p) in pops.iter().enumerate() {
         let mask = 1u64 << bit;
         match &p.spec {
             PopulationSpec::Filter { query } => {
-                let ids = state.search.crm_ids(state, ws, query).await?;
+                let ids: Vec<RecordId> = state
+                    .search
+                    .crm_ids(state, ws, query)
+                    .await?
+                    .iter()
+                    .filter_map(|id| RecordId::from_str(id).ok())
+                    .collect();
                 let mut records: BTreeSet<RecordId> = BTreeSet::new();
                 let mut deals = Vec::new();
-                for id in ids {
-                    let Ok(rid) = RecordId::from_str(&id) else {
-                        continue;
-                    };
-                    deals.push(rid);
-                    records.insert(rid);
+                for chunk in ids.chunks(2000) {
+                    for row in state.store.crm_records(ws, chunk).await? {
+                        match row.kind.as_str() {
+                            "deal" => deals.push(row.id),
+                            "company" | "contact" => {
+                                records.insert(row.id);
+                            }
+                            _ => {}
+                        }
+                    }
                 }
-                // Deals stand for their companies and contacts.
+                // Deals stand for their companies and contacts; companies and contacts stand
+                // for themselves only (not for the companies a contact is linked to).
                 for link in state.store.crm_links_from(ws, &deals).await? {
                     if link.role == "company" || link.role == "contact" {
                         records.insert(link.to);
@@ -612,14 +626,20 @@ fn view_aad<'a>(scope: &'a str, partnership: &'a str) -> Aad<'a> {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunSummary {
     pub computed_at: i64,
-    /// Records and list rows compared on each side.
-    pub compared: (u64, u64),
+    /// Your records and list rows that were compared (never the partner's: how much data it has
+    /// is not yours to learn).
+    pub compared: u64,
     /// Whether the results were kept (false when the partnership changed during the run).
     pub stored: bool,
 }
 
-/// Runs the overlap of an active partnership and stores each side's view.
-pub async fn run(state: &AppState, p: &PartnershipRow) -> ApiResult<RunSummary> {
+/// Runs the overlap of an active partnership and stores each side's view; the summary is the
+/// requesting side's.
+pub async fn run(
+    state: &AppState,
+    p: &PartnershipRow,
+    requester: WorkspaceId,
+) -> ApiResult<RunSummary> {
     if p.state != "active" {
         return Err(not_active());
     }
@@ -667,7 +687,7 @@ pub async fn run(state: &AppState, p: &PartnershipRow) -> ApiResult<RunSummary> 
     }
     Ok(RunSummary {
         computed_at: now_millis(),
-        compared: (a as u64, b as u64),
+        compared: if requester == p.inviter { a } else { b } as u64,
         stored,
     })
 }
@@ -716,12 +736,13 @@ pub fn not_active() -> ApiError {
 }
 
 /// What `ws` sees of an active partnership, recomputed first when either side's data or the
-/// settings changed since the stored view. Answers the view and whether a run happened.
+/// settings changed since the stored view. Answers the view (`None` when a run could not store
+/// it because the partnership changed meanwhile) and the run, if one happened.
 pub async fn view(
     state: &AppState,
     p: &PartnershipRow,
     ws: WorkspaceId,
-) -> ApiResult<(SideView, Option<RunSummary>)> {
+) -> ApiResult<(Option<SideView>, Option<RunSummary>)> {
     if p.state != "active" {
         return Err(not_active());
     }
@@ -737,16 +758,15 @@ pub async fn view(
     };
     if let Some(v) = load_view(state, p, ws).await? {
         if v.basis == current {
-            return Ok((v, None));
+            return Ok((Some(v), None));
         }
     }
-    let summary = run(state, p).await?;
-    let v = load_view(state, p, ws).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ConcurrentChange,
-            "the partnership changed while its overlap was computed; retry",
-        )
-    })?;
+    let summary = run(state, p, ws).await?;
+    let v = if summary.stored {
+        load_view(state, p, ws).await?
+    } else {
+        None
+    };
     Ok((v, Some(summary)))
 }
 

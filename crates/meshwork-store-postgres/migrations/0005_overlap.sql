@@ -6,6 +6,8 @@ CREATE TABLE partnerships (
     id TEXT PRIMARY KEY,
     inviter_ws TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     invitee_ws TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    -- The two workspace ids in order, so that A→B and B→A are the same pair.
+    pair TEXT NOT NULL,
     state TEXT NOT NULL,
     inviter_settings TEXT NOT NULL,
     invitee_settings TEXT NOT NULL,
@@ -15,6 +17,8 @@ CREATE TABLE partnerships (
 );
 CREATE INDEX partnerships_inviter ON partnerships (inviter_ws);
 CREATE INDEX partnerships_invitee ON partnerships (invitee_ws);
+-- At most one pending or active partnership per pair of workspaces.
+CREATE UNIQUE INDEX partnerships_open_pair ON partnerships (pair) WHERE state IN ('pending', 'active');
 
 CREATE TABLE populations (
     id TEXT PRIMARY KEY,

@@ -1144,10 +1144,12 @@ macro_rules! impl_sql_store {
             }
 
             async fn partnership_create(&self, row: &meshwork_store::PartnershipRow) -> meshwork_store::Result<()> {
-                $crate::sqlx::query("INSERT INTO partnerships (id, inviter_ws, invitee_ws, state, inviter_settings, invitee_settings, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                    .bind(&row.id).bind(row.inviter.to_string()).bind(row.invitee.to_string()).bind(&row.state)
+                let (a, b) = (row.inviter.to_string(), row.invitee.to_string());
+                let pair = if a < b { format!("{a}:{b}") } else { format!("{b}:{a}") };
+                $crate::sqlx::query("INSERT INTO partnerships (id, inviter_ws, invitee_ws, pair, state, inviter_settings, invitee_settings, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                    .bind(&row.id).bind(&a).bind(&b).bind(&pair).bind(&row.state)
                     .bind(&row.inviter_settings).bind(&row.invitee_settings).bind(row.created_at).bind(row.updated_at).bind(row.version)
-                    .execute(self.writer()).await.map_err($crate::db)?;
+                    .execute(self.writer()).await.map_err($crate::db_err("partnerships.pair"))?;
                 Ok(())
             }
 

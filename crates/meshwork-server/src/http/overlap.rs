@@ -305,7 +305,7 @@ fn read_match_list(
             match id {
                 Ok(id) => ids.push(id),
                 Err(e) => {
-                    first_error.get_or_insert((f.column.clone(), e.to_string()));
+                    first_error.get_or_insert((f.column.clone(), reason_without_value(&e)));
                 }
             }
         }
@@ -341,6 +341,20 @@ fn read_match_list(
     Ok(out)
 }
 
+/// Why a value did not normalise, in words that never repeat the value.
+fn reason_without_value(e: &meshwork_overlap::NormalizeError) -> String {
+    use meshwork_overlap::NormalizeError as E;
+    match e {
+        E::UnknownSuffix(_) => "the domain does not end in a known public suffix".into(),
+        E::NotRegistrable(_) => "the domain is a public suffix, not a company's domain".into(),
+        E::FreeMail(_) => "a free-mail domain names no company".into(),
+        E::InvalidDomain(_) => "the domain is not a valid host name".into(),
+        E::InvalidPhone(_) => "not a valid phone number".into(),
+        E::InvalidLocalPart(_) => "the part before the @ is not valid".into(),
+        other => other.to_string(),
+    }
+}
+
 /// A partnership as one side sees it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PartnershipView {
@@ -372,8 +386,11 @@ async fn partnership_view(
 ) -> ApiResult<PartnershipView> {
     let (a, b) = settings(p)?;
     let partner = partner_of(p, ws);
+    // The invited side sees who invites it; the inviting side learns the name of the workspace
+    // it invited only once that workspace accepts.
+    let name_visible = p.invitee == ws || p.state == "active";
     let partner_name = match state.store.workspace(partner).await? {
-        Some(w) if state.workspace_readable(partner) => {
+        Some(w) if name_visible && state.workspace_readable(partner) => {
             state.open_workspace(partner, &partner.to_string(), "name", &w.name_sealed)?
         }
         _ => String::new(),
@@ -530,7 +547,7 @@ pub async fn accept(
     let p = find(&state, ws, &id).await?;
     if p.invitee != ws {
         return Err(ApiError::new(
-            ErrorCode::PartnershipNotActive,
+            ErrorCode::PermissionDenied,
             "only the invited workspace can accept a partnership",
         ));
     }
@@ -575,27 +592,30 @@ pub async fn revoke(
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<PartnershipView>> {
     let ws = auth.workspace;
-    let p = find(&state, ws, &id).await?;
-    let next = match p.state.as_str() {
-        "active" => "revoked",
-        "pending" => "declined",
-        other => {
-            return Err(ApiError::new(
-                ErrorCode::PartnershipNotActive,
-                format!("the partnership is already {other}"),
-            ))
-        }
-    };
-    let p = update(
-        &state,
-        p,
-        |p| {
+    // Revocation wins over any concurrent change: on a version conflict it reloads and retries.
+    let mut attempts = 0;
+    let (p, next) = loop {
+        let p = find(&state, ws, &id).await?;
+        let next = match p.state.as_str() {
+            "active" => "revoked",
+            "pending" => "declined",
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::PartnershipNotActive,
+                    format!("the partnership is already {other}"),
+                ))
+            }
+        };
+        let change = |p: &mut PartnershipRow| {
             p.state = next.into();
             Ok(())
-        },
-        true,
-    )
-    .await?;
+        };
+        match update(&state, p, change, true).await {
+            Ok(p) => break (p, next),
+            Err(e) if e.code == ErrorCode::ConcurrentChange && attempts < 10 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    };
     audit::workspace_event(
         &state,
         &client,
@@ -686,7 +706,7 @@ pub async fn run(
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<RunSummary>> {
     let p = find(&state, auth.workspace, &id).await?;
-    let summary = overlap::run(&state, &p).await?;
+    let summary = overlap::run(&state, &p, auth.workspace).await?;
     audit_run(&state, &client, &auth, &p, &summary).await?;
     Ok(Json(summary))
 }
@@ -698,15 +718,17 @@ async fn audit_run<P>(
     p: &PartnershipRow,
     summary: &RunSummary,
 ) -> ApiResult<()> {
-    // Both sides see every run in their audit log.
+    // Both sides see every run in their audit log; where the request came from is the
+    // requester's business only.
     for ws in [p.inviter, p.invitee] {
+        let own = ws == auth.workspace;
         audit::record(
             state,
-            Some(client),
+            own.then_some(client),
             audit::Event {
                 kind: "overlap.run",
                 workspace: Some(ws),
-                actor: (ws == auth.workspace).then(|| auth.actor.user_id()),
+                actor: own.then(|| auth.actor.user_id()),
                 subject: None,
                 details: json!({"partnership": p.id, "requested_by": auth.workspace.to_string(), "stored": summary.stored}),
             },
@@ -730,11 +752,26 @@ pub async fn view(
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<SideView>> {
     let p = find(&state, auth.workspace, &id).await?;
-    let (v, ran) = overlap::view(&state, &p, auth.workspace).await?;
+    Ok(Json(current_view(&state, &client, &auth, &p).await?))
+}
+
+/// The caller's view, recomputed (and the run audited) when stale.
+async fn current_view<P>(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &Authorized<P>,
+    p: &PartnershipRow,
+) -> ApiResult<SideView> {
+    let (v, ran) = overlap::view(state, p, auth.workspace).await?;
     if let Some(summary) = ran {
-        audit_run(&state, &client, &auth, &p, &summary).await?;
+        audit_run(state, client, auth, p, &summary).await?;
     }
-    Ok(Json(v))
+    v.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ConcurrentChange,
+            "the partnership changed while its overlap was computed; retry",
+        )
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -763,10 +800,7 @@ pub async fn export(
         ));
     }
     let p = find(&state, auth.workspace, &id).await?;
-    let (v, ran) = overlap::view(&state, &p, auth.workspace).await?;
-    if let Some(summary) = ran {
-        audit_run(&state, &client, &auth, &p, &summary).await?;
-    }
+    let v = current_view(&state, &client, &auth, &p).await?;
     let names = record_names(&state, auth.workspace, &v.records).await?;
     audit::workspace_event(
         &state,

@@ -22,6 +22,7 @@ struct Ada {
     grace: String,
     alan: String,
     katherine: String,
+    nasa: String,
 }
 
 async fn ada_data(c: &Crm<'_>) -> Ada {
@@ -47,7 +48,15 @@ async fn ada_data(c: &Crm<'_>) -> Ada {
     let katherine = id(&c
         .create("contacts", json!({"first_name": "Katherine", "last_name": "Johnson", "emails": ["kj@nasa.example"]}))
         .await);
-    c.create("deals", json!({"name": "Ada's big win", "pipeline": p, "stage": "won", "companies": [acme, globex], "contacts": [grace, alan, katherine]}))
+    // Bob has a company on this domain, linked only to one of his prospects: it must not count
+    // as a prospect (contacts stand for themselves, not for their companies).
+    let nasa = id(&c
+        .create(
+            "companies",
+            json!({"name": "NASA", "domains": ["nasa.gov"]}),
+        )
+        .await);
+    c.create("deals", json!({"name": "Ada's big win", "pipeline": p, "stage": "won", "companies": [acme, globex, nasa], "contacts": [grace, alan, katherine]}))
         .await;
     Ada {
         acme,
@@ -55,6 +64,7 @@ async fn ada_data(c: &Crm<'_>) -> Ada {
         grace,
         alan,
         katherine,
+        nasa,
     }
 }
 
@@ -75,6 +85,7 @@ const BOB_SECRETS: &[&str] = &[
     "googlemail",
     "K. Johnson",
     "KJ@NASA.example",
+    "Nasa Ops",
 ];
 
 async fn bob_data(c: &Crm<'_>) -> Bob {
@@ -97,14 +108,20 @@ async fn bob_data(c: &Crm<'_>) -> Bob {
     let secret = id(&c
         .create("contacts", json!({"first_name": "Secret", "last_name": "Person", "emails": ["secret.person@hidden.example"]}))
         .await);
+    let nasa = id(&c
+        .create(
+            "companies",
+            json!({"name": "Nasa Ops", "domains": ["https://nasa.gov"]}),
+        )
+        .await);
     let kj = id(&c
-        .create("contacts", json!({"first_name": "K.", "last_name": "Johnson", "emails": ["KJ@NASA.example"], "tags": ["prospect"]}))
+        .create("contacts", json!({"first_name": "K.", "last_name": "Johnson", "emails": ["KJ@NASA.example"], "tags": ["prospect"], "companies": [nasa]}))
         .await);
     let deal = id(&c
         .create("deals", json!({"name": "Bob's win", "pipeline": p, "stage": "won", "companies": [acme, initech], "contacts": [grace, secret]}))
         .await);
     Bob {
-        ids: vec![acme, initech, grace, secret, kj, deal],
+        ids: vec![acme, initech, grace, secret, kj, deal, nasa],
     }
 }
 
@@ -227,6 +244,9 @@ async fn promise_pm05_nothing_is_shared_before_both_sides_agree_or_after_either_
     assert_eq!(list[0]["id"], pid.as_str());
     assert_eq!(list[0]["invited_by_us"], false);
     assert_eq!(list[0]["partner_name"], "Ada Inc");
+    // Ada learns the name of the workspace she invited only once it accepts.
+    let (_, list) = call(&ada, Method::GET, "partnerships", None).await;
+    assert_eq!(list[0]["partner_name"], "");
     // Only the invited side accepts; a second invitation waits for this one to end.
     let (status, v) = call(
         &ada,
@@ -235,7 +255,13 @@ async fn promise_pm05_nothing_is_shared_before_both_sides_agree_or_after_either_
         None,
     )
     .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("permission_denied")),
+        "{v}"
+    );
+    let (_, list) = call(&bob, Method::GET, "partnerships", None).await;
+    assert_eq!(list[0]["state"], "pending");
     let (status, _) = call(
         &bob,
         Method::POST,
@@ -282,10 +308,17 @@ async fn promise_pm05_nothing_is_shared_before_both_sides_agree_or_after_either_
     assert_eq!(csv.lines().count(), 1, "only the header: {csv}");
     let (_, j) = export(&ada, &pid, "json").await;
     assert_eq!(j, "[]");
-    let (_, v) = share(&bob, &pid, json!({"customers": "counts"}), 1).await;
-    assert_eq!(v["ours"]["threshold"], 1);
+    // A count equal to the threshold is shown.
+    let (_, v) = share(&bob, &pid, json!({"customers": "counts"}), 2).await;
+    assert_eq!(v["ours"]["threshold"], 2);
     let (_, v) = overlap(&ada, &pid).await;
     assert_eq!(cell(&v, "customers", "customers")["count"], 2);
+    assert_eq!(
+        cell(&v, "customers", "customers")["fewer_than"],
+        Value::Null
+    );
+    let (_, list) = call(&ada, Method::GET, "partnerships", None).await;
+    assert_eq!(list[0]["partner_name"], "Bob Inc");
     assert_eq!(v["records"], json!([]));
     // Bob learns nothing: Ada shares nothing.
     let (_, v) = overlap(&bob, &pid).await;
@@ -331,6 +364,8 @@ async fn promise_pm05_nothing_is_shared_before_both_sides_agree_or_after_either_
 
     // Revoked by Ada: nothing for either side, at once, and nothing kept.
     assert!(store.overlap_result(&pid, aws).await.unwrap().is_some());
+    let before = store.partnership(&pid).await.unwrap().unwrap();
+    let stale = store.overlap_result(&pid, aws).await.unwrap().unwrap();
     let (status, v) = call(
         &ada,
         Method::POST,
@@ -351,6 +386,12 @@ async fn promise_pm05_nothing_is_shared_before_both_sides_agree_or_after_either_
     }
     assert!(store.overlap_result(&pid, aws).await.unwrap().is_none());
     assert!(store.overlap_result(&pid, bws).await.unwrap().is_none());
+    // A run that began before the revocation cannot store its result after it.
+    assert!(!store
+        .overlap_result_put(&stale, before.version)
+        .await
+        .unwrap());
+    assert!(store.overlap_result(&pid, aws).await.unwrap().is_none());
     let (status, _) = share(&bob, &pid, json!({"customers": "indicators"}), 1).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = call(
@@ -362,8 +403,49 @@ async fn promise_pm05_nothing_is_shared_before_both_sides_agree_or_after_either_
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    // Every step is in both audit logs that it concerns.
+    // A new invitation can be declined by the invited side, or withdrawn.
+    let (status, p2) = call(
+        &bob,
+        Method::POST,
+        "partnerships",
+        Some(json!({"partner_workspace_id": ada.ws})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{p2}");
+    let (status, v) = call(
+        &ada,
+        Method::POST,
+        &format!("partnerships/{}/revoke", id(&p2)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (StatusCode::OK, Some("declined"))
+    );
+    let (status, v) = overlap(&bob, &id(&p2)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("partnership_not_active"))
+    );
+
+    // Every step is in both audit logs that it concerns; where a partner's request came from is
+    // not in the other side's log.
     let (_, audit) = call(&bob, Method::GET, "audit", None).await;
+    for e in audit.as_array().unwrap() {
+        if e["kind"] == "overlap.run" && e["details"]["requested_by"] == ada.ws.as_str() {
+            assert!(
+                e["details"].get("ip").is_none() && e["details"].get("user_agent").is_none(),
+                "{e}"
+            );
+            assert!(e["actor"].is_null(), "{e}");
+        }
+    }
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "overlap.run" && e["details"]["requested_by"] == ada.ws.as_str()));
     let k = kinds(&audit);
     for kind in [
         "overlap.partnership_accepted",
@@ -448,12 +530,21 @@ async fn promise_pm04_a_partner_learns_only_which_of_its_own_records_overlap(s: 
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 4, "{csv}");
-    for key in ["size", "total", "partner_count"] {
-        assert!(
-            !v.to_string().contains(&format!("\"{key}\"")),
-            "{key} in {v}"
-        );
-    }
+    // A run tells the requester how many of its own records it compared, nothing of the partner.
+    let (status, summary) = call(
+        &ada,
+        Method::POST,
+        &format!("partnerships/{pid}/runs"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["compared"], 6, "Ada's six customers: {summary}");
+    let keys: Vec<&String> = summary.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["compared", "computed_at", "stored"]);
+    // Ada's NASA shares a domain with a company of Bob's that is in none of his populations.
+    assert!(!received.contains(&a.nasa), "{received}");
+    assert_eq!(cell(&v, "customers", "prospects")["count"], 1);
 
     // Bob, sharing everything, sees his side only: his records, and Ada's population names.
     let (_, vb) = overlap(&bob, &pid).await;
