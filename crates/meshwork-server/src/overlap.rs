@@ -787,3 +787,139 @@ async fn load_view(
     view.basis = stored.basis;
     Ok(Some(view))
 }
+
+#[cfg(test)]
+mod tests {
+    //! `view_for` against a brute-force oracle: random populations, elements, identifiers,
+    //! share levels and thresholds on both sides.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One side as plain data: per element, (is a record, populations bit set, token ids).
+    type PlainSide = Vec<(bool, u8, Vec<u8>)>;
+
+    fn side(n_pops: usize, plain: &PlainSide) -> (SideData, Vec<Vec<MatchToken>>) {
+        let populations = (0..n_pops)
+            .map(|i| Population {
+                id: format!("p{i}"),
+                name: format!("P{i}"),
+                spec: PopulationSpec::Filter {
+                    query: "type:company".into(),
+                },
+                builtin: false,
+            })
+            .collect();
+        let mut elements = Vec::new();
+        let mut tokens = Vec::new();
+        for (is_record, mask, ids) in plain {
+            let record = is_record.then(|| (RecordId::new(), Kind::Contact));
+            let ts: Vec<MatchToken> = ids.iter().map(|i| [*i; 32]).collect();
+            elements.push(Element {
+                record,
+                pseudonyms: ts.clone(),
+                populations: u64::from(*mask) & ((1 << n_pops) - 1),
+            });
+            tokens.push(ts);
+        }
+        (
+            SideData {
+                populations,
+                elements,
+            },
+            tokens,
+        )
+    }
+
+    fn settings(levels: &[u8], threshold: u32) -> SideSettings {
+        SideSettings {
+            shares: levels
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| {
+                    let level = match l % 3 {
+                        0 => return None,
+                        1 => ShareLevel::Counts,
+                        _ => ShareLevel::Indicators,
+                    };
+                    Some((format!("p{i}"), level))
+                })
+                .collect(),
+            threshold,
+        }
+    }
+
+    fn plain_side() -> impl Strategy<Value = PlainSide> {
+        prop::collection::vec(
+            (
+                any::<bool>(),
+                any::<u8>(),
+                prop::collection::vec(0u8..24, 0..3),
+            ),
+            0..12,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn promise_pm04_a_view_holds_exactly_what_the_oracle_allows(
+            my_pops in 1usize..5, their_pops in 1usize..5,
+            mine in plain_side(), theirs in plain_side(),
+            my_levels in prop::collection::vec(any::<u8>(), 4),
+            their_levels in prop::collection::vec(any::<u8>(), 4),
+            threshold in 1u32..4,
+        ) {
+            let (me, my_tokens) = side(my_pops, &mine);
+            let (partner, their_tokens) = side(their_pops, &theirs);
+            let my_settings = settings(&my_levels[..my_pops], 3);
+            let their_settings = settings(&their_levels[..their_pops], threshold);
+            let v = view_for(
+                &Side { data: &me, settings: &my_settings, tokens: &my_tokens },
+                &Side { data: &partner, settings: &their_settings, tokens: &their_tokens },
+                0,
+                Basis::default(),
+            );
+            let level = |y: usize| their_settings.shares.get(&format!("p{y}")).copied().unwrap_or(ShareLevel::None);
+            // The oracle: partner populations holding an element that shares a token with `e`.
+            let holds = |e: &Element, y: usize| partner.elements.iter().any(|f| {
+                f.populations & (1 << y) != 0 && f.pseudonyms.iter().any(|t| e.pseudonyms.contains(t))
+            });
+            // Only populations shared with me are named, with their level.
+            let shared: Vec<usize> = (0..their_pops).filter(|y| level(*y) != ShareLevel::None).collect();
+            let named: Vec<String> = v.partner_populations.iter().map(|p| p.id.clone()).collect();
+            prop_assert_eq!(named, shared.iter().map(|y| format!("p{y}")).collect::<Vec<_>>());
+            // Every cell: the exact count, or "fewer than" under the partner's threshold.
+            prop_assert_eq!(v.matrix.len(), my_pops * shared.len());
+            for cell in &v.matrix {
+                let x: usize = cell.population[1..].parse().unwrap();
+                let y: usize = cell.partner_population[1..].parse().unwrap();
+                let count = me.elements.iter().filter(|e| e.populations & (1 << x) != 0 && holds(e, y)).count() as u64;
+                if count < u64::from(threshold) {
+                    prop_assert_eq!((cell.count, cell.fewer_than), (None, Some(threshold)));
+                } else {
+                    prop_assert_eq!((cell.count, cell.fewer_than), (Some(count), None));
+                }
+            }
+            // Records: exactly my records in a partner population shared with indicators.
+            let mut expected: Vec<(String, Vec<String>)> = me.elements.iter().filter_map(|e| {
+                let (id, _) = e.record?;
+                let ys: Vec<String> = (0..their_pops)
+                    .filter(|y| level(*y) == ShareLevel::Indicators && holds(e, *y))
+                    .map(|y| format!("p{y}"))
+                    .collect();
+                (!ys.is_empty()).then(|| (id.to_string(), ys))
+            }).collect();
+            let mut got: Vec<(String, Vec<String>)> = v.records.iter().map(|r| (r.id.clone(), r.partner_populations.clone())).collect();
+            expected.sort();
+            got.sort();
+            prop_assert_eq!(got, expected);
+            // Nothing of the partner's is in the view but the names of what it shares.
+            let text = serde_json::to_string(&v).unwrap();
+            for f in &partner.elements {
+                if let Some((id, _)) = f.record {
+                    prop_assert!(!text.contains(&id.to_string()));
+                }
+            }
+        }
+    }
+}
