@@ -82,10 +82,23 @@ enum ModeArg {
     Upsert,
 }
 
+/// The store fields are spelled out here rather than flattened from [`StoreArgs`]: clap leaves
+/// an optional flattened group `None` when it nests another flatten (clap-rs/clap#4697), which
+/// made every `meshwork import FILE` fail with "give a file to import".
 #[derive(Debug, ClapArgs)]
 pub struct ImportArgs {
-    #[command(flatten)]
-    store: StoreArgs,
+    /// A TOML configuration file (see `meshwork default-config`).
+    #[arg(long, env = "MESHWORK_CONFIG")]
+    config: Option<PathBuf>,
+    /// The data directory [default: ./meshwork-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `postgres://…` when the server uses PostgreSQL.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The workspace id.
+    #[arg(long, short)]
+    workspace: uuid::Uuid,
     /// What the file holds.
     #[arg(long = "type", value_enum)]
     kind: TypeArg,
@@ -163,8 +176,19 @@ pub fn import(cli: ImportCli) -> anyhow::Result<()> {
     }
 }
 
+impl ImportArgs {
+    fn store(&self) -> StoreArgs {
+        StoreArgs {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            workspace: self.workspace,
+        }
+    }
+}
+
 async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
-    let (state, ws) = args.store.open().await?;
+    let (state, ws) = args.store().open().await?;
     let file = std::fs::canonicalize(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let size = std::fs::metadata(&file)?.len();
