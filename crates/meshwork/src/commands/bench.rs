@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
+    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n  meshwork bench overlap --rows 1048576\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -28,6 +28,9 @@ enum What {
     /// The search index against PostgreSQL tsvector + GIN and SQLite FTS5: latency percentiles
     /// and queries per second at 1 and 16 clients, build time, size and memory.
     Search(super::bench_search::SearchArgs),
+    /// Same-server partner overlap through the API: two workspaces each load a match-only list
+    /// of 2^20 company domains (10 % shared), then runs are timed.
+    Overlap(super::bench_overlap::OverlapArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,11 +53,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .build()?
             .block_on(api(a)),
         What::Search(a) => super::bench_search::run(a),
+        What::Overlap(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(super::bench_overlap::run(a)),
     }
 }
 
-struct ServerChild {
-    child: Child,
+pub(crate) struct ServerChild {
+    pub(crate) child: Child,
     _dir: tempfile::TempDir,
 }
 
@@ -74,7 +81,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -94,7 +101,12 @@ struct Phase {
     p99: Duration,
 }
 
-async fn api(args: ApiArgs) -> anyhow::Result<()> {
+/// Starts `meshwork serve` (this binary) on a free loopback port in a temporary data directory
+/// and waits until it answers; answers the child and its base URL.
+pub(crate) async fn start_server(
+    database_url: Option<&str>,
+    client: &reqwest::Client,
+) -> anyhow::Result<(ServerChild, String)> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
@@ -105,7 +117,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         .arg(dir.path())
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"));
-    if let Some(url) = &args.database_url {
+    if let Some(url) = database_url {
         cmd.arg("--database-url").arg(url);
     }
     cmd.env("MESHWORK_LOG", "warn")
@@ -113,11 +125,6 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         .stdout(Stdio::null());
     let child = cmd.spawn().context("starting the server")?;
     let server = ServerChild { child, _dir: dir };
-    let pid = server.child.id();
-
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()?;
     let started = Instant::now();
     loop {
         if client
@@ -126,14 +133,22 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            break;
+            return Ok((server, base));
         }
         if started.elapsed() > Duration::from_secs(30) {
             bail!("the server did not become ready in 30 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (key, ws) = setup(&client, &base).await?;
+}
+
+async fn api(args: ApiArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let (server, base) = start_server(args.database_url.as_deref(), &client).await?;
+    let pid = server.child.id();
+    let (key, ws) = setup(&client, &base, 1).await?.remove(0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_kib(pid);
 
@@ -216,7 +231,13 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn setup(client: &reqwest::Client, base: &str) -> anyhow::Result<(String, String)> {
+/// Signs up one person and creates `workspaces` workspaces with an owner API key each; answers
+/// (key, workspace id) per workspace.
+pub(crate) async fn setup(
+    client: &reqwest::Client,
+    base: &str,
+    workspaces: usize,
+) -> anyhow::Result<Vec<(String, String)>> {
     let resp = client
         .post(format!("{base}/api/v1/auth/signup"))
         .json(&serde_json::json!({"name": "Bench", "email": "bench@example.com", "password": "load test passphrase 42", "confirm_age_16_or_over": true}))
@@ -239,26 +260,30 @@ async fn setup(client: &reqwest::Client, base: &str) -> anyhow::Result<(String, 
         .as_str()
         .context("no csrf token")?
         .to_string();
-    let ws: serde_json::Value = client
-        .post(format!("{base}/api/v1/workspaces"))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&serde_json::json!({"name": "Bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let ws = ws["id"].as_str().context("no workspace id")?.to_string();
-    let key: serde_json::Value = client
-        .post(format!("{base}/api/v1/workspaces/{ws}/api-keys"))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .json(&serde_json::json!({"name": "bench", "role": "owner"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok((key["secret"].as_str().context("no key")?.to_string(), ws))
+    let mut out = Vec::new();
+    for i in 0..workspaces {
+        let ws: serde_json::Value = client
+            .post(format!("{base}/api/v1/workspaces"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&serde_json::json!({"name": format!("Bench {i}")}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let ws = ws["id"].as_str().context("no workspace id")?.to_string();
+        let key: serde_json::Value = client
+            .post(format!("{base}/api/v1/workspaces/{ws}/api-keys"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&serde_json::json!({"name": "bench", "role": "owner"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        out.push((key["secret"].as_str().context("no key")?.to_string(), ws));
+    }
+    Ok(out)
 }
 
 async fn load<F>(

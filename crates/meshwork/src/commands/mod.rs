@@ -1,6 +1,7 @@
 //! The subcommands and the options they share.
 
 mod bench;
+mod bench_overlap;
 mod bench_search;
 mod crm;
 mod default_config;
