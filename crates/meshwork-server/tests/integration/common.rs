@@ -61,6 +61,22 @@ impl TestServer {
         })
     }
 
+    /// Stops the server and starts it again on the same database and data directory (a new
+    /// port; sessions and keys stay valid).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let running = meshwork_server::start(config_for(&self.db))
+            .await
+            .expect("server restarts");
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    /// The data directory the server was started with.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        config_for(&self.db).data_dir
+    }
+
     pub fn state(&self) -> &meshwork_server::AppState {
         &self.running.as_ref().expect("running").state
     }

@@ -402,3 +402,83 @@ async fn promise_mm01_search_shows_only_what_the_source_allows(s: &mut TestServe
     assert!(s.state().store.sources(ws).await.unwrap().is_empty());
 }
 server_test!(promise_mm01_search_shows_only_what_the_source_allows);
+
+/// The files of a workspace's index: name → bytes.
+fn index_files(s: &TestServer, ws: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let dir = s.data_dir().join("search").join(ws);
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn search_index_resumes_after_a_restart_and_rebuilds_when_damaged(s: &mut TestServer) {
+    let c = setup(s, "Ada").await;
+    for i in 0..5 {
+        c.create("companies", json!({"name": format!("Wombat {i}")}))
+            .await;
+    }
+    let (who, ws) = (c.who.clone(), c.ws.clone());
+    let me = As::User(&who);
+    let (_, v) = search(s, &ws, &me, "wombat").await;
+    assert_eq!(v["total"], 5);
+    let before = index_files(s, &ws);
+    assert!(!before.is_empty());
+
+    // A restart opens the index where it stopped: the same files, no rebuild, and the next
+    // write is applied on top.
+    s.restart().await;
+    let (_, v) = search(s, &ws, &me, "wombat").await;
+    assert_eq!(v["total"], 5, "{v}");
+    assert_eq!(index_files(s, &ws), before, "nothing was rewritten");
+    let (status, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/companies"),
+            &me,
+            Some(json!({"name": "Wombat 5"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, v) = search(s, &ws, &me, "wombat").await;
+    assert_eq!(v["total"], 6);
+
+    // A damaged index (a flipped byte in every file) is rebuilt from the store, transparently.
+    s.stop().await;
+    let dir = s.data_dir().join("search").join(&ws);
+    for name in index_files_at(&dir) {
+        let p = dir.join(name);
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&p, bytes).unwrap();
+    }
+    s.restart().await;
+    let (_, v) = search(s, &ws, &me, "wombat").await;
+    assert_eq!(v["total"], 6, "{v}");
+    // So is a missing one.
+    s.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    s.restart().await;
+    let (_, v) = search(s, &ws, &me, "wombat 3").await;
+    assert_eq!(v["total"], 1, "{v}");
+    let (_, v) = search(s, &ws, &me, "wombat").await;
+    assert_eq!(v["total"], 6, "{v}");
+}
+server_test!(search_index_resumes_after_a_restart_and_rebuilds_when_damaged);
+
+fn index_files_at(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect()
+}
