@@ -29,6 +29,30 @@ pub struct Config {
     /// `text` or `json`.
     pub log_format: String,
     pub auth: AuthConfig,
+    pub overlap: OverlapConfig,
+}
+
+/// Partner overlap with workspaces on other Meshwork servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OverlapConfig {
+    /// A PEM file of certificates to trust, besides the public roots, when calling partner
+    /// servers (a private CA, or a partner's self-signed certificate).
+    pub peer_ca_file: String,
+    /// Runs a partner server may start against this one per partnership and hour.
+    pub peer_runs_per_hour: u32,
+    /// Days an invitation to a partner on another server stays valid.
+    pub invitation_days: u32,
+}
+
+impl Default for OverlapConfig {
+    fn default() -> Self {
+        Self {
+            peer_ca_file: String::new(),
+            peer_runs_per_hour: 12,
+            invitation_days: 7,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +80,7 @@ impl Default for Config {
             tls_key: String::new(),
             log_format: "text".into(),
             auth: AuthConfig::default(),
+            overlap: OverlapConfig::default(),
         }
     }
 }
@@ -110,6 +135,16 @@ api_key_cache_seconds = 2
 # Consecutive failed sign-ins that lock an account, and for how long.
 lockout_threshold = 5
 lockout_minutes = 15
+
+[overlap]
+# Partner overlap with workspaces on other Meshwork servers (docs/overlap.md). Partners reach
+# this server at public_url, which must then be https://.
+# A PEM file of certificates to trust, besides the public roots, when calling partner servers.
+peer_ca_file = ""
+# Runs a partner server may start against this one, per partnership and hour (against probing).
+peer_runs_per_hour = 12
+# Days an invitation to a partner on another server stays valid.
+invitation_days = 7
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +251,12 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "auth settings must be greater than zero".into(),
+            ));
+        }
+        if self.overlap.peer_runs_per_hour == 0 || self.overlap.invitation_days == 0 {
+            return Err(ConfigError::Invalid(
+                "overlap.peer_runs_per_hour and overlap.invitation_days must be greater than zero"
+                    .into(),
             ));
         }
         Ok(())

@@ -95,6 +95,11 @@ error_codes! {
     PartnershipNotFound => ("partnership_not_found", 404, InvalidRequest, "No partnership with this id involving this workspace."),
     PartnershipNotActive => ("partnership_not_active", 409, InvalidRequest, "The partnership is not active: it awaits the other side's acceptance, or was revoked."),
     PopulationNotFound => ("population_not_found", 404, InvalidRequest, "No population or match list with this id in the workspace."),
+    InvitationInvalid => ("invitation_invalid", 422, InvalidRequest, "A partner invitation is malformed, or its server says it is unknown, used, expired or withdrawn."),
+    PeerSignatureInvalid => ("peer_signature_invalid", 401, Auth, "A partner server's request is not signed with the partnership's link key, or its clock is more than five minutes off."),
+    PeerRunNotFound => ("peer_run_not_found", 404, InvalidRequest, "The partner's server holds no such overlap run (finished, expired or restarted); start a new run."),
+    OverlapProtocolError => ("overlap_protocol_error", 422, InvalidRequest, "A private set intersection message is malformed or out of place; the run is abandoned and nothing is revealed."),
+    PeerUnavailable => ("peer_unavailable", 502, Internal, "The partner's server could not be reached or refused the request; the message says how. Nothing was shared."),
     Internal => ("internal", 500, Internal, "The server failed. The error is logged; nothing about it is shown here."),
 }
 

@@ -17,6 +17,7 @@ pub mod import;
 pub mod key_cache;
 pub mod mail;
 pub mod overlap;
+pub mod remote;
 pub mod search;
 pub mod state;
 

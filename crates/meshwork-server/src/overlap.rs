@@ -314,77 +314,108 @@ struct SideData {
 /// Evaluates every population of `ws` into elements (one per record or match-list row).
 async fn side_data(state: &AppState, ws: WorkspaceId) -> ApiResult<SideData> {
     let pops = populations(state, ws).await?;
-    let identity = identity(state);
-    let crm = Crm::new(state, ws)?;
-    let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
-    let mut elements = Vec::new();
     // Population bits: more populations than the cap (possible only through concurrent creates)
     // are left out of runs rather than overflowing the masks.
     let pops: Vec<Population> = pops.into_iter().take(MAX_POPULATIONS).collect();
+    let identity = identity(state);
+    let mut elements = Vec::new();
     for (bit, p) in pops.iter().enumerate() {
-        let mask = 1u64 << bit;
-        match &p.spec {
-            PopulationSpec::Filter { query } => {
-                let ids: Vec<RecordId> = state
-                    .search
-                    .crm_ids(state, ws, query)
-                    .await?
-                    .iter()
-                    .filter_map(|id| RecordId::from_str(id).ok())
-                    .collect();
-                let mut records: BTreeSet<RecordId> = BTreeSet::new();
-                let mut deals = Vec::new();
-                for chunk in ids.chunks(2000) {
-                    for row in state.store.crm_records(ws, chunk).await? {
-                        match row.kind.as_str() {
-                            "deal" => deals.push(row.id),
-                            "company" | "contact" => {
-                                records.insert(row.id);
-                            }
-                            _ => {}
-                        }
+        if !matches!(p.spec, PopulationSpec::MatchList { .. }) {
+            continue;
+        }
+        let sealed = state
+            .store
+            .population_members(ws, &p.id)
+            .await?
+            .unwrap_or_default();
+        if sealed.is_empty() {
+            continue;
+        }
+        let key = state.workspace_key(ws)?;
+        let scope = ws.to_string();
+        let plain = key.open(population_aad(&scope, &p.id, "members"), &sealed)?;
+        for row in decode_members(&plain)? {
+            elements.push(Element {
+                record: None,
+                pseudonyms: row,
+                populations: 1u64 << bit,
+            });
+        }
+    }
+    for r in record_elements(state, ws, &pops).await? {
+        elements.push(Element {
+            record: Some((r.id, r.kind)),
+            pseudonyms: r.identifiers.iter().map(|i| identity.token(i)).collect(),
+            populations: r.populations,
+        });
+    }
+    Ok(SideData {
+        populations: pops,
+        elements,
+    })
+}
+
+/// A CRM record of a side, with its normalised identifiers.
+pub(crate) struct RecordElement {
+    pub id: RecordId,
+    pub kind: Kind,
+    pub identifiers: Vec<Identifier>,
+    /// Which of `pops` (by position) hold it.
+    pub populations: u64,
+}
+
+/// The CRM records in the saved-filter populations among `pops` (at most [`MAX_POPULATIONS`]),
+/// with their identifiers; records without a usable identifier are left out.
+pub(crate) async fn record_elements(
+    state: &AppState,
+    ws: WorkspaceId,
+    pops: &[Population],
+) -> ApiResult<Vec<RecordElement>> {
+    let crm = Crm::new(state, ws)?;
+    let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
+    for (bit, p) in pops.iter().enumerate().take(MAX_POPULATIONS) {
+        let PopulationSpec::Filter { query } = &p.spec else {
+            continue;
+        };
+        let ids: Vec<RecordId> = state
+            .search
+            .crm_ids(state, ws, query)
+            .await?
+            .iter()
+            .filter_map(|id| RecordId::from_str(id).ok())
+            .collect();
+        let mut records: BTreeSet<RecordId> = BTreeSet::new();
+        let mut deals = Vec::new();
+        for chunk in ids.chunks(2000) {
+            for row in state.store.crm_records(ws, chunk).await? {
+                match row.kind.as_str() {
+                    "deal" => deals.push(row.id),
+                    "company" | "contact" => {
+                        records.insert(row.id);
                     }
-                }
-                // Deals stand for their companies and contacts; companies and contacts stand
-                // for themselves only (not for the companies a contact is linked to).
-                for link in state.store.crm_links_from(ws, &deals).await? {
-                    if link.role == "company" || link.role == "contact" {
-                        records.insert(link.to);
-                    }
-                }
-                if records.len() > MAX_POPULATION_SIZE {
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidField,
-                        format!("population {:?} holds more than {MAX_POPULATION_SIZE} records; narrow its filter", p.name),
-                    ));
-                }
-                for r in records {
-                    *by_record.entry(r).or_default() |= mask;
-                }
-            }
-            PopulationSpec::MatchList { .. } => {
-                let sealed = state
-                    .store
-                    .population_members(ws, &p.id)
-                    .await?
-                    .unwrap_or_default();
-                if sealed.is_empty() {
-                    continue;
-                }
-                let key = state.workspace_key(ws)?;
-                let scope = ws.to_string();
-                let plain = key.open(population_aad(&scope, &p.id, "members"), &sealed)?;
-                for row in decode_members(&plain)? {
-                    elements.push(Element {
-                        record: None,
-                        pseudonyms: row,
-                        populations: mask,
-                    });
+                    _ => {}
                 }
             }
         }
+        // Deals stand for their companies and contacts; companies and contacts stand for
+        // themselves only (not for the companies a contact is linked to).
+        for link in state.store.crm_links_from(ws, &deals).await? {
+            if link.role == "company" || link.role == "contact" {
+                records.insert(link.to);
+            }
+        }
+        if records.len() > MAX_POPULATION_SIZE {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("population {:?} holds more than {MAX_POPULATION_SIZE} records; narrow its filter", p.name),
+            ));
+        }
+        for r in records {
+            *by_record.entry(r).or_default() |= 1u64 << bit;
+        }
     }
     let ids: Vec<RecordId> = by_record.keys().copied().collect();
+    let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(2000) {
         for row in state.store.crm_records(ws, chunk).await? {
             let Ok(kind) = Kind::from_str(&row.kind) else {
@@ -394,24 +425,19 @@ async fn side_data(state: &AppState, ws: WorkspaceId) -> ApiResult<SideData> {
                 continue;
             }
             let doc = crm.open_doc(&row)?;
-            let pseudonyms: Vec<MatchToken> = record_identifiers(kind, &doc)
-                .iter()
-                .map(|i| identity.token(i))
-                .collect();
-            if pseudonyms.is_empty() {
+            let identifiers = record_identifiers(kind, &doc);
+            if identifiers.is_empty() {
                 continue;
             }
-            elements.push(Element {
-                record: Some((row.id, kind)),
-                pseudonyms,
+            out.push(RecordElement {
+                id: row.id,
+                kind,
+                identifiers,
                 populations: by_record[&row.id],
             });
         }
     }
-    Ok(SideData {
-        populations: pops,
-        elements,
-    })
+    Ok(out)
 }
 
 /// One cell of the account-mapping matrix.
@@ -472,9 +498,9 @@ pub struct Basis {
 }
 
 #[derive(Serialize, Deserialize)]
-struct StoredView {
-    view: SideView,
-    basis: Basis,
+pub(crate) struct StoredView {
+    pub view: SideView,
+    pub basis: Basis,
 }
 
 /// The settings of each side of a partnership: (inviter's, invitee's).
@@ -638,7 +664,7 @@ impl std::hash::Hasher for TokenHasher {
     fn write_usize(&mut self, _: usize) {}
 }
 
-fn bits(mask: u64, pops: &[Population]) -> Vec<String> {
+pub(crate) fn bits(mask: u64, pops: &[Population]) -> Vec<String> {
     pops.iter()
         .enumerate()
         .filter(|(b, _)| mask & (1 << b) != 0)
@@ -646,7 +672,7 @@ fn bits(mask: u64, pops: &[Population]) -> Vec<String> {
         .collect()
 }
 
-fn view_aad<'a>(scope: &'a str, partnership: &'a str) -> Aad<'a> {
+pub(crate) fn view_aad<'a>(scope: &'a str, partnership: &'a str) -> Aad<'a> {
     Aad {
         scope,
         record: partnership,

@@ -28,6 +28,8 @@ pub struct Inner {
     pub dummy_password_hash: String,
     /// The search indexes of this process (one per workspace, opened on first use).
     pub search: crate::search::Search,
+    /// Overlap with partner servers: the HTTPS client, served runs, run progress.
+    pub remote: crate::remote::RemoteState,
 }
 
 impl std::fmt::Debug for AppState {
@@ -72,6 +74,7 @@ impl AppState {
                     config.auth.api_key_cache_seconds as u64,
                 )),
                 search: crate::search::Search::new(config.data_dir.join("search")),
+                remote: crate::remote::RemoteState::new(&config)?,
                 config,
                 dummy_password_hash,
             }),

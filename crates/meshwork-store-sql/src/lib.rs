@@ -71,6 +71,24 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            pub(super) fn remote_partnership(r: &DbRow) -> Result<RemotePartnershipRow> {
+                let ws: String = r.try_get("workspace_id").map_err(db)?;
+                Ok(RemotePartnershipRow {
+                    id: r.try_get("id").map_err(db)?,
+                    workspace_id: WorkspaceId(uuid(&ws, "remote_partnerships.workspace_id")?),
+                    role: r.try_get("role").map_err(db)?,
+                    state: r.try_get("state").map_err(db)?,
+                    invite_hash: r.try_get("invite_hash").map_err(db)?,
+                    invite_expires_at: r.try_get("invite_expires_at").map_err(db)?,
+                    peer_sealed: r.try_get("peer_sealed").map_err(db)?,
+                    settings: r.try_get("settings").map_err(db)?,
+                    view_sealed: r.try_get("view_sealed").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                    version: r.try_get("version").map_err(db)?,
+                })
+            }
+
             pub(super) fn population(r: &DbRow) -> Result<PopulationRow> {
                 let ws: String = r.try_get("workspace_id").map_err(db)?;
                 Ok(PopulationRow {
@@ -1210,6 +1228,70 @@ macro_rules! impl_sql_store {
                     data_sealed: r.try_get(0).map_err($crate::db)?,
                     computed_at: r.try_get(1).map_err($crate::db)?,
                 })).transpose()
+            }
+
+            async fn remote_partnership_create(&self, row: &meshwork_store::RemotePartnershipRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO remote_partnerships (id, workspace_id, role, state, invite_hash, invite_expires_at, peer_sealed, settings, view_sealed, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                    .bind(&row.id).bind(row.workspace_id.to_string()).bind(&row.role).bind(&row.state)
+                    .bind(&row.invite_hash).bind(row.invite_expires_at).bind(&row.peer_sealed).bind(&row.settings)
+                    .bind(&row.view_sealed).bind(row.created_at).bind(row.updated_at).bind(row.version)
+                    .execute(self.writer()).await.map_err($crate::db_err("remote_partnerships.id"))?;
+                Ok(())
+            }
+
+            async fn remote_partnership(&self, id: &str) -> meshwork_store::Result<Option<meshwork_store::RemotePartnershipRow>> {
+                let row = $crate::sqlx::query("SELECT * FROM remote_partnerships WHERE id = $1")
+                    .bind(id).fetch_optional(self.reader()).await.map_err($crate::db)?;
+                row.map(|r| sql_store_rows::remote_partnership(&r)).transpose()
+            }
+
+            async fn remote_partnerships_of(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::RemotePartnershipRow>> {
+                let rows = $crate::sqlx::query("SELECT * FROM remote_partnerships WHERE workspace_id = $1 ORDER BY created_at DESC, id")
+                    .bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?;
+                rows.iter().map(sql_store_rows::remote_partnership).collect()
+            }
+
+            async fn remote_partnership_update(&self, row: &meshwork_store::RemotePartnershipRow, expected_version: i64) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE remote_partnerships SET state = $2, invite_hash = $3, invite_expires_at = $4, peer_sealed = $5, settings = $6, view_sealed = $7, updated_at = $8, version = $9 WHERE id = $1 AND version = $10")
+                    .bind(&row.id).bind(&row.state).bind(&row.invite_hash).bind(row.invite_expires_at)
+                    .bind(&row.peer_sealed).bind(&row.settings).bind(&row.view_sealed)
+                    .bind(row.updated_at).bind(row.version).bind(expected_version)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn remote_view_put(&self, id: &str, version: i64, view_sealed: &[u8]) -> meshwork_store::Result<bool> {
+                // One statement: a revocation (which bumps the version) cannot slip in between
+                // a check and the write.
+                let r = $crate::sqlx::query("UPDATE remote_partnerships SET view_sealed = $2 WHERE id = $1 AND state = 'active' AND version = $3")
+                    .bind(id).bind(view_sealed).bind(version)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn remote_run_admit(&self, id: &str, now: meshwork_domain::Millis, per_hour: u32) -> meshwork_store::Result<bool> {
+                use $crate::sqlx::Row as _;
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                // Locks the row (PostgreSQL) so two servers cannot both admit the last run.
+                let lock = if $backend == meshwork_store::Backend::Postgres { " FOR UPDATE" } else { "" };
+                let row = $crate::sqlx::query(&format!("SELECT peer_run_starts FROM remote_partnerships WHERE id = $1{lock}"))
+                    .bind(id).fetch_optional(&mut *tx).await.map_err($crate::db)?;
+                let Some(row) = row else { return Ok(false) };
+                let text: String = row.try_get(0).map_err($crate::db)?;
+                let mut starts: Vec<i64> = text
+                    .split(',')
+                    .filter_map(|t| t.parse().ok())
+                    .filter(|t| now - t < 3_600_000)
+                    .collect();
+                if starts.len() >= per_hour as usize {
+                    return Ok(false);
+                }
+                starts.push(now);
+                let text = starts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
+                $crate::sqlx::query("UPDATE remote_partnerships SET peer_run_starts = $2 WHERE id = $1")
+                    .bind(id).bind(text).execute(&mut *tx).await.map_err($crate::db)?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(true)
             }
 
             async fn population_put(&self, row: &meshwork_store::PopulationRow, members_sealed: Option<&[u8]>, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {

@@ -360,6 +360,21 @@ pub trait Store: Send + Sync + 'static {
     /// The sealed members of a match-only list.
     async fn population_members(&self, ws: WorkspaceId, id: &str) -> Result<Option<Vec<u8>>>;
     async fn population_delete(&self, ws: WorkspaceId, id: &str, now: Millis) -> Result<bool>;
+    async fn remote_partnership_create(&self, row: &RemotePartnershipRow) -> Result<()>;
+    async fn remote_partnership(&self, id: &str) -> Result<Option<RemotePartnershipRow>>;
+    /// This workspace's partnerships with other servers, newest first.
+    async fn remote_partnerships_of(&self, ws: WorkspaceId) -> Result<Vec<RemotePartnershipRow>>;
+    /// Replaces a remote partnership still at `expected_version` (answers false otherwise).
+    async fn remote_partnership_update(
+        &self,
+        row: &RemotePartnershipRow,
+        expected_version: i64,
+    ) -> Result<bool>;
+    /// Stores this side's view, only while the partnership is active and still at `version`.
+    async fn remote_view_put(&self, id: &str, version: i64, view_sealed: &[u8]) -> Result<bool>;
+    /// Counts a run the partner's server starts against the hourly cap: answers false, counting
+    /// nothing, when `per_hour` runs started in the hour before `now`.
+    async fn remote_run_admit(&self, id: &str, now: Millis, per_hour: u32) -> Result<bool>;
 }
 
 /// Whose audit entries to read.

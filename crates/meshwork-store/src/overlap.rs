@@ -45,3 +45,30 @@ pub struct OverlapResultRow {
     pub data_sealed: Vec<u8>,
     pub computed_at: Millis,
 }
+
+/// This side of a partnership with a workspace on another Meshwork server. Each server keeps
+/// its own row; the two are tied by the link key both hold (sealed in `peer_sealed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemotePartnershipRow {
+    pub id: String,
+    /// The workspace of this server taking part.
+    pub workspace_id: WorkspaceId,
+    /// `inviter` or `invitee`.
+    pub role: String,
+    /// `pending`, `active`, `revoked` or `declined`.
+    pub state: String,
+    /// SHA-256 of the invitation's secret while it awaits acceptance (inviter side only).
+    pub invite_hash: Option<Vec<u8>>,
+    pub invite_expires_at: Option<Millis>,
+    /// The partner's server URL, partnership id and workspace name, and the link key, sealed
+    /// with the workspace key (absent while an invitation is pending).
+    pub peer_sealed: Option<Vec<u8>>,
+    /// What this side shares, as JSON owned by the server.
+    pub settings: String,
+    /// This side's view after its last run, sealed with the workspace key.
+    pub view_sealed: Option<Vec<u8>>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// Grows with each change; a run's view is stored only at the version it started from.
+    pub version: i64,
+}

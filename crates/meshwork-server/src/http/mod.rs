@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod crm;
 pub mod overlap;
+pub mod remote;
 pub mod search;
 pub mod system;
 pub mod workspaces;
@@ -135,6 +136,13 @@ fn overlap_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(overlap::run))
         .routes(routes!(overlap::view))
         .routes(routes!(overlap::export))
+        .routes(routes!(remote::list, remote::invite))
+        .routes(routes!(remote::join))
+        .routes(routes!(remote::revoke))
+        .routes(routes!(remote::set_sharing))
+        .routes(routes!(remote::run))
+        .routes(routes!(remote::view))
+        .routes(routes!(remote::export))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(lists)
 }
@@ -187,6 +195,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, doc) = api.split_for_parts();
     let doc_json = std::sync::Arc::new(doc.to_json().expect("OpenAPI document serializes"));
     let router = router
+        .merge(remote::peer_router())
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {

@@ -628,6 +628,44 @@ pub async fn revoke(
     Ok(Json(partnership_view(&state, &p, ws).await?))
 }
 
+/// Checks share settings: the threshold's range, and that every population named exists (and,
+/// for a partner on another server, is a saved filter: match-only lists cannot be matched there).
+pub(crate) async fn check_sharing(
+    state: &AppState,
+    ws: WorkspaceId,
+    input: &SideSettings,
+    remote: bool,
+) -> ApiResult<()> {
+    if !(1..=1000).contains(&input.threshold) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!(
+                "field `threshold`: must be 1 to 1000, got {}",
+                input.threshold
+            ),
+        ));
+    }
+    let known = populations(state, ws).await?;
+    for pid in input.shares.keys() {
+        match known.iter().find(|p| &p.id == pid) {
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::PopulationNotFound,
+                    format!("field `shares.{pid}`: no population with this id in this workspace"),
+                ))
+            }
+            Some(p) if remote && matches!(p.spec, PopulationSpec::MatchList { .. }) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("field `shares.{pid}`: a match-only list keeps only pseudonyms under this server's key, which another server cannot match; share it with partners on this server only"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Choose what the partner learns about each of this workspace's populations, and the
 /// threshold under which counts read "fewer than N". Replaces the previous choice whole.
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/partnerships/{partnership_id}/sharing", tag = "partners",
@@ -643,24 +681,7 @@ pub async fn set_sharing(
     Json(input): Json<SideSettings>,
 ) -> ApiResult<Json<PartnershipView>> {
     let ws = auth.workspace;
-    if !(1..=1000).contains(&input.threshold) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!(
-                "field `threshold`: must be 1 to 1000, got {}",
-                input.threshold
-            ),
-        ));
-    }
-    let known = populations(&state, ws).await?;
-    for pid in input.shares.keys() {
-        if !known.iter().any(|p| &p.id == pid) {
-            return Err(ApiError::new(
-                ErrorCode::PopulationNotFound,
-                format!("field `shares.{pid}`: no population with this id in this workspace"),
-            ));
-        }
-    }
+    check_sharing(&state, ws, &input, false).await?;
     let p = find(&state, ws, &id).await?;
     if p.state == "revoked" || p.state == "declined" {
         return Err(overlap::not_active());
@@ -780,6 +801,17 @@ pub struct ExportParams {
     pub format: Option<String>,
 }
 
+pub(crate) fn export_format(q: &ExportParams) -> ApiResult<&str> {
+    let format = q.format.as_deref().unwrap_or("csv");
+    if format != "csv" && format != "json" {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            format!("query `format`: {format:?} is not csv or json"),
+        ));
+    }
+    Ok(format)
+}
+
 /// Export your overlapping records (the list of the view) as CSV or JSON. Audited.
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/partnerships/{partnership_id}/overlap/export", tag = "partners",
     security(("session" = ["partners.read"]), ("api_key" = ["partners.read"])),
@@ -792,16 +824,9 @@ pub async fn export(
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Query(q): Query<ExportParams>,
 ) -> ApiResult<Response> {
-    let format = q.format.as_deref().unwrap_or("csv");
-    if format != "csv" && format != "json" {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!("query `format`: {format:?} is not csv or json"),
-        ));
-    }
+    let format = export_format(&q)?;
     let p = find(&state, auth.workspace, &id).await?;
     let v = current_view(&state, &client, &auth, &p).await?;
-    let names = record_names(&state, auth.workspace, &v.records).await?;
     audit::workspace_event(
         &state,
         &client,
@@ -811,6 +836,17 @@ pub async fn export(
         json!({"partnership": p.id, "format": format, "records": v.records.len()}),
     )
     .await?;
+    render_export(&state, auth.workspace, &v, format).await
+}
+
+/// The list of a view as CSV (`id,type,name,populations,partner_populations`) or JSON.
+pub(crate) async fn render_export(
+    state: &AppState,
+    ws: WorkspaceId,
+    v: &SideView,
+    format: &str,
+) -> ApiResult<Response> {
+    let names = record_names(state, ws, &v.records).await?;
     let pop_name = |id: &str, list: &[overlap::SharedPopulation]| {
         list.iter()
             .find(|p| p.id == id)

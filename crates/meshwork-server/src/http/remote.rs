@@ -1,0 +1,640 @@
+//! Partner overlap with workspaces on other Meshwork servers, over HTTP.
+//!
+//! - `/api/v1/workspaces/{ws}/remote-partnerships…`: the routes people and API keys use
+//!   (invite, join, revoke, share, run, view, export), in the OpenAPI document.
+//! - `/peer/v1/partnerships/{id}/…`: the routes partner servers call. They carry no session or
+//!   API key: each request is signed with the partnership's link key (`crate::remote::link`),
+//!   except the acceptance, which carries the invitation's secret. They are described in
+//!   `docs/overlap-protocol.md`, not in the OpenAPI document (no person calls them).
+
+use crate::audit::{self, ClientInfo};
+use crate::auth::{perm, Authorized};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::http::overlap::{check_sharing, export_format, render_export, ExportParams};
+use crate::overlap::{SideSettings, SideView};
+use crate::remote::{
+    self, link, served::Session, AcceptRequest, RemotePartnershipView, RunProgress,
+};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use meshwork_domain::ErrorCode;
+use meshwork_overlap::RunId;
+use meshwork_store::RemotePartnershipRow;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+
+/// The partnerships of this workspace with workspaces on other servers.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships", tag = "partners",
+    security(("session" = ["partners.read"]), ("api_key" = ["partners.read"])),
+    params(("workspace_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Vec<RemotePartnershipView>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authorized<perm::PartnersRead>,
+) -> ApiResult<Json<Vec<RemotePartnershipView>>> {
+    let rows = state.store.remote_partnerships_of(auth.workspace).await?;
+    let views = rows
+        .iter()
+        .map(|r| remote::describe(&state, r))
+        .collect::<ApiResult<_>>()?;
+    Ok(Json(views))
+}
+
+/// A new invitation, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Invited {
+    pub partnership: RemotePartnershipView,
+    /// Give this to the partner's admin, who pastes it into their own Meshwork server. It works
+    /// once, until `invitation_expires_at`; this server keeps only its hash.
+    pub invitation: String,
+}
+
+/// Invite a workspace on another Meshwork server. Nothing is shared until it accepts (with the
+/// invitation) and each side chooses what to share.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships", tag = "partners",
+    security(("session" = ["partners.manage"]), ("api_key" = ["partners.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path)),
+    responses((status = 201, body = Invited), (status = 422, body = ErrorBody)))]
+pub async fn invite(
+    State(state): State<AppState>,
+    auth: Authorized<perm::PartnersManage>,
+    client: ClientInfo,
+) -> ApiResult<(StatusCode, Json<Invited>)> {
+    let (row, invitation) = remote::invite(&state, auth.workspace).await?;
+    audit::workspace_event(
+        &state,
+        &client,
+        "overlap.partnership_invited",
+        &auth,
+        None,
+        json!({"partnership": row.id, "remote": true}),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Invited {
+            partnership: remote::describe(&state, &row)?,
+            invitation,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinInput {
+    /// The invitation (`mwinv1.…`) the partner's admin gave you.
+    pub invitation: String,
+}
+
+/// Accept an invitation from a workspace on another server: this server contacts it over
+/// HTTPS and the partnership is active on both sides.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships/join", tag = "partners",
+    security(("session" = ["partners.manage"]), ("api_key" = ["partners.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path)),
+    request_body = JoinInput,
+    responses((status = 201, body = RemotePartnershipView), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn join(
+    State(state): State<AppState>,
+    auth: Authorized<perm::PartnersManage>,
+    client: ClientInfo,
+    Json(input): Json<JoinInput>,
+) -> ApiResult<(StatusCode, Json<RemotePartnershipView>)> {
+    let row = remote::join(&state, auth.workspace, &input.invitation).await?;
+    let view = remote::describe(&state, &row)?;
+    audit::workspace_event(
+        &state,
+        &client,
+        "overlap.partnership_accepted",
+        &auth,
+        None,
+        json!({"partnership": row.id, "remote": true, "partner_url": view.partner_url}),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The answer to a revocation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub partnership: RemotePartnershipView,
+    /// Whether the partner's server was told. Sharing stops here either way; a partner server
+    /// not told learns it at its next request.
+    pub partner_notified: bool,
+}
+
+/// End a partnership with another server (or withdraw an invitation), at once: the stored view
+/// is deleted and the partner's server is told.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships/{partnership_id}/revoke", tag = "partners",
+    security(("session" = ["partners.manage"]), ("api_key" = ["partners.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("partnership_id" = String, Path)),
+    responses((status = 200, body = Revoked), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: Authorized<perm::PartnersManage>,
+    client: ClientInfo,
+    Path((_, id)): Path<(uuid::Uuid, String)>,
+) -> ApiResult<Json<Revoked>> {
+    let (row, told) = remote::revoke(&state, auth.workspace, &id).await?;
+    audit::workspace_event(
+        &state,
+        &client,
+        "overlap.partnership_revoked",
+        &auth,
+        None,
+        json!({"partnership": row.id, "remote": true, "state": row.state, "partner_notified": told}),
+    )
+    .await?;
+    Ok(Json(Revoked {
+        partnership: remote::describe(&state, &row)?,
+        partner_notified: told,
+    }))
+}
+
+/// Choose what the partner learns about each of this workspace's populations (saved filters
+/// only) and the "fewer than N" threshold. Replaces the previous choice and the stored view.
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships/{partnership_id}/sharing", tag = "partners",
+    security(("session" = ["partners.manage"]), ("api_key" = ["partners.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("partnership_id" = String, Path)),
+    request_body = SideSettings,
+    responses((status = 200, body = RemotePartnershipView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_sharing(
+    State(state): State<AppState>,
+    auth: Authorized<perm::PartnersManage>,
+    client: ClientInfo,
+    Path((_, id)): Path<(uuid::Uuid, String)>,
+    Json(input): Json<SideSettings>,
+) -> ApiResult<Json<RemotePartnershipView>> {
+    check_sharing(&state, auth.workspace, &input, true).await?;
+    let row = remote::find(&state, auth.workspace, &id).await?;
+    if row.state == "revoked" || row.state == "declined" {
+        return Err(crate::overlap::not_active());
+    }
+    let text = serde_json::to_string(&input).map_err(ApiError::internal)?;
+    let row = remote::update(&state, row, |r| {
+        r.settings = text;
+        r.view_sealed = None;
+    })
+    .await?;
+    let shares = serde_json::to_value(&input.shares).map_err(ApiError::internal)?;
+    audit::workspace_event(
+        &state,
+        &client,
+        "overlap.sharing_changed",
+        &auth,
+        None,
+        json!({"partnership": row.id, "remote": true, "shares": shares, "threshold": input.threshold}),
+    )
+    .await?;
+    Ok(Json(remote::describe(&state, &row)?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RunParams {
+    /// Answer when the run is over instead of at once (default false).
+    pub wait: Option<bool>,
+}
+
+/// Compute your view of the overlap with the partner's server now (private set intersection;
+/// large sets take minutes). Answers the run's progress; the view holds the result.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships/{partnership_id}/runs", tag = "partners",
+    security(("session" = ["partners.manage"]), ("api_key" = ["partners.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("partnership_id" = String, Path), RunParams),
+    responses((status = 202, body = RunProgress), (status = 200, body = RunProgress), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn run(
+    State(state): State<AppState>,
+    auth: Authorized<perm::PartnersManage>,
+    client: ClientInfo,
+    Path((_, id)): Path<(uuid::Uuid, String)>,
+    Query(q): Query<RunParams>,
+) -> ApiResult<(StatusCode, Json<RunProgress>)> {
+    let row = remote::find(&state, auth.workspace, &id).await?;
+    let wait = q.wait.unwrap_or(false);
+    let progress = remote::start_run(&state, row, wait).await?;
+    audit::workspace_event(
+        &state,
+        &client,
+        "overlap.run",
+        &auth,
+        None,
+        json!({"partnership": id, "remote": true, "state": progress.state, "stored": progress.stored}),
+    )
+    .await?;
+    let status = if wait {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(progress)))
+}
+
+/// Your view of a partnership with another server: the last run's progress and the view it
+/// kept.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemoteOverlap {
+    pub partnership: RemotePartnershipView,
+    /// The latest run started on this server since it started.
+    pub run: Option<RunProgress>,
+    /// The view of the last run that was kept (none before the first, or after a change).
+    pub view: Option<SideView>,
+}
+
+/// The account-mapping view of a partnership with another server.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships/{partnership_id}/overlap", tag = "partners",
+    security(("session" = ["partners.read"]), ("api_key" = ["partners.read"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("partnership_id" = String, Path)),
+    responses((status = 200, body = RemoteOverlap), (status = 404, body = ErrorBody)))]
+pub async fn view(
+    State(state): State<AppState>,
+    auth: Authorized<perm::PartnersRead>,
+    Path((_, id)): Path<(uuid::Uuid, String)>,
+) -> ApiResult<Json<RemoteOverlap>> {
+    let row = remote::find(&state, auth.workspace, &id).await?;
+    Ok(Json(RemoteOverlap {
+        partnership: remote::describe(&state, &row)?,
+        run: state.remote.progress(&row.id),
+        view: if row.state == "active" {
+            remote::load_view(&state, &row)?
+        } else {
+            None
+        },
+    }))
+}
+
+/// Export your overlapping records with a partner on another server as CSV or JSON. Audited.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships/{partnership_id}/overlap/export", tag = "partners",
+    security(("session" = ["partners.read"]), ("api_key" = ["partners.read"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("partnership_id" = String, Path), ExportParams),
+    responses((status = 200, description = "CSV (`id,type,name,populations,partner_populations`) or a JSON array"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    auth: Authorized<perm::PartnersRead>,
+    client: ClientInfo,
+    Path((_, id)): Path<(uuid::Uuid, String)>,
+    Query(q): Query<ExportParams>,
+) -> ApiResult<Response> {
+    let format = export_format(&q)?;
+    let row = remote::find(&state, auth.workspace, &id).await?;
+    if row.state != "active" {
+        return Err(crate::overlap::not_active());
+    }
+    let v = remote::load_view(&state, &row)?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ConcurrentChange,
+            "no run has been kept since the partnership or its sharing last changed; start a run first",
+        )
+    })?;
+    audit::workspace_event(
+        &state,
+        &client,
+        "overlap.exported",
+        &auth,
+        None,
+        json!({"partnership": row.id, "remote": true, "format": format, "records": v.records.len()}),
+    )
+    .await?;
+    render_export(&state, auth.workspace, &v, format).await
+}
+
+// --- Routes partner servers call ----------------------------------------------------------------
+
+/// Largest body a partner server sends: one chunk of points, with room to spare.
+const PEER_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The peer routes (outside the OpenAPI document; authenticated by signature).
+pub fn peer_router() -> Router<AppState> {
+    Router::new()
+        .route("/peer/v1/partnerships/{id}/accept", post(peer_accept))
+        .route("/peer/v1/partnerships/{id}/revoke", post(peer_revoke))
+        .route("/peer/v1/partnerships/{id}/runs", post(peer_run))
+        .route(
+            "/peer/v1/partnerships/{id}/runs/{run}",
+            axum::routing::delete(peer_run_end),
+        )
+        .route(
+            "/peer/v1/partnerships/{id}/runs/{run}/sessions/{n}",
+            post(peer_session),
+        )
+        .route(
+            "/peer/v1/partnerships/{id}/runs/{run}/sessions/{n}/query/{chunk}",
+            put(peer_query_chunk),
+        )
+        .route(
+            "/peer/v1/partnerships/{id}/runs/{run}/sessions/{n}/{kind}/{chunk}",
+            get(peer_chunk),
+        )
+        .layer(DefaultBodyLimit::max(PEER_BODY_LIMIT))
+}
+
+/// The partnership a signed peer request is for, once its signature checks out; refused unless
+/// active.
+async fn signed(
+    state: &AppState,
+    id: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<RemotePartnershipRow> {
+    let not_found = || {
+        ApiError::new(
+            ErrorCode::PartnershipNotFound,
+            format!("no partnership {id:?} on this server"),
+        )
+    };
+    let row = state
+        .store
+        .remote_partnership(id)
+        .await?
+        .ok_or_else(not_found)?;
+    let link = remote::peer_of(state, &row)?.ok_or_else(not_found)?;
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    link::verify(
+        &link.key()?,
+        method.as_str(),
+        path,
+        header(link::TIME_HEADER),
+        header(link::SIGNATURE_HEADER),
+        body,
+    )?;
+    if row.state != "active" {
+        return Err(crate::overlap::not_active());
+    }
+    Ok(row)
+}
+
+fn parse_run(hex_id: &str) -> ApiResult<RunId> {
+    hex::decode(hex_id)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(RunId)
+        .ok_or_else(|| remote::served::protocol_error("a run id is 16 bytes of hex"))
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("invalid body: {e}")))
+}
+
+async fn peer_audit(
+    state: &AppState,
+    row: &RemotePartnershipRow,
+    kind: &str,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    audit::record(
+        state,
+        None,
+        audit::Event {
+            kind,
+            workspace: Some(row.workspace_id),
+            actor: None,
+            subject: None,
+            details,
+        },
+    )
+    .await
+}
+
+async fn peer_accept(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: AcceptRequest = json_body(&body)?;
+    let (row, answer) = remote::accept_from_peer(&state, &id, req).await?;
+    let partner_url = remote::peer_of(&state, &row)?.map(|l| l.url);
+    peer_audit(
+        &state,
+        &row,
+        "overlap.partnership_accepted",
+        json!({"partnership": row.id, "remote": true, "by": "partner", "partner_url": partner_url}),
+    )
+    .await?;
+    Ok(axum::Json(answer).into_response())
+}
+
+async fn peer_revoke(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
+    remote::revoked_by_peer(&state, row.clone()).await?;
+    peer_audit(
+        &state,
+        &row,
+        "overlap.partnership_revoked",
+        json!({"partnership": row.id, "remote": true, "by": "partner"}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct RunStart {
+    run: String,
+}
+
+async fn peer_run(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
+    let start: RunStart = json_body(&body)?;
+    let run = parse_run(&start.run)?;
+    let plan = remote::serve_run(&state, &row, run).await?;
+    let shared: Vec<&str> = plan.populations.iter().map(|p| p.id.as_str()).collect();
+    peer_audit(
+        &state,
+        &row,
+        "overlap.run",
+        json!({"partnership": row.id, "remote": true, "requested_by": "partner", "shared": shared}),
+    )
+    .await?;
+    Ok(axum::Json(plan).into_response())
+}
+
+async fn peer_run_end(
+    State(state): State<AppState>,
+    axum::extract::Path((id, run)): axum::extract::Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
+    state.remote.served.remove(parse_run(&run)?, &row.id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct SessionStart {
+    psi_run: String,
+    population: String,
+    mode: String,
+}
+
+async fn peer_session(
+    State(state): State<AppState>,
+    axum::extract::Path((id, run, n)): axum::extract::Path<(String, String, u32)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
+    let run = parse_run(&run)?;
+    let start: SessionStart = json_body(&body)?;
+    if n >= remote::served::MAX_SESSIONS {
+        return Err(remote::served::protocol_error(format!(
+            "session {n} is past the most a run may have"
+        )));
+    }
+    let full = match start.mode.as_str() {
+        "full" => true,
+        "counts" => false,
+        other => {
+            return Err(remote::served::protocol_error(format!(
+                "mode {other:?} is not full or counts"
+            )))
+        }
+    };
+    let psi_run = parse_run(&start.psi_run)?;
+    let key = format!("{}/{}/{}", start.population, start.mode, start.psi_run);
+    let items = state.remote.served.with(run, &row.id, |r| {
+        if let Some((k, _)) = r.sessions.get(&n) {
+            return if *k == key {
+                Ok(None) // a retried request: the session exists
+            } else {
+                Err(remote::served::protocol_error(format!(
+                    "session {n} was opened with other parameters"
+                )))
+            };
+        }
+        let (indicators, items) = r.populations.get(&start.population).ok_or_else(|| {
+            remote::served::protocol_error(format!(
+                "population {:?} is not shared in this run",
+                start.population
+            ))
+        })?;
+        if full && !indicators {
+            return Err(remote::served::protocol_error(format!(
+                "population {:?} is shared as counts only; a session naming records is refused",
+                start.population
+            )));
+        }
+        Ok(Some(items.clone()))
+    })?;
+    if let Some(items) = items {
+        let session = tokio::task::spawn_blocking(move || {
+            Session::new(&remote::psi_config(), psi_run, full, &items)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("PSI task: {e}")))??;
+        state.remote.served.with(run, &row.id, |r| {
+            r.sessions
+                .entry(n)
+                .or_insert_with(|| (key, Arc::new(tokio::sync::Mutex::new(session))));
+            Ok(())
+        })?;
+    }
+    Ok(axum::Json(json!({"session": n})).into_response())
+}
+
+fn session_of(
+    state: &AppState,
+    row: &RemotePartnershipRow,
+    run: RunId,
+    n: u32,
+) -> ApiResult<Arc<tokio::sync::Mutex<Session>>> {
+    state.remote.served.with(run, &row.id, |r| {
+        r.sessions
+            .get(&n)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| remote::served::protocol_error(format!("no session {n} in this run")))
+    })
+}
+
+async fn peer_query_chunk(
+    State(state): State<AppState>,
+    axum::extract::Path((id, run, n, _chunk)): axum::extract::Path<(String, String, u32, u32)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
+    let session = session_of(&state, &row, parse_run(&run)?, n)?;
+    let mut guard = session.lock().await;
+    guard.receive(&body)?;
+    if guard.ready_to_respond() {
+        // The last chunk: compute the echo now (the session stays locked meanwhile, so a
+        // concurrent request for it waits for the echo).
+        let taken = std::mem::replace(
+            &mut *guard,
+            Session::Failed("the echo is being computed".into()),
+        );
+        *guard = tokio::task::spawn_blocking(move || taken.respond())
+            .await
+            .map_err(|e| ApiError::internal(format!("PSI task: {e}")))?;
+        if let Session::Failed(m) = &*guard {
+            return Err(remote::served::protocol_error(m));
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn peer_chunk(
+    State(state): State<AppState>,
+    axum::extract::Path((id, run, n, kind, chunk)): axum::extract::Path<(
+        String,
+        String,
+        u32,
+        String,
+        u32,
+    )>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
+    let session = session_of(&state, &row, parse_run(&run)?, n)?;
+    let guard = session.lock().await;
+    let out = match kind.as_str() {
+        "points" => guard.own_points()?,
+        "echo" => guard.echo()?,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::RouteNotFound,
+                "a session has `points` and `echo` messages",
+            ))
+        }
+    };
+    let bytes = out.chunk(chunk).ok_or_else(|| {
+        remote::served::protocol_error(format!(
+            "chunk {chunk} is past the end of the {kind} message ({} chunks)",
+            out.total_chunks()
+        ))
+    })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response())
+}

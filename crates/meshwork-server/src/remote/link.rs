@@ -1,0 +1,388 @@
+//! How two Meshwork servers find and trust each other: invitations, the link key, signed
+//! requests, and the HTTPS client that carries them.
+//!
+//! - An **invitation** (`mwinv1.` + base64url JSON) names the inviting server's URL, its
+//!   partnership id and a 256-bit secret. The inviting server keeps only the secret's SHA-256.
+//!   It travels out of band (the admins pass it to each other) and is good for one acceptance.
+//! - On acceptance the invited server draws a fresh 256-bit **link key** and hands it over,
+//!   with the invitation's secret, in one HTTPS request; from then on the invitation is spent,
+//!   so someone who saw it later learns nothing of the link key.
+//! - Every later request between the two servers is **signed**: HMAC-SHA256 under the link key
+//!   over a domain tag, the method, the path and query, the sender's clock in milliseconds and
+//!   the SHA-256 of the body. A receiver refuses a signature that does not verify, or a clock
+//!   more than five minutes off. Replaying a request within that window repeats an idempotent
+//!   step (every step is idempotent, and a run id is refused twice).
+//! - Transport is HTTPS only, verified against the public roots plus `overlap.peer_ca_file`.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::now_millis;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use meshwork_config::Config;
+use meshwork_domain::ErrorCode;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// What an invitation starts with.
+pub const INVITATION_PREFIX: &str = "mwinv1.";
+pub const TIME_HEADER: &str = "x-meshwork-peer-time";
+pub const SIGNATURE_HEADER: &str = "x-meshwork-peer-signature";
+/// How far a signed request's clock may be from the receiver's.
+pub const SIGNATURE_WINDOW_MS: i64 = 5 * 60 * 1000;
+const SIGNATURE_DOMAIN: &[u8] = b"meshwork-peer-v1";
+/// Attempts of one request when the network or the partner's server fails.
+const ATTEMPTS: u32 = 5;
+
+/// The contents of an invitation.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invitation {
+    /// The inviting server's public URL.
+    pub url: String,
+    /// The inviting side's partnership id.
+    pub partnership: String,
+    /// 32 random bytes, hex.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Invitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invitation")
+            .field("url", &self.url)
+            .field("partnership", &self.partnership)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Invitation {
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).expect("invitation serializes");
+        format!(
+            "{INVITATION_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        )
+    }
+
+    /// Parses an invitation, naming what is wrong with a bad one.
+    pub fn decode(text: &str) -> ApiResult<Self> {
+        let bad = |why: &str| {
+            ApiError::new(
+                ErrorCode::InvitationInvalid,
+                format!("field `invitation`: {why}"),
+            )
+        };
+        let body = text
+            .trim()
+            .strip_prefix(INVITATION_PREFIX)
+            .ok_or_else(|| bad("an invitation starts with `mwinv1.`; paste it whole"))?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| bad("the invitation is damaged (not base64url); paste it whole"))?;
+        let inv: Invitation = serde_json::from_slice(&json)
+            .map_err(|_| bad("the invitation is damaged (not an invitation); paste it whole"))?;
+        check_peer_url(&inv.url).map_err(|e| bad(&e))?;
+        if hex::decode(&inv.secret).map(|s| s.len()) != Ok(32) || inv.partnership.len() > 64 {
+            return Err(bad("the invitation is damaged (bad secret or id)"));
+        }
+        Ok(inv)
+    }
+
+    /// SHA-256 of the secret, as the inviting server keeps it.
+    pub fn secret_hash(&self) -> Vec<u8> {
+        secret_hash(&self.secret)
+    }
+}
+
+pub fn secret_hash(secret_hex: &str) -> Vec<u8> {
+    Sha256::digest(secret_hex.as_bytes()).to_vec()
+}
+
+/// A partner server URL must be `https://host[:port][/path]`, without credentials, query or
+/// fragment.
+pub fn check_peer_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if parsed.scheme() != "https" {
+        return Err(format!(
+            "{url:?} is not https://: partner servers talk over HTTPS only"
+        ));
+    }
+    if parsed.host().is_none()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(format!(
+            "{url:?} must be https://host[:port][/path], without credentials, query or fragment"
+        ));
+    }
+    Ok(())
+}
+
+/// The partner's side of an active link, sealed in the partnership row.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PeerLink {
+    /// The partner server's public URL.
+    pub url: String,
+    /// The partner's partnership id (the path segment of its peer routes).
+    pub partnership: String,
+    /// The partner workspace's name, as it gave it.
+    pub name: String,
+    /// The link key, hex.
+    pub link_key: String,
+}
+
+impl std::fmt::Debug for PeerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerLink")
+            .field("url", &self.url)
+            .field("partnership", &self.partnership)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerLink {
+    pub fn key(&self) -> ApiResult<[u8; 32]> {
+        hex::decode(&self.link_key)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .ok_or_else(|| ApiError::internal("a stored link key is not 32 bytes"))
+    }
+}
+
+fn mac(key: &[u8; 32], method: &str, path: &str, time: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in [
+        SIGNATURE_DOMAIN,
+        method.as_bytes(),
+        path.as_bytes(),
+        time.to_string().as_bytes(),
+        &Sha256::digest(body),
+    ] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac
+}
+
+/// The signature of a request, hex.
+pub fn sign(key: &[u8; 32], method: &str, path: &str, time: i64, body: &[u8]) -> String {
+    hex::encode(mac(key, method, path, time, body).finalize().into_bytes())
+}
+
+/// Checks a request's signature and clock (constant-time comparison).
+pub fn verify(
+    key: &[u8; 32],
+    method: &str,
+    path: &str,
+    time: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+) -> ApiResult<()> {
+    let refuse = |why: &str| ApiError::new(ErrorCode::PeerSignatureInvalid, why.to_string());
+    let time: i64 = time
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| refuse("the request has no valid x-meshwork-peer-time header"))?;
+    let signature = signature
+        .and_then(|s| hex::decode(s).ok())
+        .ok_or_else(|| refuse("the request has no valid x-meshwork-peer-signature header"))?;
+    if mac(key, method, path, time, body)
+        .verify_slice(&signature)
+        .is_err()
+    {
+        return Err(refuse(
+            "the request is not signed with this partnership's link key",
+        ));
+    }
+    if (now_millis() - time).abs() > SIGNATURE_WINDOW_MS {
+        return Err(refuse(
+            "the request's clock is more than five minutes off; check both servers' time",
+        ));
+    }
+    Ok(())
+}
+
+/// The HTTPS client for partner servers.
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+}
+
+/// An answer of a partner server that is not a success.
+#[derive(Debug)]
+pub struct PeerRefusal {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl PeerClient {
+    /// Trusts the public roots and the certificates in `overlap.peer_ca_file`.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .https_only(true)
+            .connect_timeout(Duration::from_secs(10))
+            // A session's last query chunk waits for the partner's half of the work.
+            .timeout(Duration::from_secs(600))
+            .user_agent(concat!("meshwork/", env!("CARGO_PKG_VERSION")));
+        if !config.overlap.peer_ca_file.is_empty() {
+            let path = &config.overlap.peer_ca_file;
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("overlap.peer_ca_file {path}: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| anyhow::anyhow!("overlap.peer_ca_file {path}: {e}"))?;
+            if certs.is_empty() {
+                anyhow::bail!("overlap.peer_ca_file {path}: no PEM certificate in it");
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        Ok(Self {
+            http: builder.build()?,
+        })
+    }
+
+    /// Sends one request to a partner server, signed when `key` is given; retries when the
+    /// network or the partner's server fails (every peer step is idempotent). Answers the body
+    /// of a success, or the partner's refusal.
+    pub async fn send(
+        &self,
+        base_url: &str,
+        key: Option<&[u8; 32]>,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Result<Vec<u8>, PeerRefusal>, ApiError> {
+        let url = format!("{}{path}", base_url.trim_end_matches('/'));
+        let mut last_error = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+            }
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body.clone());
+            if let Some(key) = key {
+                let time = now_millis();
+                req = req.header(TIME_HEADER, time.to_string()).header(
+                    SIGNATURE_HEADER,
+                    sign(key, method.as_str(), path, time, &body),
+                );
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last_error = describe(&e);
+                    tracing::warn!(url = %url, error = %last_error, attempt, "partner server unreachable");
+                    continue;
+                }
+            };
+            let status = resp.status();
+            let bytes = match resp.bytes().await {
+                Ok(b) => b.to_vec(),
+                Err(e) => {
+                    last_error = describe(&e);
+                    continue;
+                }
+            };
+            if status.is_success() {
+                return Ok(Ok(bytes));
+            }
+            if matches!(status.as_u16(), 502..=504) {
+                last_error = format!("it answered {status}");
+                continue;
+            }
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let text = |k: &str| {
+                body.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            return Ok(Err(PeerRefusal {
+                status: status.as_u16(),
+                code: text("code"),
+                message: text("message"),
+            }));
+        }
+        Err(ApiError::new(
+            ErrorCode::PeerUnavailable,
+            format!("the partner's server at {base_url} could not be reached after {ATTEMPTS} attempts ({last_error}); nothing was shared, retry later"),
+        ))
+    }
+}
+
+/// A transport error with its causes (reqwest's own message is often just "error sending
+/// request").
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_verifies_only_for_the_same_request_and_key() {
+        let key = [7u8; 32];
+        let now = now_millis();
+        let t = now.to_string();
+        let sig = sign(&key, "PUT", "/peer/v1/x", now, b"body");
+        assert!(verify(&key, "PUT", "/peer/v1/x", Some(&t), Some(&sig), b"body").is_ok());
+        for (m, p, b, k) in [
+            ("POST", "/peer/v1/x", &b"body"[..], key),
+            ("PUT", "/peer/v1/y", &b"body"[..], key),
+            ("PUT", "/peer/v1/x", &b"bodY"[..], key),
+            ("PUT", "/peer/v1/x", &b"body"[..], [8u8; 32]),
+        ] {
+            let e = verify(&k, m, p, Some(&t), Some(&sig), b).unwrap_err();
+            assert_eq!(e.code, ErrorCode::PeerSignatureInvalid);
+        }
+        // A stale clock is refused even with a valid signature.
+        let old = now - SIGNATURE_WINDOW_MS - 1000;
+        let sig = sign(&key, "PUT", "/p", old, b"");
+        let e = verify(&key, "PUT", "/p", Some(&old.to_string()), Some(&sig), b"").unwrap_err();
+        assert!(e.message.contains("five minutes"), "{}", e.message);
+        assert!(verify(&key, "PUT", "/p", None, Some(&sig), b"").is_err());
+        assert!(verify(&key, "PUT", "/p", Some(&t), Some("zz"), b"").is_err());
+    }
+
+    #[test]
+    fn invitations_round_trip_and_bad_ones_say_why() {
+        let inv = Invitation {
+            url: "https://crm.example.com".into(),
+            partnership: "p1".into(),
+            secret: hex::encode([1u8; 32]),
+        };
+        assert_eq!(Invitation::decode(&inv.encode()).unwrap(), inv);
+        for (text, why) in [
+            ("hello", "starts with"),
+            ("mwinv1.!!!", "base64url"),
+            ("mwinv1.e30", "not an invitation"),
+        ] {
+            let e = Invitation::decode(text).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvitationInvalid);
+            assert!(e.message.contains(why), "{text}: {}", e.message);
+        }
+        let http = Invitation {
+            url: "http://crm.example.com".into(),
+            ..inv
+        };
+        let e = Invitation::decode(&http.encode()).unwrap_err();
+        assert!(e.message.contains("HTTPS only"), "{}", e.message);
+        assert!(!format!("{http:?}").contains(&http.secret));
+    }
+}
