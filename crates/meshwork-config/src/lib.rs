@@ -43,6 +43,9 @@ pub struct OverlapConfig {
     pub peer_runs_per_hour: u32,
     /// Days an invitation to a partner on another server stays valid.
     pub invitation_days: u32,
+    /// Whether partner servers may be at loopback, private or link-local addresses (off: an
+    /// invitation cannot aim this server at its own network).
+    pub allow_private_peers: bool,
 }
 
 impl Default for OverlapConfig {
@@ -51,6 +54,7 @@ impl Default for OverlapConfig {
             peer_ca_file: String::new(),
             peer_runs_per_hour: 12,
             invitation_days: 7,
+            allow_private_peers: false,
         }
     }
 }
@@ -145,6 +149,9 @@ peer_ca_file = ""
 peer_runs_per_hour = 12
 # Days an invitation to a partner on another server stays valid.
 invitation_days = 7
+# Whether partner servers may be at loopback, private or link-local addresses. Off, an invitation
+# cannot aim this server at its own network; turn it on when both servers share a private one.
+allow_private_peers = false
 "#;
 
 #[derive(Debug, thiserror::Error)]

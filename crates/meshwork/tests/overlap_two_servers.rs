@@ -62,6 +62,11 @@ impl Node {
                 "MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE".to_string(),
                 "1000".to_string(),
             ),
+            // Both servers are on loopback.
+            (
+                "MESHWORK_OVERLAP__ALLOW_PRIVATE_PEERS".to_string(),
+                "true".to_string(),
+            ),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut node = Node {
@@ -481,8 +486,25 @@ async fn promise_pm04_two_servers_learn_only_their_own_overlap_through_psi_over_
         3,
         "2 under A's threshold of 3"
     );
-    // A changing its sharing deleted A's own stored view (it is recomputed by the next run).
-    assert_eq!(a.overlap(&http, &a_pid).await["view"], Value::Null);
+    // A stops sharing: B's server is told and drops the view that counted A's records.
+    let v = a
+        .ok(
+            &http,
+            M::PUT,
+            &a.path(&format!("/remote-partnerships/{a_pid}/sharing")),
+            Some(json!({"shares": {}, "threshold": 3})),
+        )
+        .await;
+    assert_eq!(v["ours"]["shares"], json!({}));
+    assert_eq!(
+        b.overlap(&http, &b_pid).await["view"],
+        Value::Null,
+        "B's view after A withdrew"
+    );
+    assert!(
+        a.overlap(&http, &a_pid).await["view"]["records"].is_array(),
+        "A's own view stays"
+    );
 
     // Peer routes take only signed requests.
     let peer_path = format!("/peer/v1/partnerships/{b_pid}/runs");

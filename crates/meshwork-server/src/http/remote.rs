@@ -48,7 +48,7 @@ pub async fn list(
 }
 
 /// A new invitation, shown once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Invited {
     pub partnership: RemotePartnershipView,
     /// Give this to the partner's admin, who pastes it into their own Meshwork server. It works
@@ -86,7 +86,7 @@ pub async fn invite(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinInput {
     /// The invitation (`mwinv1.…`) the partner's admin gave you.
@@ -118,6 +118,21 @@ pub async fn join(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+// The invitation is a secret: Debug output (logs) never shows it.
+impl std::fmt::Debug for Invited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invited")
+            .field("partnership", &self.partnership)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for JoinInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinInput").finish_non_exhaustive()
+    }
 }
 
 /// The answer to a revocation.
@@ -158,7 +173,8 @@ pub async fn revoke(
 }
 
 /// Choose what the partner learns about each of this workspace's populations (saved filters
-/// only) and the "fewer than N" threshold. Replaces the previous choice and the stored view.
+/// only) and the "fewer than N" threshold. Replaces the previous choice; the partner's server
+/// is told to drop the view it computed under the old one.
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/remote-partnerships/{partnership_id}/sharing", tag = "partners",
     security(("session" = ["partners.manage"]), ("api_key" = ["partners.manage"])),
     params(("workspace_id" = uuid::Uuid, Path), ("partnership_id" = String, Path)),
@@ -177,11 +193,10 @@ pub async fn set_sharing(
         return Err(crate::overlap::not_active());
     }
     let text = serde_json::to_string(&input).map_err(ApiError::internal)?;
-    let row = remote::update(&state, row, |r| {
-        r.settings = text;
-        r.view_sealed = None;
-    })
-    .await?;
+    let row = remote::update(&state, row, |r| r.settings = text).await?;
+    // The partner's server drops its view (it may name records no longer shared) and any run
+    // of the old settings; if it cannot be told now, its next run sees the new settings.
+    let told = remote::announce_sharing(&state, &row).await?;
     let shares = serde_json::to_value(&input.shares).map_err(ApiError::internal)?;
     audit::workspace_event(
         &state,
@@ -189,7 +204,7 @@ pub async fn set_sharing(
         "overlap.sharing_changed",
         &auth,
         None,
-        json!({"partnership": row.id, "remote": true, "shares": shares, "threshold": input.threshold}),
+        json!({"partnership": row.id, "remote": true, "shares": shares, "threshold": input.threshold, "partner_notified": told}),
     )
     .await?;
     Ok(Json(remote::describe(&state, &row)?))
@@ -312,6 +327,10 @@ pub fn peer_router() -> Router<AppState> {
     Router::new()
         .route("/peer/v1/partnerships/{id}/accept", post(peer_accept))
         .route("/peer/v1/partnerships/{id}/revoke", post(peer_revoke))
+        .route(
+            "/peer/v1/partnerships/{id}/sharing-changed",
+            post(peer_sharing_changed),
+        )
         .route("/peer/v1/partnerships/{id}/runs", post(peer_run))
         .route(
             "/peer/v1/partnerships/{id}/runs/{run}",
@@ -441,6 +460,26 @@ async fn peer_revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn peer_sharing_changed(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
+    remote::partner_sharing_changed(&state, row.clone()).await?;
+    peer_audit(
+        &state,
+        &row,
+        "overlap.partner_sharing_changed",
+        json!({"partnership": row.id, "remote": true, "by": "partner"}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Deserialize)]
 struct RunStart {
     run: String,
@@ -500,56 +539,54 @@ async fn peer_session(
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
     let run = parse_run(&run)?;
     let start: SessionStart = json_body(&body)?;
+    let protocol = |m: String| remote::served::protocol_error(m);
     if n >= remote::served::MAX_SESSIONS {
-        return Err(remote::served::protocol_error(format!(
+        return Err(protocol(format!(
             "session {n} is past the most a run may have"
         )));
     }
     let full = match start.mode.as_str() {
         "full" => true,
         "counts" => false,
-        other => {
-            return Err(remote::served::protocol_error(format!(
-                "mode {other:?} is not full or counts"
-            )))
-        }
+        other => return Err(protocol(format!("mode {other:?} is not full or counts"))),
     };
     let psi_run = parse_run(&start.psi_run)?;
     let key = format!("{}/{}/{}", start.population, start.mode, start.psi_run);
     let items = state.remote.served.with(run, &row.id, |r| {
-        if let Some((k, _)) = r.sessions.get(&n) {
-            return if *k == key {
-                Ok(None) // a retried request: the session exists
-            } else {
-                Err(remote::served::protocol_error(format!(
-                    "session {n} was opened with other parameters"
-                )))
-            };
+        if let Some((m, k, _)) = &r.current {
+            if *m == n {
+                return if *k == key {
+                    Ok(None) // a retried request: the session exists
+                } else {
+                    Err(protocol(format!(
+                        "session {n} was opened with other parameters"
+                    )))
+                };
+            }
+            if *m > n {
+                return Err(protocol(format!("session {n} comes after session {m}")));
+            }
         }
-        let (indicators, items) = r.populations.get(&start.population).ok_or_else(|| {
-            remote::served::protocol_error(format!(
-                "population {:?} is not shared in this run",
-                start.population
-            ))
-        })?;
-        if full && !indicators {
-            return Err(remote::served::protocol_error(format!(
-                "population {:?} is shared as counts only; a session naming records is refused",
-                start.population
-            )));
-        }
-        Ok(Some(items.clone()))
+        r.admit_session(&start.population, full)?;
+        // The previous session is over: drop its points.
+        r.current = None;
+        Ok(Some(r.populations[&start.population].1.clone()))
     })?;
     if let Some(items) = items {
+        let _permit = state
+            .remote
+            .served
+            .work
+            .acquire()
+            .await
+            .map_err(ApiError::internal)?;
         let session = tokio::task::spawn_blocking(move || {
             Session::new(&remote::psi_config(), psi_run, full, &items)
         })
         .await
         .map_err(|e| ApiError::internal(format!("PSI task: {e}")))??;
         state.remote.served.with(run, &row.id, |r| {
-            r.sessions
-                .entry(n)
-                .or_insert_with(|| (key, Arc::new(tokio::sync::Mutex::new(session))));
+            r.current = Some((n, key, Arc::new(tokio::sync::Mutex::new(session))));
             Ok(())
         })?;
     }
@@ -562,40 +599,72 @@ fn session_of(
     run: RunId,
     n: u32,
 ) -> ApiResult<Arc<tokio::sync::Mutex<Session>>> {
-    state.remote.served.with(run, &row.id, |r| {
-        r.sessions
-            .get(&n)
-            .map(|(_, s)| s.clone())
-            .ok_or_else(|| remote::served::protocol_error(format!("no session {n} in this run")))
-    })
+    state
+        .remote
+        .served
+        .with(run, &row.id, |r| match &r.current {
+            Some((m, _, s)) if *m == n => Ok(s.clone()),
+            _ => Err(remote::served::protocol_error(format!(
+                "session {n} is not the run's current session"
+            ))),
+        })
 }
 
 async fn peer_query_chunk(
     State(state): State<AppState>,
-    axum::extract::Path((id, run, n, _chunk)): axum::extract::Path<(String, String, u32, u32)>,
+    axum::extract::Path((id, run_hex, n, _chunk)): axum::extract::Path<(String, String, u32, u32)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
-    let session = session_of(&state, &row, parse_run(&run)?, n)?;
-    let mut guard = session.lock().await;
+    let run = parse_run(&run_hex)?;
+    let session = session_of(&state, &row, run, n)?;
+    let mut guard = session.clone().lock_owned().await;
     guard.receive(&body)?;
-    if guard.ready_to_respond() {
-        // The last chunk: compute the echo now (the session stays locked meanwhile, so a
-        // concurrent request for it waits for the echo).
+    if !guard.ready_to_respond() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    // The last chunk: compute the echo in a task of its own, holding the session's lock, so
+    // that it completes even if this request is dropped (a retry then finds the echo).
+    let work_state = state.clone();
+    let task = tokio::spawn(async move {
+        let _permit = work_state.remote.served.work.acquire().await;
         let taken = std::mem::replace(
             &mut *guard,
             Session::Failed("the echo is being computed".into()),
         );
-        *guard = tokio::task::spawn_blocking(move || taken.respond())
-            .await
-            .map_err(|e| ApiError::internal(format!("PSI task: {e}")))?;
-        if let Session::Failed(m) = &*guard {
-            return Err(remote::served::protocol_error(m));
+        let done = tokio::task::spawn_blocking(move || taken.respond()).await;
+        *guard = match done {
+            Ok(s) => s,
+            Err(e) => Session::Failed(format!("the echo failed: {e}")),
+        };
+        match &*guard {
+            Session::Failed(m) => Err(m.clone()),
+            s => Ok((s.is_full(), s.echo().map(|e| e.total_points()).unwrap_or(0))),
         }
-    }
+    });
+    let (full, points) = task
+        .await
+        .map_err(|e| ApiError::internal(format!("PSI task: {e}")))?
+        .map_err(remote::served::protocol_error)?;
+    let population = state.remote.served.with(run, &row.id, |r| {
+        Ok(r.current
+            .as_ref()
+            .and_then(|(_, k, _)| k.split('/').next().map(str::to_string))
+            .unwrap_or_default())
+    })?;
+    // Each session is audited with what the partner asked: the population, the mode and the
+    // size of its (padded) query.
+    peer_audit(
+        &state,
+        &row,
+        "overlap.session",
+        json!({"partnership": row.id, "run": run_hex, "session": n, "population": population,
+               "mode": if full { "full" } else { "counts" }, "query_points": points}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

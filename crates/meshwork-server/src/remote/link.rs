@@ -81,7 +81,9 @@ impl Invitation {
         let inv: Invitation = serde_json::from_slice(&json)
             .map_err(|_| bad("the invitation is damaged (not an invitation); paste it whole"))?;
         check_peer_url(&inv.url).map_err(|e| bad(&e))?;
-        if hex::decode(&inv.secret).map(|s| s.len()) != Ok(32) || inv.partnership.len() > 64 {
+        if hex::decode(&inv.secret).map(|s| s.len()) != Ok(32)
+            || uuid::Uuid::parse_str(&inv.partnership).is_err()
+        {
             return Err(bad("the invitation is damaged (bad secret or id)"));
         }
         Ok(inv)
@@ -206,6 +208,39 @@ pub fn verify(
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
+    /// Whether partner servers may be at loopback, private or link-local addresses.
+    allow_private: bool,
+}
+
+/// Largest answer read from a partner server (a chunk is 128 KiB).
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Whether `ip` is an address no partner server on the internet has: loopback, private,
+/// link-local, unique-local, unspecified, multicast or documentation.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64/10
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
+        }
+    }
 }
 
 /// An answer of a partner server that is not a success.
@@ -242,7 +277,39 @@ impl PeerClient {
         }
         Ok(Self {
             http: builder.build()?,
+            allow_private: config.overlap.allow_private_peers,
         })
+    }
+
+    /// Refuses partner addresses inside private networks unless `overlap.allow_private_peers`
+    /// (so that an invitation cannot aim this server at its own network). A host name is
+    /// resolved and every address checked.
+    pub async fn check_address(&self, url: &str) -> ApiResult<()> {
+        if self.allow_private {
+            return Ok(());
+        }
+        let refuse = || {
+            ApiError::new(
+                ErrorCode::InvalidField,
+                format!("the partner server {url} is at a loopback, private or link-local address; set overlap.allow_private_peers to allow it"),
+            )
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|_| refuse())?;
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<std::net::SocketAddr> = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => vec![(ip, port).into()],
+            Some(url::Host::Ipv6(ip)) => vec![(ip, port).into()],
+            Some(url::Host::Domain(d)) => match tokio::net::lookup_host((d, port)).await {
+                Ok(a) => a.collect(),
+                // Unresolvable: the request will fail and say so.
+                Err(_) => return Ok(()),
+            },
+            None => return Err(refuse()),
+        };
+        if addrs.iter().any(|a| is_private(a.ip())) {
+            return Err(refuse());
+        }
+        Ok(())
     }
 
     /// Sends one request to a partner server, signed when `key` is given; retries when the
@@ -257,6 +324,7 @@ impl PeerClient {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<Result<Vec<u8>, PeerRefusal>, ApiError> {
+        self.check_address(base_url).await?;
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         let mut last_error = String::new();
         for attempt in 0..ATTEMPTS {
@@ -284,11 +352,17 @@ impl PeerClient {
                 }
             };
             let status = resp.status();
-            let bytes = match resp.bytes().await {
-                Ok(b) => b.to_vec(),
-                Err(e) => {
+            let bytes = match read_capped(resp).await {
+                Ok(b) => b,
+                Err(Some(e)) => {
                     last_error = describe(&e);
                     continue;
+                }
+                Err(None) => {
+                    return Err(ApiError::new(
+                        ErrorCode::PeerUnavailable,
+                        format!("the partner's server at {base_url} answered more than {MAX_ANSWER_BYTES} bytes; the run is abandoned"),
+                    ))
                 }
             };
             if status.is_success() {
@@ -311,11 +385,32 @@ impl PeerClient {
                 message: text("message"),
             }));
         }
+        // The cause goes to the log only: an answer naming it would let an invitation probe
+        // what listens where.
+        tracing::warn!(url = %base_url, error = %last_error, "partner server unreachable; giving up");
         Err(ApiError::new(
             ErrorCode::PeerUnavailable,
-            format!("the partner's server at {base_url} could not be reached after {ATTEMPTS} attempts ({last_error}); nothing was shared, retry later"),
+            format!("the partner's server at {base_url} could not be reached after {ATTEMPTS} attempts (the server log has the cause); nothing was shared, retry later"),
         ))
     }
+}
+
+/// Reads an answer's body, at most [`MAX_ANSWER_BYTES`] (`Err(None)` beyond).
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, Option<reqwest::Error>> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(None);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Some)? {
+        if out.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// A transport error with its causes (reqwest's own message is often just "error sending
@@ -364,7 +459,7 @@ mod tests {
     fn invitations_round_trip_and_bad_ones_say_why() {
         let inv = Invitation {
             url: "https://crm.example.com".into(),
-            partnership: "p1".into(),
+            partnership: "0192f5e0-7d1c-7a00-8000-000000000001".into(),
             secret: hex::encode([1u8; 32]),
         };
         assert_eq!(Invitation::decode(&inv.encode()).unwrap(), inv);
@@ -384,5 +479,27 @@ mod tests {
         let e = Invitation::decode(&http.encode()).unwrap_err();
         assert!(e.message.contains("HTTPS only"), "{}", e.message);
         assert!(!format!("{http:?}").contains(&http.secret));
+    }
+
+    #[test]
+    fn private_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

@@ -115,6 +115,8 @@ impl RemoteState {
                 sessions_done: 0,
                 stored: false,
                 error: None,
+                bytes_sent: 0,
+                bytes_received: 0,
             },
         );
         Ok(())
@@ -143,6 +145,9 @@ pub struct RunProgress {
     pub stored: bool,
     /// Why the run failed; nothing of it was kept.
     pub error: Option<String>,
+    /// Bytes of request and answer bodies this server sent to and received from the partner's.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 /// A partnership with another server as the API shows it.
@@ -346,47 +351,25 @@ pub async fn join(
             "field `invitation`: it comes from this server; accept it as a same-server partnership instead",
         ));
     }
+    state.remote.client.check_address(&inv.url).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let link_key = random_hex();
-    let request = AcceptRequest {
-        secret: inv.secret.clone(),
-        link_key: link_key.clone(),
-        url,
-        partnership: id.clone(),
-        name: workspace_name(state, ws).await?,
-    };
-    let body = serde_json::to_vec(&request).map_err(ApiError::internal)?;
-    let path = format!("/peer/v1/partnerships/{}/accept", inv.partnership);
-    let answer = match state
-        .remote
-        .client
-        .send(&inv.url, None, reqwest::Method::POST, &path, body, "application/json")
-        .await?
-    {
-        Ok(bytes) => serde_json::from_slice::<AcceptAnswer>(&bytes).map_err(|_| {
-            ApiError::new(
-                ErrorCode::PeerUnavailable,
-                format!("the server at {} is not a Meshwork server, or a different version: its answer to the acceptance is not understood", inv.url),
-            )
-        })?,
-        Err(r) if r.code == "invitation_invalid" => {
-            return Err(ApiError::new(ErrorCode::InvitationInvalid, format!("field `invitation`: the inviting server says: {}", r.message)))
-        }
-        Err(r) => return Err(refusal_error(r)),
-    };
-    let now = now_millis();
+    // This side's row first (pending), so that an acceptance the other server recorded is never
+    // left without its counterpart here: if the answer is lost, this row is declined and the
+    // other server learns the partnership is over at its first request.
     let link = PeerLink {
         url: inv.url.trim_end_matches('/').to_string(),
-        partnership: inv.partnership,
-        name: answer.name.chars().take(200).collect(),
-        link_key,
+        partnership: inv.partnership.clone(),
+        name: String::new(),
+        link_key: link_key.clone(),
     };
+    let now = now_millis();
     let row = RemotePartnershipRow {
         peer_sealed: Some(seal_peer(state, ws, &id, &link)?),
-        id,
+        id: id.clone(),
         workspace_id: ws,
         role: "invitee".into(),
-        state: "active".into(),
+        state: "pending".into(),
         invite_hash: None,
         invite_expires_at: None,
         settings: serde_json::to_string(&SideSettings::default()).map_err(ApiError::internal)?,
@@ -396,7 +379,59 @@ pub async fn join(
         version: 1,
     };
     state.store.remote_partnership_create(&row).await?;
-    Ok(row)
+    let request = AcceptRequest {
+        secret: inv.secret.clone(),
+        link_key,
+        url,
+        partnership: id,
+        name: workspace_name(state, ws).await?,
+    };
+    let body = serde_json::to_vec(&request).map_err(ApiError::internal)?;
+    let path = format!("/peer/v1/partnerships/{}/accept", inv.partnership);
+    let answer = state
+        .remote
+        .client
+        .send(
+            &inv.url,
+            None,
+            reqwest::Method::POST,
+            &path,
+            body,
+            "application/json",
+        )
+        .await;
+    let outcome = match answer {
+        Ok(Ok(bytes)) => serde_json::from_slice::<AcceptAnswer>(&bytes).map_err(|_| {
+            ApiError::new(
+                ErrorCode::PeerUnavailable,
+                format!("the server at {} is not a Meshwork server, or a different version: its answer to the acceptance is not understood", inv.url),
+            )
+        }),
+        Ok(Err(r)) if r.code == "invitation_invalid" => Err(ApiError::new(
+            ErrorCode::InvitationInvalid,
+            format!("field `invitation`: the inviting server says: {}", r.message),
+        )),
+        Ok(Err(r)) => Err(refusal_error(r)),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(answer) => {
+            let link = PeerLink {
+                name: answer.name.chars().take(200).collect(),
+                ..link
+            };
+            let sealed = seal_peer(state, ws, &row.id, &link)?;
+            update(state, row, |r| {
+                r.state = "active".into();
+                r.peer_sealed = Some(sealed);
+            })
+            .await
+        }
+        Err(e) => {
+            update(state, row, |r| r.state = "declined".into()).await?;
+            Err(e)
+        }
+    }
 }
 
 /// The inviting server's side of an acceptance: checks the invitation's secret (one use, before
@@ -417,6 +452,18 @@ pub async fn accept_from_peer(
         .remote_partnership(id)
         .await?
         .ok_or_else(refuse)?;
+    // A retried acceptance (its answer was lost): the same link key, already recorded.
+    if row.state == "active" && row.role == "inviter" {
+        if let Some(link) = peer_of(state, &row)? {
+            let same: bool =
+                subtle::ConstantTimeEq::ct_eq(link.link_key.as_bytes(), req.link_key.as_bytes())
+                    .into();
+            if same && link.partnership == req.partnership {
+                let name = workspace_name(state, row.workspace_id).await?;
+                return Ok((row, AcceptAnswer { name }));
+            }
+        }
+    }
     let hash = link::secret_hash(&req.secret);
     let matches = row
         .invite_hash
@@ -430,7 +477,9 @@ pub async fn accept_from_peer(
     }
     link::check_peer_url(&req.url)
         .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("field `url`: {e}")))?;
-    if hex::decode(&req.link_key).map(|k| k.len()) != Ok(32) || req.partnership.len() > 64 {
+    if hex::decode(&req.link_key).map(|k| k.len()) != Ok(32)
+        || uuid::Uuid::parse_str(&req.partnership).is_err()
+    {
         return Err(ApiError::new(
             ErrorCode::InvalidField,
             "field `link_key` or `partnership` is malformed",
@@ -539,7 +588,64 @@ pub async fn revoked_by_peer(state: &AppState, row: RemotePartnershipRow) -> Api
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Err(ApiError::new(
+        ErrorCode::ConcurrentChange,
+        "the partnership kept changing; retry the revocation",
+    ))
+}
+
+/// The partner's server changed what it shares: drop this side's view, which may name records
+/// the partner no longer shares (the next run computes a new one).
+pub async fn partner_sharing_changed(state: &AppState, row: RemotePartnershipRow) -> ApiResult<()> {
+    let mut row = row;
+    for _ in 0..10 {
+        if row.view_sealed.is_none() {
+            return Ok(());
+        }
+        match update(state, row.clone(), |r| r.view_sealed = None).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == ErrorCode::ConcurrentChange => {
+                row = state
+                    .store
+                    .remote_partnership(&row.id)
+                    .await?
+                    .ok_or_else(overlap::not_active)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::ConcurrentChange,
+        "the partnership kept changing; retry",
+    ))
+}
+
+/// Tells the partner's server that this side changed what it shares (answers whether it was
+/// told); a served run of the old settings is dropped first.
+pub async fn announce_sharing(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<bool> {
+    state.remote.served.forget(&row.id);
+    let Some(link) = peer_of(state, row)? else {
+        return Ok(false);
+    };
+    if row.state != "active" {
+        return Ok(false);
+    }
+    let path = format!("/peer/v1/partnerships/{}/sharing-changed", link.partnership);
+    Ok(matches!(
+        state
+            .remote
+            .client
+            .send(
+                &link.url,
+                Some(&link.key()?),
+                reqwest::Method::POST,
+                &path,
+                Vec::new(),
+                "application/json"
+            )
+            .await,
+        Ok(Ok(_))
+    ))
 }
 
 /// Maps a partner server's refusal to an answer for the local caller.
@@ -572,8 +678,10 @@ pub struct RunPlan {
 }
 
 /// One signed call to the partner, with its refusal mapped.
+/// `run` names the partnership whose run progress counts the bytes.
 async fn call(
     state: &AppState,
+    run: Option<&str>,
     link: &PeerLink,
     method: reqwest::Method,
     path: &str,
@@ -581,25 +689,32 @@ async fn call(
     content_type: &str,
 ) -> ApiResult<Vec<u8>> {
     let key = link.key()?;
-    match state
+    let sent = body.len() as u64;
+    let answer = state
         .remote
         .client
         .send(&link.url, Some(&key), method, path, body, content_type)
-        .await?
-    {
-        Ok(b) => Ok(b),
-        Err(r) => Err(refusal_error(r)),
+        .await?;
+    if let Some(run) = run {
+        let received = answer.as_ref().map_or(0, |b| b.len() as u64);
+        state.remote.update(run, |p| {
+            p.bytes_sent += sent;
+            p.bytes_received += received;
+        });
     }
+    answer.map_err(refusal_error)
 }
 
 async fn call_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
+    run: Option<&str>,
     link: &PeerLink,
     path: &str,
     body: &serde_json::Value,
 ) -> ApiResult<T> {
     let bytes = call(
         state,
+        run,
         link,
         reqwest::Method::POST,
         path,
@@ -630,7 +745,24 @@ pub async fn start_run(
         let state = state.clone();
         tokio::spawn(async move {
             let id = row.id.clone();
-            let outcome = drive(&state, row.clone()).await;
+            // The run in a task of its own: a panic in it ends as a failed run, not as a run
+            // that stays `running` for good.
+            let inner = {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    tokio::time::timeout(RUN_DEADLINE, drive(&state, row))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(ApiError::new(
+                                ErrorCode::PeerUnavailable,
+                                "the run took more than six hours and was abandoned",
+                            ))
+                        })
+                })
+            };
+            let outcome = inner
+                .await
+                .unwrap_or_else(|e| Err(ApiError::internal(format!("overlap run task: {e}"))));
             if let Err(e) = &outcome {
                 if e.code == ErrorCode::PartnershipNotActive {
                     if let Ok(Some(current)) = state.store.remote_partnership(&id).await {
@@ -663,6 +795,9 @@ pub async fn start_run(
         .ok_or_else(|| ApiError::internal("run progress vanished"))
 }
 
+/// A run is abandoned after this long.
+const RUN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 /// One planned PSI session.
 struct Planned {
     /// Index into the plan's populations.
@@ -688,6 +823,7 @@ async fn drive(state: &AppState, row: RemotePartnershipRow) -> ApiResult<bool> {
     let base = format!("/peer/v1/partnerships/{}/runs", link.partnership);
     let plan: RunPlan = call_json(
         state,
+        Some(&row.id),
         &link,
         &base,
         &serde_json::json!({"run": hex::encode(run.as_bytes())}),
@@ -707,6 +843,7 @@ async fn drive(state: &AppState, row: RemotePartnershipRow) -> ApiResult<bool> {
     // Tell the responder to drop the run, whatever happened.
     let _ = call(
         state,
+        Some(&row.id),
         &link,
         reqwest::Method::DELETE,
         &run_path,
@@ -783,6 +920,7 @@ async fn sessions(
         let session_path = format!("{run_path}/sessions/{n}");
         call_json::<serde_json::Value>(
             state,
+            Some(&row.id),
             link,
             &session_path,
             &serde_json::json!({
@@ -795,7 +933,8 @@ async fn sessions(
         match s.p {
             None => {
                 let outcome =
-                    session::<Full>(state, link, &session_path, psi_run, all.clone()).await?;
+                    session::<Full>(state, &row.id, link, &session_path, psi_run, all.clone())
+                        .await?;
                 for i in outcome.shared {
                     matched[owner[i]] |= 1 << s.q;
                 }
@@ -806,9 +945,15 @@ async fn sessions(
                     .filter(|e| e.populations & (1 << p) != 0)
                     .flat_map(|e| e.identifiers.iter().cloned())
                     .collect();
-                let outcome =
-                    session::<CountsOnly>(state, link, &session_path, psi_run, Arc::new(items))
-                        .await?;
+                let outcome = session::<CountsOnly>(
+                    state,
+                    &row.id,
+                    link,
+                    &session_path,
+                    psi_run,
+                    Arc::new(items),
+                )
+                .await?;
                 counts.insert((p, s.q), outcome.count as u64);
             }
         }
@@ -821,6 +966,7 @@ async fn sessions(
 /// The protocol's last message is not sent: the partner learns nothing from the session.
 async fn session<M: PsiMode>(
     state: &AppState,
+    run: &str,
     link: &PeerLink,
     path: &str,
     psi_run: RunId,
@@ -839,6 +985,7 @@ where
         let chunk = init.query().chunk(i).expect("chunk index in range");
         call(
             state,
+            Some(run),
             link,
             reqwest::Method::PUT,
             &format!("{path}/query/{i}"),
@@ -852,6 +999,7 @@ where
         while i < total {
             let bytes = call(
                 state,
+                Some(run),
                 link,
                 reqwest::Method::GET,
                 &format!("{path}/{kind}/{i}"),
@@ -976,12 +1124,17 @@ pub fn load_view(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<Opti
 }
 
 /// The responder's answer to a run start: the populations it shares, with their identifiers
-/// loaded for the run's sessions.
+/// loaded for the run's sessions. A retried start of the same run gets the same answer.
 pub async fn serve_run(
     state: &AppState,
     row: &RemotePartnershipRow,
     run: RunId,
 ) -> ApiResult<RunPlan> {
+    let served = &state.remote.served;
+    if let Some(plan) = served.plan_of(run, &row.id) {
+        return serde_json::from_value(plan).map_err(ApiError::internal);
+    }
+    served.check_room(&row.id)?;
     let per_hour = state.config.overlap.peer_runs_per_hour;
     if !state
         .store
@@ -1037,11 +1190,13 @@ pub async fn serve_run(
             level,
         });
     }
-    state.remote.served.insert(run, row.id.clone(), ws, items)?;
-    Ok(RunPlan {
+    let plan = RunPlan {
         populations: shared,
         threshold: settings.threshold,
-    })
+    };
+    let value = serde_json::to_value(&plan).map_err(ApiError::internal)?;
+    served.insert(run, row.id.clone(), ws, value, items)?;
+    Ok(plan)
 }
 
 #[cfg(test)]

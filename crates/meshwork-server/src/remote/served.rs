@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 
 /// A run is dropped after this long without a request.
 const IDLE_MS: i64 = 10 * 60 * 1000;
-/// Runs served at once (each may hold a few hundred MiB of points at the largest sets).
+/// Runs served at once for different partnerships (one per partnership; each holds one
+/// session's points at a time, a few hundred MiB at the largest sets).
 const MAX_RUNS: usize = 4;
 /// Sessions in one run: one per partner population and, for counts, per population of the
 /// requester (32 × 32 at most).
@@ -134,46 +135,131 @@ impl Session {
 pub struct ServedRun {
     pub partnership: String,
     pub workspace: WorkspaceId,
+    /// The answer to the run's start, sent again to a retried start.
+    pub plan: serde_json::Value,
     /// The shared populations' identifiers and whether they are shared with indicators.
     pub populations: BTreeMap<String, (bool, Arc<Vec<Identifier>>)>,
-    /// Session number → (what it was opened with, the session).
-    pub sessions: HashMap<u32, (String, Arc<tokio::sync::Mutex<Session>>)>,
+    /// The session being served: its number, what it was opened with, the session. Opening the
+    /// next one drops it (the requester runs sessions one after the other), so a run holds one
+    /// session's points at a time.
+    pub current: Option<(u32, String, Arc<tokio::sync::Mutex<Session>>)>,
+    /// Sessions opened so far per population: (full, counts).
+    pub opened: HashMap<String, (u32, u32)>,
+    created: i64,
     touched: i64,
 }
 
-/// Every served run of this process.
-#[derive(Debug, Default)]
+impl ServedRun {
+    /// Admits one more session on `population`: at most one full session per population shared
+    /// with indicators, and one counts session per population of the requester's (at most
+    /// [`MAX_POPULATIONS`](crate::overlap::MAX_POPULATIONS)), so a run cannot be turned into
+    /// many membership queries.
+    pub fn admit_session(&mut self, population: &str, full: bool) -> ApiResult<()> {
+        let Some((indicators, _)) = self.populations.get(population) else {
+            return Err(protocol_error(format!(
+                "population {population:?} is not shared in this run"
+            )));
+        };
+        if full && !indicators {
+            return Err(protocol_error(format!(
+                "population {population:?} is shared as counts only; a session naming records is refused"
+            )));
+        }
+        let (f, c) = self.opened.entry(population.to_string()).or_default();
+        if full && *f >= 1 {
+            return Err(protocol_error(format!(
+                "a run has one full session per population; {population:?} had its session"
+            )));
+        }
+        if !full && *c >= crate::overlap::MAX_POPULATIONS as u32 {
+            return Err(protocol_error(format!(
+                "a run has at most {} counts sessions per population",
+                crate::overlap::MAX_POPULATIONS
+            )));
+        }
+        if full {
+            *f += 1;
+        } else {
+            *c += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Every served run of this process, and the one permit for responder PSI work (hashing,
+/// blinding, echoing: each already uses every core).
+#[derive(Debug)]
 pub struct Served {
     runs: Mutex<HashMap<RunId, ServedRun>>,
+    pub work: tokio::sync::Semaphore,
+}
+
+impl Default for Served {
+    fn default() -> Self {
+        Self {
+            runs: Mutex::new(HashMap::new()),
+            work: tokio::sync::Semaphore::new(1),
+        }
+    }
+}
+
+/// A run lives at most this long, however busy.
+const LIFETIME_MS: i64 = 2 * 60 * 60 * 1000;
+
+fn live(r: &ServedRun, now: i64) -> bool {
+    now - r.touched < IDLE_MS && now - r.created < LIFETIME_MS
 }
 
 impl Served {
+    /// The plan of a run already started (a retried start), if any.
+    pub fn plan_of(&self, run: RunId, partnership: &str) -> Option<serde_json::Value> {
+        let now = now_millis();
+        let runs = self.runs.lock().expect("served runs lock");
+        runs.get(&run)
+            .filter(|r| r.partnership == partnership && live(r, now))
+            .map(|r| r.plan.clone())
+    }
+
+    /// Refuses a new run when the server serves too many for other partnerships.
+    pub fn check_room(&self, partnership: &str) -> ApiResult<()> {
+        let now = now_millis();
+        let mut runs = self.runs.lock().expect("served runs lock");
+        runs.retain(|_, r| live(r, now));
+        let others = runs
+            .values()
+            .filter(|r| r.partnership != partnership)
+            .count();
+        if others >= MAX_RUNS {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!("this server is serving {MAX_RUNS} overlap runs for other partners; retry in a few minutes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts serving a run; a partnership has one run at a time (a new one replaces the old).
     pub fn insert(
         &self,
         run: RunId,
         partnership: String,
         workspace: WorkspaceId,
+        plan: serde_json::Value,
         populations: BTreeMap<String, (bool, Arc<Vec<Identifier>>)>,
     ) -> ApiResult<()> {
         let now = now_millis();
         let mut runs = self.runs.lock().expect("served runs lock");
-        runs.retain(|_, r| now - r.touched < IDLE_MS);
-        if runs.contains_key(&run) {
-            return Err(protocol_error("this run id was used before"));
-        }
-        if runs.len() >= MAX_RUNS {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                format!("this server is serving {MAX_RUNS} overlap runs already; retry in a few minutes"),
-            ));
-        }
+        runs.retain(|_, r| live(r, now) && r.partnership != partnership);
         runs.insert(
             run,
             ServedRun {
                 partnership,
                 workspace,
+                plan,
                 populations,
-                sessions: HashMap::new(),
+                current: None,
+                opened: HashMap::new(),
+                created: now,
                 touched: now,
             },
         );
@@ -189,14 +275,15 @@ impl Served {
     ) -> ApiResult<T> {
         let now = now_millis();
         let mut runs = self.runs.lock().expect("served runs lock");
+        runs.retain(|_, r| live(r, now));
         match runs.get_mut(&run) {
-            Some(r) if r.partnership == partnership && now - r.touched < IDLE_MS => {
+            Some(r) if r.partnership == partnership => {
                 r.touched = now;
                 f(r)
             }
             _ => Err(ApiError::new(
                 ErrorCode::PeerRunNotFound,
-                format!("this server holds no run {run} for the partnership (finished, expired after ten idle minutes, or the server restarted); start a new run"),
+                format!("this server holds no run {run} for the partnership (finished, expired, replaced by a newer run, or the server restarted); start a new run"),
             )),
         }
     }
@@ -209,11 +296,98 @@ impl Served {
         }
     }
 
-    /// Drops every run of a partnership (it was revoked).
+    /// Drops every run of a partnership (it was revoked, or its sharing changed).
     pub fn forget(&self, partnership: &str) {
         self.runs
             .lock()
             .expect("served runs lock")
             .retain(|_, r| r.partnership != partnership);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(pops: &[(&str, bool)]) -> (Served, RunId) {
+        let served = Served::default();
+        let run = RunId::random();
+        let populations = pops
+            .iter()
+            .map(|(id, ind)| (id.to_string(), (*ind, Arc::new(Vec::new()))))
+            .collect();
+        served
+            .insert(
+                run,
+                "p1".into(),
+                WorkspaceId::new(),
+                serde_json::Value::Null,
+                populations,
+            )
+            .unwrap();
+        (served, run)
+    }
+
+    #[test]
+    fn a_run_admits_only_the_sessions_its_plan_needs() {
+        let (served, run) = run_with(&[("vip", true), ("all", false)]);
+        served
+            .with(run, "p1", |r| {
+                // Counts-only populations never get a full session; unknown ones none.
+                assert!(r.admit_session("all", true).is_err());
+                assert!(r.admit_session("secret", false).is_err());
+                // One full session per indicator population.
+                r.admit_session("vip", true)?;
+                assert!(r.admit_session("vip", true).is_err());
+                // Counts sessions: one per population of the requester's, at most.
+                for _ in 0..crate::overlap::MAX_POPULATIONS {
+                    r.admit_session("all", false)?;
+                }
+                let e = r.admit_session("all", false).unwrap_err();
+                assert_eq!(e.code, ErrorCode::OverlapProtocolError);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_run_belongs_to_its_partnership_and_one_run_per_partnership_is_kept() {
+        let (served, run) = run_with(&[("vip", true)]);
+        let e = served.with(run, "p2", |_| Ok(())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PeerRunNotFound);
+        assert!(!served.remove(run, "p2"));
+        // A new run of the same partnership replaces the old one.
+        let next = RunId::random();
+        served
+            .insert(
+                next,
+                "p1".into(),
+                WorkspaceId::new(),
+                serde_json::Value::Null,
+                BTreeMap::new(),
+            )
+            .unwrap();
+        assert!(served.with(run, "p1", |_| Ok(())).is_err());
+        assert!(served.with(next, "p1", |_| Ok(())).is_ok());
+        // Other partnerships fill the server up to its limit (p1's run included).
+        for i in 0..MAX_RUNS - 1 {
+            served
+                .insert(
+                    RunId::random(),
+                    format!("other{i}"),
+                    WorkspaceId::new(),
+                    serde_json::Value::Null,
+                    BTreeMap::new(),
+                )
+                .unwrap();
+        }
+        assert_eq!(
+            served.check_room("p9").unwrap_err().code,
+            ErrorCode::RateLimited
+        );
+        // A partnership with a run may always start its next one (it replaces its own).
+        assert!(served.check_room("other1").is_ok());
+        served.forget("other0");
+        assert!(served.check_room("p9").is_ok());
     }
 }

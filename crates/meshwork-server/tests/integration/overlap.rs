@@ -721,3 +721,205 @@ async fn promise_pm02_overlap_store_holds_no_raw_identifier(s: &mut TestServer) 
     }
 }
 server_test!(promise_pm02_overlap_store_holds_no_raw_identifier);
+
+/// Partnerships with other servers refuse bad input before any network call that could reach
+/// inside this server's network, and keep nothing of a refused attempt; peer routes take only
+/// signed requests for linked partnerships, and an invitation's secret only once it is right.
+async fn remote_partnerships_refuse_bad_invitations_private_addresses_and_unsigned_peers(
+    s: &mut TestServer,
+) {
+    let ada = s.signup("Ada", "ada@remote.test").await;
+    let ws = s.create_workspace(&ada, "Ada Remote").await;
+    let path = |rest: &str| format!("/api/v1/workspaces/{ws}/remote-partnerships{rest}");
+    let (status, v) = s.call(Method::POST, &path(""), &As::User(&ada), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let invitation = v["invitation"].as_str().unwrap().to_string();
+    let pid = v["partnership"]["id"].as_str().unwrap().to_string();
+    assert!(invitation.starts_with("mwinv1."));
+    assert!(v["partnership"]["invitation_expires_at"].as_i64().unwrap() > 0);
+
+    let join = |inv: String| json!({ "invitation": inv });
+    // Damaged invitations name what is wrong.
+    for (bad, why) in [("hello", "mwinv1."), ("mwinv1.%%%", "base64url")] {
+        let (status, v) = s
+            .call(
+                Method::POST,
+                &path("/join"),
+                &As::User(&ada),
+                Some(join(bad.into())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["code"], "invitation_invalid");
+        assert!(v["message"].as_str().unwrap().contains(why), "{v}");
+    }
+    // Its own invitation is for a same-server partnership.
+    let (status, v) = s
+        .call(
+            Method::POST,
+            &path("/join"),
+            &As::User(&ada),
+            Some(join(invitation.clone())),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invitation_invalid")),
+        "{v}"
+    );
+    // An invitation aiming at a private address is refused before any request is made.
+    let forged = |url: &str| {
+        use base64::Engine;
+        let json = json!({"url": url, "partnership": "0192f5e0-7d1c-7a00-8000-000000000001", "secret": "ab".repeat(32)});
+        format!(
+            "mwinv1.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+        )
+    };
+    for url in [
+        "https://127.0.0.1:9",
+        "https://10.0.0.8",
+        "https://[::1]:443",
+        "https://localhost:9",
+    ] {
+        let (status, v) = s
+            .call(
+                Method::POST,
+                &path("/join"),
+                &As::User(&ada),
+                Some(join(forged(url))),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("allow_private_peers"),
+            "{url}: {v}"
+        );
+    }
+    let (status, v) = s
+        .call(
+            Method::POST,
+            &path("/join"),
+            &As::User(&ada),
+            Some(join(forged("http://partner.example"))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("HTTPS only"), "{v}");
+    // Nothing was kept of the refused attempts: one pending invitation.
+    let (_, list) = s.call(Method::GET, &path(""), &As::User(&ada), None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["state"], "pending");
+
+    // Peer routes: a wrong secret is refused and the invitation stays pending; a pending
+    // partnership has no link, so signed routes answer as for an unknown one.
+    let accept = json!({"secret": "00".repeat(32), "link_key": "11".repeat(32), "url": "https://partner.example", "partnership": "0192f5e0-7d1c-7a00-8000-000000000002", "name": "Mallory"});
+    let (status, v) = s
+        .call(
+            Method::POST,
+            &format!("/peer/v1/partnerships/{pid}/accept"),
+            &As::Anonymous,
+            Some(accept),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invitation_invalid")),
+        "{v}"
+    );
+    let (_, list) = s.call(Method::GET, &path(""), &As::User(&ada), None).await;
+    assert_eq!(list[0]["state"], "pending");
+    for p in [pid.as_str(), "0192f5e0-7d1c-7a00-8000-00000000dead"] {
+        let (status, v) = s
+            .call(
+                Method::POST,
+                &format!("/peer/v1/partnerships/{p}/runs"),
+                &As::Anonymous,
+                Some(json!({"run": "00".repeat(16)})),
+            )
+            .await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("partnership_not_found")),
+            "{v}"
+        );
+    }
+    // Withdrawing the invitation spends it.
+    let (status, v) = s
+        .call(
+            Method::POST,
+            &path(&format!("/{pid}/revoke")),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["partnership"]["state"].as_str(),
+            v["partner_notified"].as_bool()
+        ),
+        (Some("declined"), Some(false))
+    );
+    // Sharing a match-only list with a partner on another server is refused, naming the field.
+    let (status, v) = s
+        .call(
+            Method::PUT,
+            &path(&format!("/{pid}/sharing")),
+            &As::User(&ada),
+            Some(json!({"shares": {"nope": "counts"}, "threshold": 3})),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("population_not_found")),
+        "{v}"
+    );
+}
+
+mod remote_partnerships_refuse_bad_input {
+    use super::super::common::{TestBackend, TestServer};
+    async fn with(backend: TestBackend) {
+        let Some(mut s) = TestServer::start_with(backend, |c| {
+            c.public_url = "https://meshwork.test".into();
+        })
+        .await
+        else {
+            return;
+        };
+        super::remote_partnerships_refuse_bad_invitations_private_addresses_and_unsigned_peers(
+            &mut s,
+        )
+        .await;
+        s.stop().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        with(TestBackend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        with(TestBackend::Postgres).await
+    }
+}
+
+/// A server whose public_url is not https:// cannot invite partners on other servers, and says
+/// which setting to change.
+async fn a_remote_invitation_needs_an_https_public_url(s: &mut TestServer) {
+    let ada = s.signup("Ada", "ada@plain.test").await;
+    let ws = s.create_workspace(&ada, "Ada Plain").await;
+    let (status, v) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/remote-partnerships"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("public_url"), "{v}");
+}
+server_test!(a_remote_invitation_needs_an_https_public_url);

@@ -31,6 +31,10 @@ enum What {
     /// Same-server partner overlap through the API: two workspaces each load a match-only list
     /// of 2^20 company domains (10 % shared), then runs are timed.
     Overlap(super::bench_overlap::OverlapArgs),
+    /// Partner overlap between two real servers over HTTPS (private set intersection): two
+    /// servers each import 2^20 companies (10 % shared), one run is timed against the floor of
+    /// its scalar multiplications.
+    OverlapRemote(super::bench_overlap_remote::RemoteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +61,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(super::bench_overlap::run(a)),
+        What::OverlapRemote(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(super::bench_overlap_remote::run(a)),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_overlap;
+mod bench_overlap_remote;
 mod bench_search;
 mod crm;
 mod default_config;
