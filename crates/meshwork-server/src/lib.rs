@@ -12,6 +12,7 @@ pub use meshwork_config as config;
 pub mod crm;
 pub mod error;
 pub mod export;
+pub mod forms;
 pub mod http;
 pub mod import;
 pub mod key_cache;

@@ -22,6 +22,8 @@ pub struct Inner {
     pub keyring: Arc<Keyring>,
     pub config: Config,
     pub login_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Public form submissions per client address (30 a minute).
+    pub form_limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub key_cache: crate::key_cache::KeyCache,
     /// A precomputed hash verified when an email is unknown, so a sign-in takes as long whether
     /// or not the account exists.
@@ -70,6 +72,9 @@ impl AppState {
                 store,
                 keyring,
                 login_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
+                form_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(
+                    NonZeroU32::new(30).expect("30 is not zero"),
+                )),
                 key_cache: crate::key_cache::KeyCache::new(std::time::Duration::from_secs(
                     config.auth.api_key_cache_seconds as u64,
                 )),

@@ -8,6 +8,7 @@ mod integration {
     mod canary;
     pub mod common;
     pub mod crm;
+    mod forms;
     mod import;
     mod overlap;
     mod route_matrix;

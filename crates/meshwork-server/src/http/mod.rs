@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod crm;
+pub mod forms;
 pub mod overlap;
 pub mod remote;
 pub mod search;
@@ -96,6 +97,8 @@ fn crm_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crm::activity_extra::bulk_delete))
         .routes(routes!(crm::communication_extra::bulk_update))
         .routes(routes!(crm::communication_extra::bulk_delete))
+        .routes(routes!(forms::get_form))
+        .routes(routes!(forms::submit))
         .routes(routes!(crm::export::list))
         .routes(routes!(crm::export::file))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT * 8));

@@ -18,6 +18,14 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/verify-email"),
     ("POST", "/api/v1/auth/password-reset"),
     ("POST", "/api/v1/auth/password-reset/confirm"),
+    (
+        "GET",
+        "/api/v1/public/workspaces/{workspace_id}/forms/{form_id}",
+    ),
+    (
+        "POST",
+        "/api/v1/public/workspaces/{workspace_id}/forms/{form_id}/submissions",
+    ),
 ];
 
 #[derive(Debug)]
