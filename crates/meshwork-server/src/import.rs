@@ -57,6 +57,11 @@ pub struct ImportSpec {
     #[serde(default)]
     pub default_tags: Vec<String>,
     pub error_csv: PathBuf,
+    /// Set for a file uploaded through the API: `file` is then sealed with the workspace key
+    /// under this upload id (`crate::upload`), and no error CSV is written (rejected rows are in
+    /// the job's progress, without their values).
+    #[serde(default)]
+    pub sealed_upload: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -196,11 +201,26 @@ fn record_kind(kind: Kind) -> ApiResult<RecordKind> {
 }
 
 type Rows = Box<dyn Iterator<Item = Result<MappedRow, RowError>> + Send>;
+/// What opens a sealed upload: the workspace key, the workspace and the upload id.
+type SealedSource = (
+    std::sync::Arc<meshwork_keyring::DataKey>,
+    WorkspaceId,
+    String,
+);
 
-fn open_rows(spec: &ImportSpec, kind: Kind) -> anyhow::Result<Rows> {
+fn open_rows(spec: &ImportSpec, kind: Kind, sealed: Option<SealedSource>) -> anyhow::Result<Rows> {
     let file = std::fs::File::open(&spec.file)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", spec.file.display()))?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let reader: Box<dyn std::io::Read + Send> = match sealed {
+        Some((key, ws, id)) => {
+            drop(file);
+            Box::new(std::io::BufReader::with_capacity(
+                1 << 16,
+                crate::upload::SealedReader::open(&spec.file, key, ws, &id)?,
+            ))
+        }
+        None => Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+    };
     let options = ReaderOptions::default();
     let at = |e: meshwork_crm_io::FileError| anyhow::anyhow!("{}: {e}", spec.file.display());
     if spec.layout == "vcard" {
@@ -535,7 +555,11 @@ pub async fn run(
         pipelines,
         spec: spec.clone(),
     };
-    let mut rows = open_rows(&spec, kind)?;
+    let sealed = match &spec.sealed_upload {
+        Some(id) => Some((state.workspace_key(ws).map_err(api)?, ws, id.clone())),
+        None => None,
+    };
+    let mut rows = open_rows(&spec, kind, sealed)?;
     let mut cursor = job.cursor as u64;
     let mut companies: HashMap<String, RecordId> = HashMap::new();
     loop {
@@ -593,7 +617,7 @@ pub async fn run(
             anyhow::bail!("{}: {f}; the job stays resumable", spec.file.display());
         }
     }
-    let error_csv = if progress.rejected > 0 {
+    let error_csv = if progress.rejected > 0 && spec.sealed_upload.is_none() {
         Some(write_error_csv(&spec, kind, &progress)?)
     } else {
         None
@@ -645,7 +669,7 @@ fn write_error_csv(spec: &ImportSpec, kind: Kind, progress: &Progress) -> anyhow
     let out = std::fs::File::create(&spec.error_csv)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", spec.error_csv.display()))?;
     let mut w = ErrorCsv::new(std::io::BufWriter::new(out), &header)?;
-    for item in open_rows(spec, kind)? {
+    for item in open_rows(spec, kind, None)? {
         let (row, line, raw) = match item {
             Ok(r) => (r.row, r.line, r.raw),
             Err(e) => (e.row, e.line, e.raw),
@@ -1174,4 +1198,83 @@ pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> ApiResu
     });
     crm.apply(&CrmBatch { ops: all }, now).await?;
     Ok(progress)
+}
+
+/// Imports uploaded through the API run here, in the background; each server resumes the
+/// unfinished ones at start-up (one server per store should, see docs/import.md).
+pub mod background {
+    use super::*;
+
+    /// Where a sealed upload lives.
+    pub fn upload_path(state: &AppState, ws: WorkspaceId, upload: &str) -> PathBuf {
+        state
+            .config
+            .data_dir
+            .join("uploads")
+            .join(ws.to_string())
+            .join(format!("{upload}.sealed"))
+    }
+
+    /// Runs the job to its end in a task of its own. A job that cannot go on (its upload is
+    /// damaged or gone) is marked failed, with the reason in its progress; the upload is deleted
+    /// when the job ends either way.
+    pub fn spawn(state: &AppState, ws: WorkspaceId, job: JobId) {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let outcome = run(&state, ws, job, &|_| {}).await;
+            let spec = job_state(&state, ws, job).await.ok().map(|(_, s, _)| s);
+            if let Err(e) = outcome {
+                tracing::warn!(%job, error = %e, "import failed");
+                if let Err(e2) = fail(&state, ws, job, &e.to_string()).await {
+                    tracing::error!(%job, error = %e2.message, "could not mark the import failed");
+                }
+            }
+            if let Some(spec) = spec.filter(|s| s.sealed_upload.is_some()) {
+                let _ = std::fs::remove_file(&spec.file);
+            }
+        });
+    }
+
+    async fn fail(state: &AppState, ws: WorkspaceId, job: JobId, why: &str) -> ApiResult<()> {
+        let crm = Crm::new(state, ws)?;
+        let (row, _, mut progress) = job_state(state, ws, job).await?;
+        progress.errors.insert(
+            0,
+            RowProblem {
+                row: 0,
+                line: 0,
+                column: None,
+                reason: format!("the import stopped: {why}"),
+            },
+        );
+        crm.apply(
+            &CrmBatch {
+                ops: vec![CrmOp::Job {
+                    id: job,
+                    state: "failed".into(),
+                    cursor: row.cursor,
+                    progress_sealed: seal_json(&crm, job, "progress", &progress),
+                }],
+            },
+            now_millis(),
+        )
+        .await
+    }
+
+    /// Resumes every unfinished import of an upload (after a restart or a crash).
+    pub async fn resume_all(state: &AppState) -> ApiResult<usize> {
+        let mut n = 0;
+        for job in state.store.running_jobs().await? {
+            if job.kind != "import" || !state.workspace_readable(job.workspace_id) {
+                continue;
+            }
+            let (_, spec, _) = job_state(state, job.workspace_id, job.id).await?;
+            if spec.sealed_upload.is_some() {
+                tracing::info!(job = %job.id, "resuming an import");
+                spawn(state, job.workspace_id, job.id);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }

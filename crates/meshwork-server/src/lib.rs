@@ -21,6 +21,7 @@ pub mod overlap;
 pub mod remote;
 pub mod search;
 pub mod state;
+pub mod upload;
 
 pub use config::{Config, DEFAULT_CONFIG};
 pub use state::AppState;
@@ -114,6 +115,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls_files =
         (!config.tls_cert.is_empty()).then(|| (config.tls_cert.clone(), config.tls_key.clone()));
     let state = open_state(config).await?;
+    // Imports uploaded through the API that a stop or a crash interrupted go on.
+    import::background::resume_all(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("resuming imports: {}", e.message))?;
     let (router, _) = http::router(state.clone());
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let listener =

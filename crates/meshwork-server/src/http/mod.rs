@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod crm;
 pub mod forms;
+pub mod imports;
 pub mod overlap;
 pub mod remote;
 pub mod search;
@@ -102,10 +103,16 @@ fn crm_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crm::export::list))
         .routes(routes!(crm::export::file))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT * 8));
+    let imports = OpenApiRouter::new()
+        .routes(routes!(imports::start))
+        .layer(DefaultBodyLimit::disable());
+    let import_status = OpenApiRouter::new()
+        .routes(routes!(imports::get))
+        .routes(routes!(imports::revert));
     let files = OpenApiRouter::new()
         .routes(routes!(crm::put_file, crm::get_file))
         .layer(DefaultBodyLimit::max(crm::MAX_FILE_BYTES));
-    router.merge(files)
+    router.merge(files).merge(imports).merge(import_status)
 }
 
 /// The application's routes and their OpenAPI document.

@@ -106,7 +106,11 @@ async fn a_public_form_submission_creates_or_updates_its_contact_and_lands_on_th
         assert!(m.contains(field) && m.contains(why), "{field}/{why}: {m}");
     }
     let (_, contacts) = c.get("contacts").await;
-    assert_eq!(contacts["records"].as_array().unwrap().len(), 0, "{contacts}");
+    assert_eq!(
+        contacts["records"].as_array().unwrap().len(),
+        0,
+        "{contacts}"
+    );
     let (_, subs) = c.get("form_submissions").await;
     assert_eq!(subs["records"].as_array().unwrap().len(), 0, "{subs}");
 

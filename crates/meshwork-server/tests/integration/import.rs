@@ -23,6 +23,7 @@ fn spec(file: &std::path::Path, mode: Mode) -> ImportSpec {
         default_owner: None,
         default_tags: vec!["imported".into()],
         error_csv: file.with_extension("errors.csv"),
+        sealed_upload: None,
     }
 }
 
@@ -247,3 +248,186 @@ async fn a_company_address_split_over_columns_is_joined(s: &mut TestServer) {
     );
 }
 server_test!(a_company_address_split_over_columns_is_joined);
+
+async fn wait_done(s: &TestServer, c: &super::crm::Crm<'_>, job: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let (status, v) = c.get(&format!("imports/{job}")).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        if v["state"] != "running" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = s;
+    panic!("the import {job} did not finish");
+}
+
+/// The API import: refused requests name the parameter and leave nothing behind; the upload is
+/// sealed on disk while the job runs in the background and deleted when it ends; rejected rows
+/// are listed by row and column; an unfinished upload import resumes when the server starts;
+/// a finished one reverts.
+async fn an_api_import_runs_in_the_background_resumes_at_start_and_reverts(s: &mut TestServer) {
+    let c = setup(s, "Uploads").await;
+    let post = |query: &str, body: Vec<u8>| {
+        s.req(
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/imports?{query}", c.ws),
+            &As::User(&c.who),
+        )
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+    };
+    let mut csv = Vec::new();
+    meshwork_crm_io::generate_hubspot_contacts(5, 300, &mut csv).unwrap();
+    let header_len = String::from_utf8_lossy(&csv)
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .count();
+    let mut bad = vec![String::new(); header_len];
+    bad[1] = "Bad".into();
+    bad[3] = "secret-not-an-email".into();
+    writeln!(csv, "{}", bad.join(",")).unwrap();
+
+    for (query, body, needle) in [
+        ("type=widget", csv.clone(), "query `type`"),
+        ("type=contact&layout=generic", csv.clone(), "query `layout`"),
+        ("type=company&layout=vcard", csv.clone(), "query `layout`"),
+        ("type=contact&mode=merge", csv.clone(), "query `mode`"),
+        (
+            "type=contact&owner=nobody@x.example",
+            csv.clone(),
+            "query `owner`",
+        ),
+        ("type=contact", Vec::new(), "empty"),
+    ] {
+        let r = post(query, body).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            v["message"].as_str().unwrap().contains(needle),
+            "{query}: {v}"
+        );
+    }
+    let uploads = s.data_dir().join("uploads");
+    let files = |dir: &std::path::Path| -> usize { walk(dir).len() };
+    assert_eq!(files(&uploads), 0, "refused uploads leave nothing");
+
+    let r = post("type=contact&tags=webinar,2026", csv.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let job = v["id"].as_str().unwrap().to_string();
+    let done = wait_done(s, &c, &job).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        (done["rows"].as_u64(), done["rejected"].as_u64()),
+        (Some(301), Some(1)),
+        "{done}"
+    );
+    let e = &done["errors"][0];
+    assert_eq!(
+        (e["row"].as_u64(), e["column"].as_str()),
+        (Some(301), Some("Email")),
+        "{done}"
+    );
+    assert_eq!(
+        files(&uploads),
+        0,
+        "the upload is deleted when the import ends"
+    );
+    let first = contacts(s, &c.ws).await.len() as u64;
+    assert_eq!(
+        first,
+        300 - done["duplicates_in_file"].as_u64().unwrap(),
+        "{done}"
+    );
+
+    // An upload import that a stop interrupted (here: never started) resumes at start-up.
+    let ws = WorkspaceId(c.ws.parse().unwrap());
+    let mut more = Vec::new();
+    meshwork_crm_io::generate_hubspot_contacts(6, 200, &mut more).unwrap();
+    let upload = "0192f5e0-7d1c-7a00-8000-00000000abcd";
+    let path = import::background::upload_path(s.state(), ws, upload);
+    let mut w = meshwork_server::upload::SealedWriter::create(
+        &path,
+        s.state().workspace_key(ws).unwrap(),
+        ws,
+        upload,
+    )
+    .unwrap();
+    w.write(&more).unwrap();
+    w.finish().unwrap();
+    let raw = std::fs::read(&path).unwrap();
+    let first_email = String::from_utf8_lossy(&more)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(3)
+        .unwrap()
+        .to_string();
+    assert!(
+        !first_email.is_empty()
+            && !raw
+                .windows(first_email.len())
+                .any(|w| w == first_email.as_bytes()),
+        "sealed on disk"
+    );
+    let mut spec = spec(&path, Mode::Upsert);
+    spec.sealed_upload = Some(upload.into());
+    spec.error_csv = Default::default();
+    let user = UserId(c.who.user_id.parse().unwrap());
+    let pending = import::create_job(s.state(), ws, user, &spec)
+        .await
+        .unwrap();
+    let (who, ws_id) = (c.who.clone(), c.ws.clone());
+    s.restart().await;
+    let c = super::crm::Crm { s, who, ws: ws_id };
+    let done = wait_done(s, &c, &pending.to_string()).await;
+    assert_eq!(
+        (done["state"].as_str(), done["rows"].as_u64()),
+        (Some("done"), Some(200)),
+        "{done}"
+    );
+    let both = contacts(s, &c.ws).await.len() as u64;
+    assert!(
+        both > first,
+        "{both} after the resumed import, {first} before"
+    );
+    assert_eq!(
+        walk(&s.data_dir().join("uploads")).len(),
+        0,
+        "the resumed import's upload is deleted too"
+    );
+
+    // Revert the first import: its contacts go.
+    let (status, v) = c.post(&format!("imports/{job}/revert"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "reverted");
+    assert_eq!(contacts(s, &c.ws).await.len() as u64, both - first);
+    let (status, v) = c.get("imports/0192f5e0-7d1c-7a00-8000-00000000ffff").await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("job_not_found"))
+    );
+}
+server_test!(an_api_import_runs_in_the_background_resumes_at_start_and_reverts);
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -253,6 +253,7 @@ async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
                 default_owner,
                 default_tags: args.tags.clone(),
                 error_csv,
+                sealed_upload: None,
             };
             let actor = an_owner(&state, ws).await?;
             import::create_job(&state, ws, actor, &spec)
