@@ -373,6 +373,8 @@ pub(crate) async fn record_elements(
 ) -> ApiResult<Vec<RecordElement>> {
     let crm = Crm::new(state, ws)?;
     let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
+    // Company and contact rows read while sorting out kinds, kept so each is read once.
+    let mut rows: HashMap<RecordId, meshwork_store::RecordRow> = HashMap::new();
     for (bit, p) in pops.iter().enumerate().take(MAX_POPULATIONS) {
         let PopulationSpec::Filter { query } = &p.spec else {
             continue;
@@ -392,6 +394,7 @@ pub(crate) async fn record_elements(
                     "deal" => deals.push(row.id),
                     "company" | "contact" => {
                         records.insert(row.id);
+                        rows.insert(row.id, row);
                     }
                     _ => {}
                 }
@@ -414,10 +417,23 @@ pub(crate) async fn record_elements(
             *by_record.entry(r).or_default() |= 1u64 << bit;
         }
     }
-    let ids: Vec<RecordId> = by_record.keys().copied().collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(2000) {
+    // Records only a deal named (its companies and contacts) are read now.
+    let missing: Vec<RecordId> = by_record
+        .keys()
+        .filter(|id| !rows.contains_key(id))
+        .copied()
+        .collect();
+    for chunk in missing.chunks(2000) {
         for row in state.store.crm_records(ws, chunk).await? {
+            rows.insert(row.id, row);
+        }
+    }
+    let mut out = Vec::with_capacity(by_record.len());
+    for id in by_record.keys() {
+        let Some(row) = rows.remove(id) else {
+            continue;
+        };
+        {
             let Ok(kind) = Kind::from_str(&row.kind) else {
                 continue;
             };

@@ -873,8 +873,13 @@ macro_rules! impl_sql_store {
 
             async fn crm_records(&self, ws: meshwork_domain::WorkspaceId, ids: &[meshwork_domain::RecordId]) -> meshwork_store::Result<Vec<meshwork_store::RecordRow>> {
                 let mut out = Vec::with_capacity(ids.len());
+                // On SQLite, `+workspace_id` keeps the planner from scanning the workspace's
+                // whole (workspace_id, kind, id) index for every batch (quadratic in the
+                // workspace's size): the ids' primary key finds each row, and the workspace
+                // is then checked on it.
+                let ws_column = if $backend == meshwork_store::Backend::Sqlite { "+workspace_id" } else { "workspace_id" };
                 for chunk in ids.chunks(500) {
-                    let sql = format!("SELECT {} FROM crm_records WHERE workspace_id = $1 AND id IN ({})", sql_store_rows::RECORD_COLUMNS, placeholders(2, chunk.len()));
+                    let sql = format!("SELECT {} FROM crm_records WHERE {ws_column} = $1 AND id IN ({})", sql_store_rows::RECORD_COLUMNS, placeholders(2, chunk.len()));
                     let mut q = $crate::sqlx::query(&sql).bind(ws.to_string());
                     for id in chunk {
                         q = q.bind(id.to_string());

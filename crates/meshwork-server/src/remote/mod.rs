@@ -818,17 +818,15 @@ async fn drive(state: &AppState, row: RemotePartnershipRow) -> ApiResult<bool> {
         .filter(|p| matches!(p.spec, PopulationSpec::Filter { .. }))
         .take(MAX_POPULATIONS)
         .collect();
-    let elements = record_elements(state, ws, &pops).await?;
     let run = RunId::random();
     let base = format!("/peer/v1/partnerships/{}/runs", link.partnership);
-    let plan: RunPlan = call_json(
-        state,
-        Some(&row.id),
-        &link,
-        &base,
-        &serde_json::json!({"run": hex::encode(run.as_bytes())}),
-    )
-    .await?;
+    let start = serde_json::json!({"run": hex::encode(run.as_bytes())});
+    // This side's records load while the partner's server loads its own for the plan.
+    let (elements, plan) = tokio::join!(
+        record_elements(state, ws, &pops),
+        call_json::<RunPlan>(state, Some(&row.id), &link, &base, &start,)
+    );
+    let (elements, plan) = (elements?, plan?);
     if plan.populations.len() > MAX_POPULATIONS
         || !(1..=1000).contains(&plan.threshold)
         || plan.populations.iter().any(|q| q.level == ShareLevel::None)
