@@ -334,6 +334,13 @@ async fn an_api_import_runs_in_the_background_resumes_at_start_and_reverts(s: &m
         (Some(301), Some("Email")),
         "{done}"
     );
+    // The job is marked done before its task deletes the upload: wait for it briefly.
+    for _ in 0..100 {
+        if files(&uploads) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         files(&uploads),
         0,
@@ -398,6 +405,12 @@ async fn an_api_import_runs_in_the_background_resumes_at_start_and_reverts(s: &m
         both > first,
         "{both} after the resumed import, {first} before"
     );
+    for _ in 0..100 {
+        if walk(&s.data_dir().join("uploads")).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         walk(&s.data_dir().join("uploads")).len(),
         0,
