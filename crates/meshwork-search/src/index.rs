@@ -332,6 +332,14 @@ impl SearchIndex {
     /// Applies `ops` and commits them with `seq` as the applied sequence number; the changes are
     /// searchable when this returns.
     pub fn apply(&self, ops: &[IndexOp], seq: i64) -> Result<()> {
+        self.add(ops)?;
+        self.commit_at(seq)
+    }
+
+    /// Adds operations without committing them: they become visible (and durable) with the
+    /// next [`Index::commit_at`]. A long catch-up commits every so many pages instead of after
+    /// each one.
+    pub fn add(&self, ops: &[IndexOp]) -> Result<()> {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         for op in ops {
             match op {
@@ -344,6 +352,12 @@ impl SearchIndex {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Commits what was added, with `seq` as the applied sequence.
+    pub fn commit_at(&self, seq: i64) -> Result<()> {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         self.commit(writer, seq)?;
         self.applied.fetch_max(seq, Ordering::AcqRel);
         Ok(())

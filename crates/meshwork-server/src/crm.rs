@@ -440,12 +440,20 @@ impl<'a> Crm<'a> {
 
     /// Applies a batch, answering a lost race on a dedup key or a version as a conflict.
     pub async fn apply(&self, batch: &CrmBatch, now: i64) -> ApiResult<()> {
+        self.apply_unindexed(batch, now).await?;
+        // Searchable when the write returns.
+        self.state
+            .search
+            .sync_after_write(self.state, self.ws)
+            .await;
+        Ok(())
+    }
+
+    /// [`Crm::apply`] without waiting for the search index: for bulk writers (imports) that
+    /// let the index catch up beside them and wait for it once at the end.
+    pub async fn apply_unindexed(&self, batch: &CrmBatch, now: i64) -> ApiResult<()> {
         match self.state.store.crm_apply(self.ws, batch, now).await {
-            Ok(()) => {
-                // Searchable when the write returns.
-                self.state.search.sync_after_write(self.state, self.ws).await;
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(meshwork_store::StoreError::Conflict("crm_keys")) => Err(ApiError::new(
                 ErrorCode::DuplicateRecord,
                 "another record with the same email, domain or external id was saved at the same time; reload and retry",

@@ -25,7 +25,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Rows per transaction.
-const BATCH: usize = 1000;
+const BATCH: usize = 4000;
+/// Batches between two catch-ups of the search index while an import runs.
+const INDEX_EVERY: u64 = 16;
 /// Rejected rows remembered with their reason (beyond this only counted).
 const MAX_REMEMBERED_ERRORS: usize = 100_000;
 
@@ -501,8 +503,8 @@ pub struct Summary {
     pub error_csv: Option<PathBuf>,
 }
 
-/// Runs (or resumes) an import job to the end. `tick` is called after each batch with the
-/// progress so far (for a progress bar).
+/// Runs (or resumes) an import job to the end. `tick` is called after each committed batch with
+/// the progress as of that batch (for a progress bar).
 pub async fn run(
     state: &AppState,
     ws: WorkspaceId,
@@ -562,7 +564,24 @@ pub async fn run(
     let mut rows = open_rows(&spec, kind, sealed)?;
     let mut cursor = job.cursor as u64;
     let mut companies: HashMap<String, RecordId> = HashMap::new();
+    // The search index catches up beside the import (one catch-up at a time, started after a
+    // batch when none is running), and once more at the end: the import's records are
+    // searchable when it returns.
+    let mut indexing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut batches = 0u64;
+    // One batch is written while the next is prepared.
+    let mut inflight = Inflight::default();
+    // The progress as of the batch being written, reported to `tick` once it is committed.
+    let mut written: Option<Progress> = None;
+    // Where the time goes, logged at the end: reading the file, preparing batches (lookups,
+    // validation, sealing), writing them, and waiting for the index.
+    let (mut t_read, mut t_prepare, mut t_write) = (
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
     loop {
+        let t = std::time::Instant::now();
         let mut batch = Vec::with_capacity(BATCH);
         let mut fatal = None;
         for item in rows.by_ref() {
@@ -598,9 +617,19 @@ pub async fn run(
             })
             .max()
             .unwrap_or(cursor);
-        let ops = apply_batch(&crm, &ctx, job_id, batch, &mut progress, &mut companies)
-            .await
-            .map_err(api)?;
+        t_read += t.elapsed();
+        let t = std::time::Instant::now();
+        let ops = apply_batch(
+            &crm,
+            &ctx,
+            job_id,
+            batch,
+            &mut progress,
+            &mut companies,
+            &mut inflight,
+        )
+        .await
+        .map_err(api)?;
         cursor = last;
         let mut ops = ops;
         ops.push(CrmOp::Job {
@@ -609,13 +638,50 @@ pub async fn run(
             cursor: cursor as i64,
             progress_sealed: seal_json(&crm, job_id, "progress", &progress),
         });
-        crm.apply(&CrmBatch { ops }, now_millis())
-            .await
-            .map_err(api)?;
-        tick(&progress);
+        t_prepare += t.elapsed();
+        // The previous batch's write must be committed before this one's starts (they are
+        // ordered: this batch may link to companies the previous one created).
+        let t = std::time::Instant::now();
+        inflight.finish().await.map_err(api)?;
+        t_write += t.elapsed();
+        batches += 1;
+        if batches.is_power_of_two() {
+            // The workspace's tables doubled (or the import just started): fresh planner
+            // statistics keep the next batches' key lookups on their index.
+            state
+                .store
+                .analyze_after_bulk_write()
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+        }
+        // Every INDEX_EVERY batches: each catch-up commits a segment, and small segments
+        // cost more in merging than they save.
+        if batches.is_multiple_of(INDEX_EVERY) && indexing.as_ref().is_none_or(|h| h.is_finished())
+        {
+            let st = state.clone();
+            indexing = Some(tokio::spawn(async move {
+                st.search.sync_after_write(&st, ws).await;
+            }));
+        }
+        if let Some(p) = written.take() {
+            tick(&p);
+        }
+        inflight.start(state, ws, ops);
+        written = Some(progress.clone());
         if let Some(f) = fatal {
+            inflight.finish().await.map_err(api)?;
             anyhow::bail!("{}: {f}; the job stays resumable", spec.file.display());
         }
+    }
+    let t = std::time::Instant::now();
+    inflight.finish().await.map_err(api)?;
+    t_write += t.elapsed();
+    if let Some(p) = written.take() {
+        tick(&p);
+    }
+    let t = std::time::Instant::now();
+    if let Some(h) = indexing.take() {
+        let _ = h.await;
     }
     let error_csv = if progress.rejected > 0 && spec.sealed_upload.is_none() {
         Some(write_error_csv(&spec, kind, &progress)?)
@@ -635,6 +701,15 @@ pub async fn run(
     )
     .await
     .map_err(api)?;
+    tracing::info!(
+        job = %job_id,
+        rows = progress.rows,
+        read_s = t_read.as_secs_f64(),
+        prepare_s = t_prepare.as_secs_f64(),
+        write_s = t_write.as_secs_f64(),
+        index_wait_s = t.elapsed().as_secs_f64(),
+        "import finished"
+    );
     Ok(Summary {
         job: job_id,
         progress,
@@ -705,6 +780,203 @@ struct Pending {
     links: Vec<LinkRow>,
 }
 
+/// The write of the batch before the one being prepared: it runs while the next batch is
+/// read, validated, looked up and sealed. A batch whose rows ask about a key this write holds
+/// (a row repeating a record of the previous batch) waits for it before its lookups.
+#[derive(Default)]
+struct Inflight {
+    write: Option<tokio::task::JoinHandle<ApiResult<()>>>,
+    /// The dedup keys the write stores, and their record.
+    keys: HashMap<(String, Hash32), RecordId>,
+    /// The records the write stores, as they will be once it is committed.
+    records: HashMap<RecordId, RecordRow>,
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        if let Some(h) = self.write.take() {
+            h.abort();
+        }
+    }
+}
+
+impl Inflight {
+    fn start(&mut self, state: &AppState, ws: WorkspaceId, ops: Vec<CrmOp>) {
+        debug_assert!(self.write.is_none());
+        self.keys.clear();
+        self.records.clear();
+        for op in &ops {
+            if let CrmOp::Put { record, keys, .. } = op {
+                self.keys
+                    .extend(keys.iter().map(|k| ((k.kind.clone(), k.index), record.id)));
+                self.records.insert(record.id, record.clone());
+            }
+        }
+        let state = state.clone();
+        self.write = Some(tokio::spawn(async move {
+            let crm = Crm::new(&state, ws)?;
+            crm.apply_unindexed(&CrmBatch { ops }, now_millis()).await
+        }));
+    }
+
+    /// Waits for the write to be committed (or to fail).
+    ///
+    /// Dropped unfinished (the import itself cancelled), the write is aborted: its transaction
+    /// rolls back, or has committed with its cursor, and a resumed import starts after it.
+    async fn finish(&mut self) -> ApiResult<()> {
+        self.keys.clear();
+        self.records.clear();
+        match self.write.take() {
+            Some(h) => h
+                .await
+                .map_err(|e| ApiError::internal(format!("import write task: {e}")))?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Dedup-key lookups of one batch, asked of the store in one query per key kind before the
+/// batch's rows are processed. The store does not change while a batch is prepared (its writes
+/// are committed afterwards, and keys the batch itself takes are tracked apart), so the
+/// answers hold for the whole batch; a key not asked for in advance is looked up on demand.
+struct KeyLookup {
+    known: HashMap<(String, Hash32), Option<RecordId>>,
+}
+
+impl KeyLookup {
+    async fn find(
+        &mut self,
+        crm: &Crm<'_>,
+        inflight: &mut Inflight,
+        kind: &str,
+        index: Hash32,
+    ) -> ApiResult<Option<RecordId>> {
+        let key = (kind.to_string(), index);
+        if let Some(v) = self.known.get(&key) {
+            return Ok(*v);
+        }
+        if let Some(id) = inflight.keys.get(&key) {
+            return Ok(Some(*id));
+        }
+        let v = crm
+            .state
+            .store
+            .crm_find_keys(crm.ws, kind, &[index])
+            .await?
+            .first()
+            .map(|(_, id)| *id);
+        self.known.insert(key, v);
+        Ok(v)
+    }
+}
+
+/// Looks up, in a few queries, every dedup key a batch's rows will ask about (their own keys,
+/// their company's domain, a deal's contact email), and reads the records their keys match.
+async fn prefetch(
+    crm: &Crm<'_>,
+    ctx: &Context,
+    drafts: &[Result<Draft, RowProblem>],
+    companies: &HashMap<String, RecordId>,
+    inflight: &mut Inflight,
+) -> ApiResult<(KeyLookup, HashMap<RecordId, RecordRow>)> {
+    let kind = ctx.kind;
+    let mut wanted: HashMap<String, Vec<Hash32>> = HashMap::new();
+    for d in drafts.iter().flatten() {
+        if let Some((Some(domain), _)) = &d.company {
+            if let Some(dom) = meshwork_crm::registrable_domain(domain) {
+                if !companies.contains_key(&dom) {
+                    wanted
+                        .entry(Crm::key_kind(Kind::Company, "domain"))
+                        .or_default()
+                        .push(crm.key_index(Kind::Company, "domain", &dom));
+                }
+            }
+        }
+        if let Some((email, _)) = &d.contact_email {
+            wanted
+                .entry(Crm::key_kind(Kind::Contact, "email"))
+                .or_default()
+                .push(crm.key_index(Kind::Contact, "email", &email.trim().to_lowercase()));
+        }
+        if let Ok(v) = Validated::check(kind, &d.doc, &ctx.customs) {
+            for (k, value) in &v.keys {
+                wanted
+                    .entry(Crm::key_kind(kind, k))
+                    .or_default()
+                    .push(crm.key_index(kind, k, value));
+            }
+        }
+    }
+    let own_kind = format!("{kind}.");
+    // Twice at most: when the store names a record the previous batch's write is changing
+    // (its keys may be about to change too), that write is waited for and the store asked
+    // again.
+    for _ in 0..2 {
+        let mut known = HashMap::new();
+        let mut hits = Vec::new();
+        let mut stale = false;
+        let mut from_inflight: HashMap<RecordId, RecordRow> = HashMap::new();
+        for (key_kind, indexes) in &wanted {
+            let mut indexes = indexes.clone();
+            indexes.sort_unstable();
+            indexes.dedup();
+            // Keys the previous batch is writing are answered from it.
+            indexes.retain(|i| {
+                let key = (key_kind.clone(), *i);
+                match inflight.keys.get(&key) {
+                    Some(id) => {
+                        if let Some(row) = inflight.records.get(id) {
+                            from_inflight.insert(*id, row.clone());
+                        }
+                        known.insert(key, Some(*id));
+                        false
+                    }
+                    None => true,
+                }
+            });
+            for i in &indexes {
+                known.insert((key_kind.clone(), *i), None);
+            }
+            for (i, id) in crm
+                .state
+                .store
+                .crm_find_keys(crm.ws, key_kind, &indexes)
+                .await?
+            {
+                stale |= inflight.records.contains_key(&id);
+                if key_kind.starts_with(&own_kind) {
+                    hits.push(id);
+                }
+                known.insert((key_kind.clone(), i), Some(id));
+            }
+        }
+        if stale {
+            inflight.finish().await?;
+            continue;
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        let mut matched: HashMap<RecordId, RecordRow> = crm
+            .state
+            .store
+            .crm_records(crm.ws, &hits)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        // A company the previous batch created for a contact is linked, never merged into.
+        matched.extend(
+            from_inflight
+                .into_iter()
+                .filter(|(_, r)| r.kind == kind.as_str()),
+        );
+        return Ok((KeyLookup { known }, matched));
+    }
+    Err(ApiError::internal(
+        "import: the previous batch's records were still changing after its write",
+    ))
+}
+
 async fn apply_batch(
     crm: &Crm<'_>,
     ctx: &Context,
@@ -712,6 +984,7 @@ async fn apply_batch(
     batch: Vec<Result<MappedRow, RowError>>,
     progress: &mut Progress,
     companies: &mut HashMap<String, RecordId>,
+    inflight: &mut Inflight,
 ) -> ApiResult<Vec<CrmOp>> {
     let kind = ctx.kind;
     let now = now_millis();
@@ -720,16 +993,17 @@ async fn apply_batch(
     // Keys taken by records of this batch: (key kind, index) → position in `pending`.
     let mut taken: HashMap<(String, Hash32), usize> = HashMap::new();
     let match_key = ctx.spec.match_on.as_str();
-    for item in batch {
+    let drafts: Vec<Result<Draft, RowProblem>> = batch
+        .into_iter()
+        .map(|item| match item {
+            Ok(r) => ctx.draft(&r),
+            Err(e) => Err(problem(e.row, e.line, e.column, e.reason)),
+        })
+        .collect();
+    let (mut lookup, mut matched) = prefetch(crm, ctx, &drafts, companies, inflight).await?;
+    for d in drafts {
         progress.rows += 1;
-        let r = match item {
-            Ok(r) => r,
-            Err(e) => {
-                reject(progress, problem(e.row, e.line, e.column, e.reason));
-                continue;
-            }
-        };
-        let mut d = match ctx.draft(&r) {
+        let mut d = match d {
             Ok(d) => d,
             Err(p) => {
                 reject(progress, p);
@@ -763,16 +1037,14 @@ async fn apply_batch(
                 None => match &registrable {
                     Some(dom) => {
                         let index = crm.key_index(Kind::Company, "domain", dom);
-                        crm.state
-                            .store
-                            .crm_find_keys(
-                                crm.ws,
+                        lookup
+                            .find(
+                                crm,
+                                inflight,
                                 &Crm::key_kind(Kind::Company, "domain"),
-                                &[index],
+                                index,
                             )
                             .await?
-                            .first()
-                            .map(|(_, id)| *id)
                     }
                     None => None,
                 },
@@ -798,14 +1070,11 @@ async fn apply_batch(
         }
         if let Some((email, column)) = d.contact_email.take() {
             let index = crm.key_index(Kind::Contact, "email", &email.trim().to_lowercase());
-            match crm
-                .state
-                .store
-                .crm_find_keys(crm.ws, &Crm::key_kind(Kind::Contact, "email"), &[index])
+            match lookup
+                .find(crm, inflight, &Crm::key_kind(Kind::Contact, "email"), index)
                 .await?
-                .first()
             {
-                Some((_, id)) => {
+                Some(id) => {
                     d.doc.insert("contacts".into(), json!([id.to_string()]));
                 }
                 None => {
@@ -854,14 +1123,8 @@ async fn apply_batch(
                 target = Some(*pos);
                 break;
             }
-            if let Some((_, id)) = crm
-                .state
-                .store
-                .crm_find_keys(crm.ws, &kk, &[index])
-                .await?
-                .first()
-            {
-                existing_id = Some(*id);
+            if let Some(id) = lookup.find(crm, inflight, &kk, index).await? {
+                existing_id = Some(id);
                 break;
             }
         }
@@ -917,12 +1180,15 @@ async fn apply_batch(
                 Some(pending[pos].doc.clone()),
             ),
             (None, Some(id)) => {
-                let row = crm
-                    .state
-                    .store
-                    .crm_record(crm.ws, id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("matched record vanished"))?;
+                let row = match matched.remove(&id) {
+                    Some(row) => row,
+                    None => crm
+                        .state
+                        .store
+                        .crm_record(crm.ws, id)
+                        .await?
+                        .ok_or_else(|| ApiError::internal("matched record vanished"))?,
+                };
                 let doc = crm.open_doc(&row)?;
                 (id, Some(row), Some(doc))
             }
@@ -957,13 +1223,7 @@ async fn apply_batch(
             let holder_in_batch = taken.get(&(kk.clone(), index)).map(|p| pending[*p].id);
             let holder = match holder_in_batch {
                 Some(h) => Some(h),
-                None => crm
-                    .state
-                    .store
-                    .crm_find_keys(crm.ws, &kk, &[index])
-                    .await?
-                    .first()
-                    .map(|(_, h)| *h),
+                None => lookup.find(crm, inflight, &kk, index).await?,
             };
             if holder.is_some_and(|h| h != id) {
                 clash = Some((k, v.clone(), holder.unwrap_or(id)));

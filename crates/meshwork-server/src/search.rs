@@ -299,32 +299,65 @@ fn open_index(
 }
 
 /// Applies the feed after the index's applied sequence, page by page: each page's entities are
-/// read in their current state (a deleted one is removed from the index) and committed with the
-/// page's last sequence number.
+/// read in their current state (a deleted one is removed from the index). The next page is read
+/// and decrypted while the index takes the previous one, and a long catch-up (after an import,
+/// a rebuild) commits every `COMMIT_EVERY` changes rather than after each page; the last page
+/// is always committed, with its last sequence number.
 async fn catch_up(
     state: &AppState,
     ws: WorkspaceId,
     w: &Arc<WsIndex>,
     progress: impl Fn(i64),
 ) -> ApiResult<()> {
+    const COMMIT_EVERY: usize = 100_000;
     let _guard = w.catch_up.lock().await;
+    let mut after = w.index.applied_seq();
+    let mut uncommitted = 0usize;
+    let mut indexing: Option<tokio::task::JoinHandle<meshwork_search::Result<i64>>> = None;
     loop {
-        let after = w.index.applied_seq();
         let changes = state.store.changes_since(ws, after, PAGE).await?;
-        let Some(last) = changes.last().map(|c| c.seq) else {
-            return Ok(());
+        let ops = match changes.is_empty() {
+            true => Vec::new(),
+            false => index_ops(state, ws, &changes).await?,
         };
-        let ops = index_ops(state, ws, &changes).await?;
+        if let Some(h) = indexing.take() {
+            let reached = h.await.map_err(join_err)?.map_err(search_err)?;
+            progress(reached);
+        }
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            break;
+        };
+        let done = (changes.len() as i64) < PAGE;
+        uncommitted += changes.len();
+        let commit = done || uncommitted >= COMMIT_EVERY;
+        if commit {
+            uncommitted = 0;
+        }
         let w2 = w.clone();
-        tokio::task::spawn_blocking(move || w2.index.apply(&ops, last))
+        indexing = Some(tokio::task::spawn_blocking(move || {
+            w2.index.add(&ops)?;
+            if commit {
+                w2.index.commit_at(last)?;
+            }
+            Ok(last)
+        }));
+        after = last;
+        if done {
+            break;
+        }
+    }
+    if let Some(h) = indexing.take() {
+        let reached = h.await.map_err(join_err)?.map_err(search_err)?;
+        progress(reached);
+    }
+    if uncommitted > 0 {
+        let w2 = w.clone();
+        tokio::task::spawn_blocking(move || w2.index.commit_at(after))
             .await
             .map_err(join_err)?
             .map_err(search_err)?;
-        progress(last);
-        if (changes.len() as i64) < PAGE {
-            return Ok(());
-        }
     }
+    Ok(())
 }
 
 async fn index_ops(

@@ -303,6 +303,14 @@ macro_rules! impl_sql_store {
                 self.reader().close().await;
             }
 
+            async fn analyze_after_bulk_write(&self) -> meshwork_store::Result<()> {
+                if $backend == meshwork_store::Backend::Postgres {
+                    $crate::sqlx::raw_sql("ANALYZE crm_records, crm_keys, crm_links, changes, import_items")
+                        .execute(self.writer()).await.map_err($crate::db)?;
+                }
+                Ok(())
+            }
+
             async fn create_user(&self, u: &meshwork_store::UserRow) -> meshwork_store::Result<()> {
                 $crate::sqlx::query("INSERT INTO users (id, email_index, email_sealed, name_sealed, company_sealed, job_title_sealed, password_hash, email_verified, age_confirmed_at, totp_secret_sealed, totp_enabled, failed_logins, locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
                     .bind(u.id.to_string())
@@ -775,16 +783,21 @@ macro_rules! impl_sql_store {
                 let wss = ws.to_string();
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
                 let mut changes: Vec<(&str, String, &str)> = Vec::new();
+                // Creations are buffered and written as multi-row inserts (one statement per
+                // few hundred rows instead of one per row: an import batch is thousands of
+                // rows); anything else flushes the buffer first, so statements still run in
+                // the batch's order.
+                let mut ins = CrmInserts::default();
                 for op in &batch.ops {
+                    if !matches!(op, CrmOp::Put { expected_version: None, .. } | CrmOp::ImportItem(_)) {
+                        flush_inserts(&mut tx, &wss, &mut ins).await?;
+                    }
                     match op {
                         CrmOp::Put { record, expected_version, keys, links } => {
                             let id = record.id.to_string();
                             match expected_version {
                                 None => {
-                                    $crate::sqlx::query("INSERT INTO crm_records (id, workspace_id, kind, data_sealed, occurred_at, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                                        .bind(&id).bind(&wss).bind(&record.kind).bind(&record.data_sealed).bind(record.occurred_at)
-                                        .bind(record.created_at).bind(record.updated_at).bind(record.version)
-                                        .execute(&mut *tx).await.map_err($crate::db_err("crm_records.id"))?;
+                                    ins.records.push(record);
                                     changes.push((&record.kind, id.clone(), "create"));
                                 }
                                 Some(expected) => {
@@ -801,19 +814,16 @@ macro_rules! impl_sql_store {
                                 }
                             }
                             for k in keys {
-                                $crate::sqlx::query("INSERT INTO crm_keys (workspace_id, key_kind, key_index, record_id) VALUES ($1, $2, $3, $4)")
-                                    .bind(&wss).bind(&k.kind).bind(&k.index[..]).bind(&id)
-                                    .execute(&mut *tx).await.map_err($crate::db_err("crm_keys"))?;
+                                ins.keys.push((&k.kind, &k.index[..], id.clone()));
                             }
                             if let Some(links) = links {
                                 if expected_version.is_some() {
+                                    flush_inserts(&mut tx, &wss, &mut ins).await?;
                                     $crate::sqlx::query("DELETE FROM crm_links WHERE from_id = $1")
                                         .bind(&id).execute(&mut *tx).await.map_err($crate::db)?;
                                 }
                                 for l in links {
-                                    $crate::sqlx::query("INSERT INTO crm_links (workspace_id, from_id, to_id, role) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                                        .bind(&wss).bind(&id).bind(l.to.to_string()).bind(&l.role)
-                                        .execute(&mut *tx).await.map_err($crate::db)?;
+                                    ins.links.push((id.clone(), l.to.to_string(), &l.role));
                                 }
                             }
                         }
@@ -846,13 +856,7 @@ macro_rules! impl_sql_store {
                                 .bind(record.to_string()).bind(&wss).bind(content_sealed)
                                 .execute(&mut *tx).await.map_err($crate::db)?;
                         }
-                        CrmOp::ImportItem(i) => {
-                            // The first state seen wins: a record touched twice by one import
-                            // reverts to what it was before the import.
-                            $crate::sqlx::query("INSERT INTO import_items (job_id, record_id, action, previous_sealed) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                                .bind(i.job.to_string()).bind(i.record.to_string()).bind(&i.action).bind(&i.previous_sealed)
-                                .execute(&mut *tx).await.map_err($crate::db)?;
-                        }
+                        CrmOp::ImportItem(i) => ins.items.push(i),
                         CrmOp::Job { id, state, cursor, progress_sealed } => {
                             $crate::sqlx::query("UPDATE jobs SET state = $3, cursor = $4, progress_sealed = $5, updated_at = $6 WHERE workspace_id = $1 AND id = $2")
                                 .bind(&wss).bind(id.to_string()).bind(state).bind(*cursor).bind(progress_sealed).bind(now)
@@ -860,6 +864,7 @@ macro_rules! impl_sql_store {
                         }
                     }
                 }
+                flush_inserts(&mut tx, &wss, &mut ins).await?;
                 append_changes(&mut tx, ws, &changes, now).await?;
                 tx.commit().await.map_err($crate::db)
             }
@@ -1355,6 +1360,93 @@ macro_rules! impl_sql_store {
             (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
         }
 
+        /// Rows of a CRM batch waiting to be written by `flush_inserts`.
+        #[derive(Default)]
+        struct CrmInserts<'a> {
+            records: Vec<&'a meshwork_store::RecordRow>,
+            /// (key kind, key index, record id)
+            keys: Vec<(&'a str, &'a [u8], String)>,
+            /// (from, to, role)
+            links: Vec<(String, String, &'a str)>,
+            items: Vec<&'a meshwork_store::ImportItemRow>,
+        }
+
+        /// `($1, $2, …), (…)`: `rows` tuples of `cols` placeholders, for a statement with no
+        /// other parameter. SQLite gets anonymous `?`s: sqlx looks each numbered parameter's
+        /// name up, and SQLite finds a name by a linear scan, which made binding a statement of
+        /// a few thousand parameters quadratic (a third of an import's time).
+        fn value_tuples(rows: usize, cols: usize) -> String {
+            if $backend == meshwork_store::Backend::Sqlite {
+                let tuple = format!("({})", vec!["?"; cols].join(", "));
+                return vec![tuple.as_str(); rows].join(", ");
+            }
+            let mut out = String::with_capacity(rows * cols * 5);
+            for r in 0..rows {
+                if r > 0 {
+                    out.push_str(", ");
+                }
+                out.push('(');
+                for c in 0..cols {
+                    if c > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push('$');
+                    out.push_str(&(r * cols + c + 1).to_string());
+                }
+                out.push(')');
+            }
+            out
+        }
+
+        /// Writes the buffered rows, records first (keys, links and import items refer to
+        /// them), a few hundred rows per statement, and empties the buffer.
+        async fn flush_inserts(
+            tx: &mut <$db as $crate::sqlx::Database>::Connection,
+            wss: &str,
+            ins: &mut CrmInserts<'_>,
+        ) -> meshwork_store::Result<()> {
+            for chunk in ins.records.chunks(400) {
+                let sql = format!("INSERT INTO crm_records (id, workspace_id, kind, data_sealed, occurred_at, created_at, updated_at, version) VALUES {}", value_tuples(chunk.len(), 8));
+                let mut q = $crate::sqlx::query(&sql);
+                for r in chunk {
+                    q = q.bind(r.id.to_string()).bind(wss).bind(&r.kind).bind(&r.data_sealed).bind(r.occurred_at)
+                        .bind(r.created_at).bind(r.updated_at).bind(r.version);
+                }
+                q.execute(&mut *tx).await.map_err($crate::db_err("crm_records.id"))?;
+            }
+            for chunk in ins.keys.chunks(800) {
+                let sql = format!("INSERT INTO crm_keys (workspace_id, key_kind, key_index, record_id) VALUES {}", value_tuples(chunk.len(), 4));
+                let mut q = $crate::sqlx::query(&sql);
+                for (kind, index, id) in chunk {
+                    q = q.bind(wss).bind(*kind).bind(*index).bind(id.as_str());
+                }
+                q.execute(&mut *tx).await.map_err($crate::db_err("crm_keys"))?;
+            }
+            for chunk in ins.links.chunks(800) {
+                let sql = format!("INSERT INTO crm_links (workspace_id, from_id, to_id, role) VALUES {} ON CONFLICT DO NOTHING", value_tuples(chunk.len(), 4));
+                let mut q = $crate::sqlx::query(&sql);
+                for (from, to, role) in chunk {
+                    q = q.bind(wss).bind(from.as_str()).bind(to.as_str()).bind(*role);
+                }
+                q.execute(&mut *tx).await.map_err($crate::db)?;
+            }
+            // The first state seen wins: a record touched twice by one import reverts to what
+            // it was before the import.
+            for chunk in ins.items.chunks(800) {
+                let sql = format!("INSERT INTO import_items (job_id, record_id, action, previous_sealed) VALUES {} ON CONFLICT DO NOTHING", value_tuples(chunk.len(), 4));
+                let mut q = $crate::sqlx::query(&sql);
+                for i in chunk {
+                    q = q.bind(i.job.to_string()).bind(i.record.to_string()).bind(&i.action).bind(&i.previous_sealed);
+                }
+                q.execute(&mut *tx).await.map_err($crate::db)?;
+            }
+            ins.records.clear();
+            ins.keys.clear();
+            ins.links.clear();
+            ins.items.clear();
+            Ok(())
+        }
+
         /// Appends a batch's record changes to the feed with one sequence reservation.
         async fn append_changes(
             tx: &mut <$db as $crate::sqlx::Database>::Connection,
@@ -1374,9 +1466,7 @@ macro_rules! impl_sql_store {
             let first = last - changes.len() as i64 + 1;
             // Multi-row inserts, 100 rows (600 parameters) at a time.
             for (c, chunk) in changes.chunks(100).enumerate() {
-                let values = (0..chunk.len())
-                    .map(|i| { let b = i * 6; format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6) })
-                    .collect::<Vec<_>>().join(", ");
+                let values = value_tuples(chunk.len(), 6);
                 let sql = format!("INSERT INTO changes (workspace_id, seq, entity, entity_id, op, at) VALUES {values}");
                 let mut q = $crate::sqlx::query(&sql);
                 for (i, (entity, id, op)) in chunk.iter().enumerate() {

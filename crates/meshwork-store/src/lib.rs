@@ -74,6 +74,13 @@ pub trait Store: Send + Sync + 'static {
     /// Closes connections; pending writes are finished first.
     async fn close(&self);
 
+    /// Refreshes the query planner's statistics of the CRM tables after a bulk write (an import
+    /// that doubled them). PostgreSQL otherwise plans a growing workspace's key lookups from
+    /// statistics taken when it was small (autovacuum analyses at most once a minute) and scans
+    /// the workspace's whole key range for each batch; a no-op on SQLite, whose queries do not
+    /// depend on statistics.
+    async fn analyze_after_bulk_write(&self) -> Result<()>;
+
     // --- accounts -----------------------------------------------------------------------------
     /// Fails with `Conflict("users.email")` when the email index is taken.
     async fn create_user(&self, user: &UserRow) -> Result<()>;

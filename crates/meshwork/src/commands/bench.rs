@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n  meshwork bench overlap --rows 1048576\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
+    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n  meshwork bench overlap --rows 1048576\n  meshwork bench import --rows 1048576\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -35,6 +35,9 @@ enum What {
     /// servers each import 2^20 companies (10 % shared), one run is timed against the floor of
     /// its scalar multiplications.
     OverlapRemote(super::bench_overlap_remote::RemoteArgs),
+    /// A generated HubSpot contacts export (2^20 rows) imported with dedup, encryption and
+    /// indexing on SQLite and PostgreSQL, beside PostgreSQL's own `COPY` of the same file.
+    Import(super::bench_import::ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,21 +68,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(super::bench_overlap_remote::run(a)),
+        What::Import(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(super::bench_import::run(a)),
     }
 }
 
 pub(crate) struct ServerChild {
-    pub(crate) child: Child,
-    _dir: tempfile::TempDir,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl ServerChild {
+    /// The server's process id (0 once stopped).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The server's data directory (removed when this is dropped).
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops the server (SIGTERM, then waits); the data directory stays.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory (and database).
+    pub(crate) async fn restart(
+        mut self,
+        database_url: Option<&str>,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<(ServerChild, String)> {
+        self.stop();
+        let dir = tempfile::TempDir::new()?;
+        let dir = std::mem::replace(&mut self.dir, dir);
+        start_server_in(dir, database_url, client).await
+    }
 }
 
 impl Drop for ServerChild {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -115,7 +153,15 @@ pub(crate) async fn start_server(
     database_url: Option<&str>,
     client: &reqwest::Client,
 ) -> anyhow::Result<(ServerChild, String)> {
-    let dir = tempfile::tempdir()?;
+    start_server_in(tempfile::tempdir()?, database_url, client).await
+}
+
+/// `start_server` in a given data directory.
+async fn start_server_in(
+    dir: tempfile::TempDir,
+    database_url: Option<&str>,
+    client: &reqwest::Client,
+) -> anyhow::Result<(ServerChild, String)> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let exe: PathBuf = std::env::current_exe()?;
@@ -132,7 +178,10 @@ pub(crate) async fn start_server(
         .env("MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "1000")
         .stdout(Stdio::null());
     let child = cmd.spawn().context("starting the server")?;
-    let server = ServerChild { child, _dir: dir };
+    let server = ServerChild {
+        child: Some(child),
+        dir,
+    };
     let started = Instant::now();
     loop {
         if client
@@ -155,7 +204,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.connections)
         .build()?;
     let (server, base) = start_server(args.database_url.as_deref(), &client).await?;
-    let pid = server.child.id();
+    let pid = server.pid();
     let (key, ws) = setup(&client, &base, 1).await?.remove(0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_kib(pid);

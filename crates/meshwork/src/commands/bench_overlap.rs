@@ -59,7 +59,7 @@ pub async fn run(args: OverlapArgs) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(3600))
         .build()?;
     let (server, base) = start_server(args.database_url.as_deref(), &client).await?;
-    let pid = server.child.id();
+    let pid = server.pid();
     let sides = setup(&client, &base, 2).await?;
     let backend = if args.database_url.is_some() {
         "PostgreSQL"

@@ -1,6 +1,7 @@
 //! The subcommands and the options they share.
 
 mod bench;
+mod bench_import;
 mod bench_overlap;
 mod bench_overlap_remote;
 mod bench_search;
@@ -65,6 +66,9 @@ enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_cli_logging();
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::DefaultConfig => default_config::run(),
@@ -76,4 +80,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reindex(args) => search::reindex(args),
         Command::Dev(cmd) => crm::dev(cmd),
     }
+}
+
+/// Logging for the one-shot commands: warnings and errors on standard error (`MESHWORK_LOG`
+/// overrides, e.g. `MESHWORK_LOG=info meshwork import …` for the import's phase timings).
+/// `serve` sets up its own, with the configured format.
+fn init_cli_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MESHWORK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    use std::io::IsTerminal as _;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
