@@ -444,3 +444,69 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// One batch is written while the next is prepared: a row repeating a record of the batch
+/// still being written, or of an earlier one, updates that record (never a duplicate, never a
+/// conflict), and companies created by one batch are linked, not created again, by the next.
+async fn rows_repeating_records_of_earlier_batches_update_them(s: &mut TestServer) {
+    let c = setup(s, "Pipeliner").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.csv");
+    let mut csv =
+        String::from("First Name,Last Name,Email,Job Title,Company Name,Company Domain Name\n");
+    for i in 1..=8000 {
+        let co = i % 50;
+        csv.push_str(&format!(
+            "P{i},Person,p{i}@example.com,T{i},Acme {co},acme{co}.com\n"
+        ));
+    }
+    // Rows 8001… are the third batch: 7999 is in the second (possibly still being written),
+    // 5 in the first.
+    csv.push_str("P7999,Person,P7999@EXAMPLE.COM,Changed,Acme 49,acme49.com\n");
+    csv.push_str("P5,Person,p5@example.com,Early,Acme 5,acme5.com\n");
+    csv.push_str("New,Person,new@example.com,CEO,Acme New,acmenew.com\n");
+    std::fs::write(&file, &csv).unwrap();
+    let state = s.state().clone();
+    let ws = WorkspaceId(c.ws.parse().unwrap());
+    let owner = UserId(c.who.user_id.parse().unwrap());
+    let job = import::create_job(&state, ws, owner, &spec(&file, Mode::Upsert))
+        .await
+        .unwrap();
+    let done = import::run(&state, ws, job, &|_| {}).await.unwrap();
+    let p = &done.progress;
+    assert_eq!((p.rows, p.rejected), (8003, 0), "{p:?}");
+    assert_eq!(p.updated + p.duplicates_in_file, 2, "{p:?}");
+    let emails = contacts(s, &c.ws).await;
+    assert_eq!(emails.len(), 8001, "one contact per distinct email");
+    let crm = meshwork_server::crm::Crm::new(&state, ws).unwrap();
+    let all = crm.all(meshwork_crm::Kind::Contact).await.unwrap();
+    let title = |email: &str| {
+        all.iter()
+            .find(|(_, d)| {
+                d["emails"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|e| e.as_str().unwrap().eq_ignore_ascii_case(email))
+                })
+            })
+            .map(|(_, d)| d["title"].clone())
+            .unwrap_or_else(|| panic!("no contact {email}"))
+    };
+    assert_eq!(title("p7999@example.com"), "Changed");
+    assert_eq!(title("p5@example.com"), "Early");
+    assert_eq!(title("p4000@example.com"), "T4000");
+    let companies = crm.all(meshwork_crm::Kind::Company).await.unwrap();
+    assert_eq!(companies.len(), 51, "one company per domain");
+
+    // The same file again: every row matches a stored contact.
+    std::fs::write(file.with_extension("errors.csv"), "").unwrap();
+    let again = import::create_job(&state, ws, owner, &spec(&file, Mode::Upsert))
+        .await
+        .unwrap();
+    let p = import::run(&state, ws, again, &|_| {})
+        .await
+        .unwrap()
+        .progress;
+    assert_eq!(p.created, 0, "{p:?}");
+    assert_eq!(contacts(s, &c.ws).await.len(), 8001);
+}
+server_test!(rows_repeating_records_of_earlier_batches_update_them);
