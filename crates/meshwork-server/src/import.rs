@@ -605,6 +605,8 @@ pub async fn run(
         }
         if batch.is_empty() {
             if let Some(f) = fatal {
+                // The batch before the fault is valid: it commits before the job stops.
+                inflight.finish().await.map_err(api)?;
                 anyhow::bail!("{}: {f}; the job stays resumable", spec.file.display());
             }
             break;
@@ -619,7 +621,7 @@ pub async fn run(
             .unwrap_or(cursor);
         t_read += t.elapsed();
         let t = std::time::Instant::now();
-        let ops = apply_batch(
+        let ops = match apply_batch(
             &crm,
             &ctx,
             job_id,
@@ -629,7 +631,15 @@ pub async fn run(
             &mut inflight,
         )
         .await
-        .map_err(api)?;
+        {
+            Ok(ops) => ops,
+            Err(e) => {
+                // The previous batch lands (or fails) before the job reports the error, so the
+                // job's stored cursor is final when the caller reads it.
+                let _ = inflight.finish().await;
+                return Err(api(e));
+            }
+        };
         cursor = last;
         let mut ops = ops;
         ops.push(CrmOp::Job {
@@ -1000,7 +1010,7 @@ async fn apply_batch(
             Err(e) => Err(problem(e.row, e.line, e.column, e.reason)),
         })
         .collect();
-    let (mut lookup, mut matched) = prefetch(crm, ctx, &drafts, companies, inflight).await?;
+    let (mut lookup, matched) = prefetch(crm, ctx, &drafts, companies, inflight).await?;
     for d in drafts {
         progress.rows += 1;
         let mut d = match d {
@@ -1061,11 +1071,15 @@ async fn apply_batch(
                     if let Some(dom) = &registrable {
                         cdoc.insert("domains".into(), json!([dom]));
                     }
-                    new_company = Some((id, cdoc));
+                    new_company = Some((id, cdoc, cache_key.clone()));
                     id
                 }
             };
-            companies.insert(cache_key, id);
+            // A company this row creates is remembered once the row is accepted (below): a
+            // rejected row writes no company for later rows to link to.
+            if new_company.is_none() {
+                companies.insert(cache_key, id);
+            }
             d.doc.insert("companies".into(), json!([id.to_string()]));
         }
         if let Some((email, column)) = d.contact_email.take() {
@@ -1180,7 +1194,13 @@ async fn apply_batch(
                 Some(pending[pos].doc.clone()),
             ),
             (None, Some(id)) => {
-                let row = match matched.remove(&id) {
+                // Kept in `matched`: this row may still be rejected, and a later one match
+                // the same record.
+                let row = match matched
+                    .get(&id)
+                    .or_else(|| inflight.records.get(&id))
+                    .cloned()
+                {
                     Some(row) => row,
                     None => crm
                         .state
@@ -1251,7 +1271,8 @@ async fn apply_batch(
             );
             continue;
         }
-        if let Some((cid, cdoc)) = new_company {
+        if let Some((cid, cdoc, cache_key)) = new_company {
+            companies.insert(cache_key, cid);
             let cv = Validated::check(Kind::Company, &cdoc, &[])
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             let ckeys = crm.key_entries(Kind::Company, &cv);
