@@ -50,7 +50,10 @@ pub struct StoredDocument {
 
 struct WsIndex {
     index: SearchIndex,
-    catch_up: tokio::sync::Mutex<()>,
+    /// Held by a catch-up; it holds the index's pending indexing task while it waits on the
+    /// store. A catch-up that ended early (an error, a cancelled request) leaves the task
+    /// there, and the next one lets it finish before it adds anything.
+    catch_up: tokio::sync::Mutex<Option<Indexing>>,
     /// Held for the index's lifetime: the process lock on its directory.
     _lock: File,
 }
@@ -293,10 +296,13 @@ fn open_index(
     };
     Ok(Some(WsIndex {
         index,
-        catch_up: tokio::sync::Mutex::new(()),
+        catch_up: tokio::sync::Mutex::new(None),
         _lock: lock,
     }))
 }
+
+/// An indexing task of a catch-up: the sequence it reached.
+type Indexing = tokio::task::JoinHandle<meshwork_search::Result<i64>>;
 
 /// Applies the feed after the index's applied sequence, page by page: each page's entities are
 /// read in their current state (a deleted one is removed from the index). The next page is read
@@ -310,10 +316,14 @@ async fn catch_up(
     progress: impl Fn(i64),
 ) -> ApiResult<()> {
     const COMMIT_EVERY: usize = 100_000;
-    let _guard = w.catch_up.lock().await;
+    let mut indexing = w.catch_up.lock().await;
+    if let Some(h) = indexing.take() {
+        // Left by a catch-up that stopped early; what it added is re-added below (an upsert
+        // replaces), and nothing of it is committed unless this catch-up commits.
+        let _ = h.await;
+    }
     let mut after = w.index.applied_seq();
     let mut uncommitted = 0usize;
-    let mut indexing: Option<tokio::task::JoinHandle<meshwork_search::Result<i64>>> = None;
     loop {
         let changes = state.store.changes_since(ws, after, PAGE).await?;
         let ops = match changes.is_empty() {
@@ -334,7 +344,7 @@ async fn catch_up(
             uncommitted = 0;
         }
         let w2 = w.clone();
-        indexing = Some(tokio::task::spawn_blocking(move || {
+        *indexing = Some(tokio::task::spawn_blocking(move || {
             w2.index.add(&ops)?;
             if commit {
                 w2.index.commit_at(last)?;
@@ -620,20 +630,26 @@ pub fn record_doc(
 /// The text of an uploaded plain-text file (up to 1 MiB of it), for full-text search.
 async fn file_text(crm: &Crm<'_>, id: RecordId, doc: &Doc) -> ApiResult<String> {
     let content_type = text(doc.get("content_type"));
-    let name = text(doc.get("name")).to_lowercase();
-    let is_text = content_type.starts_with("text/")
-        || [".txt", ".md", ".csv", ".log", ".json"]
-            .iter()
-            .any(|e| name.ends_with(e));
-    if !is_text {
+    let name = text(doc.get("name"));
+    let Some(format) = meshwork_extract::Format::detect(&name, &content_type) else {
         return Ok(String::new());
-    }
+    };
     let Some(sealed) = crm.state.store.crm_blob(crm.ws, id).await? else {
         return Ok(String::new());
     };
     let bytes = crm.open_bytes(id, "content", &sealed)?;
-    let cut = bytes.len().min(1 << 20);
-    Ok(format!("\n{}", String::from_utf8_lossy(&bytes[..cut])))
+    // Off the async threads: a large spreadsheet takes a while to read.
+    let extracted = tokio::task::spawn_blocking(move || meshwork_extract::extract(format, &bytes))
+        .await
+        .map_err(join_err)?;
+    match extracted {
+        Ok(t) => Ok(format!("\n{t}")),
+        Err(e) => {
+            // The file stays findable by its name; its content is not indexed.
+            tracing::info!(workspace = %crm.ws, file = %id, error = %e, "file content not indexed");
+            Ok(String::new())
+        }
+    }
 }
 
 /// The blind index joining a source identity's email to a Meshwork account's (mm03).

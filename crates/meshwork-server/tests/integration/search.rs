@@ -482,3 +482,92 @@ fn index_files_at(dir: &std::path::Path) -> Vec<String> {
         .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
         .collect()
 }
+
+async fn upload(
+    s: &TestServer,
+    c: &super::crm::Crm<'_>,
+    name: &str,
+    ct: &str,
+    bytes: Vec<u8>,
+) -> String {
+    let file = c
+        .create("files", json!({"name": name, "content_type": ct}))
+        .await;
+    let resp = s
+        .req(
+            Method::PUT,
+            &format!("/api/v1/workspaces/{}/files/{}/content", c.ws, id(&file)),
+            &As::User(&c.who),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    id(&file)
+}
+
+/// A Word document as Word writes it: a zip package whose `word/document.xml` holds the text.
+fn docx(paragraphs: &[&str]) -> Vec<u8> {
+    use std::io::Write;
+    let mut body = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>"#,
+    );
+    for p in paragraphs {
+        body.push_str(&format!("<w:p><w:r><w:t>{p}</w:t></w:r></w:p>"));
+    }
+    body.push_str("</w:body></w:document>");
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    w.start_file("[Content_Types].xml", opts).unwrap();
+    w.write_all(br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#).unwrap();
+    w.start_file("word/document.xml", opts).unwrap();
+    w.write_all(body.as_bytes()).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+/// Files are found by the words inside them (Office documents and text), not only by name; a
+/// file whose content cannot be read is still found by its name.
+async fn files_are_found_by_their_text_content(s: &mut TestServer) {
+    let c = setup(s, "Extractor").await;
+    let me = As::User(&c.who);
+    let s: &TestServer = s;
+    let c = &c;
+    let word = upload(
+        s,
+        c,
+        "Mission brief.docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        docx(&["Heliosphere boundary survey", "Budget &amp; crew"]),
+    )
+    .await;
+    let text = upload(
+        s,
+        c,
+        "notes.txt",
+        "text/plain",
+        b"magnetopause readings".to_vec(),
+    )
+    .await;
+    let broken = upload(
+        s,
+        c,
+        "Broken.docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        b"not a zip at all".to_vec(),
+    )
+    .await;
+    for (q, want) in [
+        ("heliosphere", &word),
+        ("boundary surv", &word),
+        ("crew", &word),
+        ("magnetopause", &text),
+        ("broken", &broken),
+    ] {
+        let (status, v) = search(s, &c.ws, &me, q).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {v}");
+        assert_eq!(hit_ids(&v), vec![want.clone()], "{q:?}: {v}");
+    }
+}
+server_test!(files_are_found_by_their_text_content);
