@@ -12,7 +12,7 @@
 //! columns (no encryption, no dedup, no index). Reported per engine: import and indexing
 //! times, rows per second, the ratio to `COPY`, and the import process's peak memory.
 
-use super::bench::start_server;
+use super::bench::{peak_kib, start_server};
 use anyhow::{ensure, Context};
 use std::io::Read as _;
 use std::path::Path;
@@ -35,18 +35,6 @@ pub struct ImportArgs {
     /// Engines to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     engines: Vec<String>,
-}
-
-/// The process's peak resident memory so far (`VmHWM`), in KiB.
-fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// `url` with its database replaced by `db`.
