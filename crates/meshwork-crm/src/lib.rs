@@ -16,8 +16,8 @@ pub use normalize::{
     email_key, parse_amount, parse_date, parse_datetime, phone_digits, registrable_domain,
 };
 pub use record::{
-    diff, merge, CustomFieldDef, CustomType, Filter, LinkSpec, Validated, ValidationErrors,
-    FORM_TARGETS,
+    diff, merge, CustomFieldDef, CustomType, Filter, LinkSpec, TermClause, Validated,
+    ValidationErrors, FORM_TARGETS,
 };
 
 /// A record's fields as a JSON object.

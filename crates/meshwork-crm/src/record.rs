@@ -894,12 +894,162 @@ impl Filter {
     }
 }
 
+/// One clause of a [`Filter`] as an index answers it: the document must carry `term`, or, when
+/// `or_absent` is set, lack that presence term (an empty wanted value matches a missing field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TermClause {
+    pub term: String,
+    pub or_absent: Option<String>,
+}
+
+/// Values longer than this are indexed by their SHA-256, so a term stays small whatever the
+/// field holds (a note's body is up to 1 MiB).
+const LONG_VALUE: usize = 128;
+
+fn value_term(key: &str, lowered: &str) -> String {
+    if lowered.len() > LONG_VALUE {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(lowered.as_bytes());
+        format!("v\u{1f}{key}\u{1f}#{}", hex::encode(h))
+    } else {
+        format!("v\u{1f}{key}\u{1f}={lowered}")
+    }
+}
+
+fn presence_term(key: &str) -> String {
+    format!("p\u{1f}{key}")
+}
+
+impl Filter {
+    /// The terms `doc` is indexed under so that an index answers [`Filter::matches`] for the
+    /// field terms (not `q`) by term look-ups: one per value a filter can equal (lists give one
+    /// per item), and one marking each field present. [`Filter::clauses`] builds the other half.
+    pub fn index_terms(doc: &Doc) -> Vec<String> {
+        fn walk(key: &str, v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Array(a) => a.iter().for_each(|x| walk(key, x, out)),
+                Value::String(s) => out.push(value_term(key, &s.to_lowercase())),
+                Value::Bool(b) => out.push(value_term(key, &b.to_string())),
+                Value::Number(n) => out.push(value_term(key, &n.to_string())),
+                Value::Object(_) | Value::Null => {}
+            }
+        }
+        let mut out = Vec::new();
+        for (k, v) in doc {
+            if k == "custom" {
+                if let Value::Object(custom) = v {
+                    for (ck, cv) in custom {
+                        let key = format!("custom.{ck}");
+                        out.push(presence_term(&key));
+                        walk(&key, cv, &mut out);
+                    }
+                }
+                continue;
+            }
+            out.push(presence_term(k));
+            walk(k, v, &mut out);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The field terms as index clauses, all of which must hold (see [`Filter::index_terms`]).
+    pub fn clauses(&self) -> Vec<TermClause> {
+        self.terms
+            .iter()
+            .map(|(k, want)| TermClause {
+                term: value_term(k, want),
+                or_absent: want.is_empty().then(|| presence_term(k)),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn doc(v: Value) -> Doc {
         v.as_object().unwrap().clone()
+    }
+
+    mod index_terms {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                prop::sample::select(vec!["", "Ada", "ada", "ADA ", "Zoë", "zoË", "b"])
+                    .prop_map(|s| Value::String(s.to_string())),
+                "[a-c]{130,140}".prop_map(Value::String),
+                any::<bool>().prop_map(Value::Bool),
+                (0u8..3).prop_map(|n| json!(n)),
+                Just(Value::Null),
+                Just(json!({"a": "ada"})),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                3 => scalar(),
+                1 => prop::collection::vec(scalar(), 0..3).prop_map(Value::Array),
+            ]
+        }
+
+        fn keys() -> impl Strategy<Value = String> {
+            prop::sample::select(vec!["name", "tags", "done", "custom.tier", "custom.n"])
+                .prop_map(str::to_string)
+        }
+
+        fn document() -> impl Strategy<Value = Doc> {
+            prop::collection::vec((keys(), value()), 0..5).prop_map(|pairs| {
+                let mut d = Doc::new();
+                let mut custom = Doc::new();
+                for (k, v) in pairs {
+                    match k.strip_prefix("custom.") {
+                        Some(c) => {
+                            custom.insert(c.to_string(), v);
+                        }
+                        None => {
+                            d.insert(k, v);
+                        }
+                    }
+                }
+                if !custom.is_empty() {
+                    d.insert("custom".into(), Value::Object(custom));
+                }
+                d
+            })
+        }
+
+        fn wanted() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec!["", "ada", "zoë", "b", "true", "false", "0", "1", "2"])
+                    .prop_map(str::to_string),
+                "[a-c]{130,140}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+            /// The index answers a filter exactly as `matches` does: the oracle is `matches`
+            /// itself, the answer is term membership.
+            #[test]
+            fn term_lookups_agree_with_matches(
+                doc in document(),
+                terms in prop::collection::vec((keys(), wanted()), 1..3),
+            ) {
+                let filter = Filter { terms, q: None };
+                let indexed: std::collections::BTreeSet<String> =
+                    Filter::index_terms(&doc).into_iter().collect();
+                let by_terms = filter.clauses().iter().all(|c| {
+                    indexed.contains(&c.term)
+                        || c.or_absent.as_ref().is_some_and(|p| !indexed.contains(p))
+                });
+                prop_assert_eq!(by_terms, filter.matches(&doc), "doc {:?}", doc);
+            }
+        }
     }
 
     #[test]

@@ -67,7 +67,14 @@ pub struct IndexDoc {
     pub pipeline: Vec<String>,
     pub url: Option<String>,
     pub updated: i64,
-    pub amount: Option<f64>,
+    /// A deal's amount, as the CRM stores it (a decimal string like `1234.50`).
+    pub amount: Option<String>,
+    /// A deal's currency code.
+    pub currency: Option<String>,
+    /// A deal's stage id, which list views total amounts by.
+    pub stage_id: Option<String>,
+    /// The terms list-view filters look up ([`crate::FieldClause`]).
+    pub fields: Vec<String>,
 }
 
 /// A change to apply.
@@ -323,10 +330,52 @@ impl SearchIndex {
             doc.add_text(f.url, u);
         }
         doc.add_i64(f.updated, d.updated);
-        if let Some(a) = d.amount {
-            doc.add_f64(f.amount, a);
+        if let Some(a) = &d.amount {
+            if let Some((int, frac)) = crate::list::amount_parts(a) {
+                doc.add_i64(f.amount_int, int);
+                doc.add_i64(f.amount_frac, frac);
+                doc.add_f64(
+                    f.amount,
+                    int as f64 + frac as f64 / crate::list::AMOUNT_SCALE as f64,
+                );
+            }
+        }
+        let id = crate::list::id_bits(&d.id);
+        doc.add_u64(f.id_hi, (id >> 64) as u64);
+        doc.add_u64(f.id_lo, id as u64);
+        let mut analyzer = self.analyzer.clone();
+        let name = crate::list::sort_name(&mut analyzer, &d.title);
+        if !name.is_empty() {
+            doc.add_text(f.sort_name, &name);
+        }
+        for t in &d.fields {
+            doc.add_text(f.fields, t);
+        }
+        if let Some(s) = &d.stage_id {
+            doc.add_text(f.stage_id, s);
+        }
+        if let Some(c) = &d.currency {
+            doc.add_text(f.currency, c);
         }
         doc
+    }
+
+    pub(crate) fn fields(&self) -> &Fields {
+        &self.f
+    }
+
+    pub(crate) fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    pub(crate) fn build_query(
+        &self,
+        searcher: &Searcher,
+        q: &ParsedQuery,
+        access: &Access,
+        opts: &SearchOptions,
+    ) -> Result<Box<dyn Query>> {
+        self.build(searcher, q, access, opts)
     }
 
     /// Applies `ops` and commits them with `seq` as the applied sequence number; the changes are

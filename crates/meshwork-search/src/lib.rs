@@ -13,6 +13,7 @@ mod acl;
 mod dir;
 mod highlight;
 mod index;
+mod list;
 pub mod query;
 mod schema;
 
@@ -21,6 +22,10 @@ pub use dir::{CorruptFile, SealedDirectory};
 pub use index::{
     Group, Hit, IndexDoc, IndexOp, SearchIndex, SearchOptions, SearchResults, WriterBudget,
     DOCUMENT_KIND, KINDS,
+};
+pub use list::{
+    CursorError, FieldClause, ListCursor, ListPage, ListQuery, SortField, SortOrder, StageTotal,
+    UnknownSort,
 };
 pub use query::{Clause, FilterField, ParsedQuery, QueryError};
 

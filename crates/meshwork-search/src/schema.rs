@@ -48,6 +48,18 @@ pub struct Fields {
     pub updated: Field,
     pub amount: Field,
     pub url: Field,
+    /// A record id's 128 bits (creation order for UUIDv7 ids), high and low halves.
+    pub id_hi: Field,
+    pub id_lo: Field,
+    /// The folded title that list views sort by.
+    pub sort_name: Field,
+    /// Filter terms of list views (opaque to the index: the server chooses them).
+    pub fields: Field,
+    /// A deal's stage id and currency, and its amount as whole units and ten-thousandths.
+    pub stage_id: Field,
+    pub currency: Field,
+    pub amount_int: Field,
+    pub amount_frac: Field,
 }
 
 pub fn build() -> (Schema, Fields) {
@@ -76,6 +88,14 @@ pub fn build() -> (Schema, Fields) {
         updated: b.add_i64_field("updated", INDEXED | STORED | FAST),
         amount: b.add_f64_field("amount", STORED | FAST),
         url: b.add_text_field("url", STORED),
+        id_hi: b.add_u64_field("id_hi", FAST),
+        id_lo: b.add_u64_field("id_lo", FAST),
+        sort_name: b.add_text_field("sort_name", STRING | FAST),
+        fields: b.add_text_field("fields", STRING),
+        stage_id: b.add_text_field("stage_id", STRING | FAST),
+        currency: b.add_text_field("currency", STRING | FAST),
+        amount_int: b.add_i64_field("amount_int", FAST),
+        amount_frac: b.add_i64_field("amount_frac", FAST),
     };
     (b.build(), fields)
 }

@@ -13,7 +13,7 @@ use meshwork_store::{
 };
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -63,8 +63,39 @@ pub struct MergeResult {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecordPage {
     pub records: Vec<RecordView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` (with the same `sort`) for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// How many records match, on every page.
+    pub total: u64,
+    /// Deals only: per stage id and currency, how many match and the sum of their amounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<StageTotalView>>)]
+    pub stage_totals: Option<Vec<meshwork_search::StageTotal>>,
+}
+
+/// The deals of one stage in one currency (the OpenAPI shape of `stage_totals` items).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StageTotalView {
+    /// The stage's id.
+    pub stage: String,
+    /// Absent for deals without a currency.
+    pub currency: Option<String>,
+    pub count: u64,
+    /// The sum of their amounts, exact, as a decimal string (`"1234.50"`).
+    pub amount: String,
+}
+
+/// A list request, checked at the edge.
+#[derive(Debug, Clone)]
+pub struct RecordList {
+    pub kind: Kind,
+    pub filter: Filter,
+    /// Search-box text narrowing the list (`q`).
+    pub text: Option<meshwork_search::ParsedQuery>,
+    pub sort: meshwork_search::SortOrder,
+    pub cursor: Option<meshwork_search::ListCursor>,
+    pub limit: usize,
+    pub linked_to: Option<RecordId>,
 }
 
 pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -611,62 +642,78 @@ impl<'a> Crm<'a> {
         .await
     }
 
-    /// A page of records of `kind` matching `filter`, in creation order. Records are decrypted
-    /// to be filtered, so a filtered page may scan past many records (the search index will
-    /// serve filtered lists).
+    /// A page of records of `kind` matching `list`, served by the search index (DESIGN.md
+    /// decision 4): the index answers the filter, the order, the page, the count and the deal
+    /// totals; the page's records are then read from the store, so what is shown is the stored
+    /// record. `linked_to` is read from the store's links and handed to the index as an id set.
     pub async fn list(
         &self,
-        kind: Kind,
-        filter: &Filter,
-        cursor: Option<RecordId>,
-        limit: usize,
-        linked_to: Option<RecordId>,
+        actor: &crate::auth::Actor,
+        role: meshwork_domain::Role,
+        list: RecordList,
     ) -> ApiResult<RecordPage> {
-        let allowed: Option<Vec<RecordId>> = match linked_to {
+        let ids = match list.linked_to {
             Some(target) => Some(
                 self.state
                     .store
                     .crm_links_to(self.ws, target, None)
                     .await?
                     .into_iter()
-                    .map(|l| l.from)
+                    .map(|l| l.from.to_string())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
                     .collect(),
             ),
             None => None,
         };
-        let mut records = Vec::new();
-        let mut after = cursor;
-        let mut more = false;
-        'scan: loop {
-            let page = self
-                .state
-                .store
-                .crm_list(self.ws, kind.as_str(), after, 500)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            for row in page {
-                if allowed.as_ref().is_some_and(|a| !a.contains(&row.id)) {
-                    continue;
-                }
-                let doc = self.open_doc(&row)?;
-                if filter.matches(&doc) {
-                    if records.len() == limit {
-                        more = true;
-                        break 'scan;
-                    }
-                    records.push(Self::view_of(&row, doc));
-                }
+        let me = match actor {
+            crate::auth::Actor::User { id, .. } => Some(id.to_string()),
+            crate::auth::Actor::ApiKey { .. } => None,
+        };
+        let query = meshwork_search::ListQuery {
+            kind: list.kind.as_str().to_string(),
+            clauses: list
+                .filter
+                .clauses()
+                .into_iter()
+                .map(|c| meshwork_search::FieldClause {
+                    term: c.term,
+                    or_absent: c.or_absent,
+                })
+                .collect(),
+            text: list.text,
+            ids,
+            sort: list.sort,
+            after: list.cursor,
+            limit: list.limit,
+            me,
+        };
+        let page = self
+            .state
+            .search
+            .list(self.state, self.ws, role, query)
+            .await?;
+        let wanted: Vec<RecordId> = page.ids.iter().filter_map(|i| i.parse().ok()).collect();
+        let mut rows: HashMap<RecordId, RecordRow> = self
+            .state
+            .store
+            .crm_records(self.ws, &wanted)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let mut records = Vec::with_capacity(wanted.len());
+        for id in &wanted {
+            // A record deleted since the index was read is left out of the page.
+            if let Some(row) = rows.remove(id) {
+                records.push(self.view(&row)?);
             }
         }
-        let next_cursor = if more {
-            records.last().map(|r| r.id.to_string())
-        } else {
-            None
-        };
         Ok(RecordPage {
             records,
-            next_cursor,
+            next_cursor: page.next.map(|c| c.to_string()),
+            total: page.total,
+            stage_totals: (list.kind == Kind::Deal).then_some(page.stages),
         })
     }
 

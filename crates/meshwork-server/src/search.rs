@@ -233,6 +233,32 @@ impl Search {
             .map_err(search_err)
     }
 
+    /// A page of a CRM list view (see [`meshwork_search::ListQuery`]), after catching up with
+    /// the feed so the list shows every write that has returned. Lists are CRM records: a role
+    /// that reads the CRM sees them all, and no other role reaches here.
+    pub async fn list(
+        &self,
+        state: &AppState,
+        ws: WorkspaceId,
+        role: Role,
+        query: meshwork_search::ListQuery,
+    ) -> ApiResult<meshwork_search::ListPage> {
+        let w = self.get(state, ws).await?.ok_or_else(|| {
+            ApiError::internal(
+                "the search index is in use by another meshwork process; list through the server",
+            )
+        })?;
+        catch_up(state, ws, &w, |_| {}).await?;
+        let access = match role.allows(Permission::CrmRead) {
+            true => Access::new([CRM.to_string()]),
+            false => Access::new(Vec::<String>::new()),
+        };
+        tokio::task::spawn_blocking(move || w.index.list(&query, &access))
+            .await
+            .map_err(join_err)?
+            .map_err(search_err)
+    }
+
     /// The ids of the CRM records (any type) matching the filter `q`, as a role reading the CRM
     /// sees them: how saved populations are evaluated.
     pub async fn crm_ids(
@@ -558,7 +584,7 @@ pub fn record_doc(
         match spec.ty {
             FieldType::Emails => d.emails = strings(v),
             FieldType::Phones => d.phones = strings(v),
-            FieldType::Text(_) | FieldType::Choice(_) | FieldType::Currency | FieldType::Date => {
+            FieldType::Text(_) | FieldType::Choice(_) | FieldType::Date => {
                 let t = text(v);
                 if !t.is_empty() && t != d.title {
                     body.push(t);
@@ -569,7 +595,14 @@ pub fn record_doc(
             FieldType::Amount => {
                 if let Some(a) = v.and_then(Value::as_str) {
                     body.push(a.to_string());
-                    d.amount = a.parse().ok();
+                    d.amount = Some(a.to_string());
+                }
+            }
+            FieldType::Currency => {
+                d.currency = v.and_then(Value::as_str).map(str::to_string);
+                let t = text(v);
+                if !t.is_empty() && t != d.title {
+                    body.push(t);
                 }
             }
             FieldType::Custom | FieldType::Answers => {
@@ -620,9 +653,11 @@ pub fn record_doc(
                 }
             }
         }
+        d.stage_id = Some(stage.clone());
         d.stage.push(stage);
         d.stage.push(state.to_string());
     }
+    d.fields = meshwork_crm::Filter::index_terms(doc);
     d.body = body.join("\n");
     d
 }

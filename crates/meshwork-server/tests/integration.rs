@@ -10,6 +10,7 @@ mod integration {
     pub mod crm;
     mod forms;
     mod import;
+    mod lists;
     mod overlap;
     mod route_matrix;
     mod search;

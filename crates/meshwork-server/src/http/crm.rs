@@ -5,7 +5,7 @@
 
 use crate::audit::{self, ClientInfo};
 use crate::auth::{perm, Authorized};
-use crate::crm::{invalid, Crm, MergeResult, RecordPage, RecordView, TimelineItem};
+use crate::crm::{invalid, Crm, MergeResult, RecordList, RecordPage, RecordView, TimelineItem};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -14,6 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use meshwork_crm::{Doc, Filter, Kind};
 use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
+use meshwork_search::{ListCursor, SortOrder};
 use meshwork_store::CrmOp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -98,7 +99,7 @@ fn filter_of(kind: Kind, params: &HashMap<String, String>, reserved: &[&str]) ->
 
 pub async fn list_records(
     state: &AppState,
-    ws: WorkspaceId,
+    auth: &Authorized<perm::CrmRead>,
     kind: Kind,
     params: HashMap<String, String>,
 ) -> ApiResult<Json<RecordPage>> {
@@ -110,12 +111,15 @@ pub async fn list_records(
             .ok_or_else(|| invalid("limit", "must be 1 to 500"))?,
         None => 50,
     };
+    let sort: SortOrder = match params.get("sort") {
+        Some(s) => s
+            .parse()
+            .map_err(|e: meshwork_search::UnknownSort| invalid("sort", e.to_string()))?,
+        None => SortOrder::default(),
+    };
     let cursor = params
         .get("cursor")
-        .map(|c| {
-            c.parse::<RecordId>()
-                .map_err(|_| invalid("cursor", "is not a cursor from a previous page"))
-        })
+        .map(|c| ListCursor::parse(c, sort).map_err(|e| invalid("cursor", e.to_string())))
         .transpose()?;
     let linked_to = params
         .get("linked_to")
@@ -124,10 +128,29 @@ pub async fn list_records(
                 .map_err(|_| invalid("linked_to", "must be a record id"))
         })
         .transpose()?;
-    let filter = filter_of(kind, &params, &["limit", "cursor", "linked_to"])?;
+    let text = match params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty()) {
+        Some(q) => Some(meshwork_search::query::parse(q).map_err(|e| {
+            let mut err = ApiError::new(ErrorCode::InvalidQuery, format!("`q`: {e}"));
+            if let Some(s) = e.subject() {
+                err = err.with("subject", serde_json::Value::String(s.to_string()));
+            }
+            err
+        })?),
+        None => None,
+    };
+    let filter = filter_of(kind, &params, &["limit", "cursor", "linked_to", "sort"])?;
+    let list = RecordList {
+        kind,
+        filter,
+        text,
+        sort,
+        cursor,
+        limit,
+        linked_to,
+    };
     Ok(Json(
-        Crm::new(state, ws)?
-            .list(kind, &filter, cursor, limit, linked_to)
+        Crm::new(state, auth.workspace)?
+            .list(&auth.actor, auth.role, list)
             .await?,
     ))
 }
@@ -285,15 +308,20 @@ macro_rules! record_routes {
         pub mod $module {
             use super::*;
 
-            /// List records, oldest first, filtered by `field=value` query parameters (any field of
-            /// the type, or `custom.<key>`; lists match when one item does), `q` (free text) and
-            /// `linked_to` (records linking to this id), paged by `cursor`.
+            /// List records from the search index: filtered by `field=value` query parameters (any
+            /// field of the type, or `custom.<key>`; case-insensitive; lists match when one item
+            /// does; an empty value matches a missing field), `q` (search-box text: words,
+            /// prefixes, typos, `stage:` and other filters) and `linked_to` (records linking to
+            /// this id); sorted by `sort` (`created`, the default, `updated`, `name` or `amount`,
+            /// with a leading `-` for descending); paged by `cursor`. `total` counts every match;
+            /// deal lists add `stage_totals`, the count and exact sum of amounts per stage and
+            /// currency.
             #[utoipa::path(get, path = $collection, tag = $tag,
                 security(("session" = ["crm.read"]), ("api_key" = ["crm.read"])),
-                params(("workspace_id" = uuid::Uuid, Path), ("cursor" = Option<String>, Query), ("limit" = Option<usize>, Query), ("q" = Option<String>, Query), ("linked_to" = Option<uuid::Uuid>, Query)),
+                params(("workspace_id" = uuid::Uuid, Path), ("cursor" = Option<String>, Query), ("limit" = Option<usize>, Query), ("sort" = Option<String>, Query), ("q" = Option<String>, Query), ("linked_to" = Option<uuid::Uuid>, Query)),
                 responses((status = 200, body = RecordPage), (status = 422, body = ErrorBody)))]
             pub async fn list(State(state): State<AppState>, auth: Authorized<perm::CrmRead>, Query(params): Query<HashMap<String, String>>) -> ApiResult<Json<RecordPage>> {
-                list_records(&state, auth.workspace, $kind, params).await
+                list_records(&state, &auth, $kind, params).await
             }
 
             /// Create a record. Contacts are unique by email, companies by registrable domain, and

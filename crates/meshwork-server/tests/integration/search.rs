@@ -14,7 +14,7 @@ async fn search(s: &TestServer, ws: &str, who: &As<'_>, q: &str) -> (StatusCode,
     s.call(Method::GET, &path, who, None).await
 }
 
-fn urlencode(q: &str) -> String {
+pub(super) fn urlencode(q: &str) -> String {
     q.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -267,7 +267,8 @@ fn record(w: &Words, seed: u64, i: usize) -> IndexDoc {
             d.body = w.sentence(&mut rng, n);
             let (id, stage, state) = STAGES[rng.gen_range(0..STAGES.len())];
             d.stage = vec![id.into(), stage.into(), state.into()];
-            d.amount = Some(f64::from(rng.gen_range(1_000u32..500_000)));
+            d.amount = Some(format!("{}.00", rng.gen_range(1_000u32..500_000)));
+            d.stage_id = Some(id.into());
         }
         _ => {
             d.kind = "note".into();
