@@ -30,6 +30,10 @@ pub struct Config {
     pub log_format: String,
     pub auth: AuthConfig,
     pub overlap: OverlapConfig,
+    /// The program that reads PDF text in a child process (`<program> extract-text`); the CLI
+    /// sets its own executable. Not a setting of the file: `None` indexes PDFs by name only.
+    #[serde(skip)]
+    pub file_text_helper: Option<PathBuf>,
 }
 
 /// Partner overlap with workspaces on other Meshwork servers.
@@ -85,6 +89,7 @@ impl Default for Config {
             log_format: "text".into(),
             auth: AuthConfig::default(),
             overlap: OverlapConfig::default(),
+            file_text_helper: None,
         }
     }
 }

@@ -6,7 +6,11 @@
 //! read is capped, and the text kept is cut at [`MAX_TEXT`] bytes. A file that is not what its
 //! name says gives an error naming what is wrong; the caller indexes the file by its name only.
 //!
-//! Not extracted (yet): PDF, the legacy binary Office formats (`.doc`, `.xls`, `.ppt`), images.
+//! PDF is read too, but never in the caller's process: see [`sandbox`].
+//!
+//! Not extracted (yet): the legacy binary Office formats (`.doc`, `.xls`, `.ppt`), images.
+
+pub mod sandbox;
 
 use std::io::{Cursor, Read};
 
@@ -26,6 +30,8 @@ pub enum Format {
     Pptx,
     /// OpenDocument text, spreadsheet or presentation: one `content.xml`.
     OpenDocument,
+    /// Read only in a helper process ([`sandbox::run`]).
+    Pdf,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -64,6 +70,7 @@ impl Format {
             "application/vnd.oasis.opendocument.text"
             | "application/vnd.oasis.opendocument.spreadsheet"
             | "application/vnd.oasis.opendocument.presentation" => Some(Format::OpenDocument),
+            "application/pdf" => Some(Format::Pdf),
             t if t.starts_with("text/") => Some(Format::Text),
             _ => None,
         };
@@ -72,6 +79,7 @@ impl Format {
             "xlsx" | "xlsm" => Some(Format::Xlsx),
             "pptx" | "pptm" => Some(Format::Pptx),
             "odt" | "ods" | "odp" => Some(Format::OpenDocument),
+            "pdf" => Some(Format::Pdf),
             "txt" | "md" | "csv" | "log" | "json" | "tsv" => Some(Format::Text),
             _ => None,
         })
@@ -84,23 +92,31 @@ impl Format {
             Format::Xlsx => "Excel (.xlsx)",
             Format::Pptx => "PowerPoint (.pptx)",
             Format::OpenDocument => "OpenDocument",
+            Format::Pdf => "PDF",
         }
     }
 }
 
+/// At most [`MAX_TEXT`] bytes of `bytes` as text (invalid UTF-8 replaced).
+pub(crate) fn cut_text(bytes: &[u8]) -> String {
+    let cut = bytes.len().min(MAX_TEXT);
+    let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
+    // A cut may split the last character; lossy decoding then ends in U+FFFD.
+    if cut < bytes.len() && text.ends_with('\u{FFFD}') {
+        text.pop();
+    }
+    text
+}
+
 /// The text of a file in `format`, at most [`MAX_TEXT`] bytes, words separated by spaces and
 /// paragraphs, cells and slides by newlines.
+///
+/// For a format that [`Format::needs_sandbox`], this parses in the calling process: only the
+/// helper process calls it so ([`sandbox`]); everyone else goes through [`sandbox::run`].
 pub fn extract(format: Format, bytes: &[u8]) -> Result<String, ExtractError> {
     match format {
-        Format::Text => {
-            let cut = bytes.len().min(MAX_TEXT);
-            let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
-            // A cut may split the last character; lossy decoding then ends in U+FFFD.
-            if cut < bytes.len() && text.ends_with('\u{FFFD}') {
-                text.pop();
-            }
-            Ok(text)
-        }
+        Format::Text => Ok(cut_text(bytes)),
+        Format::Pdf => pdf_text(bytes),
         Format::Docx => zip_text(format, bytes, |n| n == "word/document.xml"),
         Format::Xlsx => zip_text(format, bytes, |n| {
             n == "xl/sharedStrings.xml"
@@ -147,6 +163,31 @@ fn zip_text(
             .map_err(|e| malformed(format, format!("{name}: {e}")))?;
         xml_text(format, &xml, &mut out).map_err(|e| malformed(format, format!("{name}: {e}")))?;
         out.newline();
+    }
+    Ok(out.finish())
+}
+
+/// A PDF's text, page by page, read by `pdf-extract`. Its panics on malformed files become
+/// errors; its time and memory are bounded by the helper process it runs in.
+fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    if !bytes.starts_with(b"%PDF-") {
+        return Err(malformed(Format::Pdf, "it does not start with %PDF-"));
+    }
+    let pages = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem_by_pages(bytes))
+        .map_err(|_| malformed(Format::Pdf, "the PDF reader gave up on it"))?
+        .map_err(|e| malformed(Format::Pdf, e))?;
+    let mut out = Text::default();
+    for page in pages {
+        if out.full() {
+            break;
+        }
+        for line in page.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if !words.is_empty() {
+                out.push(&words.join(" "));
+                out.newline();
+            }
+        }
     }
     Ok(out.finish())
 }
@@ -261,6 +302,26 @@ fn xml_text(format: Format, xml: &[u8], out: &mut Text) -> Result<(), quick_xml:
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn a_pdf_gives_its_text_and_a_broken_one_an_error() {
+        let pdf =
+            meshwork_testkit::pdf::with_text(&["Heliosphere boundary survey", "Budget for 2027"]);
+        assert_eq!(Format::detect("Brief.PDF", ""), Some(Format::Pdf));
+        assert_eq!(
+            Format::detect("brief", "application/pdf"),
+            Some(Format::Pdf)
+        );
+        let text = extract(Format::Pdf, &pdf).unwrap();
+        assert!(text.contains("Heliosphere boundary survey"), "{text:?}");
+        assert!(text.contains("Budget for 2027"), "{text:?}");
+        let err = extract(Format::Pdf, b"PK not a pdf").unwrap_err();
+        assert!(err.to_string().contains("%PDF-"), "{err}");
+        // Cut anywhere, a PDF is an error or (what was kept) text, never a panic.
+        for cut in [6, 20, pdf.len() / 2, pdf.len() - 10] {
+            let _ = extract(Format::Pdf, &pdf[..cut]);
+        }
+    }
 
     /// A zip package with the given parts (stored, as any zip writer may).
     fn package(parts: &[(&str, &str)]) -> Vec<u8> {

@@ -368,6 +368,14 @@ impl SearchIndex {
         self.reader.searcher()
     }
 
+    pub(crate) fn access_query(
+        &self,
+        searcher: &Searcher,
+        access: &Access,
+    ) -> Result<Box<dyn Query>> {
+        Ok(Box::new(self.acl_filter(searcher, access)?))
+    }
+
     pub(crate) fn build_query(
         &self,
         searcher: &Searcher,

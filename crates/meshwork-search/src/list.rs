@@ -362,6 +362,16 @@ fn list_order<K: Ord>(desc: bool, a: (&Option<K>, u128), b: (&Option<K>, u128)) 
     }
 }
 
+/// [`list_order`] on the sort values alone (equal values are equal here).
+fn key_order<K: Ord>(desc: bool, a: &Option<K>, b: &Option<K>) -> Ordering {
+    match (a, b) {
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (x, y) if desc => y.cmp(x),
+        (x, y) => x.cmp(y),
+    }
+}
+
 impl SearchIndex {
     /// A page of the list `q`, as `access` may see it.
     pub fn list(&self, q: &ListQuery, access: &Access) -> Result<ListPage> {
@@ -380,12 +390,14 @@ impl SearchIndex {
             me: q.me.clone(),
             ..Default::default()
         };
-        let text = q.text.clone().unwrap_or_default();
+        // Without text, the access filter alone (a search without words adds an all-items
+        // clause to intersect with).
+        let base = match &q.text {
+            Some(text) => self.build_query(&searcher, text, access, &opts)?,
+            None => self.access_query(&searcher, access)?,
+        };
         let mut must: Vec<(Occur, Box<dyn Query>)> = vec![
-            (
-                Occur::Must,
-                self.build_query(&searcher, &text, access, &opts)?,
-            ),
+            (Occur::Must, base),
             (
                 Occur::Must,
                 Box::new(TermQuery::new(
@@ -678,8 +690,6 @@ impl SegmentCollector for SegmentList {
     type Fruit = ListFruit;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        let id = (u128::from(self.hi.first(doc).unwrap_or(0)) << 64)
-            | u128::from(self.lo.first(doc).unwrap_or(0));
         let key = self.key.get(doc);
         self.count += 1;
         if let Some(t) = &mut self.totals {
@@ -693,6 +703,23 @@ impl SegmentCollector for SegmentList {
             e.0 += 1;
             e.1 += units;
         }
+        // Most items lose on their sort value alone, before their id is read: they sort after
+        // the worst item kept, or before the cursor.
+        if self.heap.len() >= self.keep
+            && self
+                .heap
+                .peek()
+                .is_some_and(|worst| key_order(self.desc, &key, &worst.key) == Ordering::Greater)
+        {
+            return;
+        }
+        if let Some((after_key, _)) = &self.after {
+            if key_order(self.desc, &key, after_key) == Ordering::Less {
+                return;
+            }
+        }
+        let id = (u128::from(self.hi.first(doc).unwrap_or(0)) << 64)
+            | u128::from(self.lo.first(doc).unwrap_or(0));
         if let Some((after_key, after_id)) = &self.after {
             if list_order(self.desc, (&key, id), (after_key, *after_id)) != Ordering::Greater {
                 return;

@@ -672,11 +672,23 @@ async fn file_text(crm: &Crm<'_>, id: RecordId, doc: &Doc) -> ApiResult<String> 
     let Some(sealed) = crm.state.store.crm_blob(crm.ws, id).await? else {
         return Ok(String::new());
     };
+    let helper = match (format.needs_sandbox(), &crm.state.config.file_text_helper) {
+        (false, _) => None,
+        (true, Some(program)) => Some(meshwork_extract::sandbox::Helper::meshwork(program.clone())),
+        (true, None) => {
+            tracing::info!(workspace = %crm.ws, file = %id, "file content not indexed: no helper process to read it (run the meshwork binary)");
+            return Ok(String::new());
+        }
+    };
     let bytes = crm.open_bytes(id, "content", &sealed)?;
-    // Off the async threads: a large spreadsheet takes a while to read.
-    let extracted = tokio::task::spawn_blocking(move || meshwork_extract::extract(format, &bytes))
-        .await
-        .map_err(join_err)?;
+    // Off the async threads: a large spreadsheet takes a while to read, a PDF is read by a
+    // helper process that this thread waits for.
+    let extracted = tokio::task::spawn_blocking(move || match helper {
+        Some(h) => meshwork_extract::sandbox::run(&h, format, &bytes, Default::default()),
+        None => meshwork_extract::extract(format, &bytes),
+    })
+    .await
+    .map_err(join_err)?;
     match extracted {
         Ok(t) => Ok(format!("\n{t}")),
         Err(e) => {

@@ -6,6 +6,8 @@
 //! it fails. When the variable is unset the PostgreSQL half is skipped with a message, unless
 //! `MESHWORK_TEST_POSTGRES_REQUIRED=1` (set by `.ci/run`), which turns the skip into a failure.
 
+pub mod pdf;
+
 use meshwork_store::Store;
 use sqlx::Connection;
 use std::sync::Arc;

@@ -7,8 +7,8 @@
 use anyhow::Context;
 use meshwork_search::query::parse;
 use meshwork_search::{
-    group_principal, user_principal, Access, IndexDoc, IndexOp, SearchIndex, SearchOptions,
-    WriterBudget, CRM, EVERYONE,
+    group_principal, user_principal, Access, IndexDoc, IndexOp, ListQuery, SearchIndex,
+    SearchOptions, WriterBudget, CRM, EVERYONE,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -267,7 +267,18 @@ fn record(w: &Words, seed: u64, i: usize) -> IndexDoc {
             d.body = w.sentence(&mut rng, n);
             let (id, stage, state) = STAGES[rng.gen_range(0..STAGES.len())];
             d.stage = vec![id.into(), stage.into(), state.into()];
-            d.amount = Some(format!("{}.00", rng.gen_range(1_000u32..500_000)));
+            let amount = format!(
+                "{}.{:02}",
+                rng.gen_range(1_000u32..500_000),
+                rng.gen_range(0..100)
+            );
+            d.fields = meshwork_crm::Filter::index_terms(
+                serde_json::json!({"name": d.title, "stage": id, "amount": amount, "currency": "EUR"})
+                    .as_object()
+                    .expect("an object"),
+            );
+            d.amount = Some(amount);
+            d.currency = Some("EUR".into());
             d.stage_id = Some(id.into());
         }
         _ => {
@@ -534,6 +545,82 @@ fn run_meshwork(
         zero += z;
     }
     Ok((lat, wall, zero))
+}
+
+/// Times CRM list views over the records: deals by amount with stage totals, a stage's deals by
+/// last change, contacts by name (the first page and the tenth), and deals narrowed by text.
+fn run_lists(index: &SearchIndex) -> anyhow::Result<Vec<String>> {
+    const RUNS: usize = 200;
+    let access = Access::new([CRM.to_string()]);
+    let won = meshwork_crm::Filter::parse(meshwork_crm::Kind::Deal, [("stage", "s-won")])
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let list = |kind: &str, sort: &str| -> anyhow::Result<ListQuery> {
+        Ok(ListQuery {
+            kind: kind.into(),
+            clauses: Vec::new(),
+            text: None,
+            ids: None,
+            sort: sort.parse()?,
+            after: None,
+            limit: 50,
+            me: None,
+        })
+    };
+    let mut cases: Vec<(&str, ListQuery)> = vec![
+        (
+            "deals by -amount, with stage totals",
+            list("deal", "-amount")?,
+        ),
+        ("deals in one stage by -updated", {
+            let mut q = list("deal", "-updated")?;
+            q.clauses = won
+                .clauses()
+                .into_iter()
+                .map(|c| meshwork_search::FieldClause {
+                    term: c.term,
+                    or_absent: c.or_absent,
+                })
+                .collect();
+            q
+        }),
+        ("contacts by name", list("contact", "name")?),
+        ("deals matching `acme`, by name", {
+            let mut q = list("deal", "name")?;
+            q.text = Some(parse("acme")?);
+            q
+        }),
+    ];
+    // The tenth page of contacts by name: the cursor of the ninth.
+    let mut deep = list("contact", "name")?;
+    for _ in 0..9 {
+        deep.after = index.list(&deep, &access)?.next;
+    }
+    cases.push(("contacts by name, tenth page", deep));
+    let mut out = Vec::new();
+    for (name, q) in &cases {
+        let mut lat = Vec::with_capacity(RUNS);
+        let mut total = 0;
+        for _ in 0..RUNS {
+            let t0 = Instant::now();
+            let page = index.list(q, &access)?;
+            lat.push(t0.elapsed());
+            total = page.total;
+        }
+        let r = row(
+            *name,
+            lat,
+            Duration::from_secs(1),
+            0,
+            String::new(),
+            String::new(),
+        );
+        out.push(format!(
+            "| {name} | {total} | {RUNS} | {} | {} |",
+            ms(r.p50),
+            ms(r.p99)
+        ));
+    }
+    Ok(out)
 }
 
 /// A query string as the baselines see it: full-text terms (each a prefix), a kind filter, and a
@@ -1118,6 +1205,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             r.zero
         ));
     }
+    let lists = run_lists(&index)?;
     drop(index);
     drop(dir);
 
@@ -1182,6 +1270,14 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     println!("| kind | queries | p50 | p99 | 0-hit |");
     println!("|---|---:|---:|---:|---:|");
     for l in &per_kind {
+        println!("{l}");
+    }
+    println!();
+    println!("meshwork list views (CRM list endpoints served by the index), 1 client, 50 a page:");
+    println!();
+    println!("| list | matches | runs | p50 | p99 |");
+    println!("|---|---:|---:|---:|---:|");
+    for l in &lists {
         println!("{l}");
     }
     println!();

@@ -30,6 +30,8 @@ pub(crate) struct StoreArgs {
 impl StoreArgs {
     pub(crate) async fn open(&self) -> anyhow::Result<(AppState, WorkspaceId)> {
         let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
+        // PDFs are read by this same binary, in a child process (`meshwork extract-text`).
+        config.file_text_helper = std::env::current_exe().ok();
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
         }

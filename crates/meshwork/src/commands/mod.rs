@@ -7,6 +7,7 @@ mod bench_overlap_remote;
 mod bench_search;
 mod crm;
 mod default_config;
+mod extract_text;
 mod search;
 mod serve;
 
@@ -63,10 +64,13 @@ enum Command {
     /// Example: `meshwork dev generate --type contact --rows 1048576 --seed 7 --out contacts.csv`
     #[command(subcommand)]
     Dev(crm::DevCommand),
+    /// The helper process that reads PDF text for the server (internal).
+    #[command(hide = true)]
+    ExtractText(extract_text::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::ExtractText(_)) {
         init_cli_logging();
     }
     match cli.command {
@@ -79,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => search::search(args),
         Command::Reindex(args) => search::reindex(args),
         Command::Dev(cmd) => crm::dev(cmd),
+        Command::ExtractText(args) => extract_text::run(args),
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    // PDFs are read by this same binary, in a child process (`meshwork extract-text`).
+    config.file_text_helper = std::env::current_exe().ok();
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }

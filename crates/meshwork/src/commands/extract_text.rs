@@ -1,0 +1,39 @@
+//! `meshwork extract-text` (hidden): the helper process that reads an untrusted file format
+//! (PDF) for the server. It caps its own memory and CPU time first, then reads the file from
+//! stdin and writes its text to stdout; see `meshwork_extract::sandbox`.
+
+use anyhow::Context;
+use std::io::{Read, Write};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The file's format (`pdf`).
+    #[arg(long)]
+    format: String,
+    /// The address space this process may use.
+    #[arg(long, default_value_t = 1 << 30)]
+    memory_bytes: u64,
+    /// The CPU time this process may use.
+    #[arg(long, default_value_t = 20)]
+    cpu_seconds: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    meshwork_extract::sandbox::limit_self(args.memory_bytes, args.cpu_seconds)
+        .context("limiting this process")?;
+    let format = meshwork_extract::Format::from_arg(&args.format)
+        .with_context(|| format!("unknown format {:?}", args.format))?;
+    // A reader that panics on a malformed file is reported as an error, not a backtrace.
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .context("reading the file from stdin")?;
+    let text = meshwork_extract::extract(format, &bytes)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing the text")?;
+    Ok(())
+}
