@@ -112,6 +112,7 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_clear()
+        .current_dir("/")
         // Its own process group, so that a deadline ends whatever it started as well.
         .process_group(0)
         .spawn()
@@ -154,8 +155,8 @@ pub fn run(
                     kill_group(&child);
                     let _ = child.wait();
                     break Err(failed(format!(
-                        "reading it took longer than {} s; stopped",
-                        limits.timeout.as_secs()
+                        "reading it took longer than {:.1} s; stopped",
+                        limits.timeout.as_secs_f64()
                     )));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(5)),
@@ -199,7 +200,12 @@ fn kill_group(child: &std::process::Child) {
 /// byte of the file. The PDF reader parses objects on rayon's global pool; it is started here
 /// with one thread (one file needs no more, and the helper then takes one core), before the cap
 /// on address space would refuse more threads' stacks.
+///
+/// A helper that hits a limit dies of a signal that would dump core, and a core dump would hold
+/// the decrypted file: core dumps are turned off (`RLIMIT_CORE` 0, and not dumpable) first.
 pub fn limit_self(memory_bytes: u64, cpu_seconds: u64) -> std::io::Result<()> {
+    rlimit::setrlimit(rlimit::Resource::CORE, 0, 0)?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build_global()

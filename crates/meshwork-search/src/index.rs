@@ -71,11 +71,19 @@ pub struct IndexDoc {
     pub amount: Option<String>,
     /// A deal's currency code.
     pub currency: Option<String>,
-    /// A deal's stage id, which list views total amounts by.
+    /// A deal's pipeline and stage ids, which list views total amounts by (a stage id is
+    /// unique only within its pipeline).
+    pub pipeline_id: Option<String>,
     pub stage_id: Option<String>,
     /// The terms list-view filters look up ([`crate::FieldClause`]).
     pub fields: Vec<String>,
+    /// A file indexed by its name while its text is read in the background: listed by
+    /// [`SearchIndex::pending_texts`], so a process that stops before it is done can resume.
+    pub text_pending: bool,
 }
+
+/// The term marking [`IndexDoc::text_pending`] (outside the `v…`/`p…` terms of list filters).
+const TEXT_PENDING: &str = "x\u{1f}text_pending";
 
 /// A change to apply.
 #[derive(Clone, Debug)]
@@ -351,6 +359,12 @@ impl SearchIndex {
         for t in &d.fields {
             doc.add_text(f.fields, t);
         }
+        if d.text_pending {
+            doc.add_text(f.fields, TEXT_PENDING);
+        }
+        if let Some(p) = &d.pipeline_id {
+            doc.add_text(f.pipeline_id, p);
+        }
         if let Some(s) = &d.stage_id {
             doc.add_text(f.stage_id, s);
         }
@@ -358,6 +372,22 @@ impl SearchIndex {
             doc.add_text(f.currency, c);
         }
         doc
+    }
+
+    /// The ids of the items indexed with [`IndexDoc::text_pending`].
+    pub fn pending_texts(&self) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.f.fields, TEXT_PENDING),
+            IndexRecordOption::Basic,
+        );
+        let docs = searcher.search(&query, &tantivy::collector::DocSetCollector)?;
+        let mut ids = Vec::with_capacity(docs.len());
+        for a in docs {
+            let doc: TantivyDocument = searcher.doc(a)?;
+            ids.push(text_of(&doc, self.f.id));
+        }
+        Ok(ids)
     }
 
     pub(crate) fn fields(&self) -> &Fields {

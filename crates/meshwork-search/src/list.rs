@@ -7,8 +7,10 @@
 //!   order), last change, name (folded, lower-case) or amount. Items without the sort value come
 //!   last in either direction; ties are broken by id, so the order is total.
 //! - **Pages** are keyset pages: a [`ListCursor`] holds the last item's sort value and id, and the
-//!   next page starts strictly after it. An item written between two pages is either on a later
-//!   page or on none already read, never twice.
+//!   next page starts strictly after it, so items added or removed between two pages shift no
+//!   other item. In creation order an item is never listed twice; in another order an item
+//!   whose sort value changes between two pages (a record edited, sorted by `updated`) moves,
+//!   and can appear again on a later page or not at all.
 //! - **Counts and totals** cover every match, not just the page: deal amounts are summed exactly
 //!   (decimal, in units of 10⁻⁴) per stage and currency.
 
@@ -235,10 +237,12 @@ pub struct ListQuery {
     pub me: Option<String>,
 }
 
-/// The deals of one stage in one currency.
+/// The deals of one stage of one pipeline in one currency.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct StageTotal {
-    /// The stage's id.
+    /// The pipeline's id.
+    pub pipeline: String,
+    /// The stage's id (unique within its pipeline).
     pub stage: String,
     /// Absent for deals without a currency.
     pub currency: Option<String>,
@@ -257,7 +261,8 @@ pub struct ListPage {
     pub next: Option<ListCursor>,
     /// Every match, on all pages.
     pub total: u64,
-    /// For deals: counts and amounts per stage and currency over every match, by stage id.
+    /// For deals: counts and amounts per pipeline, stage and currency over every match, in
+    /// id order.
     pub stages: Vec<StageTotal>,
 }
 
@@ -468,7 +473,8 @@ impl SearchIndex {
             stages: fruit
                 .totals
                 .into_iter()
-                .map(|((stage, currency), (count, units))| StageTotal {
+                .map(|((pipeline, stage, currency), (count, units))| StageTotal {
+                    pipeline,
                     stage,
                     currency,
                     count,
@@ -499,7 +505,9 @@ struct Entry {
 struct ListFruit {
     top: Vec<Entry>,
     count: u64,
-    totals: BTreeMap<(String, Option<String>), (u64, i128)>,
+    totals: BTreeMap<(String, String, Option<String>), (u64, i128)>,
+    /// A column read that failed while harvesting: the whole list fails with it.
+    error: Option<String>,
 }
 
 /// A segment's sort column; string values are segment ordinals mapped to `2·ord + 1`, so that a
@@ -583,11 +591,13 @@ struct SegmentList {
 }
 
 struct SegmentTotals {
+    pipeline: Option<StrColumn>,
     stage: Option<StrColumn>,
     currency: Option<StrColumn>,
     int: Column<i64>,
     frac: Column<i64>,
-    sums: HashMap<(Option<u64>, Option<u64>), (u64, i128)>,
+    /// Count and amount per (pipeline, stage, currency) ordinals.
+    sums: HashMap<[Option<u64>; 3], (u64, i128)>,
 }
 
 #[derive(Debug)]
@@ -640,6 +650,7 @@ impl Collector for ListCollector {
         };
         let totals = if self.totals {
             Some(SegmentTotals {
+                pipeline: ff.str("pipeline_id")?,
                 stage: ff.str("stage_id")?,
                 currency: ff.str("currency")?,
                 int: ff.i64("amount_int")?,
@@ -670,6 +681,9 @@ impl Collector for ListCollector {
     fn merge_fruits(&self, fruits: Vec<ListFruit>) -> tantivy::Result<ListFruit> {
         let mut out = ListFruit::default();
         for fruit in fruits {
+            if let Some(e) = fruit.error {
+                return Err(tantivy::TantivyError::InternalError(e));
+            }
             out.count += fruit.count;
             out.top.extend(fruit.top);
             for (k, (n, s)) in fruit.totals {
@@ -693,13 +707,14 @@ impl SegmentCollector for SegmentList {
         let key = self.key.get(doc);
         self.count += 1;
         if let Some(t) = &mut self.totals {
+            let pipeline = t.pipeline.as_ref().and_then(|c| c.ords().first(doc));
             let stage = t.stage.as_ref().and_then(|c| c.ords().first(doc));
             let currency = t.currency.as_ref().and_then(|c| c.ords().first(doc));
             let units = match (t.int.first(doc), t.frac.first(doc)) {
                 (Some(i), Some(f)) => i128::from(i) * i128::from(AMOUNT_SCALE) + i128::from(f),
                 _ => 0,
             };
-            let e = t.sums.entry((stage, currency)).or_default();
+            let e = t.sums.entry([pipeline, stage, currency]).or_default();
             e.0 += 1;
             e.1 += units;
         }
@@ -740,26 +755,42 @@ impl SegmentCollector for SegmentList {
     }
 
     fn harvest(self) -> ListFruit {
+        let mut error = None;
         let mut top = Vec::with_capacity(self.heap.len());
         for e in self.heap.into_vec() {
+            let key = match self.key.value(e.key) {
+                Ok(k) => k,
+                // A name that cannot be read would make a wrong cursor: fail the list instead.
+                Err(err) => {
+                    error = Some(format!("reading a sort value: {err}"));
+                    None
+                }
+            };
             top.push(Entry {
-                // A read error leaves the name out; the id still orders the item.
-                key: self.key.value(e.key).unwrap_or(None),
+                key,
                 id: e.id,
                 address: DocAddress::new(self.segment, e.doc),
             });
         }
         let mut totals = BTreeMap::new();
         if let Some(t) = self.totals {
-            let name = |col: &Option<StrColumn>, ord: Option<u64>| -> Option<String> {
+            let mut name = |col: &Option<StrColumn>, ord: Option<u64>| -> Option<String> {
                 let mut s = String::new();
                 match (col, ord) {
-                    (Some(c), Some(o)) if c.ord_to_str(o, &mut s).unwrap_or(false) => Some(s),
+                    (Some(c), Some(o)) => match c.ord_to_str(o, &mut s) {
+                        Ok(true) => Some(s),
+                        Ok(false) => None,
+                        Err(err) => {
+                            error = Some(format!("reading a stage total: {err}"));
+                            None
+                        }
+                    },
                     _ => None,
                 }
             };
-            for ((stage, currency), v) in t.sums {
+            for ([pipeline, stage, currency], v) in t.sums {
                 let key = (
+                    name(&t.pipeline, pipeline).unwrap_or_default(),
                     name(&t.stage, stage).unwrap_or_default(),
                     name(&t.currency, currency),
                 );
@@ -772,6 +803,7 @@ impl SegmentCollector for SegmentList {
             top,
             count: self.count,
             totals,
+            error,
         }
     }
 }

@@ -55,7 +55,9 @@ pub struct Fields {
     pub sort_name: Field,
     /// Filter terms of list views (opaque to the index: the server chooses them).
     pub fields: Field,
-    /// A deal's stage id and currency, and its amount as whole units and ten-thousandths.
+    /// A deal's pipeline and stage ids and currency, and its amount as whole units and
+    /// ten-thousandths.
+    pub pipeline_id: Field,
     pub stage_id: Field,
     pub currency: Field,
     pub amount_int: Field,
@@ -92,6 +94,7 @@ pub fn build() -> (Schema, Fields) {
         id_lo: b.add_u64_field("id_lo", FAST),
         sort_name: b.add_text_field("sort_name", STRING | FAST),
         fields: b.add_text_field("fields", STRING),
+        pipeline_id: b.add_text_field("pipeline_id", STRING | FAST),
         stage_id: b.add_text_field("stage_id", STRING | FAST),
         currency: b.add_text_field("currency", STRING | FAST),
         amount_int: b.add_i64_field("amount_int", FAST),

@@ -90,6 +90,7 @@ fn index_doc(i: &Item) -> IndexDoc {
         updated: i.updated,
         amount: i.amount.map(amount_text),
         currency: i.currency.map(str::to_string),
+        pipeline_id: i.stage.map(|_| "p1".to_string()),
         stage_id: i.stage.map(str::to_string),
         // The values, and the presence marker of field `t` when it has any.
         fields: i
@@ -199,11 +200,15 @@ proptest! {
             .filter(|i| ids.as_ref().is_none_or(|s| s.contains(&i.id)))
             .collect();
         expected.sort_by(|a, b| oracle_order(sort, a, b));
-        let mut totals: BTreeMap<(String, Option<String>), (u64, i64)> = BTreeMap::new();
+        let mut totals: BTreeMap<(String, String, Option<String>), (u64, i64)> = BTreeMap::new();
         if kind == "deal" {
             for i in &expected {
                 let e = totals
-                    .entry((i.stage.unwrap_or_default().to_string(), i.currency.map(str::to_string)))
+                    .entry((
+                        i.stage.map(|_| "p1").unwrap_or_default().to_string(),
+                        i.stage.unwrap_or_default().to_string(),
+                        i.currency.map(str::to_string),
+                    ))
                     .or_default();
                 e.0 += 1;
                 e.1 += i.amount.unwrap_or(0);
@@ -226,9 +231,9 @@ proptest! {
                 me: None,
             }, &access).unwrap();
             prop_assert_eq!(page.total, expected_ids.len() as u64);
-            let got: BTreeMap<(String, Option<String>), (u64, i64)> = page.stages.iter().map(|s| {
+            let got: BTreeMap<(String, String, Option<String>), (u64, i64)> = page.stages.iter().map(|s| {
                 let cents: f64 = s.amount.parse().unwrap();
-                ((s.stage.clone(), s.currency.clone()), (s.count, (cents * 100.0).round() as i64))
+                ((s.pipeline.clone(), s.stage.clone(), s.currency.clone()), (s.count, (cents * 100.0).round() as i64))
             }).collect();
             prop_assert_eq!(&got, &totals);
             prop_assert!(page.ids.len() <= limit);

@@ -335,3 +335,31 @@ fn a_damaged_index_file_asks_for_a_rebuild() {
     let e = SearchIndex::open(dir.path(), key(), "ws").unwrap_err();
     assert!(e.needs_rebuild(), "{e}");
 }
+
+/// A file indexed by name while its text is read elsewhere is listed as pending, on disk too
+/// (a process that stops before the text is in finds it again), until it is indexed with text.
+#[test]
+fn files_awaiting_their_text_are_listed_until_indexed_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(DataKey::from_root(SecretKey::from_bytes([3; 32])));
+    let index = SearchIndex::open(dir.path(), key.clone(), "ws").unwrap();
+    let mut file = crm("f1", "file", "Survey.pdf", "");
+    file.text_pending = true;
+    index
+        .apply(
+            &[
+                IndexOp::Upsert(Box::new(file.clone())),
+                IndexOp::Upsert(Box::new(crm("f2", "file", "Notes.txt", ""))),
+            ],
+            1,
+        )
+        .unwrap();
+    assert_eq!(index.pending_texts().unwrap(), vec!["f1".to_string()]);
+    drop(index);
+    let index = SearchIndex::open(dir.path(), key, "ws").unwrap();
+    assert_eq!(index.pending_texts().unwrap(), vec!["f1".to_string()]);
+    file.text_pending = false;
+    file.body = "heliosphere".into();
+    index.apply(&[IndexOp::Upsert(Box::new(file))], 1).unwrap();
+    assert!(index.pending_texts().unwrap().is_empty());
+}

@@ -67,16 +67,19 @@ pub struct RecordPage {
     pub next_cursor: Option<String>,
     /// How many records match, on every page.
     pub total: u64,
-    /// Deals only: per stage id and currency, how many match and the sum of their amounts.
+    /// Deals only: per pipeline, stage and currency, how many match and the sum of their
+    /// amounts.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<StageTotalView>>)]
     pub stage_totals: Option<Vec<meshwork_search::StageTotal>>,
 }
 
-/// The deals of one stage in one currency (the OpenAPI shape of `stage_totals` items).
+/// The deals of one stage of one pipeline in one currency (the OpenAPI shape of
+/// `stage_totals` items).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StageTotalView {
-    /// The stage's id.
+    pub pipeline: String,
+    /// The stage's id (unique within its pipeline).
     pub stage: String,
     /// Absent for deals without a currency.
     pub currency: Option<String>,
@@ -860,16 +863,79 @@ impl<'a> Crm<'a> {
     /// Applies `set` to every record of `kind` matching `filter`; returns how many changed.
     /// Each record is validated as if edited alone; the first invalid one stops the bulk change
     /// before anything is written.
-    pub async fn bulk_update(&self, kind: Kind, filter: &Filter, set: &Doc) -> ApiResult<usize> {
+    /// The records of `kind` a list with `filter` and `text` shows (every page), read from the
+    /// store: the set a bulk change acts on. Each is checked against the field terms again
+    /// once decrypted, so a record changed since the index answered is left alone.
+    async fn selected(
+        &self,
+        role: meshwork_domain::Role,
+        kind: Kind,
+        filter: &Filter,
+        text: Option<meshwork_search::ParsedQuery>,
+    ) -> ApiResult<Vec<(RecordRow, Doc)>> {
+        const PAGE: usize = 500;
+        let mut ids: Vec<RecordId> = Vec::new();
+        let mut after = None;
+        loop {
+            let query = meshwork_search::ListQuery {
+                kind: kind.as_str().to_string(),
+                clauses: filter
+                    .clauses()
+                    .into_iter()
+                    .map(|c| meshwork_search::FieldClause {
+                        term: c.term,
+                        or_absent: c.or_absent,
+                    })
+                    .collect(),
+                text: text.clone(),
+                ids: None,
+                sort: meshwork_search::SortOrder::default(),
+                after,
+                limit: PAGE,
+                me: None,
+            };
+            let page = self
+                .state
+                .search
+                .list(self.state, self.ws, role, query)
+                .await?;
+            ids.extend(page.ids.iter().filter_map(|i| i.parse::<RecordId>().ok()));
+            match page.next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        let terms = Filter {
+            terms: filter.terms.clone(),
+            q: None,
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(PAGE) {
+            for row in self.state.store.crm_records(self.ws, chunk).await? {
+                if row.kind != kind.as_str() {
+                    continue;
+                }
+                let doc = self.open_doc(&row)?;
+                if terms.matches(&doc) {
+                    out.push((row, doc));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn bulk_update(
+        &self,
+        role: meshwork_domain::Role,
+        kind: Kind,
+        filter: &Filter,
+        text: Option<meshwork_search::ParsedQuery>,
+        set: &Doc,
+    ) -> ApiResult<usize> {
         let customs = self.customs().await?;
         let now = now_millis();
         let mut ops = Vec::new();
-        for (row, doc) in self
-            .all(kind)
-            .await?
-            .into_iter()
-            .filter(|(_, d)| filter.matches(d))
-        {
+        for (row, doc) in self.selected(role, kind, filter, text).await? {
             let next = Self::patched(&doc, set, &customs, kind);
             let p = self
                 .prepare(kind, row.id, &next, &customs)
@@ -896,14 +962,15 @@ impl<'a> Crm<'a> {
         Ok(n)
     }
 
-    pub async fn bulk_delete(&self, kind: Kind, filter: &Filter) -> ApiResult<usize> {
+    pub async fn bulk_delete(
+        &self,
+        role: meshwork_domain::Role,
+        kind: Kind,
+        filter: &Filter,
+        text: Option<meshwork_search::ParsedQuery>,
+    ) -> ApiResult<usize> {
         let mut ops = Vec::new();
-        for (row, _) in self
-            .all(kind)
-            .await?
-            .into_iter()
-            .filter(|(_, d)| filter.matches(d))
-        {
+        for (row, _) in self.selected(role, kind, filter, text).await? {
             if let Some(why) = self.in_use(kind, row.id).await? {
                 return Err(ApiError::new(
                     ErrorCode::RecordInUse,

@@ -61,7 +61,9 @@ struct WsIndex {
 /// The search indexes of this process.
 pub struct Search {
     root: PathBuf,
-    open: tokio::sync::Mutex<HashMap<WorkspaceId, Option<Arc<WsIndex>>>>,
+    open: tokio::sync::Mutex<HashMap<WorkspaceId, Arc<WsIndex>>>,
+    /// One helper process (PDF text) at a time in this process.
+    helpers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Search {
@@ -94,6 +96,7 @@ impl Search {
         Self {
             root,
             open: tokio::sync::Mutex::new(HashMap::new()),
+            helpers: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -101,12 +104,13 @@ impl Search {
         self.root.join(ws.to_string())
     }
 
-    /// The workspace's index, opened (or rebuilt) on first use; `None` when another process
-    /// holds it.
+    /// The workspace's index, opened (or rebuilt) on first use; `None` while another process
+    /// holds it (tried again on the next call, so a server started beside a CLI `reindex`
+    /// takes the index over once the CLI is done).
     async fn get(&self, state: &AppState, ws: WorkspaceId) -> ApiResult<Option<Arc<WsIndex>>> {
         let mut open = self.open.lock().await;
         if let Some(w) = open.get(&ws) {
-            return Ok(w.clone());
+            return Ok(Some(w.clone()));
         }
         let dir = self.dir(ws);
         let key = state.workspace_key(ws)?;
@@ -114,15 +118,53 @@ impl Search {
             .await
             .map_err(join_err)??;
         let w = w.map(Arc::new);
-        open.insert(ws, w.clone());
+        if let Some(w) = &w {
+            open.insert(ws, w.clone());
+            // Texts a previous process did not get to read before it stopped.
+            let w2 = w.clone();
+            let pending = tokio::task::spawn_blocking(move || w2.index.pending_texts())
+                .await
+                .map_err(join_err)?
+                .map_err(search_err)?;
+            let pending = pending.iter().filter_map(|id| id.parse().ok()).collect();
+            drop(open);
+            self.read_texts_later(state, ws, w, pending);
+        }
         Ok(w)
+    }
+
+    /// Reads the text of `files` (formats read by the helper process) one at a time in the
+    /// background, and indexes each with it; a catch-up indexes them by name at once, so that
+    /// a slow or hostile PDF never holds up the index. Returns when all are scheduled.
+    fn read_texts_later(
+        &self,
+        state: &AppState,
+        ws: WorkspaceId,
+        w: &Arc<WsIndex>,
+        files: Vec<RecordId>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        files
+            .into_iter()
+            .map(|id| {
+                let (state, w, helpers) = (state.clone(), w.clone(), self.helpers.clone());
+                tokio::spawn(async move {
+                    let Ok(_permit) = helpers.acquire_owned().await else {
+                        return;
+                    };
+                    if let Err(e) = index_file_text(&state, ws, &w, id).await {
+                        tracing::warn!(workspace = %ws, file = %id, error = %e.message, "indexing a file's text failed; it stays findable by name");
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Brings the workspace's index up to the end of its change feed. A no-op when another
     /// process owns the index.
     pub async fn sync(&self, state: &AppState, ws: WorkspaceId) -> ApiResult<()> {
         if let Some(w) = self.get(state, ws).await? {
-            catch_up(state, ws, &w, |_| {}).await?;
+            let files = catch_up(state, ws, &w, |_| {}).await?;
+            self.read_texts_later(state, ws, &w, files);
         }
         Ok(())
     }
@@ -153,7 +195,11 @@ impl Search {
             .await
             .map_err(join_err)?
             .map_err(search_err)?;
-        catch_up(state, ws, &w, progress).await?;
+        let files = catch_up(state, ws, &w, progress).await?;
+        // A rebuild (`meshwork reindex`) ends when every file's text is in.
+        for h in self.read_texts_later(state, ws, &w, files) {
+            let _ = h.await;
+        }
         Ok(w.index.len())
     }
 
@@ -216,7 +262,8 @@ impl Search {
                 "the search index is in use by another meshwork process; search through the server",
             )
         })?;
-        catch_up(state, ws, &w, |_| {}).await?;
+        let files = catch_up(state, ws, &w, |_| {}).await?;
+        self.read_texts_later(state, ws, &w, files);
         let access = self.access(state, ws, actor, role).await?;
         let me = match actor {
             Actor::User { id, .. } => Some(id.to_string()),
@@ -248,7 +295,8 @@ impl Search {
                 "the search index is in use by another meshwork process; list through the server",
             )
         })?;
-        catch_up(state, ws, &w, |_| {}).await?;
+        let files = catch_up(state, ws, &w, |_| {}).await?;
+        self.read_texts_later(state, ws, &w, files);
         let access = match role.allows(Permission::CrmRead) {
             true => Access::new([CRM.to_string()]),
             false => Access::new(Vec::<String>::new()),
@@ -271,7 +319,8 @@ impl Search {
         let w = self.get(state, ws).await?.ok_or_else(|| {
             ApiError::internal("the search index is in use by another meshwork process")
         })?;
-        catch_up(state, ws, &w, |_| {}).await?;
+        let files = catch_up(state, ws, &w, |_| {}).await?;
+        self.read_texts_later(state, ws, &w, files);
         let access = Access::new([CRM.to_string()]);
         let (ids, _) = tokio::task::spawn_blocking(move || {
             w.index
@@ -340,7 +389,7 @@ async fn catch_up(
     ws: WorkspaceId,
     w: &Arc<WsIndex>,
     progress: impl Fn(i64),
-) -> ApiResult<()> {
+) -> ApiResult<Vec<RecordId>> {
     const COMMIT_EVERY: usize = 100_000;
     let mut indexing = w.catch_up.lock().await;
     if let Some(h) = indexing.take() {
@@ -350,11 +399,16 @@ async fn catch_up(
     }
     let mut after = w.index.applied_seq();
     let mut uncommitted = 0usize;
+    let mut files = Vec::new();
     loop {
         let changes = state.store.changes_since(ws, after, PAGE).await?;
         let ops = match changes.is_empty() {
             true => Vec::new(),
-            false => index_ops(state, ws, &changes).await?,
+            false => {
+                let (ops, pending) = index_ops(state, ws, &changes).await?;
+                files.extend(pending);
+                ops
+            }
         };
         if let Some(h) = indexing.take() {
             let reached = h.await.map_err(join_err)?.map_err(search_err)?;
@@ -393,14 +447,16 @@ async fn catch_up(
             .map_err(join_err)?
             .map_err(search_err)?;
     }
-    Ok(())
+    Ok(files)
 }
 
+/// The index operations for a page of the feed, and the files among them whose text the helper
+/// process reads later ([`Search::read_texts_later`]); those are indexed by name for now.
 async fn index_ops(
     state: &AppState,
     ws: WorkspaceId,
     changes: &[ChangeRow],
-) -> ApiResult<Vec<IndexOp>> {
+) -> ApiResult<(Vec<IndexOp>, Vec<RecordId>)> {
     let mut records: BTreeSet<RecordId> = BTreeSet::new();
     let mut documents: BTreeSet<String> = BTreeSet::new();
     for c in changes {
@@ -413,6 +469,7 @@ async fn index_ops(
         }
     }
     let mut ops = Vec::new();
+    let mut pending = Vec::new();
     if !records.is_empty() {
         let ids: Vec<RecordId> = records.iter().copied().collect();
         let rows = state.store.crm_records(ws, &ids).await?;
@@ -431,7 +488,15 @@ async fn index_ops(
             };
             let mut d = record_doc(row, kind, doc, &pipelines);
             if kind == Kind::File {
-                d.body.push_str(&file_text(&crm, row.id, doc).await?);
+                match file_format(doc) {
+                    // Read later (a file without content yet is then indexed as it is).
+                    Some(f) if f.needs_sandbox() => {
+                        d.text_pending = true;
+                        pending.push(row.id);
+                    }
+                    Some(f) => d.body.push_str(&file_text(&crm, row.id, f).await?),
+                    None => {}
+                }
             }
             ops.push(IndexOp::Upsert(Box::new(d)));
         }
@@ -462,7 +527,50 @@ async fn index_ops(
             ops.push(IndexOp::Delete(id.clone()));
         }
     }
-    Ok(ops)
+    Ok((ops, pending))
+}
+
+/// Reads a file's text with the helper process and indexes the file with it, unless the file
+/// changed or went meanwhile (its next catch-up then schedules it again). The helper runs
+/// outside the catch-up lock; the index write is ordered with catch-ups by taking it.
+async fn index_file_text(
+    state: &AppState,
+    ws: WorkspaceId,
+    w: &Arc<WsIndex>,
+    id: RecordId,
+) -> ApiResult<()> {
+    let crm = Crm::new(state, ws)?;
+    let Some(row) = state.store.crm_records(ws, &[id]).await?.into_iter().next() else {
+        return Ok(());
+    };
+    let doc = crm.open_doc(&row)?;
+    let Some(format) = file_format(&doc) else {
+        return Ok(());
+    };
+    let text = file_text(&crm, id, format).await?;
+    let mut indexing = w.catch_up.lock().await;
+    if let Some(h) = indexing.take() {
+        let _ = h.await;
+    }
+    let now = state.store.crm_records(ws, &[id]).await?.into_iter().next();
+    if now.as_ref().is_none_or(|n| n.version != row.version) {
+        return Ok(());
+    }
+    let mut d = record_doc(&row, Kind::File, &doc, &BTreeMap::new());
+    d.body.push_str(&text);
+    let w2 = w.clone();
+    tokio::task::spawn_blocking(move || {
+        w2.index.add(&[IndexOp::Upsert(Box::new(d))])?;
+        w2.index.commit_at(w2.index.applied_seq())
+    })
+    .await
+    .map_err(join_err)?
+    .map_err(search_err)
+}
+
+/// The format of an uploaded file that `meshwork-extract` reads, by its name or content type.
+fn file_format(doc: &Doc) -> Option<meshwork_extract::Format> {
+    meshwork_extract::Format::detect(&text(doc.get("name")), &text(doc.get("content_type")))
 }
 
 /// The pipelines of the deals in `docs` (id → document), from the batch or the store.
@@ -653,6 +761,7 @@ pub fn record_doc(
                 }
             }
         }
+        d.pipeline_id = Some(pipeline.clone());
         d.stage_id = Some(stage.clone());
         d.stage.push(stage);
         d.stage.push(state.to_string());
@@ -662,13 +771,13 @@ pub fn record_doc(
     d
 }
 
-/// The text of an uploaded plain-text file (up to 1 MiB of it), for full-text search.
-async fn file_text(crm: &Crm<'_>, id: RecordId, doc: &Doc) -> ApiResult<String> {
-    let content_type = text(doc.get("content_type"));
-    let name = text(doc.get("name"));
-    let Some(format) = meshwork_extract::Format::detect(&name, &content_type) else {
-        return Ok(String::new());
-    };
+/// The text of an uploaded file in `format` (up to 1 MiB of it), for full-text search; empty
+/// (and logged) when it cannot be read.
+async fn file_text(
+    crm: &Crm<'_>,
+    id: RecordId,
+    format: meshwork_extract::Format,
+) -> ApiResult<String> {
     let Some(sealed) = crm.state.store.crm_blob(crm.ws, id).await? else {
         return Ok(String::new());
     };

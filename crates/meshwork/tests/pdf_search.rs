@@ -1,7 +1,7 @@
-//! PDFs are found by the words inside them: a real `meshwork serve` hands each uploaded PDF to
-//! its helper process (`meshwork extract-text`), which reads it under capped memory and CPU
-//! time. A file the helper cannot read, or that would hang it, is still found by its name, and
-//! the server goes on answering. On SQLite and on PostgreSQL.
+//! PDFs are found by the words inside them: a real `meshwork serve` indexes an uploaded PDF by
+//! its name at once and hands it to its helper process (`meshwork extract-text`), which reads it
+//! in the background under capped memory and CPU time. A file the helper cannot read is still
+//! found by its name, and the server goes on answering. On SQLite and on PostgreSQL.
 
 use meshwork_testkit::{TestBackend, TestDatabase};
 use serde_json::{json, Value};
@@ -194,6 +194,16 @@ async fn pdfs_are_found_by_their_words(backend: TestBackend) {
     let broken = s
         .upload(&ws, "Broken.pdf", b"%PDF-1.7 and then nothing".to_vec())
         .await;
+    // Found by name at once; by its words once the helper has read it, in the background.
+    assert_eq!(s.hits(&ws, "survey").await, vec![paper.clone()]);
+    let started = Instant::now();
+    while s.hits(&ws, "heliosphere").await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the PDF's text was never indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(s.hits(&ws, "heliosphere").await, vec![paper.clone()]);
     assert_eq!(s.hits(&ws, "boundary surv").await, vec![paper.clone()]);
     assert_eq!(s.hits(&ws, "broken").await, vec![broken]);

@@ -46,7 +46,8 @@ pub struct MergeInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkUpdateInput {
-    /// Which records: `{field: value}` terms that must all match, and `q` for free text.
+    /// Which records, as a list selects them: `{field: value}` terms that must all match, and
+    /// `q` for search-box text.
     #[schema(value_type = Object)]
     pub filter: HashMap<String, String>,
     /// The fields to set on each (as in an update).
@@ -97,6 +98,20 @@ fn filter_of(kind: Kind, params: &HashMap<String, String>, reserved: &[&str]) ->
     )?)
 }
 
+/// The search-box text `q` of a list or bulk filter, parsed as the search box parses it.
+fn text_of(params: &HashMap<String, String>) -> ApiResult<Option<meshwork_search::ParsedQuery>> {
+    let Some(q) = params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    meshwork_search::query::parse(q).map(Some).map_err(|e| {
+        let mut err = ApiError::new(ErrorCode::InvalidQuery, format!("`q`: {e}"));
+        if let Some(s) = e.subject() {
+            err = err.with("subject", serde_json::Value::String(s.to_string()));
+        }
+        err
+    })
+}
+
 pub async fn list_records(
     state: &AppState,
     auth: &Authorized<perm::CrmRead>,
@@ -128,16 +143,7 @@ pub async fn list_records(
                 .map_err(|_| invalid("linked_to", "must be a record id"))
         })
         .transpose()?;
-    let text = match params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty()) {
-        Some(q) => Some(meshwork_search::query::parse(q).map_err(|e| {
-            let mut err = ApiError::new(ErrorCode::InvalidQuery, format!("`q`: {e}"));
-            if let Some(s) = e.subject() {
-                err = err.with("subject", serde_json::Value::String(s.to_string()));
-            }
-            err
-        })?),
-        None => None,
-    };
+    let text = text_of(&params)?;
     let filter = filter_of(kind, &params, &["limit", "cursor", "linked_to", "sort"])?;
     let list = RecordList {
         kind,
@@ -266,8 +272,9 @@ pub async fn bulk_update<P>(
     input: BulkUpdateInput,
 ) -> ApiResult<Json<BulkResult>> {
     let filter = filter_of(kind, &input.filter, &[])?;
+    let text = text_of(&input.filter)?;
     let affected = Crm::new(state, auth.workspace)?
-        .bulk_update(kind, &filter, &input.set)
+        .bulk_update(auth.role, kind, &filter, text, &input.set)
         .await?;
     audit::workspace_event(state, client, "crm.bulk_updated", auth, None, json!({"type": kind.as_str(), "affected": affected, "fields": input.set.keys().collect::<Vec<_>>()})).await?;
     Ok(Json(BulkResult { affected }))
@@ -287,8 +294,9 @@ pub async fn bulk_delete<P>(
         ));
     }
     let filter = filter_of(kind, &input.filter, &[])?;
+    let text = text_of(&input.filter)?;
     let affected = Crm::new(state, auth.workspace)?
-        .bulk_delete(kind, &filter)
+        .bulk_delete(auth.role, kind, &filter, text)
         .await?;
     audit::workspace_event(
         state,

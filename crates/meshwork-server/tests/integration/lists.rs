@@ -114,11 +114,12 @@ async fn list_views_filter_sort_page_count_and_total_deals_by_stage(s: &mut Test
 
     // Stage totals: every match, per stage and currency, exact to the cent.
     let expect = |deals: &[Value]| {
-        let mut m: BTreeMap<(String, String), (u64, i64)> = BTreeMap::new();
+        let mut m: BTreeMap<(String, String, String), (u64, i64)> = BTreeMap::new();
         for d in deals {
             let f = &d["fields"];
             let e = m
                 .entry((
+                    f["pipeline"].as_str().unwrap().to_string(),
                     f["stage"].as_str().unwrap().to_string(),
                     f["currency"].as_str().unwrap().to_string(),
                 ))
@@ -136,6 +137,7 @@ async fn list_views_filter_sort_page_count_and_total_deals_by_stage(s: &mut Test
             .map(|t| {
                 (
                     (
+                        t["pipeline"].as_str().unwrap().to_string(),
                         t["stage"].as_str().unwrap().to_string(),
                         t["currency"].as_str().unwrap().to_string(),
                     ),
@@ -168,12 +170,55 @@ async fn list_views_filter_sort_page_count_and_total_deals_by_stage(s: &mut Test
     now[2] = changed;
     assert_eq!(totals(&after), expect(&now));
 
+    // Stage ids repeat across pipelines (they are slugs of the stage names): totals keep the
+    // pipelines apart.
+    let p2 = pipeline(&c).await;
+    let other = c
+        .create(
+            "deals",
+            json!({"name": "Renewal", "amount": "1.00", "currency": "EUR", "pipeline": p2, "stage": stages[0]}),
+        )
+        .await;
+    let (_, with_other) = c.get("deals?limit=1").await;
+    let mut both = now.clone();
+    both.push(other.clone());
+    assert_eq!(totals(&with_other), expect(&both));
+    assert!(totals(&with_other).contains_key(&(p2.clone(), stages[0].clone(), "EUR".to_string())));
+    assert_eq!(
+        c.delete(&format!("deals/{}", other["id"].as_str().unwrap()))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+
     // Search-box text narrows a list; contacts have no stage totals.
     let (_, found) = c.get("deals?q=%22deal%2007%22").await;
     assert_eq!(ids(&found), vec![all[4].clone()]);
     let (_, contacts) = c.get("contacts").await;
     assert_eq!(contacts["total"], 0);
     assert!(contacts.get("stage_totals").is_none(), "{contacts}");
+
+    // Bulk changes act on the set the list shows, `q` included.
+    let (status, r) = c
+        .post(
+            "deals/bulk-update",
+            json!({"filter": {"tags": "hot"}, "set": {"tags": ["hot", "q4"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["affected"], 5);
+    let (_, q4) = c.get("deals?tags=q4").await;
+    assert_eq!(q4["total"], 5);
+    let (status, r) = c
+        .post(
+            "deals/bulk-delete",
+            json!({"filter": {"q": "\"deal 07\""}, "confirm": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["affected"], 1);
+    let (_, left) = c.get("deals").await;
+    assert_eq!(left["total"], 10);
+    assert!(!ids(&left).contains(&all[4]));
 
     // Links: the contacts of a company, from the store's links.
     let co = c.create("companies", json!({"name": "Acme"})).await;

@@ -30,7 +30,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .lock()
         .read_to_end(&mut bytes)
         .context("reading the file from stdin")?;
-    let text = meshwork_extract::extract(format, &bytes)?;
+    let text = match meshwork_extract::extract(format, &bytes) {
+        Ok(t) => t,
+        // The reason alone, on one line: the server names the format around it.
+        Err(meshwork_extract::ExtractError::Malformed { reason, .. }) => {
+            eprintln!("{reason}");
+            std::process::exit(2);
+        }
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
