@@ -4,7 +4,9 @@
 mod commands;
 
 /// mimalloc instead of the system allocator: an import spent a third of its main thread in
-/// glibc's malloc and free (many small strings and JSON values, freed on other threads).
+/// glibc's malloc and free (many small strings and JSON values, freed on other threads). Its
+/// `override` feature makes it the C allocator too, so SQLite's writer thread, the import's
+/// bottleneck, stops paying for glibc's malloc as well (BENCHMARKS.md, "CRM import").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
