@@ -88,6 +88,18 @@ pub struct StageTotalView {
     pub amount: String,
 }
 
+/// A filter's field terms as the index's clauses (`meshwork-search` knows no CRM types).
+fn index_clauses(filter: &Filter) -> Vec<meshwork_search::FieldClause> {
+    filter
+        .clauses()
+        .into_iter()
+        .map(|c| meshwork_search::FieldClause {
+            term: c.term,
+            or_absent: c.or_absent,
+        })
+        .collect()
+}
+
 /// A list request, checked at the edge.
 #[derive(Debug, Clone)]
 pub struct RecordList {
@@ -675,15 +687,7 @@ impl<'a> Crm<'a> {
         };
         let query = meshwork_search::ListQuery {
             kind: list.kind.as_str().to_string(),
-            clauses: list
-                .filter
-                .clauses()
-                .into_iter()
-                .map(|c| meshwork_search::FieldClause {
-                    term: c.term,
-                    or_absent: c.or_absent,
-                })
-                .collect(),
+            clauses: index_clauses(&list.filter),
             text: list.text,
             ids,
             sort: list.sort,
@@ -879,14 +883,7 @@ impl<'a> Crm<'a> {
         loop {
             let query = meshwork_search::ListQuery {
                 kind: kind.as_str().to_string(),
-                clauses: filter
-                    .clauses()
-                    .into_iter()
-                    .map(|c| meshwork_search::FieldClause {
-                        term: c.term,
-                        or_absent: c.or_absent,
-                    })
-                    .collect(),
+                clauses: index_clauses(filter),
                 text: text.clone(),
                 ids: None,
                 sort: meshwork_search::SortOrder::default(),

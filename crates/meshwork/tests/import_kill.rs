@@ -3,80 +3,26 @@
 //! lost row. Real processes: `meshwork serve` to set up, `meshwork dev generate` for the file,
 //! `meshwork import` killed and rerun; on SQLite and on PostgreSQL.
 
+mod common;
+
+use common::{meshwork, store_args};
 use meshwork_testkit::{TestBackend, TestDatabase};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn meshwork() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_meshwork"));
-    c.env_remove("MESHWORK_CONFIG").env("MESHWORK_LOG", "warn");
-    c
-}
-
-/// `--data-dir` and, for PostgreSQL, `--database-url`.
-fn store_args(db: &TestDatabase) -> Vec<String> {
-    let mut args = vec![
-        "--data-dir".to_string(),
-        db.dir.path().display().to_string(),
-    ];
-    if let Some(url) = &db.url {
-        args.push("--database-url".into());
-        args.push(url.clone());
-    }
-    args
-}
-
 /// Starts `meshwork serve`, signs up, creates two workspaces, stops the server (SIGTERM).
 async fn two_workspaces(db: &TestDatabase) -> (String, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = meshwork()
-        .arg("serve")
-        .args(store_args(db))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let r = http
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"name": "Ada Lovelace", "email": "ada@import.test", "password": "correct horse battery staple", "company": "Analytical Engines", "job_title": "Founder", "confirm_age_16_or_over": true}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "signup: {}", r.status());
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut server, base) = common::serve(db, &http).await;
+    let session = common::signup(&http, &base, "ada@import.test").await;
     let mut ids = Vec::new();
     for name in ["Killed", "Straight"] {
         let r = http
             .post(format!("{base}/api/v1/workspaces"))
-            .header("x-csrf-token", &csrf)
-            .header("cookie", &cookie)
+            .header("x-csrf-token", &session.csrf)
+            .header("cookie", &session.cookie)
             .json(&json!({ "name": name }))
             .send()
             .await

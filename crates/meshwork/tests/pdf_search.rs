@@ -3,17 +3,14 @@
 //! in the background under capped memory and CPU time. A file the helper cannot read is still
 //! found by its name, and the server goes on answering. On SQLite and on PostgreSQL.
 
+mod common;
+
+use common::meshwork;
 use meshwork_testkit::{TestBackend, TestDatabase};
 use serde_json::{json, Value};
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn meshwork() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_meshwork"));
-    c.env_remove("MESHWORK_CONFIG").env("MESHWORK_LOG", "warn");
-    c
-}
 
 #[test]
 fn the_helper_reads_a_pdf_from_stdin_and_refuses_what_is_not_one() {
@@ -51,49 +48,9 @@ struct Server {
 
 impl Server {
     async fn start(db: &TestDatabase) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cmd = meshwork();
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(db.dir.path())
-            .args(["--listen", &format!("127.0.0.1:{port}")]);
-        if let Some(url) = &db.url {
-            cmd.args(["--database-url", url]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let started = Instant::now();
-        while http.get(format!("{base}/healthz")).send().await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "no server");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let r = http
-            .post(format!("{base}/api/v1/auth/signup"))
-            .json(&json!({"name": "Ada Lovelace", "email": "ada@pdf.test", "password": "correct horse battery staple", "company": "Analytical Engines", "job_title": "Founder", "confirm_age_16_or_over": true}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "signup: {}", r.status());
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let (child, base) = common::serve(db, &http).await;
+        let common::Session { cookie, csrf } = common::signup(&http, &base, "ada@pdf.test").await;
         Server {
             child,
             base,

@@ -1,0 +1,84 @@
+//! What the binary's end-to-end tests share: the `meshwork` command, a real `meshwork serve` on
+//! a free loopback port, and a signed-up account's session.
+
+#![allow(dead_code)]
+
+use meshwork_testkit::TestDatabase;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test, with no configuration file and quiet logs.
+pub fn meshwork() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_meshwork"));
+    c.env_remove("MESHWORK_CONFIG").env("MESHWORK_LOG", "warn");
+    c
+}
+
+/// `--data-dir` and, for PostgreSQL, `--database-url`.
+pub fn store_args(db: &TestDatabase) -> Vec<String> {
+    let mut args = vec![
+        "--data-dir".to_string(),
+        db.dir.path().display().to_string(),
+    ];
+    if let Some(url) = &db.url {
+        args.push("--database-url".into());
+        args.push(url.clone());
+    }
+    args
+}
+
+/// `meshwork serve` on `db`, answering `/healthz`; returns the process and its base URL.
+pub async fn serve(db: &TestDatabase, http: &reqwest::Client) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = meshwork()
+        .arg("serve")
+        .args(store_args(db))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+/// A session: the cookie and the CSRF token of a fresh account signed up as `email`.
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+pub async fn signup(http: &reqwest::Client, base: &str, email: &str) -> Session {
+    let r = http
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"name": "Ada Lovelace", "email": email, "password": "correct horse battery staple", "company": "Analytical Engines", "job_title": "Founder", "confirm_age_16_or_over": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "signup: {}", r.status());
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Session { cookie, csrf }
+}
