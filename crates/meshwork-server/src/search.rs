@@ -159,6 +159,25 @@ impl Search {
             .collect()
     }
 
+    /// The workspace's index caught up with the end of its change feed (files whose text the
+    /// helper reads are scheduled); an error when another process holds it, saying what to do
+    /// `instead`.
+    async fn current(
+        &self,
+        state: &AppState,
+        ws: WorkspaceId,
+        instead: &str,
+    ) -> ApiResult<Arc<WsIndex>> {
+        let w = self.get(state, ws).await?.ok_or_else(|| {
+            ApiError::internal(format!(
+                "the search index is in use by another meshwork process; {instead}"
+            ))
+        })?;
+        let files = catch_up(state, ws, &w, |_| {}).await?;
+        self.read_texts_later(state, ws, &w, files);
+        Ok(w)
+    }
+
     /// Brings the workspace's index up to the end of its change feed. A no-op when another
     /// process owns the index.
     pub async fn sync(&self, state: &AppState, ws: WorkspaceId) -> ApiResult<()> {
@@ -257,13 +276,7 @@ impl Search {
         limit: usize,
     ) -> ApiResult<SearchResults> {
         let parsed = meshwork_search::query::parse(q).map_err(|e| search_err(e.into()))?;
-        let w = self.get(state, ws).await?.ok_or_else(|| {
-            ApiError::internal(
-                "the search index is in use by another meshwork process; search through the server",
-            )
-        })?;
-        let files = catch_up(state, ws, &w, |_| {}).await?;
-        self.read_texts_later(state, ws, &w, files);
+        let w = self.current(state, ws, "search through the server").await?;
         let access = self.access(state, ws, actor, role).await?;
         let me = match actor {
             Actor::User { id, .. } => Some(id.to_string()),
@@ -290,13 +303,7 @@ impl Search {
         role: Role,
         query: meshwork_search::ListQuery,
     ) -> ApiResult<meshwork_search::ListPage> {
-        let w = self.get(state, ws).await?.ok_or_else(|| {
-            ApiError::internal(
-                "the search index is in use by another meshwork process; list through the server",
-            )
-        })?;
-        let files = catch_up(state, ws, &w, |_| {}).await?;
-        self.read_texts_later(state, ws, &w, files);
+        let w = self.current(state, ws, "list through the server").await?;
         let access = match role.allows(Permission::CrmRead) {
             true => Access::new([CRM.to_string()]),
             false => Access::new(Vec::<String>::new()),
@@ -316,11 +323,9 @@ impl Search {
         q: &str,
     ) -> ApiResult<Vec<String>> {
         let parsed = meshwork_search::query::parse(q).map_err(|e| search_err(e.into()))?;
-        let w = self.get(state, ws).await?.ok_or_else(|| {
-            ApiError::internal("the search index is in use by another meshwork process")
-        })?;
-        let files = catch_up(state, ws, &w, |_| {}).await?;
-        self.read_texts_later(state, ws, &w, files);
+        let w = self
+            .current(state, ws, "evaluate populations through the server")
+            .await?;
         let access = Access::new([CRM.to_string()]);
         let (ids, _) = tokio::task::spawn_blocking(move || {
             w.index
