@@ -23,11 +23,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Rows per transaction.
-const BATCH: usize = 4000;
-/// Batches between two catch-ups of the search index while an import runs.
-const INDEX_EVERY: u64 = 16;
+/// Rows in an import's first transaction; each next one holds as many rows as the file's rows
+/// before it, up to [`MAX_BATCH`]. The first batches land (and show progress) soon; the later
+/// ones are large because each transaction rewrites every page of the dedup keys' index it
+/// touches, and those keys are HMACs at random places: four times the rows touch about two and
+/// a half times the pages. The sizes follow from the place in the file, so a resumed import
+/// cuts its batches where an uninterrupted one does (a row repeating an earlier one of its own
+/// batch counts as a duplicate in the file, of an earlier batch as an update).
+const FIRST_BATCH: usize = 4000;
+/// Rows per transaction once an import has ramped up.
+const MAX_BATCH: usize = 16_000;
+/// Rows between two catch-ups of the search index while an import runs.
+const INDEX_EVERY: u64 = 64_000;
 /// Rejected rows remembered with their reason (beyond this only counted).
 const MAX_REMEMBERED_ERRORS: usize = 100_000;
 
@@ -512,6 +521,10 @@ pub async fn run(
     tick: &(dyn Fn(&Progress) + Sync),
 ) -> anyhow::Result<Summary> {
     let crm = Crm::new(state, ws).map_err(|e| anyhow::anyhow!(e.message))?;
+    // Held by this run and by its write in flight: a run of this job stopped part-way (its
+    // task cancelled) may still be committing its last batch, and this run reads the job's
+    // cursor only once that write has landed or failed.
+    let held = Arc::new(state.job_locks.of(job_id).lock_owned().await);
     let (job, spec, mut progress) = job_state(state, ws, job_id)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -569,6 +582,8 @@ pub async fn run(
     // searchable when it returns.
     let mut indexing: Option<tokio::task::JoinHandle<()>> = None;
     let mut batches = 0u64;
+    // Rows read since the last catch-up of the index was started.
+    let mut unindexed = 0u64;
     // One batch is written while the next is prepared.
     let mut inflight = Inflight::default();
     // The progress as of the batch being written, reported to `tick` once it is committed.
@@ -582,7 +597,10 @@ pub async fn run(
     );
     loop {
         let t = std::time::Instant::now();
-        let mut batch = Vec::with_capacity(BATCH);
+        let size = usize::try_from(cursor)
+            .unwrap_or(MAX_BATCH)
+            .clamp(FIRST_BATCH, MAX_BATCH);
+        let mut batch = Vec::with_capacity(size);
         let mut fatal = None;
         for item in rows.by_ref() {
             let n = match &item {
@@ -599,7 +617,7 @@ pub async fn run(
                 continue;
             }
             batch.push(item);
-            if batch.len() == BATCH {
+            if batch.len() == size {
                 break;
             }
         }
@@ -664,10 +682,11 @@ pub async fn run(
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
         }
-        // Every INDEX_EVERY batches: each catch-up commits a segment, and small segments
-        // cost more in merging than they save.
-        if batches.is_multiple_of(INDEX_EVERY) && indexing.as_ref().is_none_or(|h| h.is_finished())
-        {
+        // Every INDEX_EVERY rows: each catch-up commits a segment, and small segments cost
+        // more in merging than they save.
+        unindexed += size as u64;
+        if unindexed >= INDEX_EVERY && indexing.as_ref().is_none_or(|h| h.is_finished()) {
+            unindexed = 0;
             let st = state.clone();
             indexing = Some(tokio::spawn(async move {
                 st.search.sync_after_write(&st, ws).await;
@@ -676,7 +695,7 @@ pub async fn run(
         if let Some(p) = written.take() {
             tick(&p);
         }
-        inflight.start(state, ws, ops);
+        inflight.start(state, ws, ops, held.clone());
         written = Some(progress.clone());
         if let Some(f) = fatal {
             inflight.finish().await.map_err(api)?;
@@ -798,50 +817,79 @@ struct Inflight {
     write: Option<tokio::task::JoinHandle<ApiResult<()>>>,
     /// The dedup keys the write stores, and their record.
     keys: HashMap<(String, Hash32), RecordId>,
-    /// The records the write stores, as they will be once it is committed.
-    records: HashMap<RecordId, RecordRow>,
-}
-
-impl Drop for Inflight {
-    fn drop(&mut self) {
-        if let Some(h) = self.write.take() {
-            h.abort();
-        }
-    }
+    /// The batch being written, shared with the write task.
+    batch: Option<Arc<CrmBatch>>,
+    /// The records the write stores (as they will be once it is committed), by their place
+    /// in `batch`.
+    records: HashMap<RecordId, usize>,
 }
 
 impl Inflight {
-    fn start(&mut self, state: &AppState, ws: WorkspaceId, ops: Vec<CrmOp>) {
+    /// Starts writing `ops`. The write holds `held` (the job's lock) until it has committed or
+    /// failed, and runs to its end even when the import is cancelled: it is one transaction,
+    /// and a resumed import starts after it.
+    fn start(&mut self, state: &AppState, ws: WorkspaceId, ops: Vec<CrmOp>, held: Held) {
         debug_assert!(self.write.is_none());
         self.keys.clear();
         self.records.clear();
-        for op in &ops {
+        for (i, op) in ops.iter().enumerate() {
             if let CrmOp::Put { record, keys, .. } = op {
                 self.keys
                     .extend(keys.iter().map(|k| ((k.kind.clone(), k.index), record.id)));
-                self.records.insert(record.id, record.clone());
+                self.records.insert(record.id, i);
             }
         }
+        let batch = Arc::new(CrmBatch { ops });
+        self.batch = Some(batch.clone());
         let state = state.clone();
         self.write = Some(tokio::spawn(async move {
             let crm = Crm::new(&state, ws)?;
-            crm.apply_unindexed(&CrmBatch { ops }, now_millis()).await
+            let done = crm.apply_unindexed(&batch, now_millis()).await;
+            drop(held);
+            done
         }));
+    }
+
+    /// A record the write stores, as it will be once committed.
+    fn record(&self, id: &RecordId) -> Option<&RecordRow> {
+        let i = *self.records.get(id)?;
+        match &self.batch.as_ref()?.ops[i] {
+            CrmOp::Put { record, .. } => Some(record),
+            _ => None,
+        }
     }
 
     /// Waits for the write to be committed (or to fail).
     ///
-    /// Dropped unfinished (the import itself cancelled), the write is aborted: its transaction
-    /// rolls back, or has committed with its cursor, and a resumed import starts after it.
+    /// Dropped unfinished (the import itself cancelled), the write goes on to its end, and the
+    /// job's lock with it: its transaction commits with its cursor (or fails whole), and a
+    /// resumed import, which takes the lock first, starts after it.
     async fn finish(&mut self) -> ApiResult<()> {
         self.keys.clear();
         self.records.clear();
+        self.batch = None;
         match self.write.take() {
             Some(h) => h
                 .await
                 .map_err(|e| ApiError::internal(format!("import write task: {e}")))?,
             None => Ok(()),
         }
+    }
+}
+
+/// The lock of a job, held by its run and by the run's write in flight.
+type Held = Arc<tokio::sync::OwnedMutexGuard<()>>;
+
+/// One lock per import job of this process (see [`crate::state::Inner::job_locks`]).
+#[derive(Debug, Default)]
+pub struct JobLocks(std::sync::Mutex<HashMap<JobId, Arc<tokio::sync::Mutex<()>>>>);
+
+impl JobLocks {
+    /// The lock of `job`. Locks no run holds are forgotten as others are asked for.
+    fn of(&self, job: JobId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(job).or_default().clone()
     }
 }
 
@@ -935,7 +983,7 @@ async fn prefetch(
                 let key = (key_kind.clone(), *i);
                 match inflight.keys.get(&key) {
                     Some(id) => {
-                        if let Some(row) = inflight.records.get(id) {
+                        if let Some(row) = inflight.record(id) {
                             from_inflight.insert(*id, row.clone());
                         }
                         known.insert(key, Some(*id));
@@ -1196,11 +1244,7 @@ async fn apply_batch(
             (None, Some(id)) => {
                 // Kept in `matched`: this row may still be rejected, and a later one match
                 // the same record.
-                let row = match matched
-                    .get(&id)
-                    .or_else(|| inflight.records.get(&id))
-                    .cloned()
-                {
+                let row = match matched.get(&id).or_else(|| inflight.record(&id)).cloned() {
                     Some(row) => row,
                     None => crm
                         .state
@@ -1214,13 +1258,18 @@ async fn apply_batch(
             }
             (None, None) => (RecordId::new(), None, None),
         };
-        let doc = match &base {
-            Some(b) => meshwork_crm::merge(kind, &validated.doc, b),
-            None => validated.doc.clone(),
-        };
-        let validated = match Validated::check(kind, &doc, &ctx.customs) {
-            Ok(v) => v,
-            Err(e) => {
+        // A new record's document is the row's, already checked.
+        let merged = base.as_ref().map(|b| {
+            Validated::check(
+                kind,
+                &meshwork_crm::merge(kind, &validated.doc, b),
+                &ctx.customs,
+            )
+        });
+        let validated = match merged {
+            None => validated,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
                 let f = &e.0[0];
                 reject(
                     progress,

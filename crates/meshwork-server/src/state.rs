@@ -32,6 +32,9 @@ pub struct Inner {
     pub search: crate::search::Search,
     /// Overlap with partner servers: the HTTPS client, served runs, run progress.
     pub remote: crate::remote::RemoteState,
+    /// One lock per import job running in this process: a job runs once at a time, and a
+    /// resumed run waits for the write its stopped run left in flight.
+    pub job_locks: crate::import::JobLocks,
 }
 
 impl std::fmt::Debug for AppState {
@@ -80,6 +83,7 @@ impl AppState {
                 )),
                 search: crate::search::Search::new(config.data_dir.join("search")),
                 remote: crate::remote::RemoteState::new(&config)?,
+                job_locks: Default::default(),
                 config,
                 dummy_password_hash,
             }),

@@ -45,7 +45,7 @@ async fn import_resumes_after_a_stop_without_duplicates_or_losses(s: &mut TestSe
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("contacts.csv");
     let mut bytes = Vec::new();
-    meshwork_crm_io::generate_hubspot_contacts(11, 9000, &mut bytes).unwrap();
+    meshwork_crm_io::generate_hubspot_contacts(11, 20_000, &mut bytes).unwrap();
     // Two bad rows: an invalid email, and a ragged row.
     let header_len = String::from_utf8_lossy(&bytes)
         .lines()
@@ -68,7 +68,9 @@ async fn import_resumes_after_a_stop_without_duplicates_or_losses(s: &mut TestSe
     let job = import::create_job(&state, ws_a, owner, &spec(&file, Mode::Upsert))
         .await
         .unwrap();
-    // Stop the first run after its first committed batch, as a kill would.
+    // Stop the first run after its first committed batch, as a kill would. The batch it was
+    // writing then still lands whole, and the resumed run waits for it before it reads the
+    // job's cursor (batches of 4,000 rows, 4,000 more, then 8,000).
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run_state = state.clone();
     let handle = tokio::spawn(async move {
@@ -83,7 +85,7 @@ async fn import_resumes_after_a_stop_without_duplicates_or_losses(s: &mut TestSe
     let (row, _, partial) = import::job_state(&state, ws_a, job).await.unwrap();
     assert_eq!(row.state, "running");
     assert!(
-        partial.rows >= 4000 && partial.rows < 9002,
+        partial.rows >= 4000 && partial.rows < 20_002,
         "stopped part-way: {partial:?}"
     );
     assert_eq!(
@@ -104,7 +106,7 @@ async fn import_resumes_after_a_stop_without_duplicates_or_losses(s: &mut TestSe
         resumed.progress, straight.progress,
         "same counters as an uninterrupted run"
     );
-    assert_eq!(straight.progress.rows, 9002);
+    assert_eq!(straight.progress.rows, 20_002);
     assert_eq!(straight.progress.rejected, 2);
     assert!(
         straight.progress.updated > 0,
@@ -119,7 +121,7 @@ async fn import_resumes_after_a_stop_without_duplicates_or_losses(s: &mut TestSe
     );
     // The rejected rows name their row and column, and are in the error CSV.
     let errs = &straight.progress.errors;
-    assert_eq!(errs[0].row, 9001);
+    assert_eq!(errs[0].row, 20_001);
     assert_eq!(errs[0].column.as_deref(), Some("Email"), "{errs:?}");
     assert!(errs[1].reason.contains("cells"), "{errs:?}");
     let csv = std::fs::read_to_string(straight.error_csv.unwrap()).unwrap();
