@@ -629,6 +629,7 @@ pub async fn run(
             }
             break;
         }
+        let read = batch.len() as u64;
         let last = batch
             .iter()
             .map(|i| match i {
@@ -684,7 +685,7 @@ pub async fn run(
         }
         // Every INDEX_EVERY rows: each catch-up commits a segment, and small segments cost
         // more in merging than they save.
-        unindexed += size as u64;
+        unindexed += read;
         if unindexed >= INDEX_EVERY && indexing.as_ref().is_none_or(|h| h.is_finished()) {
             unindexed = 0;
             let st = state.clone();
@@ -1568,6 +1569,10 @@ pub mod background {
     async fn fail(state: &AppState, ws: WorkspaceId, job: JobId, why: &str) -> ApiResult<()> {
         let crm = Crm::new(state, ws)?;
         let (row, _, mut progress) = job_state(state, ws, job).await?;
+        if row.state != "running" {
+            // Another run of the job ended it (done, failed or reverted): that outcome stays.
+            return Ok(());
+        }
         progress.errors.insert(
             0,
             RowProblem {
