@@ -57,8 +57,31 @@ fn run<M: PsiMode>(
     let mut responder = responder.respond().unwrap();
 
     assert!(!initiator.is_ready());
-    for chunk in scrambled(&[&own_points, responder.echo()], &mut rng) {
-        initiator.receive(&chunk).unwrap();
+    if seed.is_multiple_of(2) {
+        for chunk in scrambled(&[&own_points, responder.echo()], &mut rng) {
+            initiator.receive(&chunk).unwrap();
+        }
+    } else {
+        // The responder's points first, re-blinded before the echo arrives (as a server does
+        // while the responder computes its echo); resent chunks of them are then stale.
+        for chunk in scrambled(&[&own_points], &mut rng) {
+            initiator.receive(&chunk).unwrap();
+        }
+        initiator.reblind_peer().unwrap();
+        initiator.reblind_peer().unwrap();
+        assert!(!initiator.is_ready());
+        let mut late = scrambled(&[responder.echo()], &mut rng);
+        late.push(own_points.chunk(0).unwrap());
+        late.shuffle(&mut rng);
+        for chunk in late {
+            match initiator.receive(&chunk) {
+                Ok(_) => {}
+                Err(PsiError::StaleMessage {
+                    kind: MessageKind::ResponderBlinded,
+                }) => {}
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
     }
     assert!(initiator.is_ready());
     let (outcome_i, last) = initiator.finish().unwrap();
@@ -353,6 +376,44 @@ fn invalid_point_in_responder_set_is_named_at_the_initiator() {
             ..
         })
     ));
+}
+
+#[test]
+fn invalid_point_found_by_early_reblinding_aborts_the_run() {
+    let cfg = config(1, 3);
+    let (mut initiator, responder) = ready_responder(&cfg, &domains(0..6), &domains(0..6));
+    let own = responder.own_points().clone();
+    initiator.receive(&own.chunk(0).unwrap()).unwrap();
+    // Asked for before message 2 is complete: not ready, and the run is over.
+    assert_eq!(
+        initiator.reblind_peer(),
+        Err(PsiError::NotReady(MessageKind::ResponderBlinded))
+    );
+    assert_eq!(initiator.reblind_peer(), Err(PsiError::Aborted));
+
+    let (mut initiator, responder) = ready_responder(&cfg, &domains(0..6), &domains(0..6));
+    let own = responder.own_points().clone();
+    let responder = responder.respond().unwrap();
+    initiator.receive(&own.chunk(0).unwrap()).unwrap();
+    initiator
+        .receive(&tampered(&own, 1, |p| p[2] = [0xff; 32]))
+        .unwrap();
+    assert!(matches!(
+        initiator.reblind_peer(),
+        Err(PsiError::InvalidPoint {
+            kind: MessageKind::ResponderBlinded,
+            chunk_index: 1,
+            index: 2,
+            ..
+        })
+    ));
+    // Nothing more is accepted or computed in that run.
+    assert_eq!(
+        initiator.receive(&responder.echo().chunk(0).unwrap()),
+        Err(PsiError::Aborted)
+    );
+    assert!(!initiator.is_ready());
+    assert!(matches!(initiator.finish(), Err(PsiError::Aborted)));
 }
 
 #[test]

@@ -660,10 +660,30 @@ pub struct Initiator<M: PsiMode> {
     own: OwnSet,
     query: Outgoing,
     echo: Inbox,
-    peer: Inbox,
+    peer: Peer,
     config: PsiConfig,
     aborted: bool,
     _mode: PhantomData<M>,
+}
+
+/// The initiator's copy of message 2: collecting its chunks, then re-blinded under our secret.
+enum Peer {
+    Collecting(Inbox),
+    Reblinded {
+        /// The responder's points under both secrets, in the order they were sent.
+        points: Vec<[u8; 32]>,
+        set: Set32,
+        padded: usize,
+    },
+}
+
+impl Peer {
+    fn is_complete(&self) -> bool {
+        match self {
+            Peer::Collecting(inbox) => inbox.is_complete(),
+            Peer::Reblinded { .. } => true,
+        }
+    }
 }
 
 impl<M: PsiMode> fmt::Debug for Initiator<M> {
@@ -674,6 +694,10 @@ impl<M: PsiMode> fmt::Debug for Initiator<M> {
             .field("padded", &self.own.slots.len())
             .field("echo_complete", &self.echo.is_complete())
             .field("peer_complete", &self.peer.is_complete())
+            .field(
+                "peer_reblinded",
+                &matches!(self.peer, Peer::Reblinded { .. }),
+            )
             .field("aborted", &self.aborted)
             .finish()
     }
@@ -693,10 +717,10 @@ impl<M: PsiMode> Initiator<M> {
             own,
             query: outgoing::<M>(config, run_id, MessageKind::InitiatorBlinded, blinded),
             echo: Inbox::new(MessageKind::ResponderEcho, Expect::Exactly(padded)),
-            peer: Inbox::new(
+            peer: Peer::Collecting(Inbox::new(
                 MessageKind::ResponderBlinded,
                 Expect::AtMost(config.max_peer_points),
-            ),
+            )),
             config: config.clone(),
             aborted: false,
             _mode: PhantomData,
@@ -719,10 +743,14 @@ impl<M: PsiMode> Initiator<M> {
         let (echo, peer) = (&mut self.echo, &mut self.peer);
         guarded(&mut self.aborted, || {
             let msg = decode_for::<M>(run_id, chunk)?;
-            match msg.kind() {
-                MessageKind::ResponderEcho => echo.accept(msg),
-                MessageKind::ResponderBlinded => peer.accept(msg),
-                kind => Err(PsiError::UnexpectedMessage {
+            match (msg.kind(), peer) {
+                (MessageKind::ResponderEcho, _) => echo.accept(msg),
+                (MessageKind::ResponderBlinded, Peer::Collecting(inbox)) => inbox.accept(msg),
+                // A resent chunk of message 2 after it was re-blinded: nothing to do.
+                (MessageKind::ResponderBlinded, Peer::Reblinded { .. }) => {
+                    Err(PsiError::StaleMessage { kind: msg.kind() })
+                }
+                (kind, _) => Err(PsiError::UnexpectedMessage {
                     kind,
                     state: "the initiator receives only the responder's messages",
                 }),
@@ -735,38 +763,72 @@ impl<M: PsiMode> Initiator<M> {
         !self.aborted && self.echo.is_complete() && self.peer.is_complete()
     }
 
+    /// Re-blinds the responder's points (message 2, complete) under this side's secret,
+    /// checking each is a valid group element, before the echo (message 3) is in. The
+    /// responder computes the echo from message 1 meanwhile, so calling this while it does
+    /// overlaps the two sides' largest steps. [`Initiator::finish`] does it itself otherwise.
+    ///
+    /// Calling it again does nothing; an error (including [`PsiError::NotReady`]) ends the run.
+    pub fn reblind_peer(&mut self) -> Result<(), PsiError> {
+        let key = &self.key;
+        let peer = &mut self.peer;
+        guarded(&mut self.aborted, || {
+            let inbox = match peer {
+                Peer::Reblinded { .. } => return Ok(()),
+                Peer::Collecting(inbox) if !inbox.is_complete() => {
+                    return Err(PsiError::NotReady(MessageKind::ResponderBlinded))
+                }
+                Peer::Collecting(inbox) => std::mem::replace(
+                    inbox,
+                    Inbox::new(MessageKind::ResponderBlinded, Expect::AtMost(0)),
+                ),
+            };
+            let assembled = inbox
+                .assemble()
+                .ok_or(PsiError::NotReady(MessageKind::ResponderBlinded))?;
+            let padded = assembled.points.len();
+            let points = group::reblind_peer(
+                key,
+                MessageKind::ResponderBlinded,
+                &assembled.points,
+                &assembled.chunk_starts,
+            )?;
+            drop(assembled);
+            let set = Set32::from_values(points.iter());
+            *peer = Peer::Reblinded {
+                points,
+                set,
+                padded,
+            };
+            Ok(())
+        })
+    }
+
     /// Computes this side's outcome and message 4 (to send to the responder): re-blinds the
-    /// responder's points (checking each is a valid group element) and compares.
+    /// responder's points if [`Initiator::reblind_peer`] has not, and compares.
     ///
     /// Consumes the initiator: call it once [`Initiator::is_ready`] is true, as an error here
     /// (including [`PsiError::NotReady`]) ends the run.
-    pub fn finish(self) -> Result<(M::Outcome, Outgoing), PsiError> {
+    pub fn finish(mut self) -> Result<(M::Outcome, Outgoing), PsiError> {
         if self.aborted {
             return Err(PsiError::Aborted);
         }
         if !self.echo.is_complete() {
             return Err(PsiError::NotReady(MessageKind::ResponderEcho));
         }
-        if !self.peer.is_complete() {
+        self.reblind_peer()?;
+        let Peer::Reblinded {
+            points: theirs_ab,
+            set,
+            padded: peer_set_size_padded,
+        } = self.peer
+        else {
             return Err(PsiError::NotReady(MessageKind::ResponderBlinded));
-        }
-        let peer = self
-            .peer
-            .assemble()
-            .ok_or(PsiError::NotReady(MessageKind::ResponderBlinded))?;
+        };
         let echo = self
             .echo
             .assemble()
             .ok_or(PsiError::NotReady(MessageKind::ResponderEcho))?;
-        let peer_set_size_padded = peer.points.len();
-        let theirs_ab = group::reblind_peer(
-            &self.key,
-            MessageKind::ResponderBlinded,
-            &peer.points,
-            &peer.chunk_starts,
-        )?;
-        drop(peer);
-        let set = Set32::from_values(theirs_ab.iter());
         let outcome = self
             .own
             .conclude::<M>(&echo.points, &set, peer_set_size_padded);

@@ -580,11 +580,16 @@ async fn peer_session(
             .acquire()
             .await
             .map_err(ApiError::internal)?;
+        let started = std::time::Instant::now();
         let session = tokio::task::spawn_blocking(move || {
             Session::new(&remote::psi_config(), psi_run, full, &items)
         })
         .await
         .map_err(|e| ApiError::internal(format!("PSI task: {e}")))??;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "overlap session served: own set blinded"
+        );
         state.remote.served.with(run, &row.id, |r| {
             r.current = Some((n, key, Arc::new(tokio::sync::Mutex::new(session))));
             Ok(())
@@ -635,7 +640,12 @@ async fn peer_query_chunk(
             &mut *guard,
             Session::Failed("the echo is being computed".into()),
         );
+        let started = std::time::Instant::now();
         let done = tokio::task::spawn_blocking(move || taken.respond()).await;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "overlap session served: echo computed"
+        );
         *guard = match done {
             Ok(s) => s,
             Err(e) => Session::Failed(format!("the echo failed: {e}")),

@@ -822,11 +822,17 @@ async fn drive(state: &AppState, row: RemotePartnershipRow) -> ApiResult<bool> {
     let base = format!("/peer/v1/partnerships/{}/runs", link.partnership);
     let start = serde_json::json!({"run": hex::encode(run.as_bytes())});
     // This side's records load while the partner's server loads its own for the plan.
+    let started = std::time::Instant::now();
     let (elements, plan) = tokio::join!(
         record_elements(state, ws, &pops),
         call_json::<RunPlan>(state, Some(&row.id), &link, &base, &start,)
     );
     let (elements, plan) = (elements?, plan?);
+    tracing::debug!(
+        records = elements.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "overlap run: records loaded, the partner's plan in"
+    );
     if plan.populations.len() > MAX_POPULATIONS
         || !(1..=1000).contains(&plan.threshold)
         || plan.populations.iter().any(|q| q.level == ShareLevel::None)
@@ -850,6 +856,10 @@ async fn drive(state: &AppState, row: RemotePartnershipRow) -> ApiResult<bool> {
     )
     .await;
     let (matched, counts) = result?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "overlap run: sessions done"
+    );
     let view = build_view(
         &pops,
         &mine,
@@ -916,23 +926,19 @@ async fn sessions(
         let q = &plan.populations[s.q];
         let psi_run = RunId::random();
         let session_path = format!("{run_path}/sessions/{n}");
-        call_json::<serde_json::Value>(
-            state,
-            Some(&row.id),
-            link,
-            &session_path,
-            &serde_json::json!({
-                "psi_run": hex::encode(psi_run.as_bytes()),
-                "population": q.id,
-                "mode": if s.p.is_none() { "full" } else { "counts" },
-            }),
-        )
-        .await?;
+        let start = serde_json::json!({
+            "psi_run": hex::encode(psi_run.as_bytes()),
+            "population": q.id,
+            "mode": if s.p.is_none() { "full" } else { "counts" },
+        });
+        let open = Opening {
+            path: &session_path,
+            start: &start,
+            psi_run,
+        };
         match s.p {
             None => {
-                let outcome =
-                    session::<Full>(state, &row.id, link, &session_path, psi_run, all.clone())
-                        .await?;
+                let outcome = session::<Full>(state, &row.id, link, open, all.clone()).await?;
                 for i in outcome.shared {
                     matched[owner[i]] |= 1 << s.q;
                 }
@@ -943,15 +949,8 @@ async fn sessions(
                     .filter(|e| e.populations & (1 << p) != 0)
                     .flat_map(|e| e.identifiers.iter().cloned())
                     .collect();
-                let outcome = session::<CountsOnly>(
-                    state,
-                    &row.id,
-                    link,
-                    &session_path,
-                    psi_run,
-                    Arc::new(items),
-                )
-                .await?;
+                let outcome =
+                    session::<CountsOnly>(state, &row.id, link, open, Arc::new(items)).await?;
                 counts.insert((p, s.q), outcome.count as u64);
             }
         }
@@ -960,28 +959,56 @@ async fn sessions(
     Ok((matched, counts))
 }
 
+/// Where and how a session is opened on the partner's server.
+#[derive(Debug, Clone, Copy)]
+struct Opening<'a> {
+    path: &'a str,
+    start: &'a serde_json::Value,
+    psi_run: RunId,
+}
+
 /// One PSI session as the initiator: query out, the partner's points and echo in, the outcome.
 /// The protocol's last message is not sent: the partner learns nothing from the session.
 async fn session<M: PsiMode>(
     state: &AppState,
     run: &str,
     link: &PeerLink,
-    path: &str,
-    psi_run: RunId,
+    open: Opening<'_>,
     items: Arc<Vec<Identifier>>,
 ) -> ApiResult<M::Outcome>
 where
     Initiator<M>: Send,
 {
     let join = |e: tokio::task::JoinError| ApiError::internal(format!("PSI task: {e}"));
-    let mut init =
+    let (path, psi_run) = (open.path, open.psi_run);
+    // The partner blinds its set when the session opens; ours is blinded meanwhile.
+    let (opened, init) = tokio::join!(
+        call_json::<serde_json::Value>(state, Some(run), link, path, open.start),
         tokio::task::spawn_blocking(move || Initiator::<M>::new(&psi_config(), psi_run, &items))
-            .await
-            .map_err(join)?
-            .map_err(served::protocol_error)?;
-    for i in 0..init.query().total_chunks() {
-        let chunk = init.query().chunk(i).expect("chunk index in range");
-        call(
+    );
+    opened?;
+    let mut init = init.map_err(join)?.map_err(served::protocol_error)?;
+    let phase = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(
+            elapsed_ms = phase.elapsed().as_millis() as u64,
+            "overlap session: {what}"
+        )
+    };
+    lap("both sets blinded");
+    // The partner's points (message 2) first: it computed them when the session opened.
+    fetch(state, run, link, path, "points", &mut init).await?;
+    lap("the partner's points in");
+    // Re-blind them here while the partner computes its echo of our query, which it does on
+    // receiving the query's last chunk: the two sides' largest steps overlap.
+    let query = init.query().clone();
+    let mut reblinding = tokio::task::spawn_blocking(move || {
+        let result = init.reblind_peer();
+        (init, result)
+    });
+    for i in 0..query.total_chunks() {
+        let chunk = query.chunk(i).expect("chunk index in range");
+        let sent = call(
             state,
             Some(run),
             link,
@@ -990,31 +1017,54 @@ where
             chunk,
             "application/octet-stream",
         )
-        .await?;
-    }
-    for kind in ["points", "echo"] {
-        let (mut i, mut total) = (0u32, 1u32);
-        while i < total {
-            let bytes = call(
-                state,
-                Some(run),
-                link,
-                reqwest::Method::GET,
-                &format!("{path}/{kind}/{i}"),
-                Vec::new(),
-                "application/octet-stream",
-            )
-            .await?;
-            let receipt = init.receive(&bytes).map_err(served::protocol_error)?;
-            total = receipt.total_chunks;
-            i += 1;
+        .await;
+        if let Err(e) = sent {
+            // Let the re-blinding end before the error drops the run.
+            let _ = (&mut reblinding).await;
+            return Err(e);
         }
     }
+    drop(query);
+    lap("query sent, the partner's echo computed");
+    let (mut init, reblinded) = reblinding.await.map_err(join)?;
+    reblinded.map_err(served::protocol_error)?;
+    lap("the partner's points re-blinded");
+    fetch(state, run, link, path, "echo", &mut init).await?;
+    lap("the echo in");
     let (outcome, _last) = tokio::task::spawn_blocking(move || init.finish())
         .await
         .map_err(join)?
         .map_err(served::protocol_error)?;
+    lap("compared");
     Ok(outcome)
+}
+
+/// Fetches every chunk of the partner's `kind` message (`points` or `echo`) into `init`.
+async fn fetch<M: PsiMode>(
+    state: &AppState,
+    run: &str,
+    link: &PeerLink,
+    path: &str,
+    kind: &str,
+    init: &mut Initiator<M>,
+) -> ApiResult<()> {
+    let (mut i, mut total) = (0u32, 1u32);
+    while i < total {
+        let bytes = call(
+            state,
+            Some(run),
+            link,
+            reqwest::Method::GET,
+            &format!("{path}/{kind}/{i}"),
+            Vec::new(),
+            "application/octet-stream",
+        )
+        .await?;
+        let receipt = init.receive(&bytes).map_err(served::protocol_error)?;
+        total = receipt.total_chunks;
+        i += 1;
+    }
+    Ok(())
 }
 
 /// The requester's view from its sessions' outcomes: `matched[e]` holds the plan populations
@@ -1152,7 +1202,13 @@ pub async fn serve_run(
         .filter(|p| matches!(p.spec, PopulationSpec::Filter { .. }))
         .take(MAX_POPULATIONS)
         .collect();
+    let started = std::time::Instant::now();
     let elements = record_elements(state, ws, &pops).await?;
+    tracing::debug!(
+        records = elements.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "overlap run served: records loaded"
+    );
     let mut shared = Vec::new();
     let mut items = BTreeMap::new();
     for (bit, p) in pops.iter().enumerate() {
