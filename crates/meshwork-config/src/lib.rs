@@ -50,6 +50,10 @@ pub struct OverlapConfig {
     /// Whether partner servers may be at loopback, private or link-local addresses (off: an
     /// invitation cannot aim this server at its own network).
     pub allow_private_peers: bool,
+    /// Records whose overlap pseudonyms (what a same-server run compares) are kept in memory
+    /// between runs, over all workspaces, about 100 bytes each; 0 keeps none, so every run
+    /// reads and opens every record of its populations.
+    pub cache_records: usize,
 }
 
 impl Default for OverlapConfig {
@@ -59,6 +63,7 @@ impl Default for OverlapConfig {
             peer_runs_per_hour: 12,
             invitation_days: 7,
             allow_private_peers: false,
+            cache_records: 1 << 21,
         }
     }
 }
@@ -157,6 +162,10 @@ invitation_days = 7
 # Whether partner servers may be at loopback, private or link-local addresses. Off, an invitation
 # cannot aim this server at its own network; turn it on when both servers share a private one.
 allow_private_peers = false
+# Records whose overlap pseudonyms (keyed hashes, never identifiers) are kept in memory between
+# same-server runs, over all workspaces, about 100 bytes each. A run then reads only the records
+# written since the last one. 0 keeps none.
+cache_records = 2097152
 "#;
 
 #[derive(Debug, thiserror::Error)]

@@ -363,3 +363,56 @@ fn files_awaiting_their_text_are_listed_until_indexed_with_it() {
     index.apply(&[IndexOp::Upsert(Box::new(file))], 1).unwrap();
     assert!(index.pending_texts().unwrap().is_empty());
 }
+
+/// Population filters read CRM ids from the fast fields: the same ids, over several segments
+/// and after deletes, as the stored ones.
+#[test]
+fn uuid_ids_from_fast_fields_are_the_stored_ids() {
+    let index = SearchIndex::in_memory().unwrap();
+    let ids: Vec<String> = (0..600u128)
+        .map(|i| {
+            let bits = i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834) ^ (i << 7);
+            uuid_from(bits).to_string()
+        })
+        .collect();
+    for (n, chunk) in ids.chunks(200).enumerate() {
+        let ops: Vec<IndexOp> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let word = if i % 3 == 0 { "blue" } else { "green" };
+                let kind = if i % 2 == 0 { "company" } else { "contact" };
+                IndexOp::Upsert(Box::new(crm(id, kind, word, "")))
+            })
+            .collect();
+        index.apply(&ops, n as i64 + 1).unwrap();
+    }
+    index
+        .apply(
+            &[
+                IndexOp::Delete(ids[3].clone()),
+                IndexOp::Delete(ids[450].clone()),
+            ],
+            9,
+        )
+        .unwrap();
+    let access = Access::new([CRM.to_string()]);
+    for q in ["", "blue ", "type:company ", "type:contact green "] {
+        let parsed = parse(q).unwrap();
+        let (stored, _) = index
+            .matching_ids(&parsed, &access, &SearchOptions::default())
+            .unwrap();
+        let fast: Vec<String> = index
+            .matching_uuid_ids(&parsed, &access, &SearchOptions::default())
+            .unwrap()
+            .into_iter()
+            .map(|bits| uuid_from(bits).to_string())
+            .collect();
+        assert!(!stored.is_empty(), "{q:?}");
+        assert_eq!(fast, stored, "{q:?}");
+    }
+}
+
+fn uuid_from(bits: u128) -> uuid::fmt::Hyphenated {
+    uuid::Uuid::from_u128(bits).hyphenated()
+}

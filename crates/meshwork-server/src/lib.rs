@@ -18,6 +18,7 @@ pub mod import;
 pub mod key_cache;
 pub mod mail;
 pub mod overlap;
+pub mod pseudonyms;
 pub mod remote;
 pub mod search;
 pub mod state;

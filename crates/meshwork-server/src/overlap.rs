@@ -311,13 +311,13 @@ struct SideData {
     elements: Vec<Element>,
 }
 
-/// Evaluates every population of `ws` into elements (one per record or match-list row).
-async fn side_data(state: &AppState, ws: WorkspaceId) -> ApiResult<SideData> {
+/// Evaluates every population of `ws` into elements (one per record or match-list row), as of
+/// its feed position `seq`.
+async fn side_data(state: &AppState, ws: WorkspaceId, seq: i64) -> ApiResult<SideData> {
     let pops = populations(state, ws).await?;
     // Population bits: more populations than the cap (possible only through concurrent creates)
     // are left out of runs rather than overflowing the masks.
     let pops: Vec<Population> = pops.into_iter().take(MAX_POPULATIONS).collect();
-    let identity = identity(state);
     let mut elements = Vec::new();
     for (bit, p) in pops.iter().enumerate() {
         if !matches!(p.spec, PopulationSpec::MatchList { .. }) {
@@ -342,13 +342,7 @@ async fn side_data(state: &AppState, ws: WorkspaceId) -> ApiResult<SideData> {
             });
         }
     }
-    for r in record_elements(state, ws, &pops).await? {
-        elements.push(Element {
-            record: Some((r.id, r.kind)),
-            pseudonyms: r.identifiers.iter().map(|i| identity.token(i)).collect(),
-            populations: r.populations,
-        });
-    }
+    elements.extend(record_pseudonyms(state, ws, &pops, seq).await?);
     Ok(SideData {
         populations: pops,
         elements,
@@ -364,44 +358,95 @@ pub(crate) struct RecordElement {
     pub populations: u64,
 }
 
-/// The CRM records in the saved-filter populations among `pops` (at most [`MAX_POPULATIONS`]),
-/// with their identifiers; records without a usable identifier are left out.
-pub(crate) async fn record_elements(
+/// What a record a population names stands for in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stands {
+    /// A company or contact: compared by its own identifiers.
+    Itself(Kind),
+    /// A deal: it stands for the companies and contacts it links to.
+    Deal,
+    /// Anything else: not compared.
+    Nothing,
+}
+
+/// A record read for a run: what it stands for, and what it carries (`T`: its normalised
+/// identifiers, or their pseudonyms).
+#[derive(Debug, Clone)]
+pub(crate) struct Known<T> {
+    pub stands: Stands,
+    pub value: T,
+}
+
+/// Reads the records among `ids` that `known` lacks into it; a company or contact carries
+/// `carry(kind, its content)`.
+async fn read_into<T>(
+    state: &AppState,
+    crm: &Crm<'_>,
+    ws: WorkspaceId,
+    ids: &[RecordId],
+    known: &mut HashMap<RecordId, Known<T>>,
+    carry: &impl Fn(Kind, &Doc) -> T,
+    empty: &impl Fn() -> T,
+) -> ApiResult<()> {
+    let missing: Vec<RecordId> = ids
+        .iter()
+        .filter(|id| !known.contains_key(id))
+        .copied()
+        .collect();
+    known.reserve(missing.len());
+    for chunk in missing.chunks(2000) {
+        for row in state.store.crm_records(ws, chunk).await? {
+            let known_row = match Kind::from_str(&row.kind) {
+                Ok(kind @ (Kind::Company | Kind::Contact)) => Known {
+                    stands: Stands::Itself(kind),
+                    value: carry(kind, &crm.open_doc(&row)?),
+                },
+                Ok(Kind::Deal) => Known {
+                    stands: Stands::Deal,
+                    value: empty(),
+                },
+                _ => Known {
+                    stands: Stands::Nothing,
+                    value: empty(),
+                },
+            };
+            known.insert(row.id, known_row);
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates the saved-filter populations among `pops` (at most [`MAX_POPULATIONS`]): for each
+/// company or contact they hold, which of them (by position) hold it. Deals stand for their
+/// companies and contacts; companies and contacts stand for themselves only (not for the
+/// companies a contact is linked to). Every record named ends up in `known`, read once.
+async fn membership<T>(
     state: &AppState,
     ws: WorkspaceId,
     pops: &[Population],
-) -> ApiResult<Vec<RecordElement>> {
+    known: &mut HashMap<RecordId, Known<T>>,
+    carry: impl Fn(Kind, &Doc) -> T,
+    empty: impl Fn() -> T,
+) -> ApiResult<BTreeMap<RecordId, u64>> {
     let crm = Crm::new(state, ws)?;
     let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
-    // Company and contact rows read while sorting out kinds, kept so each is read once.
-    let mut rows: HashMap<RecordId, meshwork_store::RecordRow> = HashMap::new();
     for (bit, p) in pops.iter().enumerate().take(MAX_POPULATIONS) {
         let PopulationSpec::Filter { query } = &p.spec else {
             continue;
         };
-        let ids: Vec<RecordId> = state
-            .search
-            .crm_ids(state, ws, query)
-            .await?
-            .iter()
-            .filter_map(|id| RecordId::from_str(id).ok())
-            .collect();
+        let ids: Vec<RecordId> = state.search.crm_ids(state, ws, query).await?;
+        read_into(state, &crm, ws, &ids, known, &carry, &empty).await?;
         let mut records: BTreeSet<RecordId> = BTreeSet::new();
         let mut deals = Vec::new();
-        for chunk in ids.chunks(2000) {
-            for row in state.store.crm_records(ws, chunk).await? {
-                match row.kind.as_str() {
-                    "deal" => deals.push(row.id),
-                    "company" | "contact" => {
-                        records.insert(row.id);
-                        rows.insert(row.id, row);
-                    }
-                    _ => {}
+        for id in &ids {
+            match known.get(id).map(|k| k.stands) {
+                Some(Stands::Itself(_)) => {
+                    records.insert(*id);
                 }
+                Some(Stands::Deal) => deals.push(*id),
+                _ => {}
             }
         }
-        // Deals stand for their companies and contacts; companies and contacts stand for
-        // themselves only (not for the companies a contact is linked to).
         for link in state.store.crm_links_from(ws, &deals).await? {
             if link.role == "company" || link.role == "contact" {
                 records.insert(link.to);
@@ -418,42 +463,103 @@ pub(crate) async fn record_elements(
         }
     }
     // Records only a deal named (its companies and contacts) are read now.
-    let missing: Vec<RecordId> = by_record
-        .keys()
-        .filter(|id| !rows.contains_key(id))
-        .copied()
-        .collect();
-    for chunk in missing.chunks(2000) {
-        for row in state.store.crm_records(ws, chunk).await? {
-            rows.insert(row.id, row);
-        }
-    }
+    let named: Vec<RecordId> = by_record.keys().copied().collect();
+    read_into(state, &crm, ws, &named, known, &carry, &empty).await?;
+    // A deal's link to something that is not a company or contact names nothing.
+    by_record
+        .retain(|id, _| matches!(known.get(id), Some(k) if matches!(k.stands, Stands::Itself(_))));
+    Ok(by_record)
+}
+
+/// The CRM records in the saved-filter populations among `pops` (at most [`MAX_POPULATIONS`]),
+/// with their normalised identifiers; records without a usable identifier are left out. Used by
+/// two-server runs, whose protocol needs the identifiers themselves (and so keeps nothing).
+pub(crate) async fn record_elements(
+    state: &AppState,
+    ws: WorkspaceId,
+    pops: &[Population],
+) -> ApiResult<Vec<RecordElement>> {
+    let mut known: HashMap<RecordId, Known<Vec<Identifier>>> = HashMap::new();
+    let by_record = membership(state, ws, pops, &mut known, record_identifiers, Vec::new).await?;
     let mut out = Vec::with_capacity(by_record.len());
-    for id in by_record.keys() {
-        let Some(row) = rows.remove(id) else {
+    for (id, populations) in by_record {
+        let Some(Known {
+            stands: Stands::Itself(kind),
+            value: identifiers,
+        }) = known.remove(&id)
+        else {
             continue;
         };
-        {
-            let Ok(kind) = Kind::from_str(&row.kind) else {
-                continue;
-            };
-            if !matches!(kind, Kind::Company | Kind::Contact) {
-                continue;
-            }
-            let doc = crm.open_doc(&row)?;
-            let identifiers = record_identifiers(kind, &doc);
-            if identifiers.is_empty() {
-                continue;
-            }
-            out.push(RecordElement {
-                id: row.id,
-                kind,
-                identifiers,
-                populations: by_record[&row.id],
-            });
+        if identifiers.is_empty() {
+            continue;
         }
+        out.push(RecordElement {
+            id,
+            kind,
+            identifiers,
+            populations,
+        });
     }
     Ok(out)
+}
+
+/// The same for a same-server run, with pseudonyms in place of identifiers, through the
+/// process's cache ([`crate::pseudonyms`]): only records written since the workspace's last
+/// run are read and opened. `seq` is the workspace's feed position, read before anything else.
+async fn record_pseudonyms(
+    state: &AppState,
+    ws: WorkspaceId,
+    pops: &[Population],
+    seq: i64,
+) -> ApiResult<Vec<Element>> {
+    let identity = identity(state);
+    let carry = |kind: Kind, doc: &Doc| -> Box<[MatchToken]> {
+        record_identifiers(kind, doc)
+            .iter()
+            .map(|i| identity.token(i))
+            .collect()
+    };
+    let empty = || -> Box<[MatchToken]> { Box::new([]) };
+    let elements = |by_record: BTreeMap<RecordId, u64>,
+                    known: &HashMap<RecordId, Known<Box<[MatchToken]>>>| {
+        by_record
+            .into_iter()
+            .filter_map(|(id, populations)| match known.get(&id) {
+                Some(Known {
+                    stands: Stands::Itself(kind),
+                    value,
+                }) if !value.is_empty() => Some(Element {
+                    record: Some((id, *kind)),
+                    pseudonyms: value.to_vec(),
+                    populations,
+                }),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let budget = state.config.overlap.cache_records;
+    if budget == 0 {
+        let mut known = HashMap::new();
+        let by_record = membership(state, ws, pops, &mut known, carry, empty).await?;
+        return Ok(elements(by_record, &known));
+    }
+    let (mut guard, refresh) = state.pseudonyms.checkout(state, ws, seq).await?;
+    let entry = guard.as_mut().expect("a checked-out entry");
+    let before = entry.records.len();
+    let result = membership(state, ws, pops, &mut entry.records, carry, empty)
+        .await
+        .map(|by_record| elements(by_record, &entry.records));
+    tracing::debug!(
+        workspace = %ws,
+        cold = refresh.cold,
+        replayed = refresh.replayed,
+        forgotten = refresh.forgotten,
+        read = entry.records.len() - before,
+        "overlap records"
+    );
+    // Records read before an error are as fresh as the others: keep them.
+    state.pseudonyms.checkin(ws, guard, budget);
+    result
 }
 
 /// One cell of the account-mapping matrix.
@@ -721,11 +827,11 @@ pub async fn run(
     let seq_a = workspace_seq(state, p.inviter).await?;
     let seq_b = workspace_seq(state, p.invitee).await?;
     // Both sides load at once (opening and decoding a large list is CPU work).
-    let side = |ws| {
+    let side = |ws, seq| {
         let state = state.clone();
-        tokio::spawn(async move { side_data(&state, ws).await })
+        tokio::spawn(async move { side_data(&state, ws, seq).await })
     };
-    let (a, b) = tokio::join!(side(p.inviter), side(p.invitee));
+    let (a, b) = tokio::join!(side(p.inviter, seq_a), side(p.invitee, seq_b));
     let join = |e: tokio::task::JoinError| ApiError::internal(format!("overlap task: {e}"));
     let (a, b) = (a.map_err(join)??, b.map_err(join)??);
     let tokenizer = partnership_tokenizer(state, &p.id);

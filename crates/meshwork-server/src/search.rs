@@ -321,20 +321,25 @@ impl Search {
         state: &AppState,
         ws: WorkspaceId,
         q: &str,
-    ) -> ApiResult<Vec<String>> {
+    ) -> ApiResult<Vec<RecordId>> {
         let parsed = meshwork_search::query::parse(q).map_err(|e| search_err(e.into()))?;
         let w = self
             .current(state, ws, "evaluate populations through the server")
             .await?;
+        // Only CRM records (whose ids are UUIDs) carry the CRM principal: their ids come from
+        // the index's fast fields, not its document store.
         let access = Access::new([CRM.to_string()]);
-        let (ids, _) = tokio::task::spawn_blocking(move || {
+        let ids = tokio::task::spawn_blocking(move || {
             w.index
-                .matching_ids(&parsed, &access, &SearchOptions::default())
+                .matching_uuid_ids(&parsed, &access, &SearchOptions::default())
         })
         .await
         .map_err(join_err)?
         .map_err(search_err)?;
-        Ok(ids)
+        Ok(ids
+            .into_iter()
+            .map(|bits| RecordId(uuid::Uuid::from_u128(bits)))
+            .collect())
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Inner {
     /// One lock per import job running in this process: a job runs once at a time, and a
     /// resumed run waits for the write its stopped run left in flight.
     pub job_locks: crate::import::JobLocks,
+    /// What each workspace's records stand for in same-server overlap runs (kinds and identity
+    /// pseudonyms), kept between runs and caught up from the change feed.
+    pub pseudonyms: crate::pseudonyms::Pseudonyms,
 }
 
 impl std::fmt::Debug for AppState {
@@ -84,6 +87,7 @@ impl AppState {
                 search: crate::search::Search::new(config.data_dir.join("search")),
                 remote: crate::remote::RemoteState::new(&config)?,
                 job_locks: Default::default(),
+                pseudonyms: Default::default(),
                 config,
                 dummy_password_hash,
             }),

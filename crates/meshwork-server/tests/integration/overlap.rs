@@ -923,3 +923,91 @@ async fn a_remote_invitation_needs_an_https_public_url(s: &mut TestServer) {
     assert!(v["message"].as_str().unwrap().contains("public_url"), "{v}");
 }
 server_test!(a_remote_invitation_needs_an_https_public_url);
+
+/// Views read after every write stay exactly what the records say, whichever side wrote:
+/// creates, domain changes (a match appears, another goes), deletions. Same-server runs keep
+/// records' pseudonyms between runs and re-read only what the change feed names, so a stale
+/// one would show here as a record that overlaps (or not) by a domain it no longer has.
+async fn overlap_views_stay_exact_as_records_change_between_runs(s: &mut TestServer) {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+    let ada = setup(s, "Ada").await;
+    let bob = setup(s, "Bob").await;
+    let pid = partner(&ada, &bob).await;
+    for c in [&ada, &bob] {
+        let (status, p) = call(
+            c,
+            Method::POST,
+            "populations",
+            Some(json!({"name": "All companies", "query": "type:company"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{p}");
+        let (status, v) = share(c, &pid, json!({ id(&p): "indicators" }), 1).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    // Six registrable domains (companies match on those, so not sub-domains of one).
+    let domains = |i: usize| format!("https://www.company-{i}.com/about");
+    // Each side's companies: id → index of its one domain (unique within a workspace).
+    let mut model: [BTreeMap<String, usize>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    let sides = [&ada, &bob];
+    let mut rng = StdRng::seed_from_u64(7);
+    for step in 0..36 {
+        let w = rng.gen_range(0..2);
+        let (c, m) = (sides[w], &mut model[w]);
+        let free: Vec<usize> = (0..6).filter(|d| !m.values().any(|x| x == d)).collect();
+        let op = if m.is_empty() { 0 } else { rng.gen_range(0..3) };
+        match op {
+            0 | 1 if !free.is_empty() => {
+                let d = free[rng.gen_range(0..free.len())];
+                if op == 0 || m.is_empty() {
+                    let v = c
+                        .create(
+                            "companies",
+                            json!({"name": format!("C{step}"), "domains": [domains(d)]}),
+                        )
+                        .await;
+                    m.insert(id(&v), d);
+                } else {
+                    let target = m.keys().nth(rng.gen_range(0..m.len())).unwrap().clone();
+                    let (status, v) = c
+                        .patch(
+                            &format!("companies/{target}"),
+                            json!({"domains": [domains(d)]}),
+                        )
+                        .await;
+                    assert_eq!(status, StatusCode::OK, "{v}");
+                    m.insert(target, d);
+                }
+            }
+            _ if !m.is_empty() => {
+                let target = m.keys().nth(rng.gen_range(0..m.len())).unwrap().clone();
+                assert_eq!(
+                    c.delete(&format!("companies/{target}")).await,
+                    StatusCode::NO_CONTENT
+                );
+                m.remove(&target);
+            }
+            _ => continue,
+        }
+        // Both views, against the model: my companies whose domain the partner has.
+        for (me, them) in [(0, 1), (1, 0)] {
+            let theirs: Vec<usize> = model[them].values().copied().collect();
+            let mut expected: Vec<String> = model[me]
+                .iter()
+                .filter(|(_, d)| theirs.contains(d))
+                .map(|(id, _)| id.clone())
+                .collect();
+            expected.sort();
+            let (status, v) = overlap(sides[me], &pid).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            assert_eq!(record_ids(&v), expected, "step {step}, side {me}: {v}");
+        }
+    }
+    // The runs went through the process's cache, which holds exactly the companies that exist
+    // now: the deleted ones were forgotten when the feed named them.
+    let cached = s.running.as_ref().unwrap().state.pseudonyms.len();
+    assert_eq!(cached, model[0].len() + model[1].len());
+}
+server_test!(overlap_views_stay_exact_as_records_change_between_runs);
