@@ -22,6 +22,14 @@ pub struct RemoteArgs {
     /// Companies (one domain each) per side; a tenth are shared.
     #[arg(long, default_value_t = 1 << 20)]
     rows: usize,
+    /// Timed runs, one after another on the same two servers, each beside a floor measured
+    /// just before it.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// The servers' log filter (`MESHWORK_LOG`); to see each run's phases:
+    /// `warn,meshwork_server::remote=debug,meshwork_server::http::remote=debug`.
+    #[arg(long, default_value = "warn")]
+    server_log: String,
 }
 
 struct Side {
@@ -52,6 +60,7 @@ impl Side {
         &mut self,
         tls: &(PathBuf, PathBuf),
         client: &reqwest::Client,
+        log: &str,
     ) -> anyhow::Result<()> {
         let exe = std::env::current_exe()?;
         let child = Command::new(exe)
@@ -60,7 +69,7 @@ impl Side {
             .arg(self.dir.path())
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .env("MESHWORK_LOG", "warn")
+            .env("MESHWORK_LOG", log)
             .env("MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "1000")
             .env("MESHWORK_TLS_CERT", &tls.0)
             .env("MESHWORK_TLS_KEY", &tls.1)
@@ -120,23 +129,36 @@ fn companies_csv(path: &Path, side: &str, rows: usize) -> anyhow::Result<()> {
 }
 
 /// Wall time per scalar multiplication on rayon's pool (all cores), from 2^15 of them.
-fn scalar_mult_wall() -> Duration {
+/// Wall time per scalar multiplication of 2^16 random points, on rayon's pool or on one thread.
+fn scalar_mult_wall(on_pool: bool) -> Duration {
     use curve25519_dalek::{RistrettoPoint, Scalar};
     use rayon::prelude::*;
     let mut rng = rand::rngs::OsRng;
-    let points: Vec<RistrettoPoint> = (0..1 << 15)
+    let points: Vec<RistrettoPoint> = (0..1 << 16)
         .map(|_| RistrettoPoint::random(&mut rng))
         .collect();
     let k = Scalar::random(&mut rng);
     let t = Instant::now();
-    let out: Vec<RistrettoPoint> = points.par_iter().map(|p| k * p).collect();
+    let out: Vec<RistrettoPoint> = if on_pool {
+        points.par_iter().map(|p| k * p).collect()
+    } else {
+        points.iter().map(|p| k * p).collect()
+    };
     let elapsed = t.elapsed();
     std::hint::black_box(out);
-    elapsed / (1 << 15)
+    elapsed / (1 << 16)
+}
+
+/// The floor's cost per multiplication around a run: the median of `samples` measurements
+/// (the host's speed drifts by several percent between seconds; one sample is not enough).
+fn median_mult(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
 }
 
 pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
     ensure!(args.rows >= 10, "--rows must be at least 10");
+    ensure!(args.runs >= 1, "--runs must be at least 1");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let certs = tempfile::tempdir()?;
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])?;
@@ -168,7 +190,7 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
             key: String::new(),
             ws: String::new(),
         };
-        side.start(&tls, &client).await?;
+        side.start(&tls, &client, &args.server_log).await?;
         let (key, ws) = super::bench::setup(&client, &side.base(), 1)
             .await?
             .remove(0);
@@ -203,7 +225,7 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
             args.rows,
             t.elapsed().as_secs_f64()
         );
-        side.start(&tls, &client).await?;
+        side.start(&tls, &client, &args.server_log).await?;
         // The first search catches the index up with the import.
         let t = Instant::now();
         call(
@@ -280,55 +302,65 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
     )
     .await?;
 
-    // The floor, in this run: 4 × padded size scalar multiplications on this machine's pool.
     let padded = args.rows.next_power_of_two().max(1024);
-    let per_mult = scalar_mult_wall();
-    let floor = per_mult * (4 * padded) as u32;
-
-    let t = Instant::now();
-    let run = call(
-        client
-            .post(format!(
-                "{}/api/v1/workspaces/{}/remote-partnerships/{a_pid}/runs?wait=true",
-                a.base(),
-                a.ws
-            ))
-            .bearer_auth(&a.key),
-        "running",
-    )
-    .await?;
-    let wall = t.elapsed();
-    ensure!(run["state"] == "done", "the run failed: {run}");
-    let view = call(
-        client
-            .get(format!(
-                "{}/api/v1/workspaces/{}/remote-partnerships/{a_pid}/overlap",
-                a.base(),
-                a.ws
-            ))
-            .bearer_auth(&a.key),
-        "reading the view",
-    )
-    .await?;
-    let found = view["view"]["records"].as_array().map_or(0, |r| r.len());
-    let expected = args.rows.div_ceil(10);
-    ensure!(
-        found == expected,
-        "the run found {found} shared companies, the generator made {expected}"
-    );
-    let mib = |b: &Value| b.as_u64().unwrap_or(0) as f64 / 1048576.0;
-    println!(
-        "  run (A learns which of its companies B has): {:.1} s wall; floor {:.1} s (4 × {padded} scalar multiplications at {:.1} µs each on the pool): {:.3}× the floor",
-        wall.as_secs_f64(),
-        floor.as_secs_f64(),
-        per_mult.as_secs_f64() * 1e6,
-        wall.as_secs_f64() / floor.as_secs_f64()
-    );
-    println!(
-        "  bytes: A sent {:.1} MiB, received {:.1} MiB; shared companies found: {found} (expected {expected})",
-        mib(&run["bytes_sent"]),
-        mib(&run["bytes_received"])
-    );
+    for n in 1..=args.runs {
+        // The floor, in this run: 4 × padded size scalar multiplications on this machine's pool,
+        // measured three times before the run and three times after it.
+        let mut samples: Vec<Duration> = (0..3).map(|_| scalar_mult_wall(true)).collect();
+        let t = Instant::now();
+        let run = call(
+            client
+                .post(format!(
+                    "{}/api/v1/workspaces/{}/remote-partnerships/{a_pid}/runs?wait=true",
+                    a.base(),
+                    a.ws
+                ))
+                .bearer_auth(&a.key),
+            "running",
+        )
+        .await?;
+        let wall = t.elapsed();
+        ensure!(run["state"] == "done", "the run failed: {run}");
+        samples.extend((0..3).map(|_| scalar_mult_wall(true)));
+        let per_mult = median_mult(&mut samples);
+        let floor = per_mult * (4 * padded) as u32;
+        let view = call(
+            client
+                .get(format!(
+                    "{}/api/v1/workspaces/{}/remote-partnerships/{a_pid}/overlap",
+                    a.base(),
+                    a.ws
+                ))
+                .bearer_auth(&a.key),
+            "reading the view",
+        )
+        .await?;
+        let found = view["view"]["records"].as_array().map_or(0, |r| r.len());
+        let expected = args.rows.div_ceil(10);
+        ensure!(
+            found == expected,
+            "the run found {found} shared companies, the generator made {expected}"
+        );
+        let mib = |b: &Value| b.as_u64().unwrap_or(0) as f64 / 1048576.0;
+        println!(
+            "  run {n} (A learns which of its companies B has): {:.1} s wall; floor {:.1} s (4 × {padded} scalar multiplications at {:.1} µs each on the pool): {:.3}× the floor",
+            wall.as_secs_f64(),
+            floor.as_secs_f64(),
+            per_mult.as_secs_f64() * 1e6,
+            wall.as_secs_f64() / floor.as_secs_f64()
+        );
+        println!(
+            "  floor samples: {:.1}–{:.1} µs per multiplication on the pool; on one thread {:.1} µs",
+            samples[0].as_secs_f64() * 1e6,
+            samples[samples.len() - 1].as_secs_f64() * 1e6,
+            scalar_mult_wall(false).as_secs_f64() * 1e6
+        );
+        println!(
+            "  bytes: A sent {:.1} MiB, received {:.1} MiB; shared companies found: {found} (expected {expected})",
+            mib(&run["bytes_sent"]),
+            mib(&run["bytes_received"])
+        );
+    }
     for s in &sides {
         if let Some(kib) = s.child.as_ref().and_then(|c| rss_kib(c.id())) {
             println!(
