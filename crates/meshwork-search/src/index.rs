@@ -835,8 +835,17 @@ impl SearchIndex {
                 columns = Some((a.segment_ord, ff.u64("id_hi")?, ff.u64("id_lo")?));
             }
             let (_, hi, lo) = columns.as_ref().expect("set above");
-            if let (Some(hi), Some(lo)) = (hi.first(a.doc_id), lo.first(a.doc_id)) {
-                ids.push(u128::from(hi) << 64 | u128::from(lo));
+            match (hi.first(a.doc_id), lo.first(a.doc_id)) {
+                (Some(hi), Some(lo)) => ids.push(u128::from(hi) << 64 | u128::from(lo)),
+                // Every item is indexed with both; a missing one is a broken index, not an
+                // item to leave out of a population quietly.
+                _ => {
+                    return Err(crate::SearchError::Tantivy(
+                        tantivy::TantivyError::InternalError(format!(
+                            "item {a:?} has no id_hi/id_lo fast field values"
+                        )),
+                    ))
+                }
             }
         }
         ids.sort_unstable();

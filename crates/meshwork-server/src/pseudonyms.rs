@@ -14,7 +14,8 @@
 //! Nothing here reaches the store or the disk, and nothing is a match token: those are derived
 //! per partnership at each run and dropped (DESIGN.md decision 7). The cache is bounded by
 //! `overlap.cache_records` over all workspaces; the workspaces used longest ago are dropped
-//! first, and a workspace larger than the whole budget is not kept.
+//! first, a workspace larger than the whole budget is not kept, an entry unused for six hours
+//! is dropped, and deleting a workspace drops its entry.
 
 use crate::error::{ApiError, ApiResult};
 use crate::overlap::Known;
@@ -27,6 +28,8 @@ use std::time::Instant;
 
 /// Changes read from the feed per page while catching an entry up.
 const FEED_PAGE: i64 = 10_000;
+/// An entry no run has used for this long is dropped at the next run of any workspace.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(6 * 60 * 60);
 
 /// One workspace's records, as of feed position `seq`: what each stands for, with its
 /// pseudonyms.
@@ -114,10 +117,15 @@ impl Pseudonyms {
         let kept = guard.as_ref().map_or(0, |e| e.records.len());
         drop(guard);
         let mut slots = self.slots.lock().expect("pseudonym cache lock");
-        if let Some(slot) = slots.get_mut(&ws) {
+        if kept == 0 {
+            slots.remove(&ws);
+        } else if let Some(slot) = slots.get_mut(&ws) {
             slot.size = kept;
             slot.used = Instant::now();
         }
+        // Entries no run used for a long time go (a workspace deleted through another server
+        // of the same database is never named here again).
+        slots.retain(|w, s| *w == ws || s.used.elapsed() < IDLE || s.entry.try_lock().is_err());
         let mut total: usize = slots.values().map(|s| s.size).sum();
         while total > budget {
             // The entry used longest ago that is not in use (a run holds its lock) goes first.

@@ -205,11 +205,14 @@ pub async fn delete(
     // removing the rows fails (they can then be removed by deleting again, confirmed by id).
     state.key_cache.forget_workspace(ws);
     state.keyring.destroy_workspace_key(ws.as_uuid())?;
-    // The index is sealed with the destroyed key; its files go too.
+    // The index is sealed with the destroyed key; its files go too. The overlap cache's
+    // pseudonyms are keyed by a server key, not the workspace's: they are dropped here.
     state.search.forget(ws).await;
+    state.pseudonyms.forget(ws);
     state.store.delete_workspace(ws).await?;
-    // Again: a key look-up that ran meanwhile may have remembered a key of this workspace.
+    // Again: a key look-up or an overlap run that ran meanwhile may have remembered some.
     state.key_cache.forget_workspace(ws);
+    state.pseudonyms.forget(ws);
     audit::record(
         &state,
         Some(&client),
