@@ -68,21 +68,23 @@ struct Target<'a> {
     side: &'a str,
 }
 
+impl Target<'_> {
+    /// A request to `path` under the workspace, authenticated with its API key.
+    fn at(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(
+                method,
+                format!("{}/api/v1/workspaces/{}/{path}", self.base, self.ws),
+            )
+            .bearer_auth(self.key)
+    }
+}
+
 /// Loads `csv` as a match-only list; answers its population id.
 async fn load_list(to: &Target<'_>, csv: String, rows: usize) -> anyhow::Result<String> {
-    let Target {
-        client,
-        base,
-        key,
-        ws,
-        side,
-    } = *to;
+    let path = format!("match-lists?name={}&kind=companies&layout=hubspot", to.side);
     let report = call(
-        client
-            .post(format!(
-                "{base}/api/v1/workspaces/{ws}/match-lists?name={side}&kind=companies&layout=hubspot"
-            ))
-            .bearer_auth(key)
+        to.at(reqwest::Method::POST, &path)
             .header("content-type", "text/csv")
             .body(csv),
         "loading a match-only list",
@@ -102,19 +104,9 @@ async fn load_list(to: &Target<'_>, csv: String, rows: usize) -> anyhow::Result<
 /// Imports `csv` as CRM companies, waits for the import and the index, and saves the filter
 /// `type:company`; answers its population id.
 async fn import_companies(to: &Target<'_>, csv: String, rows: usize) -> anyhow::Result<String> {
-    let Target {
-        client,
-        base,
-        key,
-        ws,
-        side,
-    } = *to;
+    use reqwest::Method;
     let job = call(
-        client
-            .post(format!(
-                "{base}/api/v1/workspaces/{ws}/imports?type=company&layout=hubspot"
-            ))
-            .bearer_auth(key)
+        to.at(Method::POST, "imports?type=company&layout=hubspot")
             .header("content-type", "text/csv")
             .body(csv),
         "starting an import",
@@ -123,9 +115,7 @@ async fn import_companies(to: &Target<'_>, csv: String, rows: usize) -> anyhow::
     let id = job["id"].as_str().context("no import id")?.to_string();
     loop {
         let status = call(
-            client
-                .get(format!("{base}/api/v1/workspaces/{ws}/imports/{id}"))
-                .bearer_auth(key),
+            to.at(Method::GET, &format!("imports/{id}")),
             "reading the import",
         )
         .await?;
@@ -139,22 +129,14 @@ async fn import_companies(to: &Target<'_>, csv: String, rows: usize) -> anyhow::
                 );
                 break;
             }
-            _ => bail!("the import of {side} ended: {status}"),
+            _ => bail!("the import of {} ended: {status}", to.side),
         }
     }
     // The first search catches the index up with the import.
-    call(
-        client
-            .get(format!("{base}/api/v1/workspaces/{ws}/search?q=shared"))
-            .bearer_auth(key),
-        "indexing",
-    )
-    .await?;
+    call(to.at(Method::GET, "search?q=shared"), "indexing").await?;
     let p = call(
-        client
-            .post(format!("{base}/api/v1/workspaces/{ws}/populations"))
-            .bearer_auth(key)
-            .json(&json!({"name": format!("{side} companies"), "query": "type:company"})),
+        to.at(Method::POST, "populations")
+            .json(&json!({"name": format!("{} companies", to.side), "query": "type:company"})),
         "saving a population",
     )
     .await?;
@@ -162,27 +144,14 @@ async fn import_companies(to: &Target<'_>, csv: String, rows: usize) -> anyhow::
 }
 
 /// Renames one company of the workspace (the `n`-th edit).
-async fn edit_one_company(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    ws: &str,
-    n: usize,
-) -> anyhow::Result<()> {
-    let page = call(
-        client
-            .get(format!("{base}/api/v1/workspaces/{ws}/companies?limit=1"))
-            .bearer_auth(key),
-        "listing companies",
-    )
-    .await?;
+async fn edit_one_company(to: &Target<'_>, n: usize) -> anyhow::Result<()> {
+    use reqwest::Method;
+    let page = call(to.at(Method::GET, "companies?limit=1"), "listing companies").await?;
     let id = page["records"][0]["id"]
         .as_str()
         .with_context(|| format!("no company listed: {page}"))?;
     call(
-        client
-            .patch(format!("{base}/api/v1/workspaces/{ws}/companies/{id}"))
-            .bearer_auth(key)
+        to.at(Method::PATCH, &format!("companies/{id}"))
             .json(&json!({"fields": {"name": format!("Edited {n}")}})),
         "editing a company",
     )
@@ -281,7 +250,14 @@ pub async fn run(args: OverlapArgs) -> anyhow::Result<()> {
     for n in 0..args.runs.max(1) {
         if args.crm && n > 0 {
             let (key, ws) = &sides[n % 2];
-            edit_one_company(&client, &base, key, ws, n).await?;
+            let to = Target {
+                client: &client,
+                base: &base,
+                key,
+                ws,
+                side: if n % 2 == 0 { "alpha" } else { "beta" },
+            };
+            edit_one_company(&to, n).await?;
         }
         let t = Instant::now();
         let summary = call(
