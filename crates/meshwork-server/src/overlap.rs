@@ -378,15 +378,14 @@ pub(crate) struct Known<T> {
 }
 
 /// Reads the records among `ids` that `known` lacks into it; a company or contact carries
-/// `carry(kind, its content)`.
-async fn read_into<T>(
+/// `carry(kind, its content)`, anything else `T::default()`.
+async fn read_into<T: Default>(
     state: &AppState,
     crm: &Crm<'_>,
     ws: WorkspaceId,
     ids: &[RecordId],
     known: &mut HashMap<RecordId, Known<T>>,
     carry: &impl Fn(Kind, &Doc) -> T,
-    empty: &impl Fn() -> T,
 ) -> ApiResult<()> {
     let missing: Vec<RecordId> = ids
         .iter()
@@ -403,11 +402,11 @@ async fn read_into<T>(
                 },
                 Ok(Kind::Deal) => Known {
                     stands: Stands::Deal,
-                    value: empty(),
+                    value: T::default(),
                 },
                 _ => Known {
                     stands: Stands::Nothing,
-                    value: empty(),
+                    value: T::default(),
                 },
             };
             known.insert(row.id, known_row);
@@ -420,13 +419,12 @@ async fn read_into<T>(
 /// company or contact they hold, which of them (by position) hold it. Deals stand for their
 /// companies and contacts; companies and contacts stand for themselves only (not for the
 /// companies a contact is linked to). Every record named ends up in `known`, read once.
-async fn membership<T>(
+async fn membership<T: Default>(
     state: &AppState,
     ws: WorkspaceId,
     pops: &[Population],
     known: &mut HashMap<RecordId, Known<T>>,
     carry: impl Fn(Kind, &Doc) -> T,
-    empty: impl Fn() -> T,
 ) -> ApiResult<BTreeMap<RecordId, u64>> {
     let crm = Crm::new(state, ws)?;
     let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
@@ -435,7 +433,7 @@ async fn membership<T>(
             continue;
         };
         let ids: Vec<RecordId> = state.search.crm_ids(state, ws, query).await?;
-        read_into(state, &crm, ws, &ids, known, &carry, &empty).await?;
+        read_into(state, &crm, ws, &ids, known, &carry).await?;
         let mut records: BTreeSet<RecordId> = BTreeSet::new();
         let mut deals = Vec::new();
         for id in &ids {
@@ -464,7 +462,7 @@ async fn membership<T>(
     }
     // Records only a deal named (its companies and contacts) are read now.
     let named: Vec<RecordId> = by_record.keys().copied().collect();
-    read_into(state, &crm, ws, &named, known, &carry, &empty).await?;
+    read_into(state, &crm, ws, &named, known, &carry).await?;
     // A deal's link to something that is not a company or contact names nothing.
     by_record
         .retain(|id, _| matches!(known.get(id), Some(k) if matches!(k.stands, Stands::Itself(_))));
@@ -480,7 +478,7 @@ pub(crate) async fn record_elements(
     pops: &[Population],
 ) -> ApiResult<Vec<RecordElement>> {
     let mut known: HashMap<RecordId, Known<Vec<Identifier>>> = HashMap::new();
-    let by_record = membership(state, ws, pops, &mut known, record_identifiers, Vec::new).await?;
+    let by_record = membership(state, ws, pops, &mut known, record_identifiers).await?;
     let mut out = Vec::with_capacity(by_record.len());
     for (id, populations) in by_record {
         let Some(Known {
@@ -519,7 +517,6 @@ async fn record_pseudonyms(
             .map(|i| identity.token(i))
             .collect()
     };
-    let empty = || -> Box<[MatchToken]> { Box::new([]) };
     let elements = |by_record: BTreeMap<RecordId, u64>,
                     known: &HashMap<RecordId, Known<Box<[MatchToken]>>>| {
         by_record
@@ -540,13 +537,13 @@ async fn record_pseudonyms(
     let budget = state.config.overlap.cache_records;
     if budget == 0 {
         let mut known = HashMap::new();
-        let by_record = membership(state, ws, pops, &mut known, carry, empty).await?;
+        let by_record = membership(state, ws, pops, &mut known, carry).await?;
         return Ok(elements(by_record, &known));
     }
     let (mut guard, refresh) = state.pseudonyms.checkout(state, ws, seq).await?;
     let entry = guard.as_mut().expect("a checked-out entry");
     let before = entry.records.len();
-    let result = membership(state, ws, pops, &mut entry.records, carry, empty)
+    let result = membership(state, ws, pops, &mut entry.records, carry)
         .await
         .map(|by_record| elements(by_record, &entry.records));
     tracing::debug!(
