@@ -186,6 +186,11 @@ impl<'a> Crm<'a> {
     }
 
     pub fn open_doc(&self, row: &RecordRow) -> ApiResult<Doc> {
+        self.open_as(row)
+    }
+
+    /// Opens a record's document into `T`: a [`Doc`], or a type that reads only some fields.
+    pub fn open_as<T: serde::de::DeserializeOwned>(&self, row: &RecordRow) -> ApiResult<T> {
         let record = row.id.to_string();
         let bytes = self.key.open(
             Aad {

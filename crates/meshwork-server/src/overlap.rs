@@ -20,7 +20,7 @@
 use crate::crm::Crm;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{now_millis, AppState};
-use meshwork_crm::{Doc, Kind};
+use meshwork_crm::Kind;
 use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
 use meshwork_keyring::Aad;
 use meshwork_overlap::{Identifier, MatchToken, Tokenizer};
@@ -256,36 +256,112 @@ fn partnership_tokenizer(state: &AppState, id: &str) -> Tokenizer {
     Tokenizer::new(key.dangerously_expose())
 }
 
+/// The fields of a CRM record's document that hold identifiers, read without the rest of the
+/// document: a company's `domains`, a contact's `emails` and `phones`, each a string or an
+/// array (elements that are not strings are skipped, as is a field of any other type).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct IdentityFields {
+    #[serde(default)]
+    domains: Strings,
+    #[serde(default)]
+    emails: Strings,
+    #[serde(default)]
+    phones: Strings,
+}
+
+/// A document field read as its strings: one, several, or none.
+#[derive(Debug, Default)]
+struct Strings(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Strings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Strings;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Strings, E> {
+                Ok(Strings(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Strings, A::Error> {
+                let mut out = Vec::new();
+                while let Some(StringOrOther(v)) = seq.next_element()? {
+                    out.extend(v);
+                }
+                Ok(Strings(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Strings, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Strings::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_unit<E>(self) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// An array element: a string, or anything else (skipped).
+struct StringOrOther(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for StringOrOther {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(StringOrOther(Some(s))),
+            _ => Ok(StringOrOther(None)),
+        }
+    }
+}
+
 /// The identifiers of a CRM record: a company's domains, a contact's emails and phones.
 /// Values that do not normalise (a free-mail domain, a malformed address) are skipped.
-pub fn record_identifiers(kind: Kind, doc: &Doc) -> Vec<Identifier> {
-    let strings = |field: &str| -> Vec<String> {
-        match doc.get(field) {
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            Some(serde_json::Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
-        }
-    };
+pub fn record_identifiers(kind: Kind, fields: &IdentityFields) -> Vec<Identifier> {
     let mut out = Vec::new();
     match kind {
         Kind::Company => {
             out.extend(
-                strings("domains")
+                fields
+                    .domains
+                    .0
                     .iter()
                     .filter_map(|d| Identifier::company_domain(d).ok()),
             );
         }
         Kind::Contact => {
             out.extend(
-                strings("emails")
+                fields
+                    .emails
+                    .0
                     .iter()
                     .filter_map(|e| Identifier::email(e).ok()),
             );
             out.extend(
-                strings("phones")
+                fields
+                    .phones
+                    .0
                     .iter()
                     .filter_map(|p| Identifier::phone(p, PHONE_REGION).ok()),
             );
@@ -378,14 +454,14 @@ pub(crate) struct Known<T> {
 }
 
 /// Reads the records among `ids` that `known` lacks into it; a company or contact carries
-/// `carry(kind, its content)`, anything else `T::default()`.
+/// `carry(kind, its identity fields)`, anything else `T::default()`.
 async fn read_into<T: Default>(
     state: &AppState,
     crm: &Crm<'_>,
     ws: WorkspaceId,
     ids: &[RecordId],
     known: &mut HashMap<RecordId, Known<T>>,
-    carry: &impl Fn(Kind, &Doc) -> T,
+    carry: &impl Fn(Kind, &IdentityFields) -> T,
 ) -> ApiResult<()> {
     let missing: Vec<RecordId> = ids
         .iter()
@@ -398,7 +474,7 @@ async fn read_into<T: Default>(
             let known_row = match Kind::from_str(&row.kind) {
                 Ok(kind @ (Kind::Company | Kind::Contact)) => Known {
                     stands: Stands::Itself(kind),
-                    value: carry(kind, &crm.open_doc(&row)?),
+                    value: carry(kind, &crm.open_as::<IdentityFields>(&row)?),
                 },
                 Ok(Kind::Deal) => Known {
                     stands: Stands::Deal,
@@ -424,7 +500,7 @@ async fn membership<T: Default>(
     ws: WorkspaceId,
     pops: &[Population],
     known: &mut HashMap<RecordId, Known<T>>,
-    carry: impl Fn(Kind, &Doc) -> T,
+    carry: impl Fn(Kind, &IdentityFields) -> T,
 ) -> ApiResult<BTreeMap<RecordId, u64>> {
     let crm = Crm::new(state, ws)?;
     let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
@@ -511,8 +587,8 @@ async fn record_pseudonyms(
     seq: i64,
 ) -> ApiResult<Vec<Element>> {
     let identity = identity(state);
-    let carry = |kind: Kind, doc: &Doc| -> Box<[MatchToken]> {
-        record_identifiers(kind, doc)
+    let carry = |kind: Kind, fields: &IdentityFields| -> Box<[MatchToken]> {
+        record_identifiers(kind, fields)
             .iter()
             .map(|i| identity.token(i))
             .collect()
@@ -979,6 +1055,7 @@ mod tests {
     //! `view_for` against a brute-force oracle: random populations, elements, identifiers,
     //! share levels and thresholds on both sides.
     use super::*;
+    use meshwork_crm::Doc;
     use proptest::prelude::*;
 
     /// One side as plain data: per element, (is a record, populations bit set, token ids).
@@ -1106,6 +1183,55 @@ mod tests {
                     prop_assert!(!text.contains(&id.to_string()));
                 }
             }
+        }
+    }
+
+    /// The fields as the whole document holds them: the oracle of [`IdentityFields`]'s parse.
+    fn fields_of(doc: &Doc) -> [Vec<String>; 3] {
+        let strings = |field: &str| match doc.get(field) {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        [strings("domains"), strings("emails"), strings("phones")]
+    }
+
+    /// Any JSON value up to a small depth, strings from a set that includes escapes.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "[a-z@.\\\"\u{e9}\u{1F600} +0-9]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,3}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn identity_fields_read_alone_equal_the_whole_documents(
+            fields in prop::collection::btree_map(
+                prop_oneof![Just("domains".to_string()), Just("emails".to_string()),
+                    Just("phones".to_string()), Just("name".to_string()), "[a-z]{1,6}"],
+                json_value(),
+                0..6,
+            )
+        ) {
+            let doc: Doc = fields.into_iter().collect();
+            let bytes = serde_json::to_vec(&doc).unwrap();
+            let read: IdentityFields = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!([read.domains.0, read.emails.0, read.phones.0], fields_of(&doc));
         }
     }
 }

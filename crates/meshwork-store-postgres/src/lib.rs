@@ -45,6 +45,16 @@ impl PostgresStore {
     fn writer(&self) -> &PgPool {
         &self.pool
     }
+
+    /// No bulk path: sqlx's PostgreSQL driver decodes rows straight off the socket, so the
+    /// shared statement is as fast as any.
+    async fn bulk_crm_records(
+        &self,
+        _ws: meshwork_domain::WorkspaceId,
+        _ids: &[meshwork_domain::RecordId],
+    ) -> Result<Option<Vec<meshwork_store::RecordRow>>, StoreError> {
+        Ok(None)
+    }
 }
 
 meshwork_store_sql::impl_sql_store!(PostgresStore, sqlx::Postgres, Backend::Postgres);

@@ -6,6 +6,8 @@
 //! its column types and its `migrations/`. A backend type provides two methods, `reader()` and
 //! `writer()`, returning the pool for reads and the pool for write transactions (SQLite uses a
 //! single-connection writer pool so write transactions never contend; PostgreSQL uses one pool).
+//! It also provides `bulk_crm_records(ws, ids)`: its own path for reading many records by id,
+//! or `Ok(None)` to run the shared statement.
 
 pub use async_trait::async_trait;
 pub use sqlx;
@@ -877,6 +879,10 @@ macro_rules! impl_sql_store {
             }
 
             async fn crm_records(&self, ws: meshwork_domain::WorkspaceId, ids: &[meshwork_domain::RecordId]) -> meshwork_store::Result<Vec<meshwork_store::RecordRow>> {
+                // The backend's own bulk path, where it has one (SQLite: see its crate).
+                if let Some(rows) = self.bulk_crm_records(ws, ids).await? {
+                    return Ok(rows);
+                }
                 let mut out = Vec::with_capacity(ids.len());
                 // On SQLite, `+workspace_id` keeps the planner from scanning the workspace's
                 // whole (workspace_id, kind, id) index for every batch (quadratic in the

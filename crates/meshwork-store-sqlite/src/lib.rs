@@ -3,13 +3,17 @@
 //! WAL mode (readers never block the writer), a busy timeout, foreign keys on, and two pools: a
 //! single-connection writer pool, so write transactions queue in-process instead of failing with
 //! `SQLITE_BUSY`, and a reader pool for concurrent reads. Queries come from `meshwork-store-sql`;
-//! the schema is this crate's `migrations/`.
+//! the schema is this crate's `migrations/`. Reads of many records by id go through
+//! [`bulk`]'s plain connections instead of sqlx's worker thread.
+
+mod bulk;
 
 use meshwork_store::{Backend, StoreError};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -20,6 +24,7 @@ pub struct SqliteStore {
     path: PathBuf,
     reader: SqlitePool,
     writer: SqlitePool,
+    bulk: Arc<bulk::BulkReader>,
 }
 
 fn open_error(path: &Path, e: sqlx::Error) -> StoreError {
@@ -85,6 +90,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             reader,
             writer,
+            bulk: Arc::new(bulk::BulkReader::new(path.to_path_buf())),
         })
     }
 
@@ -98,6 +104,23 @@ impl SqliteStore {
 
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// Reads records by id on a blocking thread through [`bulk::BulkReader`].
+    async fn bulk_crm_records(
+        &self,
+        ws: meshwork_domain::WorkspaceId,
+        ids: &[meshwork_domain::RecordId],
+    ) -> Result<Option<Vec<meshwork_store::RecordRow>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let bulk = self.bulk.clone();
+        let ids = ids.to_vec();
+        tokio::task::spawn_blocking(move || bulk.crm_records(ws, &ids))
+            .await
+            .map_err(|e| StoreError::Database(format!("bulk read task: {e}").into()))?
+            .map(Some)
     }
 }
 

@@ -417,3 +417,63 @@ both_backends!(
         assert_eq!(store.crm_count(ws, "contact").await.unwrap(), 0);
     }
 );
+
+both_backends!(
+    reading_records_by_id_returns_exactly_the_workspaces_records_among_them,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let (ws, other) = (workspace(&store).await, workspace(&store).await);
+        // More than one statement's worth of ids (SQLite's bulk reader binds 500 at a time).
+        let mine: Vec<RecordRow> = (0..1203)
+            .map(|i| {
+                let mut r = record(ws, if i % 3 == 0 { "company" } else { "contact" }, i);
+                r.data_sealed = format!("sealed {i}").into_bytes();
+                r.version = 1;
+                r
+            })
+            .collect();
+        let theirs: Vec<RecordRow> = (0..7).map(|i| record(other, "company", i)).collect();
+        for (w, rows) in [(ws, &mine), (other, &theirs)] {
+            for batch in rows.chunks(400) {
+                let ops = batch.iter().map(|r| put(r, vec![], vec![])).collect();
+                store.crm_apply(w, &CrmBatch { ops }, 5).await.unwrap();
+            }
+        }
+        // Every other record of mine, the other workspace's records and ids of no record.
+        let mut ids: Vec<RecordId> = mine.iter().step_by(2).map(|r| r.id).collect();
+        ids.extend(theirs.iter().map(|r| r.id));
+        ids.extend((0..5).map(|_| RecordId::new()));
+        let mut got = store.crm_records(ws, &ids).await.unwrap();
+        got.sort_by_key(|r| r.id);
+        let mut want: Vec<RecordRow> = mine.iter().step_by(2).cloned().collect();
+        want.sort_by_key(|r| r.id);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(
+                (
+                    g.id,
+                    g.workspace_id,
+                    &g.kind,
+                    &g.data_sealed,
+                    g.occurred_at,
+                    g.version
+                ),
+                (
+                    w.id,
+                    w.workspace_id,
+                    &w.kind,
+                    &w.data_sealed,
+                    w.occurred_at,
+                    w.version
+                )
+            );
+            assert_eq!(Some(g.clone()), store.crm_record(ws, g.id).await.unwrap());
+        }
+        assert!(store.crm_records(ws, &[]).await.unwrap().is_empty());
+        assert!(store
+            .crm_records(other, &[mine[0].id])
+            .await
+            .unwrap()
+            .is_empty());
+    }
+);

@@ -136,6 +136,39 @@ pub(crate) fn peak_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM:")
 }
 
+/// The CPU time a process has used so far (user and system, `/proc/{pid}/stat`), in clock
+/// ticks (`sysconf(_SC_CLK_TCK)`, 100 per second on Linux).
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is parenthesised and may hold spaces: count after its `)`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Waits until the processes `pids` together use under a tenth of a core over a second (an
+/// index merging after an import, say, would otherwise run beside what is timed), at most
+/// `limit`; answers how long it waited.
+pub(crate) async fn wait_until_idle(
+    pids: &[u32],
+    limit: std::time::Duration,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let total = || pids.iter().filter_map(|p| cpu_ticks(*p)).sum::<u64>();
+    let mut before = total();
+    while start.elapsed() < limit {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = total();
+        if now.saturating_sub(before) < 10 {
+            break;
+        }
+        before = now;
+    }
+    start.elapsed()
+}
+
 /// A KiB figure of `/proc/{pid}/status` (`key` with its colon).
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

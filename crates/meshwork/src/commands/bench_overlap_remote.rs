@@ -303,7 +303,19 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
     .await?;
 
     let padded = args.rows.next_power_of_two().max(1024);
+    let pids: Vec<u32> = sides
+        .iter()
+        .filter_map(|s| s.child.as_ref().map(|c| c.id()))
+        .collect();
     for n in 1..=args.runs {
+        // Both servers idle first: after an import, each index merges its segments for a while.
+        let waited = super::bench::wait_until_idle(&pids, Duration::from_secs(300)).await;
+        if waited > Duration::from_secs(2) {
+            println!(
+                "  waited {:.0} s for both servers to go idle (index merges)",
+                waited.as_secs_f64()
+            );
+        }
         // The floor, in this run: 4 × padded size scalar multiplications on this machine's pool,
         // measured three times before the run and three times after it.
         let mut samples: Vec<Duration> = (0..3).map(|_| scalar_mult_wall(true)).collect();
