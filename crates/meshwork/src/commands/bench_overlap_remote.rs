@@ -303,6 +303,21 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
     .await?;
 
     let padded = args.rows.next_power_of_two().max(1024);
+    // The populations and sharing just written reach each index at its next search, whose
+    // commit also sets the index merging the import's segments: do it now, not in run 1.
+    for s in [a, b] {
+        call(
+            client
+                .get(format!(
+                    "{}/api/v1/workspaces/{}/search?q=shared",
+                    s.base(),
+                    s.ws
+                ))
+                .bearer_auth(&s.key),
+            "searching",
+        )
+        .await?;
+    }
     let pids: Vec<u32> = sides
         .iter()
         .filter_map(|s| s.child.as_ref().map(|c| c.id()))
