@@ -443,12 +443,19 @@ fn host_part(s: &str) -> Result<&str, NormalizeError> {
 fn registrable_domain(ascii: &str) -> Result<String, NormalizeError> {
     // The psl crate's list is keyed by Unicode labels (`рф`, not `xn--p1ai`), so look the
     // Unicode form up and cut the ASCII form at the same label: IDNA converts label by label.
-    let (unicode, result) = idna::domain_to_unicode(ascii);
-    if result.is_err() {
-        return Err(NormalizeError::InvalidDomain(
-            "not a valid internationalised name".into(),
-        ));
-    }
+    // A name without Punycode labels (`ascii` is already lowercase IDNA output) is its own
+    // Unicode form, so most names skip the conversion (tests: the same result either way).
+    let unicode: std::borrow::Cow<'_, str> = if ascii.split('.').any(|l| l.starts_with("xn--")) {
+        let (unicode, result) = idna::domain_to_unicode(ascii);
+        if result.is_err() {
+            return Err(NormalizeError::InvalidDomain(
+                "not a valid internationalised name".into(),
+            ));
+        }
+        unicode.into()
+    } else {
+        ascii.into()
+    };
     let domain = psl::domain(unicode.as_bytes())
         .ok_or_else(|| NormalizeError::NotRegistrable(ascii.to_owned()))?;
     if !domain.suffix().is_known() {
@@ -490,6 +497,60 @@ pub fn phone(s: &str, default_region: &str) -> Result<String, NormalizeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `registrable_domain` as it was before its shortcut: always through the Unicode form.
+    fn registrable_via_unicode(ascii: &str) -> Result<String, NormalizeError> {
+        let (unicode, result) = idna::domain_to_unicode(ascii);
+        if result.is_err() {
+            return Err(NormalizeError::InvalidDomain(
+                "not a valid internationalised name".into(),
+            ));
+        }
+        let domain = psl::domain(unicode.as_bytes())
+            .ok_or_else(|| NormalizeError::NotRegistrable(ascii.to_owned()))?;
+        if !domain.suffix().is_known() {
+            return Err(NormalizeError::UnknownSuffix(ascii.to_owned()));
+        }
+        let domain_labels = domain.trim().as_bytes().split(|b| *b == b'.').count();
+        let labels: Vec<&str> = ascii.split('.').collect();
+        let Some(start) = labels.len().checked_sub(domain_labels) else {
+            return Err(NormalizeError::InvalidDomain(
+                "inconsistent internationalised name".into(),
+            ));
+        };
+        Ok(labels[start..].join("."))
+    }
+
+    proptest! {
+        #[test]
+        fn registrable_domain_shortcut_changes_no_result(
+            labels in prop::collection::vec(
+                prop_oneof![
+                    "[a-z0-9-]{1,12}",
+                    "xn--[a-z0-9-]{1,10}",
+                    Just("co".to_string()), Just("uk".to_string()), Just("com".to_string()),
+                    Just("github".to_string()), Just("io".to_string()), Just("xn--p1ai".to_string()),
+                    Just("xn--bcher-kva".to_string()), Just("blogspot".to_string()),
+                    Just("*".to_string()), Just("".to_string()),
+                ],
+                1..5,
+            ),
+            raw in "[a-zA-Z0-9.\\-\u{e9}\u{0440}\u{0444}]{0,30}",
+        ) {
+            // Names as `company_domain` hands them over: IDNA output that passed the host rules.
+            let joined = labels.join(".");
+            for name in [joined.as_str(), raw.as_str()] {
+                if let Ok(ascii) = ascii_domain(name) {
+                    prop_assert_eq!(
+                        registrable_domain(&ascii).map_err(|e| e.to_string()),
+                        registrable_via_unicode(&ascii).map_err(|e| e.to_string()),
+                        "for {:?}", ascii
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn email_basics() {

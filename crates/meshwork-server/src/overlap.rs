@@ -26,7 +26,7 @@ use meshwork_keyring::Aad;
 use meshwork_overlap::{Identifier, MatchToken, Tokenizer};
 use meshwork_store::{OverlapResultRow, PartnershipRow, PopulationRow};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use utoipa::ToSchema;
 
@@ -492,56 +492,66 @@ async fn read_into<T: Default>(
 }
 
 /// Evaluates the saved-filter populations among `pops` (at most [`MAX_POPULATIONS`]): for each
-/// company or contact they hold, which of them (by position) hold it. Deals stand for their
-/// companies and contacts; companies and contacts stand for themselves only (not for the
-/// companies a contact is linked to). Every record named ends up in `known`, read once.
+/// company or contact they hold, which of them (by position) hold it, sorted by record id.
+/// Deals stand for their companies and contacts; companies and contacts stand for themselves
+/// only (not for the companies a contact is linked to). Every record named ends up in `known`,
+/// read once.
 async fn membership<T: Default>(
     state: &AppState,
     ws: WorkspaceId,
     pops: &[Population],
     known: &mut HashMap<RecordId, Known<T>>,
     carry: impl Fn(Kind, &IdentityFields) -> T,
-) -> ApiResult<BTreeMap<RecordId, u64>> {
+) -> ApiResult<Vec<(RecordId, u64)>> {
     let crm = Crm::new(state, ws)?;
-    let mut by_record: BTreeMap<RecordId, u64> = BTreeMap::new();
+    // (record, population bit) pairs, merged per record at the end: sorting a million pairs
+    // once costs a fraction of a million ordered-map inserts.
+    let mut pairs: Vec<(RecordId, u64)> = Vec::new();
     for (bit, p) in pops.iter().enumerate().take(MAX_POPULATIONS) {
         let PopulationSpec::Filter { query } = &p.spec else {
             continue;
         };
         let ids: Vec<RecordId> = state.search.crm_ids(state, ws, query).await?;
         read_into(state, &crm, ws, &ids, known, &carry).await?;
-        let mut records: BTreeSet<RecordId> = BTreeSet::new();
+        let mut records: Vec<RecordId> = Vec::with_capacity(ids.len());
         let mut deals = Vec::new();
         for id in &ids {
             match known.get(id).map(|k| k.stands) {
-                Some(Stands::Itself(_)) => {
-                    records.insert(*id);
-                }
+                Some(Stands::Itself(_)) => records.push(*id),
                 Some(Stands::Deal) => deals.push(*id),
                 _ => {}
             }
         }
         for link in state.store.crm_links_from(ws, &deals).await? {
             if link.role == "company" || link.role == "contact" {
-                records.insert(link.to);
+                records.push(link.to);
             }
         }
+        records.sort_unstable();
+        records.dedup();
         if records.len() > MAX_POPULATION_SIZE {
             return Err(ApiError::new(
                 ErrorCode::InvalidField,
                 format!("population {:?} holds more than {MAX_POPULATION_SIZE} records; narrow its filter", p.name),
             ));
         }
-        for r in records {
-            *by_record.entry(r).or_default() |= 1u64 << bit;
+        pairs.extend(records.into_iter().map(|r| (r, 1u64 << bit)));
+    }
+    pairs.sort_unstable_by_key(|(id, _)| *id);
+    let mut by_record: Vec<(RecordId, u64)> = Vec::with_capacity(pairs.len());
+    for (id, bit) in pairs {
+        match by_record.last_mut() {
+            Some((last, mask)) if *last == id => *mask |= bit,
+            _ => by_record.push((id, bit)),
         }
     }
     // Records only a deal named (its companies and contacts) are read now.
-    let named: Vec<RecordId> = by_record.keys().copied().collect();
+    let named: Vec<RecordId> = by_record.iter().map(|(id, _)| *id).collect();
     read_into(state, &crm, ws, &named, known, &carry).await?;
     // A deal's link to something that is not a company or contact names nothing.
-    by_record
-        .retain(|id, _| matches!(known.get(id), Some(k) if matches!(k.stands, Stands::Itself(_))));
+    by_record.retain(
+        |(id, _)| matches!(known.get(id), Some(k) if matches!(k.stands, Stands::Itself(_))),
+    );
     Ok(by_record)
 }
 
@@ -593,7 +603,7 @@ async fn record_pseudonyms(
             .map(|i| identity.token(i))
             .collect()
     };
-    let elements = |by_record: BTreeMap<RecordId, u64>,
+    let elements = |by_record: Vec<(RecordId, u64)>,
                     known: &HashMap<RecordId, Known<Box<[MatchToken]>>>| {
         by_record
             .into_iter()
