@@ -5,6 +5,8 @@
 //! certificate both trust), each with `--rows` companies imported into one workspace (a tenth
 //! of their domains shared). B shares its companies with indicators; A's run is timed: one full
 //! PSI session of `--rows` × `--rows` identifiers, both servers competing for the same cores.
+//! Each run starts once both servers are idle (after the import, each index merges its
+//! segments for a few seconds; that work is not the run's).
 //! Beside it, in the same run, the floor: the time of the 4 × padded-size scalar
 //! multiplications alone on this machine's thread pool. Reported: import and indexing times,
 //! the run's wall time, its ratio to the floor, bytes exchanged, and both servers' memory.
