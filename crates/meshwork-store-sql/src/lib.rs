@@ -879,6 +879,12 @@ macro_rules! impl_sql_store {
             }
 
             async fn crm_records(&self, ws: meshwork_domain::WorkspaceId, ids: &[meshwork_domain::RecordId]) -> meshwork_store::Result<Vec<meshwork_store::RecordRow>> {
+                // Each record at most once, whatever repeats in `ids`; in id order, so lookups
+                // walk the primary key forwards.
+                let mut ids = ids.to_vec();
+                ids.sort_unstable();
+                ids.dedup();
+                let ids = ids.as_slice();
                 // The backend's own bulk path, where it has one (SQLite: see its crate).
                 if let Some(rows) = self.bulk_crm_records(ws, ids).await? {
                     return Ok(rows);

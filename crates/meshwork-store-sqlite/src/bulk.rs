@@ -4,21 +4,26 @@
 //! channel to the async side, copying each of its values first: for a read of a million records
 //! (a two-server overlap run, a cold same-server run, an export) that costs about three times what
 //! SQLite itself spends finding the rows. This reader runs the same statement on a blocking
-//! thread and decodes the rows where SQLite produces them. It opens the database read-only, in
-//! WAL mode like every other reader, and keeps a few connections for reuse.
+//! thread and decodes the rows where SQLite produces them. It opens the database read-only (the
+//! file is in WAL mode, set by the writer, so it never blocks writes), keeps a few connections
+//! for reuse, and lets at most as many reads run at once as the sqlx reader pool has
+//! connections. Reads of a few ids stay on sqlx: a thread hop costs more than it saves there.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshwork_domain::{RecordId, WorkspaceId};
 use meshwork_store::{RecordRow, Result, StoreError};
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
 
 /// Ids per statement (SQLite's limit on parameters is far above it).
 const CHUNK: usize = 500;
-/// Connections kept for reuse; more may be open while many reads run at once.
+/// Connections kept for reuse; up to the limit on concurrent reads may be open at once.
 const IDLE_MAX: usize = 4;
+/// Fewer ids than this are read through sqlx.
+pub(crate) const MIN_IDS: usize = 64;
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(Box::new(e))
@@ -28,14 +33,40 @@ fn db(e: rusqlite::Error) -> StoreError {
 pub(crate) struct BulkReader {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// One permit per read that may run at once (and so per connection that may be open).
+    slots: Arc<Semaphore>,
 }
 
 impl BulkReader {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, concurrent: usize) -> Self {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(concurrent.max(1))),
         }
+    }
+
+    /// Reads the records of `ws` among `ids` (see [`BulkReader::crm_records`]) on a blocking
+    /// thread, once a slot is free.
+    pub(crate) async fn read(
+        self: &Arc<Self>,
+        ws: WorkspaceId,
+        ids: &[RecordId],
+    ) -> Result<Vec<RecordRow>> {
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Database(format!("bulk reader closed: {e}").into()))?;
+        let reader = self.clone();
+        let ids = ids.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            reader.crm_records(ws, &ids)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("bulk read task: {e}").into()))?
     }
 
     fn connection(&self) -> Result<Connection> {

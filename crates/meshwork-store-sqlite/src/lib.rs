@@ -90,7 +90,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             reader,
             writer,
-            bulk: Arc::new(bulk::BulkReader::new(path.to_path_buf())),
+            bulk: Arc::new(bulk::BulkReader::new(path.to_path_buf(), readers as usize)),
         })
     }
 
@@ -106,21 +106,17 @@ impl SqliteStore {
         &self.writer
     }
 
-    /// Reads records by id on a blocking thread through [`bulk::BulkReader`].
+    /// Reads many records by id on a blocking thread through [`bulk::BulkReader`]; a few ids
+    /// (`None`) go through sqlx.
     async fn bulk_crm_records(
         &self,
         ws: meshwork_domain::WorkspaceId,
         ids: &[meshwork_domain::RecordId],
     ) -> Result<Option<Vec<meshwork_store::RecordRow>>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Some(Vec::new()));
+        if ids.len() < bulk::MIN_IDS {
+            return Ok(None);
         }
-        let bulk = self.bulk.clone();
-        let ids = ids.to_vec();
-        tokio::task::spawn_blocking(move || bulk.crm_records(ws, &ids))
-            .await
-            .map_err(|e| StoreError::Database(format!("bulk read task: {e}").into()))?
-            .map(Some)
+        self.bulk.read(ws, ids).await.map(Some)
     }
 }
 

@@ -428,7 +428,6 @@ both_backends!(
             .map(|i| {
                 let mut r = record(ws, if i % 3 == 0 { "company" } else { "contact" }, i);
                 r.data_sealed = format!("sealed {i}").into_bytes();
-                r.version = 1;
                 r
             })
             .collect();
@@ -439,8 +438,10 @@ both_backends!(
                 store.crm_apply(w, &CrmBatch { ops }, 5).await.unwrap();
             }
         }
-        // Every other record of mine, the other workspace's records and ids of no record.
+        // Every other record of mine (two of them twice), the other workspace's records and
+        // ids of no record.
         let mut ids: Vec<RecordId> = mine.iter().step_by(2).map(|r| r.id).collect();
+        ids.extend([mine[0].id, mine[600].id]);
         ids.extend(theirs.iter().map(|r| r.id));
         ids.extend((0..5).map(|_| RecordId::new()));
         let mut got = store.crm_records(ws, &ids).await.unwrap();
@@ -469,6 +470,16 @@ both_backends!(
             );
             assert_eq!(Some(g.clone()), store.crm_record(ws, g.id).await.unwrap());
         }
+        // A few ids (SQLite reads those through its pool instead): the same rows.
+        let few = [mine[2].id, mine[3].id, theirs[0].id, mine[2].id];
+        let mut got = store.crm_records(ws, &few).await.unwrap();
+        got.sort_by_key(|r| r.id);
+        let mut want = vec![
+            store.crm_record(ws, mine[2].id).await.unwrap().unwrap(),
+            store.crm_record(ws, mine[3].id).await.unwrap().unwrap(),
+        ];
+        want.sort_by_key(|r| r.id);
+        assert_eq!(got, want);
         assert!(store.crm_records(ws, &[]).await.unwrap().is_empty());
         assert!(store
             .crm_records(other, &[mine[0].id])

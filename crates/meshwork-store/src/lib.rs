@@ -212,7 +212,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the batch in one transaction (see [`CrmOp`]); nothing is written when any op fails.
     async fn crm_apply(&self, ws: WorkspaceId, batch: &CrmBatch, now: Millis) -> Result<()>;
     async fn crm_record(&self, ws: WorkspaceId, id: RecordId) -> Result<Option<RecordRow>>;
-    /// The records among `ids` that exist (any order).
+    /// The records of `ws` among `ids` that exist, each once however often `ids` names it (any
+    /// order).
     async fn crm_records(&self, ws: WorkspaceId, ids: &[RecordId]) -> Result<Vec<RecordRow>>;
     /// Records of `kind` in id (creation) order, after the cursor.
     async fn crm_list(
