@@ -44,6 +44,21 @@ struct Side {
 }
 
 impl Side {
+    /// One search of the side's workspace: it catches the index up with the change feed.
+    async fn search(&self, client: &reqwest::Client, what: &str) -> anyhow::Result<Value> {
+        call(
+            client
+                .get(format!(
+                    "{}/api/v1/workspaces/{}/search?q=shared",
+                    self.base(),
+                    self.ws
+                ))
+                .bearer_auth(&self.key),
+            what,
+        )
+        .await
+    }
+
     fn base(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
@@ -230,17 +245,7 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
         side.start(&tls, &client, &args.server_log).await?;
         // The first search catches the index up with the import.
         let t = Instant::now();
-        call(
-            client
-                .get(format!(
-                    "{}/api/v1/workspaces/{}/search?q=shared",
-                    side.base(),
-                    side.ws
-                ))
-                .bearer_auth(&side.key),
-            "indexing",
-        )
-        .await?;
+        side.search(&client, "indexing").await?;
         println!("  {name}: indexed in {:.1} s", t.elapsed().as_secs_f64());
         sides.push(side);
     }
@@ -308,17 +313,7 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
     // The populations and sharing just written reach each index at its next search, whose
     // commit also sets the index merging the import's segments: do it now, not in run 1.
     for s in [a, b] {
-        call(
-            client
-                .get(format!(
-                    "{}/api/v1/workspaces/{}/search?q=shared",
-                    s.base(),
-                    s.ws
-                ))
-                .bearer_auth(&s.key),
-            "searching",
-        )
-        .await?;
+        s.search(&client, "searching").await?;
     }
     let pids: Vec<u32> = sides
         .iter()
