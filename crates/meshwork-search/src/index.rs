@@ -311,9 +311,8 @@ impl SearchIndex {
         }
         for p in &d.phones {
             let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-            // Every tail of four digits or more: a number is found by its last digits too.
-            for start in 0..digits.len().saturating_sub(3) {
-                doc.add_text(f.phone, &digits[start..]);
+            if digits.len() >= 4 {
+                doc.add_pre_tokenized_text(f.phone, schema::phone_tokens(&digits));
             }
         }
         for a in &d.acl {
@@ -558,28 +557,26 @@ impl SearchIndex {
         Some(Box::new(BooleanQuery::new(should)))
     }
 
+    /// A number whose digits end with `digits` (its last digits, or all of them); while
+    /// typing (`prefix`), one with `digits` anywhere in it. Phrases of the digits' trigrams
+    /// (see [`schema::phone_tokens`]), anchored at the number's end for the former.
     fn phone_query(&self, digits: &str, prefix: bool) -> Box<dyn Query> {
-        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let term = Term::from_field_text(self.f.phone, digits);
-        should.push((
-            Occur::Should,
-            Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic)),
-        ));
+        let phrase = |digits: &str, anchored: bool| -> Box<dyn Query> {
+            let mut terms: Vec<Term> = schema::phone_trigrams(digits)
+                .map(|t| Term::from_field_text(self.f.phone, t))
+                .collect();
+            if anchored {
+                terms.push(Term::from_field_text(self.f.phone, schema::PHONE_END));
+            }
+            Box::new(PhraseQuery::new(terms))
+        };
+        let mut should: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, phrase(digits, true))];
         // `+1 555 123 4567` finds `555-123-4567`: try the national number too.
         if digits.len() > 10 {
-            should.push((
-                Occur::Should,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(self.f.phone, &digits[digits.len() - 10..]),
-                    IndexRecordOption::Basic,
-                )),
-            ));
+            should.push((Occur::Should, phrase(&digits[digits.len() - 10..], true)));
         }
         if prefix {
-            should.push((
-                Occur::Should,
-                Box::new(FuzzyTermQuery::new_prefix(term, 0, false)),
-            ));
+            should.push((Occur::Should, phrase(digits, false)));
         }
         Box::new(BooleanQuery::new(should))
     }
