@@ -30,6 +30,8 @@ pub struct Config {
     pub log_format: String,
     pub auth: AuthConfig,
     pub overlap: OverlapConfig,
+    pub smtp: SmtpConfig,
+    pub jobs: JobsConfig,
     /// The program that reads PDF text in a child process (`<program> extract-text`); the CLI
     /// sets its own executable. Not a setting of the file: `None` indexes PDFs by name only.
     #[serde(skip)]
@@ -68,6 +70,77 @@ impl Default for OverlapConfig {
     }
 }
 
+/// Outgoing mail over the operator's SMTP server (cl09). With no `host`, mail waits in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Empty: no mail is sent; it stays queued until a server is configured.
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (upgrade on the submission port), `tls` (implicit TLS, port 465) or `none`
+    /// (plain text, refused unless the host is a loopback address).
+    pub tls: String,
+    /// Empty: no authentication.
+    pub username: String,
+    /// A file holding the password (its first line). `MESHWORK_SMTP_PASSWORD` works too; the
+    /// password is never part of the configuration that is printed or logged.
+    pub password_file: String,
+    /// The sender: `Meshwork <meshwork@example.com>` or a bare address.
+    pub from: String,
+    /// A PEM file of certificates to trust, besides the public roots, for the SMTP server.
+    pub ca_file: String,
+    /// Seconds a connection or a command may take before the attempt counts as a temporary
+    /// failure.
+    pub timeout_seconds: u32,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: "starttls".into(),
+            username: String::new(),
+            password_file: String::new(),
+            from: String::new(),
+            ca_file: String::new(),
+            timeout_seconds: 30,
+        }
+    }
+}
+
+/// The durable job runner (DESIGN.md decision 8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Jobs this server runs at once.
+    pub concurrency: u32,
+    /// How long a claimed job stays this server's without a renewal; a server that dies holds
+    /// its jobs this long before another takes them over. Renewed every third of it.
+    pub lease_seconds: u32,
+    /// How often an idle runner looks for due jobs (new jobs of this server wake it at once).
+    pub poll_millis: u32,
+    /// The first retry's delay after a temporary failure; each next one doubles, up to
+    /// `retry_max_seconds`.
+    pub retry_base_seconds: u32,
+    pub retry_max_seconds: u32,
+    /// Days finished jobs (and the sent mail they delivered) are kept for `meshwork jobs`.
+    pub keep_days: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            lease_seconds: 60,
+            poll_millis: 1000,
+            retry_base_seconds: 30,
+            retry_max_seconds: 3600,
+            keep_days: 7,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -94,6 +167,8 @@ impl Default for Config {
             log_format: "text".into(),
             auth: AuthConfig::default(),
             overlap: OverlapConfig::default(),
+            smtp: SmtpConfig::default(),
+            jobs: JobsConfig::default(),
             file_text_helper: None,
         }
     }
@@ -166,6 +241,40 @@ allow_private_peers = false
 # same-server runs, over all workspaces, about 100 bytes each. A run then reads only the records
 # written since the last one. 0 keeps none.
 cache_records = 2097152
+
+[smtp]
+# Outgoing mail (verification, password resets, invitations, sign-in alerts) through your SMTP
+# server. With no host, mail waits in the outbox and the server says so at start-up; verify the
+# first account with `meshwork users verify-email EMAIL`.
+host = ""
+port = 587
+# "starttls" (port 587), "tls" (implicit TLS, port 465), or "none" (only to a loopback host).
+tls = "starttls"
+# Empty: no authentication. The password comes from password_file (its first line) or the
+# MESHWORK_SMTP_PASSWORD environment variable, and is never printed or logged.
+username = ""
+password_file = ""
+# The sender, e.g. "Meshwork <meshwork@example.com>". Required when host is set.
+from = ""
+# A PEM file of certificates to trust, besides the public roots, for the SMTP server.
+ca_file = ""
+# Seconds a connection or command may take; a timeout is a temporary failure, retried.
+timeout_seconds = 30
+
+[jobs]
+# Background jobs (mail, imports, housekeeping) this server runs at once.
+concurrency = 2
+# Seconds a claimed job stays with this server without renewal (renewed every third of it); a
+# server that dies keeps its jobs this long before another server takes them over.
+lease_seconds = 60
+# How often an idle runner looks for due jobs; jobs queued by this server start at once.
+poll_millis = 1000
+# After a temporary failure a job runs again after retry_base_seconds, doubling up to
+# retry_max_seconds, until its attempts are used up (mail: 12).
+retry_base_seconds = 30
+retry_max_seconds = 3600
+# Days finished jobs, and sent mail, are kept.
+keep_days = 7
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -225,7 +334,7 @@ impl Config {
             let Some(key) = var.strip_prefix("MESHWORK_") else {
                 continue;
             };
-            if matches!(key, "LOG" | "MASTER_KEY_FILE_CONTENT")
+            if matches!(key, "LOG" | "MASTER_KEY_FILE_CONTENT" | "SMTP_PASSWORD")
                 || key.starts_with("TEST_")
                 || key == "CONFIG"
             {
@@ -280,6 +389,40 @@ impl Config {
                     .into(),
             ));
         }
+        if !self.smtp.host.is_empty() {
+            if !matches!(self.smtp.tls.as_str(), "starttls" | "tls" | "none") {
+                return Err(ConfigError::Invalid(format!(
+                    "smtp.tls is {:?}, expected \"starttls\", \"tls\" or \"none\"",
+                    self.smtp.tls
+                )));
+            }
+            if self.smtp.tls == "none" && !is_loopback_host(&self.smtp.host) {
+                return Err(ConfigError::Invalid(format!(
+                    "smtp.tls = \"none\" sends mail and passwords in clear text; it is allowed only to a loopback host, not {:?}",
+                    self.smtp.host
+                )));
+            }
+            if self.smtp.from.trim().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "smtp.from is empty: set the sender address mail goes out from".into(),
+                ));
+            }
+            if self.smtp.port == 0 || self.smtp.timeout_seconds == 0 {
+                return Err(ConfigError::Invalid(
+                    "smtp.port and smtp.timeout_seconds must be greater than zero".into(),
+                ));
+            }
+        }
+        if self.jobs.concurrency == 0
+            || self.jobs.lease_seconds < 3
+            || self.jobs.poll_millis == 0
+            || self.jobs.retry_base_seconds == 0
+            || self.jobs.retry_max_seconds < self.jobs.retry_base_seconds
+        {
+            return Err(ConfigError::Invalid(
+                "jobs settings: concurrency, poll_millis and retry_base_seconds must be greater than zero, lease_seconds at least 3, retry_max_seconds at least retry_base_seconds".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -298,6 +441,15 @@ impl Config {
             PathBuf::from(&self.keyring_dir)
         }
     }
+}
+
+/// Whether `host` names this machine's loopback interface.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A database URL with any password replaced, for messages and logs.

@@ -8,44 +8,19 @@
 //!   `403 permission_denied`. The permission is part of the handler's signature.
 
 use crate::error::ApiError;
-use crate::state::{now_millis, token_hash, AppState};
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use hmac::{Hmac, Mac};
-use meshwork_domain::{ApiKeyId, ErrorCode, Permission, Role, UserId, WorkspaceId};
+use meshwork_app::state::{now_millis, token_hash, AppState};
+use meshwork_domain::{ErrorCode, Permission, Role, UserId, WorkspaceId};
 use sha2::Sha256;
 use std::marker::PhantomData;
 
 pub const SESSION_COOKIE: &str = "mw_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Who is making a request.
-#[derive(Debug, Clone)]
-pub enum Actor {
-    User {
-        id: UserId,
-        session_hash: [u8; 32],
-    },
-    /// `role` is the key's effective role: its own, capped by its creator's current role in the
-    /// workspace; `None` once the creator has left the workspace (the key then opens nothing).
-    ApiKey {
-        id: ApiKeyId,
-        workspace: WorkspaceId,
-        role: Option<Role>,
-        created_by: UserId,
-    },
-}
-
-impl Actor {
-    /// The person behind the request (an API key's creator), for the audit log.
-    pub fn user_id(&self) -> UserId {
-        match self {
-            Actor::User { id, .. } => *id,
-            Actor::ApiKey { created_by, .. } => *created_by,
-        }
-    }
-}
+pub use meshwork_app::actor::Actor;
 
 /// An authenticated caller (session or API key).
 #[derive(Debug, Clone)]
@@ -298,5 +273,14 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for Authorized<P> {
             role,
             _permission: PhantomData,
         })
+    }
+}
+
+impl<P> meshwork_app::actor::InWorkspace for Authorized<P> {
+    fn workspace(&self) -> WorkspaceId {
+        self.workspace
+    }
+    fn actor(&self) -> &Actor {
+        &self.actor
     }
 }

@@ -1,19 +1,18 @@
-//! `ApiError`: every error answer, built from the one table of codes in `meshwork-domain`.
-//! Internal failures are logged with their cause and answered with a bare `internal` code.
+//! `ApiError`: every error answer, the app's [`AppError`] mapped to its status from the one table
+//! of codes in `meshwork-domain`, and the JSON extractors whose rejections answer from that table.
+//! Internal failures were logged with their cause where they happened and answer a bare
+//! `internal` code.
 
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use meshwork_app::AppError;
 use meshwork_domain::{ErrorCode, FieldError};
 use serde::Serialize;
 
+/// An error answer: the app's error, which this crate maps to a status and a JSON body.
 #[derive(Debug)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-    /// Details for programs: `existing` for a duplicate, `errors` for several field errors.
-    pub details: Option<serde_json::Map<String, serde_json::Value>>,
-}
+pub struct ApiError(pub AppError);
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -30,71 +29,48 @@ pub struct ErrorBody {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            details: None,
-        }
+        Self(AppError::new(code, message))
     }
 
     /// Adds a machine-readable detail to the body (beside `message`, `code`, `type`, `link`).
-    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
-        self.details
-            .get_or_insert_with(Default::default)
-            .insert(key.to_string(), value);
-        self
+    pub fn with(self, key: &str, value: serde_json::Value) -> Self {
+        Self(self.0.with(key, value))
     }
 
     /// Logs `cause` and answers `500 internal` without revealing it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Self::new(
-            ErrorCode::Internal,
-            "internal error; the server log has the details",
-        )
+        Self(AppError::internal(cause))
     }
 
     pub fn not_found_workspace() -> Self {
-        Self::new(
-            ErrorCode::WorkspaceNotFound,
-            "no workspace with this id that you belong to",
-        )
+        Self(AppError::not_found_workspace())
     }
 }
 
-impl From<FieldError> for ApiError {
-    fn from(e: FieldError) -> Self {
-        Self::new(e.code, format!("field `{}`: {}", e.field, e.message))
+impl std::ops::Deref for ApiError {
+    type Target = AppError;
+    fn deref(&self) -> &AppError {
+        &self.0
     }
 }
 
-impl From<meshwork_store::StoreError> for ApiError {
-    fn from(e: meshwork_store::StoreError) -> Self {
-        match e {
-            meshwork_store::StoreError::Conflict("users.email") => Self::new(
-                ErrorCode::EmailTaken,
-                "field `email`: an account with this email already exists",
-            ),
-            meshwork_store::StoreError::Conflict("partnerships.pair") => Self::new(
-                ErrorCode::ConcurrentChange,
-                "a pending or active partnership with this workspace exists; revoke it first",
-            ),
-            other => Self::internal(other),
+/// Everything a service can fail with converts through the app's error.
+macro_rules! via_app_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                Self(AppError::from(e))
+            }
         }
-    }
+    )*};
 }
-
-impl From<meshwork_keyring::KeyringError> for ApiError {
-    fn from(e: meshwork_keyring::KeyringError) -> Self {
-        Self::internal(e)
-    }
-}
-
-impl From<meshwork_keyring::OpenError> for ApiError {
-    fn from(e: meshwork_keyring::OpenError) -> Self {
-        Self::internal(format!("cannot open a sealed value: {e}"))
-    }
-}
+via_app_error!(
+    AppError,
+    FieldError,
+    meshwork_store::StoreError,
+    meshwork_keyring::KeyringError,
+    meshwork_keyring::OpenError
+);
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
@@ -135,15 +111,16 @@ impl From<JsonRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let ApiError(error) = self;
         let status =
-            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
-            message: self.message,
-            code: self.code.as_str(),
-            kind: self.code.error_type(),
-            link: self.code.link(),
+            message: error.message,
+            code: error.code.as_str(),
+            kind: error.code.error_type(),
+            link: error.code.link(),
         };
-        match self.details {
+        match error.details {
             None => (status, axum::Json(body)).into_response(),
             Some(details) => {
                 let mut value = serde_json::to_value(body).unwrap_or_default();

@@ -2,93 +2,22 @@
 //! master key before anything is read or written), then the store (SQLite by default, PostgreSQL
 //! when given `postgres://…`), and serves the routes in [`http`] over plain HTTP or TLS (rustls).
 //!
-//! Only this crate knows HTTP. Handlers seal and open values with the keyring; the store below
-//! sees only sealed bytes and blind indexes.
+//! Only this crate knows HTTP: it is the edge over `meshwork-app`, whose services every handler
+//! calls. It owns the routes, the extractors that authenticate and authorise, the OpenAPI
+//! document, TLS, and the mapping of the app's errors to HTTP answers.
 
-pub mod accounts;
-pub mod audit;
 pub mod auth;
-pub use meshwork_config as config;
-pub mod crm;
+pub mod client;
 pub mod error;
-pub mod export;
-pub mod forms;
 pub mod http;
-pub mod import;
-pub mod key_cache;
-pub mod mail;
-pub mod overlap;
-pub mod pseudonyms;
-pub mod remote;
-pub mod search;
-pub mod state;
-pub mod upload;
 
-pub use config::{Config, DEFAULT_CONFIG};
-pub use state::AppState;
+pub use meshwork_app::config;
+pub use meshwork_app::{open_state, open_store, AppState, Config, DEFAULT_CONFIG};
 
 use anyhow::Context;
-use meshwork_keyring::{Keyring, MasterKey};
-use meshwork_store::Store;
+use meshwork_app::import;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
-
-/// Opens the keyring and the store named by `config`. A wrong master key fails here, before the
-/// database is opened, so nothing is written with it.
-pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
-    create_private_dir(&config.data_dir)?;
-    let key_path = config.master_key_path();
-    let create = config.master_key_file.is_empty();
-    let (master, created) = MasterKey::load_or_create(&key_path, create)
-        .with_context(|| format!("loading the master key from {}", key_path.display()))?;
-    if created {
-        tracing::warn!(path = %key_path.display(), "created a new master key: back it up apart from the data; without it nothing stored can be read");
-    }
-    let keyring = Keyring::open(&config.keyring_path(), master)?;
-    let store = open_store(&config).await?;
-    AppState::new(store, Arc::new(keyring), config)
-}
-
-/// Picks the backend from the URL scheme.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = config.database_url.as_str();
-    if url.is_empty() || url.starts_with("sqlite:") {
-        let path = match url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
-            _ => config.data_dir.join("meshwork.db"),
-        };
-        Ok(Arc::new(
-            meshwork_store_sqlite::SqliteStore::open(&path).await?,
-        ))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = meshwork_store_postgres::PostgresStore::open(url)
-            .await
-            .with_context(|| format!("opening PostgreSQL at {}", config::redact_url(url)))?;
-        Ok(Arc::new(store))
-    } else {
-        anyhow::bail!(
-            "database URL {:?} is not supported: use postgres://… or leave it empty for SQLite",
-            config::redact_url(url)
-        )
-    }
-}
-
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating data directory {}", dir.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-    }
-    Ok(())
-}
 
 /// A server running in this process.
 #[derive(Debug)]
@@ -97,6 +26,7 @@ pub struct Running {
     pub state: AppState,
     pub tls: bool,
     handle: axum_server::Handle,
+    runner: meshwork_app::jobs::Runner,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -105,6 +35,7 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         self.task.await.context("server task")??;
+        self.runner.stop(Duration::from_secs(10)).await;
         self.state.store.close().await;
         Ok(())
     }
@@ -119,7 +50,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Imports uploaded through the API that a stop or a crash interrupted go on.
     import::background::resume_all(&state)
         .await
-        .map_err(|e| anyhow::anyhow!("resuming imports: {}", e.message))?;
+        .map_err(|e| anyhow::anyhow!("resuming imports: {e}"))?;
+    match &state.mailer {
+        Some(m) => tracing::info!(server = %m.describe, "mail goes out through the configured SMTP server"),
+        None => tracing::warn!("no SMTP server is configured (smtp.host): mail waits in the outbox until one is; `meshwork users verify-email EMAIL` verifies an account without mail"),
+    }
+    let runner = meshwork_app::jobs::Runner::start(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the job runner: {e}"))?;
     let (router, _) = http::router(state.clone());
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let listener =
@@ -147,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state,
         tls: tls_files.is_some(),
         handle,
+        runner,
         task,
     })
 }

@@ -202,6 +202,29 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            pub(super) const QUEUED_JOB_COLUMNS: &str = "id, kind, workspace_id, payload, payload_sealed, state, attempts, max_attempts, run_at, lease_holder, lease_until, error_sealed, unique_key, created_at, updated_at";
+
+            pub(super) fn queued_job(r: &DbRow) -> Result<QueuedJobRow> {
+                let ws: Option<String> = r.try_get("workspace_id").map_err(db)?;
+                Ok(QueuedJobRow {
+                    id: uuid(&r.try_get::<String, _>("id").map_err(db)?, "job_queue.id")?,
+                    kind: r.try_get("kind").map_err(db)?,
+                    workspace_id: ws.map(|w| uuid(&w, "job_queue.workspace_id").map(WorkspaceId)).transpose()?,
+                    payload: r.try_get("payload").map_err(db)?,
+                    payload_sealed: r.try_get("payload_sealed").map_err(db)?,
+                    state: r.try_get("state").map_err(db)?,
+                    attempts: r.try_get("attempts").map_err(db)?,
+                    max_attempts: r.try_get("max_attempts").map_err(db)?,
+                    run_at: r.try_get("run_at").map_err(db)?,
+                    lease_holder: r.try_get("lease_holder").map_err(db)?,
+                    lease_until: r.try_get("lease_until").map_err(db)?,
+                    error_sealed: r.try_get("error_sealed").map_err(db)?,
+                    unique_key: r.try_get("unique_key").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                })
+            }
+
             pub(super) const RECORD_COLUMNS: &str = "id, workspace_id, kind, data_sealed, occurred_at, created_at, updated_at, version";
 
             pub(super) fn record(r: &DbRow) -> Result<RecordRow> {
@@ -995,6 +1018,127 @@ macro_rules! impl_sql_store {
                 }
             }
 
+            async fn enqueue_job(&self, j: &meshwork_store::QueuedJobRow) -> meshwork_store::Result<bool> {
+                let done = insert_queued_job(j).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn enqueue_mail_job(&self, m: &meshwork_store::MailRow, j: &meshwork_store::QueuedJobRow) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("INSERT INTO outbox (id, to_sealed, subject_sealed, body_sealed, kind, created_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, 0)")
+                    .bind(m.id.to_string()).bind(&m.to_sealed).bind(&m.subject_sealed).bind(&m.body_sealed).bind(&m.kind).bind(m.created_at)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                insert_queued_job(j).execute(&mut *tx).await.map_err($crate::db)?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn claim_jobs(&self, holder: &str, kinds: &[&str], now: meshwork_domain::Millis, lease_until: meshwork_domain::Millis, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::QueuedJobRow>> {
+                if kinds.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // PostgreSQL: rows another runner has locked are skipped, not waited for. SQLite
+                // has one writer: the statement is atomic as it is.
+                let lock = if $backend == meshwork_store::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+                let kind_params: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 5)).collect();
+                let sql = format!(
+                    "UPDATE job_queue SET state = 'running', lease_holder = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+                     WHERE id IN (SELECT id FROM job_queue WHERE kind IN ({}) AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
+                     ORDER BY run_at, id LIMIT $4{lock}) RETURNING {}",
+                    kind_params.join(", "),
+                    sql_store_rows::QUEUED_JOB_COLUMNS
+                );
+                let mut q = $crate::sqlx::query(&sql).bind(holder).bind(lease_until).bind(now).bind(limit);
+                for k in kinds {
+                    q = q.bind(*k);
+                }
+                let mut jobs = q.fetch_all(self.writer()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::queued_job).collect::<meshwork_store::Result<Vec<_>>>()?;
+                jobs.sort_by(|a, b| (a.run_at, a.id).cmp(&(b.run_at, b.id)));
+                Ok(jobs)
+            }
+
+            async fn renew_job_lease(&self, id: uuid::Uuid, holder: &str, lease_until: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let done = $crate::sqlx::query("UPDATE job_queue SET lease_until = $3 WHERE id = $1 AND lease_holder = $2 AND state = 'running'")
+                    .bind(id.to_string()).bind(holder).bind(lease_until)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn end_job_run(&self, id: uuid::Uuid, holder: &str, outcome: &meshwork_store::JobOutcome, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                use meshwork_store::JobOutcome;
+                let q = match outcome {
+                    JobOutcome::Done => $crate::sqlx::query("UPDATE job_queue SET state = 'done', lease_holder = NULL, lease_until = NULL, error_sealed = NULL, updated_at = $3 WHERE id = $1 AND lease_holder = $2 AND state = 'running'").bind(id.to_string()).bind(holder).bind(now),
+                    JobOutcome::RetryAt(at, error) => $crate::sqlx::query("UPDATE job_queue SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, run_at = $4, error_sealed = $5, lease_holder = NULL, lease_until = NULL, updated_at = $3 WHERE id = $1 AND lease_holder = $2 AND state = 'running'")
+                        .bind(id.to_string()).bind(holder).bind(now).bind(*at).bind(error.clone()),
+                    JobOutcome::Failed(error) => $crate::sqlx::query("UPDATE job_queue SET state = 'failed', error_sealed = $4, lease_holder = NULL, lease_until = NULL, updated_at = $3 WHERE id = $1 AND lease_holder = $2 AND state = 'running'")
+                        .bind(id.to_string()).bind(holder).bind(now).bind(error.clone()),
+                    JobOutcome::Released => $crate::sqlx::query("UPDATE job_queue SET state = 'queued', attempts = attempts - 1, lease_holder = NULL, lease_until = NULL, updated_at = $3 WHERE id = $1 AND lease_holder = $2 AND state = 'running'").bind(id.to_string()).bind(holder).bind(now),
+                };
+                let done = q.execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn queued_job(&self, id: uuid::Uuid) -> meshwork_store::Result<Option<meshwork_store::QueuedJobRow>> {
+                let sql = format!("SELECT {} FROM job_queue WHERE id = $1", sql_store_rows::QUEUED_JOB_COLUMNS);
+                $crate::sqlx::query(&sql).bind(id.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::queued_job).transpose()
+            }
+
+            async fn queued_jobs(&self, ws: Option<meshwork_domain::WorkspaceId>, state: Option<&str>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::QueuedJobRow>> {
+                let sql = format!(
+                    "SELECT {} FROM job_queue WHERE ($1 IS NULL OR workspace_id = $1) AND ($2 IS NULL OR state = $2) ORDER BY created_at DESC, id DESC LIMIT $3",
+                    sql_store_rows::QUEUED_JOB_COLUMNS
+                );
+                $crate::sqlx::query(&sql).bind(ws.map(|w| w.to_string())).bind(state).bind(limit)
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::queued_job).collect()
+            }
+
+            async fn retry_job(&self, id: uuid::Uuid, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let done = $crate::sqlx::query("UPDATE job_queue SET state = 'queued', attempts = 0, run_at = $2, lease_holder = NULL, lease_until = NULL, updated_at = $2 WHERE id = $1 AND state IN ('failed', 'cancelled')")
+                    .bind(id.to_string()).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn cancel_job(&self, id: uuid::Uuid, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let done = $crate::sqlx::query("UPDATE job_queue SET state = 'cancelled', lease_holder = NULL, lease_until = NULL, updated_at = $2 WHERE id = $1 AND state IN ('queued', 'running')")
+                    .bind(id.to_string()).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn expire_job_leases(&self, now: meshwork_domain::Millis) -> meshwork_store::Result<u64> {
+                let done = $crate::sqlx::query("UPDATE job_queue SET lease_until = 0, updated_at = $1 WHERE state = 'running'")
+                    .bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn prune_jobs(&self, before: meshwork_domain::Millis) -> meshwork_store::Result<u64> {
+                let done = $crate::sqlx::query("DELETE FROM job_queue WHERE state IN ('done', 'failed', 'cancelled') AND updated_at < $1")
+                    .bind(before)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn mail(&self, id: uuid::Uuid) -> meshwork_store::Result<Option<(meshwork_store::MailRow, Option<meshwork_domain::Millis>)>> {
+                use $crate::sqlx::Row as _;
+                let Some(r) = $crate::sqlx::query("SELECT id, to_sealed, subject_sealed, body_sealed, kind, created_at, sent_at FROM outbox WHERE id = $1")
+                    .bind(id.to_string()).fetch_optional(self.writer()).await.map_err($crate::db)? else {
+                    return Ok(None);
+                };
+                Ok(Some((sql_store_rows::mail(&r)?, r.try_get("sent_at").map_err($crate::db)?)))
+            }
+
+            async fn mark_mail_sent(&self, id: uuid::Uuid, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE outbox SET sent_at = $2, attempts = attempts + 1 WHERE id = $1")
+                    .bind(id.to_string()).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
             async fn create_job(&self, j: &meshwork_store::JobRow) -> meshwork_store::Result<()> {
                 $crate::sqlx::query("INSERT INTO jobs (id, workspace_id, kind, state, spec_sealed, progress_sealed, cursor, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
                     .bind(j.id.to_string()).bind(j.workspace_id.to_string()).bind(&j.kind).bind(&j.state).bind(&j.spec_sealed)
@@ -1378,6 +1522,15 @@ macro_rules! impl_sql_store {
                 return vec!["?"; n].join(", ");
             }
             (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        }
+
+        /// The insert of a queued job; a taken `unique_key` inserts nothing.
+        fn insert_queued_job(j: &meshwork_store::QueuedJobRow) -> $crate::sqlx::query::Query<'_, $db, <$db as $crate::sqlx::Database>::Arguments<'_>> {
+            $crate::sqlx::query("INSERT INTO job_queue (id, kind, workspace_id, payload, payload_sealed, state, attempts, max_attempts, run_at, lease_holder, lease_until, error_sealed, unique_key, created_at, updated_at) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (unique_key) DO NOTHING")
+                .bind(j.id.to_string()).bind(&j.kind).bind(j.workspace_id.map(|w| w.to_string())).bind(&j.payload).bind(j.payload_sealed)
+                .bind(&j.state).bind(j.attempts).bind(j.max_attempts).bind(j.run_at).bind(&j.lease_holder).bind(j.lease_until)
+                .bind(&j.error_sealed).bind(&j.unique_key).bind(j.created_at).bind(j.updated_at)
         }
 
         /// Parameter `i` of a statement that uses [`placeholders`] (`?` on SQLite, in order).

@@ -250,6 +250,60 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<TimelineEntry>>;
     async fn crm_blob(&self, ws: WorkspaceId, record: RecordId) -> Result<Option<Vec<u8>>>;
 
+    // --- the job queue ------------------------------------------------------------------------------
+    /// Adds a job. Answers false (and writes nothing) when its `unique_key` is taken.
+    async fn enqueue_job(&self, job: &QueuedJobRow) -> Result<bool>;
+    /// Adds a mail and the job that sends it, in one transaction.
+    async fn enqueue_mail_job(&self, mail: &MailRow, job: &QueuedJobRow) -> Result<()>;
+    /// Claims up to `limit` jobs of `kinds` that are due (queued with `run_at <= now`, or running
+    /// under a lease that expired before `now`), oldest first: each becomes `running` under
+    /// `holder`'s lease until `lease_until`, its attempts counted. Jobs another runner is
+    /// claiming at the same moment are skipped, never claimed twice.
+    async fn claim_jobs(
+        &self,
+        holder: &str,
+        kinds: &[&str],
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> Result<Vec<QueuedJobRow>>;
+    /// Extends a lease; false when `holder` no longer holds the job (taken over or cancelled).
+    async fn renew_job_lease(
+        &self,
+        id: uuid::Uuid,
+        holder: &str,
+        lease_until: Millis,
+    ) -> Result<bool>;
+    /// Records how a run ended; false when `holder` no longer holds the job.
+    async fn end_job_run(
+        &self,
+        id: uuid::Uuid,
+        holder: &str,
+        outcome: &JobOutcome,
+        now: Millis,
+    ) -> Result<bool>;
+    async fn queued_job(&self, id: uuid::Uuid) -> Result<Option<QueuedJobRow>>;
+    /// Newest first, optionally only one workspace's (`None` for every job) or one state's.
+    async fn queued_jobs(
+        &self,
+        ws: Option<WorkspaceId>,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<QueuedJobRow>>;
+    /// An operator's retry: a failed or cancelled job is queued again with its attempts reset.
+    async fn retry_job(&self, id: uuid::Uuid, now: Millis) -> Result<bool>;
+    /// An operator's cancel: a queued or running job becomes cancelled (a running one stops
+    /// when its runner next renews the lease).
+    async fn cancel_job(&self, id: uuid::Uuid, now: Millis) -> Result<bool>;
+    /// Ends every lease at once (a single-server SQLite store at start-up: nobody else can hold
+    /// one). Answers how many jobs were held.
+    async fn expire_job_leases(&self, now: Millis) -> Result<u64>;
+    /// Deletes jobs that ended (done, failed, cancelled) before `before`.
+    async fn prune_jobs(&self, before: Millis) -> Result<u64>;
+    /// A mail of the outbox and when it was sent.
+    async fn mail(&self, id: uuid::Uuid) -> Result<Option<(MailRow, Option<Millis>)>>;
+    async fn mark_mail_sent(&self, id: uuid::Uuid, now: Millis) -> Result<()>;
+
     // --- jobs -------------------------------------------------------------------------------------
     async fn create_job(&self, job: &JobRow) -> Result<()>;
     async fn job(&self, ws: WorkspaceId, id: JobId) -> Result<Option<JobRow>>;

@@ -136,3 +136,45 @@ pub struct ChangeRow {
     pub op: String,
     pub at: Millis,
 }
+
+/// A job of the durable queue (`job_queue`): background work any server sharing the database may
+/// run, under a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedJobRow {
+    pub id: uuid::Uuid,
+    /// What to run (`mail.send`, `import`, `jobs.prune`…).
+    pub kind: String,
+    /// The workspace the job works in, if any (its rows go when the workspace goes).
+    pub workspace_id: Option<WorkspaceId>,
+    /// The job's input; sealed (workspace key, or the account key without a workspace) when
+    /// `payload_sealed`.
+    pub payload: Vec<u8>,
+    pub payload_sealed: bool,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    /// Runs started, counting the one in progress.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// Not before this time.
+    pub run_at: Millis,
+    pub lease_holder: Option<String>,
+    pub lease_until: Option<Millis>,
+    /// Why the last run failed, sealed like the payload (it may quote an address).
+    pub error_sealed: Option<Vec<u8>>,
+    /// At most one job per key (a periodic job's period).
+    pub unique_key: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// How a run of a job ended, as its runner records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Done,
+    /// Run again at this time (a temporary failure), unless the attempts are used up, in which
+    /// case the job fails with this error.
+    RetryAt(Millis, Vec<u8>),
+    Failed(Vec<u8>),
+    /// Put back untouched (shutdown): the attempt does not count.
+    Released,
+}

@@ -35,8 +35,8 @@ fn default_config_prints_the_documented_defaults() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("listen = \"127.0.0.1:8080\"") && text.contains("[auth]"));
     assert_eq!(
-        meshwork_server::Config::from_toml_str(&text).unwrap(),
-        meshwork_server::Config::default()
+        meshwork_app::Config::from_toml_str(&text).unwrap(),
+        meshwork_app::Config::default()
     );
 }
 

@@ -1,25 +1,23 @@
 //! Account routes: sign-up, sign-in (with TOTP), sign-out, the profile and its picture, password
 //! changes and resets, email verification, two-factor set-up, and the account's own audit trail.
 
-use crate::accounts::{self, accept_totp, hash_password, verify_password};
-use crate::audit::{self, ClientInfo, Event};
 use crate::auth::{csrf_token, SessionUser, SESSION_COOKIE};
+use crate::client::{Client, ClientInfo};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query, RawBody};
-use crate::mail::{self, Mail};
-use crate::state::{now_millis, random_token, token_hash, AppState};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use meshwork_app::accounts::{self, accept_totp, hash_password, verify_password};
+use meshwork_app::audit::{self, Event};
+use meshwork_app::mail::{self, Mail};
+use meshwork_app::state::{now_millis, random_token, token_hash, AppState};
 use meshwork_domain::{
     EmailAddress, ErrorCode, Password, PersonName, ProfileText, UserId, MAX_PICTURE_BYTES,
 };
-use meshwork_store::{AuditScope, PictureRow, ProfileUpdate, SessionRow, TokenRow, UserRow};
+use meshwork_store::{AuditScope, PictureRow, ProfileUpdate, SessionRow, UserRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-
-const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
-const RESET_TTL_MS: i64 = 3600 * 1000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -73,37 +71,13 @@ async fn start_session(state: &AppState, user: UserId, status: StatusCode) -> Ap
     Ok(resp)
 }
 
-async fn send_verification(state: &AppState, user: UserId, email: &str) -> ApiResult<()> {
-    let token = random_token();
-    state
-        .store
-        .create_token(&TokenRow {
-            hash: token_hash(&token),
-            kind: "verify_email".into(),
-            user_id: user,
-            expires_at: now_millis() + VERIFY_TTL_MS,
-        })
-        .await?;
-    let link = format!(
-        "{}/verify-email?token={token}",
-        state.config.public_url.trim_end_matches('/')
-    );
-    mail::enqueue(state, Mail {
-        kind: "verify_email".into(),
-        to: email.into(),
-        subject: "Confirm your email address for Meshwork".into(),
-        body: format!("Confirm this address by opening:\n\n{link}\n\nThe link works once and expires in 24 hours. If you did not sign up, ignore this mail."),
-    })
-    .await
-}
-
 /// Create an account and sign in.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
     responses((status = 201, body = SignedIn, description = "Signed up and signed in; a verification email is queued."),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn signup(
     State(state): State<AppState>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<Response> {
     let name = PersonName::parse("name", &req.name)?;
@@ -151,7 +125,7 @@ pub async fn signup(
     };
     state.store.create_user(&user).await?;
     audit::account_event(&state, &client, "account.created", id, json!({})).await?;
-    send_verification(&state, id, email.as_str()).await?;
+    accounts::send_verification(&state, id, email.as_str()).await?;
     state
         .store
         .remember_device(id, &device_hash(&state, id, &client)?, now)
@@ -183,7 +157,7 @@ fn device_hash(state: &AppState, user: UserId, client: &ClientInfo) -> ApiResult
               (status = 401, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     if let Some(ip) = client.ip {
@@ -397,7 +371,7 @@ fn auth_lock_ms(state: &AppState) -> i64 {
 pub async fn logout(
     State(state): State<AppState>,
     user: SessionUser,
-    client: ClientInfo,
+    Client(client): Client,
 ) -> ApiResult<Response> {
     state.store.delete_session(&user.session_hash).await?;
     audit::account_event(&state, &client, "logout", user.id, json!({})).await?;
@@ -509,7 +483,7 @@ pub struct ProfilePatch {
 pub async fn update_me(
     State(state): State<AppState>,
     user: SessionUser,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<ProfilePatch>,
 ) -> ApiResult<Json<Me>> {
     let u = load_user(&state, user.id).await?;
@@ -588,7 +562,7 @@ pub async fn update_me(
     )
     .await?;
     if let (true, Some(e)) = (email_changed, &email) {
-        send_verification(&state, id, e.as_str()).await?;
+        accounts::send_verification(&state, id, e.as_str()).await?;
     }
     me(State(state), user).await
 }
@@ -689,7 +663,7 @@ pub struct PasswordChange {
 pub async fn change_password(
     State(state): State<AppState>,
     user: SessionUser,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<PasswordChange>,
 ) -> ApiResult<Response> {
     let u = load_user(&state, user.id).await?;
@@ -720,21 +694,10 @@ pub struct TokenRequest {
     responses((status = 204), (status = 400, body = ErrorBody)))]
 pub async fn verify_email(
     State(state): State<AppState>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<TokenRequest>,
 ) -> ApiResult<StatusCode> {
-    let Some(user) = state
-        .store
-        .take_token("verify_email", &token_hash(&req.token), now_millis())
-        .await?
-    else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidToken,
-            "field `token`: the link is unknown, already used or expired",
-        ));
-    };
-    state.store.set_email_verified(user, now_millis()).await?;
-    audit::account_event(&state, &client, "account.email_verified", user, json!({})).await?;
+    accounts::verify_email(&state, &client, &req.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -749,7 +712,7 @@ pub struct ResetRequest {
     responses((status = 202), (status = 422, body = ErrorBody)))]
 pub async fn request_reset(
     State(state): State<AppState>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<ResetRequest>,
 ) -> ApiResult<StatusCode> {
     let email = EmailAddress::parse("email", &req.email)?;
@@ -761,45 +724,7 @@ pub async fn request_reset(
             ));
         }
     }
-    if let Some(user) = state
-        .store
-        .user_by_email_index(&state.email_index(&email.normalized())?)
-        .await?
-    {
-        let token = random_token();
-        state
-            .store
-            .create_token(&TokenRow {
-                hash: token_hash(&token),
-                kind: "password_reset".into(),
-                user_id: user.id,
-                expires_at: now_millis() + RESET_TTL_MS,
-            })
-            .await?;
-        let link = format!(
-            "{}/reset-password?token={token}",
-            state.config.public_url.trim_end_matches('/')
-        );
-        mail::enqueue(&state, Mail {
-            kind: "password_reset".into(),
-            to: state.open_account_str(user.id, "email", &user.email_sealed)?,
-            subject: "Reset your Meshwork password".into(),
-            body: format!("Choose a new password here:\n\n{link}\n\nThe link works once and expires in 1 hour. If you did not ask for this, ignore this mail."),
-        })
-        .await?;
-        audit::record(
-            &state,
-            Some(&client),
-            Event {
-                kind: "account.password_reset_requested",
-                workspace: None,
-                actor: None,
-                subject: Some(user.id),
-                details: json!({}),
-            },
-        )
-        .await?;
-    }
+    accounts::request_password_reset(&state, &client, &email).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -815,28 +740,10 @@ pub struct ResetConfirm {
     responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn confirm_reset(
     State(state): State<AppState>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<ResetConfirm>,
 ) -> ApiResult<StatusCode> {
-    // Check the password before taking the single-use token, so a weak password does not burn it.
-    let weak_check = Password::parse("new_password", &req.new_password, None)?;
-    let Some(user) = state
-        .store
-        .take_token("password_reset", &token_hash(&req.token), now_millis())
-        .await?
-    else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidToken,
-            "field `token`: the link is unknown, already used or expired",
-        ));
-    };
-    let hash = hash_password(weak_check.dangerously_as_str().to_string()).await?;
-    state
-        .store
-        .set_password_hash(user, &hash, now_millis())
-        .await?;
-    state.store.delete_user_sessions(user).await?;
-    audit::account_event(&state, &client, "account.password_reset", user, json!({})).await?;
+    accounts::reset_password(&state, &client, &req.token, &req.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -905,7 +812,7 @@ pub struct RecoveryCodes {
 pub async fn totp_confirm(
     State(state): State<AppState>,
     user: SessionUser,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<TotpConfirm>,
 ) -> ApiResult<Json<RecoveryCodes>> {
     let u = load_user(&state, user.id).await?;
@@ -954,7 +861,7 @@ pub struct MfaDisable {
 pub async fn totp_disable(
     State(state): State<AppState>,
     user: SessionUser,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<MfaDisable>,
 ) -> ApiResult<StatusCode> {
     let u = load_user(&state, user.id).await?;

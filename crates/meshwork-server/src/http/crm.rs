@@ -3,15 +3,18 @@
 //! appears in the OpenAPI document and the route matrix on its own; contacts, companies and
 //! deals add a timeline and merge; every type has bulk update and delete.
 
-use crate::audit::{self, ClientInfo};
 use crate::auth::{perm, Authorized};
-use crate::crm::{invalid, Crm, MergeResult, RecordList, RecordPage, RecordView, TimelineItem};
+use crate::client::{Client, ClientInfo};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use meshwork_app::audit;
+use meshwork_app::crm::{
+    invalid, Crm, MergeResult, RecordList, RecordPage, RecordView, TimelineItem,
+};
+use meshwork_app::state::AppState;
 use meshwork_crm::{Doc, Filter, Kind};
 use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
 use meshwork_search::{ListCursor, SortOrder};
@@ -217,7 +220,7 @@ pub async fn timeline(
 ) -> ApiResult<Json<TimelinePage>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(invalid("limit", "must be 1 to 200"));
+        return Err(invalid("limit", "must be 1 to 200").into());
     }
     let before = match q.cursor {
         Some(c) => {
@@ -386,7 +389,7 @@ macro_rules! extra_routes {
                 security(("session" = ["crm.bulk"]), ("api_key" = ["crm.bulk"])),
                 params(("workspace_id" = uuid::Uuid, Path)), request_body = BulkUpdateInput,
                 responses((status = 200, body = BulkResult), (status = 422, body = ErrorBody)))]
-            pub async fn bulk_update(State(state): State<AppState>, auth: Authorized<perm::CrmBulk>, client: ClientInfo, Json(input): Json<BulkUpdateInput>) -> ApiResult<Json<BulkResult>> {
+            pub async fn bulk_update(State(state): State<AppState>, auth: Authorized<perm::CrmBulk>, Client(client): Client, Json(input): Json<BulkUpdateInput>) -> ApiResult<Json<BulkResult>> {
                 super::bulk_update(&state, &auth, &client, $kind, input).await
             }
 
@@ -395,7 +398,7 @@ macro_rules! extra_routes {
                 security(("session" = ["crm.bulk"]), ("api_key" = ["crm.bulk"])),
                 params(("workspace_id" = uuid::Uuid, Path)), request_body = BulkDeleteInput,
                 responses((status = 200, body = BulkResult), (status = 422, body = ErrorBody)))]
-            pub async fn bulk_delete(State(state): State<AppState>, auth: Authorized<perm::CrmBulk>, client: ClientInfo, Json(input): Json<BulkDeleteInput>) -> ApiResult<Json<BulkResult>> {
+            pub async fn bulk_delete(State(state): State<AppState>, auth: Authorized<perm::CrmBulk>, Client(client): Client, Json(input): Json<BulkDeleteInput>) -> ApiResult<Json<BulkResult>> {
                 super::bulk_delete(&state, &auth, &client, $kind, input).await
             }
 
@@ -416,7 +419,7 @@ macro_rules! extra_routes {
                 security(("session" = ["crm.write"]), ("api_key" = ["crm.write"])),
                 params(("workspace_id" = uuid::Uuid, Path), ("record_id" = uuid::Uuid, Path)), request_body = MergeInput,
                 responses((status = 200, body = MergeResult), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-            pub async fn merge(State(state): State<AppState>, auth: Authorized<perm::CrmWrite>, client: ClientInfo, Path((_, id)): Path<(uuid::Uuid, uuid::Uuid)>, Json(input): Json<MergeInput>) -> ApiResult<Json<MergeResult>> {
+            pub async fn merge(State(state): State<AppState>, auth: Authorized<perm::CrmWrite>, Client(client): Client, Path((_, id)): Path<(uuid::Uuid, uuid::Uuid)>, Json(input): Json<MergeInput>) -> ApiResult<Json<MergeResult>> {
                 super::merge(&state, &auth, &client, $kind, id, input).await
             }
             )?
@@ -618,7 +621,7 @@ pub async fn put_file(
     let customs = crm.customs().await?;
     let doc = Crm::patched(&before, &patch, &customs, Kind::File);
     let p = crm.prepare(Kind::File, id, &doc, &customs).await?;
-    let now = crate::state::now_millis();
+    let now = meshwork_app::state::now_millis();
     let (mut ops, next) = crm.update_ops(&row, &before, p, now, "field_change");
     ops.push(CrmOp::Blob {
         record: id,
@@ -694,8 +697,8 @@ pub mod export {
         responses((status = 200, body = ExportFiles)))]
     pub async fn list(_auth: Authorized<perm::CrmExport>) -> ApiResult<Json<ExportFiles>> {
         Ok(Json(ExportFiles {
-            format: crate::export::FORMAT_VERSION,
-            files: crate::export::file_names(),
+            format: meshwork_app::export::FORMAT_VERSION,
+            files: meshwork_app::export::file_names(),
         }))
     }
 
@@ -708,11 +711,11 @@ pub mod export {
     pub async fn file(
         State(state): State<AppState>,
         auth: Authorized<perm::CrmExport>,
-        client: ClientInfo,
+        Client(client): Client,
         Path((_, name)): Path<(uuid::Uuid, String)>,
     ) -> ApiResult<impl IntoResponse> {
         let crm = Crm::new(&state, auth.workspace)?;
-        let (bytes, content_type) = crate::export::file(&crm, &name).await?;
+        let (bytes, content_type) = meshwork_app::export::file(&crm, &name).await?;
         audit::workspace_event(
             &state,
             &client,

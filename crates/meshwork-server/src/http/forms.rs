@@ -2,13 +2,14 @@
 //! no account (a web page embeds them). Each client address may submit a limited number of
 //! times per minute.
 
-use crate::audit::{self, ClientInfo};
+use crate::client::Client;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path};
-use crate::forms::{self, PublicForm, Submitted};
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
+use meshwork_app::audit;
+use meshwork_app::forms::{self, PublicForm, Submitted};
+use meshwork_app::state::AppState;
 use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
 use serde::Deserialize;
 use serde_json::json;
@@ -45,7 +46,7 @@ pub struct SubmitInput {
     responses((status = 201, body = Submitted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
-    client: ClientInfo,
+    Client(client): Client,
     headers: HeaderMap,
     Path((ws, form)): Path<(uuid::Uuid, uuid::Uuid)>,
     body: Bytes,

@@ -1,16 +1,17 @@
 //! CRM imports through the API: upload a file (CSV in HubSpot, Salesforce or Pipedrive layout,
 //! or vCard), follow its progress, revert it. The upload is sealed with the workspace key as it
-//! arrives (`crate::upload`), so no plaintext reaches the disk; the import runs as a durable job
-//! in the background and resumes after a restart (`crate::import::background`).
+//! arrives (`meshwork_app::upload`), so no plaintext reaches the disk; the import runs as a durable job
+//! in the background and resumes after a restart (`meshwork_app::import::background`).
 
-use crate::audit::{self, ClientInfo};
 use crate::auth::{perm, Authorized};
+use crate::client::Client;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::import::{self, ImportSpec, Mode, Progress, RowProblem};
-use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
+use meshwork_app::audit;
+use meshwork_app::import::{self, ImportSpec, Mode, Progress, RowProblem};
+use meshwork_app::state::AppState;
 use meshwork_domain::{ErrorCode, JobId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -143,7 +144,7 @@ async fn check(
     }
     let default_owner = match &q.owner {
         Some(email) => Some(
-            *crate::crm::members_by_email(state, ws)
+            *meshwork_app::crm::members_by_email(state, ws)
                 .await?
                 .get(&email.trim().to_lowercase())
                 .ok_or_else(|| {
@@ -199,7 +200,7 @@ async fn drain(body: Body) {
 pub async fn start(
     State(state): State<AppState>,
     auth: Authorized<perm::CrmImport>,
-    client: ClientInfo,
+    Client(client): Client,
     Query(q): Query<ImportParams>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<ImportStatus>)> {
@@ -223,7 +224,7 @@ pub async fn start(
     let upload = uuid::Uuid::now_v7().to_string();
     let path = import::background::upload_path(&state, ws, &upload);
     let key = state.workspace_key(ws)?;
-    let mut writer = crate::upload::SealedWriter::create(&path, key, ws, &upload)
+    let mut writer = meshwork_app::upload::SealedWriter::create(&path, key, ws, &upload)
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", path.display())))?;
     let mut stream = body.into_data_stream();
     let mut size = 0u64;
@@ -284,7 +285,7 @@ pub async fn start(
         Ok(job) => job,
         Err(e) => {
             let _ = std::fs::remove_file(&path);
-            return Err(e);
+            return Err(e.into());
         }
     };
     audit::workspace_event(
@@ -296,7 +297,7 @@ pub async fn start(
         json!({"job": job.to_string(), "type": kind, "layout": layout, "bytes": size}),
     )
     .await?;
-    import::background::spawn(&state, ws, job);
+    import::background::queue(&state, ws, job).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(status(job, "running", &Progress::default())),
@@ -326,7 +327,7 @@ pub async fn get(
 pub async fn revert(
     State(state): State<AppState>,
     auth: Authorized<perm::CrmImport>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, job)): Path<(uuid::Uuid, uuid::Uuid)>,
 ) -> ApiResult<Json<ImportStatus>> {
     let job = JobId(job);

@@ -13,10 +13,10 @@ pub mod system;
 pub mod workspaces;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::Router;
+use meshwork_app::state::AppState;
 use meshwork_domain::ErrorCode;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;

@@ -1,19 +1,20 @@
 //! Partner overlap over HTTP: populations and match-only lists, partnerships (invite, accept,
 //! revoke, what each side shares), runs, the account-mapping view and its export. See
-//! `crate::overlap` for the scheme and `docs/overlap.md` for the product rules.
+//! `meshwork_app::overlap` for the scheme and `docs/overlap.md` for the product rules.
 
-use crate::audit::{self, ClientInfo};
 use crate::auth::{perm, Authorized};
+use crate::client::{Client, ClientInfo};
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::overlap::{
-    self, check_name, populations, settings, OverlapRecord, Population, PopulationSpec, RunSummary,
-    SideSettings, SideView,
-};
-use crate::state::{now_millis, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use meshwork_app::audit;
+use meshwork_app::overlap::{
+    self, check_name, populations, settings, OverlapRecord, Population, PopulationSpec, RunSummary,
+    SideSettings, SideView,
+};
+use meshwork_app::state::{now_millis, AppState};
 use meshwork_crm_io::{CsvRows, Layout, ReaderOptions, RecordKind};
 use meshwork_domain::{ErrorCode, WorkspaceId};
 use meshwork_overlap::{Identifier, MatchToken};
@@ -58,7 +59,7 @@ pub struct PopulationInput {
 pub async fn create_population(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(input): Json<PopulationInput>,
 ) -> ApiResult<(StatusCode, Json<Population>)> {
     let name = check_name(&input.name)?;
@@ -99,7 +100,7 @@ pub async fn create_population(
 pub async fn delete_population(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<StatusCode> {
     if overlap::builtin_populations().iter().any(|p| p.id == id) {
@@ -178,7 +179,7 @@ pub struct MatchListReport {
 pub async fn create_match_list(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Query(p): Query<MatchListParams>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<MatchListReport>)> {
@@ -452,7 +453,7 @@ pub struct InviteInput {
 pub async fn invite(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(input): Json<InviteInput>,
 ) -> ApiResult<(StatusCode, Json<PartnershipView>)> {
     let ws = auth.workspace;
@@ -540,7 +541,7 @@ async fn update(
 pub async fn accept(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<PartnershipView>> {
     let ws = auth.workspace;
@@ -588,7 +589,7 @@ pub async fn accept(
 pub async fn revoke(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<PartnershipView>> {
     let ws = auth.workspace;
@@ -676,7 +677,7 @@ pub(crate) async fn check_sharing(
 pub async fn set_sharing(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Json(input): Json<SideSettings>,
 ) -> ApiResult<Json<PartnershipView>> {
@@ -684,7 +685,7 @@ pub async fn set_sharing(
     check_sharing(&state, ws, &input, false).await?;
     let p = find(&state, ws, &id).await?;
     if p.state == "revoked" || p.state == "declined" {
-        return Err(overlap::not_active());
+        return Err(overlap::not_active().into());
     }
     let text = serde_json::to_string(&input).map_err(ApiError::internal)?;
     let p = update(
@@ -723,7 +724,7 @@ pub async fn set_sharing(
 pub async fn run(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<RunSummary>> {
     let p = find(&state, auth.workspace, &id).await?;
@@ -769,7 +770,7 @@ async fn audit_run<P>(
 pub async fn view(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersRead>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<SideView>> {
     let p = find(&state, auth.workspace, &id).await?;
@@ -820,7 +821,7 @@ pub(crate) fn export_format(q: &ExportParams) -> ApiResult<&str> {
 pub async fn export(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersRead>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Query(q): Query<ExportParams>,
 ) -> ApiResult<Response> {
@@ -922,7 +923,7 @@ async fn record_names(
 ) -> ApiResult<Vec<String>> {
     let ids: Vec<meshwork_domain::RecordId> =
         records.iter().filter_map(|r| r.id.parse().ok()).collect();
-    let crm = crate::crm::Crm::new(state, ws)?;
+    let crm = meshwork_app::crm::Crm::new(state, ws)?;
     let mut names = std::collections::HashMap::new();
     for chunk in ids.chunks(2000) {
         for row in state.store.crm_records(ws, chunk).await? {

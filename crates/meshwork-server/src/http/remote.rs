@@ -3,25 +3,27 @@
 //! - `/api/v1/workspaces/{ws}/remote-partnerships…`: the routes people and API keys use
 //!   (invite, join, revoke, share, run, view, export), in the OpenAPI document.
 //! - `/peer/v1/partnerships/{id}/…`: the routes partner servers call. They carry no session or
-//!   API key: each request is signed with the partnership's link key (`crate::remote::link`),
+//!   API key: each request is signed with the partnership's link key (`meshwork_app::remote::link`),
 //!   except the acceptance, which carries the invitation's secret. They are described in
 //!   `docs/overlap-protocol.md`, not in the OpenAPI document (no person calls them).
 
-use crate::audit::{self, ClientInfo};
 use crate::auth::{perm, Authorized};
+use crate::client::Client;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::overlap::{check_sharing, export_format, render_export, ExportParams};
-use crate::overlap::{SideSettings, SideView};
-use crate::remote::{
-    self, link, served::Session, AcceptRequest, RemotePartnershipView, RunProgress,
-};
-use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
+use meshwork_app::audit;
+use meshwork_app::overlap::{SideSettings, SideView};
+use meshwork_app::remote::{
+    self, link, served::Session, AcceptRequest, RemotePartnershipView, RunProgress,
+};
+use meshwork_app::state::AppState;
+use meshwork_app::AppError;
 use meshwork_domain::ErrorCode;
 use meshwork_overlap::RunId;
 use meshwork_store::RemotePartnershipRow;
@@ -43,7 +45,7 @@ pub async fn list(
     let views = rows
         .iter()
         .map(|r| remote::describe(&state, r))
-        .collect::<ApiResult<_>>()?;
+        .collect::<Result<_, AppError>>()?;
     Ok(Json(views))
 }
 
@@ -65,7 +67,7 @@ pub struct Invited {
 pub async fn invite(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
 ) -> ApiResult<(StatusCode, Json<Invited>)> {
     let (row, invitation) = remote::invite(&state, auth.workspace).await?;
     audit::workspace_event(
@@ -103,7 +105,7 @@ pub struct JoinInput {
 pub async fn join(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(input): Json<JoinInput>,
 ) -> ApiResult<(StatusCode, Json<RemotePartnershipView>)> {
     let row = remote::join(&state, auth.workspace, &input.invitation).await?;
@@ -153,7 +155,7 @@ pub struct Revoked {
 pub async fn revoke(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<Revoked>> {
     let (row, told) = remote::revoke(&state, auth.workspace, &id).await?;
@@ -183,14 +185,14 @@ pub async fn revoke(
 pub async fn set_sharing(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Json(input): Json<SideSettings>,
 ) -> ApiResult<Json<RemotePartnershipView>> {
     check_sharing(&state, auth.workspace, &input, true).await?;
     let row = remote::find(&state, auth.workspace, &id).await?;
     if row.state == "revoked" || row.state == "declined" {
-        return Err(crate::overlap::not_active());
+        return Err(meshwork_app::overlap::not_active().into());
     }
     let text = serde_json::to_string(&input).map_err(ApiError::internal)?;
     let row = remote::update(&state, row, |r| r.settings = text).await?;
@@ -225,7 +227,7 @@ pub struct RunParams {
 pub async fn run(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Query(q): Query<RunParams>,
 ) -> ApiResult<(StatusCode, Json<RunProgress>)> {
@@ -290,14 +292,14 @@ pub async fn view(
 pub async fn export(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersRead>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Query(q): Query<ExportParams>,
 ) -> ApiResult<Response> {
     let format = export_format(&q)?;
     let row = remote::find(&state, auth.workspace, &id).await?;
     if row.state != "active" {
-        return Err(crate::overlap::not_active());
+        return Err(meshwork_app::overlap::not_active().into());
     }
     let v = remote::load_view(&state, &row)?.ok_or_else(|| {
         ApiError::new(
@@ -384,7 +386,7 @@ async fn signed(
         body,
     )?;
     if row.state != "active" {
-        return Err(crate::overlap::not_active());
+        return Err(meshwork_app::overlap::not_active().into());
     }
     Ok(row)
 }
@@ -394,7 +396,7 @@ fn parse_run(hex_id: &str) -> ApiResult<RunId> {
         .ok()
         .and_then(|b| <[u8; 16]>::try_from(b).ok())
         .map(RunId)
-        .ok_or_else(|| remote::served::protocol_error("a run id is 16 bytes of hex"))
+        .ok_or_else(|| remote::served::protocol_error("a run id is 16 bytes of hex").into())
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
@@ -419,7 +421,8 @@ async fn peer_audit(
             details,
         },
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 async fn peer_accept(
@@ -541,14 +544,12 @@ async fn peer_session(
     let start: SessionStart = json_body(&body)?;
     let protocol = |m: String| remote::served::protocol_error(m);
     if n >= remote::served::MAX_SESSIONS {
-        return Err(protocol(format!(
-            "session {n} is past the most a run may have"
-        )));
+        return Err(protocol(format!("session {n} is past the most a run may have")).into());
     }
     let full = match start.mode.as_str() {
         "full" => true,
         "counts" => false,
-        other => return Err(protocol(format!("mode {other:?} is not full or counts"))),
+        other => return Err(protocol(format!("mode {other:?} is not full or counts")).into()),
     };
     let psi_run = parse_run(&start.psi_run)?;
     let key = format!("{}/{}/{}", start.population, start.mode, start.psi_run);
@@ -613,6 +614,7 @@ fn session_of(
                 "session {n} is not the run's current session"
             ))),
         })
+        .map_err(ApiError::from)
 }
 
 async fn peer_query_chunk(

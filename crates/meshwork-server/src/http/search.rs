@@ -4,15 +4,16 @@
 //! and their groups (which may contain groups); access is evaluated when a search runs, so a
 //! group change needs no reindexing.
 
-use crate::audit::{self, ClientInfo, Event};
 use crate::auth::{perm, Authorized};
+use crate::client::Client;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::search::{
-    document_id, seal_document, source_email_index, source_group, source_user, StoredDocument,
-};
-use crate::state::{now_millis, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
+use meshwork_app::audit::{self, Event};
+use meshwork_app::search::{
+    document_id, seal_document, source_email_index, source_group, source_user, StoredDocument,
+};
+use meshwork_app::state::{now_millis, AppState};
 use meshwork_domain::{EmailAddress, ErrorCode};
 use meshwork_search::EVERYONE;
 use meshwork_store::{SourceDocRow, SourcePrincipalRow};
@@ -465,7 +466,7 @@ pub async fn list_sources(
 pub async fn disconnect(
     State(state): State<AppState>,
     auth: Authorized<perm::SourcesWrite>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, source)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<Value>> {
     check_source(&source)?;

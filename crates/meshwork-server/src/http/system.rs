@@ -1,9 +1,9 @@
 //! Public system routes: readiness and the vulnerability disclosure file (RFC 9116).
 
-use crate::state::{now_millis, AppState};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use meshwork_app::state::{now_millis, AppState};
 
 /// Answers 200 once the server is ready (store open, keyring unlocked).
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = String, description = "`ok`")))]

@@ -2,14 +2,16 @@
 //! change feed. Each workspace route names its permission in its signature (`Authorized<P>`)
 //! and in its OpenAPI security scopes; the route-matrix test checks the two agree.
 
-use crate::audit::{self, ClientInfo, Event};
 use crate::auth::{perm, Authorized, SessionUser};
+use crate::client::Client;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::accounts::AuditPage;
-use crate::mail::{self, Mail};
-use crate::state::{now_millis, random_token, token_hash, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
+use meshwork_app::audit::{self, Event};
+use meshwork_app::mail::{self, Mail};
+use meshwork_app::state::{now_millis, random_token, token_hash, AppState};
+use meshwork_app::AppError;
 use meshwork_domain::{
     ApiKeyId, EmailAddress, ErrorCode, InviteId, ProfileText, Role, UserId, WorkspaceId,
     WorkspaceName,
@@ -54,7 +56,7 @@ pub struct WorkspaceInput {
 pub async fn create(
     State(state): State<AppState>,
     user: SessionUser,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<WorkspaceInput>,
 ) -> ApiResult<(StatusCode, Json<Workspace>)> {
     let name = WorkspaceName::parse("name", &req.name)?;
@@ -130,7 +132,7 @@ pub async fn get(
 pub async fn rename(
     State(state): State<AppState>,
     auth: Authorized<perm::WorkspaceRename>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<WorkspaceInput>,
 ) -> ApiResult<Json<Workspace>> {
     let name = WorkspaceName::parse("name", &req.name)?;
@@ -180,7 +182,7 @@ pub struct DeleteConfirm {
 pub async fn delete(
     State(state): State<AppState>,
     auth: Authorized<perm::WorkspaceDelete>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(q): Json<DeleteConfirm>,
 ) -> ApiResult<StatusCode> {
     let ws = auth.workspace;
@@ -324,7 +326,7 @@ async fn target_role(state: &AppState, ws: WorkspaceId, user: UserId) -> ApiResu
 pub async fn set_role(
     State(state): State<AppState>,
     auth: Authorized<perm::MembersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, user_id)): Path<(uuid::Uuid, uuid::Uuid)>,
     Json(req): Json<RoleInput>,
 ) -> ApiResult<StatusCode> {
@@ -359,7 +361,7 @@ pub async fn set_role(
 pub async fn remove_member(
     State(state): State<AppState>,
     auth: Authorized<perm::MembersManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, user_id)): Path<(uuid::Uuid, uuid::Uuid)>,
 ) -> ApiResult<StatusCode> {
     let target = UserId(user_id);
@@ -408,7 +410,7 @@ pub struct Invitation {
 pub async fn invite(
     State(state): State<AppState>,
     auth: Authorized<perm::MembersInvite>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<InviteInput>,
 ) -> ApiResult<(StatusCode, Json<Invitation>)> {
     let email = EmailAddress::parse("email", &req.email)?;
@@ -471,7 +473,7 @@ pub async fn invite(
 pub async fn revoke_invite(
     State(state): State<AppState>,
     auth: Authorized<perm::MembersInvite>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, invite_id)): Path<(uuid::Uuid, uuid::Uuid)>,
 ) -> ApiResult<StatusCode> {
     if !state
@@ -515,7 +517,7 @@ pub struct Accepted {
 pub async fn accept(
     State(state): State<AppState>,
     user: SessionUser,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<AcceptInput>,
 ) -> ApiResult<Json<Accepted>> {
     let u =
@@ -634,7 +636,7 @@ pub struct CreatedApiKey {
 pub async fn create_key(
     State(state): State<AppState>,
     auth: Authorized<perm::ApiKeysManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Json(req): Json<ApiKeyInput>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let name = ProfileText::parse("name", &req.name)?;
@@ -703,7 +705,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     State(state): State<AppState>,
     auth: Authorized<perm::ApiKeysManage>,
-    client: ClientInfo,
+    Client(client): Client,
     Path((_, key_id)): Path<(uuid::Uuid, uuid::Uuid)>,
 ) -> ApiResult<StatusCode> {
     if !state
@@ -750,7 +752,7 @@ pub async fn workspace_audit(
     Ok(Json(
         rows.into_iter()
             .map(|r| audit::open(&state, r))
-            .collect::<ApiResult<_>>()?,
+            .collect::<Result<_, AppError>>()?,
     ))
 }
 

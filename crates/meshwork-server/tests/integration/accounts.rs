@@ -16,7 +16,7 @@ fn totp_at(secret_base32: &str, offset: i64) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    meshwork_server::accounts::totp(&bytes, "t")
+    meshwork_app::accounts::totp(&bytes, "t")
         .unwrap()
         .generate((now + offset * 30) as u64)
 }
@@ -414,7 +414,7 @@ async fn promise_pm15_lockout_new_device_alert_and_security_audit(s: &mut TestSe
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let mail = meshwork_server::mail::unsent(s.state(), 100).await.unwrap();
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
     let alert = mail
         .iter()
         .find(|m| m.kind == "new_device" && m.to == "vi@example.com")
@@ -430,7 +430,7 @@ async fn promise_pm15_lockout_new_device_alert_and_security_audit(s: &mut TestSe
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let mail = meshwork_server::mail::unsent(s.state(), 100).await.unwrap();
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
     assert_eq!(
         mail.iter()
             .filter(|m| m.kind == "new_device" && m.to == "vi@example.com")
@@ -485,7 +485,7 @@ async fn promise_pm01_profile_holds_name_email_company_job_title_editable(s: &mu
             Some("Engineer")
         )
     );
-    let mail = meshwork_server::mail::unsent(s.state(), 100).await.unwrap();
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
     let old_link = mail
         .iter()
         .find(|m| m.kind == "verify_email" && m.to == "ann@example.com")
@@ -635,7 +635,7 @@ async fn email_verification_and_password_reset_links_are_single_use(s: &mut Test
             .unwrap()
             .to_string()
     };
-    let mail = meshwork_server::mail::unsent(s.state(), 100).await.unwrap();
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
     let verify = mail
         .iter()
         .find(|m| m.kind == "verify_email" && m.to == "ed@example.com")
@@ -689,7 +689,7 @@ async fn email_verification_and_password_reset_links_are_single_use(s: &mut Test
         .await,
         StatusCode::ACCEPTED
     );
-    let mail = meshwork_server::mail::unsent(s.state(), 100).await.unwrap();
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
     assert!(!mail.iter().any(|m| m.to == "nobody@example.com"));
     let reset = mail.iter().find(|m| m.kind == "password_reset").unwrap();
     let token = token_of(&reset.body, "token=");

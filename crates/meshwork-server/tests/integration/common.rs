@@ -77,7 +77,7 @@ impl TestServer {
         config_for(&self.db).data_dir
     }
 
-    pub fn state(&self) -> &meshwork_server::AppState {
+    pub fn state(&self) -> &meshwork_app::AppState {
         &self.running.as_ref().expect("running").state
     }
 
@@ -205,7 +205,7 @@ impl TestServer {
         if me["email_verified"] == true {
             return;
         }
-        let mail = meshwork_server::mail::unsent(self.state(), 10_000)
+        let mail = meshwork_app::mail::unsent(self.state(), 10_000)
             .await
             .unwrap();
         let verify = mail

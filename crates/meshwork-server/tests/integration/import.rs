@@ -5,8 +5,8 @@
 use super::common::*;
 use super::crm::setup;
 use crate::server_test;
+use meshwork_app::import::{self, ImportSpec, Mode};
 use meshwork_domain::{JobId, UserId, WorkspaceId};
-use meshwork_server::import::{self, ImportSpec, Mode};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::io::Write;
@@ -29,7 +29,7 @@ fn spec(file: &std::path::Path, mode: Mode) -> ImportSpec {
 
 async fn contacts(s: &TestServer, ws: &str) -> Vec<String> {
     let state = s.state();
-    let crm = meshwork_server::crm::Crm::new(state, WorkspaceId(ws.parse().unwrap())).unwrap();
+    let crm = meshwork_app::crm::Crm::new(state, WorkspaceId(ws.parse().unwrap())).unwrap();
     let mut emails: Vec<String> = crm
         .all(meshwork_crm::Kind::Contact)
         .await
@@ -361,7 +361,7 @@ async fn an_api_import_runs_in_the_background_resumes_at_start_and_reverts(s: &m
     meshwork_crm_io::generate_hubspot_contacts(6, 200, &mut more).unwrap();
     let upload = "0192f5e0-7d1c-7a00-8000-00000000abcd";
     let path = import::background::upload_path(s.state(), ws, upload);
-    let mut w = meshwork_server::upload::SealedWriter::create(
+    let mut w = meshwork_app::upload::SealedWriter::create(
         &path,
         s.state().workspace_key(ws).unwrap(),
         ws,
@@ -480,7 +480,7 @@ async fn rows_repeating_records_of_earlier_batches_update_them(s: &mut TestServe
     assert_eq!(p.updated + p.duplicates_in_file, 2, "{p:?}");
     let emails = contacts(s, &c.ws).await;
     assert_eq!(emails.len(), 8001, "one contact per distinct email");
-    let crm = meshwork_server::crm::Crm::new(&state, ws).unwrap();
+    let crm = meshwork_app::crm::Crm::new(&state, ws).unwrap();
     let all = crm.all(meshwork_crm::Kind::Contact).await.unwrap();
     let title = |email: &str| {
         all.iter()

@@ -688,7 +688,7 @@ async fn promise_pm02_overlap_store_holds_no_raw_identifier(s: &mut TestServer) 
         "Matchonly",
     ];
     let mut needles: Vec<String> = raw.iter().map(|s| s.to_string()).collect();
-    let identity = meshwork_server::overlap::identity(s.state());
+    let identity = meshwork_app::overlap::identity(s.state());
     let ids = [
         Identifier::email("canary.one@matchonly-crm.example").unwrap(),
         Identifier::company_domain("canaryco-matchonly.org").unwrap(),

@@ -299,8 +299,7 @@ async fn promise_mm14_disconnecting_a_source_deletes_everything_it_brought(s: &m
     assert!(page.iter().all(|d| d.source == "drive"));
     // The wiki's users and groups are gone: no principal of the wiki is joined to Bob any more,
     // and a document pushed again later, naming the old group, is visible to nobody.
-    let index =
-        meshwork_server::search::source_email_index(s.state(), ws, "bob@tools.test").unwrap();
+    let index = meshwork_app::search::source_email_index(s.state(), ws, "bob@tools.test").unwrap();
     let principals = store.principals_by_email(ws, &index).await.unwrap();
     assert_eq!(principals.len(), 1, "only drive's Bob: {principals:?}");
     push(

@@ -80,7 +80,7 @@ async fn a_corrupt_database_file_is_named_and_left_untouched() {
 
 #[tokio::test]
 async fn promise_mm06_binds_loopback_by_default_with_a_local_file_store() {
-    let defaults = meshwork_server::Config::default();
+    let defaults = meshwork_app::Config::default();
     assert!(
         defaults.listen.ip().is_loopback(),
         "default listen address {}",

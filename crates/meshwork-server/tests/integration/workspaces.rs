@@ -210,7 +210,7 @@ async fn roles_invitations_and_the_last_owner(s: &mut TestServer) {
         (StatusCode::BAD_REQUEST, Some("invalid_token"))
     );
     // Invitations are emailed.
-    let mail = meshwork_server::mail::unsent(s.state(), 100).await.unwrap();
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
     assert!(mail.iter().any(|m| m.kind == "invite"
         && m.to == "someone@example.com"
         && m.subject.contains("Team")));

@@ -147,7 +147,7 @@ async fn engine(
         cmd.arg("--database-url").arg(u);
     }
     cmd.arg(file)
-        .env("MESHWORK_LOG", "warn,meshwork_server::import=info")
+        .env("MESHWORK_LOG", "warn,meshwork_app::import=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();

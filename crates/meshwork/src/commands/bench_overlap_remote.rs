@@ -29,7 +29,7 @@ pub struct RemoteArgs {
     #[arg(long, default_value_t = 1)]
     runs: usize,
     /// The servers' log filter (`MESHWORK_LOG`); to see each run's phases:
-    /// `warn,meshwork_server::remote=debug,meshwork_server::http::remote=debug`.
+    /// `warn,meshwork_app::remote=debug,meshwork_server::http::remote=debug`.
     #[arg(long, default_value = "warn")]
     server_log: String,
 }

@@ -4,10 +4,10 @@
 use anyhow::Context;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use meshwork_app::crm::Crm;
+use meshwork_app::import::{self, ImportSpec, Mode};
+use meshwork_app::{AppState, Config};
 use meshwork_domain::{JobId, RecordId, Role, UserId, WorkspaceId};
-use meshwork_server::crm::Crm;
-use meshwork_server::import::{self, ImportSpec, Mode};
-use meshwork_server::{AppState, Config};
 use std::path::PathBuf;
 
 /// Where the data is.
@@ -38,7 +38,7 @@ impl StoreArgs {
         if let Some(u) = &self.database_url {
             config.database_url = u.clone();
         }
-        let state = meshwork_server::open_state(config).await?;
+        let state = meshwork_app::open_state(config).await?;
         let ws = WorkspaceId(self.workspace);
         anyhow::ensure!(
             state.store.workspace(ws).await?.is_some(),
@@ -212,7 +212,7 @@ async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let members = meshwork_server::crm::members_by_email(&state, ws)
+            let members = meshwork_app::crm::members_by_email(&state, ws)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             let default_owner = match &args.owner {
@@ -343,12 +343,12 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
             FormatArg::Csv => (false, true),
             FormatArg::Both => (true, true),
         };
-        let files = meshwork_server::export::write_dir(&crm, &args.out, json, csv).await?;
+        let files = meshwork_app::export::write_dir(&crm, &args.out, json, csv).await?;
         let actor = an_owner(&state, ws).await?;
-        meshwork_server::audit::record(
+        meshwork_app::audit::record(
             &state,
             None,
-            meshwork_server::audit::Event {
+            meshwork_app::audit::Event {
                 kind: "crm.exported",
                 workspace: Some(ws),
                 actor: Some(actor),
@@ -387,7 +387,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<()> {
         let result = crm.merge(kind, RecordId(args.survivor), RecordId(args.other), args.dry_run).await.map_err(|e| anyhow::anyhow!(e.message))?;
         if !args.dry_run {
             let actor = an_owner(&state, ws).await?;
-            meshwork_server::audit::record(&state, None, meshwork_server::audit::Event {
+            meshwork_app::audit::record(&state, None, meshwork_app::audit::Event {
                 kind: "crm.merged",
                 workspace: Some(ws),
                 actor: Some(actor),

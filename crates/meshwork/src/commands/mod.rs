@@ -8,6 +8,7 @@ mod bench_search;
 mod crm;
 mod default_config;
 mod extract_text;
+mod jobs;
 mod search;
 mod serve;
 
@@ -59,6 +60,17 @@ enum Command {
     ///
     /// Example: `meshwork reindex --workspace WS`
     Reindex(search::ReindexArgs),
+    /// Background jobs (mail, imports, housekeeping): list, show, retry, cancel. Works beside a
+    /// running server.
+    ///
+    /// Example: `meshwork jobs list --state failed`
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Accounts: verify an email address without mail.
+    ///
+    /// Example: `meshwork users verify-email ada@example.com`
+    #[command(subcommand)]
+    Users(jobs::UsersCommand),
     /// Developer tools: test-data generation.
     ///
     /// Example: `meshwork dev generate --type contact --rows 1048576 --seed 7 --out contacts.csv`
@@ -82,6 +94,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => crm::merge(args),
         Command::Search(args) => search::search(args),
         Command::Reindex(args) => search::reindex(args),
+        Command::Jobs(cmd) => jobs::jobs(cmd),
+        Command::Users(cmd) => jobs::users(cmd),
         Command::Dev(cmd) => crm::dev(cmd),
         Command::ExtractText(args) => extract_text::run(args),
     }

@@ -6,8 +6,8 @@ use super::crm::{an_owner, runtime, StoreArgs};
 use anyhow::Context;
 use clap::Args as ClapArgs;
 use indicatif::{ProgressBar, ProgressStyle};
+use meshwork_app::actor::Actor;
 use meshwork_domain::{EmailAddress, Role};
-use meshwork_server::auth::Actor;
 
 #[derive(Debug, ClapArgs)]
 pub struct SearchArgs {

@@ -1,7 +1,7 @@
 //! `meshwork serve`: runs the server until Ctrl-C or SIGTERM.
 
 use anyhow::Context;
-use meshwork_server::Config;
+use meshwork_app::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

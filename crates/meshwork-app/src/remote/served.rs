@@ -2,7 +2,7 @@
 //! held in memory only (points and secrets never reach the store) and dropped when finished,
 //! idle for ten minutes, or the process stops.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use crate::state::now_millis;
 use meshwork_domain::{ErrorCode, WorkspaceId};
 use meshwork_overlap::psi::{
@@ -42,8 +42,8 @@ impl std::fmt::Debug for Session {
     }
 }
 
-pub fn protocol_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
+pub fn protocol_error(e: impl std::fmt::Display) -> AppError {
+    AppError::new(
         ErrorCode::OverlapProtocolError,
         format!("{e}; the run is abandoned"),
     )
@@ -57,7 +57,7 @@ impl Session {
         run: RunId,
         full: bool,
         items: &[Identifier],
-    ) -> ApiResult<Self> {
+    ) -> AppResult<Self> {
         Ok(if full {
             Session::FullCollecting(Responder::new(config, run, items).map_err(protocol_error)?)
         } else {
@@ -69,7 +69,7 @@ impl Session {
         matches!(self, Session::FullCollecting(_) | Session::FullEchoing(_))
     }
 
-    pub fn own_points(&self) -> ApiResult<&Outgoing> {
+    pub fn own_points(&self) -> AppResult<&Outgoing> {
         match self {
             Session::FullCollecting(r) => Ok(r.own_points()),
             Session::CountsCollecting(r) => Ok(r.own_points()),
@@ -79,7 +79,7 @@ impl Session {
         }
     }
 
-    pub fn echo(&self) -> ApiResult<&Outgoing> {
+    pub fn echo(&self) -> AppResult<&Outgoing> {
         match self {
             Session::FullEchoing(r) => Ok(r.echo()),
             Session::CountsEchoing(r) => Ok(r.echo()),
@@ -91,7 +91,7 @@ impl Session {
     }
 
     /// Takes one query chunk; a late copy of a consumed chunk is ignored.
-    pub fn receive(&mut self, chunk: &[u8]) -> ApiResult<Option<ChunkReceipt>> {
+    pub fn receive(&mut self, chunk: &[u8]) -> AppResult<Option<ChunkReceipt>> {
         let r = match self {
             Session::FullCollecting(r) => r.receive(chunk),
             Session::CountsCollecting(r) => r.receive(chunk),
@@ -154,7 +154,7 @@ impl ServedRun {
     /// with indicators, and one counts session per population of the requester's (at most
     /// [`MAX_POPULATIONS`](crate::overlap::MAX_POPULATIONS)), so a run cannot be turned into
     /// many membership queries.
-    pub fn admit_session(&mut self, population: &str, full: bool) -> ApiResult<()> {
+    pub fn admit_session(&mut self, population: &str, full: bool) -> AppResult<()> {
         let Some((indicators, _)) = self.populations.get(population) else {
             return Err(protocol_error(format!(
                 "population {population:?} is not shared in this run"
@@ -221,7 +221,7 @@ impl Served {
     }
 
     /// Refuses a new run when the server serves too many for other partnerships.
-    pub fn check_room(&self, partnership: &str) -> ApiResult<()> {
+    pub fn check_room(&self, partnership: &str) -> AppResult<()> {
         let now = now_millis();
         let mut runs = self.runs.lock().expect("served runs lock");
         runs.retain(|_, r| live(r, now));
@@ -230,7 +230,7 @@ impl Served {
             .filter(|r| r.partnership != partnership)
             .count();
         if others >= MAX_RUNS {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::RateLimited,
                 format!("this server is serving {MAX_RUNS} overlap runs for other partners; retry in a few minutes"),
             ));
@@ -246,7 +246,7 @@ impl Served {
         workspace: WorkspaceId,
         plan: serde_json::Value,
         populations: BTreeMap<String, (bool, Arc<Vec<Identifier>>)>,
-    ) -> ApiResult<()> {
+    ) -> AppResult<()> {
         let now = now_millis();
         let mut runs = self.runs.lock().expect("served runs lock");
         runs.retain(|_, r| live(r, now) && r.partnership != partnership);
@@ -271,8 +271,8 @@ impl Served {
         &self,
         run: RunId,
         partnership: &str,
-        f: impl FnOnce(&mut ServedRun) -> ApiResult<T>,
-    ) -> ApiResult<T> {
+        f: impl FnOnce(&mut ServedRun) -> AppResult<T>,
+    ) -> AppResult<T> {
         let now = now_millis();
         let mut runs = self.runs.lock().expect("served runs lock");
         runs.retain(|_, r| live(r, now));
@@ -281,7 +281,7 @@ impl Served {
                 r.touched = now;
                 f(r)
             }
-            _ => Err(ApiError::new(
+            _ => Err(AppError::new(
                 ErrorCode::PeerRunNotFound,
                 format!("this server holds no run {run} for the partnership (finished, expired, replaced by a newer run, or the server restarted); start a new run"),
             )),

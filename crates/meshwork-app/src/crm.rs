@@ -3,7 +3,7 @@
 //! (`http::crm`), the importer (`import`) and the CLI all go through here, so a record is
 //! validated and sealed the same way whichever door it came in by.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use crate::state::{now_millis, AppState};
 use meshwork_crm::{CustomFieldDef, Doc, Filter, Kind, Validated};
 use meshwork_domain::{ErrorCode, RecordId, UserId, WorkspaceId};
@@ -15,10 +15,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use utoipa::ToSchema;
 
 /// A record as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordView {
     pub id: uuid::Uuid,
     #[serde(rename = "type")]
@@ -30,12 +30,13 @@ pub struct RecordView {
     /// When the thing happened (timelines are ordered by it).
     pub occurred_at: i64,
     /// The record's fields (see the record type's schema in docs/crm.md).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub fields: Doc,
 }
 
 /// One timeline entry: a record about the subject, or a change to it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineItem {
     /// `note`, `activity`, `communication`, `file`, `form_submission`, `field_change` or `merge`.
     #[serde(rename = "type")]
@@ -45,12 +46,13 @@ pub struct TimelineItem {
     /// The record, for record entries.
     pub record: Option<RecordView>,
     /// What changed, for change entries.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub details: Option<Value>,
 }
 
 /// The outcome (or, for a dry run, the preview) of a merge.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MergeResult {
     pub dry_run: bool,
     pub survivor: RecordView,
@@ -60,7 +62,8 @@ pub struct MergeResult {
 }
 
 /// A page of records.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordPage {
     pub records: Vec<RecordView>,
     /// Pass as `cursor` (with the same `sort`) for the next page; absent on the last page.
@@ -70,13 +73,14 @@ pub struct RecordPage {
     /// Deals only: per pipeline, stage and currency, how many match and the sum of their
     /// amounts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<StageTotalView>>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<StageTotalView>>))]
     pub stage_totals: Option<Vec<meshwork_search::StageTotal>>,
 }
 
 /// The deals of one stage of one pipeline in one currency (the OpenAPI shape of
 /// `stage_totals` items).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageTotalView {
     pub pipeline: String,
     /// The stage's id (unique within its pipeline).
@@ -113,14 +117,14 @@ pub struct RecordList {
     pub linked_to: Option<RecordId>,
 }
 
-pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(
+pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
+    AppError::new(
         ErrorCode::InvalidField,
         format!("field `{field}`: {}", message.into()),
     )
 }
 
-fn validation_error(e: meshwork_crm::ValidationErrors) -> ApiError {
+fn validation_error(e: meshwork_crm::ValidationErrors) -> AppError {
     let list: Vec<Value> =
         e.0.iter()
             .map(|f| json!({"field": f.field, "code": f.code.as_str(), "message": f.message}))
@@ -131,7 +135,7 @@ fn validation_error(e: meshwork_crm::ValidationErrors) -> ApiError {
     } else {
         String::new()
     };
-    ApiError::new(
+    AppError::new(
         first.code,
         format!("field `{}`: {}{more}", first.field, first.message),
     )
@@ -163,7 +167,7 @@ pub struct Prepared {
 }
 
 impl<'a> Crm<'a> {
-    pub fn new(state: &'a AppState, ws: WorkspaceId) -> ApiResult<Self> {
+    pub fn new(state: &'a AppState, ws: WorkspaceId) -> AppResult<Self> {
         Ok(Self {
             state,
             ws,
@@ -185,12 +189,12 @@ impl<'a> Crm<'a> {
         )
     }
 
-    pub fn open_doc(&self, row: &RecordRow) -> ApiResult<Doc> {
+    pub fn open_doc(&self, row: &RecordRow) -> AppResult<Doc> {
         self.open_as(row)
     }
 
     /// Opens a record's document into `T`: a [`Doc`], or a type that reads only some fields.
-    pub fn open_as<T: serde::de::DeserializeOwned>(&self, row: &RecordRow) -> ApiResult<T> {
+    pub fn open_as<T: serde::de::DeserializeOwned>(&self, row: &RecordRow) -> AppResult<T> {
         let record = row.id.to_string();
         let bytes = self.key.open(
             Aad {
@@ -201,7 +205,7 @@ impl<'a> Crm<'a> {
             &row.data_sealed,
         )?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::internal(format!("record {} holds invalid JSON: {e}", row.id)))
+            .map_err(|e| AppError::internal(format!("record {} holds invalid JSON: {e}", row.id)))
     }
 
     pub fn seal_value(&self, record: &str, field: &str, value: &Value) -> Vec<u8> {
@@ -216,7 +220,7 @@ impl<'a> Crm<'a> {
         )
     }
 
-    pub fn open_value(&self, record: &str, field: &str, sealed: &[u8]) -> ApiResult<Value> {
+    pub fn open_value(&self, record: &str, field: &str, sealed: &[u8]) -> AppResult<Value> {
         let bytes = self.key.open(
             Aad {
                 scope: &self.scope,
@@ -226,7 +230,7 @@ impl<'a> Crm<'a> {
             sealed,
         )?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::internal(format!("sealed {field} of {record} is not JSON: {e}")))
+            .map_err(|e| AppError::internal(format!("sealed {field} of {record} is not JSON: {e}")))
     }
 
     pub fn seal_bytes(&self, record: RecordId, field: &str, bytes: &[u8]) -> Vec<u8> {
@@ -241,7 +245,7 @@ impl<'a> Crm<'a> {
         )
     }
 
-    pub fn open_bytes(&self, record: RecordId, field: &str, sealed: &[u8]) -> ApiResult<Vec<u8>> {
+    pub fn open_bytes(&self, record: RecordId, field: &str, sealed: &[u8]) -> AppResult<Vec<u8>> {
         let record = record.to_string();
         Ok(self.key.open(
             Aad {
@@ -284,7 +288,7 @@ impl<'a> Crm<'a> {
         kind: Kind,
         validated: &Validated,
         owners: &[RecordId],
-    ) -> ApiResult<Vec<KeyEntry>> {
+    ) -> AppResult<Vec<KeyEntry>> {
         let keys = self.key_entries(kind, validated);
         for entry in &keys {
             let holders = self
@@ -294,7 +298,7 @@ impl<'a> Crm<'a> {
                 .await?;
             if let Some((_, existing)) = holders.into_iter().find(|(_, h)| !owners.contains(h)) {
                 let key = entry.kind.rsplit('.').next().unwrap_or(&entry.kind);
-                return Err(ApiError::new(
+                return Err(AppError::new(
                     ErrorCode::DuplicateRecord,
                     format!("a {kind} with this {key} already exists: {existing} (merge the two, or update that one)"),
                 )
@@ -304,7 +308,7 @@ impl<'a> Crm<'a> {
         Ok(keys)
     }
 
-    pub fn view(&self, row: &RecordRow) -> ApiResult<RecordView> {
+    pub fn view(&self, row: &RecordRow) -> AppResult<RecordView> {
         Ok(Self::view_of(row, self.open_doc(row)?))
     }
 
@@ -322,7 +326,7 @@ impl<'a> Crm<'a> {
     }
 
     /// Every record of `kind`, decrypted, in creation order.
-    pub async fn all(&self, kind: Kind) -> ApiResult<Vec<(RecordRow, Doc)>> {
+    pub async fn all(&self, kind: Kind) -> AppResult<Vec<(RecordRow, Doc)>> {
         let mut out = Vec::new();
         let mut after = None;
         loop {
@@ -341,7 +345,7 @@ impl<'a> Crm<'a> {
         Ok(out)
     }
 
-    pub async fn customs(&self) -> ApiResult<Vec<CustomFieldDef>> {
+    pub async fn customs(&self) -> AppResult<Vec<CustomFieldDef>> {
         Ok(self
             .all(Kind::Field)
             .await?
@@ -350,14 +354,14 @@ impl<'a> Crm<'a> {
             .collect())
     }
 
-    pub async fn record(&self, kind: Kind, id: RecordId) -> ApiResult<RecordRow> {
+    pub async fn record(&self, kind: Kind, id: RecordId) -> AppResult<RecordRow> {
         self.state
             .store
             .crm_record(self.ws, id)
             .await?
             .filter(|r| r.kind == kind.as_str())
             .ok_or_else(|| {
-                ApiError::new(
+                AppError::new(
                     ErrorCode::RecordNotFound,
                     format!("no {kind} with id {id} in this workspace"),
                 )
@@ -373,7 +377,7 @@ impl<'a> Crm<'a> {
         id: RecordId,
         doc: &Doc,
         customs: &[CustomFieldDef],
-    ) -> ApiResult<Prepared> {
+    ) -> AppResult<Prepared> {
         let validated = Validated::check(kind, doc, customs).map_err(validation_error)?;
         let ids: Vec<RecordId> = validated.links.iter().map(|l| l.to).collect();
         let found: HashMap<RecordId, RecordRow> = if ids.is_empty() {
@@ -462,7 +466,7 @@ impl<'a> Crm<'a> {
         v.occurred_at.unwrap_or(fallback)
     }
 
-    pub async fn create(&self, kind: Kind, doc: &Doc) -> ApiResult<RecordView> {
+    pub async fn create(&self, kind: Kind, doc: &Doc) -> AppResult<RecordView> {
         let customs = self.customs().await?;
         let id = RecordId::new();
         let p = self.prepare(kind, id, doc, &customs).await?;
@@ -490,7 +494,7 @@ impl<'a> Crm<'a> {
     }
 
     /// Applies a batch, answering a lost race on a dedup key or a version as a conflict.
-    pub async fn apply(&self, batch: &CrmBatch, now: i64) -> ApiResult<()> {
+    pub async fn apply(&self, batch: &CrmBatch, now: i64) -> AppResult<()> {
         self.apply_unindexed(batch, now).await?;
         // Searchable when the write returns.
         self.state
@@ -502,14 +506,14 @@ impl<'a> Crm<'a> {
 
     /// [`Crm::apply`] without waiting for the search index: for bulk writers (imports) that
     /// let the index catch up beside them and wait for it once at the end.
-    pub async fn apply_unindexed(&self, batch: &CrmBatch, now: i64) -> ApiResult<()> {
+    pub async fn apply_unindexed(&self, batch: &CrmBatch, now: i64) -> AppResult<()> {
         match self.state.store.crm_apply(self.ws, batch, now).await {
             Ok(()) => Ok(()),
-            Err(meshwork_store::StoreError::Conflict("crm_keys")) => Err(ApiError::new(
+            Err(meshwork_store::StoreError::Conflict("crm_keys")) => Err(AppError::new(
                 ErrorCode::DuplicateRecord,
                 "another record with the same email, domain or external id was saved at the same time; reload and retry",
             )),
-            Err(meshwork_store::StoreError::Conflict("crm_records.version")) => Err(ApiError::new(
+            Err(meshwork_store::StoreError::Conflict("crm_records.version")) => Err(AppError::new(
                 ErrorCode::ConcurrentChange,
                 "the record changed since you read it; reload it and apply your change again",
             )),
@@ -603,11 +607,11 @@ impl<'a> Crm<'a> {
         id: RecordId,
         patch: &Doc,
         expected: Option<i64>,
-    ) -> ApiResult<RecordView> {
+    ) -> AppResult<RecordView> {
         let row = self.record(kind, id).await?;
         if let Some(v) = expected {
             if v != row.version {
-                return Err(ApiError::new(ErrorCode::ConcurrentChange, format!("the record is at version {}, not {v}; reload it and apply your change again", row.version)));
+                return Err(AppError::new(ErrorCode::ConcurrentChange, format!("the record is at version {}, not {v}; reload it and apply your change again", row.version)));
             }
         }
         let customs = self.customs().await?;
@@ -621,7 +625,7 @@ impl<'a> Crm<'a> {
     }
 
     /// Why a record cannot be deleted yet, if it cannot.
-    async fn in_use(&self, kind: Kind, id: RecordId) -> ApiResult<Option<String>> {
+    async fn in_use(&self, kind: Kind, id: RecordId) -> AppResult<Option<String>> {
         let role = match kind {
             Kind::Pipeline => "pipeline",
             Kind::Form => "form",
@@ -645,10 +649,10 @@ impl<'a> Crm<'a> {
         }))
     }
 
-    pub async fn delete(&self, kind: Kind, id: RecordId) -> ApiResult<()> {
+    pub async fn delete(&self, kind: Kind, id: RecordId) -> AppResult<()> {
         self.record(kind, id).await?;
         if let Some(why) = self.in_use(kind, id).await? {
-            return Err(ApiError::new(ErrorCode::RecordInUse, why));
+            return Err(AppError::new(ErrorCode::RecordInUse, why));
         }
         self.apply(
             &CrmBatch {
@@ -668,10 +672,10 @@ impl<'a> Crm<'a> {
     /// record. `linked_to` is read from the store's links and handed to the index as an id set.
     pub async fn list(
         &self,
-        actor: &crate::auth::Actor,
+        actor: &crate::actor::Actor,
         role: meshwork_domain::Role,
         list: RecordList,
-    ) -> ApiResult<RecordPage> {
+    ) -> AppResult<RecordPage> {
         let ids = match list.linked_to {
             Some(target) => Some(
                 self.state
@@ -687,8 +691,8 @@ impl<'a> Crm<'a> {
             None => None,
         };
         let me = match actor {
-            crate::auth::Actor::User { id, .. } => Some(id.to_string()),
-            crate::auth::Actor::ApiKey { .. } => None,
+            crate::actor::Actor::User { id, .. } => Some(id.to_string()),
+            crate::actor::Actor::ApiKey { .. } => None,
         };
         let query = meshwork_search::ListQuery {
             kind: list.kind.as_str().to_string(),
@@ -735,7 +739,7 @@ impl<'a> Crm<'a> {
         id: RecordId,
         before: Option<(i64, uuid::Uuid)>,
         limit: i64,
-    ) -> ApiResult<Vec<TimelineItem>> {
+    ) -> AppResult<Vec<TimelineItem>> {
         self.record(kind, id).await?;
         let entries = self
             .state
@@ -778,7 +782,7 @@ impl<'a> Crm<'a> {
         survivor: RecordId,
         other: RecordId,
         dry_run: bool,
-    ) -> ApiResult<MergeResult> {
+    ) -> AppResult<MergeResult> {
         if survivor == other {
             return Err(invalid("merge_id", "a record cannot be merged into itself"));
         }
@@ -881,7 +885,7 @@ impl<'a> Crm<'a> {
         kind: Kind,
         filter: &Filter,
         text: Option<meshwork_search::ParsedQuery>,
-    ) -> ApiResult<Vec<(RecordRow, Doc)>> {
+    ) -> AppResult<Vec<(RecordRow, Doc)>> {
         const PAGE: usize = 500;
         let mut ids: Vec<RecordId> = Vec::new();
         let mut after = None;
@@ -933,7 +937,7 @@ impl<'a> Crm<'a> {
         filter: &Filter,
         text: Option<meshwork_search::ParsedQuery>,
         set: &Doc,
-    ) -> ApiResult<usize> {
+    ) -> AppResult<usize> {
         let customs = self.customs().await?;
         let now = now_millis();
         let mut ops = Vec::new();
@@ -942,7 +946,7 @@ impl<'a> Crm<'a> {
             let p = self
                 .prepare(kind, row.id, &next, &customs)
                 .await
-                .map_err(|e| ApiError {
+                .map_err(|e| AppError {
                     message: format!("record {}: {}", row.id, e.message),
                     ..e
                 })?;
@@ -970,11 +974,11 @@ impl<'a> Crm<'a> {
         kind: Kind,
         filter: &Filter,
         text: Option<meshwork_search::ParsedQuery>,
-    ) -> ApiResult<usize> {
+    ) -> AppResult<usize> {
         let mut ops = Vec::new();
         for (row, _) in self.selected(role, kind, filter, text).await? {
             if let Some(why) = self.in_use(kind, row.id).await? {
-                return Err(ApiError::new(
+                return Err(AppError::new(
                     ErrorCode::RecordInUse,
                     format!("record {}: {why}", row.id),
                 ));
@@ -1001,7 +1005,7 @@ impl<'a> Crm<'a> {
 pub async fn members_by_email(
     state: &AppState,
     ws: WorkspaceId,
-) -> ApiResult<HashMap<String, UserId>> {
+) -> AppResult<HashMap<String, UserId>> {
     let mut out = HashMap::new();
     for m in state.store.members(ws).await? {
         if let Some(u) = state.store.user(m.user_id).await? {

@@ -9,7 +9,7 @@
 //! error CSV (re-read from the source file, so no raw cell is ever stored in the database).
 
 use crate::crm::Crm;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use crate::state::{now_millis, AppState};
 use meshwork_crm::{CustomFieldDef, Doc, Kind, Validated};
 use meshwork_crm_io::{
@@ -114,9 +114,9 @@ fn open_json<T: for<'de> Deserialize<'de>>(
     job: JobId,
     field: &str,
     sealed: &[u8],
-) -> ApiResult<T> {
+) -> AppResult<T> {
     serde_json::from_value(crm.open_value(&job.to_string(), field, sealed)?)
-        .map_err(|e| ApiError::internal(format!("job {job} {field}: {e}")))
+        .map_err(|e| AppError::internal(format!("job {job} {field}: {e}")))
 }
 
 pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
@@ -141,7 +141,7 @@ pub async fn create_job(
     ws: WorkspaceId,
     actor: UserId,
     spec: &ImportSpec,
-) -> ApiResult<JobId> {
+) -> AppResult<JobId> {
     let crm = Crm::new(state, ws)?;
     let id = JobId::new();
     let now = now_millis();
@@ -168,7 +168,7 @@ pub async fn find_unfinished(
     state: &AppState,
     ws: WorkspaceId,
     sha256: &str,
-) -> ApiResult<Option<JobId>> {
+) -> AppResult<Option<JobId>> {
     let crm = Crm::new(state, ws)?;
     for job in state
         .store
@@ -189,10 +189,10 @@ pub async fn job_state(
     state: &AppState,
     ws: WorkspaceId,
     id: JobId,
-) -> ApiResult<(JobRow, ImportSpec, Progress)> {
+) -> AppResult<(JobRow, ImportSpec, Progress)> {
     let crm = Crm::new(state, ws)?;
     let job = state.store.job(ws, id).await?.ok_or_else(|| {
-        ApiError::new(
+        AppError::new(
             ErrorCode::JobNotFound,
             format!("no job {id} in this workspace"),
         )
@@ -202,12 +202,12 @@ pub async fn job_state(
     Ok((job, spec, progress))
 }
 
-fn record_kind(kind: Kind) -> ApiResult<RecordKind> {
+fn record_kind(kind: Kind) -> AppResult<RecordKind> {
     match kind {
         Kind::Company => Ok(RecordKind::Company),
         Kind::Contact => Ok(RecordKind::Contact),
         Kind::Deal => Ok(RecordKind::Deal),
-        other => Err(ApiError::new(ErrorCode::InvalidField, format!("{other} records cannot be imported from a file; import companies, contacts or deals"))),
+        other => Err(AppError::new(ErrorCode::InvalidField, format!("{other} records cannot be imported from a file; import companies, contacts or deals"))),
     }
 }
 
@@ -541,7 +541,7 @@ pub async fn run(
         spec.file.display()
     );
     let kind: Kind = spec.kind.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-    let api = |e: ApiError| anyhow::anyhow!(e.message);
+    let api = |e: AppError| anyhow::anyhow!(e.message);
     let mut pipelines = Vec::new();
     for (row, doc) in crm.all(Kind::Pipeline).await.map_err(api)? {
         let name = doc
@@ -815,7 +815,7 @@ struct Pending {
 /// (a row repeating a record of the previous batch) waits for it before its lookups.
 #[derive(Default)]
 struct Inflight {
-    write: Option<tokio::task::JoinHandle<ApiResult<()>>>,
+    write: Option<tokio::task::JoinHandle<AppResult<()>>>,
     /// The dedup keys the write stores, and their record.
     keys: HashMap<(String, Hash32), RecordId>,
     /// The batch being written, shared with the write task.
@@ -865,14 +865,14 @@ impl Inflight {
     /// Dropped unfinished (the import itself cancelled), the write goes on to its end, and the
     /// job's lock with it: its transaction commits with its cursor (or fails whole), and a
     /// resumed import, which takes the lock first, starts after it.
-    async fn finish(&mut self) -> ApiResult<()> {
+    async fn finish(&mut self) -> AppResult<()> {
         self.keys.clear();
         self.records.clear();
         self.batch = None;
         match self.write.take() {
             Some(h) => h
                 .await
-                .map_err(|e| ApiError::internal(format!("import write task: {e}")))?,
+                .map_err(|e| AppError::internal(format!("import write task: {e}")))?,
             None => Ok(()),
         }
     }
@@ -909,7 +909,7 @@ impl KeyLookup {
         inflight: &mut Inflight,
         kind: &str,
         index: Hash32,
-    ) -> ApiResult<Option<RecordId>> {
+    ) -> AppResult<Option<RecordId>> {
         let key = (kind.to_string(), index);
         if let Some(v) = self.known.get(&key) {
             return Ok(*v);
@@ -937,7 +937,7 @@ async fn prefetch(
     drafts: &[Result<Draft, RowProblem>],
     companies: &HashMap<String, RecordId>,
     inflight: &mut Inflight,
-) -> ApiResult<(KeyLookup, HashMap<RecordId, RecordRow>)> {
+) -> AppResult<(KeyLookup, HashMap<RecordId, RecordRow>)> {
     let kind = ctx.kind;
     let mut wanted: HashMap<String, Vec<Hash32>> = HashMap::new();
     for d in drafts.iter().flatten() {
@@ -1031,7 +1031,7 @@ async fn prefetch(
         );
         return Ok((KeyLookup { known }, matched));
     }
-    Err(ApiError::internal(
+    Err(AppError::internal(
         "import: the previous batch's records were still changing after its write",
     ))
 }
@@ -1044,7 +1044,7 @@ async fn apply_batch(
     progress: &mut Progress,
     companies: &mut HashMap<String, RecordId>,
     inflight: &mut Inflight,
-) -> ApiResult<Vec<CrmOp>> {
+) -> AppResult<Vec<CrmOp>> {
     let kind = ctx.kind;
     let now = now_millis();
     let mut ops = Vec::new();
@@ -1252,7 +1252,7 @@ async fn apply_batch(
                         .store
                         .crm_record(crm.ws, id)
                         .await?
-                        .ok_or_else(|| ApiError::internal("matched record vanished"))?,
+                        .ok_or_else(|| AppError::internal("matched record vanished"))?,
                 };
                 let doc = crm.open_doc(&row)?;
                 (id, Some(row), Some(doc))
@@ -1324,7 +1324,7 @@ async fn apply_batch(
         if let Some((cid, cdoc, cache_key)) = new_company {
             companies.insert(cache_key, cid);
             let cv = Validated::check(Kind::Company, &cdoc, &[])
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| AppError::internal(e.to_string()))?;
             let ckeys = crm.key_entries(Kind::Company, &cv);
             ops.push(CrmOp::Put {
                 record: RecordRow {
@@ -1427,7 +1427,7 @@ async fn apply_batch(
                 );
                 let prepared = crate::crm::Prepared {
                     validated: Validated::check(kind, &p.doc, &ctx.customs)
-                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                        .map_err(|e| AppError::internal(e.to_string()))?,
                     keys: p.keys,
                     links: p.links,
                 };
@@ -1448,11 +1448,11 @@ async fn apply_batch(
 /// Reverts a finished import: deletes the records it created and restores the ones it changed
 /// (their fields and links as before the import). Records changed since by someone else are
 /// restored too: the import's previous state wins, and the change is on the timeline.
-pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> ApiResult<Progress> {
+pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> AppResult<Progress> {
     let crm = Crm::new(state, ws)?;
     let (job, _spec, mut progress) = job_state(state, ws, job_id).await?;
     if job.state != "done" {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::JobNotRevertible,
             format!(
                 "job {job_id} is {}; only a finished import can be reverted",
@@ -1473,7 +1473,7 @@ pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> ApiResu
             let Some(row) = state.store.crm_record(ws, item.record).await? else {
                 continue;
             };
-            let kind: Kind = row.kind.parse().map_err(ApiError::internal)?;
+            let kind: Kind = row.kind.parse().map_err(AppError::internal)?;
             match (item.action.as_str(), item.previous_sealed) {
                 ("created", _) => deletes.push(CrmOp::Delete {
                     id: row.id,
@@ -1485,7 +1485,7 @@ pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> ApiResu
                     let doc: Doc = prev["doc"].as_object().cloned().unwrap_or_default();
                     let before = crm.open_doc(&row)?;
                     let validated = Validated::check(kind, &doc, &customs)
-                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                        .map_err(|e| AppError::internal(e.to_string()))?;
                     let keys = crm.key_entries(kind, &validated);
                     let links = prev["links"]
                         .as_array()
@@ -1535,6 +1535,7 @@ pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> ApiResu
 /// unfinished ones at start-up (one server per store should, see docs/import.md).
 pub mod background {
     use super::*;
+    use crate::jobs::{self, Failure, NewJob};
 
     /// Where a sealed upload lives.
     pub fn upload_path(state: &AppState, ws: WorkspaceId, upload: &str) -> PathBuf {
@@ -1546,27 +1547,50 @@ pub mod background {
             .join(format!("{upload}.sealed"))
     }
 
-    /// Runs the job to its end in a task of its own. A job that cannot go on (its upload is
-    /// damaged or gone) is marked failed, with the reason in its progress; the upload is deleted
-    /// when the job ends either way.
-    pub fn spawn(state: &AppState, ws: WorkspaceId, job: JobId) {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let outcome = run(&state, ws, job, &|_| {}).await;
-            let spec = job_state(&state, ws, job).await.ok().map(|(_, s, _)| s);
-            if let Err(e) = outcome {
-                tracing::warn!(%job, error = %e, "import failed");
-                if let Err(e2) = fail(&state, ws, job, &e.to_string()).await {
-                    tracing::error!(%job, error = %e2.message, "could not mark the import failed");
-                }
-            }
-            if let Some(spec) = spec.filter(|s| s.sealed_upload.is_some()) {
-                let _ = std::fs::remove_file(&spec.file);
-            }
-        });
+    /// Queues the run of an import job on the job runner (at most one queue job per import,
+    /// however often this is called).
+    pub async fn queue(state: &AppState, ws: WorkspaceId, job: JobId) -> AppResult<()> {
+        let mut queued = NewJob::new(jobs::IMPORT, serde_json::json!({ "job": job.to_string() }))
+            .in_workspace(ws);
+        queued.max_attempts = 1;
+        queued.unique_key = Some(format!("import:{job}"));
+        jobs::enqueue(state, queued).await?;
+        Ok(())
     }
 
-    async fn fail(state: &AppState, ws: WorkspaceId, job: JobId, why: &str) -> ApiResult<()> {
+    /// The runner's `import` job: runs the import to its end. One that cannot go on (its upload
+    /// is damaged or gone) is marked failed, with the reason in its progress; the upload is
+    /// deleted when the import ends either way.
+    pub async fn run_job(
+        state: &AppState,
+        ws: WorkspaceId,
+        input: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        let job = input
+            .get("job")
+            .and_then(|v| v.as_str())
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .map(JobId)
+            .ok_or_else(|| Failure::Permanent("an import job without a job id".into()))?;
+        let outcome = run(state, ws, job, &|_| {}).await;
+        let spec = job_state(state, ws, job).await.ok().map(|(_, s, _)| s);
+        let result = match outcome {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(%job, error = %e, "import failed");
+                if let Err(e2) = fail(state, ws, job, &e.to_string()).await {
+                    tracing::error!(%job, error = %e2.message, "could not mark the import failed");
+                }
+                Err(Failure::Permanent(format!("the import stopped: {e}")))
+            }
+        };
+        if let Some(spec) = spec.filter(|s| s.sealed_upload.is_some()) {
+            let _ = std::fs::remove_file(&spec.file);
+        }
+        result
+    }
+
+    async fn fail(state: &AppState, ws: WorkspaceId, job: JobId, why: &str) -> AppResult<()> {
         let crm = Crm::new(state, ws)?;
         let (row, _, mut progress) = job_state(state, ws, job).await?;
         if row.state != "running" {
@@ -1596,8 +1620,10 @@ pub mod background {
         .await
     }
 
-    /// Resumes every unfinished import of an upload (after a restart or a crash).
-    pub async fn resume_all(state: &AppState) -> ApiResult<usize> {
+    /// Makes sure every unfinished import of an upload has its job on the runner (imports
+    /// started before the runner existed get one; the others already have theirs, which the
+    /// runner takes over once the stopped run's lease has expired).
+    pub async fn resume_all(state: &AppState) -> AppResult<usize> {
         let mut n = 0;
         for job in state.store.running_jobs().await? {
             if job.kind != "import" || !state.workspace_readable(job.workspace_id) {
@@ -1605,8 +1631,7 @@ pub mod background {
             }
             let (_, spec, _) = job_state(state, job.workspace_id, job.id).await?;
             if spec.sealed_upload.is_some() {
-                tracing::info!(job = %job.id, "resuming an import");
-                spawn(state, job.workspace_id, job.id);
+                queue(state, job.workspace_id, job.id).await?;
                 n += 1;
             }
         }

@@ -11,9 +11,9 @@
 //!   state; `meshwork reindex` forces it.
 //! - **Access.** The searcher's principal set is computed at query time ([`Search::access`]).
 
-use crate::auth::Actor;
+use crate::actor::Actor;
 use crate::crm::Crm;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use meshwork_crm::{Doc, Kind};
 use meshwork_domain::{ErrorCode, Permission, RecordId, Role, WorkspaceId};
@@ -74,21 +74,21 @@ impl std::fmt::Debug for Search {
     }
 }
 
-fn search_err(e: meshwork_search::SearchError) -> ApiError {
+fn search_err(e: meshwork_search::SearchError) -> AppError {
     match e {
         meshwork_search::SearchError::Query(q) => {
-            let mut err = ApiError::new(ErrorCode::InvalidQuery, q.to_string());
+            let mut err = AppError::new(ErrorCode::InvalidQuery, q.to_string());
             if let Some(s) = q.subject() {
                 err = err.with("subject", Value::String(s.to_string()));
             }
             err
         }
-        other => ApiError::internal(format!("search index: {other}")),
+        other => AppError::internal(format!("search index: {other}")),
     }
 }
 
-fn join_err(e: tokio::task::JoinError) -> ApiError {
-    ApiError::internal(format!("search task: {e}"))
+fn join_err(e: tokio::task::JoinError) -> AppError {
+    AppError::internal(format!("search task: {e}"))
 }
 
 impl Search {
@@ -107,7 +107,7 @@ impl Search {
     /// The workspace's index, opened (or rebuilt) on first use; `None` while another process
     /// holds it (tried again on the next call, so a server started beside a CLI `reindex`
     /// takes the index over once the CLI is done).
-    async fn get(&self, state: &AppState, ws: WorkspaceId) -> ApiResult<Option<Arc<WsIndex>>> {
+    async fn get(&self, state: &AppState, ws: WorkspaceId) -> AppResult<Option<Arc<WsIndex>>> {
         let mut open = self.open.lock().await;
         if let Some(w) = open.get(&ws) {
             return Ok(Some(w.clone()));
@@ -167,9 +167,9 @@ impl Search {
         state: &AppState,
         ws: WorkspaceId,
         instead: &str,
-    ) -> ApiResult<Arc<WsIndex>> {
+    ) -> AppResult<Arc<WsIndex>> {
         let w = self.get(state, ws).await?.ok_or_else(|| {
-            ApiError::internal(format!(
+            AppError::internal(format!(
                 "the search index is in use by another meshwork process; {instead}"
             ))
         })?;
@@ -180,7 +180,7 @@ impl Search {
 
     /// Brings the workspace's index up to the end of its change feed. A no-op when another
     /// process owns the index.
-    pub async fn sync(&self, state: &AppState, ws: WorkspaceId) -> ApiResult<()> {
+    pub async fn sync(&self, state: &AppState, ws: WorkspaceId) -> AppResult<()> {
         if let Some(w) = self.get(state, ws).await? {
             let files = catch_up(state, ws, &w, |_| {}).await?;
             self.read_texts_later(state, ws, &w, files);
@@ -202,9 +202,9 @@ impl Search {
         state: &AppState,
         ws: WorkspaceId,
         progress: impl Fn(i64),
-    ) -> ApiResult<u64> {
+    ) -> AppResult<u64> {
         let w = self.get(state, ws).await?.ok_or_else(|| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::Internal,
                 "the search index is in use by another meshwork process (a running server); stop it first",
             )
@@ -238,7 +238,7 @@ impl Search {
         ws: WorkspaceId,
         actor: &Actor,
         role: Role,
-    ) -> ApiResult<Access> {
+    ) -> AppResult<Access> {
         let mut start = Vec::new();
         if role.allows(Permission::CrmRead) {
             start.push(CRM.to_string());
@@ -249,7 +249,7 @@ impl Search {
                 .store
                 .user(*id)
                 .await?
-                .ok_or_else(|| ApiError::internal("a signed-in user without a row"))?;
+                .ok_or_else(|| AppError::internal("a signed-in user without a row"))?;
             if user.email_verified {
                 let email = state.open_account_str(*id, "email", &user.email_sealed)?;
                 let index = source_email_index(state, ws, &email)?;
@@ -274,7 +274,7 @@ impl Search {
         role: Role,
         q: &str,
         limit: usize,
-    ) -> ApiResult<SearchResults> {
+    ) -> AppResult<SearchResults> {
         let parsed = meshwork_search::query::parse(q).map_err(|e| search_err(e.into()))?;
         let w = self.current(state, ws, "search through the server").await?;
         let access = self.access(state, ws, actor, role).await?;
@@ -302,7 +302,7 @@ impl Search {
         ws: WorkspaceId,
         role: Role,
         query: meshwork_search::ListQuery,
-    ) -> ApiResult<meshwork_search::ListPage> {
+    ) -> AppResult<meshwork_search::ListPage> {
         let w = self.current(state, ws, "list through the server").await?;
         let access = match role.allows(Permission::CrmRead) {
             true => Access::new([CRM.to_string()]),
@@ -321,7 +321,7 @@ impl Search {
         state: &AppState,
         ws: WorkspaceId,
         q: &str,
-    ) -> ApiResult<Vec<RecordId>> {
+    ) -> AppResult<Vec<RecordId>> {
         let parsed = meshwork_search::query::parse(q).map_err(|e| search_err(e.into()))?;
         let w = self
             .current(state, ws, "evaluate populations through the server")
@@ -348,21 +348,21 @@ fn open_index(
     dir: &Path,
     key: Arc<meshwork_keyring::DataKey>,
     ws: WorkspaceId,
-) -> ApiResult<Option<WsIndex>> {
+) -> AppResult<Option<WsIndex>> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+        .map_err(|e| AppError::internal(format!("creating {}: {e}", dir.display())))?;
     let lock_path = dir.with_extension("lock");
     let lock = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| ApiError::internal(format!("opening {}: {e}", lock_path.display())))?;
+        .map_err(|e| AppError::internal(format!("opening {}: {e}", lock_path.display())))?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
         Err(std::fs::TryLockError::Error(e)) => {
-            return Err(ApiError::internal(format!(
+            return Err(AppError::internal(format!(
                 "locking {}: {e}",
                 lock_path.display()
             )))
@@ -374,7 +374,7 @@ fn open_index(
         Err(e) if e.needs_rebuild() => {
             tracing::warn!(workspace = %ws, error = %e, "the search index cannot be read; rebuilding it from the store");
             std::fs::remove_dir_all(dir)
-                .map_err(|e| ApiError::internal(format!("removing {}: {e}", dir.display())))?;
+                .map_err(|e| AppError::internal(format!("removing {}: {e}", dir.display())))?;
             SearchIndex::open(dir, key, &scope).map_err(search_err)?
         }
         Err(e) => return Err(search_err(e)),
@@ -399,7 +399,7 @@ async fn catch_up(
     ws: WorkspaceId,
     w: &Arc<WsIndex>,
     progress: impl Fn(i64),
-) -> ApiResult<Vec<RecordId>> {
+) -> AppResult<Vec<RecordId>> {
     const COMMIT_EVERY: usize = 100_000;
     let mut indexing = w.catch_up.lock().await;
     if let Some(h) = indexing.take() {
@@ -466,7 +466,7 @@ async fn index_ops(
     state: &AppState,
     ws: WorkspaceId,
     changes: &[ChangeRow],
-) -> ApiResult<(Vec<IndexOp>, Vec<RecordId>)> {
+) -> AppResult<(Vec<IndexOp>, Vec<RecordId>)> {
     let mut records: BTreeSet<RecordId> = BTreeSet::new();
     let mut documents: BTreeSet<String> = BTreeSet::new();
     for c in changes {
@@ -548,7 +548,7 @@ async fn index_file_text(
     ws: WorkspaceId,
     w: &Arc<WsIndex>,
     id: RecordId,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let crm = Crm::new(state, ws)?;
     let Some(row) = state.store.crm_records(ws, &[id]).await?.into_iter().next() else {
         return Ok(());
@@ -588,7 +588,7 @@ async fn pipelines_of(
     state: &AppState,
     crm: &Crm<'_>,
     docs: &[(RecordRow, Doc)],
-) -> ApiResult<BTreeMap<String, Doc>> {
+) -> AppResult<BTreeMap<String, Doc>> {
     let mut out: BTreeMap<String, Doc> = docs
         .iter()
         .filter(|(r, _)| r.kind == "pipeline")
@@ -787,7 +787,7 @@ async fn file_text(
     crm: &Crm<'_>,
     id: RecordId,
     format: meshwork_extract::Format,
-) -> ApiResult<String> {
+) -> AppResult<String> {
     let Some(sealed) = crm.state.store.crm_blob(crm.ws, id).await? else {
         return Ok(String::new());
     };
@@ -819,7 +819,7 @@ async fn file_text(
 }
 
 /// The blind index joining a source identity's email to a Meshwork account's (mm03).
-pub fn source_email_index(state: &AppState, ws: WorkspaceId, email: &str) -> ApiResult<[u8; 32]> {
+pub fn source_email_index(state: &AppState, ws: WorkspaceId, email: &str) -> AppResult<[u8; 32]> {
     Ok(state
         .workspace_key(ws)?
         .blind_index("source.email", &email.trim().to_lowercase())
@@ -832,7 +832,7 @@ fn hashed(
     what: &str,
     source: &str,
     id: &str,
-) -> ApiResult<[u8; 32]> {
+) -> AppResult<[u8; 32]> {
     Ok(state
         .workspace_key(ws)?
         .blind_index(what, &format!("{source}\u{0}{id}"))
@@ -840,7 +840,7 @@ fn hashed(
 }
 
 /// A source user's principal: a blind index of the source and the user's id in it.
-pub fn source_user(state: &AppState, ws: WorkspaceId, source: &str, id: &str) -> ApiResult<String> {
+pub fn source_user(state: &AppState, ws: WorkspaceId, source: &str, id: &str) -> AppResult<String> {
     Ok(meshwork_search::user_principal(&hashed(
         state,
         ws,
@@ -856,7 +856,7 @@ pub fn source_group(
     ws: WorkspaceId,
     source: &str,
     id: &str,
-) -> ApiResult<String> {
+) -> AppResult<String> {
     Ok(meshwork_search::group_principal(&hashed(
         state,
         ws,
@@ -867,7 +867,7 @@ pub fn source_group(
 }
 
 /// A source document's row id: derived from its source and id, so pushing it again replaces it.
-pub fn document_id(state: &AppState, ws: WorkspaceId, source: &str, id: &str) -> ApiResult<String> {
+pub fn document_id(state: &AppState, ws: WorkspaceId, source: &str, id: &str) -> AppResult<String> {
     let h = hashed(state, ws, "source.document", source, id)?;
     Ok(format!(
         "d{}",
@@ -891,9 +891,9 @@ pub fn seal_document(
     ws: WorkspaceId,
     id: &str,
     d: &StoredDocument,
-) -> ApiResult<Vec<u8>> {
+) -> AppResult<Vec<u8>> {
     let scope = ws.to_string();
-    let bytes = serde_json::to_vec(d).map_err(|e| ApiError::internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(d).map_err(|e| AppError::internal(e.to_string()))?;
     Ok(state
         .workspace_key(ws)?
         .seal(document_aad(&scope, id), &bytes))
@@ -903,11 +903,11 @@ pub fn open_document(
     state: &AppState,
     ws: WorkspaceId,
     row: &SourceDocRow,
-) -> ApiResult<StoredDocument> {
+) -> AppResult<StoredDocument> {
     let scope = ws.to_string();
     let bytes = state
         .workspace_key(ws)?
         .open(document_aad(&scope, &row.id), &row.data_sealed)?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::internal(format!("document {} holds invalid JSON: {e}", row.id)))
+        .map_err(|e| AppError::internal(format!("document {} holds invalid JSON: {e}", row.id)))
 }

@@ -3,7 +3,7 @@
 //! kind of value is sealed with.
 
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use meshwork_domain::{Millis, UserId, WorkspaceId};
 use meshwork_keyring::{Aad, DataKey, Keyring};
@@ -38,6 +38,12 @@ pub struct Inner {
     /// What each workspace's records stand for in same-server overlap runs (kinds and identity
     /// pseudonyms), kept between runs and caught up from the change feed.
     pub pseudonyms: crate::pseudonyms::Pseudonyms,
+    /// The operator's SMTP server; `None` keeps mail queued.
+    pub mailer: Option<crate::mail::Mailer>,
+    /// This process's name as a job runner (lease holder): host, process id and a random part.
+    pub runner_id: String,
+    /// Wakes this process's job runner when it queues a job.
+    pub jobs_wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for AppState {
@@ -88,13 +94,20 @@ impl AppState {
                 remote: crate::remote::RemoteState::new(&config)?,
                 job_locks: Default::default(),
                 pseudonyms: Default::default(),
+                mailer: crate::mail::Mailer::from_config(&config.smtp)?,
+                runner_id: format!(
+                    "{}-{}",
+                    std::process::id(),
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                ),
+                jobs_wake: tokio::sync::Notify::new(),
                 config,
                 dummy_password_hash,
             }),
         })
     }
 
-    pub fn account_key(&self) -> ApiResult<Arc<DataKey>> {
+    pub fn account_key(&self) -> AppResult<Arc<DataKey>> {
         Ok(self.keyring.account_key()?)
     }
 
@@ -107,12 +120,12 @@ impl AppState {
         )
     }
 
-    pub fn workspace_key(&self, ws: WorkspaceId) -> ApiResult<Arc<DataKey>> {
+    pub fn workspace_key(&self, ws: WorkspaceId) -> AppResult<Arc<DataKey>> {
         Ok(self.keyring.workspace_key(ws.as_uuid())?)
     }
 
     /// Seals an account field of `user` (names, email, profile, TOTP secret, picture).
-    pub fn seal_account(&self, user: UserId, field: &str, value: &[u8]) -> ApiResult<Vec<u8>> {
+    pub fn seal_account(&self, user: UserId, field: &str, value: &[u8]) -> AppResult<Vec<u8>> {
         let record = user.to_string();
         Ok(self.account_key()?.seal(
             Aad {
@@ -124,7 +137,7 @@ impl AppState {
         ))
     }
 
-    pub fn open_account(&self, user: UserId, field: &str, sealed: &[u8]) -> ApiResult<Vec<u8>> {
+    pub fn open_account(&self, user: UserId, field: &str, sealed: &[u8]) -> AppResult<Vec<u8>> {
         let record = user.to_string();
         Ok(self.account_key()?.open(
             Aad {
@@ -136,13 +149,13 @@ impl AppState {
         )?)
     }
 
-    pub fn open_account_str(&self, user: UserId, field: &str, sealed: &[u8]) -> ApiResult<String> {
+    pub fn open_account_str(&self, user: UserId, field: &str, sealed: &[u8]) -> AppResult<String> {
         String::from_utf8(self.open_account(user, field, sealed)?)
-            .map_err(|_| ApiError::internal("sealed account text is not UTF-8"))
+            .map_err(|_| AppError::internal("sealed account text is not UTF-8"))
     }
 
     /// The blind index of a normalised email, for sign-in look-ups and invitations.
-    pub fn email_index(&self, normalized_email: &str) -> ApiResult<[u8; 32]> {
+    pub fn email_index(&self, normalized_email: &str) -> AppResult<[u8; 32]> {
         Ok(self.account_key()?.blind_index("email", normalized_email).0)
     }
 
@@ -153,7 +166,7 @@ impl AppState {
         record: &str,
         field: &str,
         value: &str,
-    ) -> ApiResult<Vec<u8>> {
+    ) -> AppResult<Vec<u8>> {
         let scope = ws.to_string();
         Ok(self.workspace_key(ws)?.seal(
             Aad {
@@ -171,7 +184,7 @@ impl AppState {
         record: &str,
         field: &str,
         sealed: &[u8],
-    ) -> ApiResult<String> {
+    ) -> AppResult<String> {
         let scope = ws.to_string();
         Ok(self.workspace_key(ws)?.open_str(
             Aad {

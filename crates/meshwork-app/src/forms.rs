@@ -7,25 +7,26 @@
 //! missing questions, a bad email, over-long answers) before the contact is touched.
 
 use crate::crm::{Crm, RecordView};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use meshwork_crm::{Doc, Kind};
 use meshwork_domain::{EmailAddress, ErrorCode, RecordId, WorkspaceId};
 use serde::Serialize;
 use serde_json::{json, Value};
-use utoipa::ToSchema;
 
 /// Longest answer accepted, in characters (as for any form submission).
 const MAX_ANSWER_CHARS: usize = 10_000;
 
 /// A published form as the public sees it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicForm {
     pub id: String,
     pub name: String,
     pub questions: Vec<PublicQuestion>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicQuestion {
     /// The answer's key in a submission.
     pub name: String,
@@ -37,7 +38,8 @@ pub struct PublicQuestion {
 }
 
 /// What a submission did.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Submitted {
     /// The form submission record.
     pub submission_id: String,
@@ -50,8 +52,8 @@ struct Question {
     required: bool,
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::FormNotFound, "no published form with this id")
+fn not_found() -> AppError {
+    AppError::new(ErrorCode::FormNotFound, "no published form with this id")
 }
 
 /// The published form `form` of workspace `ws` (unpublished, missing and other workspaces'
@@ -60,7 +62,7 @@ async fn load(
     state: &crate::state::AppState,
     ws: WorkspaceId,
     form: RecordId,
-) -> ApiResult<(Crm<'_>, Doc, Vec<Question>)> {
+) -> AppResult<(Crm<'_>, Doc, Vec<Question>)> {
     if state.store.workspace(ws).await?.is_none() || !state.workspace_readable(ws) {
         return Err(not_found());
     }
@@ -94,7 +96,7 @@ pub async fn public_form(
     state: &crate::state::AppState,
     ws: WorkspaceId,
     form: RecordId,
-) -> ApiResult<PublicForm> {
+) -> AppResult<PublicForm> {
     let (_, doc, questions) = load(state, ws, form).await?;
     Ok(PublicForm {
         id: form.to_string(),
@@ -115,8 +117,8 @@ pub async fn public_form(
     })
 }
 
-fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(
+fn bad(field: &str, message: impl Into<String>) -> AppError {
+    AppError::new(
         ErrorCode::InvalidField,
         format!("field `{field}`: {}", message.into()),
     )
@@ -129,7 +131,7 @@ pub async fn submit(
     ws: WorkspaceId,
     form: RecordId,
     answers: Vec<(String, String)>,
-) -> ApiResult<(Submitted, RecordView)> {
+) -> AppResult<(Submitted, RecordView)> {
     let (crm, _, questions) = load(state, ws, form).await?;
     // Check every answer before writing anything.
     let mut given = serde_json::Map::new();
@@ -227,7 +229,7 @@ pub async fn submit(
     ))
 }
 
-async fn find_contact(crm: &Crm<'_>, email: &EmailAddress) -> ApiResult<Option<RecordId>> {
+async fn find_contact(crm: &Crm<'_>, email: &EmailAddress) -> AppResult<Option<RecordId>> {
     let index = crm.key_index(Kind::Contact, "email", &meshwork_crm::email_key(email));
     Ok(crm
         .state
@@ -244,7 +246,7 @@ async fn update_contact(
     id: RecordId,
     mut fields: Doc,
     phone: Option<String>,
-) -> ApiResult<RecordView> {
+) -> AppResult<RecordView> {
     if let Some(p) = phone {
         let row = crm.record(Kind::Contact, id).await?;
         let current = crm.open_doc(&row)?;

@@ -5,7 +5,7 @@
 //! workspace.
 
 use crate::crm::Crm;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use base64::Engine;
 use meshwork_crm::{FieldType, Kind};
 use meshwork_domain::ErrorCode;
@@ -31,10 +31,10 @@ pub fn file_names() -> Vec<String> {
 }
 
 /// One export file's bytes.
-pub async fn file(crm: &Crm<'_>, name: &str) -> ApiResult<(Vec<u8>, &'static str)> {
+pub async fn file(crm: &Crm<'_>, name: &str) -> AppResult<(Vec<u8>, &'static str)> {
     if name == "events.json" {
         return Ok((
-            serde_json::to_vec_pretty(&events(crm).await?).map_err(ApiError::internal)?,
+            serde_json::to_vec_pretty(&events(crm).await?).map_err(AppError::internal)?,
             "application/json",
         ));
     }
@@ -46,7 +46,7 @@ pub async fn file(crm: &Crm<'_>, name: &str) -> ApiResult<(Vec<u8>, &'static str
     match ext {
         "json" => Ok((
             serde_json::to_vec_pretty(&json_records(crm, kind).await?)
-                .map_err(ApiError::internal)?,
+                .map_err(AppError::internal)?,
             "application/json",
         )),
         "csv" => Ok((csv(crm, kind).await?, "text/csv; charset=utf-8")),
@@ -54,14 +54,14 @@ pub async fn file(crm: &Crm<'_>, name: &str) -> ApiResult<(Vec<u8>, &'static str
     }
 }
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::new(
+fn not_found(name: &str) -> AppError {
+    AppError::new(
         ErrorCode::RouteNotFound,
         format!("no export file {name:?}; the files are listed at GET …/export"),
     )
 }
 
-pub async fn json_records(crm: &Crm<'_>, kind: Kind) -> ApiResult<Value> {
+pub async fn json_records(crm: &Crm<'_>, kind: Kind) -> AppResult<Value> {
     let rows = crm.all(kind).await?;
     let ids: Vec<_> = rows.iter().map(|(r, _)| r.id).collect();
     let mut links: HashMap<_, Vec<Value>> = HashMap::new();
@@ -90,7 +90,7 @@ pub async fn json_records(crm: &Crm<'_>, kind: Kind) -> ApiResult<Value> {
     Ok(json!({"format": FORMAT_VERSION, "type": kind.as_str(), "records": out}))
 }
 
-async fn events(crm: &Crm<'_>) -> ApiResult<Value> {
+async fn events(crm: &Crm<'_>) -> AppResult<Value> {
     let mut out = Vec::new();
     for kind in Kind::ALL.into_iter().filter(|k| k.has_timeline()) {
         for (row, _) in crm.all(kind).await? {
@@ -129,7 +129,7 @@ fn cell(v: Option<&Value>) -> String {
     }
 }
 
-pub async fn csv(crm: &Crm<'_>, kind: Kind) -> ApiResult<Vec<u8>> {
+pub async fn csv(crm: &Crm<'_>, kind: Kind) -> AppResult<Vec<u8>> {
     let customs: Vec<String> = crm
         .customs()
         .await?
@@ -152,7 +152,7 @@ pub async fn csv(crm: &Crm<'_>, kind: Kind) -> ApiResult<Vec<u8>> {
     ];
     header.extend(fields.iter().map(|f| f.to_string()));
     header.extend(customs.iter().map(|c| format!("custom.{c}")));
-    w.write_record(&header).map_err(ApiError::internal)?;
+    w.write_record(&header).map_err(AppError::internal)?;
     for (row, doc) in crm.all(kind).await? {
         let mut rec = vec![
             row.id.to_string(),
@@ -170,10 +170,10 @@ pub async fn csv(crm: &Crm<'_>, kind: Kind) -> ApiResult<Vec<u8>> {
             rec.iter()
                 .map(|c| meshwork_crm_io::escape_formula(c).into_owned()),
         )
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     }
     w.into_inner()
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| AppError::internal(e.to_string()))
 }
 
 /// Writes every export file into `dir` (created if missing); returns the files written.

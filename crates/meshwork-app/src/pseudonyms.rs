@@ -17,7 +17,7 @@
 //! first, a workspace larger than the whole budget is not kept, an entry unused for six hours
 //! is dropped, and deleting a workspace drops its entry.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use crate::overlap::Known;
 use crate::state::AppState;
 use meshwork_domain::{RecordId, WorkspaceId};
@@ -72,7 +72,7 @@ impl Pseudonyms {
         state: &AppState,
         ws: WorkspaceId,
         seq: i64,
-    ) -> ApiResult<(tokio::sync::OwnedMutexGuard<Option<Entry>>, Refresh)> {
+    ) -> AppResult<(tokio::sync::OwnedMutexGuard<Option<Entry>>, Refresh)> {
         let mut guard = self.slot(ws).lock_owned().await;
         let mut refresh = Refresh::default();
         let keep = match guard.as_mut() {
@@ -170,7 +170,7 @@ async fn catch_up(
     entry: &mut Entry,
     seq: i64,
     refresh: &mut Refresh,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     // More changes than records held (a large import): reading them all afresh is cheaper.
     if seq - entry.seq > entry.records.len() as i64 {
         return Ok(false);
@@ -180,7 +180,7 @@ async fn catch_up(
             .store
             .changes_since(ws, entry.seq, FEED_PAGE)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(AppError::from)?;
         if page.is_empty() {
             return Ok(false);
         }

@@ -14,7 +14,7 @@
 //!   step (every step is idempotent, and a run id is refused twice).
 //! - Transport is HTTPS only, verified against the public roots plus `overlap.peer_ca_file`.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use crate::state::now_millis;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -64,9 +64,9 @@ impl Invitation {
     }
 
     /// Parses an invitation, naming what is wrong with a bad one.
-    pub fn decode(text: &str) -> ApiResult<Self> {
+    pub fn decode(text: &str) -> AppResult<Self> {
         let bad = |why: &str| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::InvitationInvalid,
                 format!("field `invitation`: {why}"),
             )
@@ -144,11 +144,11 @@ impl std::fmt::Debug for PeerLink {
 }
 
 impl PeerLink {
-    pub fn key(&self) -> ApiResult<[u8; 32]> {
+    pub fn key(&self) -> AppResult<[u8; 32]> {
         hex::decode(&self.link_key)
             .ok()
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .ok_or_else(|| ApiError::internal("a stored link key is not 32 bytes"))
+            .ok_or_else(|| AppError::internal("a stored link key is not 32 bytes"))
     }
 }
 
@@ -180,8 +180,8 @@ pub fn verify(
     time: Option<&str>,
     signature: Option<&str>,
     body: &[u8],
-) -> ApiResult<()> {
-    let refuse = |why: &str| ApiError::new(ErrorCode::PeerSignatureInvalid, why.to_string());
+) -> AppResult<()> {
+    let refuse = |why: &str| AppError::new(ErrorCode::PeerSignatureInvalid, why.to_string());
     let time: i64 = time
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| refuse("the request has no valid x-meshwork-peer-time header"))?;
@@ -284,12 +284,12 @@ impl PeerClient {
     /// Refuses partner addresses inside private networks unless `overlap.allow_private_peers`
     /// (so that an invitation cannot aim this server at its own network). A host name is
     /// resolved and every address checked.
-    pub async fn check_address(&self, url: &str) -> ApiResult<()> {
+    pub async fn check_address(&self, url: &str) -> AppResult<()> {
         if self.allow_private {
             return Ok(());
         }
         let refuse = || {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::InvalidField,
                 format!("the partner server {url} is at a loopback, private or link-local address; set overlap.allow_private_peers to allow it"),
             )
@@ -323,7 +323,7 @@ impl PeerClient {
         path: &str,
         body: Vec<u8>,
         content_type: &str,
-    ) -> Result<Result<Vec<u8>, PeerRefusal>, ApiError> {
+    ) -> Result<Result<Vec<u8>, PeerRefusal>, AppError> {
         self.check_address(base_url).await?;
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         let mut last_error = String::new();
@@ -359,7 +359,7 @@ impl PeerClient {
                     continue;
                 }
                 Err(None) => {
-                    return Err(ApiError::new(
+                    return Err(AppError::new(
                         ErrorCode::PeerUnavailable,
                         format!("the partner's server at {base_url} answered more than {MAX_ANSWER_BYTES} bytes; the run is abandoned"),
                     ))
@@ -388,7 +388,7 @@ impl PeerClient {
         // The cause goes to the log only: an answer naming it would let an invitation probe
         // what listens where.
         tracing::warn!(url = %base_url, error = %last_error, "partner server unreachable; giving up");
-        Err(ApiError::new(
+        Err(AppError::new(
             ErrorCode::PeerUnavailable,
             format!("the partner's server at {base_url} could not be reached after {ATTEMPTS} attempts (the server log has the cause); nothing was shared, retry later"),
         ))

@@ -29,7 +29,7 @@
 pub mod link;
 pub mod served;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use crate::overlap::{
     self, bits, populations, record_elements, MatrixCell, OverlapRecord, Population,
     PopulationSpec, RecordElement, ShareLevel, SharedPopulation, SideSettings, SideView,
@@ -47,7 +47,6 @@ use serde::{Deserialize, Serialize};
 use served::Served;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use utoipa::ToSchema;
 
 /// Most identifiers one side puts into a session (a population of 2^20 records with a few
 /// identifiers each); both servers use the same cap.
@@ -95,11 +94,11 @@ impl RemoteState {
     }
 
     /// Marks a run as started, unless one is already running for the partnership.
-    fn begin(&self, partnership: &str) -> ApiResult<()> {
+    fn begin(&self, partnership: &str) -> AppResult<()> {
         let mut all = self.progress.lock().expect("progress lock");
         if let Some(p) = all.get(partnership) {
             if p.state == RunState::Running {
-                return Err(ApiError::new(
+                return Err(AppError::new(
                     ErrorCode::ConcurrentChange,
                     "a run of this partnership is in progress; follow it in the overlap view",
                 ));
@@ -123,7 +122,8 @@ impl RemoteState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
     Running,
@@ -132,7 +132,8 @@ pub enum RunState {
 }
 
 /// Where the latest run of a partnership stands on this server.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunProgress {
     pub state: RunState,
     pub started_at: i64,
@@ -151,7 +152,8 @@ pub struct RunProgress {
 }
 
 /// A partnership with another server as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemotePartnershipView {
     pub id: String,
     /// `pending` (the invitation awaits acceptance), `active`, `revoked` or `declined`.
@@ -169,9 +171,9 @@ pub struct RemotePartnershipView {
     pub updated_at: i64,
 }
 
-pub fn settings_of(row: &RemotePartnershipRow) -> ApiResult<SideSettings> {
+pub fn settings_of(row: &RemotePartnershipRow) -> AppResult<SideSettings> {
     serde_json::from_str(&row.settings)
-        .map_err(|e| ApiError::internal(format!("remote partnership {} settings: {e}", row.id)))
+        .map_err(|e| AppError::internal(format!("remote partnership {} settings: {e}", row.id)))
 }
 
 fn aad<'a>(scope: &'a str, id: &'a str, field: &'a str) -> Aad<'a> {
@@ -183,7 +185,7 @@ fn aad<'a>(scope: &'a str, id: &'a str, field: &'a str) -> Aad<'a> {
 }
 
 /// The partner's side of the link (absent while an invitation is pending).
-pub fn peer_of(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<Option<PeerLink>> {
+pub fn peer_of(state: &AppState, row: &RemotePartnershipRow) -> AppResult<Option<PeerLink>> {
     let Some(sealed) = &row.peer_sealed else {
         return Ok(None);
     };
@@ -192,19 +194,19 @@ pub fn peer_of(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<Option
         .workspace_key(row.workspace_id)?
         .open(aad(&scope, &row.id, "peer"), sealed)?;
     Ok(Some(serde_json::from_slice(&plain).map_err(|e| {
-        ApiError::internal(format!("remote partnership {} link: {e}", row.id))
+        AppError::internal(format!("remote partnership {} link: {e}", row.id))
     })?))
 }
 
-fn seal_peer(state: &AppState, ws: WorkspaceId, id: &str, link: &PeerLink) -> ApiResult<Vec<u8>> {
+fn seal_peer(state: &AppState, ws: WorkspaceId, id: &str, link: &PeerLink) -> AppResult<Vec<u8>> {
     let scope = ws.to_string();
-    let bytes = serde_json::to_vec(link).map_err(ApiError::internal)?;
+    let bytes = serde_json::to_vec(link).map_err(AppError::internal)?;
     Ok(state
         .workspace_key(ws)?
         .seal(aad(&scope, id, "peer"), &bytes))
 }
 
-pub fn describe(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<RemotePartnershipView> {
+pub fn describe(state: &AppState, row: &RemotePartnershipRow) -> AppResult<RemotePartnershipView> {
     let link = peer_of(state, row)?;
     Ok(RemotePartnershipView {
         id: row.id.clone(),
@@ -222,10 +224,10 @@ pub fn describe(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<Remot
 }
 
 /// The partnership `id` of workspace `ws`.
-pub async fn find(state: &AppState, ws: WorkspaceId, id: &str) -> ApiResult<RemotePartnershipRow> {
+pub async fn find(state: &AppState, ws: WorkspaceId, id: &str) -> AppResult<RemotePartnershipRow> {
     match state.store.remote_partnership(id).await? {
         Some(row) if row.workspace_id == ws => Ok(row),
-        _ => Err(ApiError::new(
+        _ => Err(AppError::new(
             ErrorCode::PartnershipNotFound,
             format!("no partnership {id:?} with another server in this workspace"),
         )),
@@ -237,7 +239,7 @@ pub async fn update(
     state: &AppState,
     mut row: RemotePartnershipRow,
     change: impl FnOnce(&mut RemotePartnershipRow),
-) -> ApiResult<RemotePartnershipRow> {
+) -> AppResult<RemotePartnershipRow> {
     let expected = row.version;
     change(&mut row);
     row.version = expected + 1;
@@ -247,7 +249,7 @@ pub async fn update(
         .remote_partnership_update(&row, expected)
         .await?
     {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::ConcurrentChange,
             "the partnership changed meanwhile; reload it and retry",
         ));
@@ -256,10 +258,10 @@ pub async fn update(
 }
 
 /// This server's address as partners reach it, which must be https://.
-fn own_url(state: &AppState) -> ApiResult<String> {
+fn own_url(state: &AppState) -> AppResult<String> {
     let url = state.config.public_url.trim_end_matches('/').to_string();
     link::check_peer_url(&url).map_err(|e| {
-        ApiError::new(
+        AppError::new(
             ErrorCode::InvalidField,
             format!("this server's public_url: {e}; set public_url to the https:// address partners reach this server at"),
         )
@@ -273,12 +275,12 @@ fn random_hex() -> String {
     hex::encode(b)
 }
 
-async fn workspace_name(state: &AppState, ws: WorkspaceId) -> ApiResult<String> {
+async fn workspace_name(state: &AppState, ws: WorkspaceId) -> AppResult<String> {
     let w = state
         .store
         .workspace(ws)
         .await?
-        .ok_or_else(ApiError::not_found_workspace)?;
+        .ok_or_else(AppError::not_found_workspace)?;
     state.open_workspace(ws, &ws.to_string(), "name", &w.name_sealed)
 }
 
@@ -286,7 +288,7 @@ async fn workspace_name(state: &AppState, ws: WorkspaceId) -> ApiResult<String> 
 pub async fn invite(
     state: &AppState,
     ws: WorkspaceId,
-) -> ApiResult<(RemotePartnershipRow, String)> {
+) -> AppResult<(RemotePartnershipRow, String)> {
     let url = own_url(state)?;
     let now = now_millis();
     let id = uuid::Uuid::now_v7().to_string();
@@ -303,7 +305,7 @@ pub async fn invite(
         invite_hash: Some(invitation.secret_hash()),
         invite_expires_at: Some(now + i64::from(state.config.overlap.invitation_days) * 86_400_000),
         peer_sealed: None,
-        settings: serde_json::to_string(&SideSettings::default()).map_err(ApiError::internal)?,
+        settings: serde_json::to_string(&SideSettings::default()).map_err(AppError::internal)?,
         view_sealed: None,
         created_at: now,
         updated_at: now,
@@ -342,11 +344,11 @@ pub async fn join(
     state: &AppState,
     ws: WorkspaceId,
     invitation: &str,
-) -> ApiResult<RemotePartnershipRow> {
+) -> AppResult<RemotePartnershipRow> {
     let inv = Invitation::decode(invitation)?;
     let url = own_url(state)?;
     if inv.url.trim_end_matches('/') == url {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::InvitationInvalid,
             "field `invitation`: it comes from this server; accept it as a same-server partnership instead",
         ));
@@ -372,7 +374,7 @@ pub async fn join(
         state: "pending".into(),
         invite_hash: None,
         invite_expires_at: None,
-        settings: serde_json::to_string(&SideSettings::default()).map_err(ApiError::internal)?,
+        settings: serde_json::to_string(&SideSettings::default()).map_err(AppError::internal)?,
         view_sealed: None,
         created_at: now,
         updated_at: now,
@@ -386,7 +388,7 @@ pub async fn join(
         partnership: id,
         name: workspace_name(state, ws).await?,
     };
-    let body = serde_json::to_vec(&request).map_err(ApiError::internal)?;
+    let body = serde_json::to_vec(&request).map_err(AppError::internal)?;
     let path = format!("/peer/v1/partnerships/{}/accept", inv.partnership);
     let answer = state
         .remote
@@ -402,12 +404,12 @@ pub async fn join(
         .await;
     let outcome = match answer {
         Ok(Ok(bytes)) => serde_json::from_slice::<AcceptAnswer>(&bytes).map_err(|_| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::PeerUnavailable,
                 format!("the server at {} is not a Meshwork server, or a different version: its answer to the acceptance is not understood", inv.url),
             )
         }),
-        Ok(Err(r)) if r.code == "invitation_invalid" => Err(ApiError::new(
+        Ok(Err(r)) if r.code == "invitation_invalid" => Err(AppError::new(
             ErrorCode::InvitationInvalid,
             format!("field `invitation`: the inviting server says: {}", r.message),
         )),
@@ -440,9 +442,9 @@ pub async fn accept_from_peer(
     state: &AppState,
     id: &str,
     req: AcceptRequest,
-) -> ApiResult<(RemotePartnershipRow, AcceptAnswer)> {
+) -> AppResult<(RemotePartnershipRow, AcceptAnswer)> {
     let refuse = || {
-        ApiError::new(
+        AppError::new(
             ErrorCode::InvitationInvalid,
             "the invitation is unknown, already used, expired or withdrawn; ask for a new one",
         )
@@ -476,11 +478,11 @@ pub async fn accept_from_peer(
         return Err(refuse());
     }
     link::check_peer_url(&req.url)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidField, format!("field `url`: {e}")))?;
+        .map_err(|e| AppError::new(ErrorCode::InvalidField, format!("field `url`: {e}")))?;
     if hex::decode(&req.link_key).map(|k| k.len()) != Ok(32)
         || uuid::Uuid::parse_str(&req.partnership).is_err()
     {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::InvalidField,
             "field `link_key` or `partnership` is malformed",
         ));
@@ -515,7 +517,7 @@ pub async fn revoke(
     state: &AppState,
     ws: WorkspaceId,
     id: &str,
-) -> ApiResult<(RemotePartnershipRow, bool)> {
+) -> AppResult<(RemotePartnershipRow, bool)> {
     let mut attempts = 0;
     let row = loop {
         let row = find(state, ws, id).await?;
@@ -523,7 +525,7 @@ pub async fn revoke(
             "active" => "revoked",
             "pending" => "declined",
             other => {
-                return Err(ApiError::new(
+                return Err(AppError::new(
                     ErrorCode::PartnershipNotActive,
                     format!("the partnership is already {other}"),
                 ))
@@ -565,7 +567,7 @@ pub async fn revoke(
 }
 
 /// The partner's server says the partnership is over: end it here too.
-pub async fn revoked_by_peer(state: &AppState, row: RemotePartnershipRow) -> ApiResult<()> {
+pub async fn revoked_by_peer(state: &AppState, row: RemotePartnershipRow) -> AppResult<()> {
     state.remote.served.forget(&row.id);
     if row.state != "active" {
         return Ok(());
@@ -588,7 +590,7 @@ pub async fn revoked_by_peer(state: &AppState, row: RemotePartnershipRow) -> Api
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::new(
+    Err(AppError::new(
         ErrorCode::ConcurrentChange,
         "the partnership kept changing; retry the revocation",
     ))
@@ -596,7 +598,7 @@ pub async fn revoked_by_peer(state: &AppState, row: RemotePartnershipRow) -> Api
 
 /// The partner's server changed what it shares: drop this side's view, which may name records
 /// the partner no longer shares (the next run computes a new one).
-pub async fn partner_sharing_changed(state: &AppState, row: RemotePartnershipRow) -> ApiResult<()> {
+pub async fn partner_sharing_changed(state: &AppState, row: RemotePartnershipRow) -> AppResult<()> {
     let mut row = row;
     for _ in 0..10 {
         if row.view_sealed.is_none() {
@@ -614,7 +616,7 @@ pub async fn partner_sharing_changed(state: &AppState, row: RemotePartnershipRow
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::new(
+    Err(AppError::new(
         ErrorCode::ConcurrentChange,
         "the partnership kept changing; retry",
     ))
@@ -622,7 +624,7 @@ pub async fn partner_sharing_changed(state: &AppState, row: RemotePartnershipRow
 
 /// Tells the partner's server that this side changed what it shares (answers whether it was
 /// told); a served run of the old settings is dropped first.
-pub async fn announce_sharing(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<bool> {
+pub async fn announce_sharing(state: &AppState, row: &RemotePartnershipRow) -> AppResult<bool> {
     state.remote.served.forget(&row.id);
     let Some(link) = peer_of(state, row)? else {
         return Ok(false);
@@ -649,21 +651,21 @@ pub async fn announce_sharing(state: &AppState, row: &RemotePartnershipRow) -> A
 }
 
 /// Maps a partner server's refusal to an answer for the local caller.
-fn refusal_error(r: PeerRefusal) -> ApiError {
+fn refusal_error(r: PeerRefusal) -> AppError {
     let said = if r.message.is_empty() {
         format!("{} {}", r.status, r.code)
     } else {
         r.message.clone()
     };
     match r.code.as_str() {
-        "partnership_not_active" | "partnership_not_found" => ApiError::new(
+        "partnership_not_active" | "partnership_not_found" => AppError::new(
             ErrorCode::PartnershipNotActive,
             format!("the partner's server says the partnership is over ({said}); nothing more is shared"),
         ),
-        "rate_limited" => ApiError::new(ErrorCode::RateLimited, format!("the partner's server: {said}")),
-        "overlap_protocol_error" => ApiError::new(ErrorCode::OverlapProtocolError, format!("the partner's server: {said}")),
-        "peer_run_not_found" => ApiError::new(ErrorCode::PeerRunNotFound, format!("the partner's server: {said}")),
-        _ => ApiError::new(
+        "rate_limited" => AppError::new(ErrorCode::RateLimited, format!("the partner's server: {said}")),
+        "overlap_protocol_error" => AppError::new(ErrorCode::OverlapProtocolError, format!("the partner's server: {said}")),
+        "peer_run_not_found" => AppError::new(ErrorCode::PeerRunNotFound, format!("the partner's server: {said}")),
+        _ => AppError::new(
             ErrorCode::PeerUnavailable,
             format!("the partner's server refused the request ({} {}): {said}", r.status, r.code),
         ),
@@ -687,7 +689,7 @@ async fn call(
     path: &str,
     body: Vec<u8>,
     content_type: &str,
-) -> ApiResult<Vec<u8>> {
+) -> AppResult<Vec<u8>> {
     let key = link.key()?;
     let sent = body.len() as u64;
     let answer = state
@@ -711,7 +713,7 @@ async fn call_json<T: serde::de::DeserializeOwned>(
     link: &PeerLink,
     path: &str,
     body: &serde_json::Value,
-) -> ApiResult<T> {
+) -> AppResult<T> {
     let bytes = call(
         state,
         run,
@@ -723,7 +725,7 @@ async fn call_json<T: serde::de::DeserializeOwned>(
     )
     .await?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
+        AppError::new(
             ErrorCode::OverlapProtocolError,
             format!("the partner's server sent an answer this server does not understand ({e}); the run is abandoned"),
         )
@@ -735,7 +737,7 @@ pub async fn start_run(
     state: &AppState,
     row: RemotePartnershipRow,
     wait: bool,
-) -> ApiResult<RunProgress> {
+) -> AppResult<RunProgress> {
     if row.state != "active" {
         return Err(overlap::not_active());
     }
@@ -753,7 +755,7 @@ pub async fn start_run(
                     tokio::time::timeout(RUN_DEADLINE, drive(&state, row))
                         .await
                         .unwrap_or_else(|_| {
-                            Err(ApiError::new(
+                            Err(AppError::new(
                                 ErrorCode::PeerUnavailable,
                                 "the run took more than six hours and was abandoned",
                             ))
@@ -762,7 +764,7 @@ pub async fn start_run(
             };
             let outcome = inner
                 .await
-                .unwrap_or_else(|e| Err(ApiError::internal(format!("overlap run task: {e}"))));
+                .unwrap_or_else(|e| Err(AppError::internal(format!("overlap run task: {e}"))));
             if let Err(e) = &outcome {
                 if e.code == ErrorCode::PartnershipNotActive {
                     if let Ok(Some(current)) = state.store.remote_partnership(&id).await {
@@ -787,12 +789,12 @@ pub async fn start_run(
     };
     if wait {
         task.await
-            .map_err(|e| ApiError::internal(format!("overlap run task: {e}")))?;
+            .map_err(|e| AppError::internal(format!("overlap run task: {e}")))?;
     }
     state
         .remote
         .progress(&id)
-        .ok_or_else(|| ApiError::internal("run progress vanished"))
+        .ok_or_else(|| AppError::internal("run progress vanished"))
 }
 
 /// A run is abandoned after this long.
@@ -808,7 +810,7 @@ struct Planned {
 
 /// Runs every session of a run against the partner and stores the view; answers whether it
 /// was kept.
-async fn drive(state: &AppState, row: RemotePartnershipRow) -> ApiResult<bool> {
+async fn drive(state: &AppState, row: RemotePartnershipRow) -> AppResult<bool> {
     let link = peer_of(state, &row)?.ok_or_else(overlap::not_active)?;
     let ws = row.workspace_id;
     let mine = settings_of(&row)?;
@@ -837,7 +839,7 @@ async fn drive(state: &AppState, row: RemotePartnershipRow) -> ApiResult<bool> {
         || !(1..=1000).contains(&plan.threshold)
         || plan.populations.iter().any(|q| q.level == ShareLevel::None)
     {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::OverlapProtocolError,
             "the partner's server sent a plan outside the protocol's limits; the run is abandoned",
         ));
@@ -883,7 +885,7 @@ async fn sessions(
     pops: &[Population],
     elements: &[RecordElement],
     plan: &RunPlan,
-) -> ApiResult<(Vec<u64>, Counts)> {
+) -> AppResult<(Vec<u64>, Counts)> {
     let mut planned = Vec::new();
     for (q, pop) in plan.populations.iter().enumerate() {
         match pop.level {
@@ -895,7 +897,7 @@ async fn sessions(
         }
     }
     if planned.len() > served::MAX_SESSIONS as usize {
-        return Err(ApiError::internal("more sessions than the protocol allows"));
+        return Err(AppError::internal("more sessions than the protocol allows"));
     }
     state
         .remote
@@ -917,7 +919,7 @@ async fn sessions(
         match state.store.remote_partnership(&row.id).await? {
             Some(r) if r.state == "active" && r.version == row.version => {}
             _ => {
-                return Err(ApiError::new(
+                return Err(AppError::new(
                     ErrorCode::ConcurrentChange,
                     "the partnership changed during the run (revoked, or its sharing changed); the run is abandoned and nothing was kept",
                 ))
@@ -975,11 +977,11 @@ async fn session<M: PsiMode>(
     link: &PeerLink,
     open: Opening<'_>,
     items: Arc<Vec<Identifier>>,
-) -> ApiResult<M::Outcome>
+) -> AppResult<M::Outcome>
 where
     Initiator<M>: Send,
 {
-    let join = |e: tokio::task::JoinError| ApiError::internal(format!("PSI task: {e}"));
+    let join = |e: tokio::task::JoinError| AppError::internal(format!("PSI task: {e}"));
     let (path, psi_run) = (open.path, open.psi_run);
     // The partner blinds its set when the session opens; ours is blinded meanwhile.
     let (opened, init) = tokio::join!(
@@ -1047,7 +1049,7 @@ async fn fetch<M: PsiMode>(
     path: &str,
     kind: &str,
     init: &mut Initiator<M>,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let (mut i, mut total) = (0u32, 1u32);
     while i < total {
         let bytes = call(
@@ -1141,13 +1143,13 @@ async fn store_view(
     state: &AppState,
     row: &RemotePartnershipRow,
     view: SideView,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     let scope = row.workspace_id.to_string();
     let stored = StoredView {
         basis: view.basis.clone(),
         view,
     };
-    let bytes = serde_json::to_vec(&stored).map_err(ApiError::internal)?;
+    let bytes = serde_json::to_vec(&stored).map_err(AppError::internal)?;
     let sealed = state
         .workspace_key(row.workspace_id)?
         .seal(overlap::view_aad(&scope, &row.id), &bytes);
@@ -1158,7 +1160,7 @@ async fn store_view(
 }
 
 /// The view of the last run that was kept.
-pub fn load_view(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<Option<SideView>> {
+pub fn load_view(state: &AppState, row: &RemotePartnershipRow) -> AppResult<Option<SideView>> {
     let Some(sealed) = &row.view_sealed else {
         return Ok(None);
     };
@@ -1167,7 +1169,7 @@ pub fn load_view(state: &AppState, row: &RemotePartnershipRow) -> ApiResult<Opti
         .workspace_key(row.workspace_id)?
         .open(overlap::view_aad(&scope, &row.id), sealed)?;
     let stored: StoredView = serde_json::from_slice(&plain)
-        .map_err(|e| ApiError::internal(format!("overlap view of {}: {e}", row.id)))?;
+        .map_err(|e| AppError::internal(format!("overlap view of {}: {e}", row.id)))?;
     Ok(Some(stored.view))
 }
 
@@ -1177,10 +1179,10 @@ pub async fn serve_run(
     state: &AppState,
     row: &RemotePartnershipRow,
     run: RunId,
-) -> ApiResult<RunPlan> {
+) -> AppResult<RunPlan> {
     let served = &state.remote.served;
     if let Some(plan) = served.plan_of(run, &row.id) {
-        return serde_json::from_value(plan).map_err(ApiError::internal);
+        return serde_json::from_value(plan).map_err(AppError::internal);
     }
     served.check_room(&row.id)?;
     let per_hour = state.config.overlap.peer_runs_per_hour;
@@ -1189,7 +1191,7 @@ pub async fn serve_run(
         .remote_run_admit(&row.id, now_millis(), per_hour)
         .await?
     {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::RateLimited,
             format!("this server takes at most {per_hour} runs per partnership and hour (overlap.peer_runs_per_hour); retry later"),
         ));
@@ -1226,7 +1228,7 @@ pub async fn serve_run(
             .flat_map(|e| e.identifiers.iter().cloned())
             .collect();
         if ids.len() > MAX_SET {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::InvalidField,
                 format!(
                     "population {:?} holds more than {MAX_SET} identifiers, over what a run allows",
@@ -1248,7 +1250,7 @@ pub async fn serve_run(
         populations: shared,
         threshold: settings.threshold,
     };
-    let value = serde_json::to_value(&plan).map_err(ApiError::internal)?;
+    let value = serde_json::to_value(&plan).map_err(AppError::internal)?;
     served.insert(run, row.id.clone(), ws, value, items)?;
     Ok(plan)
 }

@@ -18,7 +18,7 @@
 //! at; reading it after either side's data or the settings changed recomputes it first.
 
 use crate::crm::Crm;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 use crate::state::{now_millis, AppState};
 use meshwork_crm::Kind;
 use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
@@ -28,7 +28,6 @@ use meshwork_store::{OverlapResultRow, PartnershipRow, PopulationRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use utoipa::ToSchema;
 
 /// Populations per workspace (built-in ones included): a run keeps one bit per population.
 pub const MAX_POPULATIONS: usize = 32;
@@ -40,7 +39,8 @@ pub const DEFAULT_THRESHOLD: u32 = 3;
 const PHONE_REGION: &str = "US";
 
 /// What a side tells its partner about one of its populations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ShareLevel {
     /// Nothing: the partner does not learn the population exists.
@@ -52,7 +52,8 @@ pub enum ShareLevel {
 }
 
 /// One side's choices in a partnership.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SideSettings {
     /// Population id → what the partner learns about it. Populations not listed share nothing.
     #[serde(default)]
@@ -71,7 +72,8 @@ impl Default for SideSettings {
 }
 
 /// What a population is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PopulationSpec {
     /// The CRM records a search filter matches (deals stand for their companies and contacts).
@@ -81,7 +83,8 @@ pub enum PopulationSpec {
 }
 
 /// A population as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Population {
     pub id: String,
     pub name: String,
@@ -127,7 +130,7 @@ fn population_aad<'a>(scope: &'a str, id: &'a str, field: &'a str) -> Aad<'a> {
 }
 
 /// The workspace's populations, built-in ones first.
-pub async fn populations(state: &AppState, ws: WorkspaceId) -> ApiResult<Vec<Population>> {
+pub async fn populations(state: &AppState, ws: WorkspaceId) -> AppResult<Vec<Population>> {
     let key = state.workspace_key(ws)?;
     let scope = ws.to_string();
     let mut out = builtin_populations();
@@ -137,7 +140,7 @@ pub async fn populations(state: &AppState, ws: WorkspaceId) -> ApiResult<Vec<Pop
             &row.data_sealed,
         )?;
         let p: StoredPopulation = serde_json::from_slice(&plain)
-            .map_err(|e| ApiError::internal(format!("population {}: {e}", row.id)))?;
+            .map_err(|e| AppError::internal(format!("population {}: {e}", row.id)))?;
         out.push(Population {
             id: row.id,
             name: p.name,
@@ -149,10 +152,10 @@ pub async fn populations(state: &AppState, ws: WorkspaceId) -> ApiResult<Vec<Pop
 }
 
 /// Checks a population name.
-pub fn check_name(name: &str) -> ApiResult<String> {
+pub fn check_name(name: &str) -> AppResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::InvalidField,
             "field `name`: must be 1 to 100 characters without control characters",
         ));
@@ -167,10 +170,10 @@ pub async fn create_population(
     name: String,
     spec: PopulationSpec,
     members: Option<&[Vec<MatchToken>]>,
-) -> ApiResult<Population> {
+) -> AppResult<Population> {
     let existing = populations(state, ws).await?;
     if existing.len() >= MAX_POPULATIONS {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             ErrorCode::InvalidField,
             format!("a workspace has at most {MAX_POPULATIONS} populations (built-in ones included); delete one first"),
         ));
@@ -182,7 +185,7 @@ pub async fn create_population(
         name: name.clone(),
         spec: spec.clone(),
     };
-    let data = serde_json::to_vec(&stored).map_err(ApiError::internal)?;
+    let data = serde_json::to_vec(&stored).map_err(AppError::internal)?;
     let data_sealed = key.seal(population_aad(&scope, &id, "population"), &data);
     let members_sealed = members.map(|rows| {
         key.seal(
@@ -225,13 +228,13 @@ fn encode_members(rows: &[Vec<MatchToken>]) -> Vec<u8> {
     out
 }
 
-fn decode_members(bytes: &[u8]) -> ApiResult<Vec<Vec<MatchToken>>> {
+fn decode_members(bytes: &[u8]) -> AppResult<Vec<Vec<MatchToken>>> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while let Some((&n, tail)) = rest.split_first() {
         let len = n as usize * 32;
         if tail.len() < len {
-            return Err(ApiError::internal("a match-only list is truncated"));
+            return Err(AppError::internal("a match-only list is truncated"));
         }
         let row = tail[..len]
             .chunks_exact(32)
@@ -390,7 +393,7 @@ struct SideData {
 
 /// Evaluates every population of `ws` into elements (one per record or match-list row), as of
 /// its feed position `seq`.
-async fn side_data(state: &AppState, ws: WorkspaceId, seq: i64) -> ApiResult<SideData> {
+async fn side_data(state: &AppState, ws: WorkspaceId, seq: i64) -> AppResult<SideData> {
     let pops = populations(state, ws).await?;
     // Population bits: more populations than the cap (possible only through concurrent creates)
     // are left out of runs rather than overflowing the masks.
@@ -463,7 +466,7 @@ async fn read_into<T: Default>(
     ids: &[RecordId],
     known: &mut HashMap<RecordId, Known<T>>,
     carry: &impl Fn(Kind, &IdentityFields) -> T,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let missing: Vec<RecordId> = ids
         .iter()
         .filter(|id| !known.contains_key(id))
@@ -503,7 +506,7 @@ async fn membership<T: Default>(
     pops: &[Population],
     known: &mut HashMap<RecordId, Known<T>>,
     carry: impl Fn(Kind, &IdentityFields) -> T,
-) -> ApiResult<Vec<(RecordId, u64)>> {
+) -> AppResult<Vec<(RecordId, u64)>> {
     let crm = Crm::new(state, ws)?;
     // Sorted by record, each population merged in: a linear merge of sorted lists costs a
     // fraction of a million ordered-map inserts, and holds no more than the records named.
@@ -531,7 +534,7 @@ async fn membership<T: Default>(
         records.sort_unstable();
         records.dedup();
         if records.len() > MAX_POPULATION_SIZE {
-            return Err(ApiError::new(
+            return Err(AppError::new(
                 ErrorCode::InvalidField,
                 format!("population {:?} holds more than {MAX_POPULATION_SIZE} records; narrow its filter", p.name),
             ));
@@ -597,7 +600,7 @@ pub(crate) async fn record_elements(
     state: &AppState,
     ws: WorkspaceId,
     pops: &[Population],
-) -> ApiResult<Vec<RecordElement>> {
+) -> AppResult<Vec<RecordElement>> {
     let mut known: HashMap<RecordId, Known<Vec<Identifier>>> = HashMap::new();
     let by_record = membership(state, ws, pops, &mut known, record_identifiers).await?;
     let mut out = Vec::with_capacity(by_record.len());
@@ -630,7 +633,7 @@ async fn record_pseudonyms(
     ws: WorkspaceId,
     pops: &[Population],
     seq: i64,
-) -> ApiResult<Vec<Element>> {
+) -> AppResult<Vec<Element>> {
     let identity = identity(state);
     let carry = |kind: Kind, fields: &IdentityFields| -> Box<[MatchToken]> {
         record_identifiers(kind, fields)
@@ -681,7 +684,8 @@ async fn record_pseudonyms(
 }
 
 /// One cell of the account-mapping matrix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatrixCell {
     /// Your population.
     pub population: String,
@@ -695,7 +699,8 @@ pub struct MatrixCell {
 }
 
 /// One of your records that the partner also has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OverlapRecord {
     pub id: String,
     #[serde(rename = "type")]
@@ -707,7 +712,8 @@ pub struct OverlapRecord {
 }
 
 /// A partner population as shared with you.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SharedPopulation {
     pub id: String,
     pub name: String,
@@ -715,7 +721,8 @@ pub struct SharedPopulation {
 }
 
 /// What one side sees after a run: only facts about its own records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SideView {
     pub computed_at: i64,
     /// Your populations, with what you share of each.
@@ -725,7 +732,7 @@ pub struct SideView {
     pub matrix: Vec<MatrixCell>,
     pub records: Vec<OverlapRecord>,
     #[serde(skip)]
-    #[schema(ignore)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub basis: Basis,
 }
 
@@ -744,10 +751,10 @@ pub(crate) struct StoredView {
 }
 
 /// The settings of each side of a partnership: (inviter's, invitee's).
-pub fn settings(p: &PartnershipRow) -> ApiResult<(SideSettings, SideSettings)> {
+pub fn settings(p: &PartnershipRow) -> AppResult<(SideSettings, SideSettings)> {
     let parse = |s: &str| {
         serde_json::from_str::<SideSettings>(s)
-            .map_err(|e| ApiError::internal(format!("partnership {} settings: {e}", p.id)))
+            .map_err(|e| AppError::internal(format!("partnership {} settings: {e}", p.id)))
     };
     Ok((parse(&p.inviter_settings)?, parse(&p.invitee_settings)?))
 }
@@ -921,7 +928,8 @@ pub(crate) fn view_aad<'a>(scope: &'a str, partnership: &'a str) -> Aad<'a> {
 }
 
 /// Summary of a run, for the audit log and the API.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSummary {
     pub computed_at: i64,
     /// Your records and list rows that were compared (never the partner's: how much data it has
@@ -937,7 +945,7 @@ pub async fn run(
     state: &AppState,
     p: &PartnershipRow,
     requester: WorkspaceId,
-) -> ApiResult<RunSummary> {
+) -> AppResult<RunSummary> {
     if p.state != "active" {
         return Err(not_active());
     }
@@ -950,7 +958,7 @@ pub async fn run(
         tokio::spawn(async move { side_data(&state, ws, seq).await })
     };
     let (a, b) = tokio::join!(side(p.inviter, seq_a), side(p.invitee, seq_b));
-    let join = |e: tokio::task::JoinError| ApiError::internal(format!("overlap task: {e}"));
+    let join = |e: tokio::task::JoinError| AppError::internal(format!("overlap task: {e}"));
     let (a, b) = (a.map_err(join)??, b.map_err(join)??);
     let tokenizer = partnership_tokenizer(state, &p.id);
     let (a, b, view_a, view_b) = tokio::task::spawn_blocking(move || {
@@ -986,7 +994,7 @@ pub async fn run(
         (a.elements.len(), b.elements.len(), view_a, view_b)
     })
     .await
-    .map_err(|e| ApiError::internal(format!("overlap task: {e}")))?;
+    .map_err(|e| AppError::internal(format!("overlap task: {e}")))?;
     let mut stored = true;
     for (ws, mut view) in [(p.inviter, view_a), (p.invitee, view_b)] {
         view.basis.version = p.version;
@@ -1004,14 +1012,14 @@ async fn store_view(
     p: &PartnershipRow,
     ws: WorkspaceId,
     view: SideView,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     let key = state.workspace_key(ws)?;
     let scope = ws.to_string();
     let stored = StoredView {
         basis: view.basis.clone(),
         view,
     };
-    let bytes = serde_json::to_vec(&stored).map_err(ApiError::internal)?;
+    let bytes = serde_json::to_vec(&stored).map_err(AppError::internal)?;
     let row = OverlapResultRow {
         partnership_id: p.id.clone(),
         workspace_id: ws,
@@ -1021,13 +1029,13 @@ async fn store_view(
     Ok(state.store.overlap_result_put(&row, p.version).await?)
 }
 
-async fn workspace_seq(state: &AppState, ws: WorkspaceId) -> ApiResult<i64> {
+async fn workspace_seq(state: &AppState, ws: WorkspaceId) -> AppResult<i64> {
     Ok(state
         .store
         .workspace(ws)
         .await?
         .ok_or_else(|| {
-            ApiError::new(
+            AppError::new(
                 ErrorCode::PartnershipNotActive,
                 "the partner workspace no longer exists",
             )
@@ -1035,8 +1043,8 @@ async fn workspace_seq(state: &AppState, ws: WorkspaceId) -> ApiResult<i64> {
         .last_seq)
 }
 
-pub fn not_active() -> ApiError {
-    ApiError::new(
+pub fn not_active() -> AppError {
+    AppError::new(
         ErrorCode::PartnershipNotActive,
         "the partnership is not active: it awaits the partner's acceptance or was revoked; nothing is shared",
     )
@@ -1049,7 +1057,7 @@ pub async fn view(
     state: &AppState,
     p: &PartnershipRow,
     ws: WorkspaceId,
-) -> ApiResult<(Option<SideView>, Option<RunSummary>)> {
+) -> AppResult<(Option<SideView>, Option<RunSummary>)> {
     if p.state != "active" {
         return Err(not_active());
     }
@@ -1081,7 +1089,7 @@ async fn load_view(
     state: &AppState,
     p: &PartnershipRow,
     ws: WorkspaceId,
-) -> ApiResult<Option<SideView>> {
+) -> AppResult<Option<SideView>> {
     let Some(row) = state.store.overlap_result(&p.id, ws).await? else {
         return Ok(None);
     };
@@ -1089,7 +1097,7 @@ async fn load_view(
     let scope = ws.to_string();
     let plain = key.open(view_aad(&scope, &p.id), &row.data_sealed)?;
     let stored: StoredView = serde_json::from_slice(&plain)
-        .map_err(|e| ApiError::internal(format!("overlap view of {}: {e}", p.id)))?;
+        .map_err(|e| AppError::internal(format!("overlap view of {}: {e}", p.id)))?;
     let mut view = stored.view;
     view.basis = stored.basis;
     Ok(Some(view))

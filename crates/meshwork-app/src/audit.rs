@@ -2,44 +2,14 @@
 //! changes, keys, roles, invitations, exports, deletions). Details are sealed with the account
 //! key, since they hold addresses and user agents; the kind and the ids stay readable for paging.
 
-use crate::error::ApiResult;
+use crate::error::AppResult;
 use crate::state::{now_millis, AppState};
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header;
-use axum::http::request::Parts;
 use meshwork_domain::{AuditId, UserId, WorkspaceId};
 use meshwork_keyring::Aad;
 use meshwork_store::AuditRow;
 use serde::Serialize;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 
-/// Where a request came from, for the audit log, rate limiting and new-device alerts.
-#[derive(Debug, Clone)]
-pub struct ClientInfo {
-    pub ip: Option<std::net::IpAddr>,
-    pub user_agent: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .chars()
-            .take(300)
-            .collect();
-        Ok(Self { ip, user_agent })
-    }
-}
+pub use crate::actor::ClientInfo;
 
 /// One event to record.
 #[derive(Debug)]
@@ -66,7 +36,7 @@ pub async fn account_event(
     kind: &str,
     user: UserId,
     details: serde_json::Value,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let event = Event {
         kind,
         workspace: None,
@@ -78,18 +48,18 @@ pub async fn account_event(
 }
 
 /// Records an event in a workspace by an authorised caller (its person, or an API key's creator).
-pub async fn workspace_event<P>(
+pub async fn workspace_event(
     state: &AppState,
     client: &ClientInfo,
     kind: &str,
-    auth: &crate::auth::Authorized<P>,
+    auth: &impl crate::actor::InWorkspace,
     subject: Option<UserId>,
     details: serde_json::Value,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let event = Event {
         kind,
-        workspace: Some(auth.workspace),
-        actor: Some(auth.actor.user_id()),
+        workspace: Some(auth.workspace()),
+        actor: Some(auth.actor().user_id()),
         subject,
         details,
     };
@@ -100,7 +70,7 @@ pub async fn record(
     state: &AppState,
     client: Option<&ClientInfo>,
     event: Event<'_>,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let id = AuditId::new();
     let mut details = event.details;
     if let (Some(c), serde_json::Value::Object(map)) = (client, &mut details) {
@@ -131,7 +101,8 @@ pub async fn record(
 }
 
 /// An audit entry as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: uuid::Uuid,
     /// Unix milliseconds.
@@ -140,11 +111,11 @@ pub struct AuditEntry {
     pub workspace_id: Option<uuid::Uuid>,
     pub actor: Option<uuid::Uuid>,
     pub subject: Option<uuid::Uuid>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: serde_json::Value,
 }
 
-pub fn open(state: &AppState, row: AuditRow) -> ApiResult<AuditEntry> {
+pub fn open(state: &AppState, row: AuditRow) -> AppResult<AuditEntry> {
     let id_text = row.id.to_string();
     let plain = state
         .account_key()?

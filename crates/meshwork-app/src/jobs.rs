@@ -1,0 +1,519 @@
+//! The durable job runner (DESIGN.md decision 8): all background work is rows of `job_queue`,
+//! and every server runs one [`Runner`] that claims due jobs under a lease, renews the lease
+//! while it works, and records how each run ended.
+//!
+//! - A job whose runner died is taken over when its lease expires (on SQLite, where one process
+//!   owns the database, at once on start-up).
+//! - A temporary failure is retried after `jobs.retry_base_seconds`, doubling up to
+//!   `jobs.retry_max_seconds`, until the job's attempts are used up; a permanent one fails the
+//!   job at once. Either way the reason is kept, sealed (it may quote an address).
+//! - Periodic jobs are rows too: each period's run has a unique key (`kind@period`), so however
+//!   many servers share the database, one row per period is inserted and one server runs it.
+//! - Stopping finishes what runs within a grace period and puts back the rest, uncounted.
+//! - An operator cancels a job (a running one stops at its next lease renewal) or retries a
+//!   failed one: `meshwork jobs …`, and `GET /api/v1/workspaces/{ws}/jobs` for a workspace.
+//!
+//! Jobs run at least once: a server killed after a job's effect but before recording it runs
+//! the job again. Each kind bounds what that repeats (mail: at most that one message, see
+//! [`crate::mail`]; imports: nothing, their batches carry their own checkpoint).
+
+use crate::error::{AppError, AppResult};
+use crate::state::{now_millis, AppState};
+use meshwork_domain::{ErrorCode, Millis, WorkspaceId};
+use meshwork_keyring::{Aad, DataKey};
+use meshwork_store::{JobOutcome, QueuedJobRow};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
+
+/// Sends one mail of the outbox (payload `{"mail": id}`).
+pub const MAIL_SEND: &str = "mail.send";
+/// Runs (or resumes) an import of an uploaded file (payload `{"job": id}`, in its workspace).
+pub const IMPORT: &str = "import";
+/// Housekeeping, daily: deletes finished jobs older than `jobs.keep_days`.
+pub const PRUNE: &str = "jobs.prune";
+
+/// A periodic job: its kind and period. Each period's run is one row across all servers.
+#[derive(Debug, Clone, Copy)]
+pub struct Periodic {
+    pub kind: &'static str,
+    pub every: Duration,
+}
+
+/// The periodic jobs every server schedules.
+pub const PERIODIC: &[Periodic] = &[Periodic {
+    kind: PRUNE,
+    every: Duration::from_secs(24 * 3600),
+}];
+
+/// A job to queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: &'static str,
+    pub workspace: Option<WorkspaceId>,
+    pub payload: serde_json::Value,
+    /// Seal the payload (with the workspace key, or the account key without a workspace):
+    /// for payloads that hold personal data.
+    pub sealed: bool,
+    pub max_attempts: i32,
+    pub run_at: Millis,
+    pub unique_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job to run now, with 5 attempts, its payload in the clear.
+    pub fn new(kind: &'static str, payload: serde_json::Value) -> Self {
+        Self {
+            kind,
+            workspace: None,
+            payload,
+            sealed: false,
+            max_attempts: 5,
+            run_at: now_millis(),
+            unique_key: None,
+        }
+    }
+
+    pub fn in_workspace(mut self, ws: WorkspaceId) -> Self {
+        self.workspace = Some(ws);
+        self
+    }
+}
+
+/// How a run failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Worth another attempt later (a server down, a timeout, a 4xx answer).
+    Temporary(String),
+    /// Another attempt would fail the same way (a 5xx answer, a payload that cannot be opened).
+    Permanent(String),
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        // The store or the keyring failing is taken as passing; a refusal is not.
+        if e.code == ErrorCode::Internal {
+            Failure::Temporary(e.message)
+        } else {
+            Failure::Permanent(e.message)
+        }
+    }
+}
+
+fn aad<'a>(id: &'a str, field: &'a str) -> Aad<'a> {
+    Aad {
+        scope: "jobs",
+        record: id,
+        field,
+    }
+}
+
+fn job_key(state: &AppState, ws: Option<WorkspaceId>) -> AppResult<Arc<DataKey>> {
+    match ws {
+        Some(ws) => state.workspace_key(ws),
+        None => state.account_key(),
+    }
+}
+
+/// The row a new job becomes (also for callers that write it in a transaction of their own).
+pub fn row(state: &AppState, job: &NewJob, id: uuid::Uuid) -> AppResult<QueuedJobRow> {
+    let plain = serde_json::to_vec(&job.payload).map_err(AppError::internal)?;
+    let payload = if job.sealed {
+        job_key(state, job.workspace)?.seal(aad(&id.to_string(), "payload"), &plain)
+    } else {
+        plain
+    };
+    let now = now_millis();
+    Ok(QueuedJobRow {
+        id,
+        kind: job.kind.to_string(),
+        workspace_id: job.workspace,
+        payload,
+        payload_sealed: job.sealed,
+        state: "queued".into(),
+        attempts: 0,
+        max_attempts: job.max_attempts,
+        run_at: job.run_at,
+        lease_holder: None,
+        lease_until: None,
+        error_sealed: None,
+        unique_key: job.unique_key.clone(),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// Queues a job and wakes this server's runner. `None` when its unique key was taken.
+pub async fn enqueue(state: &AppState, job: NewJob) -> AppResult<Option<uuid::Uuid>> {
+    let id = uuid::Uuid::now_v7();
+    let queued = state.store.enqueue_job(&row(state, &job, id)?).await?;
+    state.jobs_wake.notify_one();
+    Ok(queued.then_some(id))
+}
+
+/// A job as operators see it (the payload stays out: it may be sealed personal data).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobView {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub workspace_id: Option<uuid::Uuid>,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// When it runs next (queued), or ran last.
+    pub run_at: Millis,
+    /// The server holding it, while running.
+    pub lease_holder: Option<String>,
+    pub lease_until: Option<Millis>,
+    /// Why the last run failed.
+    pub error: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+fn view(state: &AppState, r: QueuedJobRow) -> JobView {
+    let error = r.error_sealed.as_ref().map(|sealed| {
+        job_key(state, r.workspace_id)
+            .and_then(|key| Ok(key.open_str(aad(&r.id.to_string(), "error"), sealed)?))
+            .unwrap_or_else(|_| "(the reason can no longer be opened)".into())
+    });
+    JobView {
+        id: r.id,
+        kind: r.kind,
+        workspace_id: r.workspace_id.map(|w| w.as_uuid()),
+        state: r.state,
+        attempts: r.attempts,
+        max_attempts: r.max_attempts,
+        run_at: r.run_at,
+        lease_holder: r.lease_holder,
+        lease_until: r.lease_until,
+        error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+const STATES: [&str; 5] = ["queued", "running", "done", "failed", "cancelled"];
+
+/// Jobs, newest first: one workspace's, or (`None`) every job of the server.
+pub async fn list(
+    state: &AppState,
+    ws: Option<WorkspaceId>,
+    job_state: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<JobView>> {
+    if let Some(s) = job_state {
+        if !STATES.contains(&s) {
+            return Err(AppError::new(
+                ErrorCode::InvalidField,
+                format!("field `state`: {s:?} is not a job state; use one of {STATES:?}"),
+            ));
+        }
+    }
+    let rows = state.store.queued_jobs(ws, job_state, limit).await?;
+    Ok(rows.into_iter().map(|r| view(state, r)).collect())
+}
+
+fn not_found(id: uuid::Uuid) -> AppError {
+    AppError::new(ErrorCode::JobNotFound, format!("no job {id}"))
+}
+
+pub async fn show(state: &AppState, id: uuid::Uuid) -> AppResult<JobView> {
+    let row = state
+        .store
+        .queued_job(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(view(state, row))
+}
+
+/// Queues a failed or cancelled job again, its attempts reset.
+pub async fn retry(state: &AppState, id: uuid::Uuid) -> AppResult<JobView> {
+    let job = show(state, id).await?;
+    if !state.store.retry_job(id, now_millis()).await? {
+        return Err(AppError::new(
+            ErrorCode::ConcurrentChange,
+            format!(
+                "job {id} is {}; only a failed or cancelled job can be retried",
+                job.state
+            ),
+        ));
+    }
+    state.jobs_wake.notify_one();
+    show(state, id).await
+}
+
+/// Cancels a queued or running job (a running one stops at its runner's next lease renewal).
+pub async fn cancel(state: &AppState, id: uuid::Uuid) -> AppResult<JobView> {
+    let job = show(state, id).await?;
+    if !state.store.cancel_job(id, now_millis()).await? {
+        return Err(AppError::new(
+            ErrorCode::ConcurrentChange,
+            format!(
+                "job {id} is {}; only a queued or running job can be cancelled",
+                job.state
+            ),
+        ));
+    }
+    show(state, id).await
+}
+
+/// Opens a job's payload. A payload whose key is gone (its workspace was deleted) fails the job
+/// for good.
+fn payload(state: &AppState, job: &QueuedJobRow) -> Result<serde_json::Value, Failure> {
+    let plain = if job.payload_sealed {
+        let key = job_key(state, job.workspace_id).map_err(|_| {
+            Failure::Permanent("the job's payload cannot be opened: its key is gone".into())
+        })?;
+        key.open(aad(&job.id.to_string(), "payload"), &job.payload)
+            .map_err(|_| {
+                Failure::Permanent("the job's payload cannot be opened: its key is gone".into())
+            })?
+    } else {
+        job.payload.clone()
+    };
+    serde_json::from_slice(&plain)
+        .map_err(|e| Failure::Permanent(format!("the job's payload is not valid JSON: {e}")))
+}
+
+/// Runs one job of any kind.
+async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
+    let input = payload(state, job)?;
+    match job.kind.as_str() {
+        MAIL_SEND => crate::mail::send_job(state, &input).await,
+        IMPORT => {
+            let ws = job
+                .workspace_id
+                .ok_or_else(|| Failure::Permanent("an import job without a workspace".into()))?;
+            crate::import::background::run_job(state, ws, &input).await
+        }
+        PRUNE => {
+            let keep = Duration::from_secs(state.config.jobs.keep_days as u64 * 24 * 3600);
+            let before = now_millis() - keep.as_millis() as Millis;
+            let n = state
+                .store
+                .prune_jobs(before)
+                .await
+                .map_err(AppError::from)?;
+            tracing::info!(jobs = n, "pruned finished jobs");
+            Ok(())
+        }
+        other => Err(Failure::Permanent(format!("unknown job kind {other:?}"))),
+    }
+}
+
+/// The delay before attempt `attempts + 1` after a temporary failure.
+pub fn backoff(config: &crate::config::JobsConfig, attempts: i32) -> Duration {
+    let exp = attempts.clamp(1, 30) as u32 - 1;
+    let secs = (config.retry_base_seconds as u64).saturating_mul(1u64 << exp.min(20));
+    Duration::from_secs(secs.min(config.retry_max_seconds as u64))
+}
+
+/// This server's runner.
+#[derive(Debug)]
+pub struct Runner {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Runner {
+    /// Starts the runner: it claims jobs of the kinds this server can run (mail only with an SMTP
+    /// server configured) and schedules the periodic jobs.
+    pub async fn start(state: &AppState) -> AppResult<Runner> {
+        if state.store.backend() == meshwork_store::Backend::Sqlite {
+            // One process owns a SQLite database: a lease still held is a crashed run's.
+            let n = state.store.expire_job_leases(now_millis()).await?;
+            if n > 0 {
+                tracing::info!(jobs = n, "taking over jobs a stopped server was running");
+            }
+        }
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_loop(state.clone(), stopped));
+        Ok(Runner { stop, task })
+    }
+
+    /// Stops claiming, lets running jobs finish for up to `grace`, and puts back the rest.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(grace + Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+        let _ = grace;
+    }
+}
+
+/// The kinds this server runs.
+fn kinds(state: &AppState) -> Vec<&'static str> {
+    let mut kinds = vec![IMPORT, PRUNE];
+    if state.mailer.is_some() {
+        kinds.push(MAIL_SEND);
+    }
+    kinds
+}
+
+async fn run_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
+    let holder = state.runner_id.clone();
+    let cfg = state.config.jobs.clone();
+    let lease = Duration::from_secs(cfg.lease_seconds as u64);
+    let kinds = kinds(&state);
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut handles: HashMap<uuid::Uuid, AbortHandle> = HashMap::new();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<uuid::Uuid>();
+    let mut scheduled: HashMap<&'static str, i64> = HashMap::new();
+    loop {
+        while let Ok(id) = done_rx.try_recv() {
+            handles.remove(&id);
+        }
+        while running.try_join_next().is_some() {}
+        schedule_periodic(&state, &mut scheduled).await;
+        let free = cfg.concurrency as usize - handles.len().min(cfg.concurrency as usize);
+        if free > 0 {
+            let now = now_millis();
+            match state
+                .store
+                .claim_jobs(
+                    &holder,
+                    &kinds,
+                    now,
+                    now + lease.as_millis() as Millis,
+                    free as i64,
+                )
+                .await
+            {
+                Ok(jobs) => {
+                    for job in jobs {
+                        let id = job.id;
+                        let state = state.clone();
+                        let done_tx = done_tx.clone();
+                        let h = running.spawn(async move {
+                            work(&state, job, lease).await;
+                            let _ = done_tx.send(id);
+                        });
+                        handles.insert(id, h);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not claim jobs"),
+            }
+        }
+        let poll = Duration::from_millis(cfg.poll_millis as u64);
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = state.jobs_wake.notified() => {}
+            Some(id) = done_rx.recv() => { handles.remove(&id); }
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+    // Shutdown: finish within the grace period, then put back what is left.
+    let grace = Duration::from_secs(10);
+    let _ = tokio::time::timeout(grace, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    while let Ok(id) = done_rx.try_recv() {
+        handles.remove(&id);
+    }
+    running.abort_all();
+    for (id, _) in handles {
+        match state
+            .store
+            .end_job_run(id, &holder, &JobOutcome::Released, now_millis())
+            .await
+        {
+            Ok(_) => tracing::info!(job = %id, "put a running job back for another run"),
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "could not put a job back; its lease will expire")
+            }
+        }
+    }
+}
+
+/// Inserts each periodic job's row for the current period, once per period per server (the
+/// unique key makes it once across servers).
+async fn schedule_periodic(state: &AppState, scheduled: &mut HashMap<&'static str, i64>) {
+    let now = now_millis();
+    for p in PERIODIC {
+        let every = p.every.as_millis() as i64;
+        let period = now / every;
+        if scheduled.get(p.kind) == Some(&period) {
+            continue;
+        }
+        let mut job = NewJob::new(p.kind, serde_json::json!({}));
+        job.run_at = period * every;
+        job.max_attempts = 3;
+        job.unique_key = Some(format!("{}@{period}", p.kind));
+        match enqueue(state, job).await {
+            Ok(_) => {
+                scheduled.insert(p.kind, period);
+            }
+            Err(e) => {
+                tracing::warn!(kind = p.kind, error = %e, "could not schedule a periodic job")
+            }
+        }
+    }
+}
+
+/// Runs a claimed job while renewing its lease, and records the outcome. A lost lease (the job
+/// was cancelled, or taken over after this server stalled past its lease) stops the work.
+async fn work(state: &AppState, job: QueuedJobRow, lease: Duration) {
+    let holder = state.runner_id.as_str();
+    let id = job.id;
+    let renew = async {
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            let until = now_millis() + lease.as_millis() as Millis;
+            match state.store.renew_job_lease(id, holder, until).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(job = %id, error = %e, "could not renew a job's lease"),
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = run_one(state, &job) => r,
+        _ = renew => {
+            tracing::warn!(job = %id, kind = %job.kind, "a job stopped: it was cancelled or another server took it over");
+            return;
+        }
+    };
+    let now = now_millis();
+    let seal = |why: &str| -> Vec<u8> {
+        match job_key(state, job.workspace_id) {
+            Ok(key) => key.seal(aad(&id.to_string(), "error"), why.as_bytes()),
+            Err(_) => Vec::new(),
+        }
+    };
+    let outcome = match &result {
+        Ok(()) => JobOutcome::Done,
+        Err(Failure::Temporary(why)) => {
+            let delay = backoff(&state.config.jobs, job.attempts);
+            if job.attempts >= job.max_attempts {
+                tracing::warn!(job = %id, kind = %job.kind, attempts = job.attempts, "a job failed for good: its attempts are used up");
+            } else {
+                tracing::info!(job = %id, kind = %job.kind, attempts = job.attempts, retry_in_s = delay.as_secs(), "a job failed; it will be retried");
+            }
+            JobOutcome::RetryAt(now + delay.as_millis() as Millis, seal(why))
+        }
+        Err(Failure::Permanent(why)) => {
+            tracing::warn!(job = %id, kind = %job.kind, "a job failed for good");
+            JobOutcome::Failed(seal(why))
+        }
+    };
+    match state.store.end_job_run(id, holder, &outcome, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(job = %id, "a job ended after it was cancelled or taken over; its outcome was not recorded")
+        }
+        Err(e) => {
+            tracing::warn!(job = %id, error = %e, "could not record a job's outcome; it will run again")
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `meshwork-app`: the application layer. [`AppState`] holds the store, the keyring, the
+//! configuration and the in-process state of the services; the modules below are the services
+//! every door calls: the HTTP API and pages (`meshwork-server`), the CLI (`meshwork`) and the
+//! background jobs. A service takes domain types and answers [`AppError`], a code from
+//! `meshwork-domain`'s table and a message.
+//!
+//! This crate never sees HTTP serving: no axum, tower or utoipa (the `openapi` feature only adds
+//! schema derives for the API's document). Only the remote-overlap client speaks HTTPS outward,
+//! to partner servers. CI checks the dependency tree.
+
+pub mod accounts;
+pub mod actor;
+pub mod audit;
+pub use meshwork_config as config;
+pub mod crm;
+pub mod error;
+pub mod export;
+pub mod forms;
+pub mod import;
+pub mod jobs;
+pub mod key_cache;
+pub mod mail;
+pub mod overlap;
+pub mod pseudonyms;
+pub mod remote;
+pub mod search;
+pub mod state;
+pub mod upload;
+
+pub use config::{Config, DEFAULT_CONFIG};
+pub use error::{AppError, AppResult};
+pub use state::AppState;
+
+use anyhow::Context;
+use meshwork_keyring::{Keyring, MasterKey};
+use meshwork_store::Store;
+use std::sync::Arc;
+
+/// Opens the keyring and the store named by `config`. A wrong master key fails here, before the
+/// database is opened, so nothing is written with it.
+pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    create_private_dir(&config.data_dir)?;
+    let key_path = config.master_key_path();
+    let create = config.master_key_file.is_empty();
+    let (master, created) = MasterKey::load_or_create(&key_path, create)
+        .with_context(|| format!("loading the master key from {}", key_path.display()))?;
+    if created {
+        tracing::warn!(path = %key_path.display(), "created a new master key: back it up apart from the data; without it nothing stored can be read");
+    }
+    let keyring = Keyring::open(&config.keyring_path(), master)?;
+    let store = open_store(&config).await?;
+    AppState::new(store, Arc::new(keyring), config)
+}
+
+/// Picks the backend from the URL scheme.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url.as_str();
+    if url.is_empty() || url.starts_with("sqlite:") {
+        let path = match url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+            _ => config.data_dir.join("meshwork.db"),
+        };
+        Ok(Arc::new(
+            meshwork_store_sqlite::SqliteStore::open(&path).await?,
+        ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = meshwork_store_postgres::PostgresStore::open(url)
+            .await
+            .with_context(|| format!("opening PostgreSQL at {}", config::redact_url(url)))?;
+        Ok(Arc::new(store))
+    } else {
+        anyhow::bail!(
+            "database URL {:?} is not supported: use postgres://… or leave it empty for SQLite",
+            config::redact_url(url)
+        )
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The durable outbox and its sender. Every email Meshwork sends is first a row of the outbox,
+//! sealed with the account key (addresses and bodies are personal data), written in one
+//! transaction with the job that sends it ([`crate::jobs::MAIL_SEND`], whose id is the mail's).
+//! The job goes to the operator's SMTP server (cl09) through lettre.
+//!
+//! - No SMTP server configured: the runner does not take mail jobs; mail waits, and is sent once
+//!   a server is configured and Meshwork restarted.
+//! - A temporary failure (refused connection, timeout, TLS or credentials refused, a 4xx answer)
+//!   is retried with the runner's backoff; a permanent rejection (5xx) fails that mail with the
+//!   server's answer and is never retried; an address with non-ASCII characters goes out with
+//!   SMTPUTF8 when the server offers it, else fails.
+//! - The window for a duplicate: a server killed after the SMTP server accepted a mail and before
+//!   the outbox row was marked sent (one statement later) sends that one mail again when the job
+//!   is taken over. Nothing else is ever sent twice: a job finding its mail marked sent does
+//!   nothing.
+//! - Header values are built by lettre, which encodes them; subjects also lose control characters
+//!   first, so a name carrying CR/LF can never start a header of its own.
+
+use crate::error::{AppError, AppResult};
+use crate::jobs::{self, Failure, NewJob};
+use crate::state::{now_millis, AppState};
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use meshwork_keyring::Aad;
+use meshwork_store::MailRow;
+use std::time::Duration;
+
+/// A mail as written, before sealing (and after opening, for the sender and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+fn aad<'a>(id: &'a str, field: &'a str) -> Aad<'a> {
+    Aad {
+        scope: "outbox",
+        record: id,
+        field,
+    }
+}
+
+/// Queues a mail and its sending job in one transaction, and wakes the runner.
+pub async fn enqueue(state: &AppState, mail: Mail) -> AppResult<()> {
+    let key = state.account_key()?;
+    let id = uuid::Uuid::now_v7();
+    let id_text = id.to_string();
+    let row = MailRow {
+        id,
+        to_sealed: key.seal(aad(&id_text, "to"), mail.to.as_bytes()),
+        subject_sealed: key.seal(aad(&id_text, "subject"), mail.subject.as_bytes()),
+        body_sealed: key.seal(aad(&id_text, "body"), mail.body.as_bytes()),
+        kind: mail.kind,
+        created_at: now_millis(),
+    };
+    let mut job = NewJob::new(jobs::MAIL_SEND, serde_json::json!({ "mail": id_text }));
+    job.max_attempts = MAIL_ATTEMPTS;
+    let job = jobs::row(state, &job, id)?;
+    state.store.enqueue_mail_job(&row, &job).await?;
+    state.jobs_wake.notify_one();
+    Ok(())
+}
+
+/// Attempts at one mail before it fails for good: with the default backoff (30 s doubling to an
+/// hour) about eight hours of trying.
+pub const MAIL_ATTEMPTS: i32 = 12;
+
+/// The unsent mail, opened.
+pub async fn unsent(state: &AppState, limit: i64) -> AppResult<Vec<Mail>> {
+    let rows = state.store.unsent_mail(limit).await?;
+    rows.iter().map(|r| open(state, r)).collect()
+}
+
+fn open(state: &AppState, r: &MailRow) -> AppResult<Mail> {
+    let key = state.account_key()?;
+    let id = r.id.to_string();
+    let text = |field: &str, sealed: &[u8]| -> AppResult<String> {
+        Ok(key.open_str(aad(&id, field), sealed)?)
+    };
+    Ok(Mail {
+        kind: r.kind.clone(),
+        to: text("to", &r.to_sealed)?,
+        subject: text("subject", &r.subject_sealed)?,
+        body: text("body", &r.body_sealed)?,
+    })
+}
+
+/// The operator's SMTP server, as configured (`[smtp]`).
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// `host:port (tls mode)`, for logs.
+    pub describe: String,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("server", &self.describe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    /// The mailer of `config`, or `None` when no SMTP host is set. The password comes from
+    /// `password_file` or `MESHWORK_SMTP_PASSWORD`.
+    pub fn from_config(config: &crate::config::SmtpConfig) -> anyhow::Result<Option<Mailer>> {
+        use anyhow::Context;
+        if config.host.is_empty() {
+            return Ok(None);
+        }
+        let from: Mailbox = config
+            .from
+            .parse()
+            .with_context(|| format!("smtp.from {:?} is not a mail address", config.from))?;
+        let tls = if config.tls == "none" {
+            Tls::None
+        } else {
+            let mut params = TlsParameters::builder(config.host.clone());
+            if !config.ca_file.is_empty() {
+                let pem = std::fs::read(&config.ca_file)
+                    .with_context(|| format!("reading smtp.ca_file {}", config.ca_file))?;
+                params = params.add_root_certificate(Certificate::from_pem(&pem).with_context(
+                    || format!("smtp.ca_file {} is not a PEM certificate", config.ca_file),
+                )?);
+            }
+            let params = params
+                .build_rustls()
+                .context("setting up TLS for the SMTP server")?;
+            if config.tls == "tls" {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            .port(config.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(config.timeout_seconds as u64)));
+        if !config.username.is_empty() {
+            let password = if !config.password_file.is_empty() {
+                let text = std::fs::read_to_string(&config.password_file).with_context(|| {
+                    format!("reading smtp.password_file {}", config.password_file)
+                })?;
+                text.lines().next().unwrap_or_default().to_string()
+            } else {
+                std::env::var("MESHWORK_SMTP_PASSWORD").context(
+                    "smtp.username is set but there is no password: set smtp.password_file or MESHWORK_SMTP_PASSWORD",
+                )?
+            };
+            builder = builder.credentials(Credentials::new(config.username.clone(), password));
+        }
+        Ok(Some(Mailer {
+            transport: builder.build(),
+            from,
+            describe: format!("{}:{} ({})", config.host, config.port, config.tls),
+        }))
+    }
+}
+
+/// A header value with control characters (CR, LF, tabs…) made spaces, so nothing a user typed
+/// can end the header it is in.
+fn header_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The message as it goes out.
+pub fn message(from: &Mailbox, mail: &Mail, id: uuid::Uuid) -> Result<Message, Failure> {
+    let to: Mailbox = mail
+        .to
+        .parse()
+        .map_err(|e| Failure::Permanent(format!("the recipient address cannot be used: {e}")))?;
+    let domain = from.email.domain();
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(header_text(&mail.subject))
+        .message_id(Some(format!("<{id}@{domain}>")))
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.body.clone())
+        .map_err(|e| Failure::Permanent(format!("the mail cannot be built: {e}")))
+}
+
+/// Whether an SMTP failure is worth another attempt. Credentials and TLS refused are the
+/// operator's to fix, so they are retried (and reported) rather than losing the mail.
+fn classify(e: lettre::transport::smtp::Error) -> Failure {
+    let auth = e
+        .status()
+        .is_some_and(|code| code.to_string().starts_with("53"));
+    if e.is_permanent() && !auth {
+        Failure::Permanent(format!("the SMTP server refused the mail: {e}"))
+    } else if e.is_client() {
+        // Raised by the client before sending, e.g. a non-ASCII address to a server without
+        // SMTPUTF8: another attempt would fail the same way.
+        Failure::Permanent(format!("the mail cannot be sent to this server: {e}"))
+    } else {
+        Failure::Temporary(format!("the SMTP server could not take the mail: {e}"))
+    }
+}
+
+/// The `mail.send` job: sends one mail of the outbox, once.
+pub async fn send_job(state: &AppState, input: &serde_json::Value) -> Result<(), Failure> {
+    let id = input
+        .get("mail")
+        .and_then(|v| v.as_str())
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or_else(|| Failure::Permanent("a mail job without a mail id".into()))?;
+    let Some(mailer) = state.mailer.as_ref() else {
+        return Err(Failure::Temporary("no SMTP server is configured".into()));
+    };
+    let Some((row, sent_at)) = state.store.mail(id).await.map_err(AppError::from)? else {
+        return Err(Failure::Permanent(format!(
+            "mail {id} is no longer in the outbox"
+        )));
+    };
+    if sent_at.is_some() {
+        return Ok(());
+    }
+    let mail = open(state, &row).map_err(|_| {
+        Failure::Permanent("the mail cannot be opened: the account key does not open it".into())
+    })?;
+    let message = message(&mailer.from, &mail, id)?;
+    mailer.transport.send(message).await.map_err(classify)?;
+    state
+        .store
+        .mark_mail_sent(id, now_millis())
+        .await
+        .map_err(AppError::from)?;
+    tracing::info!(mail = %id, kind = %mail.kind, "mail sent");
+    Ok(())
+}
