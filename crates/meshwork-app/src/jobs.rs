@@ -33,7 +33,8 @@ use tokio::task::{AbortHandle, JoinSet};
 pub const MAIL_SEND: &str = "mail.send";
 /// Runs (or resumes) an import of an uploaded file (payload `{"job": id}`, in its workspace).
 pub const IMPORT: &str = "import";
-/// Housekeeping, daily: deletes finished jobs older than `jobs.keep_days`.
+/// Housekeeping (`jobs.housekeeping_seconds`, daily by default): deletes finished jobs older
+/// than `jobs.keep_days`.
 pub const PRUNE: &str = "jobs.prune";
 
 /// A periodic job: its kind and period. Each period's run is one row across all servers.
@@ -44,10 +45,12 @@ pub struct Periodic {
 }
 
 /// The periodic jobs every server schedules.
-pub const PERIODIC: &[Periodic] = &[Periodic {
-    kind: PRUNE,
-    every: Duration::from_secs(24 * 3600),
-}];
+pub fn periodic(config: &crate::config::JobsConfig) -> Vec<Periodic> {
+    vec![Periodic {
+        kind: PRUNE,
+        every: Duration::from_secs(config.housekeeping_seconds as u64),
+    }]
+}
 
 /// A job to queue.
 #[derive(Debug, Clone)]
@@ -178,7 +181,8 @@ pub struct JobView {
 
 fn view(state: &AppState, r: QueuedJobRow) -> JobView {
     let error = r.error_sealed.as_ref().map(|sealed| {
-        job_key(state, r.workspace_id)
+        state
+            .account_key()
             .and_then(|key| Ok(key.open_str(aad(&r.id.to_string(), "error"), sealed)?))
             .unwrap_or_else(|_| "(the reason can no longer be opened)".into())
     });
@@ -317,7 +321,8 @@ pub fn backoff(config: &crate::config::JobsConfig, attempts: i32) -> Duration {
 /// This server's runner.
 #[derive(Debug)]
 pub struct Runner {
-    stop: watch::Sender<bool>,
+    /// `Some(grace)` asks the runner to stop.
+    stop: watch::Sender<Option<Duration>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -332,14 +337,14 @@ impl Runner {
                 tracing::info!(jobs = n, "taking over jobs a stopped server was running");
             }
         }
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(None);
         let task = tokio::spawn(run_loop(state.clone(), stopped));
         Ok(Runner { stop, task })
     }
 
     /// Stops claiming, lets running jobs finish for up to `grace`, and puts back the rest.
     pub async fn stop(self, grace: Duration) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Some(grace));
         let mut task = self.task;
         if tokio::time::timeout(grace + Duration::from_secs(5), &mut task)
             .await
@@ -347,7 +352,6 @@ impl Runner {
         {
             task.abort();
         }
-        let _ = grace;
     }
 }
 
@@ -360,7 +364,7 @@ fn kinds(state: &AppState) -> Vec<&'static str> {
     kinds
 }
 
-async fn run_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
+async fn run_loop(state: AppState, mut stopped: watch::Receiver<Option<Duration>>) {
     let holder = state.runner_id.clone();
     let cfg = state.config.jobs.clone();
     let lease = Duration::from_secs(cfg.lease_seconds as u64);
@@ -413,7 +417,7 @@ async fn run_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
         }
     }
     // Shutdown: finish within the grace period, then put back what is left.
-    let grace = Duration::from_secs(10);
+    let grace = stopped.borrow().unwrap_or_default();
     let _ = tokio::time::timeout(grace, async {
         while running.join_next().await.is_some() {}
     })
@@ -440,7 +444,7 @@ async fn run_loop(state: AppState, mut stopped: watch::Receiver<bool>) {
 /// unique key makes it once across servers).
 async fn schedule_periodic(state: &AppState, scheduled: &mut HashMap<&'static str, i64>) {
     let now = now_millis();
-    for p in PERIODIC {
+    for p in periodic(&state.config.jobs) {
         let every = p.every.as_millis() as i64;
         let period = now / every;
         if scheduled.get(p.kind) == Some(&period) {
@@ -485,8 +489,10 @@ async fn work(state: &AppState, job: QueuedJobRow, lease: Duration) {
         }
     };
     let now = now_millis();
+    // Reasons are sealed with the account key, not the workspace's: a job failing because its
+    // workspace key is gone must still be able to say so.
     let seal = |why: &str| -> Vec<u8> {
-        match job_key(state, job.workspace_id) {
+        match state.account_key() {
             Ok(key) => key.seal(aad(&id.to_string(), "error"), why.as_bytes()),
             Err(_) => Vec::new(),
         }

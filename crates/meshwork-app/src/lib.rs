@@ -26,6 +26,7 @@ pub mod remote;
 pub mod search;
 pub mod state;
 pub mod upload;
+pub mod workspaces;
 
 pub use config::{Config, DEFAULT_CONFIG};
 pub use error::{AppError, AppResult};

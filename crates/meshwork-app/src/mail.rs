@@ -24,6 +24,7 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use meshwork_domain::Millis;
 use meshwork_keyring::Aad;
 use meshwork_store::MailRow;
 use std::time::Duration;
@@ -74,6 +75,14 @@ pub const MAIL_ATTEMPTS: i32 = 12;
 pub async fn unsent(state: &AppState, limit: i64) -> AppResult<Vec<Mail>> {
     let rows = state.store.unsent_mail(limit).await?;
     rows.iter().map(|r| open(state, r)).collect()
+}
+
+/// One mail of the outbox, opened, and when it was sent.
+pub async fn get(state: &AppState, id: uuid::Uuid) -> AppResult<Option<(Mail, Option<Millis>)>> {
+    match state.store.mail(id).await? {
+        Some((row, sent_at)) => Ok(Some((open(state, &row)?, sent_at))),
+        None => Ok(None),
+    }
 }
 
 fn open(state: &AppState, r: &MailRow) -> AppResult<Mail> {
@@ -235,4 +244,54 @@ pub async fn send_job(state: &AppState, input: &serde_json::Value) -> Result<(),
         .map_err(AppError::from)?;
     tracing::info!(mail = %id, kind = %mail.kind, "mail sent");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(subject: &str, to: &str) -> Result<String, Failure> {
+        let from: Mailbox = "Meshwork <meshwork@example.com>".parse().unwrap();
+        let mail = Mail {
+            kind: "invite".into(),
+            to: to.into(),
+            subject: subject.into(),
+            body: "hello".into(),
+        };
+        let m = message(&from, &mail, uuid::Uuid::nil())?;
+        Ok(String::from_utf8(m.formatted()).unwrap())
+    }
+
+    #[test]
+    fn line_breaks_in_a_subject_never_start_a_header() {
+        let text = formatted(
+            "You are invited to X\r\nBcc: thief@evil.test\nX-Evil: 1",
+            "bob@example.com",
+        )
+        .unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            let l = line.to_ascii_lowercase();
+            assert!(
+                !l.starts_with("bcc:") && !l.starts_with("x-evil:"),
+                "{head}"
+            );
+        }
+        assert_eq!(
+            head.matches("\r\nTo: ").count() + usize::from(head.starts_with("To: ")),
+            1
+        );
+    }
+
+    #[test]
+    fn a_recipient_that_is_not_an_address_fails_for_good() {
+        assert!(matches!(
+            formatted("hi", "not an address"),
+            Err(Failure::Permanent(_))
+        ));
+        assert!(matches!(
+            formatted("hi", "bob@example.com, eve@evil.test"),
+            Err(Failure::Permanent(_))
+        ));
+    }
 }

@@ -124,8 +124,11 @@ pub struct JobsConfig {
     /// `retry_max_seconds`.
     pub retry_base_seconds: u32,
     pub retry_max_seconds: u32,
-    /// Days finished jobs (and the sent mail they delivered) are kept for `meshwork jobs`.
+    /// Days finished jobs are kept for `meshwork jobs`.
     pub keep_days: u32,
+    /// How often the housekeeping job (deleting finished jobs past `keep_days`) runs, once
+    /// across all servers sharing the database.
+    pub housekeeping_seconds: u32,
 }
 
 impl Default for JobsConfig {
@@ -137,6 +140,7 @@ impl Default for JobsConfig {
             retry_base_seconds: 30,
             retry_max_seconds: 3600,
             keep_days: 7,
+            housekeeping_seconds: 86400,
         }
     }
 }
@@ -273,8 +277,11 @@ poll_millis = 1000
 # retry_max_seconds, until its attempts are used up (mail: 12).
 retry_base_seconds = 30
 retry_max_seconds = 3600
-# Days finished jobs, and sent mail, are kept.
+# Days finished jobs are kept for `meshwork jobs`.
 keep_days = 7
+# How often housekeeping (deleting finished jobs past keep_days) runs: once per period across all
+# servers sharing the database.
+housekeeping_seconds = 86400
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -417,10 +424,11 @@ impl Config {
             || self.jobs.lease_seconds < 3
             || self.jobs.poll_millis == 0
             || self.jobs.retry_base_seconds == 0
+            || self.jobs.housekeeping_seconds == 0
             || self.jobs.retry_max_seconds < self.jobs.retry_base_seconds
         {
             return Err(ConfigError::Invalid(
-                "jobs settings: concurrency, poll_millis and retry_base_seconds must be greater than zero, lease_seconds at least 3, retry_max_seconds at least retry_base_seconds".into(),
+                "jobs settings: concurrency, poll_millis, retry_base_seconds and housekeeping_seconds must be greater than zero, lease_seconds at least 3, retry_max_seconds at least retry_base_seconds".into(),
             ));
         }
         Ok(())

@@ -52,7 +52,7 @@ impl Role {
             WorkspaceRead | MembersRead => true,
             WorkspaceRename | MembersInvite | MembersManage | ApiKeysRead | ApiKeysManage
             | ChangesRead | CrmBulk | CrmSchema | CrmImport | CrmExport | SourcesWrite
-            | PartnersManage => {
+            | PartnersManage | JobsRead => {
                 matches!(self, Owner | Admin)
             }
             CrmRead | SearchRead => true,
@@ -107,10 +107,11 @@ pub enum Permission {
     SourcesWrite,
     PartnersRead,
     PartnersManage,
+    JobsRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 21] = [
         Permission::WorkspaceRead,
         Permission::WorkspaceRename,
         Permission::WorkspaceDelete,
@@ -131,6 +132,7 @@ impl Permission {
         Permission::SourcesWrite,
         Permission::PartnersRead,
         Permission::PartnersManage,
+        Permission::JobsRead,
     ];
 
     /// The stable name used in `docs/permissions.md` and in the OpenAPI document's security scopes.
@@ -156,6 +158,7 @@ impl Permission {
             Permission::SourcesWrite => "sources.write",
             Permission::PartnersRead => "partners.read",
             Permission::PartnersManage => "partners.manage",
+            Permission::JobsRead => "jobs.read",
         }
     }
 

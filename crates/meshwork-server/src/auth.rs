@@ -36,6 +36,51 @@ pub fn csrf_token(state: &AppState, session_hash: &[u8; 32]) -> Result<String, A
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Whether `given` is the CSRF token of the session whose token hash is `session_hash` (compared
+/// in constant time). Pages carry it in a form field rather than a header.
+pub fn csrf_matches(
+    state: &AppState,
+    session_hash: &[u8; 32],
+    given: &str,
+) -> Result<bool, ApiError> {
+    let expected = csrf_token(state, session_hash)?;
+    Ok(bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        expected.as_bytes(),
+    )))
+}
+
+/// On pages: the signed-in person, if the session cookie names a live session, else `None`.
+/// It checks no CSRF header: a page's form carries the token in a field, and the handler checks
+/// it with [`csrf_matches`].
+#[derive(Debug, Clone)]
+pub struct PageSession(pub Option<SessionUser>);
+
+impl FromRequestParts<AppState> for PageSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie_value(parts, SESSION_COOKIE) else {
+            return Ok(Self(None));
+        };
+        let hash = token_hash(token);
+        Ok(Self(
+            state
+                .store
+                .session(&hash)
+                .await?
+                .filter(|s| s.expires_at > now_millis())
+                .map(|s| SessionUser {
+                    id: s.user_id,
+                    session_hash: hash,
+                }),
+        ))
+    }
+}
+
 fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
@@ -218,7 +263,8 @@ pub mod perm {
         SearchRead,
         SourcesWrite,
         PartnersRead,
-        PartnersManage
+        PartnersManage,
+        JobsRead
     );
 }
 

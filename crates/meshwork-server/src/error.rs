@@ -47,6 +47,12 @@ impl ApiError {
     }
 }
 
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        e.0
+    }
+}
+
 impl std::ops::Deref for ApiError {
     type Target = AppError;
     fn deref(&self) -> &AppError {

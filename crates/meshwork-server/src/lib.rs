@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod http;
+pub mod web;
 
 pub use meshwork_app::config;
 pub use meshwork_app::{open_state, open_store, AppState, Config, DEFAULT_CONFIG};

@@ -10,7 +10,9 @@ mod integration {
     pub mod crm;
     mod forms;
     mod import;
+    mod jobs;
     mod lists;
+    mod mail;
     mod overlap;
     mod route_matrix;
     mod search;

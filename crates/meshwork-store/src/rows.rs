@@ -159,7 +159,7 @@ pub struct QueuedJobRow {
     pub run_at: Millis,
     pub lease_holder: Option<String>,
     pub lease_until: Option<Millis>,
-    /// Why the last run failed, sealed like the payload (it may quote an address).
+    /// Why the last run failed, sealed with the account key (it may quote an address).
     pub error_sealed: Option<Vec<u8>>,
     /// At most one job per key (a periodic job's period).
     pub unique_key: Option<String>,

@@ -7,6 +7,7 @@
 //! `MESHWORK_TEST_POSTGRES_REQUIRED=1` (set by `.ci/run`), which turns the skip into a failure.
 
 pub mod pdf;
+pub mod smtp;
 
 use meshwork_store::Store;
 use sqlx::Connection;

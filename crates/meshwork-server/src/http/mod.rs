@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod crm;
 pub mod forms;
 pub mod imports;
+pub mod jobs;
 pub mod overlap;
 pub mod remote;
 pub mod search;
@@ -197,6 +198,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(workspaces::revoke_key))
         .routes(routes!(workspaces::workspace_audit))
         .routes(routes!(workspaces::changes))
+        .routes(routes!(jobs::list))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(crm_routes())
         .merge(search_routes())
@@ -206,6 +208,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let doc_json = std::sync::Arc::new(doc.to_json().expect("OpenAPI document serializes"));
     let router = router
         .merge(remote::peer_router())
+        .merge(crate::web::router())
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {

@@ -11,12 +11,13 @@ use axum::http::StatusCode;
 use meshwork_app::audit::{self, Event};
 use meshwork_app::mail::{self, Mail};
 use meshwork_app::state::{now_millis, random_token, token_hash, AppState};
+use meshwork_app::workspaces::Accepted;
 use meshwork_app::AppError;
 use meshwork_domain::{
     ApiKeyId, EmailAddress, ErrorCode, InviteId, ProfileText, Role, UserId, WorkspaceId,
     WorkspaceName,
 };
-use meshwork_store::{ApiKeyRow, AuditScope, InviteOutcome, InviteRow, RoleChange, WorkspaceRow};
+use meshwork_store::{ApiKeyRow, AuditScope, InviteRow, RoleChange, WorkspaceRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -504,13 +505,6 @@ pub struct AcceptInput {
     pub token: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    pub workspace_id: uuid::Uuid,
-    pub role: Option<String>,
-    pub already_member: bool,
-}
-
 /// Accept an invitation sent to your email address.
 #[utoipa::path(post, path = "/api/v1/invites/accept", tag = "workspaces", security(("session" = [])), request_body = AcceptInput,
     responses((status = 200, body = Accepted), (status = 400, body = ErrorBody)))]
@@ -520,51 +514,9 @@ pub async fn accept(
     Client(client): Client,
     Json(req): Json<AcceptInput>,
 ) -> ApiResult<Json<Accepted>> {
-    let u =
-        state.store.user(user.id).await?.ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidSession, "the account no longer exists")
-        })?;
-    // An invitation is addressed to an email: only a proven owner of that address may take it.
-    if !u.email_verified {
-        return Err(ApiError::new(
-            ErrorCode::EmailNotVerified,
-            "confirm your email address (see the verification mail) before accepting invitations",
-        ));
-    }
-    match state
-        .store
-        .accept_invite(&token_hash(&req.token), u.id, &u.email_index, now_millis())
-        .await?
-    {
-        InviteOutcome::Joined { workspace, role } => {
-            audit::record(
-                &state,
-                Some(&client),
-                Event {
-                    kind: "member.joined",
-                    workspace: Some(workspace),
-                    actor: Some(u.id),
-                    subject: Some(u.id),
-                    details: json!({"role": role}),
-                },
-            )
-            .await?;
-            Ok(Json(Accepted {
-                workspace_id: workspace.as_uuid(),
-                role: Some(role.to_string()),
-                already_member: false,
-            }))
-        }
-        InviteOutcome::AlreadyMember { workspace } => Ok(Json(Accepted {
-            workspace_id: workspace.as_uuid(),
-            role: None,
-            already_member: true,
-        })),
-        InviteOutcome::Invalid => Err(ApiError::new(
-            ErrorCode::InvalidToken,
-            "field `token`: the invitation is unknown, used, expired, or for another email address",
-        )),
-    }
+    Ok(Json(
+        meshwork_app::workspaces::accept_invite(&state, &client, user.id, &req.token).await?,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

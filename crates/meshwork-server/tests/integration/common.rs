@@ -9,6 +9,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestServer {
     pub db: TestDatabase,
+    /// The configuration it was started with (restarts reuse it).
+    pub config: Config,
     pub running: Option<Running>,
     pub base: String,
     pub client: reqwest::Client,
@@ -51,10 +53,13 @@ impl TestServer {
         let db = TestDatabase::new(backend).await?;
         let mut config = config_for(&db);
         tweak(&mut config);
-        let running = meshwork_server::start(config).await.expect("server starts");
+        let running = meshwork_server::start(config.clone())
+            .await
+            .expect("server starts");
         let base = format!("http://{}", running.addr);
         Some(Self {
             db,
+            config,
             running: Some(running),
             base,
             client: reqwest::Client::new(),
@@ -65,7 +70,7 @@ impl TestServer {
     /// port; sessions and keys stay valid).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let running = meshwork_server::start(config_for(&self.db))
+        let running = meshwork_server::start(self.config.clone())
             .await
             .expect("server restarts");
         self.base = format!("http://{}", running.addr);
@@ -74,7 +79,7 @@ impl TestServer {
 
     /// The data directory the server was started with.
     pub fn data_dir(&self) -> std::path::PathBuf {
-        config_for(&self.db).data_dir
+        self.config.data_dir.clone()
     }
 
     pub fn state(&self) -> &meshwork_app::AppState {

@@ -30,15 +30,40 @@ pub fn store_args(db: &TestDatabase) -> Vec<String> {
 
 /// `meshwork serve` on `db`, answering `/healthz`; returns the process and its base URL.
 pub async fn serve(db: &TestDatabase, http: &reqwest::Client) -> (Child, String) {
+    serve_with(db, http, &[]).await
+}
+
+/// `meshwork serve` on `db` with extra arguments (`--data-dir` given here wins over the
+/// database's directory) and `MESHWORK_*` environment variables.
+pub async fn serve_with(
+    db: &TestDatabase,
+    http: &reqwest::Client,
+    env: &[(&str, String)],
+) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = meshwork()
-        .arg("serve")
-        .args(store_args(db))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+    // A server may have a data directory of its own (`MESHWORK_DATA_DIR`; flags would win
+    // over the environment, so it is passed as the flag).
+    let data_dir = env
+        .iter()
+        .find(|(k, _)| *k == "MESHWORK_DATA_DIR")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| db.dir.path().display().to_string());
+    let mut cmd = meshwork();
+    cmd.arg("serve").args(["--data-dir", &data_dir]);
+    if let Some(url) = &db.url {
+        cmd.args(["--database-url", url]);
+    }
+    for (k, v) in env {
+        if *k != "MESHWORK_DATA_DIR" {
+            cmd.env(k, v);
+        }
+    }
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -1,0 +1,230 @@
+//! The pages behind the links in Meshwork's mail: confirm an email address, choose a new
+//! password, accept an invitation. Opening a link never changes anything (mail scanners open
+//! links too); the page asks the person to confirm with a button, and the form's post does it
+//! through the same services as the API.
+
+use super::PageError;
+use crate::auth::{csrf_matches, PageSession};
+use crate::client::Client;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::Form;
+use meshwork_app::{accounts, workspaces, AppState};
+use meshwork_domain::ErrorCode;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+pub enum VerifyStep {
+    Confirm(String),
+    Done,
+    Invalid,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "links/verify_email.html")]
+pub struct VerifyPage {
+    css: &'static str,
+    step: VerifyStep,
+}
+
+fn css() -> &'static str {
+    super::CSS_URL.as_str()
+}
+
+pub async fn verify_email_page(Query(q): Query<TokenQuery>) -> VerifyPage {
+    VerifyPage {
+        css: css(),
+        step: if q.token.is_empty() {
+            VerifyStep::Invalid
+        } else {
+            VerifyStep::Confirm(q.token)
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    token: String,
+}
+
+pub async fn verify_email_submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Result<VerifyPage, PageError> {
+    same_origin(&headers)?;
+    let step = match accounts::verify_email(&state, &client, &form.token).await {
+        Ok(_) => VerifyStep::Done,
+        Err(e) if e.code == ErrorCode::InvalidToken => VerifyStep::Invalid,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(VerifyPage { css: css(), step })
+}
+
+pub enum ResetStep {
+    Form {
+        token: String,
+        error: Option<String>,
+    },
+    Done,
+    Invalid,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "links/reset_password.html")]
+pub struct ResetPage {
+    css: &'static str,
+    step: ResetStep,
+}
+
+pub async fn reset_page(Query(q): Query<TokenQuery>) -> ResetPage {
+    ResetPage {
+        css: css(),
+        step: if q.token.is_empty() {
+            ResetStep::Invalid
+        } else {
+            ResetStep::Form {
+                token: q.token,
+                error: None,
+            }
+        },
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+impl std::fmt::Debug for ResetForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetForm").finish_non_exhaustive()
+    }
+}
+
+pub async fn reset_submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(form): Form<ResetForm>,
+) -> Result<ResetPage, PageError> {
+    same_origin(&headers)?;
+    let step =
+        match accounts::reset_password(&state, &client, &form.token, &form.new_password).await {
+            Ok(_) => ResetStep::Done,
+            Err(e) if e.code == ErrorCode::InvalidToken => ResetStep::Invalid,
+            // A weak password: the form again, with the reason beside the field (the token is
+            // not used up).
+            Err(e) if e.code.status() == 422 => ResetStep::Form {
+                token: form.token,
+                error: Some(
+                    e.message
+                        .trim_start_matches("field `new_password`: ")
+                        .to_string(),
+                ),
+            },
+            Err(e) => return Err(e.into()),
+        };
+    Ok(ResetPage { css: css(), step })
+}
+
+pub enum InviteStep {
+    Confirm { token: String, csrf: String },
+    SignIn,
+    Joined(Option<String>),
+    Failed(String),
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "links/invite.html")]
+pub struct InvitePage {
+    css: &'static str,
+    step: InviteStep,
+}
+
+pub async fn invite_page(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Query(q): Query<TokenQuery>,
+) -> Result<InvitePage, PageError> {
+    let step = match session {
+        None => InviteStep::SignIn,
+        Some(_) if q.token.is_empty() => {
+            InviteStep::Failed("the link has no invitation in it".into())
+        }
+        Some(s) => InviteStep::Confirm {
+            token: q.token,
+            csrf: crate::auth::csrf_token(&state, &s.session_hash)?,
+        },
+    };
+    Ok(InvitePage { css: css(), step })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn invite_submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Form(form): Form<InviteForm>,
+) -> Result<InvitePage, PageError> {
+    same_origin(&headers)?;
+    let Some(session) = session else {
+        return Ok(InvitePage {
+            css: css(),
+            step: InviteStep::SignIn,
+        });
+    };
+    if !csrf_matches(&state, &session.session_hash, &form.csrf_token)? {
+        return Err(PageError::new(
+            ErrorCode::CsrfTokenInvalid,
+            "the form is out of date; open the link from the mail again",
+        ));
+    }
+    let step = match workspaces::accept_invite(&state, &client, session.id, &form.token).await {
+        Ok(a) => InviteStep::Joined(a.role),
+        Err(e) if e.code != ErrorCode::Internal => InviteStep::Failed(e.message),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(InvitePage { css: css(), step })
+}
+
+/// Forms are posted from this server's own pages: a browser that says the request comes from
+/// another site is refused (`Sec-Fetch-Site`, or `Origin` where that is missing).
+fn same_origin(headers: &HeaderMap) -> Result<(), PageError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cross = match header("sec-fetch-site") {
+        Some(site) => !matches!(site, "same-origin" | "none"),
+        None => match header("origin") {
+            None => false,
+            Some("null") => true,
+            Some(origin) => origin.split_once("://").map(|(_, h)| h) != header("host"),
+        },
+    };
+    if cross {
+        return Err(PageError::new(
+            ErrorCode::CsrfTokenInvalid,
+            "this form was posted from another site",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Pages: server-rendered HTML beside the JSON API, calling the same `meshwork-app` services.
+//! Today these are the pages the links in Meshwork's mail open (email verification, password
+//! reset, invitations); the web app grows here, one module per page, with its templates under
+//! `templates/` in the same shape.
+//!
+//! Every page answers with a strict Content-Security-Policy (no script at all, styles only from
+//! this server, forms only to this server, never framed) and `Cache-Control: no-store` (pages
+//! carry single-use tokens). Assets are compiled into the binary and named by their content
+//! hash, so they can be cached for a year.
+
+mod links;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use meshwork_app::AppState;
+use std::sync::LazyLock;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const BASE_CSS: &str = include_str!("../../assets/base.css");
+
+/// The stylesheet's URL, named by a hash of its content.
+pub static CSS_URL: LazyLock<String> = LazyLock::new(|| {
+    use sha2::Digest;
+    let hash = hex::encode(&sha2::Sha256::digest(BASE_CSS.as_bytes())[..8]);
+    format!("/assets/base.{hash}.css")
+});
+
+async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    if format!("/assets/{name}") != *CSS_URL {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        BASE_CSS,
+    )
+        .into_response()
+}
+
+/// An error on a page: a page that says what happened and what to do, never a JSON body.
+/// Internal failures were logged where they happened and say only that.
+#[derive(Debug)]
+pub struct PageError(pub meshwork_app::AppError);
+
+impl PageError {
+    pub fn new(code: meshwork_domain::ErrorCode, message: impl Into<String>) -> Self {
+        Self(meshwork_app::AppError::new(code, message))
+    }
+}
+
+impl<E: Into<meshwork_app::AppError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    css: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let page = ErrorPage {
+            css: CSS_URL.as_str(),
+            message: &self.0.message,
+        };
+        match askama::Template::render(&page) {
+            Ok(html) => (status, axum::response::Html(html)).into_response(),
+            Err(_) => (status, self.0.message).into_response(),
+        }
+    }
+}
+
+/// The pages and their assets.
+pub fn router() -> Router<AppState> {
+    let pages = Router::new()
+        .route(
+            "/verify-email",
+            get(links::verify_email_page).post(links::verify_email_submit),
+        )
+        .route(
+            "/reset-password",
+            get(links::reset_page).post(links::reset_submit),
+        )
+        .route(
+            "/invites/accept",
+            get(links::invite_page).post(links::invite_submit),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ));
+    Router::new()
+        .route("/assets/{name}", get(asset))
+        .merge(pages)
+}
