@@ -2,7 +2,7 @@
 //! links (verification and password resets, single-use and expiring).
 
 use crate::actor::ClientInfo;
-use crate::audit;
+use crate::audit::{self, Event};
 use crate::error::{AppError, AppResult};
 use crate::mail::{self, Mail};
 use crate::state::{now_millis, random_token, token_hash, AppState};
@@ -10,8 +10,8 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use meshwork_domain::{EmailAddress, ErrorCode, Password, UserId};
-use meshwork_store::TokenRow;
+use meshwork_domain::{EmailAddress, ErrorCode, Password, PersonName, ProfileText, UserId};
+use meshwork_store::{TokenRow, UserRow};
 use serde_json::json;
 use totp_rs::{Algorithm, Secret, TOTP};
 
@@ -297,6 +297,420 @@ pub async fn reset_password(
     state.store.delete_user_sessions(user).await?;
     audit::account_event(state, client, "account.password_reset", user, json!({})).await?;
     Ok(user)
+}
+
+// --- sign-up and sign-in -------------------------------------------------------------------------
+
+/// What a person gives to sign up (validated here).
+pub struct Signup<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub company: &'a str,
+    pub job_title: &'a str,
+    /// Must be true: Meshwork is not for people under 16 (cl15).
+    pub confirm_age_16_or_over: bool,
+}
+
+impl std::fmt::Debug for Signup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signup").finish_non_exhaustive()
+    }
+}
+
+/// Creates an account, queues its verification mail and remembers the device; answers the new
+/// user, for the caller to start a session.
+pub async fn signup(state: &AppState, client: &ClientInfo, input: Signup<'_>) -> AppResult<UserId> {
+    let name = PersonName::parse("name", input.name)?;
+    let email = EmailAddress::parse("email", input.email)?;
+    let password = Password::parse("password", input.password, Some(&email))?;
+    let company = ProfileText::parse("company", input.company)?;
+    let job_title = ProfileText::parse("job_title", input.job_title)?;
+    if !input.confirm_age_16_or_over {
+        return Err(AppError::new(
+            ErrorCode::AgeConfirmationRequired,
+            "field `confirm_age_16_or_over`: Meshwork is not for people under 16; confirm you are 16 or over",
+        ));
+    }
+    let email_index = state.email_index(&email.normalized())?;
+    if state
+        .store
+        .user_by_email_index(&email_index)
+        .await?
+        .is_some()
+    {
+        return Err(AppError::new(
+            ErrorCode::EmailTaken,
+            "field `email`: an account with this email already exists",
+        ));
+    }
+    let id = UserId::new();
+    let now = now_millis();
+    let password_hash = hash_password(password.dangerously_as_str().to_string()).await?;
+    let user = UserRow {
+        id,
+        email_index,
+        email_sealed: state.seal_account(id, "email", email.as_str().as_bytes())?,
+        name_sealed: state.seal_account(id, "name", name.as_str().as_bytes())?,
+        company_sealed: state.seal_account(id, "company", company.as_str().as_bytes())?,
+        job_title_sealed: state.seal_account(id, "job_title", job_title.as_str().as_bytes())?,
+        password_hash,
+        email_verified: false,
+        age_confirmed_at: now,
+        totp_secret_sealed: None,
+        totp_enabled: false,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_user(&user).await?;
+    audit::account_event(state, client, "account.created", id, json!({})).await?;
+    send_verification(state, id, email.as_str()).await?;
+    state
+        .store
+        .remember_device(id, &device_hash(state, id, client)?, now)
+        .await?;
+    Ok(id)
+}
+
+/// What a person gives to sign in.
+pub struct SignIn<'a> {
+    pub email: &'a str,
+    pub password: String,
+    /// The current 6-digit code, when two-factor authentication is on.
+    pub totp_code: Option<&'a str>,
+    /// A one-time recovery code, instead of `totp_code`.
+    pub recovery_code: Option<&'a str>,
+}
+
+impl std::fmt::Debug for SignIn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn").finish_non_exhaustive()
+    }
+}
+
+/// Checks a sign-in: the per-address rate limit, the lockout (an attempt is reserved before the
+/// slow password check), the password, the second factor; mails an alert for a device not seen
+/// before; audits every outcome. Answers the user, for the caller to start a session.
+pub async fn sign_in(
+    state: &AppState,
+    client: &ClientInfo,
+    input: SignIn<'_>,
+) -> AppResult<UserId> {
+    if let Some(ip) = client.ip {
+        if state.login_limiter.check_key(&ip).is_err() {
+            audit::record(
+                state,
+                Some(client),
+                Event {
+                    kind: "login.rate_limited",
+                    workspace: None,
+                    actor: None,
+                    subject: None,
+                    details: json!({}),
+                },
+            )
+            .await?;
+            return Err(AppError::new(
+                ErrorCode::RateLimited,
+                "too many sign-in attempts from this address; wait a minute and retry",
+            ));
+        }
+    }
+    let wrong = || {
+        AppError::new(
+            ErrorCode::InvalidCredentials,
+            "the email or password is wrong",
+        )
+    };
+    let Ok(email) = EmailAddress::parse("email", input.email) else {
+        return Err(wrong());
+    };
+    let now = now_millis();
+    let Some(user) = state
+        .store
+        .user_by_email_index(&state.email_index(&email.normalized())?)
+        .await?
+    else {
+        // Same work as a real check, so timing does not reveal which emails have accounts.
+        let _ = verify_password(input.password, state.dummy_password_hash.clone()).await?;
+        audit::record(
+            state,
+            Some(client),
+            Event {
+                kind: "login.failed",
+                workspace: None,
+                actor: None,
+                subject: None,
+                details: json!({"reason": "unknown email"}),
+            },
+        )
+        .await?;
+        return Err(wrong());
+    };
+    let auth = &state.config.auth;
+    // Reserve this attempt before the (slow) password check: parallel guesses each take one of
+    // the few attempts, and none passes a lock set meanwhile.
+    let attempt = state
+        .store
+        .begin_login_attempt(
+            user.id,
+            auth.lockout_threshold as i32,
+            now + state.config.auth.lockout_minutes as i64 * 60 * 1000,
+            now,
+        )
+        .await?;
+    let Some(count) = attempt else {
+        audit::record(
+            state,
+            Some(client),
+            Event {
+                kind: "login.locked_out",
+                workspace: None,
+                actor: None,
+                subject: Some(user.id),
+                details: json!({}),
+            },
+        )
+        .await?;
+        return Err(AppError::new(
+            ErrorCode::AccountLocked,
+            format!(
+                "too many failed sign-ins: the account is locked for up to {} minutes",
+                auth.lockout_minutes
+            ),
+        ));
+    };
+    let fail = |reason: &'static str| {
+        let state = state.clone();
+        let client = client.clone();
+        async move {
+            audit::record(
+                &state,
+                Some(&client),
+                Event {
+                    kind: "login.failed",
+                    workspace: None,
+                    actor: None,
+                    subject: Some(user.id),
+                    details: json!({"reason": reason}),
+                },
+            )
+            .await?;
+            if count == state.config.auth.lockout_threshold as i32 {
+                audit::record(
+                    &state,
+                    Some(&client),
+                    Event {
+                        kind: "account.locked",
+                        workspace: None,
+                        actor: None,
+                        subject: Some(user.id),
+                        details: json!({"failures": count}),
+                    },
+                )
+                .await?;
+            }
+            Ok::<_, AppError>(())
+        }
+    };
+    if !verify_password(input.password, user.password_hash.clone()).await? {
+        fail("wrong password").await?;
+        return Err(wrong());
+    }
+    if user.totp_enabled {
+        let secret = match &user.totp_secret_sealed {
+            Some(s) => state.open_account(user.id, "totp_secret", s)?,
+            None => return Err(AppError::internal("TOTP enabled without a secret")),
+        };
+        match (input.totp_code, input.recovery_code) {
+            (Some(code), _) => {
+                if !accept_totp(state, user.id, &secret, code).await? {
+                    fail("wrong TOTP code").await?;
+                    return Err(AppError::new(
+                        ErrorCode::InvalidMfaCode,
+                        "field `totp_code`: the code is wrong or expired",
+                    ));
+                }
+            }
+            (None, Some(code)) => {
+                if !state
+                    .store
+                    .take_recovery_code(user.id, &recovery_code_hash(code))
+                    .await?
+                {
+                    fail("wrong recovery code").await?;
+                    return Err(AppError::new(
+                        ErrorCode::InvalidMfaCode,
+                        "field `recovery_code`: the code is wrong or already used",
+                    ));
+                }
+                audit::account_event(state, client, "mfa.recovery_code_used", user.id, json!({}))
+                    .await?;
+            }
+            (None, None) => {
+                // The password was right: this was not a guess, so it does not count.
+                state
+                    .store
+                    .refund_login_attempt(user.id, auth.lockout_threshold as i32)
+                    .await?;
+                return Err(AppError::new(
+                    ErrorCode::MfaRequired,
+                    "two-factor authentication is on: send `totp_code` (or `recovery_code`)",
+                ));
+            }
+        }
+    }
+    state.store.reset_login_failures(user.id).await?;
+    if state
+        .store
+        .remember_device(user.id, &device_hash(state, user.id, client)?, now)
+        .await?
+    {
+        let email = state.open_account_str(user.id, "email", &user.email_sealed)?;
+        mail::enqueue(state, Mail {
+            kind: "new_device".into(),
+            to: email,
+            subject: "New sign-in to your Meshwork account".into(),
+            body: format!(
+                "Your account was signed in from a device we had not seen before.\n\nDevice: {}\nAddress: {}\n\nIf this was not you, reset your password and turn on two-factor authentication.",
+                if client.user_agent.is_empty() { "unknown" } else { &client.user_agent },
+                client.ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into())
+            ),
+        })
+        .await?;
+        audit::account_event(state, client, "login.new_device", user.id, json!({})).await?;
+    }
+    audit::account_event(
+        state,
+        client,
+        "login.succeeded",
+        user.id,
+        json!({"mfa": user.totp_enabled}),
+    )
+    .await?;
+    Ok(user.id)
+}
+
+/// The blind index of a person's device (user and user agent), for new-device alerts.
+pub fn device_hash(state: &AppState, user: UserId, client: &ClientInfo) -> AppResult<[u8; 32]> {
+    Ok(state
+        .account_key()?
+        .blind_index("device", &format!("{user}|{}", client.user_agent))
+        .0)
+}
+
+// --- two-factor authentication -----------------------------------------------------------------
+
+/// The account of a signed-in person (gone when it was deleted meanwhile).
+pub async fn load_user(state: &AppState, id: UserId) -> AppResult<UserRow> {
+    state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::InvalidSession, "the account no longer exists"))
+}
+
+/// Re-authentication for sensitive changes: the account's password, given in `field`.
+pub async fn require_password(u: &UserRow, password: String, field: &str) -> AppResult<()> {
+    if verify_password(password, u.password_hash.clone()).await? {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            ErrorCode::InvalidCredentials,
+            format!("field `{field}`: the password is wrong"),
+        ))
+    }
+}
+
+/// Starts turning on two-factor authentication: a new secret, kept sealed until confirmed.
+/// Answers the secret in base32 (to type in) and its `otpauth://` URL (for a QR code).
+pub async fn totp_setup(state: &AppState, user: UserId) -> AppResult<(String, String)> {
+    let u = load_user(state, user).await?;
+    if u.totp_enabled {
+        return Err(AppError::new(
+            ErrorCode::MfaAlreadyEnabled,
+            "two-factor authentication is already on; turn it off first to replace it",
+        ));
+    }
+    let secret = new_totp_secret();
+    let email = state.open_account_str(u.id, "email", &u.email_sealed)?;
+    let url = totp(&secret, &email)?.get_url();
+    state
+        .store
+        .set_totp_secret(
+            u.id,
+            Some(&state.seal_account(u.id, "totp_secret", &secret)?),
+        )
+        .await?;
+    Ok((totp_base32(&secret), url))
+}
+
+/// Confirms the secret with a current code (and the password: a stolen session alone cannot
+/// lock a person out with a second factor); turns two-factor on and answers the recovery codes,
+/// shown once.
+pub async fn totp_confirm(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    code: &str,
+    password: String,
+) -> AppResult<Vec<String>> {
+    let u = load_user(state, user).await?;
+    require_password(&u, password, "password").await?;
+    if u.totp_enabled {
+        return Err(AppError::new(
+            ErrorCode::MfaAlreadyEnabled,
+            "two-factor authentication is already on",
+        ));
+    }
+    let Some(sealed) = &u.totp_secret_sealed else {
+        return Err(AppError::new(
+            ErrorCode::MfaNotEnabled,
+            "start with POST /api/v1/me/mfa/totp/setup",
+        ));
+    };
+    let secret = state.open_account(u.id, "totp_secret", sealed)?;
+    if !accept_totp(state, u.id, &secret, code).await? {
+        return Err(AppError::new(
+            ErrorCode::InvalidMfaCode,
+            "field `code`: the code is wrong or expired",
+        ));
+    }
+    let codes = new_recovery_codes();
+    let hashes: Vec<[u8; 32]> = codes.iter().map(|c| recovery_code_hash(c)).collect();
+    state.store.enable_totp(u.id, &hashes).await?;
+    audit::account_event(state, client, "mfa.enabled", u.id, json!({})).await?;
+    Ok(codes)
+}
+
+/// Turns two-factor authentication off, with the password and a current code.
+pub async fn totp_disable(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    code: &str,
+    password: String,
+) -> AppResult<()> {
+    let u = load_user(state, user).await?;
+    let (true, Some(sealed)) = (u.totp_enabled, &u.totp_secret_sealed) else {
+        return Err(AppError::new(
+            ErrorCode::MfaNotEnabled,
+            "two-factor authentication is not on",
+        ));
+    };
+    require_password(&u, password, "password").await?;
+    let secret = state.open_account(u.id, "totp_secret", sealed)?;
+    if !accept_totp(state, u.id, &secret, code).await? {
+        return Err(AppError::new(
+            ErrorCode::InvalidMfaCode,
+            "field `code`: the code is wrong or expired",
+        ));
+    }
+    state.store.set_totp_secret(u.id, None).await?;
+    audit::account_event(state, client, "mfa.disabled", u.id, json!({})).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 //! background jobs. A service takes domain types and answers [`AppError`], a code from
 //! `meshwork-domain`'s table and a message.
 //!
-//! This crate never sees HTTP serving: no axum, tower or utoipa (the `openapi` feature only adds
-//! schema derives for the API's document). Only the remote-overlap client speaks HTTPS outward,
-//! to partner servers. CI checks the dependency tree.
+//! This crate never sees HTTP: no axum, tower, utoipa or HTTP client (the `openapi` feature only
+//! adds schema derives for the API's document, and requests to partner servers go through the
+//! [`remote::link::PeerTransport`] the binary plugs in). CI checks the dependency tree.
 
 pub mod accounts;
 pub mod actor;
@@ -24,6 +24,7 @@ pub mod overlap;
 pub mod pseudonyms;
 pub mod remote;
 pub mod search;
+pub mod sources;
 pub mod state;
 pub mod upload;
 pub mod workspaces;
@@ -38,8 +39,12 @@ use meshwork_store::Store;
 use std::sync::Arc;
 
 /// Opens the keyring and the store named by `config`. A wrong master key fails here, before the
-/// database is opened, so nothing is written with it.
-pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
+/// database is opened, so nothing is written with it. `peers` carries requests to partner
+/// servers (the binary passes `meshwork-peer-client`'s HTTPS transport).
+pub async fn open_state(
+    config: Config,
+    peers: Arc<dyn remote::link::PeerTransport>,
+) -> anyhow::Result<AppState> {
     create_private_dir(&config.data_dir)?;
     let key_path = config.master_key_path();
     let create = config.master_key_file.is_empty();
@@ -50,7 +55,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     }
     let keyring = Keyring::open(&config.keyring_path(), master)?;
     let store = open_store(&config).await?;
-    AppState::new(store, Arc::new(keyring), config)
+    AppState::new(store, Arc::new(keyring), config, peers)
 }
 
 /// Picks the backend from the URL scheme.

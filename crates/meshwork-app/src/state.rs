@@ -70,10 +70,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// `peers` carries requests to partner servers (two-server overlap).
     pub fn new(
         store: Arc<dyn Store>,
         keyring: Arc<Keyring>,
         config: Config,
+        peers: Arc<dyn crate::remote::link::PeerTransport>,
     ) -> anyhow::Result<Self> {
         let per_minute =
             NonZeroU32::new(config.auth.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
@@ -91,7 +93,7 @@ impl AppState {
                     config.auth.api_key_cache_seconds as u64,
                 )),
                 search: crate::search::Search::new(config.data_dir.join("search")),
-                remote: crate::remote::RemoteState::new(&config)?,
+                remote: crate::remote::RemoteState::new(&config, peers)?,
                 job_locks: Default::default(),
                 pseudonyms: Default::default(),
                 mailer: crate::mail::Mailer::from_config(&config.smtp)?,

@@ -13,7 +13,7 @@ pub mod http;
 pub mod web;
 
 pub use meshwork_app::config;
-pub use meshwork_app::{open_state, open_store, AppState, Config, DEFAULT_CONFIG};
+pub use meshwork_app::{open_store, AppState, Config, DEFAULT_CONFIG};
 
 use anyhow::Context;
 use meshwork_app::import;
@@ -47,7 +47,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listen = config.listen;
     let tls_files =
         (!config.tls_cert.is_empty()).then(|| (config.tls_cert.clone(), config.tls_key.clone()));
-    let state = open_state(config).await?;
+    let peers = meshwork_peer_client::HttpsPeers::shared(&config)?;
+    let state = meshwork_app::open_state(config, peers).await?;
     // Imports uploaded through the API that a stop or a crash interrupted go on.
     import::background::resume_all(&state)
         .await

@@ -545,3 +545,185 @@ both_backends!(
         );
     }
 );
+
+fn queued(kind: &str, run_at: i64) -> QueuedJobRow {
+    QueuedJobRow {
+        id: uuid::Uuid::now_v7(),
+        kind: kind.into(),
+        workspace_id: None,
+        payload: b"{}".to_vec(),
+        payload_sealed: false,
+        state: "queued".into(),
+        attempts: 0,
+        max_attempts: 2,
+        run_at,
+        lease_holder: None,
+        lease_until: None,
+        error_sealed: None,
+        unique_key: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+both_backends!(
+    the_job_queue_leases_retries_and_fails_jobs,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let due = queued("a", 100);
+        let later = queued("a", 10_000);
+        let other_kind = queued("b", 100);
+        for j in [&due, &later, &other_kind] {
+            assert!(store.enqueue_job(j).await.unwrap());
+        }
+        // Only due jobs of the kinds asked for.
+        let got = store
+            .claim_jobs("r1", &["a"], 1_000, 5_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, due.id);
+        assert_eq!(got[0].state, "running");
+        assert_eq!(got[0].attempts, 1);
+        assert_eq!(got[0].lease_holder.as_deref(), Some("r1"));
+        // Held: nobody else gets it until the lease runs out, then it is taken over.
+        assert!(store
+            .claim_jobs("r2", &["a"], 4_999, 9_000, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.renew_job_lease(due.id, "r1", 6_000).await.unwrap());
+        assert!(!store.renew_job_lease(due.id, "r2", 9_000).await.unwrap());
+        let taken = store
+            .claim_jobs("r2", &["a"], 6_001, 9_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].attempts, 2);
+        // The old holder can no longer record anything.
+        assert!(!store
+            .end_job_run(due.id, "r1", &JobOutcome::Done, 6_002)
+            .await
+            .unwrap());
+        // A temporary failure with the attempts used up fails it, keeping the reason.
+        assert!(store
+            .end_job_run(due.id, "r2", &JobOutcome::RetryAt(7_000, vec![7]), 6_003)
+            .await
+            .unwrap());
+        let j = store.queued_job(due.id).await.unwrap().unwrap();
+        assert_eq!(j.state, "failed");
+        assert_eq!(j.error_sealed, Some(vec![7]));
+        assert_eq!(j.lease_holder, None);
+        // An operator retries it: queued again, attempts reset; a released run does not count.
+        assert!(store.retry_job(due.id, 7_000).await.unwrap());
+        assert!(!store.retry_job(due.id, 7_000).await.unwrap());
+        let j = store
+            .claim_jobs("r3", &["a"], 7_000, 9_000, 1)
+            .await
+            .unwrap();
+        assert_eq!(j[0].attempts, 1);
+        assert!(store
+            .end_job_run(due.id, "r3", &JobOutcome::Released, 7_001)
+            .await
+            .unwrap());
+        let j = store.queued_job(due.id).await.unwrap().unwrap();
+        assert_eq!((j.state.as_str(), j.attempts), ("queued", 0));
+        // A temporary failure with attempts left is queued for later.
+        store
+            .claim_jobs("r3", &["a"], 7_002, 9_000, 1)
+            .await
+            .unwrap();
+        store
+            .end_job_run(due.id, "r3", &JobOutcome::RetryAt(8_000, vec![1]), 7_003)
+            .await
+            .unwrap();
+        let j = store.queued_job(due.id).await.unwrap().unwrap();
+        assert_eq!((j.state.as_str(), j.run_at), ("queued", 8_000));
+        assert!(store
+            .claim_jobs("r3", &["a"], 7_999, 9_000, 1)
+            .await
+            .unwrap()
+            .is_empty());
+        // Cancel: a running job's holder loses it at its next renewal.
+        let j = store
+            .claim_jobs("r4", &["a"], 8_000, 9_000, 1)
+            .await
+            .unwrap();
+        assert_eq!(j.len(), 1);
+        assert!(store.cancel_job(due.id, 8_001).await.unwrap());
+        assert!(!store.renew_job_lease(due.id, "r4", 9_500).await.unwrap());
+        assert_eq!(
+            store.queued_job(due.id).await.unwrap().unwrap().state,
+            "cancelled"
+        );
+        // Lists, newest first, by state; pruning removes only ended jobs older than asked.
+        let failed_or_cancelled = store
+            .queued_jobs(None, Some("cancelled"), 10)
+            .await
+            .unwrap();
+        assert_eq!(failed_or_cancelled.len(), 1);
+        assert_eq!(store.queued_jobs(None, None, 10).await.unwrap().len(), 3);
+        assert_eq!(store.prune_jobs(8_002).await.unwrap(), 1);
+        assert_eq!(store.queued_jobs(None, None, 10).await.unwrap().len(), 2);
+        // A unique key inserts once.
+        let mut p1 = queued("p", 1);
+        p1.unique_key = Some("p@1".into());
+        let mut p2 = queued("p", 1);
+        p2.unique_key = Some("p@1".into());
+        assert!(store.enqueue_job(&p1).await.unwrap());
+        assert!(!store.enqueue_job(&p2).await.unwrap());
+        // Expiring every lease (a single-server start-up) makes held jobs claimable.
+        store
+            .claim_jobs("r5", &["p"], 10, 1_000_000, 1)
+            .await
+            .unwrap();
+        assert_eq!(store.expire_job_leases(20).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .claim_jobs("r6", &["p"], 30, 1_000, 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+);
+
+both_backends!(
+    concurrent_claims_never_take_a_job_twice,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let mut ids = Vec::new();
+        for i in 0..200 {
+            let j = queued("c", i);
+            ids.push(j.id);
+            store.enqueue_job(&j).await.unwrap();
+        }
+        let mut tasks = Vec::new();
+        for r in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let holder = format!("runner-{r}");
+                let mut mine = Vec::new();
+                loop {
+                    let got = store
+                        .claim_jobs(&holder, &["c"], 1_000, 1_000_000, 7)
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|j| j.id));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(all, expected, "each job claimed exactly once");
+    }
+);

@@ -13,6 +13,9 @@
 //!   more than five minutes off. Replaying a request within that window repeats an idempotent
 //!   step (every step is idempotent, and a run id is refused twice).
 //! - Transport is HTTPS only, verified against the public roots plus `overlap.peer_ca_file`.
+//!   This crate knows no HTTP client: [`PeerTransport`] carries one request, and the binary
+//!   plugs in the HTTPS one (`meshwork-peer-client`). Retries, signatures, address checks and
+//!   answer limits stay here.
 
 use crate::error::{AppError, AppResult};
 use crate::state::now_millis;
@@ -102,7 +105,7 @@ pub fn secret_hash(secret_hex: &str) -> Vec<u8> {
 /// A partner server URL must be `https://host[:port][/path]`, without credentials, query or
 /// fragment.
 pub fn check_peer_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     if parsed.scheme() != "https" {
         return Err(format!(
             "{url:?} is not https://: partner servers talk over HTTPS only"
@@ -204,16 +207,65 @@ pub fn verify(
     Ok(())
 }
 
-/// The HTTPS client for partner servers.
+/// The method of a request to a partner server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerMethod {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl PeerMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerMethod::Get => "GET",
+            PeerMethod::Post => "POST",
+            PeerMethod::Put => "PUT",
+            PeerMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// One request to a partner server, as the transport sends it.
+#[derive(Debug)]
+pub struct PeerRequest<'a> {
+    pub method: PeerMethod,
+    pub url: &'a str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// The most answer bytes to read; a longer answer is [`TransportError::TooLarge`].
+    pub max_answer_bytes: usize,
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum TransportError {
+    /// The network or TLS failed; the text names the causes (for the log only).
+    Unreachable(String),
+    /// The answer was longer than the request allowed.
+    TooLarge,
+}
+
+/// Carries one request to a partner server over HTTPS and answers its status and body. The
+/// implementation (`meshwork-peer-client`) verifies certificates against the public roots and
+/// `overlap.peer_ca_file`.
+#[async_trait::async_trait]
+pub trait PeerTransport: Send + Sync + std::fmt::Debug {
+    async fn send(&self, request: PeerRequest<'_>) -> Result<(u16, Vec<u8>), TransportError>;
+}
+
+/// The client for partner servers: address checks, signatures and retries over a
+/// [`PeerTransport`].
 #[derive(Debug, Clone)]
 pub struct PeerClient {
-    http: reqwest::Client,
+    transport: std::sync::Arc<dyn PeerTransport>,
     /// Whether partner servers may be at loopback, private or link-local addresses.
     allow_private: bool,
 }
 
 /// Largest answer read from a partner server (a chunk is 128 KiB).
-const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Whether `ip` is an address no partner server on the internet has: loopback, private,
 /// link-local, unique-local, unspecified, multicast or documentation.
@@ -252,33 +304,11 @@ pub struct PeerRefusal {
 }
 
 impl PeerClient {
-    /// Trusts the public roots and the certificates in `overlap.peer_ca_file`.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .https_only(true)
-            .connect_timeout(Duration::from_secs(10))
-            // A session's last query chunk waits for the partner's half of the work.
-            .timeout(Duration::from_secs(600))
-            .user_agent(concat!("meshwork/", env!("CARGO_PKG_VERSION")));
-        if !config.overlap.peer_ca_file.is_empty() {
-            let path = &config.overlap.peer_ca_file;
-            let pem = std::fs::read(path)
-                .map_err(|e| anyhow::anyhow!("overlap.peer_ca_file {path}: {e}"))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| anyhow::anyhow!("overlap.peer_ca_file {path}: {e}"))?;
-            if certs.is_empty() {
-                anyhow::bail!("overlap.peer_ca_file {path}: no PEM certificate in it");
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-        }
-        Ok(Self {
-            http: builder.build()?,
+    pub fn new(config: &Config, transport: std::sync::Arc<dyn PeerTransport>) -> Self {
+        Self {
+            transport,
             allow_private: config.overlap.allow_private_peers,
-        })
+        }
     }
 
     /// Refuses partner addresses inside private networks unless `overlap.allow_private_peers`
@@ -294,7 +324,7 @@ impl PeerClient {
                 format!("the partner server {url} is at a loopback, private or link-local address; set overlap.allow_private_peers to allow it"),
             )
         };
-        let parsed = reqwest::Url::parse(url).map_err(|_| refuse())?;
+        let parsed = url::Url::parse(url).map_err(|_| refuse())?;
         let port = parsed.port_or_known_default().unwrap_or(443);
         let addrs: Vec<std::net::SocketAddr> = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => vec![(ip, port).into()],
@@ -319,7 +349,7 @@ impl PeerClient {
         &self,
         base_url: &str,
         key: Option<&[u8; 32]>,
-        method: reqwest::Method,
+        method: PeerMethod,
         path: &str,
         body: Vec<u8>,
         content_type: &str,
@@ -331,44 +361,40 @@ impl PeerClient {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
             }
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(body.clone());
+            let mut headers = vec![("content-type", content_type.to_string())];
             if let Some(key) = key {
                 let time = now_millis();
-                req = req.header(TIME_HEADER, time.to_string()).header(
+                headers.push((TIME_HEADER, time.to_string()));
+                headers.push((
                     SIGNATURE_HEADER,
                     sign(key, method.as_str(), path, time, &body),
-                );
+                ));
             }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    last_error = describe(&e);
-                    tracing::warn!(url = %url, error = %last_error, attempt, "partner server unreachable");
-                    continue;
-                }
+            let request = PeerRequest {
+                method,
+                url: &url,
+                headers,
+                body: body.clone(),
+                max_answer_bytes: MAX_ANSWER_BYTES,
             };
-            let status = resp.status();
-            let bytes = match read_capped(resp).await {
-                Ok(b) => b,
-                Err(Some(e)) => {
-                    last_error = describe(&e);
+            let (status, bytes) = match self.transport.send(request).await {
+                Ok(answer) => answer,
+                Err(TransportError::Unreachable(why)) => {
+                    tracing::warn!(url = %url, error = %why, attempt, "partner server unreachable");
+                    last_error = why;
                     continue;
                 }
-                Err(None) => {
+                Err(TransportError::TooLarge) => {
                     return Err(AppError::new(
                         ErrorCode::PeerUnavailable,
                         format!("the partner's server at {base_url} answered more than {MAX_ANSWER_BYTES} bytes; the run is abandoned"),
                     ))
                 }
             };
-            if status.is_success() {
+            if (200..300).contains(&status) {
                 return Ok(Ok(bytes));
             }
-            if matches!(status.as_u16(), 502..=504) {
+            if matches!(status, 502..=504) {
                 last_error = format!("it answered {status}");
                 continue;
             }
@@ -380,7 +406,7 @@ impl PeerClient {
                     .to_string()
             };
             return Ok(Err(PeerRefusal {
-                status: status.as_u16(),
+                status,
                 code: text("code"),
                 message: text("message"),
             }));
@@ -393,37 +419,6 @@ impl PeerClient {
             format!("the partner's server at {base_url} could not be reached after {ATTEMPTS} attempts (the server log has the cause); nothing was shared, retry later"),
         ))
     }
-}
-
-/// Reads an answer's body, at most [`MAX_ANSWER_BYTES`] (`Err(None)` beyond).
-async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, Option<reqwest::Error>> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
-    {
-        return Err(None);
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(Some)? {
-        if out.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(None);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
-/// A transport error with its causes (reqwest's own message is often just "error sending
-/// request").
-fn describe(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use crate::overlap::{
     StoredView, MAX_POPULATIONS,
 };
 use crate::state::{now_millis, AppState};
-use link::{Invitation, PeerClient, PeerLink, PeerRefusal};
+use link::{Invitation, PeerClient, PeerLink, PeerMethod, PeerRefusal, PeerTransport};
 use meshwork_domain::{ErrorCode, WorkspaceId};
 use meshwork_keyring::Aad;
 use meshwork_overlap::psi::{CountsOnly, Full, Initiator, PsiConfig, PsiMode};
@@ -66,9 +66,12 @@ pub struct RemoteState {
 }
 
 impl RemoteState {
-    pub fn new(config: &meshwork_config::Config) -> anyhow::Result<Self> {
+    pub fn new(
+        config: &meshwork_config::Config,
+        transport: std::sync::Arc<dyn PeerTransport>,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            client: PeerClient::new(config)?,
+            client: PeerClient::new(config, transport),
             served: Served::default(),
             progress: Mutex::new(HashMap::new()),
         })
@@ -396,7 +399,7 @@ pub async fn join(
         .send(
             &inv.url,
             None,
-            reqwest::Method::POST,
+            PeerMethod::Post,
             &path,
             body,
             "application/json",
@@ -554,7 +557,7 @@ pub async fn revoke(
                 .send(
                     &link.url,
                     Some(&link.key()?),
-                    reqwest::Method::POST,
+                    PeerMethod::Post,
                     &path,
                     Vec::new(),
                     "application/json"
@@ -640,7 +643,7 @@ pub async fn announce_sharing(state: &AppState, row: &RemotePartnershipRow) -> A
             .send(
                 &link.url,
                 Some(&link.key()?),
-                reqwest::Method::POST,
+                PeerMethod::Post,
                 &path,
                 Vec::new(),
                 "application/json"
@@ -685,7 +688,7 @@ async fn call(
     state: &AppState,
     run: Option<&str>,
     link: &PeerLink,
-    method: reqwest::Method,
+    method: PeerMethod,
     path: &str,
     body: Vec<u8>,
     content_type: &str,
@@ -718,7 +721,7 @@ async fn call_json<T: serde::de::DeserializeOwned>(
         state,
         run,
         link,
-        reqwest::Method::POST,
+        PeerMethod::Post,
         path,
         body.to_string().into_bytes(),
         "application/json",
@@ -851,7 +854,7 @@ async fn drive(state: &AppState, row: RemotePartnershipRow) -> AppResult<bool> {
         state,
         Some(&row.id),
         &link,
-        reqwest::Method::DELETE,
+        PeerMethod::Delete,
         &run_path,
         Vec::new(),
         "application/json",
@@ -1014,7 +1017,7 @@ where
             state,
             Some(run),
             link,
-            reqwest::Method::PUT,
+            PeerMethod::Put,
             &format!("{path}/query/{i}"),
             chunk,
             "application/octet-stream",
@@ -1056,7 +1059,7 @@ async fn fetch<M: PsiMode>(
             state,
             Some(run),
             link,
-            reqwest::Method::GET,
+            PeerMethod::Get,
             &format!("{path}/{kind}/{i}"),
             Vec::new(),
             "application/octet-stream",

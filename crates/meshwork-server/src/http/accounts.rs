@@ -2,19 +2,18 @@
 //! changes and resets, email verification, two-factor set-up, and the account's own audit trail.
 
 use crate::auth::{csrf_token, SessionUser, SESSION_COOKIE};
-use crate::client::{Client, ClientInfo};
+use crate::client::Client;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query, RawBody};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use meshwork_app::accounts::{self, accept_totp, hash_password, verify_password};
-use meshwork_app::audit::{self, Event};
-use meshwork_app::mail::{self, Mail};
+use meshwork_app::accounts::{self, hash_password};
+use meshwork_app::audit;
 use meshwork_app::state::{now_millis, random_token, token_hash, AppState};
 use meshwork_domain::{
     EmailAddress, ErrorCode, Password, PersonName, ProfileText, UserId, MAX_PICTURE_BYTES,
 };
-use meshwork_store::{AuditScope, PictureRow, ProfileUpdate, SessionRow, UserRow};
+use meshwork_store::{AuditScope, PictureRow, ProfileUpdate, SessionRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -80,57 +79,20 @@ pub async fn signup(
     Client(client): Client,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<Response> {
-    let name = PersonName::parse("name", &req.name)?;
-    let email = EmailAddress::parse("email", &req.email)?;
-    let password = Password::parse("password", &req.password, Some(&email))?;
-    let company = ProfileText::parse("company", &req.company)?;
-    let job_title = ProfileText::parse("job_title", &req.job_title)?;
-    if !req.confirm_age_16_or_over {
-        return Err(ApiError::new(
-            ErrorCode::AgeConfirmationRequired,
-            "field `confirm_age_16_or_over`: Meshwork is not for people under 16; confirm you are 16 or over",
-        ));
-    }
-    let email_index = state.email_index(&email.normalized())?;
-    if state
-        .store
-        .user_by_email_index(&email_index)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::new(
-            ErrorCode::EmailTaken,
-            "field `email`: an account with this email already exists",
-        ));
-    }
-    let id = UserId::new();
-    let now = now_millis();
-    let password_hash = hash_password(password.dangerously_as_str().to_string()).await?;
-    let user = UserRow {
-        id,
-        email_index,
-        email_sealed: state.seal_account(id, "email", email.as_str().as_bytes())?,
-        name_sealed: state.seal_account(id, "name", name.as_str().as_bytes())?,
-        company_sealed: state.seal_account(id, "company", company.as_str().as_bytes())?,
-        job_title_sealed: state.seal_account(id, "job_title", job_title.as_str().as_bytes())?,
-        password_hash,
-        email_verified: false,
-        age_confirmed_at: now,
-        totp_secret_sealed: None,
-        totp_enabled: false,
-        failed_logins: 0,
-        locked_until: None,
-        created_at: now,
-        updated_at: now,
-    };
-    state.store.create_user(&user).await?;
-    audit::account_event(&state, &client, "account.created", id, json!({})).await?;
-    accounts::send_verification(&state, id, email.as_str()).await?;
-    state
-        .store
-        .remember_device(id, &device_hash(&state, id, &client)?, now)
-        .await?;
-    start_session(&state, id, StatusCode::CREATED).await
+    let user = accounts::signup(
+        &state,
+        &client,
+        accounts::Signup {
+            name: &req.name,
+            email: &req.email,
+            password: &req.password,
+            company: &req.company,
+            job_title: &req.job_title,
+            confirm_age_16_or_over: req.confirm_age_16_or_over,
+        },
+    )
+    .await?;
+    start_session(&state, user, StatusCode::CREATED).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -144,13 +106,6 @@ pub struct LoginRequest {
     pub recovery_code: Option<String>,
 }
 
-fn device_hash(state: &AppState, user: UserId, client: &ClientInfo) -> ApiResult<[u8; 32]> {
-    Ok(state
-        .account_key()?
-        .blind_index("device", &format!("{user}|{}", client.user_agent))
-        .0)
-}
-
 /// Sign in with email and password (and a TOTP or recovery code when two-factor is on).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest,
     responses((status = 200, body = SignedIn, description = "Signed in; the session cookie is set."),
@@ -160,209 +115,18 @@ pub async fn login(
     Client(client): Client,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    if let Some(ip) = client.ip {
-        if state.login_limiter.check_key(&ip).is_err() {
-            audit::record(
-                &state,
-                Some(&client),
-                Event {
-                    kind: "login.rate_limited",
-                    workspace: None,
-                    actor: None,
-                    subject: None,
-                    details: json!({}),
-                },
-            )
-            .await?;
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                "too many sign-in attempts from this address; wait a minute and retry",
-            ));
-        }
-    }
-    let wrong = || {
-        ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "the email or password is wrong",
-        )
-    };
-    let Ok(email) = EmailAddress::parse("email", &req.email) else {
-        return Err(wrong());
-    };
-    let now = now_millis();
-    let Some(user) = state
-        .store
-        .user_by_email_index(&state.email_index(&email.normalized())?)
-        .await?
-    else {
-        // Same work as a real check, so timing does not reveal which emails have accounts.
-        let _ = verify_password(req.password, state.dummy_password_hash.clone()).await?;
-        audit::record(
-            &state,
-            Some(&client),
-            Event {
-                kind: "login.failed",
-                workspace: None,
-                actor: None,
-                subject: None,
-                details: json!({"reason": "unknown email"}),
-            },
-        )
-        .await?;
-        return Err(wrong());
-    };
-    let auth = &state.config.auth;
-    // Reserve this attempt before the (slow) password check: parallel guesses each take one of
-    // the few attempts, and none passes a lock set meanwhile.
-    let attempt = state
-        .store
-        .begin_login_attempt(
-            user.id,
-            auth.lockout_threshold as i32,
-            now + auth_lock_ms(&state),
-            now,
-        )
-        .await?;
-    let Some(count) = attempt else {
-        audit::record(
-            &state,
-            Some(&client),
-            Event {
-                kind: "login.locked_out",
-                workspace: None,
-                actor: None,
-                subject: Some(user.id),
-                details: json!({}),
-            },
-        )
-        .await?;
-        return Err(ApiError::new(
-            ErrorCode::AccountLocked,
-            format!(
-                "too many failed sign-ins: the account is locked for up to {} minutes",
-                auth.lockout_minutes
-            ),
-        ));
-    };
-    let fail = |reason: &'static str| {
-        let state = state.clone();
-        let client = client.clone();
-        async move {
-            audit::record(
-                &state,
-                Some(&client),
-                Event {
-                    kind: "login.failed",
-                    workspace: None,
-                    actor: None,
-                    subject: Some(user.id),
-                    details: json!({"reason": reason}),
-                },
-            )
-            .await?;
-            if count == state.config.auth.lockout_threshold as i32 {
-                audit::record(
-                    &state,
-                    Some(&client),
-                    Event {
-                        kind: "account.locked",
-                        workspace: None,
-                        actor: None,
-                        subject: Some(user.id),
-                        details: json!({"failures": count}),
-                    },
-                )
-                .await?;
-            }
-            Ok::<_, ApiError>(())
-        }
-    };
-    if !verify_password(req.password, user.password_hash.clone()).await? {
-        fail("wrong password").await?;
-        return Err(wrong());
-    }
-    if user.totp_enabled {
-        let secret = match &user.totp_secret_sealed {
-            Some(s) => state.open_account(user.id, "totp_secret", s)?,
-            None => return Err(ApiError::internal("TOTP enabled without a secret")),
-        };
-        match (&req.totp_code, &req.recovery_code) {
-            (Some(code), _) => {
-                if !accept_totp(&state, user.id, &secret, code).await? {
-                    fail("wrong TOTP code").await?;
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidMfaCode,
-                        "field `totp_code`: the code is wrong or expired",
-                    ));
-                }
-            }
-            (None, Some(code)) => {
-                if !state
-                    .store
-                    .take_recovery_code(user.id, &accounts::recovery_code_hash(code))
-                    .await?
-                {
-                    fail("wrong recovery code").await?;
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidMfaCode,
-                        "field `recovery_code`: the code is wrong or already used",
-                    ));
-                }
-                audit::account_event(
-                    &state,
-                    &client,
-                    "mfa.recovery_code_used",
-                    user.id,
-                    json!({}),
-                )
-                .await?;
-            }
-            (None, None) => {
-                // The password was right: this was not a guess, so it does not count.
-                state
-                    .store
-                    .refund_login_attempt(user.id, auth.lockout_threshold as i32)
-                    .await?;
-                return Err(ApiError::new(
-                    ErrorCode::MfaRequired,
-                    "two-factor authentication is on: send `totp_code` (or `recovery_code`)",
-                ));
-            }
-        }
-    }
-    state.store.reset_login_failures(user.id).await?;
-    if state
-        .store
-        .remember_device(user.id, &device_hash(&state, user.id, &client)?, now)
-        .await?
-    {
-        let email = state.open_account_str(user.id, "email", &user.email_sealed)?;
-        mail::enqueue(&state, Mail {
-            kind: "new_device".into(),
-            to: email,
-            subject: "New sign-in to your Meshwork account".into(),
-            body: format!(
-                "Your account was signed in from a device we had not seen before.\n\nDevice: {}\nAddress: {}\n\nIf this was not you, reset your password and turn on two-factor authentication.",
-                if client.user_agent.is_empty() { "unknown" } else { &client.user_agent },
-                client.ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into())
-            ),
-        })
-        .await?;
-        audit::account_event(&state, &client, "login.new_device", user.id, json!({})).await?;
-    }
-    audit::account_event(
+    let user = accounts::sign_in(
         &state,
         &client,
-        "login.succeeded",
-        user.id,
-        json!({"mfa": user.totp_enabled}),
+        accounts::SignIn {
+            email: &req.email,
+            password: req.password,
+            totp_code: req.totp_code.as_deref(),
+            recovery_code: req.recovery_code.as_deref(),
+        },
     )
     .await?;
-    start_session(&state, user.id, StatusCode::OK).await
-}
-
-fn auth_lock_ms(state: &AppState) -> i64 {
-    state.config.auth.lockout_minutes as i64 * 60 * 1000
+    start_session(&state, user, StatusCode::OK).await
 }
 
 /// Sign out: the session ends on the server and the cookie is cleared.
@@ -409,31 +173,11 @@ pub struct Me {
     pub csrf_token: String,
 }
 
-/// Re-authentication for sensitive changes: the account's password, given in `field`.
-async fn require_password(u: &UserRow, password: String, field: &str) -> ApiResult<()> {
-    if verify_password(password, u.password_hash.clone()).await? {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            format!("field `{field}`: the password is wrong"),
-        ))
-    }
-}
-
-async fn load_user(state: &AppState, id: UserId) -> ApiResult<UserRow> {
-    state
-        .store
-        .user(id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidSession, "the account no longer exists"))
-}
-
 /// Your profile and everything stored about you.
 #[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("session" = [])),
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, user: SessionUser) -> ApiResult<Json<Me>> {
-    let u = load_user(&state, user.id).await?;
+    let u = accounts::load_user(&state, user.id).await?;
     let mut workspaces = Vec::new();
     for (ws, role) in state.store.workspaces_of(u.id).await? {
         if !state.workspace_readable(ws.id) {
@@ -486,7 +230,7 @@ pub async fn update_me(
     Client(client): Client,
     Json(req): Json<ProfilePatch>,
 ) -> ApiResult<Json<Me>> {
-    let u = load_user(&state, user.id).await?;
+    let u = accounts::load_user(&state, user.id).await?;
     let id = u.id;
     // Validate everything before writing anything.
     let name = req
@@ -520,7 +264,7 @@ pub async fn update_me(
                 "field `current_password`: your password is needed to change your email",
             ));
         };
-        require_password(&u, password, "current_password").await?;
+        accounts::require_password(&u, password, "current_password").await?;
     }
     let update = ProfileUpdate {
         email_index: match &email {
@@ -666,13 +410,13 @@ pub async fn change_password(
     Client(client): Client,
     Json(req): Json<PasswordChange>,
 ) -> ApiResult<Response> {
-    let u = load_user(&state, user.id).await?;
+    let u = accounts::load_user(&state, user.id).await?;
     let email = EmailAddress::parse(
         "email",
         &state.open_account_str(u.id, "email", &u.email_sealed)?,
     )?;
     let new = Password::parse("new_password", &req.new_password, Some(&email))?;
-    require_password(&u, req.current_password, "current_password").await?;
+    accounts::require_password(&u, req.current_password, "current_password").await?;
     let hash = hash_password(new.dangerously_as_str().to_string()).await?;
     state
         .store
@@ -762,26 +506,10 @@ pub async fn totp_setup(
     State(state): State<AppState>,
     user: SessionUser,
 ) -> ApiResult<Json<TotpSetup>> {
-    let u = load_user(&state, user.id).await?;
-    if u.totp_enabled {
-        return Err(ApiError::new(
-            ErrorCode::MfaAlreadyEnabled,
-            "two-factor authentication is already on; turn it off first to replace it",
-        ));
-    }
-    let secret = accounts::new_totp_secret();
-    let email = state.open_account_str(u.id, "email", &u.email_sealed)?;
-    let url = accounts::totp(&secret, &email)?.get_url();
-    state
-        .store
-        .set_totp_secret(
-            u.id,
-            Some(&state.seal_account(u.id, "totp_secret", &secret)?),
-        )
-        .await?;
+    let (secret, otpauth_url) = accounts::totp_setup(&state, user.id).await?;
     Ok(Json(TotpSetup {
-        secret: accounts::totp_base32(&secret),
-        otpauth_url: url,
+        secret,
+        otpauth_url,
     }))
 }
 
@@ -815,37 +543,9 @@ pub async fn totp_confirm(
     Client(client): Client,
     Json(req): Json<TotpConfirm>,
 ) -> ApiResult<Json<RecoveryCodes>> {
-    let u = load_user(&state, user.id).await?;
-    require_password(&u, req.password.clone(), "password").await?;
-    if u.totp_enabled {
-        return Err(ApiError::new(
-            ErrorCode::MfaAlreadyEnabled,
-            "two-factor authentication is already on",
-        ));
-    }
-    let Some(sealed) = &u.totp_secret_sealed else {
-        return Err(ApiError::new(
-            ErrorCode::MfaNotEnabled,
-            "start with POST /api/v1/me/mfa/totp/setup",
-        ));
-    };
-    let secret = state.open_account(u.id, "totp_secret", sealed)?;
-    if !accept_totp(&state, u.id, &secret, &req.code).await? {
-        return Err(ApiError::new(
-            ErrorCode::InvalidMfaCode,
-            "field `code`: the code is wrong or expired",
-        ));
-    }
-    let codes = accounts::new_recovery_codes();
-    let hashes: Vec<[u8; 32]> = codes
-        .iter()
-        .map(|c| accounts::recovery_code_hash(c))
-        .collect();
-    state.store.enable_totp(u.id, &hashes).await?;
-    audit::account_event(&state, &client, "mfa.enabled", u.id, json!({})).await?;
-    Ok(Json(RecoveryCodes {
-        recovery_codes: codes,
-    }))
+    let recovery_codes =
+        accounts::totp_confirm(&state, &client, user.id, &req.code, req.password).await?;
+    Ok(Json(RecoveryCodes { recovery_codes }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -864,23 +564,7 @@ pub async fn totp_disable(
     Client(client): Client,
     Json(req): Json<MfaDisable>,
 ) -> ApiResult<StatusCode> {
-    let u = load_user(&state, user.id).await?;
-    let (true, Some(sealed)) = (u.totp_enabled, &u.totp_secret_sealed) else {
-        return Err(ApiError::new(
-            ErrorCode::MfaNotEnabled,
-            "two-factor authentication is not on",
-        ));
-    };
-    require_password(&u, req.password, "password").await?;
-    let secret = state.open_account(u.id, "totp_secret", sealed)?;
-    if !accept_totp(&state, u.id, &secret, &req.code).await? {
-        return Err(ApiError::new(
-            ErrorCode::InvalidMfaCode,
-            "field `code`: the code is wrong or expired",
-        ));
-    }
-    state.store.set_totp_secret(u.id, None).await?;
-    audit::account_event(&state, &client, "mfa.disabled", u.id, json!({})).await?;
+    accounts::totp_disable(&state, &client, user.id, &req.code, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

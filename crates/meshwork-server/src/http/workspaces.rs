@@ -186,48 +186,7 @@ pub async fn delete(
     Client(client): Client,
     Json(q): Json<DeleteConfirm>,
 ) -> ApiResult<StatusCode> {
-    let ws = auth.workspace;
-    let row = state
-        .store
-        .workspace(ws)
-        .await?
-        .ok_or_else(ApiError::not_found_workspace)?;
-    // A workspace whose key is already gone (a deletion cut short) is confirmed by its id.
-    let expected = match state.keyring.workspace_key(ws.as_uuid()) {
-        Ok(_) => state.open_workspace(ws, &ws.to_string(), "name", &row.name_sealed)?,
-        Err(meshwork_keyring::KeyringError::MissingWorkspaceKey(_)) => ws.to_string(),
-        Err(e) => return Err(e.into()),
-    };
-    if q.confirm != expected {
-        return Err(ApiError::new(
-            ErrorCode::ConfirmationRequired,
-            "field `confirm`: send the workspace's exact name to delete it (or its id, if its key is already gone); this cannot be undone",
-        ));
-    }
-    // The key first: once it is gone nothing of the workspace can be read anywhere, even if
-    // removing the rows fails (they can then be removed by deleting again, confirmed by id).
-    state.key_cache.forget_workspace(ws);
-    state.keyring.destroy_workspace_key(ws.as_uuid())?;
-    // The index is sealed with the destroyed key; its files go too. The overlap cache's
-    // pseudonyms are keyed by a server key, not the workspace's: they are dropped here.
-    state.search.forget(ws).await;
-    state.pseudonyms.forget(ws);
-    state.store.delete_workspace(ws).await?;
-    // Again: a key look-up or an overlap run that ran meanwhile may have remembered some.
-    state.key_cache.forget_workspace(ws);
-    state.pseudonyms.forget(ws);
-    audit::record(
-        &state,
-        Some(&client),
-        Event {
-            kind: "workspace.deleted",
-            workspace: Some(ws),
-            actor: Some(auth.actor.user_id()),
-            subject: None,
-            details: json!({}),
-        },
-    )
-    .await?;
+    meshwork_app::workspaces::delete(&state, &client, &auth, &q.confirm).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -38,7 +38,11 @@ impl StoreArgs {
         if let Some(u) = &self.database_url {
             config.database_url = u.clone();
         }
-        let state = meshwork_app::open_state(config).await?;
+        let state = meshwork_app::open_state(
+            config.clone(),
+            meshwork_peer_client::HttpsPeers::shared(&config)?,
+        )
+        .await?;
         let ws = WorkspaceId(self.workspace);
         anyhow::ensure!(
             state.store.workspace(ws).await?.is_some(),

@@ -30,7 +30,11 @@ impl DataArgs {
         if let Some(u) = &self.database_url {
             config.database_url = u.clone();
         }
-        meshwork_app::open_state(config).await
+        meshwork_app::open_state(
+            config.clone(),
+            meshwork_peer_client::HttpsPeers::shared(&config)?,
+        )
+        .await
     }
 }
 
