@@ -103,6 +103,8 @@ fn open(state: &AppState, r: &MailRow) -> AppResult<Mail> {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// The most one whole exchange with the server may take.
+    deadline: Duration,
     /// `host:port (tls mode)`, for logs.
     pub describe: String,
 }
@@ -167,6 +169,7 @@ impl Mailer {
         Ok(Some(Mailer {
             transport: builder.build(),
             from,
+            deadline: Duration::from_secs(config.timeout_seconds as u64 * 4),
             describe: format!("{}:{} ({})", config.host, config.port, config.tls),
         }))
     }
@@ -236,7 +239,17 @@ pub async fn send_job(state: &AppState, input: &serde_json::Value) -> Result<(),
         Failure::Permanent("the mail cannot be opened: the account key does not open it".into())
     })?;
     let message = message(&mailer.from, &mail, id)?;
-    mailer.transport.send(message).await.map_err(classify)?;
+    // lettre bounds each step by `smtp.timeout_seconds`, but not a TLS handshake that never
+    // ends; the whole exchange gets a deadline of its own.
+    match tokio::time::timeout(mailer.deadline, mailer.transport.send(message)).await {
+        Ok(sent) => sent.map_err(classify)?,
+        Err(_) => {
+            return Err(Failure::Temporary(format!(
+                "the SMTP server could not take the mail: no answer within {} s",
+                mailer.deadline.as_secs()
+            )))
+        }
+    };
     state
         .store
         .mark_mail_sent(id, now_millis())

@@ -125,6 +125,17 @@ impl SmtpSink {
 
     /// Starts a server on `port`, offering SMTPUTF8 or not.
     pub fn start_on(port: u16, smtputf8: bool) -> Self {
+        Self::start_with(port, smtputf8, None, None)
+    }
+
+    /// Starts a server on `port` speaking `tls` (`("starttls" | "tls", cert PEM file, key PEM
+    /// file)`; plain text without it) and requiring the login `auth` (user, password) if given.
+    pub fn start_with(
+        port: u16,
+        smtputf8: bool,
+        tls: Option<(&str, &std::path::Path, &std::path::Path)>,
+        auth: Option<(&str, &str)>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let script = dir.path().join("smtp_sink.py");
         std::fs::write(&script, SCRIPT).expect("writing the sink script");
@@ -136,6 +147,18 @@ impl SmtpSink {
             .arg(port.to_string())
             .arg(&out)
             .arg(if smtputf8 { "1" } else { "0" })
+            .args(match tls {
+                Some((mode, cert, key)) => vec![
+                    mode.to_string(),
+                    cert.display().to_string(),
+                    key.display().to_string(),
+                ],
+                None => vec!["plain".into(), "-".into(), "-".into()],
+            })
+            .arg(match auth {
+                Some((user, password)) => format!("{user}:{password}"),
+                None => "-".into(),
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -111,7 +111,8 @@ async fn wait_job(s: &TestServer, to: &str, done: impl Fn(&JobView) -> bool) -> 
         }
         assert!(
             start.elapsed() < WAIT,
-            "the mail job to {to} never got there"
+            "the mail job to {to} never got there: {:?}",
+            mail_jobs(s).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -558,3 +559,117 @@ async fn mail_queued_without_smtp_goes_out_once_smtp_is_configured(backend: Test
     s.stop().await;
 }
 both!(mail_queued_without_smtp_goes_out_once_smtp_is_configured);
+
+/// A self-signed certificate for `localhost`, written to `dir`: (certificate, key).
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (c, k) = (dir.join("smtp-cert.pem"), dir.join("smtp-key.pem"));
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
+    (c, k)
+}
+
+/// A server sending through `localhost:port` with TLS `mode`, trusting `ca`, logging in as
+/// `meshwork` with the password in a file.
+async fn with_tls_smtp(port: u16, mode: &str, ca: &std::path::Path, password: &str) -> TestServer {
+    let dir = ca.parent().unwrap().to_path_buf();
+    let password_file = dir.join(format!("smtp-password-{port}"));
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    TestServer::start_with(TestBackend::Sqlite, |c| {
+        c.public_url = "http://meshwork.test".into();
+        c.smtp.host = "localhost".into();
+        c.smtp.port = port;
+        c.smtp.tls = mode.into();
+        c.smtp.ca_file = ca.display().to_string();
+        c.smtp.username = "meshwork".into();
+        c.smtp.password_file = password_file.display().to_string();
+        c.smtp.from = "Meshwork <meshwork@mail.test>".into();
+        c.smtp.timeout_seconds = 2;
+        c.jobs.poll_millis = 100;
+        c.jobs.retry_base_seconds = 1;
+        c.jobs.retry_max_seconds = 2;
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_out_over_starttls_and_implicit_tls_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(dir.path());
+    for mode in ["starttls", "tls"] {
+        let sink = SmtpSink::start_with(
+            free_port(),
+            false,
+            Some((mode, &cert, &key)),
+            Some(("meshwork", "s3cret smtp password")),
+        );
+        let mut s = with_tls_smtp(sink.port, mode, &cert, "s3cret smtp password").await;
+        s.signup("Ada Lovelace", "ada@mail.test").await;
+        let m = sink.wait_for_mail_to("ada@mail.test", WAIT).await;
+        assert_eq!(
+            m.header("Subject").unwrap(),
+            "Confirm your email address for Meshwork",
+            "{mode}"
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_handshake_wrong_credentials_or_a_slow_server_are_retried_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(dir.path());
+    // Implicit TLS to a server that speaks plain text: the handshake fails.
+    let plain = SmtpSink::start();
+    let mut s = with_tls_smtp(plain.port, "tls", &cert, "pw").await;
+    s.signup("Ada Lovelace", "ada@mail.test").await;
+    let job = wait_job(&s, "ada@mail.test", |j| j.error.is_some()).await;
+    assert_ne!(job.state, "failed", "{job:?}");
+    assert!(job.error.unwrap().contains("could not take the mail"));
+    s.stop().await;
+    assert!(plain.messages().is_empty());
+
+    // The right server, the wrong password: refused (535), kept for a retry once fixed.
+    let sink = SmtpSink::start_with(
+        free_port(),
+        false,
+        Some(("starttls", &cert, &key)),
+        Some(("meshwork", "the right one")),
+    );
+    let mut s = with_tls_smtp(sink.port, "starttls", &cert, "a wrong one").await;
+    s.signup("Ada Lovelace", "ada@mail.test").await;
+    let job = wait_job(&s, "ada@mail.test", |j| j.error.is_some()).await;
+    assert_ne!(job.state, "failed", "{job:?}");
+    let why = job.error.unwrap();
+    assert!(why.contains("535"), "{why}");
+    assert!(
+        !why.contains("a wrong one"),
+        "the password never shows: {why}"
+    );
+    // Fixed (the operator corrects the password and restarts): the queued mail goes out.
+    std::fs::write(s.config.smtp.password_file.clone(), "the right one\n").unwrap();
+    s.restart().await;
+    sink.wait_for_mail_to("ada@mail.test", WAIT).await;
+    s.stop().await;
+
+    // A server that does not answer within the timeout (2 s): a temporary failure.
+    let sink = SmtpSink::start_with(free_port(), false, Some(("starttls", &cert, &key)), None);
+    let mut s = TestServer::start_with(TestBackend::Sqlite, |c| {
+        c.smtp.host = "localhost".into();
+        c.smtp.port = sink.port;
+        c.smtp.tls = "starttls".into();
+        c.smtp.ca_file = cert.display().to_string();
+        c.smtp.from = "meshwork@mail.test".into();
+        c.smtp.timeout_seconds = 1;
+        c.jobs.poll_millis = 100;
+        c.jobs.retry_base_seconds = 1;
+    })
+    .await
+    .unwrap();
+    s.signup("Sam Slow", "slow-sam@mail.test").await;
+    let job = wait_job(&s, "slow-sam@mail.test", |j| j.error.is_some()).await;
+    assert_ne!(job.state, "failed", "{job:?}");
+    assert!(job.error.unwrap().contains("could not take the mail"));
+    s.stop().await;
+}
