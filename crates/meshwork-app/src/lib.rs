@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod key_cache;
 pub mod mail;
 pub mod overlap;
+pub mod partnerships;
 pub mod pseudonyms;
 pub mod remote;
 pub mod search;

@@ -19,6 +19,7 @@
 
 use crate::crm::Crm;
 use crate::error::{AppError, AppResult};
+use crate::partnerships::{Lifecycle, PartnershipState};
 use crate::state::{now_millis, AppState};
 use meshwork_crm::Kind;
 use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
@@ -946,7 +947,7 @@ pub async fn run(
     p: &PartnershipRow,
     requester: WorkspaceId,
 ) -> AppResult<RunSummary> {
-    if p.state != "active" {
+    if p.lifecycle() != PartnershipState::Active {
         return Err(not_active());
     }
     let (inviter_settings, invitee_settings) = settings(p)?;
@@ -1058,7 +1059,7 @@ pub async fn view(
     p: &PartnershipRow,
     ws: WorkspaceId,
 ) -> AppResult<(Option<SideView>, Option<RunSummary>)> {
-    if p.state != "active" {
+    if p.lifecycle() != PartnershipState::Active {
         return Err(not_active());
     }
     let partner = if p.inviter == ws {

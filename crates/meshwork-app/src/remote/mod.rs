@@ -35,6 +35,7 @@ use crate::overlap::{
     PopulationSpec, RecordElement, ShareLevel, SharedPopulation, SideSettings, SideView,
     StoredView, MAX_POPULATIONS,
 };
+use crate::partnerships::{end_state, Lifecycle, PartnershipState};
 use crate::state::{now_millis, AppState};
 use link::{Invitation, PeerClient, PeerLink, PeerMethod, PeerRefusal, PeerTransport};
 use meshwork_domain::{ErrorCode, WorkspaceId};
@@ -218,7 +219,7 @@ pub fn describe(state: &AppState, row: &RemotePartnershipRow) -> AppResult<Remot
         partner_url: link.as_ref().map(|l| l.url.clone()),
         partner_name: link.map(|l| l.name).unwrap_or_default(),
         ours: settings_of(row)?,
-        invitation_expires_at: (row.state == "pending")
+        invitation_expires_at: (row.lifecycle() == PartnershipState::Pending)
             .then_some(row.invite_expires_at)
             .flatten(),
         created_at: row.created_at,
@@ -304,7 +305,7 @@ pub async fn invite(
         id,
         workspace_id: ws,
         role: "inviter".into(),
-        state: "pending".into(),
+        state: PartnershipState::Pending.as_str().into(),
         invite_hash: Some(invitation.secret_hash()),
         invite_expires_at: Some(now + i64::from(state.config.overlap.invitation_days) * 86_400_000),
         peer_sealed: None,
@@ -374,7 +375,7 @@ pub async fn join(
         id: id.clone(),
         workspace_id: ws,
         role: "invitee".into(),
-        state: "pending".into(),
+        state: PartnershipState::Pending.as_str().into(),
         invite_hash: None,
         invite_expires_at: None,
         settings: serde_json::to_string(&SideSettings::default()).map_err(AppError::internal)?,
@@ -427,13 +428,13 @@ pub async fn join(
             };
             let sealed = seal_peer(state, ws, &row.id, &link)?;
             update(state, row, |r| {
-                r.state = "active".into();
+                r.set_lifecycle(PartnershipState::Active);
                 r.peer_sealed = Some(sealed);
             })
             .await
         }
         Err(e) => {
-            update(state, row, |r| r.state = "declined".into()).await?;
+            update(state, row, |r| r.set_lifecycle(PartnershipState::Declined)).await?;
             Err(e)
         }
     }
@@ -458,7 +459,7 @@ pub async fn accept_from_peer(
         .await?
         .ok_or_else(refuse)?;
     // A retried acceptance (its answer was lost): the same link key, already recorded.
-    if row.state == "active" && row.role == "inviter" {
+    if row.lifecycle() == PartnershipState::Active && row.role == "inviter" {
         if let Some(link) = peer_of(state, &row)? {
             let same: bool =
                 subtle::ConstantTimeEq::ct_eq(link.link_key.as_bytes(), req.link_key.as_bytes())
@@ -474,7 +475,7 @@ pub async fn accept_from_peer(
         .invite_hash
         .as_deref()
         .is_some_and(|h| subtle::ConstantTimeEq::ct_eq(h, hash.as_slice()).into());
-    let live = row.state == "pending"
+    let live = row.lifecycle() == PartnershipState::Pending
         && row.role == "inviter"
         && row.invite_expires_at.is_some_and(|t| t > now_millis());
     if !matches || !live {
@@ -499,7 +500,7 @@ pub async fn accept_from_peer(
     let sealed = seal_peer(state, row.workspace_id, &row.id, &link)?;
     let ws = row.workspace_id;
     let row = update(state, row, |r| {
-        r.state = "active".into();
+        r.set_lifecycle(PartnershipState::Active);
         r.invite_hash = None;
         r.peer_sealed = Some(sealed);
     })
@@ -524,18 +525,9 @@ pub async fn revoke(
     let mut attempts = 0;
     let row = loop {
         let row = find(state, ws, id).await?;
-        let next = match row.state.as_str() {
-            "active" => "revoked",
-            "pending" => "declined",
-            other => {
-                return Err(AppError::new(
-                    ErrorCode::PartnershipNotActive,
-                    format!("the partnership is already {other}"),
-                ))
-            }
-        };
+        let next = end_state(&row.state)?;
         match update(state, row, |r| {
-            r.state = next.into();
+            r.set_lifecycle(next);
             r.invite_hash = None;
             r.view_sealed = None;
         })
@@ -572,13 +564,13 @@ pub async fn revoke(
 /// The partner's server says the partnership is over: end it here too.
 pub async fn revoked_by_peer(state: &AppState, row: RemotePartnershipRow) -> AppResult<()> {
     state.remote.served.forget(&row.id);
-    if row.state != "active" {
+    if row.lifecycle() != PartnershipState::Active {
         return Ok(());
     }
     let mut row = row;
     for _ in 0..10 {
         match update(state, row.clone(), |r| {
-            r.state = "revoked".into();
+            r.set_lifecycle(PartnershipState::Revoked);
             r.view_sealed = None;
         })
         .await
@@ -586,7 +578,7 @@ pub async fn revoked_by_peer(state: &AppState, row: RemotePartnershipRow) -> App
             Ok(_) => return Ok(()),
             Err(e) if e.code == ErrorCode::ConcurrentChange => {
                 match state.store.remote_partnership(&row.id).await? {
-                    Some(r) if r.state == "active" => row = r,
+                    Some(r) if r.lifecycle() == PartnershipState::Active => row = r,
                     _ => return Ok(()),
                 }
             }
@@ -632,7 +624,7 @@ pub async fn announce_sharing(state: &AppState, row: &RemotePartnershipRow) -> A
     let Some(link) = peer_of(state, row)? else {
         return Ok(false);
     };
-    if row.state != "active" {
+    if row.lifecycle() != PartnershipState::Active {
         return Ok(false);
     }
     let path = format!("/peer/v1/partnerships/{}/sharing-changed", link.partnership);
@@ -741,7 +733,7 @@ pub async fn start_run(
     row: RemotePartnershipRow,
     wait: bool,
 ) -> AppResult<RunProgress> {
-    if row.state != "active" {
+    if row.lifecycle() != PartnershipState::Active {
         return Err(overlap::not_active());
     }
     state.remote.begin(&row.id)?;
@@ -920,7 +912,7 @@ async fn sessions(
     for (n, s) in planned.iter().enumerate() {
         // A revocation here, mid-run, abandons the run.
         match state.store.remote_partnership(&row.id).await? {
-            Some(r) if r.state == "active" && r.version == row.version => {}
+            Some(r) if r.lifecycle() == PartnershipState::Active && r.version == row.version => {}
             _ => {
                 return Err(AppError::new(
                     ErrorCode::ConcurrentChange,

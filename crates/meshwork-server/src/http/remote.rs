@@ -10,7 +10,7 @@
 use crate::auth::{perm, Authorized};
 use crate::client::Client;
 use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
-use crate::http::overlap::{check_sharing, export_format, render_export, ExportParams};
+use crate::http::overlap::{export_response, ExportParams};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -18,16 +18,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use meshwork_app::audit;
-use meshwork_app::overlap::{SideSettings, SideView};
+use meshwork_app::overlap::SideSettings;
+use meshwork_app::partnerships::{self, ExportFormat, Invited, RemoteOverlap, Revoked};
 use meshwork_app::remote::{
     self, link, served::Session, AcceptRequest, RemotePartnershipView, RunProgress,
 };
 use meshwork_app::state::AppState;
-use meshwork_app::AppError;
 use meshwork_domain::ErrorCode;
 use meshwork_overlap::RunId;
 use meshwork_store::RemotePartnershipRow;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -41,21 +41,9 @@ pub async fn list(
     State(state): State<AppState>,
     auth: Authorized<perm::PartnersRead>,
 ) -> ApiResult<Json<Vec<RemotePartnershipView>>> {
-    let rows = state.store.remote_partnerships_of(auth.workspace).await?;
-    let views = rows
-        .iter()
-        .map(|r| remote::describe(&state, r))
-        .collect::<Result<_, AppError>>()?;
-    Ok(Json(views))
-}
-
-/// A new invitation, shown once.
-#[derive(Serialize, ToSchema)]
-pub struct Invited {
-    pub partnership: RemotePartnershipView,
-    /// Give this to the partner's admin, who pastes it into their own Meshwork server. It works
-    /// once, until `invitation_expires_at`; this server keeps only its hash.
-    pub invitation: String,
+    Ok(Json(
+        partnerships::remote_list(&state, auth.workspace).await?,
+    ))
 }
 
 /// Invite a workspace on another Meshwork server. Nothing is shared until it accepts (with the
@@ -69,23 +57,8 @@ pub async fn invite(
     auth: Authorized<perm::PartnersManage>,
     Client(client): Client,
 ) -> ApiResult<(StatusCode, Json<Invited>)> {
-    let (row, invitation) = remote::invite(&state, auth.workspace).await?;
-    audit::workspace_event(
-        &state,
-        &client,
-        "overlap.partnership_invited",
-        &auth,
-        None,
-        json!({"partnership": row.id, "remote": true}),
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Invited {
-            partnership: remote::describe(&state, &row)?,
-            invitation,
-        }),
-    ))
+    let invited = partnerships::remote_invite(&state, &client, &auth).await?;
+    Ok((StatusCode::CREATED, Json(invited)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -108,42 +81,14 @@ pub async fn join(
     Client(client): Client,
     Json(input): Json<JoinInput>,
 ) -> ApiResult<(StatusCode, Json<RemotePartnershipView>)> {
-    let row = remote::join(&state, auth.workspace, &input.invitation).await?;
-    let view = remote::describe(&state, &row)?;
-    audit::workspace_event(
-        &state,
-        &client,
-        "overlap.partnership_accepted",
-        &auth,
-        None,
-        json!({"partnership": row.id, "remote": true, "partner_url": view.partner_url}),
-    )
-    .await?;
+    let view = partnerships::remote_join(&state, &client, &auth, &input.invitation).await?;
     Ok((StatusCode::CREATED, Json(view)))
-}
-
-// The invitation is a secret: Debug output (logs) never shows it.
-impl std::fmt::Debug for Invited {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Invited")
-            .field("partnership", &self.partnership)
-            .finish_non_exhaustive()
-    }
 }
 
 impl std::fmt::Debug for JoinInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinInput").finish_non_exhaustive()
     }
-}
-
-/// The answer to a revocation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Revoked {
-    pub partnership: RemotePartnershipView,
-    /// Whether the partner's server was told. Sharing stops here either way; a partner server
-    /// not told learns it at its next request.
-    pub partner_notified: bool,
 }
 
 /// End a partnership with another server (or withdraw an invitation), at once: the stored view
@@ -158,20 +103,9 @@ pub async fn revoke(
     Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<Revoked>> {
-    let (row, told) = remote::revoke(&state, auth.workspace, &id).await?;
-    audit::workspace_event(
-        &state,
-        &client,
-        "overlap.partnership_revoked",
-        &auth,
-        None,
-        json!({"partnership": row.id, "remote": true, "state": row.state, "partner_notified": told}),
-    )
-    .await?;
-    Ok(Json(Revoked {
-        partnership: remote::describe(&state, &row)?,
-        partner_notified: told,
-    }))
+    Ok(Json(
+        partnerships::remote_revoke(&state, &client, &auth, &id).await?,
+    ))
 }
 
 /// Choose what the partner learns about each of this workspace's populations (saved filters
@@ -189,27 +123,9 @@ pub async fn set_sharing(
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Json(input): Json<SideSettings>,
 ) -> ApiResult<Json<RemotePartnershipView>> {
-    check_sharing(&state, auth.workspace, &input, true).await?;
-    let row = remote::find(&state, auth.workspace, &id).await?;
-    if row.state == "revoked" || row.state == "declined" {
-        return Err(meshwork_app::overlap::not_active().into());
-    }
-    let text = serde_json::to_string(&input).map_err(ApiError::internal)?;
-    let row = remote::update(&state, row, |r| r.settings = text).await?;
-    // The partner's server drops its view (it may name records no longer shared) and any run
-    // of the old settings; if it cannot be told now, its next run sees the new settings.
-    let told = remote::announce_sharing(&state, &row).await?;
-    let shares = serde_json::to_value(&input.shares).map_err(ApiError::internal)?;
-    audit::workspace_event(
-        &state,
-        &client,
-        "overlap.sharing_changed",
-        &auth,
-        None,
-        json!({"partnership": row.id, "remote": true, "shares": shares, "threshold": input.threshold, "partner_notified": told}),
-    )
-    .await?;
-    Ok(Json(remote::describe(&state, &row)?))
+    Ok(Json(
+        partnerships::remote_set_sharing(&state, &client, &auth, &id, &input).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -231,35 +147,14 @@ pub async fn run(
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Query(q): Query<RunParams>,
 ) -> ApiResult<(StatusCode, Json<RunProgress>)> {
-    let row = remote::find(&state, auth.workspace, &id).await?;
     let wait = q.wait.unwrap_or(false);
-    let progress = remote::start_run(&state, row, wait).await?;
-    audit::workspace_event(
-        &state,
-        &client,
-        "overlap.run",
-        &auth,
-        None,
-        json!({"partnership": id, "remote": true, "state": progress.state, "stored": progress.stored}),
-    )
-    .await?;
+    let progress = partnerships::remote_run(&state, &client, &auth, &id, wait).await?;
     let status = if wait {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
     Ok((status, Json(progress)))
-}
-
-/// Your view of a partnership with another server: the last run's progress and the view it
-/// kept.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RemoteOverlap {
-    pub partnership: RemotePartnershipView,
-    /// The latest run started on this server since it started.
-    pub run: Option<RunProgress>,
-    /// The view of the last run that was kept (none before the first, or after a change).
-    pub view: Option<SideView>,
 }
 
 /// The account-mapping view of a partnership with another server.
@@ -272,16 +167,9 @@ pub async fn view(
     auth: Authorized<perm::PartnersRead>,
     Path((_, id)): Path<(uuid::Uuid, String)>,
 ) -> ApiResult<Json<RemoteOverlap>> {
-    let row = remote::find(&state, auth.workspace, &id).await?;
-    Ok(Json(RemoteOverlap {
-        partnership: remote::describe(&state, &row)?,
-        run: state.remote.progress(&row.id),
-        view: if row.state == "active" {
-            remote::load_view(&state, &row)?
-        } else {
-            None
-        },
-    }))
+    Ok(Json(
+        partnerships::remote_view(&state, auth.workspace, &id).await?,
+    ))
 }
 
 /// Export your overlapping records with a partner on another server as CSV or JSON. Audited.
@@ -296,27 +184,9 @@ pub async fn export(
     Path((_, id)): Path<(uuid::Uuid, String)>,
     Query(q): Query<ExportParams>,
 ) -> ApiResult<Response> {
-    let format = export_format(&q)?;
-    let row = remote::find(&state, auth.workspace, &id).await?;
-    if row.state != "active" {
-        return Err(meshwork_app::overlap::not_active().into());
-    }
-    let v = remote::load_view(&state, &row)?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ConcurrentChange,
-            "no run has been kept since the partnership or its sharing last changed; start a run first",
-        )
-    })?;
-    audit::workspace_event(
-        &state,
-        &client,
-        "overlap.exported",
-        &auth,
-        None,
-        json!({"partnership": row.id, "remote": true, "format": format, "records": v.records.len()}),
-    )
-    .await?;
-    render_export(&state, auth.workspace, &v, format).await
+    let format = ExportFormat::parse(q.format.as_deref())?;
+    let bytes = partnerships::remote_export(&state, &client, &auth, &id, format).await?;
+    Ok(export_response(format, bytes))
 }
 
 // --- Routes partner servers call ----------------------------------------------------------------
