@@ -27,6 +27,7 @@
 //! protocol and its security argument; `docs/overlap.md` the product rules.
 
 pub mod link;
+pub mod responder;
 pub mod served;
 
 use crate::error::{AppError, AppResult};

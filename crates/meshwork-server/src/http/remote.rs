@@ -9,7 +9,7 @@
 
 use crate::auth::{perm, Authorized};
 use crate::client::Client;
-use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
+use crate::error::{ApiResult, ErrorBody, Json, Path, Query};
 use crate::http::overlap::{export_response, ExportParams};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -17,19 +17,14 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use meshwork_app::audit;
 use meshwork_app::overlap::SideSettings;
 use meshwork_app::partnerships::{self, ExportFormat, Invited, RemoteOverlap, Revoked};
-use meshwork_app::remote::{
-    self, link, served::Session, AcceptRequest, RemotePartnershipView, RunProgress,
-};
+use meshwork_app::remote::responder::{self, PeerCall};
+use meshwork_app::remote::{link, RemotePartnershipView, RunProgress};
 use meshwork_app::state::AppState;
-use meshwork_domain::ErrorCode;
-use meshwork_overlap::RunId;
 use meshwork_store::RemotePartnershipRow;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 /// The partnerships of this workspace with workspaces on other servers.
@@ -223,8 +218,8 @@ pub fn peer_router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(PEER_BODY_LIMIT))
 }
 
-/// The partnership a signed peer request is for, once its signature checks out; refused unless
-/// active.
+/// The partnership a signed peer request is for, once its signature checks out (refused unless
+/// active).
 async fn signed(
     state: &AppState,
     id: &str,
@@ -233,66 +228,19 @@ async fn signed(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<RemotePartnershipRow> {
-    let not_found = || {
-        ApiError::new(
-            ErrorCode::PartnershipNotFound,
-            format!("no partnership {id:?} on this server"),
-        )
-    };
-    let row = state
-        .store
-        .remote_partnership(id)
-        .await?
-        .ok_or_else(not_found)?;
-    let link = remote::peer_of(state, &row)?.ok_or_else(not_found)?;
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    link::verify(
-        &link.key()?,
-        method.as_str(),
-        path,
-        header(link::TIME_HEADER),
-        header(link::SIGNATURE_HEADER),
-        body,
-    )?;
-    if row.state != "active" {
-        return Err(meshwork_app::overlap::not_active().into());
-    }
-    Ok(row)
-}
-
-fn parse_run(hex_id: &str) -> ApiResult<RunId> {
-    hex::decode(hex_id)
-        .ok()
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-        .map(RunId)
-        .ok_or_else(|| remote::served::protocol_error("a run id is 16 bytes of hex").into())
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("invalid body: {e}")))
-}
-
-async fn peer_audit(
-    state: &AppState,
-    row: &RemotePartnershipRow,
-    kind: &str,
-    details: serde_json::Value,
-) -> ApiResult<()> {
-    audit::record(
+    Ok(responder::verify(
         state,
-        None,
-        audit::Event {
-            kind,
-            workspace: Some(row.workspace_id),
-            actor: None,
-            subject: None,
-            details,
+        &PeerCall {
+            partnership: id,
+            method: method.as_str(),
+            path_and_query: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+            time: header(link::TIME_HEADER),
+            signature: header(link::SIGNATURE_HEADER),
+            body,
         },
     )
-    .await?;
-    Ok(())
+    .await?)
 }
 
 async fn peer_accept(
@@ -300,16 +248,7 @@ async fn peer_accept(
     axum::extract::Path(id): axum::extract::Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let req: AcceptRequest = json_body(&body)?;
-    let (row, answer) = remote::accept_from_peer(&state, &id, req).await?;
-    let partner_url = remote::peer_of(&state, &row)?.map(|l| l.url);
-    peer_audit(
-        &state,
-        &row,
-        "overlap.partnership_accepted",
-        json!({"partnership": row.id, "remote": true, "by": "partner", "partner_url": partner_url}),
-    )
-    .await?;
+    let answer = responder::accept(&state, &id, &body).await?;
     Ok(axum::Json(answer).into_response())
 }
 
@@ -322,14 +261,7 @@ async fn peer_revoke(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
-    remote::revoked_by_peer(&state, row.clone()).await?;
-    peer_audit(
-        &state,
-        &row,
-        "overlap.partnership_revoked",
-        json!({"partnership": row.id, "remote": true, "by": "partner"}),
-    )
-    .await?;
+    responder::revoked(&state, &row).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -342,20 +274,8 @@ async fn peer_sharing_changed(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
-    remote::partner_sharing_changed(&state, row.clone()).await?;
-    peer_audit(
-        &state,
-        &row,
-        "overlap.partner_sharing_changed",
-        json!({"partnership": row.id, "remote": true, "by": "partner"}),
-    )
-    .await?;
+    responder::sharing_changed(&state, &row).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-struct RunStart {
-    run: String,
 }
 
 async fn peer_run(
@@ -367,17 +287,7 @@ async fn peer_run(
     body: Bytes,
 ) -> ApiResult<Response> {
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
-    let start: RunStart = json_body(&body)?;
-    let run = parse_run(&start.run)?;
-    let plan = remote::serve_run(&state, &row, run).await?;
-    let shared: Vec<&str> = plan.populations.iter().map(|p| p.id.as_str()).collect();
-    peer_audit(
-        &state,
-        &row,
-        "overlap.run",
-        json!({"partnership": row.id, "remote": true, "requested_by": "partner", "shared": shared}),
-    )
-    .await?;
+    let plan = responder::start_run(&state, &row, &body).await?;
     Ok(axum::Json(plan).into_response())
 }
 
@@ -390,15 +300,8 @@ async fn peer_run_end(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
-    state.remote.served.remove(parse_run(&run)?, &row.id);
+    responder::end_run(&state, &row, &run)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-struct SessionStart {
-    psi_run: String,
-    population: String,
-    mode: String,
 }
 
 async fn peer_session(
@@ -410,143 +313,20 @@ async fn peer_session(
     body: Bytes,
 ) -> ApiResult<Response> {
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
-    let run = parse_run(&run)?;
-    let start: SessionStart = json_body(&body)?;
-    let protocol = |m: String| remote::served::protocol_error(m);
-    if n >= remote::served::MAX_SESSIONS {
-        return Err(protocol(format!("session {n} is past the most a run may have")).into());
-    }
-    let full = match start.mode.as_str() {
-        "full" => true,
-        "counts" => false,
-        other => return Err(protocol(format!("mode {other:?} is not full or counts")).into()),
-    };
-    let psi_run = parse_run(&start.psi_run)?;
-    let key = format!("{}/{}/{}", start.population, start.mode, start.psi_run);
-    let items = state.remote.served.with(run, &row.id, |r| {
-        if let Some((m, k, _)) = &r.current {
-            if *m == n {
-                return if *k == key {
-                    Ok(None) // a retried request: the session exists
-                } else {
-                    Err(protocol(format!(
-                        "session {n} was opened with other parameters"
-                    )))
-                };
-            }
-            if *m > n {
-                return Err(protocol(format!("session {n} comes after session {m}")));
-            }
-        }
-        r.admit_session(&start.population, full)?;
-        // The previous session is over: drop its points.
-        r.current = None;
-        Ok(Some(r.populations[&start.population].1.clone()))
-    })?;
-    if let Some(items) = items {
-        let _permit = state
-            .remote
-            .served
-            .work
-            .acquire()
-            .await
-            .map_err(ApiError::internal)?;
-        let started = std::time::Instant::now();
-        let session = tokio::task::spawn_blocking(move || {
-            Session::new(&remote::psi_config(), psi_run, full, &items)
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("PSI task: {e}")))??;
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "overlap session served: own set blinded"
-        );
-        state.remote.served.with(run, &row.id, |r| {
-            r.current = Some((n, key, Arc::new(tokio::sync::Mutex::new(session))));
-            Ok(())
-        })?;
-    }
+    responder::open_session(&state, &row, &run, n, &body).await?;
     Ok(axum::Json(json!({"session": n})).into_response())
-}
-
-fn session_of(
-    state: &AppState,
-    row: &RemotePartnershipRow,
-    run: RunId,
-    n: u32,
-) -> ApiResult<Arc<tokio::sync::Mutex<Session>>> {
-    state
-        .remote
-        .served
-        .with(run, &row.id, |r| match &r.current {
-            Some((m, _, s)) if *m == n => Ok(s.clone()),
-            _ => Err(remote::served::protocol_error(format!(
-                "session {n} is not the run's current session"
-            ))),
-        })
-        .map_err(ApiError::from)
 }
 
 async fn peer_query_chunk(
     State(state): State<AppState>,
-    axum::extract::Path((id, run_hex, n, _chunk)): axum::extract::Path<(String, String, u32, u32)>,
+    axum::extract::Path((id, run, n, _chunk)): axum::extract::Path<(String, String, u32, u32)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
-    let run = parse_run(&run_hex)?;
-    let session = session_of(&state, &row, run, n)?;
-    let mut guard = session.clone().lock_owned().await;
-    guard.receive(&body)?;
-    if !guard.ready_to_respond() {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    // The last chunk: compute the echo in a task of its own, holding the session's lock, so
-    // that it completes even if this request is dropped (a retry then finds the echo).
-    let work_state = state.clone();
-    let task = tokio::spawn(async move {
-        let _permit = work_state.remote.served.work.acquire().await;
-        let taken = std::mem::replace(
-            &mut *guard,
-            Session::Failed("the echo is being computed".into()),
-        );
-        let started = std::time::Instant::now();
-        let done = tokio::task::spawn_blocking(move || taken.respond()).await;
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "overlap session served: echo computed"
-        );
-        *guard = match done {
-            Ok(s) => s,
-            Err(e) => Session::Failed(format!("the echo failed: {e}")),
-        };
-        match &*guard {
-            Session::Failed(m) => Err(m.clone()),
-            s => Ok((s.is_full(), s.echo().map(|e| e.total_points()).unwrap_or(0))),
-        }
-    });
-    let (full, points) = task
-        .await
-        .map_err(|e| ApiError::internal(format!("PSI task: {e}")))?
-        .map_err(remote::served::protocol_error)?;
-    let population = state.remote.served.with(run, &row.id, |r| {
-        Ok(r.current
-            .as_ref()
-            .and_then(|(_, k, _)| k.split('/').next().map(str::to_string))
-            .unwrap_or_default())
-    })?;
-    // Each session is audited with what the partner asked: the population, the mode and the
-    // size of its (padded) query.
-    peer_audit(
-        &state,
-        &row,
-        "overlap.session",
-        json!({"partnership": row.id, "run": run_hex, "session": n, "population": population,
-               "mode": if full { "full" } else { "counts" }, "query_points": points}),
-    )
-    .await?;
+    responder::query_chunk(&state, &row, &run, n, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -565,24 +345,7 @@ async fn peer_chunk(
     body: Bytes,
 ) -> ApiResult<Response> {
     let row = signed(&state, &id, &method, &uri, &headers, &body).await?;
-    let session = session_of(&state, &row, parse_run(&run)?, n)?;
-    let guard = session.lock().await;
-    let out = match kind.as_str() {
-        "points" => guard.own_points()?,
-        "echo" => guard.echo()?,
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::RouteNotFound,
-                "a session has `points` and `echo` messages",
-            ))
-        }
-    };
-    let bytes = out.chunk(chunk).ok_or_else(|| {
-        remote::served::protocol_error(format!(
-            "chunk {chunk} is past the end of the {kind} message ({} chunks)",
-            out.total_chunks()
-        ))
-    })?;
+    let bytes = responder::message_chunk(&state, &row, &run, n, &kind, chunk).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         bytes,
