@@ -1533,6 +1533,8 @@ pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> AppResu
 
 /// Imports uploaded through the API run here, in the background; each server resumes the
 /// unfinished ones at start-up (one server per store should, see docs/import.md).
+pub mod uploads;
+
 pub mod background {
     use super::*;
     use crate::jobs::{self, Failure, NewJob};
