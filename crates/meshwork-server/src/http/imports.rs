@@ -18,7 +18,6 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
-
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ImportParams {
     /// `company`, `contact` or `deal`.

@@ -1,10 +1,5 @@
 //! The subcommands and the options they share.
 
-mod bench;
-mod bench_import;
-mod bench_overlap;
-mod bench_overlap_remote;
-mod bench_search;
 mod crm;
 mod default_config;
 mod extract_text;
@@ -35,7 +30,7 @@ enum Command {
     /// Benchmarks: start a real server and measure it (see BENCHMARKS.md).
     ///
     /// Example: `cargo run --release -- bench api`
-    Bench(bench::Args),
+    Bench(meshwork_bench::Args),
     /// Import companies, contacts or deals from CSV (HubSpot, Salesforce, Pipedrive or a mapping
     /// file) or vCard, as a resumable, revertible job; or revert an import.
     ///
@@ -88,7 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::DefaultConfig => default_config::run(),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => meshwork_bench::run(args),
         Command::Import(cli) => crm::import(cli),
         Command::Export(args) => crm::export(args),
         Command::Merge(args) => crm::merge(args),

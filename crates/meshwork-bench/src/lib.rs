@@ -1,3 +1,8 @@
+//! `meshwork-bench`: the benchmarks behind `meshwork bench` (their figures are in BENCHMARKS.md).
+//! Each starts real servers as child processes of the running binary (`meshwork serve`) and
+//! drives them from this process; `search` measures the index in-process against PostgreSQL
+//! and SQLite full-text search.
+//!
 //! `meshwork bench api`: measures authenticated API throughput and latency, and idle memory.
 //!
 //! It starts a real server as a child process (this binary, `serve`, on a free loopback port, in
@@ -6,6 +11,11 @@
 //! `GET /healthz` (the baseline: the HTTP stack with no auth and no store), authenticated reads
 //! (`GET /api/v1/workspaces/{id}` with a Bearer key) and authenticated writes (`PATCH` of the
 //! workspace name: a sealed update, a change-feed entry and an audit entry per request).
+
+mod import;
+mod overlap;
+mod overlap_remote;
+mod search;
 
 use anyhow::{bail, Context};
 use std::path::PathBuf;
@@ -27,17 +37,17 @@ enum What {
     Api(ApiArgs),
     /// The search index against PostgreSQL tsvector + GIN and SQLite FTS5: latency percentiles
     /// and queries per second at 1 and 16 clients, build time, size and memory.
-    Search(super::bench_search::SearchArgs),
+    Search(crate::search::SearchArgs),
     /// Same-server partner overlap through the API: two workspaces each load a match-only list
     /// of 2^20 company domains (10 % shared), then runs are timed.
-    Overlap(super::bench_overlap::OverlapArgs),
+    Overlap(crate::overlap::OverlapArgs),
     /// Partner overlap between two real servers over HTTPS (private set intersection): two
     /// servers each import 2^20 companies (10 % shared), one run is timed against the floor of
     /// its scalar multiplications.
-    OverlapRemote(super::bench_overlap_remote::RemoteArgs),
+    OverlapRemote(crate::overlap_remote::RemoteArgs),
     /// A generated HubSpot contacts export (2^20 rows) imported with dedup, encryption and
     /// indexing on SQLite and PostgreSQL, beside PostgreSQL's own `COPY` of the same file.
-    Import(super::bench_import::ImportArgs),
+    Import(crate::import::ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,19 +69,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(api(a)),
-        What::Search(a) => super::bench_search::run(a),
+        What::Search(a) => crate::search::run(a),
         What::Overlap(a) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(super::bench_overlap::run(a)),
+            .block_on(crate::overlap::run(a)),
         What::OverlapRemote(a) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(super::bench_overlap_remote::run(a)),
+            .block_on(crate::overlap_remote::run(a)),
         What::Import(a) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(super::bench_import::run(a)),
+            .block_on(crate::import::run(a)),
     }
 }
 

@@ -9,7 +9,7 @@
 //! isolation. Reported: upload (normalise, hash, seal, store) rows per second, run times, the
 //! overlap found (checked against the generator), and the server's resident memory.
 
-use super::bench::{rss_kib, setup, start_server};
+use crate::{rss_kib, setup, start_server};
 use anyhow::{bail, ensure, Context};
 use serde_json::{json, Value};
 use std::fmt::Write as _;

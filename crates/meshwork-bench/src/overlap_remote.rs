@@ -11,7 +11,7 @@
 //! multiplications alone on this machine's thread pool. Reported: import and indexing times,
 //! the run's wall time, its ratio to the floor, bytes exchanged, and both servers' memory.
 
-use super::bench::rss_kib;
+use crate::rss_kib;
 use anyhow::{bail, ensure, Context};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -208,9 +208,7 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
             ws: String::new(),
         };
         side.start(&tls, &client, &args.server_log).await?;
-        let (key, ws) = super::bench::setup(&client, &side.base(), 1)
-            .await?
-            .remove(0);
+        let (key, ws) = crate::setup(&client, &side.base(), 1).await?.remove(0);
         (side.key, side.ws) = (key, ws);
         side.stop();
         // Import with the CLI, as an admin would (the server is stopped meanwhile).
@@ -321,7 +319,7 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<()> {
         .collect();
     for n in 1..=args.runs {
         // Both servers idle first: after an import, each index merges its segments for a while.
-        let waited = super::bench::wait_until_idle(&pids, Duration::from_secs(300)).await;
+        let waited = crate::wait_until_idle(&pids, Duration::from_secs(300)).await;
         if waited > Duration::from_secs(2) {
             println!(
                 "  waited {:.0} s for both servers to go idle (index merges)",

@@ -12,7 +12,7 @@
 //! columns (no encryption, no dedup, no index). Reported per engine: import and indexing
 //! times, rows per second, the ratio to `COPY`, and the import process's peak memory.
 
-use super::bench::{peak_kib, start_server};
+use crate::{peak_kib, start_server};
 use anyhow::{ensure, Context};
 use std::io::Read as _;
 use std::path::Path;
@@ -127,7 +127,7 @@ async fn engine(
     client: &reqwest::Client,
 ) -> anyhow::Result<Outcome> {
     let (mut server, base) = start_server(database_url, client).await?;
-    let (key, ws) = super::bench::setup(client, &base, 1).await?.remove(0);
+    let (key, ws) = crate::setup(client, &base, 1).await?.remove(0);
     server.stop();
     let data_dir = server.data_dir().to_path_buf();
     eprintln!("{name}: importing");
