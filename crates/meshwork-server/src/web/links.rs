@@ -84,11 +84,14 @@ pub enum ResetStep {
 pub struct ResetPage {
     css: &'static str,
     step: ResetStep,
+    /// The password policy's shortest length, for the form's hint and check.
+    min_len: usize,
 }
 
 pub async fn reset_page(Query(q): Query<TokenQuery>) -> ResetPage {
     ResetPage {
         css: css(),
+        min_len: meshwork_domain::Password::MIN_LEN,
         step: if q.token.is_empty() {
             ResetStep::Invalid
         } else {
@@ -137,7 +140,11 @@ pub async fn reset_submit(
             },
             Err(e) => return Err(e.into()),
         };
-    Ok(ResetPage { css: css(), step })
+    Ok(ResetPage {
+        css: css(),
+        step,
+        min_len: meshwork_domain::Password::MIN_LEN,
+    })
 }
 
 pub enum InviteStep {
