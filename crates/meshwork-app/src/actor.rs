@@ -36,6 +36,8 @@ impl Actor {
 pub trait InWorkspace {
     fn workspace(&self) -> WorkspaceId;
     fn actor(&self) -> &Actor;
+    /// The actor's effective role there (an API key's, capped by its creator's current role).
+    fn role(&self) -> Role;
 }
 
 /// Where a request came from, for the audit log, rate limiting and new-device alerts. The edge

@@ -1,12 +1,19 @@
-//! Workspace services every door shares: accepting an invitation (the API and the page of the
-//! invitation mail's link) and deleting a workspace.
+//! Workspace services every door shares: workspaces (create, rename, delete), members and
+//! their roles, invitations (sent by mail, accepted by the invited address only) and API keys.
 
-use crate::actor::ClientInfo;
+use crate::actor::{ClientInfo, InWorkspace};
 use crate::audit::{self, Event};
 use crate::error::{AppError, AppResult};
+use crate::mail::{self, Mail};
+use crate::state::random_token;
 use crate::state::{now_millis, token_hash, AppState};
-use meshwork_domain::{ErrorCode, UserId};
+use meshwork_domain::{
+    ApiKeyId, EmailAddress, ErrorCode, InviteId, ProfileText, Role, UserId, WorkspaceId,
+    WorkspaceName,
+};
 use meshwork_store::InviteOutcome;
+use meshwork_store::{ApiKeyRow, InviteRow, RoleChange, WorkspaceRow};
+use serde::Deserialize;
 use serde::Serialize;
 use serde_json::json;
 
@@ -124,6 +131,528 @@ pub async fn delete(
             subject: None,
             details: json!({}),
         },
+    )
+    .await?;
+    Ok(())
+}
+
+// --- workspaces, members, invitations and API keys ------------------------------------------------
+
+/// How long an invitation works.
+pub const INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Workspace {
+    pub id: uuid::Uuid,
+    pub name: String,
+    /// Your role in it.
+    pub role: String,
+    pub created_at: i64,
+    /// The sequence number of the newest change in its change feed.
+    pub last_seq: i64,
+}
+
+pub fn view(state: &AppState, ws: &WorkspaceRow, role: Role) -> AppResult<Workspace> {
+    Ok(Workspace {
+        id: ws.id.as_uuid(),
+        name: state.open_workspace(ws.id, &ws.id.to_string(), "name", &ws.name_sealed)?,
+        role: role.to_string(),
+        created_at: ws.created_at,
+        last_seq: ws.last_seq,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceInput {
+    pub name: String,
+}
+
+/// Creates a workspace with its own encryption key; `user` becomes its owner. Audited.
+pub async fn create(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    req: &WorkspaceInput,
+) -> AppResult<Workspace> {
+    let name = WorkspaceName::parse("name", &req.name)?;
+    let id = WorkspaceId::new();
+    // The key first: a crash before the row leaves an unused key, never a row without a key.
+    state.keyring.create_workspace_key(id.as_uuid())?;
+    let now = now_millis();
+    let row = WorkspaceRow {
+        id,
+        name_sealed: state.seal_workspace(id, &id.to_string(), "name", name.as_str())?,
+        created_at: now,
+        last_seq: 0,
+    };
+    state.store.create_workspace(&row, user, now).await?;
+    audit::record(
+        state,
+        Some(client),
+        Event {
+            kind: "workspace.created",
+            workspace: Some(id),
+            actor: Some(user),
+            subject: None,
+            details: json!({}),
+        },
+    )
+    .await?;
+    let row = state
+        .store
+        .workspace(id)
+        .await?
+        .ok_or_else(|| AppError::internal("workspace vanished after creation"))?;
+    view(state, &row, Role::Owner)
+}
+
+/// The workspaces `user` belongs to (a workspace whose key is gone is left out).
+pub async fn list(state: &AppState, user: UserId) -> AppResult<Vec<Workspace>> {
+    let rows = state.store.workspaces_of(user).await?;
+    rows.iter()
+        .filter(|(ws, _)| state.workspace_readable(ws.id))
+        .map(|(ws, role)| view(state, ws, *role))
+        .collect()
+}
+
+/// The caller's workspace.
+pub async fn get(state: &AppState, auth: &impl InWorkspace) -> AppResult<Workspace> {
+    let row = state
+        .store
+        .workspace(auth.workspace())
+        .await?
+        .ok_or_else(AppError::not_found_workspace)?;
+    view(state, &row, auth.role())
+}
+
+/// Renames the caller's workspace. Audited.
+pub async fn rename(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    req: &WorkspaceInput,
+) -> AppResult<Workspace> {
+    let name = WorkspaceName::parse("name", &req.name)?;
+    let ws = auth.workspace();
+    state
+        .store
+        .rename_workspace(
+            ws,
+            &state.seal_workspace(ws, &ws.to_string(), "name", name.as_str())?,
+            now_millis(),
+        )
+        .await?;
+    audit::record(
+        state,
+        Some(client),
+        Event {
+            kind: "workspace.renamed",
+            workspace: Some(ws),
+            actor: Some(auth.actor().user_id()),
+            subject: None,
+            details: json!({}),
+        },
+    )
+    .await?;
+    let row = state
+        .store
+        .workspace(ws)
+        .await?
+        .ok_or_else(AppError::not_found_workspace)?;
+    view(state, &row, auth.role())
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Member {
+    pub user_id: uuid::Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub joined_at: i64,
+}
+
+/// The members of the caller's workspace and their roles.
+pub async fn members(state: &AppState, auth: &impl InWorkspace) -> AppResult<Vec<Member>> {
+    let mut out = Vec::new();
+    for m in state.store.members(auth.workspace()).await? {
+        let Some(u) = state.store.user(m.user_id).await? else {
+            continue;
+        };
+        out.push(Member {
+            user_id: u.id.as_uuid(),
+            name: state.open_account_str(u.id, "name", &u.name_sealed)?,
+            email: state.open_account_str(u.id, "email", &u.email_sealed)?,
+            role: m.role.to_string(),
+            joined_at: m.joined_at,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    /// `owner`, `admin`, `member` or `viewer`.
+    pub role: String,
+}
+
+pub fn parse_role(field: &str, raw: &str) -> AppResult<Role> {
+    raw.parse().map_err(|e: String| {
+        AppError::new(ErrorCode::InvalidField, format!("field `{field}`: {e}"))
+    })
+}
+
+/// Only an owner may grant ownership or act on an owner; nobody grants more than they hold.
+fn check_grant(
+    actor_role: Role,
+    target_current: Option<Role>,
+    new_role: Option<Role>,
+) -> AppResult<()> {
+    let touches_owner = target_current == Some(Role::Owner) || new_role == Some(Role::Owner);
+    if (touches_owner && actor_role != Role::Owner)
+        || new_role.is_some_and(|r| !actor_role.at_least(r))
+    {
+        return Err(AppError::new(
+            ErrorCode::PermissionDenied,
+            format!("your role ({actor_role}) cannot grant or change this role"),
+        ));
+    }
+    Ok(())
+}
+
+fn role_change_result(outcome: RoleChange) -> AppResult<()> {
+    match outcome {
+        RoleChange::Applied => Ok(()),
+        RoleChange::LastOwner => Err(AppError::new(
+            ErrorCode::LastOwner,
+            "this is the workspace's last owner; make someone else owner first",
+        )),
+        RoleChange::Stale => Err(AppError::new(
+            ErrorCode::ConcurrentChange,
+            "the member's role changed while this request ran; reload and retry",
+        )),
+    }
+}
+
+async fn target_role(state: &AppState, ws: WorkspaceId, user: UserId) -> AppResult<Role> {
+    state.store.role_of(ws, user).await?.ok_or_else(|| {
+        AppError::new(
+            ErrorCode::MemberNotFound,
+            "no member with this id in the workspace",
+        )
+    })
+}
+
+/// Changes a member's role: nobody grants more than they hold, only an owner touches owners,
+/// and the last owner stays. Cached API keys of the workspace are forgotten. Audited.
+pub async fn set_role(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    user_id: UserId,
+    req: &RoleInput,
+) -> AppResult<()> {
+    let role = parse_role("role", &req.role)?;
+    let target = user_id;
+    let current = target_role(state, auth.workspace(), target).await?;
+    check_grant(auth.role(), Some(current), Some(role))?;
+    role_change_result(
+        state
+            .store
+            .set_role(auth.workspace(), target, current, role, now_millis())
+            .await?,
+    )?;
+    state.key_cache.forget_workspace(auth.workspace());
+    audit::workspace_event(
+        state,
+        client,
+        "member.role_changed",
+        auth,
+        Some(target),
+        json!({"from": current, "to": role}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes a member (the same rules as a role change). Audited.
+pub async fn remove_member(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    user_id: UserId,
+) -> AppResult<()> {
+    let target = user_id;
+    let current = target_role(state, auth.workspace(), target).await?;
+    check_grant(auth.role(), Some(current), None)?;
+    role_change_result(
+        state
+            .store
+            .remove_member(auth.workspace(), target, current, now_millis())
+            .await?,
+    )?;
+    state.key_cache.forget_workspace(auth.workspace());
+    audit::workspace_event(
+        state,
+        client,
+        "member.removed",
+        auth,
+        Some(target),
+        json!({"role": current}),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InviteInput {
+    pub email: String,
+    pub role: String,
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invitation {
+    pub id: uuid::Uuid,
+    pub role: String,
+    pub expires_at: i64,
+    /// Shown once (it is also emailed): only the invited address can accept it.
+    pub accept_token: String,
+}
+
+/// Invites someone by email to the caller's workspace, with a role at most the caller's; the
+/// invitation is mailed (its link single-use and expiring in 7 days) and its token answered
+/// once. Audited.
+pub async fn invite(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    req: &InviteInput,
+) -> AppResult<Invitation> {
+    let email = EmailAddress::parse("email", &req.email)?;
+    let role = parse_role("role", &req.role)?;
+    check_grant(auth.role(), None, Some(role))?;
+    let token = random_token();
+    let now = now_millis();
+    let row = InviteRow {
+        id: InviteId::new(),
+        workspace_id: auth.workspace(),
+        token_hash: token_hash(&token),
+        email_index: state.email_index(&email.normalized())?,
+        role,
+        invited_by: auth.actor().user_id(),
+        expires_at: now + INVITE_TTL_MS,
+    };
+    state.store.create_invite(&row, now).await?;
+    let ws = state
+        .store
+        .workspace(auth.workspace())
+        .await?
+        .ok_or_else(AppError::not_found_workspace)?;
+    let ws_name = state.open_workspace(ws.id, &ws.id.to_string(), "name", &ws.name_sealed)?;
+    let link = crate::accounts::link(state, "/invites/accept", &token);
+    mail::enqueue(state, Mail {
+        kind: "invite".into(),
+        to: email.as_str().into(),
+        subject: format!("You are invited to {ws_name} on Meshwork"),
+        body: format!("You have been invited to join {ws_name} as {role}.\n\nAccept here (sign in or sign up with this email address first):\n\n{link}\n\nThe invitation expires in 7 days."),
+    })
+    .await?;
+    audit::workspace_event(
+        state,
+        client,
+        "member.invited",
+        auth,
+        None,
+        json!({"role": role}),
+    )
+    .await?;
+    Ok(Invitation {
+        id: row.id.as_uuid(),
+        role: role.to_string(),
+        expires_at: row.expires_at,
+        accept_token: token,
+    })
+}
+
+/// Withdraws an invitation not accepted yet. Audited.
+pub async fn revoke_invite(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    invite_id: uuid::Uuid,
+) -> AppResult<()> {
+    if !state
+        .store
+        .revoke_invite(auth.workspace(), InviteId(invite_id), now_millis())
+        .await?
+    {
+        return Err(AppError::new(
+            ErrorCode::InviteNotFound,
+            "no pending invitation with this id in the workspace",
+        ));
+    }
+    audit::workspace_event(
+        state,
+        client,
+        "member.invite_revoked",
+        auth,
+        None,
+        json!({"invite_id": invite_id}),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKey {
+    pub id: uuid::Uuid,
+    pub name: String,
+    /// The key's first characters, to tell keys apart.
+    pub prefix: String,
+    pub role: String,
+    pub created_by: uuid::Uuid,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub fn key_view(state: &AppState, k: &ApiKeyRow) -> AppResult<ApiKey> {
+    Ok(ApiKey {
+        id: k.id.as_uuid(),
+        name: state.open_workspace(k.workspace_id, &k.id.to_string(), "name", &k.name_sealed)?,
+        prefix: k.prefix.clone(),
+        role: k.role.to_string(),
+        created_by: k.created_by.as_uuid(),
+        created_at: k.created_at,
+        expires_at: k.expires_at,
+        revoked_at: k.revoked_at,
+    })
+}
+
+/// The caller's workspace's API keys (never their secrets).
+pub async fn list_keys(state: &AppState, auth: &impl InWorkspace) -> AppResult<Vec<ApiKey>> {
+    let keys = state.store.api_keys(auth.workspace()).await?;
+    keys.iter().map(|k| key_view(state, k)).collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyInput {
+    pub name: String,
+    /// The key's role, at most your own.
+    pub role: String,
+    /// Days until the key stops working (1 to 3650); none for no expiry.
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// The secret, shown this once: only its hash is stored.
+    pub secret: String,
+}
+
+/// Creates an API key with a role at most the caller's; the secret is answered this once and
+/// stored only as its hash. Audited.
+pub async fn create_key(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    req: &ApiKeyInput,
+) -> AppResult<CreatedApiKey> {
+    let name = ProfileText::parse("name", &req.name)?;
+    if name.as_str().is_empty() {
+        return Err(AppError::new(
+            ErrorCode::InvalidField,
+            "field `name`: must not be empty",
+        ));
+    }
+    let role = parse_role("role", &req.role)?;
+    check_grant(auth.role(), None, Some(role))?;
+    let now = now_millis();
+    let expires_at = match req.expires_in_days {
+        None => None,
+        Some(d) if (1..=3650).contains(&d) => Some(now + d as i64 * 24 * 3600 * 1000),
+        Some(d) => {
+            return Err(AppError::new(
+                ErrorCode::InvalidField,
+                format!("field `expires_in_days`: must be 1 to 3650, got {d}"),
+            ))
+        }
+    };
+    let secret = format!("mwk_{}", random_token());
+    let id = ApiKeyId::new();
+    let row = ApiKeyRow {
+        id,
+        workspace_id: auth.workspace(),
+        key_hash: token_hash(&secret),
+        prefix: secret[..12].to_string(),
+        name_sealed: state.seal_workspace(
+            auth.workspace(),
+            &id.to_string(),
+            "name",
+            name.as_str(),
+        )?,
+        role,
+        created_by: auth.actor().user_id(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    state.store.create_api_key(&row, now).await?;
+    audit::workspace_event(
+        state,
+        client,
+        "api_key.created",
+        auth,
+        None,
+        json!({"key_id": id, "role": role, "expires_at": expires_at}),
+    )
+    .await?;
+    Ok(CreatedApiKey {
+        key: key_view(state, &row)?,
+        secret,
+    })
+}
+
+/// Revokes an API key; it stops working at once on this server (others within the cache
+/// window). Audited.
+pub async fn revoke_key(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    key_id: ApiKeyId,
+) -> AppResult<()> {
+    if !state
+        .store
+        .revoke_api_key(auth.workspace(), key_id, now_millis())
+        .await?
+    {
+        return Err(AppError::new(
+            ErrorCode::ApiKeyNotFound,
+            "no API key with this id in the workspace",
+        ));
+    }
+    state.key_cache.forget_workspace(auth.workspace());
+    audit::workspace_event(
+        state,
+        client,
+        "api_key.revoked",
+        auth,
+        None,
+        json!({"key_id": key_id}),
     )
     .await?;
     Ok(())

@@ -329,4 +329,7 @@ impl<P> meshwork_app::actor::InWorkspace for Authorized<P> {
     fn actor(&self) -> &Actor {
         &self.actor
     }
+    fn role(&self) -> Role {
+        self.role
+    }
 }
