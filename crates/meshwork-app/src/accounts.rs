@@ -10,8 +10,11 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use meshwork_domain::{EmailAddress, ErrorCode, Password, PersonName, ProfileText, UserId};
-use meshwork_store::{TokenRow, UserRow};
+use meshwork_domain::{
+    EmailAddress, ErrorCode, Password, PersonName, ProfileText, UserId, MAX_PICTURE_BYTES,
+};
+use meshwork_store::{PictureRow, ProfileUpdate, TokenRow, UserRow};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use totp_rs::{Algorithm, Secret, TOTP};
 
@@ -711,6 +714,261 @@ pub async fn totp_disable(
     state.store.set_totp_secret(u.id, None).await?;
     audit::account_event(state, client, "mfa.disabled", u.id, json!({})).await?;
     Ok(())
+}
+
+// --- the profile, its picture and the password ----------------------------------------------------
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkspaceMembership {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub role: String,
+}
+
+/// Everything Meshwork stores about you (pm09), except secrets, which are never shown.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Profile {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub company: String,
+    pub job_title: String,
+    pub has_picture: bool,
+    pub mfa_enabled: bool,
+    pub recovery_codes_left: i64,
+    /// When you confirmed being 16 or over (Unix ms).
+    pub age_confirmed_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub workspaces: Vec<WorkspaceMembership>,
+}
+
+/// Everything stored about `user` (pm09), except secrets, which are never shown.
+pub async fn profile(state: &AppState, user: UserId) -> AppResult<Profile> {
+    let u = load_user(state, user).await?;
+    let mut workspaces = Vec::new();
+    for (ws, role) in state.store.workspaces_of(u.id).await? {
+        if !state.workspace_readable(ws.id) {
+            continue;
+        }
+        let name = state.open_workspace(ws.id, &ws.id.to_string(), "name", &ws.name_sealed)?;
+        workspaces.push(WorkspaceMembership {
+            id: ws.id.as_uuid(),
+            name,
+            role: role.to_string(),
+        });
+    }
+    Ok(Profile {
+        id: u.id.as_uuid(),
+        name: state.open_account_str(u.id, "name", &u.name_sealed)?,
+        email: state.open_account_str(u.id, "email", &u.email_sealed)?,
+        email_verified: u.email_verified,
+        company: state.open_account_str(u.id, "company", &u.company_sealed)?,
+        job_title: state.open_account_str(u.id, "job_title", &u.job_title_sealed)?,
+        has_picture: state.store.picture(u.id).await?.is_some(),
+        mfa_enabled: u.totp_enabled,
+        recovery_codes_left: state.store.recovery_codes_left(u.id).await?,
+        age_confirmed_at: u.age_confirmed_at,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        workspaces,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub name: Option<String>,
+    /// Changing the email needs `current_password`, and the new address must be verified.
+    pub email: Option<String>,
+    /// Your password: required when `email` changes (a stolen session alone cannot move the
+    /// account to another address).
+    pub current_password: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+}
+
+/// Edits a profile; fields left out stay. A new email needs the current password, is verified
+/// again (a mail with a link), and voids links sent to the old address. Audited.
+pub async fn update_profile(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    req: &ProfilePatch,
+) -> AppResult<()> {
+    let u = load_user(state, user).await?;
+    let id = u.id;
+    // Validate everything before writing anything.
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| PersonName::parse("name", n))
+        .transpose()?;
+    let email = req
+        .email
+        .as_deref()
+        .map(|e| EmailAddress::parse("email", e))
+        .transpose()?;
+    let company = req
+        .company
+        .as_deref()
+        .map(|c| ProfileText::parse("company", c))
+        .transpose()?;
+    let job_title = req
+        .job_title
+        .as_deref()
+        .map(|j| ProfileText::parse("job_title", j))
+        .transpose()?;
+    let old_email = state.open_account_str(id, "email", &u.email_sealed)?;
+    let email_changed = email
+        .as_ref()
+        .is_some_and(|e| e.normalized() != old_email.to_lowercase());
+    if email_changed {
+        let Some(password) = req.current_password.clone() else {
+            return Err(AppError::new(
+                ErrorCode::InvalidCredentials,
+                "field `current_password`: your password is needed to change your email",
+            ));
+        };
+        require_password(&u, password, "current_password").await?;
+    }
+    let update = ProfileUpdate {
+        email_index: match &email {
+            Some(e) => state.email_index(&e.normalized())?,
+            None => u.email_index,
+        },
+        email_sealed: match &email {
+            Some(e) => state.seal_account(id, "email", e.as_str().as_bytes())?,
+            None => u.email_sealed.clone(),
+        },
+        name_sealed: match &name {
+            Some(n) => state.seal_account(id, "name", n.as_str().as_bytes())?,
+            None => u.name_sealed.clone(),
+        },
+        company_sealed: match &company {
+            Some(c) => state.seal_account(id, "company", c.as_str().as_bytes())?,
+            None => u.company_sealed.clone(),
+        },
+        job_title_sealed: match &job_title {
+            Some(j) => state.seal_account(id, "job_title", j.as_str().as_bytes())?,
+            None => u.job_title_sealed.clone(),
+        },
+        email_verified: u.email_verified && !email_changed,
+    };
+    if email_changed {
+        // Links sent to the old address must not verify or reset the new one: void them first.
+        state.store.delete_user_tokens(id).await?;
+    }
+    state
+        .store
+        .update_profile(id, &update, now_millis())
+        .await?;
+    audit::account_event(
+        state,
+        client,
+        "account.profile_updated",
+        id,
+        json!({"email_changed": email_changed}),
+    )
+    .await?;
+    if let (true, Some(e)) = (email_changed, &email) {
+        send_verification(state, id, e.as_str()).await?;
+    }
+    Ok(())
+}
+
+fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// Sets the profile picture (PNG, JPEG, GIF or WebP, up to 2 MiB), sealed.
+pub async fn set_picture(state: &AppState, user: UserId, body: &[u8]) -> AppResult<()> {
+    if body.len() > MAX_PICTURE_BYTES {
+        return Err(AppError::new(
+            ErrorCode::PayloadTooLarge,
+            "the picture is larger than 2 MiB",
+        ));
+    }
+    let Some(content_type) = sniff_image(body) else {
+        return Err(AppError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the picture must be a PNG, JPEG, GIF or WebP image",
+        ));
+    };
+    let data_sealed = state.seal_account(user, "picture", body)?;
+    state
+        .store
+        .set_picture(
+            user,
+            Some(&PictureRow {
+                content_type: content_type.into(),
+                data_sealed,
+            }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The profile picture: its content type and bytes.
+pub async fn picture(state: &AppState, user: UserId) -> AppResult<(String, Vec<u8>)> {
+    let Some(p) = state.store.picture(user).await? else {
+        return Err(AppError::new(
+            ErrorCode::PictureNotFound,
+            "no profile picture is set",
+        ));
+    };
+    let bytes = state.open_account(user, "picture", &p.data_sealed)?;
+    Ok((p.content_type, bytes))
+}
+
+/// Changes the password (the current one is checked); every session is signed out. Audited.
+pub async fn change_password(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    current_password: String,
+    new_password: &str,
+) -> AppResult<()> {
+    let u = load_user(state, user).await?;
+    let email = EmailAddress::parse(
+        "email",
+        &state.open_account_str(u.id, "email", &u.email_sealed)?,
+    )?;
+    let new = Password::parse("new_password", new_password, Some(&email))?;
+    require_password(&u, current_password, "current_password").await?;
+    let hash = hash_password(new.dangerously_as_str().to_string()).await?;
+    state
+        .store
+        .set_password_hash(u.id, &hash, now_millis())
+        .await?;
+    state.store.delete_user_sessions(u.id).await?;
+    audit::account_event(state, client, "account.password_changed", u.id, json!({})).await?;
+    Ok(())
+}
+
+/// Signs out one session. Audited.
+pub async fn sign_out(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    session_hash: &[u8; 32],
+) -> AppResult<()> {
+    state.store.delete_session(session_hash).await?;
+    audit::account_event(state, client, "logout", user, json!({})).await
 }
 
 #[cfg(test)]

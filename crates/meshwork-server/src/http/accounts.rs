@@ -7,15 +7,12 @@ use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query, RawBody};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use meshwork_app::accounts::{self, hash_password};
+use meshwork_app::accounts::{self};
 use meshwork_app::audit;
 use meshwork_app::state::{now_millis, random_token, token_hash, AppState};
-use meshwork_domain::{
-    EmailAddress, ErrorCode, Password, PersonName, ProfileText, UserId, MAX_PICTURE_BYTES,
-};
-use meshwork_store::{AuditScope, PictureRow, ProfileUpdate, SessionRow};
+use meshwork_domain::{EmailAddress, ErrorCode, UserId};
+use meshwork_store::{AuditScope, SessionRow};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -137,38 +134,18 @@ pub async fn logout(
     user: SessionUser,
     Client(client): Client,
 ) -> ApiResult<Response> {
-    state.store.delete_session(&user.session_hash).await?;
-    audit::account_event(&state, &client, "logout", user.id, json!({})).await?;
+    accounts::sign_out(&state, &client, user.id, &user.session_hash).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, session_cookie("", 0));
     Ok(resp)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WorkspaceMembership {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub role: String,
-}
-
 /// Everything Meshwork stores about you (pm09), except secrets, which are never shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub company: String,
-    pub job_title: String,
-    pub has_picture: bool,
-    pub mfa_enabled: bool,
-    pub recovery_codes_left: i64,
-    /// When you confirmed being 16 or over (Unix ms).
-    pub age_confirmed_at: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub workspaces: Vec<WorkspaceMembership>,
+    #[serde(flatten)]
+    pub profile: accounts::Profile,
     /// Send as `X-CSRF-Token` with state-changing requests.
     pub csrf_token: String,
 }
@@ -177,152 +154,23 @@ pub struct Me {
 #[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("session" = [])),
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, user: SessionUser) -> ApiResult<Json<Me>> {
-    let u = accounts::load_user(&state, user.id).await?;
-    let mut workspaces = Vec::new();
-    for (ws, role) in state.store.workspaces_of(u.id).await? {
-        if !state.workspace_readable(ws.id) {
-            continue;
-        }
-        let name = state.open_workspace(ws.id, &ws.id.to_string(), "name", &ws.name_sealed)?;
-        workspaces.push(WorkspaceMembership {
-            id: ws.id.as_uuid(),
-            name,
-            role: role.to_string(),
-        });
-    }
     Ok(Json(Me {
-        id: u.id.as_uuid(),
-        name: state.open_account_str(u.id, "name", &u.name_sealed)?,
-        email: state.open_account_str(u.id, "email", &u.email_sealed)?,
-        email_verified: u.email_verified,
-        company: state.open_account_str(u.id, "company", &u.company_sealed)?,
-        job_title: state.open_account_str(u.id, "job_title", &u.job_title_sealed)?,
-        has_picture: state.store.picture(u.id).await?.is_some(),
-        mfa_enabled: u.totp_enabled,
-        recovery_codes_left: state.store.recovery_codes_left(u.id).await?,
-        age_confirmed_at: u.age_confirmed_at,
-        created_at: u.created_at,
-        updated_at: u.updated_at,
-        workspaces,
+        profile: accounts::profile(&state, user.id).await?,
         csrf_token: csrf_token(&state, &user.session_hash)?,
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfilePatch {
-    pub name: Option<String>,
-    /// Changing the email needs `current_password`, and the new address must be verified.
-    pub email: Option<String>,
-    /// Your password: required when `email` changes (a stolen session alone cannot move the
-    /// account to another address).
-    pub current_password: Option<String>,
-    pub company: Option<String>,
-    pub job_title: Option<String>,
-}
-
 /// Edit your profile; fields left out stay as they are.
-#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", security(("session" = [])), request_body = ProfilePatch,
+#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", security(("session" = [])), request_body = accounts::ProfilePatch,
     responses((status = 200, body = Me), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_me(
     State(state): State<AppState>,
     user: SessionUser,
     Client(client): Client,
-    Json(req): Json<ProfilePatch>,
+    Json(req): Json<accounts::ProfilePatch>,
 ) -> ApiResult<Json<Me>> {
-    let u = accounts::load_user(&state, user.id).await?;
-    let id = u.id;
-    // Validate everything before writing anything.
-    let name = req
-        .name
-        .as_deref()
-        .map(|n| PersonName::parse("name", n))
-        .transpose()?;
-    let email = req
-        .email
-        .as_deref()
-        .map(|e| EmailAddress::parse("email", e))
-        .transpose()?;
-    let company = req
-        .company
-        .as_deref()
-        .map(|c| ProfileText::parse("company", c))
-        .transpose()?;
-    let job_title = req
-        .job_title
-        .as_deref()
-        .map(|j| ProfileText::parse("job_title", j))
-        .transpose()?;
-    let old_email = state.open_account_str(id, "email", &u.email_sealed)?;
-    let email_changed = email
-        .as_ref()
-        .is_some_and(|e| e.normalized() != old_email.to_lowercase());
-    if email_changed {
-        let Some(password) = req.current_password.clone() else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidCredentials,
-                "field `current_password`: your password is needed to change your email",
-            ));
-        };
-        accounts::require_password(&u, password, "current_password").await?;
-    }
-    let update = ProfileUpdate {
-        email_index: match &email {
-            Some(e) => state.email_index(&e.normalized())?,
-            None => u.email_index,
-        },
-        email_sealed: match &email {
-            Some(e) => state.seal_account(id, "email", e.as_str().as_bytes())?,
-            None => u.email_sealed.clone(),
-        },
-        name_sealed: match &name {
-            Some(n) => state.seal_account(id, "name", n.as_str().as_bytes())?,
-            None => u.name_sealed.clone(),
-        },
-        company_sealed: match &company {
-            Some(c) => state.seal_account(id, "company", c.as_str().as_bytes())?,
-            None => u.company_sealed.clone(),
-        },
-        job_title_sealed: match &job_title {
-            Some(j) => state.seal_account(id, "job_title", j.as_str().as_bytes())?,
-            None => u.job_title_sealed.clone(),
-        },
-        email_verified: u.email_verified && !email_changed,
-    };
-    if email_changed {
-        // Links sent to the old address must not verify or reset the new one: void them first.
-        state.store.delete_user_tokens(id).await?;
-    }
-    state
-        .store
-        .update_profile(id, &update, now_millis())
-        .await?;
-    audit::account_event(
-        &state,
-        &client,
-        "account.profile_updated",
-        id,
-        json!({"email_changed": email_changed}),
-    )
-    .await?;
-    if let (true, Some(e)) = (email_changed, &email) {
-        accounts::send_verification(&state, id, e.as_str()).await?;
-    }
+    accounts::update_profile(&state, &client, user.id, &req).await?;
     me(State(state), user).await
-}
-
-fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("image/jpeg")
-    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
-        Some("image/gif")
-    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some("image/webp")
-    } else {
-        None
-    }
 }
 
 /// Upload your profile picture (PNG, JPEG, GIF or WebP, up to 2 MiB), stored encrypted.
@@ -334,29 +182,7 @@ pub async fn put_picture(
     user: SessionUser,
     RawBody(body): RawBody,
 ) -> ApiResult<StatusCode> {
-    if body.len() > MAX_PICTURE_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "the picture is larger than 2 MiB",
-        ));
-    }
-    let Some(content_type) = sniff_image(&body) else {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "the picture must be a PNG, JPEG, GIF or WebP image",
-        ));
-    };
-    let data_sealed = state.seal_account(user.id, "picture", &body)?;
-    state
-        .store
-        .set_picture(
-            user.id,
-            Some(&PictureRow {
-                content_type: content_type.into(),
-                data_sealed,
-            }),
-        )
-        .await?;
+    accounts::set_picture(&state, user.id, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -364,17 +190,11 @@ pub async fn put_picture(
 #[utoipa::path(get, path = "/api/v1/me/picture", tag = "accounts", security(("session" = [])),
     responses((status = 200, content_type = "image/png", body = String), (status = 404, body = ErrorBody)))]
 pub async fn get_picture(State(state): State<AppState>, user: SessionUser) -> ApiResult<Response> {
-    let Some(p) = state.store.picture(user.id).await? else {
-        return Err(ApiError::new(
-            ErrorCode::PictureNotFound,
-            "no profile picture is set",
-        ));
-    };
-    let bytes = state.open_account(user.id, "picture", &p.data_sealed)?;
+    let (content_type, bytes) = accounts::picture(&state, user.id).await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&p.content_type).map_err(ApiError::internal)?,
+        HeaderValue::from_str(&content_type).map_err(ApiError::internal)?,
     );
     headers.insert(
         header::CACHE_CONTROL,
@@ -410,21 +230,15 @@ pub async fn change_password(
     Client(client): Client,
     Json(req): Json<PasswordChange>,
 ) -> ApiResult<Response> {
-    let u = accounts::load_user(&state, user.id).await?;
-    let email = EmailAddress::parse(
-        "email",
-        &state.open_account_str(u.id, "email", &u.email_sealed)?,
-    )?;
-    let new = Password::parse("new_password", &req.new_password, Some(&email))?;
-    accounts::require_password(&u, req.current_password, "current_password").await?;
-    let hash = hash_password(new.dangerously_as_str().to_string()).await?;
-    state
-        .store
-        .set_password_hash(u.id, &hash, now_millis())
-        .await?;
-    state.store.delete_user_sessions(u.id).await?;
-    audit::account_event(&state, &client, "account.password_changed", u.id, json!({})).await?;
-    start_session(&state, u.id, StatusCode::OK).await
+    accounts::change_password(
+        &state,
+        &client,
+        user.id,
+        req.current_password,
+        &req.new_password,
+    )
+    .await?;
+    start_session(&state, user.id, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
