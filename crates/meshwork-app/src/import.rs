@@ -1554,7 +1554,9 @@ pub mod background {
     pub async fn queue(state: &AppState, ws: WorkspaceId, job: JobId) -> AppResult<()> {
         let mut queued = NewJob::new(jobs::IMPORT, serde_json::json!({ "job": job.to_string() }))
             .in_workspace(ws);
-        queued.max_attempts = 1;
+        // Attempts count runs cut short (a server stopped mid-import, the next one resumes);
+        // an import that fails says so at once.
+        queued.max_attempts = 5;
         queued.unique_key = Some(format!("import:{job}"));
         jobs::enqueue(state, queued).await?;
         Ok(())
@@ -1590,6 +1592,32 @@ pub mod background {
             let _ = std::fs::remove_file(&spec.file);
         }
         result
+    }
+
+    /// The runner gave the import's job up (cancelled by an operator, or its runs kept
+    /// stopping): the import is marked failed with the reason and its upload deleted, so it is
+    /// neither left running nor resumed later.
+    pub async fn give_up(
+        state: &AppState,
+        ws: WorkspaceId,
+        input: &serde_json::Value,
+        reason: &str,
+    ) {
+        let Some(job) = input
+            .get("job")
+            .and_then(|v| v.as_str())
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .map(JobId)
+        else {
+            return;
+        };
+        let spec = job_state(state, ws, job).await.ok().map(|(_, s, _)| s);
+        if let Err(e) = fail(state, ws, job, reason).await {
+            tracing::warn!(%job, error = %e.message, "could not mark the import failed");
+        }
+        if let Some(spec) = spec.filter(|s| s.sealed_upload.is_some()) {
+            let _ = std::fs::remove_file(&spec.file);
+        }
     }
 
     async fn fail(state: &AppState, ws: WorkspaceId, job: JobId, why: &str) -> AppResult<()> {

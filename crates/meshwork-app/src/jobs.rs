@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 
 /// Sends one mail of the outbox (payload `{"mail": id}`).
 pub const MAIL_SEND: &str = "mail.send";
@@ -264,6 +264,7 @@ pub async fn cancel(state: &AppState, id: uuid::Uuid) -> AppResult<JobView> {
             ),
         ));
     }
+    after_failure(state, id).await;
     show(state, id).await
 }
 
@@ -324,14 +325,36 @@ pub struct Runner {
     /// `Some(grace)` asks the runner to stop.
     stop: watch::Sender<Option<Duration>>,
     task: tokio::task::JoinHandle<()>,
+    /// On SQLite, the lock that makes this the database's only runner (held while it runs).
+    _sqlite_lock: Option<std::fs::File>,
 }
 
 impl Runner {
     /// Starts the runner: it claims jobs of the kinds this server can run (mail only with an SMTP
     /// server configured) and schedules the periodic jobs.
     pub async fn start(state: &AppState) -> AppResult<Runner> {
-        if state.store.backend() == meshwork_store::Backend::Sqlite {
-            // One process owns a SQLite database: a lease still held is a crashed run's.
+        let mut sqlite_lock = None;
+        if let Some(db) = crate::sqlite_path(&state.config) {
+            // One server runs jobs on a SQLite database, and holds this lock while it does; a
+            // lease still held in it is then a stopped server's, taken over at once.
+            let path = db.with_extension("db-runner.lock");
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| AppError::internal(format!("opening {}: {e}", path.display())))?;
+            if file.try_lock().is_err() {
+                return Err(AppError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "another meshwork serve runs on the SQLite database {} (it holds {}); stop it first, or use PostgreSQL for several servers",
+                        db.display(),
+                        path.display()
+                    ),
+                ));
+            }
+            sqlite_lock = Some(file);
             let n = state.store.expire_job_leases(now_millis()).await?;
             if n > 0 {
                 tracing::info!(jobs = n, "taking over jobs a stopped server was running");
@@ -339,7 +362,11 @@ impl Runner {
         }
         let (stop, stopped) = watch::channel(None);
         let task = tokio::spawn(run_loop(state.clone(), stopped));
-        Ok(Runner { stop, task })
+        Ok(Runner {
+            stop,
+            task,
+            _sqlite_lock: sqlite_lock,
+        })
     }
 
     /// Stops claiming, lets running jobs finish for up to `grace`, and puts back the rest.
@@ -364,24 +391,32 @@ fn kinds(state: &AppState) -> Vec<&'static str> {
     kinds
 }
 
+/// A job this runner is running: its claim (the lease holder it was claimed under, fresh for
+/// every claim, so a run is fenced from any later run of the same job) and its task.
+struct Held {
+    job: uuid::Uuid,
+    holder: String,
+}
+
 async fn run_loop(state: AppState, mut stopped: watch::Receiver<Option<Duration>>) {
-    let holder = state.runner_id.clone();
     let cfg = state.config.jobs.clone();
     let lease = Duration::from_secs(cfg.lease_seconds as u64);
     let kinds = kinds(&state);
     let mut running: JoinSet<()> = JoinSet::new();
-    let mut handles: HashMap<uuid::Uuid, AbortHandle> = HashMap::new();
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<uuid::Uuid>();
+    let mut held: HashMap<tokio::task::Id, Held> = HashMap::new();
     let mut scheduled: HashMap<&'static str, i64> = HashMap::new();
+    let mut claims: u64 = 0;
     loop {
-        while let Ok(id) = done_rx.try_recv() {
-            handles.remove(&id);
+        while let Some(done) = running.try_join_next_with_id() {
+            finished(&state, &mut held, done).await;
         }
-        while running.try_join_next().is_some() {}
         schedule_periodic(&state, &mut scheduled).await;
-        let free = cfg.concurrency as usize - handles.len().min(cfg.concurrency as usize);
+        fail_abandoned(&state, &kinds).await;
+        let free = (cfg.concurrency as usize).saturating_sub(held.len());
         if free > 0 {
             let now = now_millis();
+            claims += 1;
+            let holder = format!("{}/{claims}", state.runner_id);
             match state
                 .store
                 .claim_jobs(
@@ -397,12 +432,17 @@ async fn run_loop(state: AppState, mut stopped: watch::Receiver<Option<Duration>
                     for job in jobs {
                         let id = job.id;
                         let state = state.clone();
-                        let done_tx = done_tx.clone();
-                        let h = running.spawn(async move {
-                            work(&state, job, lease).await;
-                            let _ = done_tx.send(id);
+                        let run_holder = holder.clone();
+                        let task = running.spawn(async move {
+                            work(&state, job, &run_holder, lease).await;
                         });
-                        handles.insert(id, h);
+                        held.insert(
+                            task.id(),
+                            Held {
+                                job: id,
+                                holder: holder.clone(),
+                            },
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not claim jobs"),
@@ -412,31 +452,135 @@ async fn run_loop(state: AppState, mut stopped: watch::Receiver<Option<Duration>
         tokio::select! {
             _ = stopped.changed() => break,
             _ = state.jobs_wake.notified() => {}
-            Some(id) = done_rx.recv() => { handles.remove(&id); }
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                finished(&state, &mut held, done).await;
+            }
             _ = tokio::time::sleep(poll) => {}
         }
     }
-    // Shutdown: finish within the grace period, then put back what is left.
+    // Shutdown: finish within the grace period, then put back what is left, once its task has
+    // really stopped (an abort takes effect at the task's next await).
     let grace = stopped.borrow().unwrap_or_default();
     let _ = tokio::time::timeout(grace, async {
-        while running.join_next().await.is_some() {}
+        while let Some(done) = running.join_next_with_id().await {
+            finished(&state, &mut held, done).await;
+        }
     })
     .await;
-    while let Ok(id) = done_rx.try_recv() {
-        handles.remove(&id);
-    }
     running.abort_all();
-    for (id, _) in handles {
-        match state
-            .store
-            .end_job_run(id, &holder, &JobOutcome::Released, now_millis())
-            .await
-        {
-            Ok(_) => tracing::info!(job = %id, "put a running job back for another run"),
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, "could not put a job back; its lease will expire")
+    while let Some(done) = running.join_next_with_id().await {
+        if let Err(e) = &done {
+            if e.is_cancelled() {
+                if let Some(h) = held.remove(&e.id()) {
+                    release(&state, &h).await;
+                }
+                continue;
             }
         }
+        finished(&state, &mut held, done).await;
+    }
+    for (_, h) in held {
+        release(&state, &h).await;
+    }
+}
+
+async fn release(state: &AppState, h: &Held) {
+    match state
+        .store
+        .end_job_run(h.job, &h.holder, &JobOutcome::Released, now_millis())
+        .await
+    {
+        Ok(_) => tracing::info!(job = %h.job, "put a running job back for another run"),
+        Err(e) => {
+            tracing::warn!(job = %h.job, error = %e, "could not put a job back; its lease will expire")
+        }
+    }
+}
+
+/// A task ended: its slot is free. A task that panicked fails its job for good, with the
+/// reason (a panic would only repeat).
+async fn finished(
+    state: &AppState,
+    held: &mut HashMap<tokio::task::Id, Held>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let id = match &done {
+        Ok((id, ())) => *id,
+        Err(e) => e.id(),
+    };
+    let Some(h) = held.remove(&id) else {
+        return;
+    };
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(job = %h.job, "a job panicked; it is failed and will not run again");
+            let why = seal_reason(
+                state,
+                h.job,
+                "the job stopped with an internal error (a panic); the server log has the details",
+            );
+            if let Err(e) = state
+                .store
+                .end_job_run(h.job, &h.holder, &JobOutcome::Failed(why), now_millis())
+                .await
+            {
+                tracing::warn!(job = %h.job, error = %e, "could not record a job's failure");
+            }
+            after_failure(state, h.job).await;
+        }
+    }
+}
+
+/// Jobs whose runners stopped (their leases expired) as often as they may run fail for good
+/// instead of being taken over once more: a job that kills its server must not loop.
+async fn fail_abandoned(state: &AppState, kinds: &[&str]) {
+    let now = now_millis();
+    let Ok(jobs) = state.store.abandoned_jobs(kinds, now).await else {
+        return;
+    };
+    for job in jobs {
+        let why = seal_reason(
+            state,
+            job.id,
+            &format!(
+                "its server stopped while running it, {} times; it is not started again",
+                job.attempts
+            ),
+        );
+        match state.store.fail_abandoned_job(job.id, &why, now).await {
+            Ok(true) => {
+                tracing::warn!(job = %job.id, kind = %job.kind, "a job whose runs kept stopping is failed");
+                after_failure(state, job.id).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job = %job.id, error = %e, "could not fail an abandoned job"),
+        }
+    }
+}
+
+/// What a kind does when its job ends without success for good (failed or cancelled): an
+/// import is marked failed and its upload deleted, so it is neither stuck as running nor
+/// resumed later.
+async fn after_failure(state: &AppState, id: uuid::Uuid) {
+    let Ok(Some(job)) = state.store.queued_job(id).await else {
+        return;
+    };
+    if job.kind == IMPORT {
+        if let (Some(ws), Ok(input)) = (job.workspace_id, payload(state, &job)) {
+            let reason = match job.state.as_str() {
+                "cancelled" => "it was cancelled by an operator",
+                _ => "its runs kept stopping",
+            };
+            crate::import::background::give_up(state, ws, &input, reason).await;
+        }
+    }
+}
+
+/// A failure reason, sealed with the account key (bound to the job).
+fn seal_reason(state: &AppState, id: uuid::Uuid, why: &str) -> Vec<u8> {
+    match state.account_key() {
+        Ok(key) => key.seal(aad(&id.to_string(), "error"), why.as_bytes()),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -466,37 +610,37 @@ async fn schedule_periodic(state: &AppState, scheduled: &mut HashMap<&'static st
 }
 
 /// Runs a claimed job while renewing its lease, and records the outcome. A lost lease (the job
-/// was cancelled, or taken over after this server stalled past its lease) stops the work.
-async fn work(state: &AppState, job: QueuedJobRow, lease: Duration) {
-    let holder = state.runner_id.as_str();
+/// was cancelled, retried, or taken over) stops the work; so does a lease this runner can no
+/// longer confirm (the store unreachable) before it would expire, since another server may then
+/// take the job over.
+async fn work(state: &AppState, job: QueuedJobRow, holder: &str, lease: Duration) {
     let id = job.id;
     let renew = async {
+        let mut confirmed_until = job.lease_until.unwrap_or_else(now_millis);
+        let tick = lease / 3;
         loop {
-            tokio::time::sleep(lease / 3).await;
+            tokio::time::sleep(tick).await;
             let until = now_millis() + lease.as_millis() as Millis;
             match state.store.renew_job_lease(id, holder, until).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => tracing::warn!(job = %id, error = %e, "could not renew a job's lease"),
+                Ok(true) => confirmed_until = until,
+                Ok(false) => return "it was cancelled, retried or taken over",
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "could not renew a job's lease");
+                    if now_millis() + tick.as_millis() as Millis >= confirmed_until {
+                        return "its lease could not be renewed before it expired";
+                    }
+                }
             }
         }
     };
     let result = tokio::select! {
         r = run_one(state, &job) => r,
-        _ = renew => {
-            tracing::warn!(job = %id, kind = %job.kind, "a job stopped: it was cancelled or another server took it over");
+        why = renew => {
+            tracing::warn!(job = %id, kind = %job.kind, why, "a job stopped");
             return;
         }
     };
     let now = now_millis();
-    // Reasons are sealed with the account key, not the workspace's: a job failing because its
-    // workspace key is gone must still be able to say so.
-    let seal = |why: &str| -> Vec<u8> {
-        match state.account_key() {
-            Ok(key) => key.seal(aad(&id.to_string(), "error"), why.as_bytes()),
-            Err(_) => Vec::new(),
-        }
-    };
     let outcome = match &result {
         Ok(()) => JobOutcome::Done,
         Err(Failure::Temporary(why)) => {
@@ -506,15 +650,26 @@ async fn work(state: &AppState, job: QueuedJobRow, lease: Duration) {
             } else {
                 tracing::info!(job = %id, kind = %job.kind, attempts = job.attempts, retry_in_s = delay.as_secs(), "a job failed; it will be retried");
             }
-            JobOutcome::RetryAt(now + delay.as_millis() as Millis, seal(why))
+            // Reasons are sealed with the account key, not the workspace's: a job failing
+            // because its workspace key is gone must still be able to say so.
+            JobOutcome::RetryAt(
+                now + delay.as_millis() as Millis,
+                seal_reason(state, id, why),
+            )
         }
         Err(Failure::Permanent(why)) => {
             tracing::warn!(job = %id, kind = %job.kind, "a job failed for good");
-            JobOutcome::Failed(seal(why))
+            JobOutcome::Failed(seal_reason(state, id, why))
         }
     };
     match state.store.end_job_run(id, holder, &outcome, now).await {
-        Ok(true) => {}
+        Ok(true) => {
+            let ended_badly = matches!(outcome, JobOutcome::Failed(_))
+                || (matches!(outcome, JobOutcome::RetryAt(..)) && job.attempts >= job.max_attempts);
+            if ended_badly {
+                after_failure(state, id).await;
+            }
+        }
         Ok(false) => {
             tracing::warn!(job = %id, "a job ended after it was cancelled or taken over; its outcome was not recorded")
         }

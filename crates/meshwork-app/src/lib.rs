@@ -59,17 +59,27 @@ pub async fn open_state(
     AppState::new(store, Arc::new(keyring), config, peers)
 }
 
-/// Picks the backend from the URL scheme.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// The SQLite database file `config` names, or `None` for PostgreSQL.
+pub fn sqlite_path(config: &Config) -> Option<std::path::PathBuf> {
     let url = config.database_url.as_str();
-    if url.is_empty() || url.starts_with("sqlite:") {
-        let path = match url
+    if !(url.is_empty() || url.starts_with("sqlite:")) {
+        return None;
+    }
+    Some(
+        match url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         {
             Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
             _ => config.data_dir.join("meshwork.db"),
-        };
+        },
+    )
+}
+
+/// Picks the backend from the URL scheme.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url.as_str();
+    if let Some(path) = sqlite_path(config) {
         Ok(Arc::new(
             meshwork_store_sqlite::SqliteStore::open(&path).await?,
         ))

@@ -5,14 +5,16 @@
 //!
 //! - No SMTP server configured: the runner does not take mail jobs; mail waits, and is sent once
 //!   a server is configured and Meshwork restarted.
-//! - A temporary failure (refused connection, timeout, TLS or credentials refused, a 4xx answer)
-//!   is retried with the runner's backoff; a permanent rejection (5xx) fails that mail with the
-//!   server's answer and is never retried; an address with non-ASCII characters goes out with
-//!   SMTPUTF8 when the server offers it, else fails.
-//! - The window for a duplicate: a server killed after the SMTP server accepted a mail and before
-//!   the outbox row was marked sent (one statement later) sends that one mail again when the job
-//!   is taken over. Nothing else is ever sent twice: a job finding its mail marked sent does
-//!   nothing.
+//! - A failure about the server or its setup (refused or slow connection, TLS, credentials,
+//!   relaying, 4xx) is retried with the runner's backoff; a refusal of this mail's recipient
+//!   (550 to 553, not a 5.7.x policy answer) fails that mail with the server's answer and is
+//!   never retried; an address with non-ASCII characters goes out with SMTPUTF8 when the server
+//!   offers it, else fails.
+//! - The window for a duplicate: a send cut short after the SMTP server took the message and
+//!   before it answered or the outbox row was marked sent (the server killed or stopped then, or
+//!   the answer later than the exchange's deadline) sends that one mail again when the job runs
+//!   again. A job finding its mail marked sent does nothing, and a mail the server accepted is
+//!   never retried because marking it failed.
 //! - Header values are built by lettre, which encodes them; subjects also lose control characters
 //!   first, so a name carrying CR/LF can never start a header of its own.
 
@@ -68,7 +70,7 @@ pub async fn enqueue(state: &AppState, mail: Mail) -> AppResult<()> {
 }
 
 /// Attempts at one mail before it fails for good: with the default backoff (30 s doubling to an
-/// hour) about eight hours of trying.
+/// hour) about five hours of trying.
 pub const MAIL_ATTEMPTS: i32 = 12;
 
 /// The unsent mail, opened.
@@ -200,17 +202,20 @@ pub fn message(from: &Mailbox, mail: &Mail, id: uuid::Uuid) -> Result<Message, F
         .map_err(|e| Failure::Permanent(format!("the mail cannot be built: {e}")))
 }
 
-/// Whether an SMTP failure is worth another attempt. Credentials and TLS refused are the
-/// operator's to fix, so they are retried (and reported) rather than losing the mail.
+/// Whether an SMTP failure is worth another attempt. Only what is about this mail fails it for
+/// good: a recipient refused with 550 to 553 (not a 5.7.x policy refusal), or an address the
+/// server cannot take without SMTPUTF8. Everything about the server or its setup (refused or
+/// slow connections, TLS, credentials, relaying, a 554 greeting, 4xx) is retried, so fixing the
+/// configuration lets the queued mail through instead of losing it.
 fn classify(e: lettre::transport::smtp::Error) -> Failure {
-    let auth = e
-        .status()
-        .is_some_and(|code| code.to_string().starts_with("53"));
-    if e.is_permanent() && !auth {
+    let text = e.to_string();
+    let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+    let about_this_mail = e.is_permanent()
+        && matches!(code.as_str(), "550" | "551" | "552" | "553")
+        && !text.contains(" 5.7.");
+    if about_this_mail {
         Failure::Permanent(format!("the SMTP server refused the mail: {e}"))
-    } else if e.is_client() {
-        // Raised by the client before sending, e.g. a non-ASCII address to a server without
-        // SMTPUTF8: another attempt would fail the same way.
+    } else if e.is_client() && (text.contains("SMTPUTF8") || text.contains("8BITMIME")) {
         Failure::Permanent(format!("the mail cannot be sent to this server: {e}"))
     } else {
         Failure::Temporary(format!("the SMTP server could not take the mail: {e}"))
@@ -250,11 +255,25 @@ pub async fn send_job(state: &AppState, input: &serde_json::Value) -> Result<(),
             )))
         }
     };
-    state
-        .store
-        .mark_mail_sent(id, now_millis())
-        .await
-        .map_err(AppError::from)?;
+    // The server has the mail: from here nothing may make the job send it again. Marking it
+    // is retried in place; if the store stays unreachable the job still ends done (a retry
+    // would send a duplicate), and the row stays unsent in the outbox until housekeeping.
+    let mut marked = false;
+    for attempt in 0..5u32 {
+        match state.store.mark_mail_sent(id, now_millis()).await {
+            Ok(()) => {
+                marked = true;
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(mail = %id, error = %e, attempt, "could not mark a sent mail");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    if !marked {
+        tracing::error!(mail = %id, "a mail was sent but could not be marked sent; it is not sent again");
+    }
     tracing::info!(mail = %id, kind = %mail.kind, "mail sent");
     Ok(())
 }

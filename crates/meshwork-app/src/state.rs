@@ -40,7 +40,8 @@ pub struct Inner {
     pub pseudonyms: crate::pseudonyms::Pseudonyms,
     /// The operator's SMTP server; `None` keeps mail queued.
     pub mailer: Option<crate::mail::Mailer>,
-    /// This process's name as a job runner (lease holder): host, process id and a random part.
+    /// This process's name as a job runner: its process id and a random part (each claim's lease
+    /// holder adds a claim number).
     pub runner_id: String,
     /// Wakes this process's job runner when it queues a job.
     pub jobs_wake: tokio::sync::Notify,

@@ -1043,7 +1043,7 @@ macro_rules! impl_sql_store {
                 let kind_params: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 5)).collect();
                 let sql = format!(
                     "UPDATE job_queue SET state = 'running', lease_holder = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-                     WHERE id IN (SELECT id FROM job_queue WHERE kind IN ({}) AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3)) \
+                     WHERE id IN (SELECT id FROM job_queue WHERE kind IN ({}) AND ((state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_until < $3 AND attempts < max_attempts)) \
                      ORDER BY run_at, id LIMIT $4{lock}) RETURNING {}",
                     kind_params.join(", "),
                     sql_store_rows::QUEUED_JOB_COLUMNS
@@ -1056,6 +1056,31 @@ macro_rules! impl_sql_store {
                     .iter().map(sql_store_rows::queued_job).collect::<meshwork_store::Result<Vec<_>>>()?;
                 jobs.sort_by(|a, b| (a.run_at, a.id).cmp(&(b.run_at, b.id)));
                 Ok(jobs)
+            }
+
+            async fn abandoned_jobs(&self, kinds: &[&str], now: meshwork_domain::Millis) -> meshwork_store::Result<Vec<meshwork_store::QueuedJobRow>> {
+                if kinds.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let kind_params: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 2)).collect();
+                let sql = format!(
+                    "SELECT {} FROM job_queue WHERE state = 'running' AND lease_until < $1 AND attempts >= max_attempts AND kind IN ({}) LIMIT 100",
+                    sql_store_rows::QUEUED_JOB_COLUMNS,
+                    kind_params.join(", ")
+                );
+                let mut q = $crate::sqlx::query(&sql).bind(now);
+                for k in kinds {
+                    q = q.bind(*k);
+                }
+                q.fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::queued_job).collect()
+            }
+
+            async fn fail_abandoned_job(&self, id: uuid::Uuid, error_sealed: &[u8], now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let done = $crate::sqlx::query("UPDATE job_queue SET state = 'failed', error_sealed = $2, lease_holder = NULL, lease_until = NULL, updated_at = $3 WHERE id = $1 AND state = 'running' AND lease_until < $3 AND attempts >= max_attempts")
+                    .bind(id.to_string()).bind(error_sealed).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn renew_job_lease(&self, id: uuid::Uuid, holder: &str, lease_until: meshwork_domain::Millis) -> meshwork_store::Result<bool> {

@@ -256,8 +256,8 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a mail and the job that sends it, in one transaction.
     async fn enqueue_mail_job(&self, mail: &MailRow, job: &QueuedJobRow) -> Result<()>;
     /// Claims up to `limit` jobs of `kinds` that are due (queued with `run_at <= now`, or running
-    /// under a lease that expired before `now`), oldest first: each becomes `running` under
-    /// `holder`'s lease until `lease_until`, its attempts counted. Jobs another runner is
+    /// under a lease that expired before `now` with attempts left), oldest first: each becomes
+    /// `running` under `holder`'s lease until `lease_until`, its attempts counted. Jobs another runner is
     /// claiming at the same moment are skipped, never claimed twice.
     async fn claim_jobs(
         &self,
@@ -267,6 +267,16 @@ pub trait Store: Send + Sync + 'static {
         lease_until: Millis,
         limit: i64,
     ) -> Result<Vec<QueuedJobRow>>;
+    /// Running jobs of `kinds` whose lease expired before `now` with their attempts used up:
+    /// their runners kept stopping (a crash each time), so they are not to be taken over again.
+    async fn abandoned_jobs(&self, kinds: &[&str], now: Millis) -> Result<Vec<QueuedJobRow>>;
+    /// Fails such a job with `error_sealed`; false when it is no longer one (renewed, ended).
+    async fn fail_abandoned_job(
+        &self,
+        id: uuid::Uuid,
+        error_sealed: &[u8],
+        now: Millis,
+    ) -> Result<bool>;
     /// Extends a lease; false when `holder` no longer holds the job (taken over or cancelled).
     async fn renew_job_lease(
         &self,

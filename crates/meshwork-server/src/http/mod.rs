@@ -245,7 +245,12 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path only: queries can carry single-use tokens (the links in mail).
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            },
+        ))
         .with_state(state);
     (router, doc)
 }

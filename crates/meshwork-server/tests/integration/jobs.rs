@@ -201,3 +201,87 @@ async fn owners_and_admins_see_a_workspaces_jobs(s: &mut TestServer) {
         .all(|j| j["workspace_id"] == ws.as_str()));
 }
 server_test!(owners_and_admins_see_a_workspaces_jobs);
+
+async fn a_job_whose_runs_keep_stopping_fails_instead_of_looping(s: &mut TestServer) {
+    // Held by a server that died, with no attempts left: not taken over again.
+    let mut job = NewJob::new(jobs::PRUNE, json!({}));
+    job.max_attempts = 2;
+    let id = uuid::Uuid::now_v7();
+    let mut row = jobs::row(s.state(), &job, id).unwrap();
+    row.state = "running".into();
+    row.attempts = 2;
+    row.lease_holder = Some("a-server-that-died".into());
+    row.lease_until = Some(now_millis() - 1);
+    assert!(s.state().store.enqueue_job(&row).await.unwrap());
+    s.state().jobs_wake.notify_one();
+    let failed = wait_state(s, id, "failed").await;
+    assert_eq!(failed.attempts, 2, "never run again");
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stopped while running it, 2 times"),
+        "{failed:?}"
+    );
+}
+server_test!(a_job_whose_runs_keep_stopping_fails_instead_of_looping);
+
+async fn cancelling_an_imports_job_ends_the_import(s: &mut TestServer) {
+    let owner = s.signup("Olive Owner", "olive@jobs.test").await;
+    let ws = WorkspaceId(s.create_workspace(&owner, "Sales").await.parse().unwrap());
+    let file = s.data_dir().join("contacts.csv");
+    std::fs::write(&file, "First Name,Email\nAda,ada@jobs.test\n").unwrap();
+    let spec = meshwork_app::import::ImportSpec {
+        file: file.clone(),
+        sha256: meshwork_app::import::sha256_file(&file).unwrap(),
+        kind: "contact".into(),
+        layout: "hubspot".into(),
+        mapping: None,
+        mode: meshwork_app::import::Mode::Upsert,
+        match_on: "email".into(),
+        default_owner: None,
+        default_tags: vec![],
+        error_csv: s.data_dir().join("errors.csv"),
+        sealed_upload: None,
+    };
+    let user = meshwork_domain::UserId(owner.user_id.parse().unwrap());
+    let import = meshwork_app::import::create_job(s.state(), ws, user, &spec)
+        .await
+        .unwrap();
+    // Its job, queued for later, is cancelled by an operator.
+    let mut job = NewJob::new(jobs::IMPORT, json!({"job": import.to_string()})).in_workspace(ws);
+    job.run_at = now_millis() + 3_600_000;
+    let id = jobs::enqueue(s.state(), job).await.unwrap().unwrap();
+    jobs::cancel(s.state(), id).await.unwrap();
+    let (row, _, progress) = meshwork_app::import::job_state(s.state(), ws, import)
+        .await
+        .unwrap();
+    assert_eq!(row.state, "failed");
+    assert!(
+        progress.errors[0]
+            .reason
+            .contains("cancelled by an operator"),
+        "{:?}",
+        progress.errors
+    );
+}
+server_test!(cancelling_an_imports_job_ends_the_import);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_one_sqlite_database_refuses_to_start() {
+    let mut s = TestServer::start(super::common::TestBackend::Sqlite)
+        .await
+        .unwrap();
+    let mut second = s.config.clone();
+    second.listen = "127.0.0.1:0".parse().unwrap();
+    let err = meshwork_server::start(second.clone()).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("another meshwork serve runs on the SQLite database"),
+        "{err:#}"
+    );
+    // Once the first stops, the database is free again.
+    s.stop().await;
+    let running = meshwork_server::start(second).await.unwrap();
+    running.stop().await.unwrap();
+}
