@@ -41,7 +41,22 @@ pub const PRUNE: &str = "jobs.prune";
 #[derive(Debug, Clone, Copy)]
 pub struct Periodic {
     pub kind: &'static str,
+    /// The period: every N seconds, or a day.
     pub every: Duration,
+    /// Where in each period it runs, from the Unix epoch's alignment: for a daily job, the time
+    /// of day (UTC).
+    pub at: Duration,
+}
+
+impl Periodic {
+    /// The period `now` falls in, and when its run is due (`due <= now < due + every`, and
+    /// `due` is `at` past a multiple of `every`).
+    pub fn period(&self, now: Millis) -> (i64, Millis) {
+        let every = (self.every.as_millis() as i64).max(1);
+        let at = self.at.as_millis() as i64 % every;
+        let period = (now - at).div_euclid(every);
+        (period, period * every + at)
+    }
 }
 
 /// The periodic jobs every server schedules.
@@ -49,6 +64,9 @@ pub fn periodic(config: &crate::config::JobsConfig) -> Vec<Periodic> {
     vec![Periodic {
         kind: PRUNE,
         every: Duration::from_secs(config.housekeeping_seconds as u64),
+        at: Duration::from_secs(
+            crate::config::time_of_day_seconds(&config.housekeeping_at).unwrap_or(0) as u64,
+        ),
     }]
 }
 
@@ -589,13 +607,12 @@ fn seal_reason(state: &AppState, id: uuid::Uuid, why: &str) -> Vec<u8> {
 async fn schedule_periodic(state: &AppState, scheduled: &mut HashMap<&'static str, i64>) {
     let now = now_millis();
     for p in periodic(&state.config.jobs) {
-        let every = p.every.as_millis() as i64;
-        let period = now / every;
+        let (period, due) = p.period(now);
         if scheduled.get(p.kind) == Some(&period) {
             continue;
         }
         let mut job = NewJob::new(p.kind, serde_json::json!({}));
-        job.run_at = period * every;
+        job.run_at = due;
         job.max_attempts = 3;
         job.unique_key = Some(format!("{}@{period}", p.kind));
         match enqueue(state, job).await {
@@ -675,6 +692,44 @@ async fn work(state: &AppState, job: QueuedJobRow, holder: &str, lease: Duration
         }
         Err(e) => {
             tracing::warn!(job = %id, error = %e, "could not record a job's outcome; it will run again")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_daily_job_at_a_time_of_day_runs_once_a_day_at_that_time() {
+        let daily = Periodic {
+            kind: PRUNE,
+            every: Duration::from_secs(86_400),
+            at: Duration::from_secs(3 * 3600 + 30 * 60),
+        };
+        let day = 86_400_000;
+        let at = (3 * 3600 + 30 * 60) * 1000;
+        // 02:00 on day 10: the run due is day 9's, at 03:30.
+        assert_eq!(daily.period(10 * day + 2 * 3600 * 1000), (9, 9 * day + at));
+        // 03:30 sharp on day 10: day 10's.
+        assert_eq!(daily.period(10 * day + at), (10, 10 * day + at));
+    }
+
+    proptest! {
+        #[test]
+        fn the_period_due_is_the_last_aligned_time_before_now(
+            now in 0i64..4_000_000_000_000,
+            every_s in 1u64..200_000,
+            at_s in 0u64..200_000,
+        ) {
+            let p = Periodic { kind: PRUNE, every: Duration::from_secs(every_s), at: Duration::from_secs(at_s) };
+            let (period, due) = p.period(now);
+            let every = every_s as i64 * 1000;
+            prop_assert!(due <= now && now < due + every);
+            prop_assert_eq!((due - (at_s as i64 * 1000) % every).rem_euclid(every), 0);
+            // The next millisecond after the period ends is the next period.
+            prop_assert_eq!(p.period(due + every).0, period + 1);
         }
     }
 }

@@ -129,6 +129,8 @@ pub struct JobsConfig {
     /// How often the housekeeping job (deleting finished jobs past `keep_days`) runs, once
     /// across all servers sharing the database.
     pub housekeeping_seconds: u32,
+    /// When in each period it runs: `HH:MM` UTC (a time of day for the daily default).
+    pub housekeeping_at: String,
 }
 
 impl Default for JobsConfig {
@@ -141,6 +143,7 @@ impl Default for JobsConfig {
             retry_max_seconds: 3600,
             keep_days: 7,
             housekeeping_seconds: 86400,
+            housekeeping_at: "03:30".into(),
         }
     }
 }
@@ -282,6 +285,8 @@ keep_days = 7
 # How often housekeeping (deleting finished jobs past keep_days) runs: once per period across all
 # servers sharing the database.
 housekeeping_seconds = 86400
+# When it runs: HH:MM, UTC (with the daily default, the time of day).
+housekeeping_at = "03:30"
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -420,6 +425,12 @@ impl Config {
                 ));
             }
         }
+        if time_of_day_seconds(&self.jobs.housekeeping_at).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "jobs.housekeeping_at is {:?}, expected a time of day as HH:MM (UTC)",
+                self.jobs.housekeeping_at
+            )));
+        }
         if self.jobs.concurrency == 0
             || self.jobs.lease_seconds < 3
             || self.jobs.poll_millis == 0
@@ -449,6 +460,13 @@ impl Config {
             PathBuf::from(&self.keyring_dir)
         }
     }
+}
+
+/// Seconds after midnight of a `HH:MM` time of day, or `None` when it is not one.
+pub fn time_of_day_seconds(text: &str) -> Option<u32> {
+    let (h, m) = text.trim().split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && text.trim().len() == 5).then_some(h * 3600 + m * 60)
 }
 
 /// Whether `host` names this machine's loopback interface.
