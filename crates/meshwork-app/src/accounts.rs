@@ -1,5 +1,6 @@
-//! Accounts: password hashing (argon2id), TOTP and recovery codes, and the services of email
-//! links (verification and password resets, single-use and expiring).
+//! Accounts: sign-up, sign-in (rate limit, lockout, second factor, new-device alerts) and
+//! sign-out; email links (verification and password resets, single-use and expiring); TOTP and
+//! recovery codes; the profile, its picture and password changes; password hashing (argon2id).
 
 use crate::actor::ClientInfo;
 use crate::audit::{self, Event};

@@ -1,6 +1,6 @@
 //! The CRM service: records of every kind, sealed per workspace, with dedup by blind index,
-//! links checked to exist, timelines, merge, bulk changes and export. HTTP handlers
-//! (`http::crm`), the importer (`import`) and the CLI all go through here, so a record is
+//! links checked to exist, timelines, merge and bulk changes (export is `crate::export`). The
+//! HTTP handlers, the importer (`import`) and the CLI all go through here, so a record is
 //! validated and sealed the same way whichever door it came in by.
 
 use crate::error::{AppError, AppResult};

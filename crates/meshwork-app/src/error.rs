@@ -68,6 +68,10 @@ impl From<meshwork_store::StoreError> for AppError {
                 ErrorCode::EmailTaken,
                 "field `email`: an account with this email already exists",
             ),
+            meshwork_store::StoreError::Conflict("jobs.state") => Self::new(
+                ErrorCode::ConcurrentChange,
+                "the import was ended meanwhile (cancelled, failed or reverted); nothing more was written",
+            ),
             meshwork_store::StoreError::Conflict("partnerships.pair") => Self::new(
                 ErrorCode::ConcurrentChange,
                 "a pending or active partnership with this workspace exists; revoke it first",

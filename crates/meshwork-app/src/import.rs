@@ -1531,10 +1531,11 @@ pub async fn revert(state: &AppState, ws: WorkspaceId, job_id: JobId) -> AppResu
     Ok(progress)
 }
 
-/// Imports uploaded through the API run here, in the background; each server resumes the
-/// unfinished ones at start-up (one server per store should, see docs/import.md).
+/// Files uploaded through the API: settings checked, the upload sealed, the import started.
 pub mod uploads;
 
+/// Imports of uploads run as jobs of the runner (`crate::jobs`), which resumes them on whichever
+/// server claims them after a stop.
 pub mod background {
     use super::*;
     use crate::jobs::{self, Failure, NewJob};

@@ -107,9 +107,11 @@ impl NewJob {
 /// How a run failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// Worth another attempt later (a server down, a timeout, a 4xx answer).
+    /// Worth another attempt later (a server down or misconfigured, a timeout, the store
+    /// failing).
     Temporary(String),
-    /// Another attempt would fail the same way (a 5xx answer, a payload that cannot be opened).
+    /// Another attempt would fail the same way (a recipient refused, a payload that cannot be
+    /// opened).
     Permanent(String),
 }
 

@@ -257,7 +257,7 @@ pub async fn send_job(state: &AppState, input: &serde_json::Value) -> Result<(),
     };
     // The server has the mail: from here nothing may make the job send it again. Marking it
     // is retried in place; if the store stays unreachable the job still ends done (a retry
-    // would send a duplicate), and the row stays unsent in the outbox until housekeeping.
+    // would send a duplicate), and the row stays unsent in the outbox.
     let mut marked = false;
     for attempt in 0..5u32 {
         match state.store.mark_mail_sent(id, now_millis()).await {

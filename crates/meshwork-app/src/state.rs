@@ -1,6 +1,7 @@
-//! `AppState`: what every handler shares (the store, the keyring, the configuration, the login
-//! rate limiter), and the small sealing helpers that decide which key and associated data each
-//! kind of value is sealed with.
+//! `AppState`: what every service shares (the store, the keyring, the configuration, the rate
+//! limiters and the API-key cache, the search indexes, the overlap state and caches, the mailer,
+//! the job runner's name and wake-up), and the small sealing helpers that decide which key and
+//! associated data each kind of value is sealed with.
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};

@@ -86,7 +86,7 @@ error_codes! {
     RecordNotFound => ("record_not_found", 404, InvalidRequest, "No CRM record with this id and type in the workspace."),
     DuplicateRecord => ("duplicate_record", 409, InvalidRequest, "A record with the same email, domain or external id exists; the body's `existing` names it."),
     RecordInUse => ("record_in_use", 409, InvalidRequest, "The record is still used (a pipeline with deals, a field definition with values); the message says by what."),
-    JobNotFound => ("job_not_found", 404, InvalidRequest, "No import or export job with this id in the workspace."),
+    JobNotFound => ("job_not_found", 404, InvalidRequest, "No job with this id: an import of the workspace, or a background job."),
     JobNotRevertible => ("job_not_revertible", 409, InvalidRequest, "The job is still running, failed before writing, or was already reverted."),
     SourceItemNotFound => ("source_item_not_found", 404, InvalidRequest, "No document, person or group with this id in the source."),
     InvalidQuery => ("invalid_query", 422, InvalidRequest, "A search query is too long or uses an unknown filter; the message names it."),

@@ -1,6 +1,7 @@
-//! `meshwork-server`: the one process behind Meshwork's API. It opens the keyring (proving the
-//! master key before anything is read or written), then the store (SQLite by default, PostgreSQL
-//! when given `postgres://…`), and serves the routes in [`http`] over plain HTTP or TLS (rustls).
+//! `meshwork-server`: the one process behind Meshwork's API and pages. [`start`] opens the state
+//! (`meshwork_app::open_state`: the keyring, proving the master key before anything is read or
+//! written, then the store, SQLite by default or PostgreSQL), starts the job runner, and serves
+//! the routes in [`http`] and the pages in [`web`] over plain HTTP or TLS (rustls).
 //!
 //! Only this crate knows HTTP: it is the edge over `meshwork-app`, whose services every handler
 //! calls. It owns the routes, the extractors that authenticate and authorise, the OpenAPI

@@ -883,9 +883,15 @@ macro_rules! impl_sql_store {
                         }
                         CrmOp::ImportItem(i) => ins.items.push(i),
                         CrmOp::Job { id, state, cursor, progress_sealed } => {
-                            $crate::sqlx::query("UPDATE jobs SET state = $3, cursor = $4, progress_sealed = $5, updated_at = $6 WHERE workspace_id = $1 AND id = $2")
+                            // A running job moves on (running, done, failed); a done one is
+                            // reverted. A job that was ended meanwhile (cancelled by an operator)
+                            // refuses the write, and the whole batch with it.
+                            let done = $crate::sqlx::query("UPDATE jobs SET state = $3, cursor = $4, progress_sealed = $5, updated_at = $6 WHERE workspace_id = $1 AND id = $2 AND state = (CASE WHEN $3 = 'reverted' THEN 'done' ELSE 'running' END)")
                                 .bind(&wss).bind(id.to_string()).bind(state).bind(*cursor).bind(progress_sealed).bind(now)
                                 .execute(&mut *tx).await.map_err($crate::db)?;
+                            if done.rows_affected() != 1 {
+                                return Err(meshwork_store::StoreError::Conflict("jobs.state"));
+                            }
                         }
                     }
                 }

@@ -411,6 +411,32 @@ both_backends!(
             store.import_items(job.id, None, 10).await.unwrap(),
             vec![item]
         );
+        // A batch for a job that is no longer running (ended, cancelled) is refused whole:
+        // neither its records nor its progress are written.
+        let late = record(ws, "contact", 4);
+        let refused = store
+            .crm_apply(
+                ws,
+                &CrmBatch {
+                    ops: vec![
+                        put(&late, vec![], vec![]),
+                        CrmOp::Job {
+                            id: job.id,
+                            state: "running".into(),
+                            cursor: 2,
+                            progress_sealed: vec![8],
+                        },
+                    ],
+                },
+                5,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict("jobs.state"))),
+            "{refused:?}"
+        );
+        assert!(store.crm_record(ws, late.id).await.unwrap().is_none());
+        assert_eq!(store.job(ws, job.id).await.unwrap().unwrap().cursor, 1);
         // Deleting the workspace removes its records and jobs.
         store.delete_workspace(ws).await.unwrap();
         assert!(store.job(ws, job.id).await.unwrap().is_none());

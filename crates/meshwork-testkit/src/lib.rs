@@ -1,10 +1,11 @@
-//! Test support shared by the crates' test suites: one story, two databases.
+//! Test support shared by the crates' test suites: one story, two databases, a real SMTP server
+//! (`smtp`) and PDFs made on the fly (`pdf`).
 //!
 //! `TestBackend::Sqlite` gives a store in a fresh temporary directory. `TestBackend::Postgres`
 //! creates a uniquely-named database on the server named by `MESHWORK_TEST_POSTGRES_URL` (for
 //! example `postgres://postgres@127.0.0.1:5432/test`) and drops it when the test ends, even when
 //! it fails. When the variable is unset the PostgreSQL half is skipped with a message, unless
-//! `MESHWORK_TEST_POSTGRES_REQUIRED=1` (set by `.ci/run`), which turns the skip into a failure.
+//! `MESHWORK_TEST_POSTGRES_REQUIRED=1` (set by `scripts/test`), which turns the skip into a failure.
 
 pub mod pdf;
 pub mod smtp;

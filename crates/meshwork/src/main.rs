@@ -1,5 +1,6 @@
 //! `meshwork`: the command line. Glue only: it parses arguments, layers the configuration, sets
-//! up logging and calls into `meshwork-server`. Each command is one file under `commands/`.
+//! up logging and calls into `meshwork-server` (serve), `meshwork-app` (the other commands) and
+//! `meshwork-bench`. Each command is one file under `commands/`.
 
 mod commands;
 

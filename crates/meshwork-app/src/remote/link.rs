@@ -1,5 +1,5 @@
 //! How two Meshwork servers find and trust each other: invitations, the link key, signed
-//! requests, and the HTTPS client that carries them.
+//! requests, and the client that sends them (over the transport the binary plugs in).
 //!
 //! - An **invitation** (`mwinv1.` + base64url JSON) names the inviting server's URL, its
 //!   partnership id and a 256-bit secret. The inviting server keeps only the secret's SHA-256.

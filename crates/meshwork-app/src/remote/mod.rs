@@ -6,7 +6,7 @@
 //!   server, which accepts it over HTTPS and hands over a fresh link key. Both sides opted in;
 //!   either revokes at once (and tells the other server, which stops serving runs).
 //! - **A run** is driven by the side that wants its view (the *requester*); the partner's
-//!   server answers (the *responder*, [`served`]). The responder names the populations it
+//!   server answers (the *responder*, [`responder`], its sessions in [`served`]). The responder names the populations it
 //!   shares and at which level. Then, per session, the two run the ECDH-PSI of
 //!   `meshwork_overlap::psi` with fresh secrets, the requester as initiator:
 //!   - a partner population shared **with indicators**: one full session, the requester's

@@ -1,7 +1,7 @@
 //! CRM imports through the API: upload a file (CSV in HubSpot, Salesforce or Pipedrive layout,
-//! or vCard), follow its progress, revert it. The upload is sealed with the workspace key as it
-//! arrives (`meshwork_app::upload`), so no plaintext reaches the disk; the import runs as a durable job
-//! in the background and resumes after a restart (`meshwork_app::import::background`).
+//! or vCard), follow its progress, revert it. The body is streamed into
+//! `meshwork_app::import::uploads`, which seals it as it arrives (no plaintext reaches the disk)
+//! and queues the import on the job runner.
 
 use crate::auth::{perm, Authorized};
 use crate::client::Client;
