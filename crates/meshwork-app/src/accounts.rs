@@ -277,6 +277,19 @@ pub async fn request_password_reset(
     .await
 }
 
+/// Every link sent before a password change or reset (another reset, a verification) dies
+/// with the old password. An address still unverified gets a fresh verification link, so the
+/// person is never left without one.
+async fn void_links(state: &AppState, user: UserId) -> AppResult<()> {
+    state.store.delete_user_tokens(user).await?;
+    let u = load_user(state, user).await?;
+    if !u.email_verified {
+        let email = state.open_account_str(u.id, "email", &u.email_sealed)?;
+        send_verification(state, u.id, &email).await?;
+    }
+    Ok(())
+}
+
 /// Sets a new password with the token of a reset link (once); every session is signed out.
 pub async fn reset_password(
     state: &AppState,
@@ -299,6 +312,7 @@ pub async fn reset_password(
         .set_password_hash(user, &hash, now_millis())
         .await?;
     state.store.delete_user_sessions(user).await?;
+    void_links(state, user).await?;
     audit::account_event(state, client, "account.password_reset", user, json!({})).await?;
     Ok(user)
 }
@@ -957,6 +971,7 @@ pub async fn change_password(
         .set_password_hash(u.id, &hash, now_millis())
         .await?;
     state.store.delete_user_sessions(u.id).await?;
+    void_links(state, u.id).await?;
     audit::account_event(state, client, "account.password_changed", u.id, json!({})).await?;
     Ok(())
 }

@@ -240,25 +240,33 @@ async fn find_contact(crm: &Crm<'_>, email: &EmailAddress) -> AppResult<Option<R
         .map(|(_, id)| *id))
 }
 
-/// Sets the answered fields of an existing contact and adds a new phone number to its list.
+/// Fills the answered fields an existing contact does not have yet (a phone only when it has
+/// none). Anyone who knows a contact's address can post a public form, so nothing the team
+/// entered is ever overwritten: the answers are kept whole on the submission, on the contact's
+/// timeline.
 async fn update_contact(
     crm: &Crm<'_>,
     id: RecordId,
-    mut fields: Doc,
+    answered: Doc,
     phone: Option<String>,
 ) -> AppResult<RecordView> {
+    let row = crm.record(Kind::Contact, id).await?;
+    let current = crm.open_doc(&row)?;
+    let empty = |k: &str| match current.get(k) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(_) => false,
+    };
+    let mut fields: Doc = answered.into_iter().filter(|(k, _)| empty(k)).collect();
     if let Some(p) = phone {
-        let row = crm.record(Kind::Contact, id).await?;
-        let current = crm.open_doc(&row)?;
-        let mut phones: Vec<Value> = current
-            .get("phones")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if !phones.iter().any(|x| x.as_str() == Some(p.as_str())) {
-            phones.push(Value::String(p));
+        if empty("phones") {
+            fields.insert("phones".into(), json!([p]));
         }
-        fields.insert("phones".into(), Value::Array(phones));
     }
-    crm.update(Kind::Contact, id, &fields, None).await
+    if fields.is_empty() {
+        return crm.view(&row);
+    }
+    crm.update(Kind::Contact, id, &fields, Some(row.version))
+        .await
 }

@@ -16,6 +16,7 @@ mod integration {
     mod overlap;
     mod route_matrix;
     mod search;
+    mod security;
     mod sources;
     mod startup;
     mod workspaces;

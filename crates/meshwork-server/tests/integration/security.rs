@@ -1,0 +1,171 @@
+//! Regression tests for the security review's findings (issue 24), each named after its
+//! finding and failing on the code before its fix. `docs/security.md` lists them.
+
+use super::common::*;
+use super::crm::setup;
+use crate::server_test;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+/// The token of the newest queued mail of `kind` to `to`.
+async fn token(s: &TestServer, kind: &str, to: &str) -> String {
+    let mail = meshwork_app::mail::unsent(s.state(), 10_000).await.unwrap();
+    let m = mail
+        .iter()
+        .rev()
+        .find(|m| m.kind == kind && m.to == to)
+        .unwrap_or_else(|| panic!("no {kind} mail to {to}"));
+    m.body
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+async fn ask_reset(s: &TestServer, email: &str) {
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/password-reset",
+            &As::Anonymous,
+            Some(json!({"email": email})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+async fn reset(s: &TestServer, token: &str, password: &str) -> StatusCode {
+    s.status(
+        Method::POST,
+        "/api/v1/auth/password-reset/confirm",
+        &As::Anonymous,
+        Some(json!({"token": token, "new_password": password})),
+    )
+    .await
+}
+
+/// Finding 9: links sent before a password change or reset die with the old password.
+async fn reset_and_verification_links_die_with_a_password_change(s: &mut TestServer) {
+    let ada = s.signup("Ada Lovelace", "ada@security.test").await;
+    let verify_before = token(s, "verify_email", "ada@security.test").await;
+    ask_reset(s, "ada@security.test").await;
+    let first = token(s, "password_reset", "ada@security.test").await;
+    ask_reset(s, "ada@security.test").await;
+    let second = token(s, "password_reset", "ada@security.test").await;
+    assert_ne!(first, second);
+    assert_eq!(
+        reset(s, &second, "a brand new passphrase 1").await,
+        StatusCode::NO_CONTENT
+    );
+    // The other reset link and the old verification link are dead.
+    assert_eq!(
+        reset(s, &first, "another new passphrase 2").await,
+        StatusCode::BAD_REQUEST
+    );
+    let status = s
+        .status(
+            Method::POST,
+            "/api/v1/auth/verify-email",
+            &As::Anonymous,
+            Some(json!({"token": verify_before})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The address is still unverified: a fresh verification link was sent, and it works.
+    let fresh = token(s, "verify_email", "ada@security.test").await;
+    assert_ne!(fresh, verify_before);
+    let status = s
+        .status(
+            Method::POST,
+            "/api/v1/auth/verify-email",
+            &As::Anonymous,
+            Some(json!({"token": fresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // A password change (signed in) kills an outstanding reset link too.
+    let r = s
+        .login_raw("ada@security.test", "a brand new passphrase 1", json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: serde_json::Value = r.json().await.unwrap();
+    let ada = session_from(&body, cookie.as_deref(), &ada.email);
+    ask_reset(s, "ada@security.test").await;
+    let pending = token(s, "password_reset", "ada@security.test").await;
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/password",
+            &As::User(&ada),
+            Some(json!({"current_password": "a brand new passphrase 1", "new_password": "yet another passphrase 3"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        reset(s, &pending, "an attackers passphrase 4").await,
+        StatusCode::BAD_REQUEST
+    );
+}
+server_test!(reset_and_verification_links_die_with_a_password_change);
+
+/// Finding 4: a public form fills what a contact lacks and never overwrites what the team
+/// entered; the answers stay whole on the submission.
+async fn a_public_form_never_overwrites_a_contact(s: &mut TestServer) {
+    let c = setup(s, "Forms").await;
+    let form = c
+        .create(
+            "forms",
+            json!({"name": "Contact us", "published": true, "fields": [
+                {"name": "email", "label": "Email", "target": "email", "required": true},
+                {"name": "first", "label": "First name", "target": "first_name"},
+                {"name": "last", "label": "Last name", "target": "last_name"},
+                {"name": "role", "label": "Role", "target": "title"},
+                {"name": "tel", "label": "Phone", "target": "phone"},
+            ]}),
+        )
+        .await;
+    let form_id = form["id"].as_str().unwrap();
+    let contact = c
+        .create(
+            "contacts",
+            json!({"first_name": "Ada", "title": "CEO", "emails": ["ada@victim.example"], "phones": ["+1 415 555 0100"]}),
+        )
+        .await;
+    let id = contact["id"].as_str().unwrap();
+    let (status, v) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/public/workspaces/{}/forms/{form_id}/submissions", c.ws),
+            &As::Anonymous,
+            Some(json!({"answers": {"email": "ADA@victim.example", "first": "Eve", "last": "Lovelace", "role": "Intern", "tel": "+1 415 555 0199"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (_, after) = c.get(&format!("contacts/{id}")).await;
+    let f = &after["fields"];
+    assert_eq!(f["first_name"], "Ada", "never overwritten: {after}");
+    assert_eq!(f["title"], "CEO", "never overwritten: {after}");
+    assert_eq!(
+        f["phones"],
+        json!(["+1 415 555 0100"]),
+        "no phone added: {after}"
+    );
+    assert_eq!(
+        f["last_name"], "Lovelace",
+        "an empty field is filled: {after}"
+    );
+    // The submission keeps every answer, on the contact's timeline.
+    let (_, subs) = c.get("form_submissions").await;
+    let answers = &subs["records"][0]["fields"]["answers"];
+    assert_eq!(answers["first"], "Eve");
+    assert_eq!(answers["role"], "Intern");
+    assert_eq!(answers["tel"], "+1 415 555 0199");
+}
+server_test!(a_public_form_never_overwrites_a_contact);
