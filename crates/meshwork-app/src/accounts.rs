@@ -29,8 +29,20 @@ pub fn hash_password_blocking(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
 }
 
+/// At most this many argon2id computations at once (one per core): each takes 19 MiB and a
+/// core for tens of milliseconds, and the blocking pool would otherwise run hundreds at a time
+/// under a burst of sign-ups or sign-ins.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    )
+});
+
 /// Hashes off the async threads: argon2 is deliberately slow.
 pub async fn hash_password(password: String) -> AppResult<String> {
+    let _permit = HASHING.acquire().await.map_err(AppError::internal)?;
     let password = zeroize::Zeroizing::new(password);
     tokio::task::spawn_blocking(move || hash_password_blocking(&password))
         .await
@@ -39,6 +51,7 @@ pub async fn hash_password(password: String) -> AppResult<String> {
 }
 
 pub async fn verify_password(password: String, hash: String) -> AppResult<bool> {
+    let _permit = HASHING.acquire().await.map_err(AppError::internal)?;
     let password = zeroize::Zeroizing::new(password);
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash)
@@ -339,6 +352,15 @@ impl std::fmt::Debug for Signup<'_> {
 /// Creates an account, queues its verification mail and remembers the device; answers the new
 /// user, for the caller to start a session.
 pub async fn signup(state: &AppState, client: &ClientInfo, input: Signup<'_>) -> AppResult<UserId> {
+    // Each sign-up runs argon2id and sends a mail: a burst from one address is refused.
+    if let Some(ip) = client.rate_key() {
+        if state.signup_limiter.check_key(&ip).is_err() {
+            return Err(AppError::new(
+                ErrorCode::RateLimited,
+                "too many sign-ups from this address; wait and retry later",
+            ));
+        }
+    }
     let name = PersonName::parse("name", input.name)?;
     let email = EmailAddress::parse("email", input.email)?;
     let password = Password::parse("password", input.password, Some(&email))?;
@@ -416,7 +438,7 @@ pub async fn sign_in(
     client: &ClientInfo,
     input: SignIn<'_>,
 ) -> AppResult<UserId> {
-    if let Some(ip) = client.ip {
+    if let Some(ip) = client.rate_key() {
         if state.login_limiter.check_key(&ip).is_err() {
             audit::record(
                 state,

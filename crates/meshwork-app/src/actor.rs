@@ -47,3 +47,44 @@ pub struct ClientInfo {
     pub ip: Option<std::net::IpAddr>,
     pub user_agent: String,
 }
+
+impl ClientInfo {
+    /// The key rate limits count this client under: its IPv4 address, or its IPv6 /64 (one
+    /// subscriber holds a whole /64, so per-address buckets would be 2^64 fresh ones).
+    pub fn rate_key(&self) -> Option<std::net::IpAddr> {
+        self.ip.map(rate_key)
+    }
+}
+
+/// See [`ClientInfo::rate_key`].
+pub fn rate_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                std::net::IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn ipv6_clients_share_their_64_bucket() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(rate_key(a), rate_key(b));
+        assert_ne!(rate_key(a), rate_key(other));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(rate_key(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(rate_key(mapped), v4);
+    }
+}

@@ -426,7 +426,12 @@ async fn run_loop(state: AppState, mut stopped: watch::Receiver<Option<Duration>
     let mut held: HashMap<tokio::task::Id, Held> = HashMap::new();
     let mut scheduled: HashMap<&'static str, i64> = HashMap::new();
     let mut claims: u64 = 0;
+    let mut pruned = std::time::Instant::now();
     loop {
+        if pruned.elapsed() > Duration::from_secs(60) {
+            state.prune_rate_limiters();
+            pruned = std::time::Instant::now();
+        }
         while let Some(done) = running.try_join_next_with_id() {
             finished(&state, &mut held, done).await;
         }

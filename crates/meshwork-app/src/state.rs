@@ -25,6 +25,8 @@ pub struct Inner {
     pub login_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Public form submissions per client address (30 a minute).
     pub form_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Sign-ups per client address (`auth.signups_per_hour`).
+    pub signup_limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub key_cache: crate::key_cache::KeyCache,
     /// A precomputed hash verified when an email is unknown, so a sign-in takes as long whether
     /// or not the account exists.
@@ -88,6 +90,9 @@ impl AppState {
                 store,
                 keyring,
                 login_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
+                signup_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_hour(
+                    NonZeroU32::new(config.auth.signups_per_hour).unwrap_or(NonZeroU32::MIN),
+                )),
                 form_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(
                     NonZeroU32::new(30).expect("30 is not zero"),
                 )),
@@ -109,6 +114,19 @@ impl AppState {
                 dummy_password_hash,
             }),
         })
+    }
+
+    /// Forgets the rate limiters' addresses whose limits have refilled (they would otherwise
+    /// keep every address ever seen). The job runner calls it every minute.
+    pub fn prune_rate_limiters(&self) {
+        for limiter in [
+            &self.login_limiter,
+            &self.form_limiter,
+            &self.signup_limiter,
+        ] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 
     pub fn account_key(&self) -> AppResult<Arc<DataKey>> {

@@ -153,6 +153,8 @@ impl Default for JobsConfig {
 pub struct AuthConfig {
     pub session_ttl_hours: u32,
     pub login_attempts_per_minute: u32,
+    /// Sign-ups allowed per client address (an IPv6 /64) per hour.
+    pub signups_per_hour: u32,
     /// How long a verified API key is remembered in memory (0: look it up on every request).
     pub api_key_cache_seconds: u32,
     pub lockout_threshold: u32,
@@ -186,6 +188,7 @@ impl Default for AuthConfig {
         Self {
             session_ttl_hours: 24 * 14,
             login_attempts_per_minute: 10,
+            signups_per_hour: 20,
             api_key_cache_seconds: 2,
             lockout_threshold: 5,
             lockout_minutes: 15,
@@ -224,6 +227,9 @@ log_format = "text"
 session_ttl_hours = 336
 # Sign-in attempts allowed per client address per minute (then 429 rate_limited).
 login_attempts_per_minute = 10
+# Sign-ups allowed per client address per hour (then 429 rate_limited). Each runs argon2id and
+# sends a mail, so a burst from one address is refused. IPv6 clients count per /64.
+signups_per_hour = 20
 # How long a verified API key is remembered in memory, sparing a database look-up per request.
 # Revoking a key, or changing its creator's role, takes effect at once on the server that did it;
 # other servers sharing a PostgreSQL database notice within this many seconds. 0 turns it off.
@@ -389,6 +395,7 @@ impl Config {
         }
         if self.auth.lockout_threshold == 0
             || self.auth.login_attempts_per_minute == 0
+            || self.auth.signups_per_hour == 0
             || self.auth.session_ttl_hours == 0
         {
             return Err(ConfigError::Invalid(

@@ -174,6 +174,7 @@ async fn two_servers_on_one_database_run_each_job_once_and_each_periodic_job_onc
             ("MESHWORK_SMTP__FROM", "meshwork@jobs.test".to_string()),
             ("MESHWORK_JOBS__POLL_MILLIS", "20".to_string()),
             ("MESHWORK_JOBS__HOUSEKEEPING_SECONDS", "1".to_string()),
+            ("MESHWORK_AUTH__SIGNUPS_PER_HOUR", "1000".to_string()),
         ]
     };
     let (mut a, base_a) = serve_with(&db, &http, &common_env(&a_dir)).await;

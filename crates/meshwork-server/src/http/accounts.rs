@@ -274,7 +274,7 @@ pub async fn request_reset(
     Json(req): Json<ResetRequest>,
 ) -> ApiResult<StatusCode> {
     let email = EmailAddress::parse("email", &req.email)?;
-    if let Some(ip) = client.ip {
+    if let Some(ip) = client.rate_key() {
         if state.login_limiter.check_key(&ip).is_err() {
             return Err(ApiError::new(
                 ErrorCode::RateLimited,

@@ -51,7 +51,7 @@ pub async fn submit(
     Path((ws, form)): Path<(uuid::Uuid, uuid::Uuid)>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Submitted>)> {
-    if let Some(ip) = client.ip {
+    if let Some(ip) = client.rate_key() {
         if state.form_limiter.check_key(&ip).is_err() {
             return Err(ApiError::new(
                 ErrorCode::RateLimited,

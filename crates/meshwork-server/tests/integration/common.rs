@@ -41,6 +41,7 @@ pub fn config_for(db: &TestDatabase) -> Config {
         ..Config::default()
     };
     config.auth.login_attempts_per_minute = 1000;
+    config.auth.signups_per_hour = 1000;
     config
 }
 

@@ -169,3 +169,26 @@ async fn a_public_form_never_overwrites_a_contact(s: &mut TestServer) {
     assert_eq!(answers["tel"], "+1 415 555 0199");
 }
 server_test!(a_public_form_never_overwrites_a_contact);
+
+/// Finding 3: a burst of sign-ups from one address is refused (each runs argon2id and sends a
+/// mail), and a refused one stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_signups_from_one_address_is_limited() {
+    let mut s = TestServer::start_with(TestBackend::Sqlite, |c| c.auth.signups_per_hour = 3)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        s.signup("Someone", &format!("person{i}@security.test"))
+            .await;
+    }
+    let (status, body, _) = s
+        .signup_with(json!({"name": "One Too Many", "email": "person3@security.test", "password": PASSWORD, "confirm_age_16_or_over": true}))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+    let r = s
+        .login_raw("person3@security.test", PASSWORD, json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no account was made");
+    s.stop().await;
+}
