@@ -96,14 +96,22 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// Creates the data directory, or makes an existing one private (0700): it holds the master
+/// key, the keyring and the database.
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+                || format!("making data directory {} private (0700)", dir.display()),
+            )?;
+            tracing::warn!(path = %dir.display(), old_mode = format!("{:o}", mode & 0o777), "the data directory was readable by others; it is now private (0700)");
         }
     }
     Ok(())

@@ -60,11 +60,16 @@ impl MasterKey {
     /// Reads the master key at `path`, creating it (mode 0600, fresh random key) when absent and
     /// `create` is true. Returns the key and whether it was just created.
     pub fn load_or_create(path: &Path, create: bool) -> Result<(Self, bool), KeyringError> {
-        match fs::read_to_string(path) {
-            Ok(text) => Ok((Self::parse(path, &text)?, false)),
+        match fs::read_to_string(path).map(zeroize::Zeroizing::new) {
+            Ok(text) => {
+                let key = Self::parse(path, &text)?;
+                refuse_shared(path)?;
+                Ok((key, false))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let key = SecretKey::generate();
-                let text = format!("{}\n", hex::encode(key.dangerously_expose()));
+                let text =
+                    zeroize::Zeroizing::new(format!("{}\n", hex::encode(key.dangerously_expose())));
                 write_atomic(path, text.as_bytes())?;
                 Ok((Self::from_secret(key), true))
             }
@@ -73,6 +78,7 @@ impl MasterKey {
     }
 
     /// Parses the text of a master key file (64 hexadecimal digits, surrounding space ignored).
+    /// (Its file's permissions are checked by [`MasterKey::load_or_create`].)
     pub fn from_file_text(text: &str) -> Result<Self, KeyringError> {
         Self::parse(Path::new("<text>"), text)
     }
@@ -121,6 +127,29 @@ fn aad(name: &str) -> Aad<'_> {
         record: name,
         field: "key",
     }
+}
+
+/// A master key file others can read is refused: anyone who can read it can read everything.
+fn refuse_shared(path: &Path) -> Result<(), KeyringError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(io_err(path))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyringError::BadMasterKeyFile {
+                path: path.to_path_buf(),
+                why: format!(
+                    "it is readable by other users (mode {:o}); make it private with `chmod 600 {}`",
+                    mode & 0o777,
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyringError> {
@@ -339,6 +368,26 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security review finding 14: a master key file others can read is refused.
+    #[cfg(unix)]
+    #[test]
+    fn a_master_key_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        MasterKey::load_or_create(&path, true).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = MasterKey::load_or_create(&path, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("readable by other users") && err.contains("chmod 600"),
+            "{err}"
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(MasterKey::load_or_create(&path, false).is_ok());
+    }
 
     #[test]
     fn master_key_is_created_private_and_reloaded() {

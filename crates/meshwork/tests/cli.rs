@@ -110,6 +110,10 @@ fn serve_answers_on_loopback_and_stops_on_sigterm() {
     // A second start with another master key refuses, and says why.
     let other = dir.path().join("other.key");
     std::fs::write(&other, "cd".repeat(32)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let out = meshwork()
         .args(["serve", "--data-dir"])
         .arg(dir.path())

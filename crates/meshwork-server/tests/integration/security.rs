@@ -192,3 +192,21 @@ async fn a_burst_of_signups_from_one_address_is_limited() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no account was made");
     s.stop().await;
 }
+
+/// Security review finding 14: an existing data directory readable by others is made private.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_data_dir_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDatabase::new(TestBackend::Sqlite).await.unwrap();
+    let config = config_for(&db);
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let running = meshwork_server::start(config.clone()).await.unwrap();
+    let mode = std::fs::metadata(&config.data_dir)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    running.stop().await.unwrap();
+}

@@ -29,6 +29,10 @@ async fn a_wrong_master_key_refuses_to_start_and_writes_nothing(s: &mut TestServ
     let dump_before = s.db.pg_dump();
     let wrong = s.db.dir.path().join("wrong.key");
     std::fs::write(&wrong, format!("{}\n", "ab".repeat(32))).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let mut config = config_for(&s.db);
     config.master_key_file = wrong.display().to_string();
     let err = meshwork_server::start(config).await.unwrap_err();
