@@ -1563,6 +1563,15 @@ pub mod background {
         Ok(())
     }
 
+    /// The import a runner job's payload (`{"job": id}`) names.
+    fn job_of(input: &serde_json::Value) -> Option<JobId> {
+        input
+            .get("job")
+            .and_then(|v| v.as_str())
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .map(JobId)
+    }
+
     /// The runner's `import` job: runs the import to its end. One that cannot go on (its upload
     /// is damaged or gone) is marked failed, with the reason in its progress; the upload is
     /// deleted when the import ends either way.
@@ -1571,11 +1580,7 @@ pub mod background {
         ws: WorkspaceId,
         input: &serde_json::Value,
     ) -> Result<(), Failure> {
-        let job = input
-            .get("job")
-            .and_then(|v| v.as_str())
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            .map(JobId)
+        let job = job_of(input)
             .ok_or_else(|| Failure::Permanent("an import job without a job id".into()))?;
         let outcome = run(state, ws, job, &|_| {}).await;
         let spec = job_state(state, ws, job).await.ok().map(|(_, s, _)| s);
@@ -1604,12 +1609,7 @@ pub mod background {
         input: &serde_json::Value,
         reason: &str,
     ) {
-        let Some(job) = input
-            .get("job")
-            .and_then(|v| v.as_str())
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            .map(JobId)
-        else {
+        let Some(job) = job_of(input) else {
             return;
         };
         let spec = job_state(state, ws, job).await.ok().map(|(_, s, _)| s);

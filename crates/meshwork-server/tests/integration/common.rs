@@ -211,22 +211,7 @@ impl TestServer {
         if me["email_verified"] == true {
             return;
         }
-        let mail = meshwork_app::mail::unsent(self.state(), 10_000)
-            .await
-            .unwrap();
-        let verify = mail
-            .iter()
-            .rev()
-            .find(|m| m.kind == "verify_email" && m.to == who.email)
-            .expect("a verification mail");
-        let token = verify
-            .body
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap();
+        let token = self.queued_token("verify_email", &who.email).await;
         let (status, body) = self
             .call(
                 Method::POST,
@@ -236,6 +221,27 @@ impl TestServer {
             )
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
+    /// The single-use token in the newest queued mail of `kind` (`verify_email`,
+    /// `password_reset`…) to `to`.
+    pub async fn queued_token(&self, kind: &str, to: &str) -> String {
+        let mail = meshwork_app::mail::unsent(self.state(), 10_000)
+            .await
+            .unwrap();
+        let m = mail
+            .iter()
+            .rev()
+            .find(|m| m.kind == kind && m.to == to)
+            .unwrap_or_else(|| panic!("no {kind} mail to {to}"));
+        m.body
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     /// Invites `who` into `ws` with `role` (as `owner`) and accepts.

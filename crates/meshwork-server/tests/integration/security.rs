@@ -7,24 +7,6 @@ use crate::server_test;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-/// The token of the newest queued mail of `kind` to `to`.
-async fn token(s: &TestServer, kind: &str, to: &str) -> String {
-    let mail = meshwork_app::mail::unsent(s.state(), 10_000).await.unwrap();
-    let m = mail
-        .iter()
-        .rev()
-        .find(|m| m.kind == kind && m.to == to)
-        .unwrap_or_else(|| panic!("no {kind} mail to {to}"));
-    m.body
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 async fn ask_reset(s: &TestServer, email: &str) {
     let (status, _) = s
         .call(
@@ -50,11 +32,11 @@ async fn reset(s: &TestServer, token: &str, password: &str) -> StatusCode {
 /// Finding 9: links sent before a password change or reset die with the old password.
 async fn reset_and_verification_links_die_with_a_password_change(s: &mut TestServer) {
     let ada = s.signup("Ada Lovelace", "ada@security.test").await;
-    let verify_before = token(s, "verify_email", "ada@security.test").await;
+    let verify_before = s.queued_token("verify_email", "ada@security.test").await;
     ask_reset(s, "ada@security.test").await;
-    let first = token(s, "password_reset", "ada@security.test").await;
+    let first = s.queued_token("password_reset", "ada@security.test").await;
     ask_reset(s, "ada@security.test").await;
-    let second = token(s, "password_reset", "ada@security.test").await;
+    let second = s.queued_token("password_reset", "ada@security.test").await;
     assert_ne!(first, second);
     assert_eq!(
         reset(s, &second, "a brand new passphrase 1").await,
@@ -75,7 +57,7 @@ async fn reset_and_verification_links_die_with_a_password_change(s: &mut TestSer
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // The address is still unverified: a fresh verification link was sent, and it works.
-    let fresh = token(s, "verify_email", "ada@security.test").await;
+    let fresh = s.queued_token("verify_email", "ada@security.test").await;
     assert_ne!(fresh, verify_before);
     let status = s
         .status(
@@ -98,7 +80,7 @@ async fn reset_and_verification_links_die_with_a_password_change(s: &mut TestSer
     let body: serde_json::Value = r.json().await.unwrap();
     let ada = session_from(&body, cookie.as_deref(), &ada.email);
     ask_reset(s, "ada@security.test").await;
-    let pending = token(s, "password_reset", "ada@security.test").await;
+    let pending = s.queued_token("password_reset", "ada@security.test").await;
     let (status, body) = s
         .call(
             Method::POST,
