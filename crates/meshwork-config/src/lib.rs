@@ -52,6 +52,10 @@ pub struct OverlapConfig {
     /// Whether partner servers may be at loopback, private or link-local addresses (off: an
     /// invitation cannot aim this server at its own network).
     pub allow_private_peers: bool,
+    /// Partner server host names (or address literals) allowed at loopback, private or other
+    /// special-purpose addresses, when `allow_private_peers` is off: the explicit way to let a
+    /// partner on a shared private network in.
+    pub private_peers: Vec<String>,
     /// Records whose overlap pseudonyms (what a same-server run compares) are kept in memory
     /// between runs, over all workspaces, about 100 bytes each; 0 keeps none, so every run
     /// reads and opens every record of its populations.
@@ -65,6 +69,7 @@ impl Default for OverlapConfig {
             peer_runs_per_hour: 12,
             invitation_days: 7,
             allow_private_peers: false,
+            private_peers: Vec::new(),
             cache_records: 1 << 21,
         }
     }
@@ -250,6 +255,9 @@ invitation_days = 7
 # Whether partner servers may be at loopback, private or link-local addresses. Off, an invitation
 # cannot aim this server at its own network; turn it on when both servers share a private one.
 allow_private_peers = false
+# Partner server host names allowed at private addresses when allow_private_peers is off, for
+# example ["partner.internal"]: the narrow way to let one partner on a private network in.
+private_peers = []
 # Records whose overlap pseudonyms (keyed hashes, never identifiers) are kept in memory between
 # same-server runs, over all workspaces, about 100 bytes each. A run then reads only the records
 # written since the last one. 0 keeps none.

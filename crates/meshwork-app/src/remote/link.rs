@@ -245,11 +245,15 @@ pub enum TransportError {
     Unreachable(String),
     /// The answer was longer than the request allowed.
     TooLarge,
+    /// The request was not sent: the address it would reach is not allowed (the text says
+    /// why, for the caller). Not retried.
+    Refused(String),
 }
 
 /// Carries one request to a partner server over HTTPS and answers its status and body. The
 /// implementation (`meshwork-peer-client`) verifies certificates against the public roots and
-/// `overlap.peer_ca_file`.
+/// `overlap.peer_ca_file`, connects only to addresses its [`PeerAddressPolicy`] allows (checked
+/// on the addresses it resolves and connects to), follows no redirect and uses no proxy.
 #[async_trait::async_trait]
 pub trait PeerTransport: Send + Sync + std::fmt::Debug {
     async fn send(&self, request: PeerRequest<'_>) -> Result<(u16, Vec<u8>), TransportError>;
@@ -260,37 +264,117 @@ pub trait PeerTransport: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     transport: std::sync::Arc<dyn PeerTransport>,
-    /// Whether partner servers may be at loopback, private or link-local addresses.
-    allow_private: bool,
+    policy: PeerAddressPolicy,
 }
 
 /// Largest answer read from a partner server (a chunk is 128 KiB).
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
-/// Whether `ip` is an address no partner server on the internet has: loopback, private,
-/// link-local, unique-local, unspecified, multicast or documentation.
-fn is_private(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
+/// Which addresses a partner server may be at (security finding 1, SSRF). Partner servers are
+/// on the internet: a name or address in a special-purpose range (loopback, private,
+/// link-local, and the rest [`is_special_purpose`] lists) is refused, unless the operator
+/// allows every private peer (`overlap.allow_private_peers`) or names this host in
+/// `overlap.private_peers`. The transport applies it to the address it actually connects to
+/// (its resolver filters), so a name that resolves to a public address when checked and to an
+/// internal one when connecting (DNS rebinding) gains nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerAddressPolicy {
+    allow_private: bool,
+    /// Host names and address literals (lower case, IPv6 without brackets) allowed anywhere.
+    named: Vec<String>,
+}
+
+impl PeerAddressPolicy {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            allow_private: config.overlap.allow_private_peers,
+            named: config
+                .overlap
+                .private_peers
+                .iter()
+                .map(|h| {
+                    h.trim()
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_ascii_lowercase()
+                })
+                .filter(|h| !h.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Whether `host` (a name, or an address literal) may be at a special-purpose address.
+    pub fn trusts_host(&self, host: &str) -> bool {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.');
+        self.allow_private || self.named.iter().any(|n| n.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether a connection to `ip`, reached through `host`, may be made.
+    pub fn allows(&self, host: &str, ip: std::net::IpAddr) -> bool {
+        !is_special_purpose(ip) || self.trusts_host(host)
+    }
+
+    /// The refusal of `host`, naming the settings that would allow it.
+    pub fn refusal(host: &str) -> String {
+        format!(
+            "the partner server {host} is at a loopback, private or other special-purpose address; \
+             name it in overlap.private_peers (or set overlap.allow_private_peers) to allow it"
+        )
+    }
+}
+
+/// Whether `ip` is in a special-purpose range no partner server on the internet is at
+/// (RFC 6890 and the IANA registries): unspecified, "this network", loopback, private,
+/// shared (CGNAT), link-local, IETF protocol assignments, documentation, benchmarking,
+/// reserved, multicast and broadcast; for IPv6 also unique-local, site-local, discard,
+/// NAT64 (64:ff9b::/96 and 64:ff9b:1::/48), the IPv4-compatible and IPv4-mapped forms, and
+/// 6to4 (2002::/16) and Teredo (2001::/32) addresses, whose embedded IPv4 address is where
+/// the packets really go.
+pub fn is_special_purpose(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64/10
+            let [a, b, c, _] = v4.octets();
+            a == 0 // 0.0.0.0/8, "this network"
+                || a == 10
+                || a == 127
+                || a == 100 && (b & 0xc0) == 64 // 100.64.0.0/10, shared
+                || a == 169 && b == 254
+                || a == 172 && (b & 0xf0) == 16
+                || a == 192 && b == 0 && c == 0 // 192.0.0.0/24, IETF protocol assignments
+                || a == 192 && b == 0 && c == 2 // TEST-NET-1
+                || a == 192 && b == 88 && c == 99 // 6to4 relay anycast (deprecated)
+                || a == 192 && b == 168
+                || a == 198 && (b & 0xfe) == 18 // 198.18.0.0/15, benchmarking
+                || a == 198 && b == 51 && c == 100 // TEST-NET-2
+                || a == 203 && b == 0 && c == 113 // TEST-NET-3
+                || a >= 224 // multicast 224/4, reserved 240/4, broadcast
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
             if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
+                return is_special_purpose(IpAddr::V4(v4));
             }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
-                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
+            let embedded = |hi: u16, lo: u16| {
+                is_special_purpose(IpAddr::V4(Ipv4Addr::from(((hi as u32) << 16) | lo as u32)))
+            };
+            v6.is_unspecified()
+                || v6.is_loopback()
+                || s[..6] == [0; 6] // ::/96, IPv4-compatible (deprecated)
+                || s[..4] == [0x100, 0, 0, 0] // 100::/64, discard
+                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] // 64:ff9b::/96, NAT64
+                || s[..3] == [0x64, 0xff9b, 1] // 64:ff9b:1::/48, local NAT64
+                || s[0] == 0x2001 && s[1] == 0 // 2001::/32, Teredo
+                || s[0] == 0x2001 && s[1] == 0xdb8 // documentation
+                || s[0] == 0x2001 && (s[1] & 0xfff0) == 0x10 // ORCHIDv1 (2001:10::/28)
+                || s[0] == 0x2002 && embedded(s[1], s[2]) // 6to4 around a special IPv4
+                || (s[0] & 0xfe00) == 0xfc00 // fc00::/7, unique local
+                || (s[0] & 0xffc0) == 0xfe80 // fe80::/10, link local
+                || (s[0] & 0xffc0) == 0xfec0 // fec0::/10, site local (deprecated)
+                || (s[0] & 0xff00) == 0xff00 // multicast
         }
     }
 }
@@ -307,36 +391,40 @@ impl PeerClient {
     pub fn new(config: &Config, transport: std::sync::Arc<dyn PeerTransport>) -> Self {
         Self {
             transport,
-            allow_private: config.overlap.allow_private_peers,
+            policy: PeerAddressPolicy::from_config(config),
         }
     }
 
-    /// Refuses partner addresses inside private networks unless `overlap.allow_private_peers`
-    /// (so that an invitation cannot aim this server at its own network). A host name is
-    /// resolved and every address checked.
+    /// Checks a partner server's URL before it is stored or first used, for a clear answer at
+    /// once: its host must resolve, and only to addresses the [`PeerAddressPolicy`] allows.
+    /// This is not what protects the server (a name may resolve differently a moment later);
+    /// the transport applies the same policy to the address it connects to.
     pub async fn check_address(&self, url: &str) -> AppResult<()> {
-        if self.allow_private {
-            return Ok(());
-        }
-        let refuse = || {
+        let parsed = url::Url::parse(url).map_err(|e| {
             AppError::new(
                 ErrorCode::InvalidField,
-                format!("the partner server {url} is at a loopback, private or link-local address; set overlap.allow_private_peers to allow it"),
+                format!("{url:?} is not a URL: {e}"),
             )
-        };
-        let parsed = url::Url::parse(url).map_err(|_| refuse())?;
+        })?;
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        let refuse = || AppError::new(ErrorCode::InvalidField, PeerAddressPolicy::refusal(&host));
         let port = parsed.port_or_known_default().unwrap_or(443);
         let addrs: Vec<std::net::SocketAddr> = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => vec![(ip, port).into()],
             Some(url::Host::Ipv6(ip)) => vec![(ip, port).into()],
             Some(url::Host::Domain(d)) => match tokio::net::lookup_host((d, port)).await {
                 Ok(a) => a.collect(),
-                // Unresolvable: the request will fail and say so.
-                Err(_) => return Ok(()),
+                // Fails closed: a name that does not resolve now is not taken on trust.
+                Err(e) => return Err(AppError::new(
+                    ErrorCode::InvalidField,
+                    format!(
+                        "the partner server's name {d} does not resolve ({e}); check the address"
+                    ),
+                )),
             },
             None => return Err(refuse()),
         };
-        if addrs.iter().any(|a| is_private(a.ip())) {
+        if addrs.is_empty() || addrs.iter().any(|a| !self.policy.allows(&host, a.ip())) {
             return Err(refuse());
         }
         Ok(())
@@ -354,7 +442,6 @@ impl PeerClient {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<Result<Vec<u8>, PeerRefusal>, AppError> {
-        self.check_address(base_url).await?;
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         let mut last_error = String::new();
         for attempt in 0..ATTEMPTS {
@@ -384,6 +471,9 @@ impl PeerClient {
                     last_error = why;
                     continue;
                 }
+                Err(TransportError::Refused(why)) => {
+                    return Err(AppError::new(ErrorCode::PeerUnavailable, why));
+                }
                 Err(TransportError::TooLarge) => {
                     return Err(AppError::new(
                         ErrorCode::PeerUnavailable,
@@ -393,6 +483,13 @@ impl PeerClient {
             };
             if (200..300).contains(&status) {
                 return Ok(Ok(bytes));
+            }
+            if (300..400).contains(&status) {
+                // Redirects are not followed: they could steer a signed request anywhere.
+                return Err(AppError::new(
+                    ErrorCode::PeerUnavailable,
+                    format!("the partner's server at {base_url} answered a redirect ({status}), which is not followed; check the partnership's address"),
+                ));
             }
             if matches!(status, 502..=504) {
                 last_error = format!("it answered {status}");
@@ -477,24 +574,88 @@ mod tests {
     }
 
     #[test]
-    fn private_addresses_are_recognised() {
+    fn ssrf_special_purpose_ranges_refused() {
         for ip in [
             "127.0.0.1",
             "10.1.2.3",
             "192.168.0.1",
             "172.16.5.4",
-            "169.254.1.1",
+            "169.254.169.254",
             "100.64.0.1",
             "0.0.0.0",
+            "0.1.2.3",
+            "192.0.0.8",
+            "198.18.0.1",
+            "198.19.255.254",
+            "240.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::",
             "::1",
+            "::127.0.0.1",
             "fd00::1",
             "fe80::1",
+            "fec0::1",
             "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b::808:808",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001::1",
+            "2001:db8::1",
+            "100::1",
+            "ff02::1",
         ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
+            assert!(is_special_purpose(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        for ip in [
+            "8.8.8.8",
+            "2606:4700::1111",
+            "100.128.0.1",
+            "198.20.0.1",
+            "2002:808:808::1",
+            "2a00:1450::1",
+        ] {
+            assert!(!is_special_purpose(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn ssrf_named_private_peers_are_the_only_exception() {
+        let mut config = Config::default();
+        config.overlap.private_peers = vec!["Partner.Internal".into(), "[fd00::5]".into()];
+        let policy = PeerAddressPolicy::from_config(&config);
+        let private: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        assert!(policy.allows("partner.internal", private));
+        assert!(policy.allows("partner.internal.", private));
+        assert!(policy.allows("[fd00::5]", "fd00::5".parse().unwrap()));
+        assert!(!policy.allows("other.internal", private));
+        assert!(policy.allows("other.example", "8.8.8.8".parse().unwrap()));
+        config.overlap.allow_private_peers = true;
+        assert!(PeerAddressPolicy::from_config(&config).allows("other.internal", private));
+    }
+
+    #[tokio::test]
+    async fn ssrf_unresolvable_peer_refused() {
+        #[derive(Debug)]
+        struct Never;
+        #[async_trait::async_trait]
+        impl PeerTransport for Never {
+            async fn send(&self, _: PeerRequest<'_>) -> Result<(u16, Vec<u8>), TransportError> {
+                unreachable!("nothing is sent")
+            }
+        }
+        let client = PeerClient::new(&Config::default(), std::sync::Arc::new(Never));
+        let e = client
+            .check_address("https://no-such-host.invalid")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("does not resolve"), "{}", e.message);
+        let e = client
+            .check_address("https://localhost:9")
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("overlap.private_peers"), "{}", e.message);
     }
 }

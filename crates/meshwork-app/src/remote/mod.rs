@@ -484,6 +484,7 @@ pub async fn accept_from_peer(
     }
     link::check_peer_url(&req.url)
         .map_err(|e| AppError::new(ErrorCode::InvalidField, format!("field `url`: {e}")))?;
+    state.remote.client.check_address(&req.url).await?;
     if hex::decode(&req.link_key).map(|k| k.len()) != Ok(32)
         || uuid::Uuid::parse_str(&req.partnership).is_err()
     {
