@@ -15,9 +15,9 @@ use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
 use tantivy::index::SegmentId;
 use tantivy::query::{
-    AllQuery, BitSetDocSet, BooleanQuery, BoostQuery, ConstScorer, EmptyScorer, EnableScoring,
-    Explanation, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, Scorer, TermQuery,
-    Weight,
+    AllQuery, BitSetDocSet, Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery,
+    ConstScorer, EmptyScorer, EnableScoring, Explanation, FuzzyTermQuery, Occur, PhrasePrefixQuery,
+    PhraseQuery, Query, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
@@ -425,7 +425,7 @@ impl SearchIndex {
         access: &Access,
         opts: &SearchOptions,
     ) -> Result<Box<dyn Query>> {
-        self.build(searcher, q, access, opts)
+        Ok(self.build(searcher, q, access, opts)?.0)
     }
 
     /// Applies `ops` and commits them with `seq` as the applied sequence number; the changes are
@@ -546,7 +546,25 @@ impl SearchIndex {
                         .map(|t| Term::from_field_text(field, t))
                         .collect();
                     let q: Box<dyn Query> = if prefix {
-                        Box::new(PhrasePrefixQuery::new(terms))
+                        // tantivy scores a phrase prefix with the whole index's statistics,
+                        // whatever the provider (security finding 2): it only matches here,
+                        // and the complete words before the prefix carry the score.
+                        let complete = terms[..terms.len() - 1].to_vec();
+                        let mut q: Vec<(Occur, Box<dyn Query>)> = vec![(
+                            Occur::Must,
+                            Box::new(ConstScoreQuery::new(
+                                Box::new(PhrasePrefixQuery::new(terms)),
+                                0.0,
+                            )),
+                        )];
+                        q.extend(complete.into_iter().map(|t| {
+                            (
+                                Occur::Should,
+                                Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs))
+                                    as Box<dyn Query>,
+                            )
+                        }));
+                        Box::new(BooleanQuery::new(q))
                     } else {
                         Box::new(PhraseQuery::new(terms))
                     };
@@ -636,9 +654,9 @@ impl SearchIndex {
         q: &ParsedQuery,
         access: &Access,
         opts: &SearchOptions,
-    ) -> Result<Box<dyn Query>> {
-        let mut must: Vec<(Occur, Box<dyn Query>)> =
-            vec![(Occur::Must, Box::new(self.acl_filter(searcher, access)?))];
+    ) -> Result<(Box<dyn Query>, AclFilter)> {
+        let filter = self.acl_filter(searcher, access)?;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(filter.clone()))];
         for (field, value) in &q.filters {
             must.push((
                 Occur::Must,
@@ -655,7 +673,7 @@ impl SearchIndex {
         if text == 0 && q.filters.is_empty() {
             must.push((Occur::Must, Box::new(AllQuery)));
         }
-        Ok(Box::new(BooleanQuery::new(must)))
+        Ok((Box::new(BooleanQuery::new(must)), filter))
     }
 
     /// The documents `access` may see in each segment of `searcher`, as bitsets read straight
@@ -675,6 +693,7 @@ impl SearchIndex {
         for segment in searcher.segment_readers() {
             let inverted = segment.inverted_index(self.f.acl)?;
             let mut bits = BitSet::with_max_value(segment.max_doc());
+            let alive = segment.alive_bitset();
             for p in access.principals() {
                 let term = Term::from_field_text(self.f.acl, p);
                 if let Some(mut postings) = inverted
@@ -683,15 +702,22 @@ impl SearchIndex {
                 {
                     let mut doc = postings.doc();
                     while doc != TERMINATED {
-                        bits.insert(doc);
+                        // Deleted documents are left out, so the statistics below count only
+                        // live ones.
+                        if alive.is_none_or(|a| a.is_alive(doc)) {
+                            bits.insert(doc);
+                        }
                         doc = postings.advance();
                     }
                 }
             }
             sets.insert(segment.segment_id(), bits);
         }
+        let docs = sets.values().map(|b| b.len() as u64).sum();
         let filter = AclFilter {
             sets: Arc::new(sets),
+            docs,
+            tokens: Arc::default(),
         };
         *self.acl_cache.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((access.clone(), generation, filter.clone()));
@@ -712,7 +738,12 @@ impl SearchIndex {
         }
         let limit = opts.limit.clamp(1, 100);
         let searcher = self.reader.searcher();
-        let query = self.build(&searcher, q, access, opts)?;
+        let (query, filter) = self.build(&searcher, q, access, opts)?;
+        // Scores and ranking from the statistics of what `access` may read only.
+        let stats = AccessStats {
+            filter: &filter,
+            searcher: &searcher,
+        };
         // Enough hits that every type can fill its group in the common case.
         let fetch = (limit * 4).clamp(40, 400);
         let (hits, counts): (Vec<(f32, DocAddress)>, [u64; KINDS.len()]) = if q.is_browse() {
@@ -725,7 +756,11 @@ impl SearchIndex {
             )?;
             (top.into_iter().map(|(_, a)| (0.0, a)).collect(), counts)
         } else {
-            searcher.search(&query, &(TopDocs::with_limit(fetch), KindCounts))?
+            searcher.search_with_statistics_provider(
+                &query,
+                &(TopDocs::with_limit(fetch), KindCounts),
+                &stats,
+            )?
         };
         let mut analyzer = self.analyzer.clone();
         let matcher = Matcher::new(q, &mut analyzer);
@@ -798,7 +833,7 @@ impl SearchIndex {
             return Ok((Vec::new(), 0));
         }
         let searcher = self.reader.searcher();
-        let query = self.build(&searcher, q, access, opts)?;
+        let (query, _) = self.build(&searcher, q, access, opts)?;
         let (docs, counts) =
             searcher.search(&query, &(tantivy::collector::DocSetCollector, KindCounts))?;
         let mut ids = self.stored_ids(&searcher, docs)?;
@@ -820,7 +855,7 @@ impl SearchIndex {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
-        let query = self.build(&searcher, q, access, opts)?;
+        let (query, _) = self.build(&searcher, q, access, opts)?;
         let docs = searcher.search(&query, &tantivy::collector::DocSetCollector)?;
         let mut docs: Vec<tantivy::DocAddress> = docs.into_iter().collect();
         docs.sort_unstable();
@@ -854,6 +889,83 @@ impl SearchIndex {
 #[derive(Clone)]
 struct AclFilter {
     sets: Arc<HashMap<SegmentId, BitSet>>,
+    /// How many documents that is.
+    docs: u64,
+    /// Per text field, the tokens in those documents (from their field norms), computed once
+    /// per filter when a query first scores on the field.
+    tokens: Arc<Mutex<HashMap<tantivy::schema::Field, u64>>>,
+}
+
+/// BM25's statistics over the documents a caller may read, never the whole index (security
+/// finding 2): document count, average field length and document frequencies. With the whole
+/// index's, a caller could compare the scores of notes they wrote and count how many hidden
+/// documents hold a word. A document's own length comes from its field norm, which depends on
+/// nothing else. So the scores and the ranking a caller sees depend only on what they may read.
+struct AccessStats<'a> {
+    filter: &'a AclFilter,
+    searcher: &'a Searcher,
+}
+
+impl AccessStats<'_> {
+    fn readable<'b>(&'b self, segment: &SegmentReader) -> Option<&'b BitSet> {
+        self.filter.sets.get(&segment.segment_id())
+    }
+}
+
+impl Bm25StatisticsProvider for AccessStats<'_> {
+    fn total_num_tokens(&self, field: tantivy::schema::Field) -> tantivy::Result<u64> {
+        if let Some(n) = self
+            .filter
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&field)
+        {
+            return Ok(*n);
+        }
+        let mut total = 0u64;
+        for segment in self.searcher.segment_readers() {
+            let Some(bits) = self.readable(segment) else {
+                continue;
+            };
+            let norms = segment.get_fieldnorms_reader(field)?;
+            let mut docs = BitSetDocSet::from(bits.clone());
+            let mut doc = docs.doc();
+            while doc != TERMINATED {
+                total += u64::from(norms.fieldnorm(doc));
+                doc = docs.advance();
+            }
+        }
+        self.filter
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(field, total);
+        Ok(total)
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        // At least one, so an average over nothing is not a division by zero.
+        Ok(self.filter.docs.max(1))
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        let mut n = 0u64;
+        for segment in self.searcher.segment_readers() {
+            let Some(bits) = self.readable(segment) else {
+                continue;
+            };
+            let inverted = segment.inverted_index(term.field())?;
+            if let Some(mut postings) = inverted.read_postings(term, IndexRecordOption::Basic)? {
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    n += u64::from(bits.contains(doc));
+                    doc = postings.advance();
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 impl std::fmt::Debug for AclFilter {

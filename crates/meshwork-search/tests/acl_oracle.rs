@@ -197,3 +197,90 @@ proptest! {
         })?;
     }
 }
+
+/// Security finding 2: a caller's scores and ranking come from what they may read only. The
+/// same readable documents, searched alone in an index of their own, must give the same hits in
+/// the same order with the same scores as in an index that also holds documents the caller may
+/// not read (so writing notes and comparing their scores reveals nothing hidden).
+fn ranked(index: &SearchIndex, text: &str, access: &Access) -> Vec<(String, u32)> {
+    let r = index
+        .search(
+            &parse(text).unwrap(),
+            access,
+            &SearchOptions {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut hits: Vec<(String, u32)> = r
+        .hits()
+        .map(|h| (h.id.clone(), h.score.to_bits()))
+        .collect();
+    // Hits come grouped by type; within the answer, order by score (ties by id: a tie's order
+    // follows where the documents sit in the index, which is not what this compares).
+    hits.sort_by(|a, b| {
+        f32::from_bits(b.1)
+            .total_cmp(&f32::from_bits(a.1))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    hits
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("SEARCH_SCORE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+    ))]
+
+    #[test]
+    fn scores_do_not_depend_on_hidden_documents(
+        docs in prop::collection::vec(
+            (any::<bool>(), prop::collection::vec(0..WORDS.len(), 1..6), prop::collection::vec(0..WORDS.len(), 0..12)),
+            1..16,
+        ),
+        queries in prop::collection::vec((0..WORDS.len(), prop::option::of(0..WORDS.len()), any::<bool>()), 1..4),
+    ) {
+        let doc = |i: usize, title: &[usize], body: &[usize], acl: &str| {
+            IndexOp::Upsert(Box::new(IndexDoc {
+                id: format!("doc{i:02}"),
+                kind: if i % 3 == 0 { "note" } else { "document" }.into(),
+                title: title.iter().map(|w| WORDS[*w]).collect::<Vec<_>>().join(" "),
+                body: body.iter().map(|w| WORDS[*w]).collect::<Vec<_>>().join(" "),
+                acl: vec![acl.to_string()],
+                updated: i as i64,
+                ..Default::default()
+            }))
+        };
+        let reader = user_principal(&[1; 32]);
+        let other = user_principal(&[2; 32]);
+        // Everything, the hidden documents interleaved with the readable ones.
+        let full = SearchIndex::in_memory().unwrap();
+        full.apply(
+            &docs.iter().enumerate().map(|(i, (visible, t, b))| {
+                doc(i, t, b, if *visible { &reader } else { &other })
+            }).collect::<Vec<_>>(),
+            1,
+        ).unwrap();
+        // The readable documents alone.
+        let alone = SearchIndex::in_memory().unwrap();
+        alone.apply(
+            &docs.iter().enumerate().filter(|(_, d)| d.0).map(|(i, (_, t, b))| doc(i, t, b, &reader)).collect::<Vec<_>>(),
+            1,
+        ).unwrap();
+        let access = Access::new([reader.clone()]);
+        for (first, second, typing) in &queries {
+            let mut text = WORDS[*first].to_string();
+            if let Some(w) = second {
+                text = format!("{text} {}", WORDS[*w]);
+            }
+            if !typing {
+                text.push(' ');
+            }
+            prop_assert_eq!(
+                ranked(&full, &text, &access),
+                ranked(&alone, &text, &access),
+                "query {:?}", text
+            );
+        }
+    }
+}

@@ -415,12 +415,14 @@ impl PeerClient {
             Some(url::Host::Domain(d)) => match tokio::net::lookup_host((d, port)).await {
                 Ok(a) => a.collect(),
                 // Fails closed: a name that does not resolve now is not taken on trust.
-                Err(e) => return Err(AppError::new(
-                    ErrorCode::InvalidField,
-                    format!(
+                Err(e) => {
+                    return Err(AppError::new(
+                        ErrorCode::InvalidField,
+                        format!(
                         "the partner server's name {d} does not resolve ({e}); check the address"
                     ),
-                )),
+                    ))
+                }
             },
             None => return Err(refuse()),
         };
