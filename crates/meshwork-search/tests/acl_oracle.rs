@@ -243,7 +243,7 @@ proptest! {
         let doc = |i: usize, title: &[usize], body: &[usize], acl: &str| {
             IndexOp::Upsert(Box::new(IndexDoc {
                 id: format!("doc{i:02}"),
-                kind: if i % 3 == 0 { "note" } else { "document" }.into(),
+                kind: if i.is_multiple_of(3) { "note" } else { "document" }.into(),
                 title: title.iter().map(|w| WORDS[*w]).collect::<Vec<_>>().join(" "),
                 body: body.iter().map(|w| WORDS[*w]).collect::<Vec<_>>().join(" "),
                 acl: vec![acl.to_string()],
