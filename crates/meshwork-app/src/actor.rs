@@ -56,6 +56,46 @@ impl ClientInfo {
     }
 }
 
+/// The client's address (security finding 3): the connection's, unless it comes from one of
+/// the `trusted` proxies; then the `X-Forwarded-For` list (`forwarded`, its headers joined by
+/// commas) is read from the right, past every trusted proxy, and the first address that is not
+/// one is the client. An entry that is not an address stops the walk at the proxy that added
+/// it, so a client cannot write its own address into the header and be believed.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    forwarded: Option<&str>,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => {
+                v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(*ip)
+            }
+            v4 => *v4,
+        };
+        trusted.iter().any(|n| n.contains(&ip))
+    };
+    let (Some(list), true) = (forwarded, is_trusted(&peer)) else {
+        return peer;
+    };
+    let mut client = peer;
+    for entry in list.rsplit(',') {
+        let entry = entry.trim();
+        let Some(ip) = entry
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    client
+}
+
 /// See [`ClientInfo::rate_key`].
 pub fn rate_key(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
@@ -74,6 +114,57 @@ pub fn rate_key(ip: std::net::IpAddr) -> std::net::IpAddr {
 mod tests {
     use super::*;
     use std::net::IpAddr;
+
+    #[test]
+    fn forwarded_for_is_read_only_from_trusted_proxies() {
+        let nets: Vec<ipnet::IpNet> =
+            vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // From a client directly: the header is the client's own claim, ignored.
+        assert_eq!(
+            client_address(ip("203.0.113.9"), Some("1.2.3.4"), &nets),
+            ip("203.0.113.9")
+        );
+        // Through a trusted proxy: the address it saw.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), Some("198.51.100.7"), &nets),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("::1"), Some("198.51.100.7"), &nets),
+            ip("198.51.100.7")
+        );
+        // A client's forged entry on the left is not believed: the rightmost untrusted one is.
+        assert_eq!(
+            client_address(
+                ip("10.0.0.2"),
+                Some("6.6.6.6, 198.51.100.7, 10.0.0.3"),
+                &nets
+            ),
+            ip("198.51.100.7")
+        );
+        // Garbage stops the walk at the proxy that added it.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), Some("nonsense, 10.0.0.3"), &nets),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), Some("junk"), &nets),
+            ip("10.0.0.2")
+        );
+        // No header: the proxy itself.
+        assert_eq!(client_address(ip("10.0.0.2"), None, &nets), ip("10.0.0.2"));
+        // No trusted proxies (the default): the header is never read.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), Some("198.51.100.7"), &[]),
+            ip("10.0.0.2")
+        );
+        // An IPv4-mapped peer counts as its IPv4 address.
+        assert_eq!(
+            client_address(ip("::ffff:10.0.0.2"), Some("198.51.100.7"), &nets),
+            ip("198.51.100.7")
+        );
+    }
 
     #[test]
     fn ipv6_clients_share_their_64_bucket() {

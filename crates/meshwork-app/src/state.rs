@@ -48,6 +48,8 @@ pub struct Inner {
     pub runner_id: String,
     /// Wakes this process's job runner when it queues a job.
     pub jobs_wake: tokio::sync::Notify,
+    /// `trusted_proxies`, parsed: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -99,6 +101,7 @@ impl AppState {
                 key_cache: crate::key_cache::KeyCache::new(std::time::Duration::from_secs(
                     config.auth.api_key_cache_seconds as u64,
                 )),
+                trusted_proxies: config.trusted_proxy_nets()?,
                 search: crate::search::Search::new(config.data_dir.join("search")),
                 remote: crate::remote::RemoteState::new(&config, peers)?,
                 job_locks: Default::default(),

@@ -356,6 +356,15 @@ pub(crate) async fn setup(
     if !resp.status().is_success() {
         bail!("sign-up failed: {}", resp.text().await?);
     }
+    // A sign-up starts no session: sign in.
+    let resp = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "bench@example.com", "password": "load test passphrase 42"}))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("sign-in failed: {}", resp.text().await?);
+    }
     let cookie = resp
         .headers()
         .get("set-cookie")

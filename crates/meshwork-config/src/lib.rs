@@ -28,6 +28,9 @@ pub struct Config {
     pub tls_key: String,
     /// `text` or `json`.
     pub log_format: String,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` header names the
+    /// client. Empty: the connection's address is the client's, and the header is ignored.
+    pub trusted_proxies: Vec<String>,
     pub auth: AuthConfig,
     pub overlap: OverlapConfig,
     pub smtp: SmtpConfig,
@@ -160,6 +163,9 @@ pub struct AuthConfig {
     pub login_attempts_per_minute: u32,
     /// Sign-ups allowed per client address (an IPv6 /64) per hour.
     pub signups_per_hour: u32,
+    /// Whether anyone may sign up. Off, sign-up is by invitation only: the server's first
+    /// account, and addresses with a pending workspace invitation.
+    pub open_signup: bool,
     /// How long a verified API key is remembered in memory (0: look it up on every request).
     pub api_key_cache_seconds: u32,
     pub lockout_threshold: u32,
@@ -179,6 +185,7 @@ impl Default for Config {
             tls_cert: String::new(),
             tls_key: String::new(),
             log_format: "text".into(),
+            trusted_proxies: Vec::new(),
             auth: AuthConfig::default(),
             overlap: OverlapConfig::default(),
             smtp: SmtpConfig::default(),
@@ -194,6 +201,7 @@ impl Default for AuthConfig {
             session_ttl_hours: 24 * 14,
             login_attempts_per_minute: 10,
             signups_per_hour: 20,
+            open_signup: true,
             api_key_cache_seconds: 2,
             lockout_threshold: 5,
             lockout_minutes: 15,
@@ -226,6 +234,10 @@ tls_cert = ""
 tls_key = ""
 # Log format: "text" or "json". The level comes from MESHWORK_LOG (e.g. "info,meshwork=debug").
 log_format = "text"
+# Reverse proxies in front of this server (addresses or CIDR ranges, e.g. ["127.0.0.1",
+# "10.0.0.0/8"]). A request from one of them is counted (rate limits, audit log) under the
+# client address its X-Forwarded-For header names; from anywhere else the header is ignored.
+trusted_proxies = []
 
 [auth]
 # How long a sign-in lasts.
@@ -235,6 +247,9 @@ login_attempts_per_minute = 10
 # Sign-ups allowed per client address per hour (then 429 rate_limited). Each runs argon2id and
 # sends a mail, so a burst from one address is refused. IPv6 clients count per /64.
 signups_per_hour = 20
+# Whether anyone who reaches the server may sign up. Off, sign-up is by invitation only: the
+# server's first account, and addresses with a pending workspace invitation.
+open_signup = true
 # How long a verified API key is remembered in memory, sparing a database look-up per request.
 # Revoking a key, or changing its creator's role, takes effect at once on the server that did it;
 # other servers sharing a PostgreSQL database notice within this many seconds. 0 turns it off.
@@ -379,6 +394,24 @@ impl Config {
         Ok(config)
     }
 
+    /// `trusted_proxies` parsed: an address alone is a range of one.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let p = p.trim();
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "trusted_proxies[{i}] is {p:?}: expected an IP address or a CIDR range such as \"10.0.0.0/8\""
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(
@@ -386,6 +419,7 @@ impl Config {
                 self.log_format
             )));
         }
+        self.trusted_proxy_nets()?;
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "tls_cert and tls_key must be set together".into(),

@@ -69,6 +69,7 @@ error_codes! {
     CsrfTokenInvalid => ("csrf_token_invalid", 403, Auth, "A state-changing request with a session cookie needs the `X-CSRF-Token` header."),
     PermissionDenied => ("permission_denied", 403, Auth, "Your role in this workspace does not allow this."),
     AccountLocked => ("account_locked", 423, Auth, "Too many failed sign-ins: the account is locked for a while."),
+    SignupClosed => ("signup_closed", 403, Auth, "Sign-up on this server is by invitation only (`auth.open_signup` is off)."),
     RateLimited => ("rate_limited", 429, Auth, "Too many requests from this address; wait and retry."),
     WorkspaceNotFound => ("workspace_not_found", 404, InvalidRequest, "No workspace with this id that you belong to."),
     MemberNotFound => ("member_not_found", 404, InvalidRequest, "No member with this id in the workspace."),

@@ -401,6 +401,18 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn confirm_email(&self, id: meshwork_domain::UserId, email_index: &meshwork_store::Hash32, email_sealed: Option<&[u8]>, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let done = match email_sealed {
+                    Some(sealed) => $crate::sqlx::query("UPDATE users SET email_index = $2, email_sealed = $3, email_verified = $4, updated_at = $5 WHERE id = $1")
+                        .bind(id.to_string()).bind(&email_index[..]).bind(sealed).bind(true).bind(now)
+                        .execute(self.writer()).await.map_err($crate::db_err("users.email"))?,
+                    None => $crate::sqlx::query("UPDATE users SET email_verified = $3, updated_at = $4 WHERE id = $1 AND email_index = $2")
+                        .bind(id.to_string()).bind(&email_index[..]).bind(true).bind(now)
+                        .execute(self.writer()).await.map_err($crate::db)?,
+                };
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn begin_login_attempt(&self, id: meshwork_domain::UserId, lock_after: i32, lock_until: meshwork_domain::Millis, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<i32>> {
                 use $crate::sqlx::Row as _;
                 let row = $crate::sqlx::query("UPDATE users SET failed_logins = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failed_logins + 1 END, locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failed_logins + 1 END) >= $2 THEN $3 ELSE NULL END WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $4) RETURNING failed_logins")
@@ -533,8 +545,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_token(&self, t: &meshwork_store::TokenRow) -> meshwork_store::Result<()> {
-                $crate::sqlx::query("INSERT INTO tokens (hash, kind, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+                $crate::sqlx::query("INSERT INTO tokens (hash, kind, user_id, expires_at, email_index, email_sealed) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(&t.hash[..]).bind(&t.kind).bind(t.user_id.to_string()).bind(t.expires_at)
+                    .bind(t.email_index.map(|i| i.to_vec())).bind(&t.email_sealed)
                     .execute(self.writer()).await.map_err($crate::db)?;
                 Ok(())
             }
@@ -545,9 +558,9 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn take_token(&self, kind: &str, hash: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<meshwork_domain::UserId>> {
+            async fn take_token(&self, kind: &str, hash: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<meshwork_store::TokenRow>> {
                 use $crate::sqlx::Row as _;
-                let row = $crate::sqlx::query("DELETE FROM tokens WHERE hash = $1 AND kind = $2 RETURNING user_id, expires_at")
+                let row = $crate::sqlx::query("DELETE FROM tokens WHERE hash = $1 AND kind = $2 RETURNING user_id, expires_at, email_index, email_sealed")
                     .bind(&hash[..]).bind(kind)
                     .fetch_optional(self.writer()).await.map_err($crate::db)?;
                 let Some(r) = row else { return Ok(None) };
@@ -555,7 +568,15 @@ macro_rules! impl_sql_store {
                 if expires <= now {
                     return Ok(None);
                 }
-                Ok(Some(meshwork_domain::UserId($crate::uuid(&r.try_get::<String, _>("user_id").map_err($crate::db)?, "tokens.user_id")?)))
+                let email_index: Option<Vec<u8>> = r.try_get("email_index").map_err($crate::db)?;
+                Ok(Some(meshwork_store::TokenRow {
+                    hash: *hash,
+                    kind: kind.to_string(),
+                    user_id: meshwork_domain::UserId($crate::uuid(&r.try_get::<String, _>("user_id").map_err($crate::db)?, "tokens.user_id")?),
+                    expires_at: expires,
+                    email_index: email_index.map(|i| $crate::hash32(i, "tokens.email_index")).transpose()?,
+                    email_sealed: r.try_get("email_sealed").map_err($crate::db)?,
+                }))
             }
 
             async fn create_workspace(&self, ws: &meshwork_store::WorkspaceRow, owner: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
@@ -652,6 +673,20 @@ macro_rules! impl_sql_store {
                 append_change(&mut tx, ws, "membership", &user.to_string(), "delete", now).await?;
                 tx.commit().await.map_err($crate::db)?;
                 Ok(meshwork_store::RoleChange::Applied)
+            }
+
+            async fn has_pending_invite(&self, email_index: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let row = $crate::sqlx::query("SELECT 1 FROM invites WHERE email_index = $1 AND accepted_at IS NULL AND expires_at > $2 LIMIT 1")
+                    .bind(&email_index[..]).bind(now)
+                    .fetch_optional(self.reader()).await.map_err($crate::db)?;
+                Ok(row.is_some())
+            }
+
+            async fn user_count(&self) -> meshwork_store::Result<i64> {
+                use $crate::sqlx::Row as _;
+                let row = $crate::sqlx::query("SELECT COUNT(*) AS n FROM users")
+                    .fetch_one(self.reader()).await.map_err($crate::db)?;
+                row.try_get::<i64, _>("n").map_err($crate::db)
             }
 
             async fn revoke_invite(&self, ws: meshwork_domain::WorkspaceId, id: meshwork_domain::InviteId, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {

@@ -90,6 +90,17 @@ pub trait Store: Send + Sync + 'static {
     async fn update_profile(&self, id: UserId, profile: &ProfileUpdate, now: Millis) -> Result<()>;
     async fn set_password_hash(&self, id: UserId, hash: &str, now: Millis) -> Result<()>;
     async fn set_email_verified(&self, id: UserId, now: Millis) -> Result<()>;
+    /// Marks the address with blind index `email_index` verified, in one statement: with
+    /// `email_sealed` (an email change), moves the account to that address (`Conflict
+    /// ("users.email")` when another account has it meanwhile); without, only if the account's
+    /// address is still that one. Answers whether the account was changed.
+    async fn confirm_email(
+        &self,
+        id: UserId,
+        email_index: &Hash32,
+        email_sealed: Option<&[u8]>,
+        now: Millis,
+    ) -> Result<bool>;
     /// Reserves one sign-in attempt before the password is checked, atomically, so parallel
     /// guesses cannot slip past the lock: counts it, locks the account until `lock_until` once
     /// the count of attempts since the last success reaches `lock_after`, and returns the count.
@@ -129,8 +140,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(&self, token: &TokenRow) -> Result<()>;
     /// Removes every one-time token of the user (after an email change).
     async fn delete_user_tokens(&self, user: UserId) -> Result<()>;
-    /// Consumes a token of `kind`; returns its user when it existed and had not expired.
-    async fn take_token(&self, kind: &str, hash: &Hash32, now: Millis) -> Result<Option<UserId>>;
+    /// Consumes a token of `kind`; returns it when it existed and had not expired.
+    async fn take_token(&self, kind: &str, hash: &Hash32, now: Millis) -> Result<Option<TokenRow>>;
 
     // --- workspaces and members (each write appends to the change feed) -----------------------
     async fn create_workspace(&self, ws: &WorkspaceRow, owner: UserId, now: Millis) -> Result<()>;
@@ -176,6 +187,12 @@ pub trait Store: Send + Sync + 'static {
         email_index: &Hash32,
         now: Millis,
     ) -> Result<InviteOutcome>;
+
+    /// Whether the address with this blind index has an invitation not yet accepted or expired
+    /// (who may sign up when sign-up is by invitation only).
+    async fn has_pending_invite(&self, email_index: &Hash32, now: Millis) -> Result<bool>;
+    /// How many accounts there are.
+    async fn user_count(&self) -> Result<i64>;
 
     /// Withdraws an invitation not yet accepted; false when there is none.
     async fn revoke_invite(&self, ws: WorkspaceId, id: InviteId, now: Millis) -> Result<bool>;

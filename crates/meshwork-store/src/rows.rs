@@ -57,6 +57,11 @@ pub struct TokenRow {
     pub kind: String,
     pub user_id: UserId,
     pub expires_at: Millis,
+    /// The blind index of the address a verification link was sent to: it verifies that
+    /// address only (security finding 12).
+    pub email_index: Option<Hash32>,
+    /// For an email change, the new address, sealed: taking the link moves the account to it.
+    pub email_sealed: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]

@@ -168,6 +168,14 @@ impl Node {
             .await
             .unwrap();
         assert!(r.status().is_success(), "signup: {}", r.status());
+        // A sign-up starts no session: sign in.
+        let r = http
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"email": format!("{who}@servers.test"), "password": "correct horse battery staple"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "login: {}", r.status());
         self.cookie = r.headers()["set-cookie"]
             .to_str()
             .unwrap()

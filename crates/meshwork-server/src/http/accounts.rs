@@ -67,16 +67,24 @@ async fn start_session(state: &AppState, user: UserId, status: StatusCode) -> Ap
     Ok(resp)
 }
 
-/// Create an account and sign in.
+/// What a sign-up answers, whether or not the address already had an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignupAccepted {
+    pub message: String,
+}
+
+/// Create an account. The answer is the same whether or not the address already has one (its
+/// owner is mailed instead); a verification link goes to the address. Then sign in.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "accounts", request_body = SignupRequest,
-    responses((status = 201, body = SignedIn, description = "Signed up and signed in; a verification email is queued."),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = SignupAccepted, description = "Accepted: a mail is on its way to the address; sign in with the password chosen."),
+              (status = 403, body = ErrorBody, description = "Sign-up is by invitation only."),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn signup(
     State(state): State<AppState>,
     Client(client): Client,
     Json(req): Json<SignupRequest>,
-) -> ApiResult<Response> {
-    let user = accounts::signup(
+) -> ApiResult<(StatusCode, Json<SignupAccepted>)> {
+    accounts::signup(
         &state,
         &client,
         accounts::Signup {
@@ -89,7 +97,12 @@ pub async fn signup(
         },
     )
     .await?;
-    start_session(&state, user, StatusCode::CREATED).await
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SignupAccepted {
+            message: "Check your inbox: a mail to this address says what comes next. If the account is new, confirm the address with the link, and sign in with the password you chose.".into(),
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -17,8 +17,15 @@ async fn promise_pm07_canary_strings_are_encrypted_at_rest(s: &mut TestServer) {
             "company": c("Company"), "job_title": c("Title"), "confirm_age_16_or_over": true
         }))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let me = session_from(&body, cookie.as_deref(), email);
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(cookie.is_none());
+    let resp = s.login_raw(email, "Canary-Password-Q7x9!", json!({})).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    let me = session_from(&resp.json().await.unwrap(), cookie.as_deref(), email);
     let ws = s.create_workspace(&me, &c("Workspace")).await;
     let (status, _) = s
         .call(

@@ -161,8 +161,9 @@ impl TestServer {
         let (status, body, cookie) = self
             .signup_with(json!({"name": name, "email": email, "password": PASSWORD, "company": "Acme", "job_title": "Engineer", "confirm_age_16_or_over": true}))
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        session_from(&body, cookie.as_deref(), email)
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert!(cookie.is_none(), "a sign-up starts no session");
+        self.login(email).await
     }
 
     pub async fn login_raw(&self, email: &str, password: &str, extra: Value) -> reqwest::Response {

@@ -62,9 +62,14 @@ async fn operators_cancel_a_queued_job_and_retry_it(s: &mut TestServer) {
     );
     let err = jobs::cancel(s.state(), id).await.unwrap_err();
     assert!(err.message.contains("is cancelled"), "{err}");
-    // Retried, it runs now.
+    // Retried, it runs now (the runner may claim it before `retry` reads it back, so its state
+    // then is queued or already running).
     let j = jobs::retry(s.state(), id).await.unwrap();
-    assert_eq!(j.attempts, 0);
+    assert!(
+        matches!(j.state.as_str(), "queued" | "running" | "done"),
+        "{}",
+        j.state
+    );
     let done = wait_state(s, id, "done").await;
     assert_eq!(done.attempts, 1);
     let err = jobs::show(s.state(), uuid::Uuid::now_v7())

@@ -192,3 +192,299 @@ async fn an_existing_data_dir_is_made_private() {
     assert_eq!(mode & 0o777, 0o700);
     running.stop().await.unwrap();
 }
+
+/// Finding 3: with `auth.open_signup` off, only the server's first account and invited
+/// addresses may sign up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signup_closed_admits_only_the_first_account_and_invited_addresses() {
+    let mut s = TestServer::start_with(TestBackend::Sqlite, |c| c.auth.open_signup = false)
+        .await
+        .unwrap();
+    let owner = s.signup("Owner", "owner@closed.test").await;
+    let (status, body, _) = s
+        .signup_with(json!({"name": "Stranger", "email": "stranger@closed.test", "password": PASSWORD, "confirm_age_16_or_over": true}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("signup_closed")),
+        "{body}"
+    );
+    let ws = s.create_workspace(&owner, "Closed").await;
+    let (status, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/invites"),
+            &As::User(&owner),
+            Some(json!({"email": "guest@closed.test", "role": "member"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    s.signup("Guest", "guest@closed.test").await;
+    s.stop().await;
+}
+
+/// Finding 3: behind a proxy named in `trusted_proxies`, limits count the client that
+/// `X-Forwarded-For` names, so clients behind one proxy are not one bucket; the header of a
+/// client that is not a trusted proxy is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_read_only_from_trusted_proxies() {
+    let signup = |s: &TestServer, n: u32, forwarded: &str| {
+        let req = s
+            .client
+            .post(format!("{}/api/v1/auth/signup", s.base))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"name": "P", "email": format!("p{n}-{}@proxy.test", forwarded.replace([',', ' '], "")), "password": PASSWORD, "confirm_age_16_or_over": true}));
+        async move { req.send().await.unwrap().status() }
+    };
+    let mut s = TestServer::start_with(TestBackend::Sqlite, |c| {
+        c.auth.signups_per_hour = 2;
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await
+    .unwrap();
+    for n in 0..2 {
+        assert_eq!(signup(&s, n, "198.51.100.1").await, StatusCode::ACCEPTED);
+    }
+    assert_eq!(
+        signup(&s, 2, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy has its own bucket; a forged entry on the left
+    // changes nothing.
+    assert_eq!(signup(&s, 3, "198.51.100.2").await, StatusCode::ACCEPTED);
+    assert_eq!(
+        signup(&s, 4, "10.9.9.9, 198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    s.stop().await;
+
+    // Without trusted proxies the header is the client's own claim: ignored.
+    let mut s = TestServer::start_with(TestBackend::Sqlite, |c| c.auth.signups_per_hour = 2)
+        .await
+        .unwrap();
+    assert_eq!(signup(&s, 0, "198.51.100.1").await, StatusCode::ACCEPTED);
+    assert_eq!(signup(&s, 1, "198.51.100.2").await, StatusCode::ACCEPTED);
+    assert_eq!(
+        signup(&s, 2, "198.51.100.3").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    s.stop().await;
+}
+
+/// Finding 6: password re-checks (here, changing the password) count toward the lockout, so
+/// a stolen session is not an unlimited guessing oracle.
+async fn password_rechecks_count_toward_lockout(s: &mut TestServer) {
+    let me = s.signup("Guessed", "guessed@security.test").await;
+    let change = |current: &str| json!({"current_password": current, "new_password": "an entirely new passphrase"});
+    for _ in 0..5 {
+        let (status, body) = s
+            .call(
+                Method::POST,
+                "/api/v1/me/password",
+                &As::User(&me),
+                Some(change("a wrong guess 123")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    // Locked: even the right password is refused now, here and at sign-in.
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/password",
+            &As::User(&me),
+            Some(change(PASSWORD)),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::LOCKED, Some("account_locked")),
+        "{body}"
+    );
+    assert_eq!(
+        s.login_raw("guessed@security.test", PASSWORD, json!({}))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    assert!(mail
+        .iter()
+        .any(|m| m.kind == "account_locked" && m.to == "guessed@security.test"));
+}
+server_test!(password_rechecks_count_toward_lockout);
+
+/// Finding 7: sign-up, email change and a locked account answer the same whether or not an
+/// address has an account; the owner of an existing address is mailed instead, and nothing
+/// of theirs changes.
+async fn account_enumeration_answers_do_not_tell(s: &mut TestServer) {
+    let ann = s.signup("Ann", "ann@enum.test").await;
+    s.verify_email(&ann).await;
+    let body = |email: &str, password: &str| json!({"name": "Someone", "email": email, "password": password, "confirm_age_16_or_over": true});
+    let (new_status, new_body, _) = s.signup_with(body("fresh@enum.test", PASSWORD)).await;
+    let (old_status, old_body, old_cookie) = s
+        .signup_with(body("Ann@Enum.test", "a different passphrase 9"))
+        .await;
+    assert_eq!((old_status, &old_body), (new_status, &new_body));
+    assert!(old_cookie.is_none());
+    // Ann's account is untouched: her password still works, the other does not.
+    assert_eq!(
+        s.login_raw("ann@enum.test", "a different passphrase 9", json!({}))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.login_raw("ann@enum.test", PASSWORD, json!({}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    assert!(mail
+        .iter()
+        .any(|m| m.kind == "signup_existing" && m.to == "ann@enum.test"));
+
+    // An email change to a taken address answers like one to a free address.
+    let bob = s.signup("Bob", "bob@enum.test").await;
+    let change = |to: &str| json!({"email": to, "current_password": PASSWORD});
+    let (taken_status, taken) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            &As::User(&bob),
+            Some(change("ann@enum.test")),
+        )
+        .await;
+    let (free_status, free) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            &As::User(&bob),
+            Some(change("bob2@enum.test")),
+        )
+        .await;
+    assert_eq!(
+        (taken_status, free_status),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    assert_eq!(taken["email"], free["email"]);
+    assert_eq!(taken["email"], "bob@enum.test");
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    assert!(mail
+        .iter()
+        .any(|m| m.kind == "email_change_refused" && m.to == "ann@enum.test"));
+    assert!(!mail
+        .iter()
+        .any(|m| m.kind == "verify_email" && m.to == "ann@enum.test" && m.body.contains("move")));
+
+    // A locked account answers like an unknown address.
+    for _ in 0..5 {
+        s.login_raw("bob@enum.test", "not it at all 1", json!({}))
+            .await;
+    }
+    let locked = s.login_raw("bob@enum.test", PASSWORD, json!({})).await;
+    let unknown = s.login_raw("nobody@enum.test", PASSWORD, json!({})).await;
+    assert_eq!(locked.status(), unknown.status());
+    assert_eq!(
+        locked.json::<serde_json::Value>().await.unwrap(),
+        unknown.json::<serde_json::Value>().await.unwrap()
+    );
+}
+server_test!(account_enumeration_answers_do_not_tell);
+
+/// Finding 8: recovery codes are stored as keyed hashes, not as a plain SHA-256 a copy of the
+/// database could test guesses against.
+async fn recovery_codes_are_stored_as_keyed_hashes(s: &mut TestServer) {
+    let me = s.signup("Codes", "codes@security.test").await;
+    let (_, setup) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/setup",
+            &As::User(&me),
+            None,
+        )
+        .await;
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            &As::User(&me),
+            Some(json!({"code": super::accounts::totp_at(&secret, 0), "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let codes: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let user: meshwork_domain::UserId = me.user_id.parse().unwrap();
+    let store = &s.state().store;
+    let plain = meshwork_app::state::token_hash(&codes[0].replace('-', ""));
+    assert!(
+        !store.take_recovery_code(user, &plain).await.unwrap(),
+        "a code is stored as its plain SHA-256"
+    );
+    let keyed = meshwork_app::accounts::recovery_code_hash(s.state(), &codes[0]).unwrap();
+    assert!(store.take_recovery_code(user, &keyed).await.unwrap());
+    // The others still sign in (once each).
+    let r = s
+        .login_raw(
+            "codes@security.test",
+            PASSWORD,
+            json!({"recovery_code": codes[1].to_uppercase()}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+server_test!(recovery_codes_are_stored_as_keyed_hashes);
+
+/// Finding 12: a verification link verifies the address it was sent to, only while the account
+/// still has it, even if the link was not voided when the address changed.
+async fn a_verification_link_verifies_only_the_address_it_was_sent_to(s: &mut TestServer) {
+    let me = s.signup("Moved", "first@security.test").await;
+    let link = s.queued_token("verify_email", "first@security.test").await;
+    // The account's address changes underneath, without the link being voided.
+    let state = s.state();
+    let user: meshwork_domain::UserId = me.user_id.parse().unwrap();
+    let u = state.store.user(user).await.unwrap().unwrap();
+    state
+        .store
+        .update_profile(
+            user,
+            &meshwork_store::ProfileUpdate {
+                email_index: state.email_index("second@security.test").unwrap(),
+                email_sealed: state
+                    .seal_account(user, "email", b"second@security.test")
+                    .unwrap(),
+                name_sealed: u.name_sealed.clone(),
+                company_sealed: u.company_sealed.clone(),
+                job_title_sealed: u.job_title_sealed.clone(),
+                email_verified: false,
+            },
+            meshwork_app::state::now_millis(),
+        )
+        .await
+        .unwrap();
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/verify-email",
+            &As::Anonymous,
+            Some(json!({"token": link})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, p) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&me), None)
+        .await;
+    assert_eq!(
+        (p["email"].as_str(), &p["email_verified"]),
+        (Some("second@security.test"), &json!(false))
+    );
+}
+server_test!(a_verification_link_verifies_only_the_address_it_was_sent_to);

@@ -94,6 +94,14 @@ pub async fn signup(http: &reqwest::Client, base: &str, email: &str) -> Session 
         .await
         .unwrap();
     assert!(r.status().is_success(), "signup: {}", r.status());
+    // A sign-up starts no session: sign in.
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "login: {}", r.status());
     let cookie = r.headers()["set-cookie"]
         .to_str()
         .unwrap()
