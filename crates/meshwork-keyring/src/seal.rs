@@ -180,6 +180,15 @@ impl DataKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security finding 14: the AES key schedules inside every cipher are wiped when dropped
+    /// (this does not compile without the `zeroize` features).
+    #[test]
+    fn aes_key_schedules_are_wiped_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes::Aes256>();
+        wiped_on_drop::<aes::Aes256Enc>();
+    }
     use proptest::prelude::*;
 
     fn key(b: u8) -> DataKey {
