@@ -363,7 +363,7 @@ pub async fn request_password_reset(
         kind: "password_reset".into(),
         to: state.open_account_str(user.id, "email", &user.email_sealed)?,
         subject: "Reset your Meshwork password".into(),
-        body: format!("Choose a new password here:\n\n{link}\n\nThe link works once and expires in 1 hour. If you did not ask for this, ignore this mail."),
+        body: format!("Choose a new password here:\n\n{link}\n\nThe link works once and expires in 1 hour; every session is signed out, and you may revoke every API key you created too. If you did not ask for this, ignore this mail."),
     })
     .await?;
     audit::record(
@@ -394,11 +394,14 @@ async fn void_links(state: &AppState, user: UserId) -> AppResult<()> {
 }
 
 /// Sets a new password with the token of a reset link (once); every session is signed out.
+/// With `revoke_api_keys`, every API key the person created is revoked too (security finding
+/// 10: a key minted with a stolen session outlives the session).
 pub async fn reset_password(
     state: &AppState,
     client: &ClientInfo,
     token: &str,
     new_password: &str,
+    revoke_api_keys: bool,
 ) -> AppResult<UserId> {
     // Check the password before taking the single-use token, so a weak password does not burn it.
     let weak_check = Password::parse("new_password", new_password, None)?;
@@ -417,7 +420,22 @@ pub async fn reset_password(
         .await?;
     state.store.delete_user_sessions(user).await?;
     void_links(state, user).await?;
-    audit::account_event(state, client, "account.password_reset", user, json!({})).await?;
+    let mut revoked = 0;
+    if revoke_api_keys {
+        let workspaces = state.store.revoke_user_api_keys(user, now_millis()).await?;
+        for ws in &workspaces {
+            state.key_cache.forget_workspace(*ws);
+        }
+        revoked = workspaces.len();
+    }
+    audit::account_event(
+        state,
+        client,
+        "account.password_reset",
+        user,
+        json!({"api_keys_revoked_in_workspaces": revoked}),
+    )
+    .await?;
     Ok(user)
 }
 

@@ -538,6 +538,16 @@ pub fn key_view(state: &AppState, k: &ApiKeyRow) -> AppResult<ApiKey> {
     })
 }
 
+/// A workspace's name, opened.
+pub async fn workspace_name(state: &AppState, ws: WorkspaceId) -> AppResult<String> {
+    let w = state
+        .store
+        .workspace(ws)
+        .await?
+        .ok_or_else(AppError::not_found_workspace)?;
+    state.open_workspace(ws, &ws.to_string(), "name", &w.name_sealed)
+}
+
 /// The caller's workspace's API keys (never their secrets).
 pub async fn list_keys(state: &AppState, auth: &impl InWorkspace) -> AppResult<Vec<ApiKey>> {
     let keys = state.store.api_keys(auth.workspace()).await?;
@@ -553,6 +563,9 @@ pub struct ApiKeyInput {
     pub role: String,
     /// Days until the key stops working (1 to 3650); none for no expiry.
     pub expires_in_days: Option<u32>,
+    /// Your password, when you create the key from a session: a stolen session alone cannot
+    /// mint a key that outlives it.
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -581,6 +594,22 @@ pub async fn create_key(
     }
     let role = parse_role("role", &req.role)?;
     check_grant(auth.role(), None, Some(role))?;
+    // A person re-enters their password (security finding 10); a key that may manage keys
+    // already holds that power.
+    let person = match auth.actor() {
+        crate::actor::Actor::User { id, .. } => {
+            let u = crate::accounts::load_user(state, *id).await?;
+            let Some(password) = req.password.clone() else {
+                return Err(AppError::new(
+                    ErrorCode::InvalidCredentials,
+                    "field `password`: your password is needed to create an API key",
+                ));
+            };
+            crate::accounts::require_password(state, client, &u, password, "password").await?;
+            Some(u)
+        }
+        _ => None,
+    };
     let now = now_millis();
     let expires_at = match req.expires_in_days {
         None => None,
@@ -621,6 +650,28 @@ pub async fn create_key(
         json!({"key_id": id, "role": role, "expires_at": expires_at}),
     )
     .await?;
+    // The person the key acts for hears of it, wherever the request came from.
+    let creator = match person {
+        Some(u) => Some(u),
+        None => state.store.user(row.created_by).await?,
+    };
+    if let Some(u) = creator {
+        let ws_name = workspace_name(state, auth.workspace()).await?;
+        mail::enqueue(state, Mail {
+            kind: "api_key_created".into(),
+            to: state.open_account_str(u.id, "email", &u.email_sealed)?,
+            subject: "A new API key acts for you in Meshwork".into(),
+            body: format!(
+                "An API key named \"{}\" with the role {role} was created in the workspace \"{ws_name}\"{}. It acts for you.\n\nIf you did not create it, revoke it in the workspace's API keys and change your password.",
+                name.as_str(),
+                match expires_at {
+                    Some(_) => format!(", valid for {} days", req.expires_in_days.unwrap_or_default()),
+                    None => ", with no expiry".into(),
+                }
+            ),
+        })
+        .await?;
+    }
     Ok(CreatedApiKey {
         key: key_view(state, &row)?,
         secret,

@@ -395,7 +395,7 @@ pub(crate) async fn setup(
             .post(format!("{base}/api/v1/workspaces/{ws}/api-keys"))
             .header("cookie", &cookie)
             .header("x-csrf-token", &csrf)
-            .json(&serde_json::json!({"name": "bench", "role": "owner"}))
+            .json(&serde_json::json!({"name": "bench", "role": "owner", "password": "load test passphrase 42"}))
             .send()
             .await?
             .json()

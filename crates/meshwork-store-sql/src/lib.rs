@@ -792,6 +792,25 @@ macro_rules! impl_sql_store {
                 Ok(true)
             }
 
+            async fn revoke_user_api_keys(&self, user: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<Vec<meshwork_domain::WorkspaceId>> {
+                use $crate::sqlx::Row as _;
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let rows = $crate::sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL RETURNING workspace_id, id")
+                    .bind(user.to_string()).bind(now)
+                    .fetch_all(&mut *tx).await.map_err($crate::db)?;
+                let mut workspaces = Vec::new();
+                for r in rows {
+                    let ws = meshwork_domain::WorkspaceId($crate::uuid(&r.try_get::<String, _>("workspace_id").map_err($crate::db)?, "api_keys.workspace_id")?);
+                    let id: String = r.try_get("id").map_err($crate::db)?;
+                    append_change(&mut tx, ws, "api_key", &id, "update", now).await?;
+                    if !workspaces.contains(&ws) {
+                        workspaces.push(ws);
+                    }
+                }
+                tx.commit().await.map_err($crate::db)?;
+                Ok(workspaces)
+            }
+
             async fn append_audit(&self, e: &meshwork_store::AuditRow) -> meshwork_store::Result<()> {
                 $crate::sqlx::query("INSERT INTO audit_log (id, workspace_id, actor, subject, kind, details_sealed, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(e.id.to_string()).bind(e.workspace_id.map(|w| w.to_string())).bind(e.actor.map(|u| u.to_string()))

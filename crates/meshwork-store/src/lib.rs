@@ -203,6 +203,8 @@ pub trait Store: Send + Sync + 'static {
     /// the creator has left it): everything authentication needs, in one query.
     async fn api_key_by_hash(&self, hash: &Hash32) -> Result<Option<(ApiKeyRow, Option<Role>)>>;
     async fn api_keys(&self, ws: WorkspaceId) -> Result<Vec<ApiKeyRow>>;
+    /// Revokes every live key `user` created, in every workspace; answers the workspaces.
+    async fn revoke_user_api_keys(&self, user: UserId, now: Millis) -> Result<Vec<WorkspaceId>>;
     /// Revokes a key of `ws`; false when there is no such key.
     async fn revoke_api_key(&self, ws: WorkspaceId, id: ApiKeyId, now: Millis) -> Result<bool>;
 

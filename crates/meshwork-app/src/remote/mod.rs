@@ -280,14 +280,7 @@ fn random_hex() -> String {
     hex::encode(b)
 }
 
-async fn workspace_name(state: &AppState, ws: WorkspaceId) -> AppResult<String> {
-    let w = state
-        .store
-        .workspace(ws)
-        .await?
-        .ok_or_else(AppError::not_found_workspace)?;
-    state.open_workspace(ws, &ws.to_string(), "name", &w.name_sealed)
-}
+use crate::workspaces::workspace_name;
 
 /// Creates a pending partnership and its invitation (shown once; only its hash is kept).
 pub async fn invite(

@@ -304,6 +304,9 @@ pub async fn request_reset(
 pub struct ResetConfirm {
     pub token: String,
     pub new_password: String,
+    /// Also revoke every API key you created, in every workspace (default false).
+    #[serde(default)]
+    pub revoke_api_keys: bool,
 }
 
 /// Set a new password with a reset token; every session is signed out.
@@ -314,7 +317,14 @@ pub async fn confirm_reset(
     Client(client): Client,
     Json(req): Json<ResetConfirm>,
 ) -> ApiResult<StatusCode> {
-    accounts::reset_password(&state, &client, &req.token, &req.new_password).await?;
+    accounts::reset_password(
+        &state,
+        &client,
+        &req.token,
+        &req.new_password,
+        req.revoke_api_keys,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

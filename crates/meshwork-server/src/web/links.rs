@@ -109,6 +109,9 @@ pub struct ResetForm {
     token: String,
     #[serde(default)]
     new_password: String,
+    /// The checkbox: present (`on`) when ticked.
+    #[serde(default)]
+    revoke_api_keys: Option<String>,
 }
 
 impl std::fmt::Debug for ResetForm {
@@ -124,22 +127,29 @@ pub async fn reset_submit(
     Form(form): Form<ResetForm>,
 ) -> Result<ResetPage, PageError> {
     same_origin(&headers)?;
-    let step =
-        match accounts::reset_password(&state, &client, &form.token, &form.new_password).await {
-            Ok(_) => ResetStep::Done,
-            Err(e) if e.code == ErrorCode::InvalidToken => ResetStep::Invalid,
-            // A weak password: the form again, with the reason beside the field (the token is
-            // not used up).
-            Err(e) if e.code.status() == 422 => ResetStep::Form {
-                token: form.token,
-                error: Some(
-                    e.message
-                        .trim_start_matches("field `new_password`: ")
-                        .to_string(),
-                ),
-            },
-            Err(e) => return Err(e.into()),
-        };
+    let step = match accounts::reset_password(
+        &state,
+        &client,
+        &form.token,
+        &form.new_password,
+        form.revoke_api_keys.is_some(),
+    )
+    .await
+    {
+        Ok(_) => ResetStep::Done,
+        Err(e) if e.code == ErrorCode::InvalidToken => ResetStep::Invalid,
+        // A weak password: the form again, with the reason beside the field (the token is
+        // not used up).
+        Err(e) if e.code.status() == 422 => ResetStep::Form {
+            token: form.token,
+            error: Some(
+                e.message
+                    .trim_start_matches("field `new_password`: ")
+                    .to_string(),
+            ),
+        },
+        Err(e) => return Err(e.into()),
+    };
     Ok(ResetPage {
         css: css(),
         step,

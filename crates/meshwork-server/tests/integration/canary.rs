@@ -41,7 +41,7 @@ async fn promise_pm07_canary_strings_are_encrypted_at_rest(s: &mut TestServer) {
             Method::POST,
             &format!("/api/v1/workspaces/{ws}/api-keys"),
             &As::User(&me),
-            Some(json!({"name": c("KeyName"), "role": "member"})),
+            Some(json!({"name": c("KeyName"), "role": "member", "password": "Canary-Password-Q7x9!"})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);

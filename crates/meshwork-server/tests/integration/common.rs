@@ -275,7 +275,7 @@ impl TestServer {
                 Method::POST,
                 &format!("/api/v1/workspaces/{ws}/api-keys"),
                 &As::User(s),
-                Some(json!({"name": format!("{role} key"), "role": role})),
+                Some(json!({"name": format!("{role} key"), "role": role, "password": PASSWORD})),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -488,3 +488,68 @@ async fn a_verification_link_verifies_only_the_address_it_was_sent_to(s: &mut Te
     );
 }
 server_test!(a_verification_link_verifies_only_the_address_it_was_sent_to);
+
+/// Finding 10: a session alone cannot mint an API key (the password is asked again), the
+/// person a key acts for is mailed when one is made, and a password reset can revoke every key
+/// the person created.
+async fn api_keys_need_the_password_are_announced_and_die_with_a_reset(s: &mut TestServer) {
+    let me = s.signup("Keyholder", "keys@security.test").await;
+    let ws = s.create_workspace(&me, "Keys").await;
+    let path = format!("/api/v1/workspaces/{ws}/api-keys");
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &path,
+            &As::User(&me),
+            Some(json!({"name": "stolen", "role": "owner"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials")),
+        "{body}"
+    );
+    let key = s.create_key(&me, &ws, "member").await;
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    let notice = mail
+        .iter()
+        .find(|m| m.kind == "api_key_created" && m.to == "keys@security.test")
+        .expect("the key's person is mailed");
+    assert!(notice.body.contains("Keys"), "{}", notice.body);
+    let workspace = format!("/api/v1/workspaces/{ws}");
+    assert_eq!(
+        s.status(Method::GET, &workspace, &As::Key(&key), None)
+            .await,
+        StatusCode::OK
+    );
+    // A reset without the box ticked leaves keys alone; with it, they stop working.
+    ask_reset(s, "keys@security.test").await;
+    let token = s.queued_token("password_reset", "keys@security.test").await;
+    assert_eq!(
+        reset(s, &token, "a brand new passphrase 1").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.status(Method::GET, &workspace, &As::Key(&key), None)
+            .await,
+        StatusCode::OK
+    );
+    ask_reset(s, "keys@security.test").await;
+    let token = s.queued_token("password_reset", "keys@security.test").await;
+    assert_eq!(
+        s.status(
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm",
+            &As::Anonymous,
+            Some(json!({"token": token, "new_password": "another new passphrase 2", "revoke_api_keys": true})),
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.status(Method::GET, &workspace, &As::Key(&key), None)
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+server_test!(api_keys_need_the_password_are_announced_and_die_with_a_reset);

@@ -13,7 +13,7 @@ async fn promise_cl13_api_keys_are_shown_once_and_stored_only_hashed(s: &mut Tes
             Method::POST,
             &format!("/api/v1/workspaces/{ws}/api-keys"),
             &As::User(&owner),
-            Some(json!({"name": "ci", "role": "viewer", "expires_in_days": 30})),
+            Some(json!({"name": "ci", "role": "viewer", "expires_in_days": 30, "password": PASSWORD})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -126,7 +126,9 @@ async fn expired_keys_and_bad_expiry_are_refused(s: &mut TestServer) {
             Method::POST,
             &format!("/api/v1/workspaces/{ws}/api-keys"),
             &As::User(&owner),
-            Some(json!({"name": "k", "role": "viewer", "expires_in_days": 0})),
+            Some(
+                json!({"name": "k", "role": "viewer", "expires_in_days": 0, "password": PASSWORD}),
+            ),
         )
         .await;
     assert_eq!(
