@@ -14,7 +14,7 @@ use argon2::Argon2;
 use meshwork_domain::{
     EmailAddress, ErrorCode, Password, PersonName, ProfileText, UserId, MAX_PICTURE_BYTES,
 };
-use meshwork_store::{PictureRow, ProfileUpdate, TokenRow, UserRow};
+use meshwork_store::{PictureRow, ProfileUpdate, SessionRow, TokenRow, UserRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use totp_rs::{Algorithm, Secret, TOTP};
@@ -261,6 +261,7 @@ pub async fn verify_email(state: &AppState, client: &ClientInfo, token: &str) ->
         return Err(invalid_link());
     };
     let changed = t.email_sealed.is_some();
+    let before = load_user(state, t.user_id).await?;
     match state
         .store
         .confirm_email(t.user_id, &index, t.email_sealed.as_deref(), now_millis())
@@ -273,7 +274,7 @@ pub async fn verify_email(state: &AppState, client: &ClientInfo, token: &str) ->
                 "field `token`: the account's address changed after this link was sent; use the link sent to its current address",
             ))
         }
-        Err(meshwork_store::StoreError::Conflict(c)) if c == "users.email" => {
+        Err(meshwork_store::StoreError::Conflict("users.email")) => {
             return Err(AppError::new(
                 ErrorCode::EmailTaken,
                 "field `token`: another account has this address now; the change was not made",
@@ -284,6 +285,14 @@ pub async fn verify_email(state: &AppState, client: &ClientInfo, token: &str) ->
     if changed {
         // Links sent to the old address must not reset the moved account.
         state.store.delete_user_tokens(t.user_id).await?;
+        let old = state.open_account_str(before.id, "email", &before.email_sealed)?;
+        notify_security_change(
+            state,
+            "email_changed",
+            &old,
+            "Your Meshwork account moved to another address: its link was opened. Mail about the account goes there from now on.",
+        )
+        .await?;
     }
     audit::account_event(
         state,
@@ -436,6 +445,14 @@ pub async fn reset_password(
         json!({"api_keys_revoked_in_workspaces": revoked}),
     )
     .await?;
+    let u = load_user(state, user).await?;
+    notify_security_change(
+        state,
+        "password_changed",
+        &state.open_account_str(u.id, "email", &u.email_sealed)?,
+        "The password of your Meshwork account was reset with a link sent to this address, and every session was signed out.",
+    )
+    .await?;
     Ok(user)
 }
 
@@ -518,11 +535,11 @@ pub async fn signup(state: &AppState, client: &ClientInfo, input: Signup<'_>) ->
     match state.store.create_user(&user).await {
         Ok(()) => {}
         // Another sign-up with the same address won the race: as above.
-        Err(meshwork_store::StoreError::Conflict(c)) if c == "users.email" => {
+        Err(meshwork_store::StoreError::Conflict("users.email")) => {
             if let Some(existing) = state.store.user_by_email_index(&email_index).await? {
                 return signup_of_existing(state, client, &existing).await;
             }
-            return Err(meshwork_store::StoreError::Conflict(c).into());
+            return Err(meshwork_store::StoreError::Conflict("users.email").into());
         }
         Err(e) => return Err(e.into()),
     }
@@ -955,6 +972,13 @@ pub async fn totp_confirm(
         .collect::<AppResult<_>>()?;
     state.store.enable_totp(u.id, &hashes).await?;
     audit::account_event(state, client, "mfa.enabled", u.id, json!({})).await?;
+    notify_security_change(
+        state,
+        "mfa_changed",
+        &state.open_account_str(u.id, "email", &u.email_sealed)?,
+        "Two-factor authentication was turned on for your Meshwork account.",
+    )
+    .await?;
     Ok(codes)
 }
 
@@ -983,6 +1007,13 @@ pub async fn totp_disable(
     }
     state.store.set_totp_secret(u.id, None).await?;
     audit::account_event(state, client, "mfa.disabled", u.id, json!({})).await?;
+    notify_security_change(
+        state,
+        "mfa_changed",
+        &state.open_account_str(u.id, "email", &u.email_sealed)?,
+        "Two-factor authentication was turned off for your Meshwork account.",
+    )
+    .await?;
     Ok(())
 }
 
@@ -1142,6 +1173,13 @@ pub async fn update_profile(
             .store
             .user_by_email_index(&state.email_index(&e.normalized())?)
             .await?;
+        notify_security_change(
+            state,
+            "email_changed",
+            &old_email,
+            &format!("A move of your Meshwork account to the address {} was asked for. It takes effect when the link sent there is opened.", e.as_str()),
+        )
+        .await?;
         match taken {
             None => send_email_link(state, id, e.as_str(), true).await?,
             Some(other) => {
@@ -1243,7 +1281,212 @@ pub async fn change_password(
     state.store.delete_user_sessions(u.id).await?;
     void_links(state, u.id).await?;
     audit::account_event(state, client, "account.password_changed", u.id, json!({})).await?;
+    notify_security_change(
+        state,
+        "password_changed",
+        email.as_str(),
+        "The password of your Meshwork account was changed, and every session was signed out.",
+    )
+    .await?;
     Ok(())
+}
+
+// --- sessions ------------------------------------------------------------------------------------
+
+/// A session just started: the token goes in the cookie, only its hash is stored.
+pub struct NewSession {
+    pub token: String,
+    pub hash: [u8; 32],
+    /// Until the session's absolute end.
+    pub max_age_secs: i64,
+}
+
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession").finish_non_exhaustive()
+    }
+}
+
+/// How often a session's last use is written (the idle timeout is counted from it).
+const TOUCH_GAP_MS: i64 = 60_000;
+
+/// Starts a session for `user`, remembering where it started (sealed) for the list of sessions.
+pub async fn start_session(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+) -> AppResult<NewSession> {
+    let token = random_token();
+    let hash = token_hash(&token);
+    let now = now_millis();
+    let ttl_ms = state.config.auth.session_ttl_hours as i64 * 3600 * 1000;
+    let where_from = json!({
+        "user_agent": client.user_agent,
+        "ip": client.ip.map(|i| i.to_string()),
+    });
+    state
+        .store
+        .create_session(&SessionRow {
+            token_hash: hash,
+            user_id: user,
+            created_at: now,
+            expires_at: now + ttl_ms,
+            last_seen_at: now,
+            client_sealed: Some(state.seal_account(
+                user,
+                "session_client",
+                where_from.to_string().as_bytes(),
+            )?),
+        })
+        .await?;
+    Ok(NewSession {
+        token,
+        hash,
+        max_age_secs: ttl_ms / 1000,
+    })
+}
+
+/// The session whose token hashes to `hash`, if it is live: before its absolute end
+/// (`auth.session_ttl_hours`) and used within the idle timeout (`auth.session_idle_hours`;
+/// security finding 11). A live session's last use is recorded (at most once a minute).
+pub async fn live_session(state: &AppState, hash: &[u8; 32]) -> AppResult<Option<SessionRow>> {
+    let now = now_millis();
+    let idle_ms = state.config.auth.session_idle_hours as i64 * 3600 * 1000;
+    let Some(s) = state.store.session(hash).await? else {
+        return Ok(None);
+    };
+    if s.expires_at <= now || s.last_seen_at + idle_ms <= now {
+        // Gone for good: the row goes now rather than waiting for housekeeping.
+        state.store.delete_session(hash).await?;
+        return Ok(None);
+    }
+    if s.last_seen_at + TOUCH_GAP_MS < now {
+        state.store.touch_session(hash, now, TOUCH_GAP_MS).await?;
+    }
+    Ok(Some(s))
+}
+
+/// A session's public id: the first 8 bytes of its token's hash, in hex (neither the token nor
+/// enough of its hash to matter).
+pub fn session_id(hash: &[u8; 32]) -> String {
+    hex::encode(&hash[..8])
+}
+
+/// One of a person's sessions, as they see it in their settings.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionView {
+    pub id: String,
+    /// The session this request came with.
+    pub current: bool,
+    pub created_at: i64,
+    /// Last use, to the minute.
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    /// The browser or program that signed in, as it named itself.
+    pub user_agent: String,
+    /// The address it signed in from.
+    pub ip: Option<String>,
+}
+
+/// The person's live sessions, newest first.
+pub async fn sessions(
+    state: &AppState,
+    user: UserId,
+    current: &[u8; 32],
+) -> AppResult<Vec<SessionView>> {
+    let now = now_millis();
+    let idle_ms = state.config.auth.session_idle_hours as i64 * 3600 * 1000;
+    let mut out = Vec::new();
+    for s in state.store.user_sessions(user).await? {
+        if s.expires_at <= now || s.last_seen_at + idle_ms <= now {
+            continue;
+        }
+        let client: serde_json::Value = match &s.client_sealed {
+            Some(sealed) => {
+                serde_json::from_slice(&state.open_account(user, "session_client", sealed)?)
+                    .unwrap_or_default()
+            }
+            None => serde_json::Value::Null,
+        };
+        out.push(SessionView {
+            id: session_id(&s.token_hash),
+            current: &s.token_hash == current,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            user_agent: client["user_agent"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            ip: client["ip"].as_str().map(str::to_string),
+        });
+    }
+    Ok(out)
+}
+
+/// Ends the person's session with public id `id`. Audited.
+pub async fn end_session(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    id: &str,
+) -> AppResult<()> {
+    let Some(s) = state
+        .store
+        .user_sessions(user)
+        .await?
+        .into_iter()
+        .find(|s| session_id(&s.token_hash) == id)
+    else {
+        return Err(AppError::new(
+            ErrorCode::SessionNotFound,
+            "no session of yours has this id",
+        ));
+    };
+    state.store.delete_session(&s.token_hash).await?;
+    audit::account_event(state, client, "session.ended", user, json!({"session": id})).await
+}
+
+/// Signs the person out everywhere but here; answers how many sessions ended. Audited.
+pub async fn end_other_sessions(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    current: &[u8; 32],
+) -> AppResult<usize> {
+    let mut ended = 0;
+    for s in state.store.user_sessions(user).await? {
+        if &s.token_hash != current {
+            state.store.delete_session(&s.token_hash).await?;
+            ended += 1;
+        }
+    }
+    audit::account_event(
+        state,
+        client,
+        "session.ended_elsewhere",
+        user,
+        json!({"sessions": ended}),
+    )
+    .await?;
+    Ok(ended)
+}
+
+/// Tells the person by mail of a change to how they sign in (ASVS 2.2.3), at `to`.
+async fn notify_security_change(
+    state: &AppState,
+    kind: &str,
+    to: &str,
+    what: &str,
+) -> AppResult<()> {
+    mail::enqueue(state, Mail {
+        kind: kind.into(),
+        to: to.into(),
+        subject: "A security setting of your Meshwork account changed".into(),
+        body: format!("{what}\n\nIf this was you, nothing more is needed. If it was not, reset your password now (which signs out every session) and turn on two-factor authentication."),
+    })
+    .await
 }
 
 /// Signs out one session. Audited.

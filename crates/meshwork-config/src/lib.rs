@@ -160,6 +160,8 @@ impl Default for JobsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub session_ttl_hours: u32,
+    /// A session unused this long ends (its absolute end is `session_ttl_hours`).
+    pub session_idle_hours: u32,
     pub login_attempts_per_minute: u32,
     /// Sign-ups allowed per client address (an IPv6 /64) per hour.
     pub signups_per_hour: u32,
@@ -199,6 +201,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             session_ttl_hours: 24 * 14,
+            session_idle_hours: 12,
             login_attempts_per_minute: 10,
             signups_per_hour: 20,
             open_signup: true,
@@ -242,6 +245,8 @@ trusted_proxies = []
 [auth]
 # How long a sign-in lasts.
 session_ttl_hours = 336
+# A sign-in unused this long ends too (OWASP ASVS level 2 asks for at most 12 hours).
+session_idle_hours = 12
 # Sign-in attempts allowed per client address per minute (then 429 rate_limited).
 login_attempts_per_minute = 10
 # Sign-ups allowed per client address per hour (then 429 rate_limited). Each runs argon2id and
@@ -439,6 +444,7 @@ impl Config {
             || self.auth.login_attempts_per_minute == 0
             || self.auth.signups_per_hour == 0
             || self.auth.session_ttl_hours == 0
+            || self.auth.session_idle_hours == 0
         {
             return Err(ConfigError::Invalid(
                 "auth settings must be greater than zero".into(),

@@ -12,12 +12,15 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use hmac::{Hmac, Mac};
+use meshwork_app::accounts;
 use meshwork_app::state::{now_millis, token_hash, AppState};
 use meshwork_domain::{ErrorCode, Permission, Role, UserId, WorkspaceId};
 use sha2::Sha256;
 use std::marker::PhantomData;
 
-pub const SESSION_COOKIE: &str = "mw_session";
+/// The `__Host-` prefix makes browsers accept the cookie only when it is `Secure`, has `Path=/`
+/// and no `Domain`, so a sibling subdomain cannot plant or shadow it (security finding 11).
+pub const SESSION_COOKIE: &str = "__Host-mw_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 pub use meshwork_app::actor::Actor;
@@ -63,34 +66,39 @@ impl FromRequestParts<AppState> for PageSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(token) = cookie_value(parts, SESSION_COOKIE) else {
+        let Ok(Some(token)) = session_cookie(parts) else {
             return Ok(Self(None));
         };
         let hash = token_hash(token);
-        Ok(Self(
-            state
-                .store
-                .session(&hash)
-                .await?
-                .filter(|s| s.expires_at > now_millis())
-                .map(|s| SessionUser {
-                    id: s.user_id,
-                    session_hash: hash,
-                }),
-        ))
+        Ok(Self(accounts::live_session(state, &hash).await?.map(|s| {
+            SessionUser {
+                id: s.user_id,
+                session_hash: hash,
+            }
+        })))
     }
 }
 
-fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
+/// The session cookie's value, if there is one; two of them are refused (security finding 11):
+/// which one the browser meant cannot be told, and one may have been planted.
+fn session_cookie(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let mut found = parts
         .headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .filter(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSession,
+            "the request carries two session cookies; clear this site's cookies and sign in again",
+        ));
+    }
+    Ok(first)
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
@@ -144,11 +152,11 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
             created_by: row.created_by,
         });
     }
-    if let Some(token) = cookie_value(parts, SESSION_COOKIE) {
+    if let Some(token) = session_cookie(parts)? {
         let hash = token_hash(token);
-        let session = state.store.session(&hash).await?;
+        let session = accounts::live_session(state, &hash).await?;
         return match session {
-            Some(s) if s.expires_at > now => {
+            Some(s) => {
                 let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
                 if !safe {
                     let expected = csrf_token(state, &hash)?;

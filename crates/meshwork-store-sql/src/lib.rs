@@ -113,6 +113,17 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            pub(super) fn session(r: &DbRow) -> Result<meshwork_store::SessionRow> {
+                Ok(meshwork_store::SessionRow {
+                    token_hash: hash32(r.try_get("token_hash").map_err(db)?, "sessions.token_hash")?,
+                    user_id: UserId(uuid(&r.try_get::<String, _>("user_id").map_err(db)?, "sessions.user_id")?),
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    expires_at: r.try_get("expires_at").map_err(db)?,
+                    last_seen_at: r.try_get("last_seen_at").map_err(db)?,
+                    client_sealed: r.try_get("client_sealed").map_err(db)?,
+                })
+            }
+
             pub(super) const USER_COLUMNS: &str = "id, email_index, email_sealed, name_sealed, company_sealed, job_title_sealed, password_hash, email_verified, age_confirmed_at, totp_secret_sealed, totp_enabled, failed_logins, locked_until, created_at, updated_at";
 
             pub(super) fn user(r: &DbRow) -> Result<UserRow> {
@@ -514,22 +525,31 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_session(&self, s: &meshwork_store::SessionRow) -> meshwork_store::Result<()> {
-                $crate::sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                $crate::sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, client_sealed) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(&s.token_hash[..]).bind(s.user_id.to_string()).bind(s.created_at).bind(s.expires_at)
+                    .bind(s.last_seen_at).bind(&s.client_sealed)
                     .execute(self.writer()).await.map_err($crate::db)?;
                 Ok(())
             }
 
             async fn session(&self, token_hash: &meshwork_store::Hash32) -> meshwork_store::Result<Option<meshwork_store::SessionRow>> {
                 use $crate::sqlx::Row as _;
-                let row = $crate::sqlx::query("SELECT token_hash, user_id, created_at, expires_at FROM sessions WHERE token_hash = $1")
+                let row = $crate::sqlx::query("SELECT token_hash, user_id, created_at, expires_at, last_seen_at, client_sealed FROM sessions WHERE token_hash = $1")
                     .bind(&token_hash[..]).fetch_optional(self.reader()).await.map_err($crate::db)?;
-                row.map(|r| Ok(meshwork_store::SessionRow {
-                    token_hash: $crate::hash32(r.try_get("token_hash").map_err($crate::db)?, "sessions.token_hash")?,
-                    user_id: meshwork_domain::UserId($crate::uuid(&r.try_get::<String, _>("user_id").map_err($crate::db)?, "sessions.user_id")?),
-                    created_at: r.try_get("created_at").map_err($crate::db)?,
-                    expires_at: r.try_get("expires_at").map_err($crate::db)?,
-                })).transpose()
+                row.map(|r| sql_store_rows::session(&r)).transpose()
+            }
+
+            async fn user_sessions(&self, user: meshwork_domain::UserId) -> meshwork_store::Result<Vec<meshwork_store::SessionRow>> {
+                let rows = $crate::sqlx::query("SELECT token_hash, user_id, created_at, expires_at, last_seen_at, client_sealed FROM sessions WHERE user_id = $1 ORDER BY created_at DESC")
+                    .bind(user.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?;
+                rows.iter().map(sql_store_rows::session).collect()
+            }
+
+            async fn touch_session(&self, token_hash: &meshwork_store::Hash32, now: meshwork_domain::Millis, gap: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1 AND last_seen_at < $3")
+                    .bind(&token_hash[..]).bind(now).bind(now - gap)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
             }
 
             async fn delete_session(&self, token_hash: &meshwork_store::Hash32) -> meshwork_store::Result<()> {

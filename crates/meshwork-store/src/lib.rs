@@ -137,6 +137,10 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &Hash32) -> Result<Option<SessionRow>>;
     async fn delete_session(&self, token_hash: &Hash32) -> Result<()>;
     async fn delete_user_sessions(&self, user: UserId) -> Result<()>;
+    /// The user's sessions, newest first.
+    async fn user_sessions(&self, user: UserId) -> Result<Vec<SessionRow>>;
+    /// Records that a session was used at `now`, unless it was within the last `gap` ms.
+    async fn touch_session(&self, token_hash: &Hash32, now: Millis, gap: Millis) -> Result<()>;
     async fn create_token(&self, token: &TokenRow) -> Result<()>;
     /// Removes every one-time token of the user (after an email change).
     async fn delete_user_tokens(&self, user: UserId) -> Result<()>;

@@ -48,6 +48,10 @@ pub struct SessionRow {
     pub user_id: UserId,
     pub created_at: Millis,
     pub expires_at: Millis,
+    /// When the session was last used (kept to the minute), for the idle timeout.
+    pub last_seen_at: Millis,
+    /// Where it was started (user agent and address, JSON), sealed with the account key.
+    pub client_sealed: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]

@@ -2,16 +2,16 @@
 //! changes and resets, email verification, two-factor set-up, and the account's own audit trail.
 
 use crate::auth::{csrf_token, SessionUser, SESSION_COOKIE};
-use crate::client::Client;
-use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query, RawBody};
+use crate::client::{Client, ClientInfo};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query, RawBody};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meshwork_app::accounts::{self};
 use meshwork_app::audit;
-use meshwork_app::state::{now_millis, random_token, token_hash, AppState};
+use meshwork_app::state::AppState;
 use meshwork_domain::{EmailAddress, ErrorCode, UserId};
-use meshwork_store::{AuditScope, SessionRow};
+use meshwork_store::AuditScope;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -43,27 +43,22 @@ fn session_cookie(token: &str, max_age_secs: i64) -> HeaderValue {
     .expect("cookie is ASCII")
 }
 
-async fn start_session(state: &AppState, user: UserId, status: StatusCode) -> ApiResult<Response> {
-    let token = random_token();
-    let hash = token_hash(&token);
-    let now = now_millis();
-    let ttl_ms = state.config.auth.session_ttl_hours as i64 * 3600 * 1000;
-    state
-        .store
-        .create_session(&SessionRow {
-            token_hash: hash,
-            user_id: user,
-            created_at: now,
-            expires_at: now + ttl_ms,
-        })
-        .await?;
+async fn start_session(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let session = accounts::start_session(state, client, user).await?;
     let body = SignedIn {
         user_id: user.as_uuid(),
-        csrf_token: csrf_token(state, &hash)?,
+        csrf_token: csrf_token(state, &session.hash)?,
     };
     let mut resp = (status, Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&token, ttl_ms / 1000));
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&session.token, session.max_age_secs),
+    );
     Ok(resp)
 }
 
@@ -136,7 +131,7 @@ pub async fn login(
         },
     )
     .await?;
-    start_session(&state, user, StatusCode::OK).await
+    start_session(&state, &client, user, StatusCode::OK).await
 }
 
 /// Sign out: the session ends on the server and the cookie is cleared.
@@ -251,7 +246,7 @@ pub async fn change_password(
         &req.new_password,
     )
     .await?;
-    start_session(&state, user.id, StatusCode::OK).await
+    start_session(&state, &client, user.id, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -425,6 +420,50 @@ impl AuditPage {
             )),
         }
     }
+}
+
+/// Your live sessions (where and when each signed in, and its last use), newest first.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "accounts", security(("session" = [])),
+    responses((status = 200, body = Vec<accounts::SessionView>), (status = 401, body = ErrorBody)))]
+pub async fn my_sessions(
+    State(state): State<AppState>,
+    user: SessionUser,
+) -> ApiResult<Json<Vec<accounts::SessionView>>> {
+    Ok(Json(
+        accounts::sessions(&state, user.id, &user.session_hash).await?,
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    pub signed_out: usize,
+}
+
+/// Sign out everywhere else: every session but this one ends.
+#[utoipa::path(delete, path = "/api/v1/me/sessions", tag = "accounts", security(("session" = [])),
+    responses((status = 200, body = SessionsEnded), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn end_other_sessions(
+    State(state): State<AppState>,
+    user: SessionUser,
+    Client(client): Client,
+) -> ApiResult<Json<SessionsEnded>> {
+    let signed_out =
+        accounts::end_other_sessions(&state, &client, user.id, &user.session_hash).await?;
+    Ok(Json(SessionsEnded { signed_out }))
+}
+
+/// End one of your sessions (its id is in the list).
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{session_id}", tag = "accounts", security(("session" = [])),
+    params(("session_id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn end_session(
+    State(state): State<AppState>,
+    user: SessionUser,
+    Client(client): Client,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    accounts::end_session(&state, &client, user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The security events of your account (sign-ins, failures, MFA and password changes).

@@ -183,6 +183,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::totp_confirm))
         .routes(routes!(accounts::totp_disable))
         .routes(routes!(accounts::my_audit))
+        .routes(routes!(accounts::my_sessions, accounts::end_other_sessions))
+        .routes(routes!(accounts::end_session))
         .routes(routes!(workspaces::list, workspaces::create))
         .routes(routes!(
             workspaces::get,

@@ -157,6 +157,8 @@ async fn promise_cl13b_every_route_checks_membership_and_role(s: &mut TestServer
         keys.push((role, s.create_key(&owner, &ws, role.as_str()).await));
     }
     let outsider = s.signup("Outsider", "outsider@example.com").await;
+    // Account routes run as someone of their own: some end every other session of theirs.
+    s.signup("Self", "self@example.com").await;
     let other_ws = s.create_workspace(&outsider, "B").await;
     let other_key = s.create_key(&outsider, &other_ws, "owner").await;
 
@@ -194,7 +196,7 @@ async fn promise_cl13b_every_route_checks_membership_and_role(s: &mut TestServer
                     "{what}: API keys cannot act on accounts"
                 );
                 // A fresh session each time: some of these routes end or change the session.
-                let who = s.login("viewer@example.com").await;
+                let who = s.login("self@example.com").await;
                 if route.method != Method::GET {
                     let (status, body) = s
                         .call(

@@ -553,3 +553,106 @@ async fn api_keys_need_the_password_are_announced_and_die_with_a_reset(s: &mut T
     );
 }
 server_test!(api_keys_need_the_password_are_announced_and_die_with_a_reset);
+
+/// Finding 11: sessions end after an idle period as well as at their absolute end; a person
+/// sees their sessions and can end one or all others; the cookie has the `__Host-` prefix;
+/// two session cookies are refused; changes to how one signs in are mailed.
+async fn sessions_idle_out_are_listed_and_end_everywhere(s: &mut TestServer) {
+    let me = s.signup("Sessions", "sessions@security.test").await;
+    assert!(me.cookie.starts_with("__Host-mw_session="), "{}", me.cookie);
+    let elsewhere = s.login("sessions@security.test").await;
+    let third = s.login("sessions@security.test").await;
+    let (status, list) = s
+        .call(Method::GET, "/api/v1/me/sessions", &As::User(&me), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert_eq!(list.iter().filter(|v| v["current"] == true).count(), 1);
+    assert!(list.iter().all(|v| v["user_agent"] == "meshwork-tests/1"));
+    assert!(list.iter().all(|v| v["ip"] == "127.0.0.1"));
+    // End one by its id, then every other.
+    let (_, mine) = s
+        .call(Method::GET, "/api/v1/me/sessions", &As::User(&third), None)
+        .await;
+    let third_id = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.status(
+            Method::DELETE,
+            &format!("/api/v1/me/sessions/{third_id}"),
+            &As::User(&me),
+            None
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.status(Method::GET, "/api/v1/me", &As::User(&third), None)
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, ended) = s
+        .call(Method::DELETE, "/api/v1/me/sessions", &As::User(&me), None)
+        .await;
+    assert_eq!((status, &ended["signed_out"]), (StatusCode::OK, &json!(1)));
+    assert_eq!(
+        s.status(Method::GET, "/api/v1/me", &As::User(&elsewhere), None)
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.status(Method::GET, "/api/v1/me", &As::User(&me), None)
+            .await,
+        StatusCode::OK
+    );
+
+    // Two session cookies: which one the browser meant cannot be told.
+    let other = s.login("sessions@security.test").await;
+    let r = s
+        .client
+        .get(format!("{}/api/v1/me", s.base))
+        .header("cookie", format!("{}; {}", me.cookie, other.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Idle out: a session last used more than `auth.session_idle_hours` ago has ended.
+    let hash = meshwork_app::state::token_hash(me.cookie.split_once('=').unwrap().1);
+    let idle = s.config.auth.session_idle_hours as i64 * 3600 * 1000;
+    let long_ago = meshwork_app::state::now_millis() - idle - 1000;
+    s.state()
+        .store
+        .touch_session(&hash, long_ago, -idle * 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.status(Method::GET, "/api/v1/me", &As::User(&me), None)
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A password change is mailed to the person.
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/password",
+            &As::User(&other),
+            Some(json!({"current_password": PASSWORD, "new_password": "a new passphrase here"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    assert!(mail
+        .iter()
+        .any(|m| m.kind == "password_changed" && m.to == "sessions@security.test"));
+}
+server_test!(sessions_idle_out_are_listed_and_end_everywhere);
