@@ -499,8 +499,10 @@ async fn index_ops(
             let mut d = record_doc(row, kind, doc, &pipelines);
             if kind == Kind::File {
                 match file_format(doc) {
-                    // Read later (a file without content yet is then indexed as it is).
-                    Some(f) if f.needs_sandbox() => {
+                    // Office documents and PDFs are read later, outside the catch-up (which
+                    // holds the index): a file is findable by name at once, by its words once
+                    // read (a file without content yet is then indexed as it is).
+                    Some(f) if f.heavy() => {
                         d.text_pending = true;
                         pending.push(row.id);
                     }

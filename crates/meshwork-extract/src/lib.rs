@@ -1,9 +1,11 @@
 //! The searchable text of uploaded files: Office Open XML (`.docx`, `.xlsx`, `.pptx`),
 //! OpenDocument (`.odt`, `.ods`, `.odp`) and plain text.
 //!
-//! Uploaded files are outside input: every read is bounded. A document's parts are read
-//! through a cap on their uncompressed size (a zip bomb stops at the cap), the number of parts
-//! read is capped, and the text kept is cut at [`MAX_TEXT`] bytes. A file that is not what its
+//! Uploaded files are outside input: every read is bounded. A document's parts are inflated
+//! under [`Limits`] (security finding 5): at most [`MAX_PART`] bytes per part, at most
+//! `max_inflated` bytes in all, at most `max_ratio` times a part's compressed size, within a
+//! deadline; reading stops at the first limit reached and keeps the text read so far. The number
+//! of parts read is capped, and the text kept is cut at [`MAX_TEXT`] bytes. A file that is not what its
 //! name says gives an error naming what is wrong; the caller indexes the file by its name only.
 //!
 //! PDF is read too, but never in the caller's process: see [`sandbox`].
@@ -20,6 +22,31 @@ pub const MAX_TEXT: usize = 1 << 20;
 pub const MAX_PART: u64 = 32 << 20;
 /// Parts (slides, sheets) read from one document.
 pub const MAX_PARTS: usize = 1000;
+
+/// How much work reading one document may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Uncompressed bytes inflated from all of a document's parts together.
+    pub max_inflated: u64,
+    /// How many times its compressed size a part may inflate to (real XML stays far below
+    /// 100; a zip bomb is thousands)…
+    pub max_ratio: u64,
+    /// …or this many bytes, whichever is more (a tiny part may compress well).
+    pub min_allowance: u64,
+    /// Wall-clock time for the whole document.
+    pub deadline: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inflated: 64 << 20,
+            max_ratio: 100,
+            min_allowance: 1 << 20,
+            deadline: std::time::Duration::from_secs(20),
+        }
+    }
+}
 
 /// The formats this crate reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,18 +141,23 @@ pub(crate) fn cut_text(bytes: &[u8]) -> String {
 /// For a format that [`Format::needs_sandbox`], this parses in the calling process: only the
 /// helper process calls it so ([`sandbox`]); everyone else goes through [`sandbox::run`].
 pub fn extract(format: Format, bytes: &[u8]) -> Result<String, ExtractError> {
+    extract_with(format, bytes, &Limits::default())
+}
+
+/// [`extract`] under the given limits.
+pub fn extract_with(format: Format, bytes: &[u8], limits: &Limits) -> Result<String, ExtractError> {
     match format {
         Format::Text => Ok(cut_text(bytes)),
         Format::Pdf => pdf_text(bytes),
-        Format::Docx => zip_text(format, bytes, |n| n == "word/document.xml"),
-        Format::Xlsx => zip_text(format, bytes, |n| {
+        Format::Docx => zip_text(format, bytes, limits, |n| n == "word/document.xml"),
+        Format::Xlsx => zip_text(format, bytes, limits, |n| {
             n == "xl/sharedStrings.xml"
                 || (n.starts_with("xl/worksheets/sheet") && n.ends_with(".xml"))
         }),
-        Format::Pptx => zip_text(format, bytes, |n| {
+        Format::Pptx => zip_text(format, bytes, limits, |n| {
             n.starts_with("ppt/slides/slide") && n.ends_with(".xml")
         }),
-        Format::OpenDocument => zip_text(format, bytes, |n| n == "content.xml"),
+        Format::OpenDocument => zip_text(format, bytes, limits, |n| n == "content.xml"),
     }
 }
 
@@ -134,8 +166,11 @@ pub fn extract(format: Format, bytes: &[u8]) -> Result<String, ExtractError> {
 fn zip_text(
     format: Format,
     bytes: &[u8],
+    limits: &Limits,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<String, ExtractError> {
+    let started = std::time::Instant::now();
+    let mut inflated = 0u64;
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| malformed(format, e))?;
     let mut parts: Vec<(String, usize)> = (0..zip.len())
         .filter_map(|i| {
@@ -152,19 +187,53 @@ fn zip_text(
     parts.sort_by_key(|(name, _)| part_order(name));
     let mut out = Text::default();
     for (name, i) in parts.into_iter().take(MAX_PARTS) {
-        if out.full() {
+        if out.full() || inflated >= limits.max_inflated || started.elapsed() > limits.deadline {
             break;
         }
         let entry = zip.by_index(i).map_err(|e| malformed(format, e))?;
+        let allowance = (entry.compressed_size().saturating_mul(limits.max_ratio))
+            .max(limits.min_allowance)
+            .min(MAX_PART)
+            .min(limits.max_inflated - inflated);
         let mut xml = Vec::new();
-        entry
-            .take(MAX_PART)
-            .read_to_end(&mut xml)
-            .map_err(|e| malformed(format, format!("{name}: {e}")))?;
-        xml_text(format, &xml, &mut out).map_err(|e| malformed(format, format!("{name}: {e}")))?;
+        Deadline {
+            inner: entry.take(allowance),
+            until: started + limits.deadline,
+        }
+        .read_to_end(&mut xml)
+        .map_err(|e| malformed(format, format!("{name}: {e}")))?;
+        inflated += xml.len() as u64;
+        let cut = xml.len() as u64 == allowance;
+        match xml_text(format, &xml, &mut out) {
+            Ok(()) => {}
+            // A part cut at a limit ends mid-element: keep what was read before.
+            Err(_) if cut => {}
+            Err(e) => return Err(malformed(format, format!("{name}: {e}"))),
+        }
         out.newline();
+        if cut {
+            break;
+        }
     }
     Ok(out.finish())
+}
+
+/// A reader that fails once its deadline has passed.
+struct Deadline<R> {
+    inner: R,
+    until: std::time::Instant,
+}
+
+impl<R: Read> Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if std::time::Instant::now() > self.until {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "reading it took too long",
+            ));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// A PDF's text, page by page, read by `pdf-extract`. Its panics on malformed files become
@@ -439,6 +508,68 @@ mod tests {
             "{}",
             text.len()
         );
+    }
+
+    /// Security finding 5: all parts together inflate at most `max_inflated` bytes; the parts
+    /// after the cap are not read at all.
+    #[test]
+    fn office_files_inflate_at_most_the_total_cap() {
+        // Ten slides of 256 KiB each, mostly markup with no text, barely compressible.
+        let mut parts = Vec::new();
+        for n in 0..10 {
+            let mut xml = format!("<p:sld><a:t>slide{n}marker</a:t>");
+            let mut x: u64 = n + 1;
+            while xml.len() < 256 << 10 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                xml.push_str(&format!("<a:off x=\"{x:016x}\"/>"));
+            }
+            xml.push_str("</p:sld>");
+            parts.push((format!("ppt/slides/slide{n}.xml"), xml));
+        }
+        let named: Vec<(&str, &str)> = parts
+            .iter()
+            .map(|(n, x)| (n.as_str(), x.as_str()))
+            .collect();
+        let bytes = package(&named);
+        let limits = Limits {
+            max_inflated: 1 << 20,
+            ..Limits::default()
+        };
+        let text = extract_with(Format::Pptx, &bytes, &limits).unwrap();
+        assert!(
+            text.contains("slide0marker") && text.contains("slide3marker"),
+            "{text}"
+        );
+        assert!(!text.contains("slide4marker"), "read past the cap: {text}");
+        // Without the cap every slide is read.
+        assert!(extract(Format::Pptx, &bytes)
+            .unwrap()
+            .contains("slide9marker"));
+    }
+
+    /// Security finding 5: a part inflates at most `max_ratio` times its compressed size.
+    #[test]
+    fn a_part_compressed_beyond_the_ratio_stops_early() {
+        let mut body = String::from("<w:document><w:body><w:p><w:r><w:t>");
+        body.push_str(&"spam ".repeat(8 << 20 >> 3));
+        body.push_str("</w:t></w:r></w:p></w:body></w:document>");
+        let bytes = package(&[("word/document.xml", &body)]);
+        let limits = Limits {
+            max_ratio: 10,
+            min_allowance: 64 << 10,
+            ..Limits::default()
+        };
+        let text = extract_with(Format::Docx, &bytes, &limits).unwrap();
+        let allowed = (bytes.len() as u64 * 10).max(64 << 10) as usize;
+        assert!(
+            !text.is_empty() && text.len() <= allowed,
+            "{} > {allowed}",
+            text.len()
+        );
+        // The default ratio lets it read to the text cap.
+        assert!(extract(Format::Docx, &bytes).unwrap().len() > allowed);
     }
 
     #[test]

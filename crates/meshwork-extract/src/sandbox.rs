@@ -62,6 +62,12 @@ impl Format {
         matches!(self, Format::Pdf)
     }
 
+    /// Whether reading it takes real work (inflating a package, or a helper process), so that
+    /// callers read it outside their locks (security finding 5): everything but plain text.
+    pub fn heavy(self) -> bool {
+        !matches!(self, Format::Text)
+    }
+
     /// The name the helper takes in `--format`.
     pub fn arg(self) -> &'static str {
         match self {

@@ -558,6 +558,16 @@ async fn files_are_found_by_their_text_content(s: &mut TestServer) {
         b"not a zip at all".to_vec(),
     )
     .await;
+    // Office documents are read outside the index's catch-up: found by name at once, by their
+    // words once read.
+    let started = std::time::Instant::now();
+    while search(s, &c.ws, &me, "heliosphere").await.1["total"] == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the document's text was never indexed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     for (q, want) in [
         ("heliosphere", &word),
         ("boundary surv", &word),
