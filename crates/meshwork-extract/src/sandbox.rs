@@ -7,6 +7,16 @@
 //! anything ([`limit_self`]); the parent kills it at a wall-clock deadline and reads at most
 //! [`crate::MAX_TEXT`] bytes of its answer. Whatever the file does, the server loses at most
 //! that child: the file is then found by its name only, and the cause is logged.
+//!
+//! It is also a sandbox, not only a resource jail (security finding 13): before it reads the
+//! file, the helper confines itself ([`confine_self`]). What it can reach then is its stdin,
+//! stdout and stderr and its own memory: no file (Landlock: every filesystem access refused,
+//! the master key and the database included), no network (Landlock's TCP rules and a seccomp
+//! filter refusing every socket), no new program or process (seccomp refuses `execve`,
+//! `fork`, `ptrace` and the like; `RLIMIT_NPROC` 0), no new file descriptor past a handful
+//! (`RLIMIT_NOFILE`), no signals or abstract sockets outside itself (Landlock scopes). It
+//! starts with an empty environment in `/`. Where the kernel lacks Landlock, the seccomp
+//! filter and the limits still hold, and the helper says so on stderr.
 
 use crate::{ExtractError, Format, MAX_TEXT};
 use std::ffi::OsString;
@@ -209,21 +219,166 @@ fn kill_group(child: &std::process::Child) {
 ///
 /// A helper that hits a limit dies of a signal that would dump core, and a core dump would hold
 /// the decrypted file: core dumps are turned off (`RLIMIT_CORE` 0, and not dumpable) first.
-pub fn limit_self(memory_bytes: u64, cpu_seconds: u64) -> std::io::Result<()> {
+///
+/// Then it confines itself ([`confine_self`]) before the pool's thread starts, so that the
+/// thread inherits the confinement (Landlock and seccomp hold per thread, from the one that
+/// asks on), and allows no further process (`RLIMIT_NPROC` 0) once that thread runs.
+pub fn limit_self(memory_bytes: u64, cpu_seconds: u64) -> std::io::Result<Confinement> {
     rlimit::setrlimit(rlimit::Resource::CORE, 0, 0)?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+    let confinement = confine_self()?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build_global()
         .map_err(std::io::Error::other)?;
+    rlimit::setrlimit(rlimit::Resource::NPROC, 0, 0)?;
     rlimit::setrlimit(rlimit::Resource::AS, memory_bytes, memory_bytes)?;
     rlimit::setrlimit(rlimit::Resource::CPU, cpu_seconds, cpu_seconds)?;
-    Ok(())
+    Ok(confinement)
+}
+
+/// How far [`confine_self`] got: Landlock depends on the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confinement {
+    /// Landlock enforced every restriction asked for, besides seccomp and the limits.
+    Full,
+    /// Landlock enforced some (an older kernel): seccomp and the limits hold.
+    Partial,
+    /// No Landlock in this kernel: seccomp and the limits hold.
+    NoLandlock,
+}
+
+/// Confines the calling thread, and every thread it starts from then on, to what the process
+/// already has (security finding 13): no file, network, program or new descriptor; see the
+/// module's comment. [`limit_self`] calls it before the helper starts any thread. Irreversible.
+pub fn confine_self() -> std::io::Result<Confinement> {
+    use landlock::{Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetStatus, Scope, ABI};
+    // A few descriptors beyond stdin, stdout and stderr (the allocator and rayon may hold some).
+    rlimit::setrlimit(rlimit::Resource::NOFILE, 16, 16)?;
+    let abi = ABI::V6;
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.handle_access(AccessNet::from_all(abi)))
+        .and_then(|r| r.scope(Scope::from_all(abi)))
+        .and_then(|r| r.create())
+        // No rule is added: nothing handled is allowed.
+        .and_then(|r| r.restrict_self())
+        .map_err(std::io::Error::other)?;
+    let confinement = match status.ruleset {
+        RulesetStatus::FullyEnforced => Confinement::Full,
+        RulesetStatus::PartiallyEnforced => Confinement::Partial,
+        RulesetStatus::NotEnforced => Confinement::NoLandlock,
+    };
+    deny_syscalls()?;
+    Ok(confinement)
+}
+
+/// A seccomp filter that refuses (`EPERM`) every system call that makes a socket, starts a
+/// program or a process, or reaches into another process; everything else is allowed (the PDF
+/// reader needs memory and the pipes it already has).
+fn deny_syscalls() -> std::io::Result<()> {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+    let denied: &[libc::c_long] = &[
+        libc::SYS_socket,
+        libc::SYS_socketpair,
+        libc::SYS_connect,
+        libc::SYS_bind,
+        libc::SYS_listen,
+        libc::SYS_accept,
+        libc::SYS_accept4,
+        libc::SYS_execve,
+        libc::SYS_execveat,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_fork,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_vfork,
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_kill,
+        libc::SYS_tkill,
+    ];
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(std::io::Error::other)?;
+    let filter = SeccompFilter::new(
+        denied.iter().map(|n| (*n as i64, Vec::new())).collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(std::io::Error::other)?;
+    let program: BpfProgram = filter.try_into().map_err(std::io::Error::other)?;
+    seccompiler::apply_filter(&program).map_err(std::io::Error::other)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PROBE: &str = "MESHWORK_CONFINEMENT_PROBE";
+
+    /// Security finding 13: once confined, the helper reaches no file (not even to read), no
+    /// network, no program, on its own thread and on the pool's thread the PDF reader uses. The
+    /// test runs itself again as the confined process and reads what it could do.
+    #[test]
+    fn a_confined_helper_reaches_no_file_network_or_program() {
+        if std::env::var_os(PROBE).is_some() {
+            return probe();
+        }
+        let dir = std::env::temp_dir();
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sandbox::tests::a_confined_helper_reaches_no_file_network_or_program",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(PROBE, dir.join(format!("probe-{}", std::process::id())))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in [
+            "read a file: refused",
+            "write a file: refused",
+            "tcp: refused",
+            "udp: refused",
+            "run a program: refused",
+            "pool thread reads a file: refused",
+            "pool thread opens a socket: refused",
+        ] {
+            assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
+        }
+        // Where the kernel has Landlock (these machines do), it is in force.
+        assert!(stdout.contains("confinement: Full"), "{stdout}");
+    }
+
+    fn probe() {
+        let write_to = std::path::PathBuf::from(std::env::var_os(PROBE).unwrap());
+        let own = std::env::current_exe().unwrap();
+        let confinement = limit_self(1 << 30, 20).unwrap();
+        println!("confinement: {confinement:?}");
+        let said = |what: &str, refused: bool| {
+            println!("{what}: {}", if refused { "refused" } else { "ALLOWED" })
+        };
+        said("read a file", std::fs::read(&own).is_err());
+        said("write a file", std::fs::write(&write_to, b"x").is_err());
+        said(
+            "tcp",
+            std::net::TcpStream::connect("127.0.0.1:5432").is_err(),
+        );
+        said("udp", std::net::UdpSocket::bind("127.0.0.1:0").is_err());
+        said("run a program", Command::new("/bin/true").status().is_err());
+        let (file, socket) = rayon::join(
+            || std::fs::read(&own).is_err(),
+            || std::net::UdpSocket::bind("127.0.0.1:0").is_err(),
+        );
+        said("pool thread reads a file", file);
+        said("pool thread opens a socket", socket);
+    }
 
     /// A helper that is a shell script: the format and limits arrive as ignored arguments.
     fn sh(script: &str) -> Helper {

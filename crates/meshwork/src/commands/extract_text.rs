@@ -1,6 +1,7 @@
 //! `meshwork extract-text` (hidden): the helper process that reads an untrusted file format
-//! (PDF) for the server. It caps its own memory and CPU time first, then reads the file from
-//! stdin and writes its text to stdout; see `meshwork_extract::sandbox`.
+//! (PDF) for the server. It caps its own memory and CPU time and confines itself (no file,
+//! network, program or process) first, then reads the file from stdin and writes its text to
+//! stdout; see `meshwork_extract::sandbox`.
 
 use anyhow::Context;
 use std::io::{Read, Write};
@@ -19,8 +20,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    meshwork_extract::sandbox::limit_self(args.memory_bytes, args.cpu_seconds)
-        .context("limiting this process")?;
+    // Limits and confinement (no file, network, program or process) before a byte is read.
+    let confinement = meshwork_extract::sandbox::limit_self(args.memory_bytes, args.cpu_seconds)
+        .context("limiting and confining this process")?;
+    if confinement != meshwork_extract::sandbox::Confinement::Full {
+        // Seccomp and the limits hold; this kernel's Landlock covers less (or nothing).
+        eprintln!("note: Landlock confinement {confinement:?} on this kernel");
+    }
     let format = meshwork_extract::Format::from_arg(&args.format)
         .with_context(|| format!("unknown format {:?}", args.format))?;
     // A reader that panics on a malformed file is reported as an error, not a backtrace.
