@@ -300,7 +300,7 @@ fn deny_syscalls() -> std::io::Result<()> {
     ];
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(std::io::Error::other)?;
     let filter = SeccompFilter::new(
-        denied.iter().map(|n| (*n as i64, Vec::new())).collect(),
+        denied.iter().map(|n| (*n, Vec::new())).collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
         arch,
