@@ -342,12 +342,21 @@ pub async fn verify_email_by_operator(state: &AppState, email: &str) -> AppResul
 }
 
 /// Queues a password-reset link for the account of `email`, if there is one. Says nothing of
-/// whether there is (the caller answers the same either way).
+/// whether there is (the caller answers the same either way). Counted against the client's
+/// sign-in attempts (each may send a mail).
 pub async fn request_password_reset(
     state: &AppState,
     client: &ClientInfo,
     email: &EmailAddress,
 ) -> AppResult<()> {
+    if let Some(ip) = client.rate_key() {
+        if state.login_limiter.check_key(&ip).is_err() {
+            return Err(AppError::new(
+                ErrorCode::RateLimited,
+                "too many requests from this address; wait a minute and retry",
+            ));
+        }
+    }
     let Some(user) = state
         .store
         .user_by_email_index(&state.email_index(&email.normalized())?)

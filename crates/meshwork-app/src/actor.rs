@@ -40,6 +40,60 @@ pub trait InWorkspace {
     fn role(&self) -> Role;
 }
 
+/// A signed-in person acting in a workspace they belong to: what a page checks, as the API's
+/// `Authorized` does, before it calls a workspace's services.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub workspace: WorkspaceId,
+    pub actor: Actor,
+    pub role: Role,
+}
+
+impl InWorkspace for Member {
+    fn workspace(&self) -> WorkspaceId {
+        self.workspace
+    }
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    fn role(&self) -> Role {
+        self.role
+    }
+}
+
+impl Member {
+    /// `user` (signed in with the session `session_hash`) in `workspace`: refused as not found
+    /// when they do not belong to it (outsiders learn nothing, not even that it exists), and
+    /// refused when their role lacks `permission`.
+    pub async fn of(
+        state: &crate::AppState,
+        user: UserId,
+        session_hash: [u8; 32],
+        workspace: WorkspaceId,
+        permission: meshwork_domain::Permission,
+    ) -> crate::AppResult<Self> {
+        let role = state
+            .store
+            .role_of(workspace, user)
+            .await?
+            .ok_or_else(crate::AppError::not_found_workspace)?;
+        if !role.allows(permission) {
+            return Err(crate::AppError::new(
+                meshwork_domain::ErrorCode::PermissionDenied,
+                format!("your role ({role}) does not allow {permission} in this workspace"),
+            ));
+        }
+        Ok(Self {
+            workspace,
+            actor: Actor::User {
+                id: user,
+                session_hash,
+            },
+            role,
+        })
+    }
+}
+
 /// Where a request came from, for the audit log, rate limiting and new-device alerts. The edge
 /// fills it from the connection and the `User-Agent`; jobs and the CLI have none.
 #[derive(Debug, Clone, Default)]

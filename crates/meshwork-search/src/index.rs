@@ -596,7 +596,12 @@ impl SearchIndex {
         if prefix {
             should.push((Occur::Should, phrase(digits, false)));
         }
-        Box::new(BooleanQuery::new(should))
+        // A number matches or it does not: how often its trigrams occur elsewhere says nothing
+        // of relevance, and scoring them would cost a walk of long postings per query.
+        Box::new(ConstScoreQuery::new(
+            Box::new(BooleanQuery::new(should)),
+            2.0,
+        ))
     }
 
     fn clause_query(&self, c: &Clause) -> Option<Box<dyn Query>> {
@@ -739,7 +744,8 @@ impl SearchIndex {
         let limit = opts.limit.clamp(1, 100);
         let searcher = self.reader.searcher();
         let (query, filter) = self.build(&searcher, q, access, opts)?;
-        // Scores and ranking from the statistics of what `access` may read only.
+        // Scores and ranking from the statistics of what `access` may read only (not the
+        // index's own, even when that is everything: those count deleted documents too).
         let stats = AccessStats {
             filter: &filter,
             searcher: &searcher,

@@ -176,7 +176,10 @@ async fn two_servers_on_one_database_run_each_job_once_and_each_periodic_job_onc
             ("MESHWORK_JOBS__HOUSEKEEPING_SECONDS", "1".to_string()),
             ("MESHWORK_AUTH__SIGNUPS_PER_HOUR", "1000".to_string()),
             // Each sign-up helper signs in too.
-            ("MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "1000".to_string()),
+            (
+                "MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE",
+                "1000".to_string(),
+            ),
         ]
     };
     let (mut a, base_a) = serve_with(&db, &http, &common_env(&a_dir)).await;

@@ -8,6 +8,7 @@
 //! carry single-use tokens). Assets are compiled into the binary and named by their content
 //! hash, so they can be cached for a year.
 
+mod accounts;
 mod links;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -82,9 +83,49 @@ impl IntoResponse for PageError {
     }
 }
 
+/// Forms are posted from this server's own pages: a browser that says the request comes from
+/// another site is refused (`Sec-Fetch-Site`, or `Origin` where that is missing).
+pub(super) fn same_origin(headers: &axum::http::HeaderMap) -> Result<(), PageError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cross = match header("sec-fetch-site") {
+        Some(site) => !matches!(site, "same-origin" | "none"),
+        None => match header("origin") {
+            None => false,
+            Some("null") => true,
+            Some(origin) => origin.split_once("://").map(|(_, h)| h) != header("host"),
+        },
+    };
+    if cross {
+        return Err(PageError::new(
+            meshwork_domain::ErrorCode::CsrfTokenInvalid,
+            "this form was posted from another site",
+        ));
+    }
+    Ok(())
+}
+
 /// The pages and their assets.
 pub fn router() -> Router<AppState> {
     let pages = Router::new()
+        .route("/", get(accounts::home))
+        .route(
+            "/sign-in",
+            get(accounts::sign_in_page).post(accounts::sign_in_submit),
+        )
+        .route(
+            "/sign-up",
+            get(accounts::sign_up_page).post(accounts::sign_up_submit),
+        )
+        .route(
+            "/forgot-password",
+            get(accounts::forgot_page).post(accounts::forgot_submit),
+        )
+        .route("/sign-out", axum::routing::post(accounts::sign_out))
+        .route(
+            "/workspaces",
+            axum::routing::post(accounts::create_workspace),
+        )
+        .route("/w/{id}", get(accounts::workspace))
         .route(
             "/verify-email",
             get(links::verify_email_page).post(links::verify_email_submit),

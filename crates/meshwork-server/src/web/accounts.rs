@@ -1,0 +1,495 @@
+//! The account pages: sign in (with the two-factor step), create an account, forgot password,
+//! sign out; and the first signed-in pages, the list of one's workspaces (with the form to
+//! create one) and a workspace's overview. Each calls the same `meshwork-app` services as the
+//! API, so a page can do nothing the API refuses; errors are shown beside the field they name,
+//! with what was typed kept (never the password).
+
+use super::{same_origin, PageError};
+use crate::auth::{csrf_matches, csrf_token, PageSession, SessionUser};
+use crate::client::Client;
+use crate::http::accounts::session_cookie;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use meshwork_app::actor::Member;
+use meshwork_app::{accounts, workspaces, AppError, AppState};
+use meshwork_domain::{EmailAddress, ErrorCode, Permission, WorkspaceId};
+use serde::Deserialize;
+
+fn css() -> &'static str {
+    super::CSS_URL.as_str()
+}
+
+/// A local path to go on to after signing in: only this server's own pages.
+fn local_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+/// Splits a service error into the form field it names (`field `x`: …`) and its message.
+fn field_of(e: &AppError) -> (Option<&str>, String) {
+    if let Some(rest) = e.message.strip_prefix("field `") {
+        if let Some((field, msg)) = rest.split_once("`: ") {
+            return (Some(field), capitalized(msg));
+        }
+    }
+    (None, capitalized(&e.message))
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+// --- sign in ----------------------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/sign_in.html")]
+pub struct SignInPage {
+    css: &'static str,
+    email: String,
+    next: String,
+    mfa: bool,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn sign_in_page(
+    PageSession(session): PageSession,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    if session.is_some() {
+        return Redirect::to(local_next(&q.next)).into_response();
+    }
+    SignInPage {
+        css: css(),
+        email: String::new(),
+        next: q.next,
+        mfa: false,
+        error: None,
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    totp_code: String,
+    #[serde(default)]
+    recovery_code: String,
+    #[serde(default)]
+    next: String,
+}
+
+impl std::fmt::Debug for SignInForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInForm").finish_non_exhaustive()
+    }
+}
+
+pub async fn sign_in_submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let given = |s: &str| Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_string);
+    let (totp, recovery) = (given(&form.totp_code), given(&form.recovery_code));
+    let result = accounts::sign_in(
+        &state,
+        &client,
+        accounts::SignIn {
+            email: &form.email,
+            password: form.password.clone(),
+            totp_code: totp.as_deref(),
+            recovery_code: recovery.as_deref(),
+        },
+    )
+    .await;
+    let again = |mfa: bool, error: Option<String>| {
+        let mut page = SignInPage {
+            css: css(),
+            email: form.email.clone(),
+            next: form.next.clone(),
+            mfa,
+            error,
+        }
+        .into_response();
+        // A form shown again with an error says so in its status too.
+        *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        page
+    };
+    match result {
+        Ok(user) => {
+            let session = accounts::start_session(&state, &client, user).await?;
+            let mut resp = Redirect::to(local_next(&form.next)).into_response();
+            resp.headers_mut().insert(
+                header::SET_COOKIE,
+                session_cookie(&session.token, session.max_age_secs),
+            );
+            Ok(resp)
+        }
+        Err(e) if e.code == ErrorCode::MfaRequired => Ok(again(true, None)),
+        Err(e) if e.code == ErrorCode::InvalidMfaCode => Ok(again(
+            true,
+            Some("The code is wrong or already used; enter your password and a fresh code".into()),
+        )),
+        Err(e)
+            if matches!(
+                e.code,
+                ErrorCode::InvalidCredentials | ErrorCode::RateLimited
+            ) =>
+        {
+            Ok(again(false, Some(capitalized(&e.message))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// --- create an account ------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SignUpForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default, skip_serializing)]
+    password: String,
+    #[serde(default)]
+    company: String,
+    #[serde(default)]
+    job_title: String,
+    /// The checkbox: present (`on`) when ticked.
+    #[serde(default)]
+    confirm_age_16_or_over: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct SignUpErrors {
+    name: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    company: Option<String>,
+    job_title: Option<String>,
+    age: Option<String>,
+    other: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/sign_up.html")]
+pub struct SignUpPage {
+    css: &'static str,
+    form: SignUpForm,
+    errors: SignUpErrors,
+    min_len: usize,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/check_inbox.html")]
+pub struct CheckInboxPage {
+    css: &'static str,
+    email: String,
+}
+
+pub async fn sign_up_page() -> SignUpPage {
+    SignUpPage {
+        css: css(),
+        form: SignUpForm::default(),
+        errors: SignUpErrors::default(),
+        min_len: meshwork_domain::Password::MIN_LEN,
+    }
+}
+
+pub async fn sign_up_submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(mut form): Form<SignUpForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let result = accounts::signup(
+        &state,
+        &client,
+        accounts::Signup {
+            name: &form.name,
+            email: &form.email,
+            password: &form.password,
+            company: &form.company,
+            job_title: &form.job_title,
+            confirm_age_16_or_over: form.confirm_age_16_or_over.is_some(),
+        },
+    )
+    .await;
+    form.password.clear();
+    match result {
+        Ok(()) => Ok(CheckInboxPage {
+            css: css(),
+            email: form.email.trim().to_string(),
+        }
+        .into_response()),
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => {
+            let mut errors = SignUpErrors::default();
+            let (field, message) = field_of(&e);
+            match field {
+                Some("name") => errors.name = Some(message),
+                Some("email") => errors.email = Some(message),
+                Some("password") => errors.password = Some(message),
+                Some("company") => errors.company = Some(message),
+                Some("job_title") => errors.job_title = Some(message),
+                Some("confirm_age_16_or_over") => errors.age = Some(message),
+                _ => errors.other = Some(message),
+            }
+            let mut page = SignUpPage {
+                css: css(),
+                form,
+                errors,
+                min_len: meshwork_domain::Password::MIN_LEN,
+            }
+            .into_response();
+            *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(page)
+        }
+    }
+}
+
+// --- forgot password --------------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/forgot_password.html")]
+pub struct ForgotPage {
+    css: &'static str,
+    email: String,
+    sent: bool,
+    error: Option<String>,
+}
+
+pub async fn forgot_page() -> ForgotPage {
+    ForgotPage {
+        css: css(),
+        email: String::new(),
+        sent: false,
+        error: None,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+pub async fn forgot_submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(form): Form<ForgotForm>,
+) -> Result<ForgotPage, PageError> {
+    same_origin(&headers)?;
+    let again = |error: String| ForgotPage {
+        css: css(),
+        email: form.email.clone(),
+        sent: false,
+        error: Some(error),
+    };
+    let email = match EmailAddress::parse("email", &form.email) {
+        Ok(e) => e,
+        Err(e) => return Ok(again(field_of(&e.into()).1)),
+    };
+    match accounts::request_password_reset(&state, &client, &email).await {
+        Ok(()) => Ok(ForgotPage {
+            css: css(),
+            email: String::new(),
+            sent: true,
+            error: None,
+        }),
+        Err(e) if e.code == ErrorCode::RateLimited => Ok(again(capitalized(&e.message))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// --- sign out -----------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// A form posted by a signed-in person: from this site, with the session's CSRF token.
+fn check_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &SessionUser,
+    token: &str,
+) -> Result<(), PageError> {
+    same_origin(headers)?;
+    if !csrf_matches(state, &session.session_hash, token)? {
+        return Err(PageError::new(
+            ErrorCode::CsrfTokenInvalid,
+            "the form is out of date; reload the page and try again",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Client(client): Client,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    if let Some(session) = session {
+        check_form(&state, &headers, &session, &form.csrf_token)?;
+        accounts::sign_out(&state, &client, session.id, &session.session_hash).await?;
+    }
+    let mut resp = Redirect::to("/sign-in").into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0));
+    Ok(resp)
+}
+
+// --- signed in: workspaces ------------------------------------------------------------------------
+
+/// The signed-in person, or a redirect to sign-in that comes back to `here`.
+fn signed_in(session: Option<SessionUser>, here: &str) -> Result<SessionUser, Redirect> {
+    session.ok_or_else(|| {
+        let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        Redirect::to(&format!("/sign-in?next={next}"))
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/home.html")]
+pub struct HomePage {
+    css: &'static str,
+    csrf: String,
+    workspaces: Vec<workspaces::Workspace>,
+    name: String,
+    error: Option<String>,
+}
+
+pub async fn home(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/") {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    Ok(HomePage {
+        css: css(),
+        csrf: csrf_token(&state, &session.session_hash)?,
+        workspaces: workspaces::list(&state, session.id).await?,
+        name: String::new(),
+        error: None,
+    }
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewWorkspaceForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn create_workspace(
+    State(state): State<AppState>,
+    Client(client): Client,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Form(form): Form<NewWorkspaceForm>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/") {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    check_form(&state, &headers, &session, &form.csrf_token)?;
+    let input = workspaces::WorkspaceInput {
+        name: form.name.clone(),
+    };
+    match workspaces::create(&state, &client, session.id, &input).await {
+        Ok(w) => Ok(Redirect::to(&format!("/w/{}", w.id)).into_response()),
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => {
+            let mut page = HomePage {
+                css: css(),
+                csrf: csrf_token(&state, &session.session_hash)?,
+                workspaces: workspaces::list(&state, session.id).await?,
+                name: form.name,
+                error: Some(field_of(&e).1),
+            }
+            .into_response();
+            *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(page)
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/workspace.html")]
+pub struct WorkspacePage {
+    css: &'static str,
+    csrf: String,
+    workspace: workspaces::Workspace,
+    counts: Vec<(&'static str, i64)>,
+}
+
+pub async fn workspace(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, &format!("/w/{id}")) {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let ws: WorkspaceId = id.parse().map_err(|_| AppError::not_found_workspace())?;
+    let member = Member::of(
+        &state,
+        session.id,
+        session.session_hash,
+        ws,
+        Permission::WorkspaceRead,
+    )
+    .await?;
+    let mut counts = Vec::new();
+    for (label, kind) in [
+        ("Contacts", "contact"),
+        ("Companies", "company"),
+        ("Deals", "deal"),
+        ("Notes", "note"),
+    ] {
+        counts.push((label, state.store.crm_count(ws, kind).await?));
+    }
+    Ok(WorkspacePage {
+        css: css(),
+        csrf: csrf_token(&state, &session.session_hash)?,
+        workspace: workspaces::get(&state, &member).await?,
+        counts,
+    }
+    .into_response())
+}

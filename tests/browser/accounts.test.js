@@ -1,0 +1,125 @@
+// Accounts in the browser: sign-up to a first workspace, sign-in errors, sign-out, and every
+// account page free of WCAG A/AA violations in light, dark and phone looks (with screenshots).
+// Controls are found by their labels and roles, as a person finds them.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launch, axeViolations, LOOKS, screenshot } from './harness.js';
+
+const PASSWORD = 'correct horse battery staple';
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function signUp(page, name, email) {
+  await page.goto(`${server.url}/sign-up`);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('I am 16 or over').check();
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('heading', { name: 'Check your inbox' }).waitFor();
+}
+
+async function signIn(page, email, password = PASSWORD) {
+  await page.goto(`${server.url}/sign-in`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+test('a person signs up, signs in, creates a workspace and signs out, by keyboard too', async () => {
+  const page = await browser.newPage();
+  // Anyone not signed in who opens Meshwork lands on the sign-in page.
+  await page.goto(`${server.url}/`);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByRole('link', { name: 'Create an account' }).click();
+  await page.getByRole('heading', { name: 'Create your account' }).waitFor();
+  await signUp(page, 'Ada Lovelace', 'ada@browser.test');
+  await page.getByRole('link', { name: 'Sign in' }).click();
+  // By keyboard alone: type, Tab to the next field, Enter to send.
+  await page.getByLabel('Email').focus();
+  await page.keyboard.type('ada@browser.test');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+  await page.getByText('No workspace yet').waitFor();
+  await page.getByLabel('Workspace name').fill('Analytical Engines');
+  await page.getByRole('button', { name: 'Create workspace' }).click();
+  // The new workspace opens; the list has it.
+  await page.getByRole('heading', { name: 'Analytical Engines' }).waitFor();
+  await page.getByText('Your role: owner').waitFor();
+  await page.getByRole('link', { name: 'Your workspaces' }).click();
+  await page.getByRole('link', { name: 'Analytical Engines' }).click();
+  await page.getByRole('heading', { name: 'Analytical Engines' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  // Signed out: the home page sends back to sign-in.
+  await page.goto(`${server.url}/`);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.close();
+});
+
+test('a wrong password is said beside the form and the email is kept', async () => {
+  const page = await browser.newPage();
+  await signUp(page, 'Bea Wrong', 'bea@browser.test');
+  await signIn(page, 'bea@browser.test', 'not the password at all');
+  await page.getByRole('alert').filter({ hasText: 'The email or password is wrong' }).waitFor();
+  assert.equal(await page.getByLabel('Email').inputValue(), 'bea@browser.test');
+  assert.equal(await page.getByLabel('Password').inputValue(), '');
+  await page.close();
+});
+
+test('a weak password is named beside its field, the other entries kept', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/sign-up`);
+  await page.getByLabel('Your name').fill('Cy Weak');
+  await page.getByLabel('Email').fill('cy@browser.test');
+  await page.getByLabel('Password').fill('short');
+  await page.getByLabel('I am 16 or over').check();
+  // The browser's own check would stop a short password; the server's message is what counts.
+  await page.getByLabel('Password').evaluate((el) => el.removeAttribute('minlength'));
+  await page.getByRole('button', { name: 'Create account' }).click();
+  const error = page.locator('#password-error');
+  await error.waitFor();
+  assert.match(await error.innerText(), /characters/);
+  assert.equal(await page.getByLabel('Your name').inputValue(), 'Cy Weak');
+  assert.equal(await page.getByLabel('Email').inputValue(), 'cy@browser.test');
+  await page.close();
+});
+
+test('every account page passes axe (WCAG 2.x A and AA) in light, dark and at phone width', async () => {
+  const pages = [
+    ['sign-in', '/sign-in'],
+    ['sign-up', '/sign-up'],
+    ['forgot-password', '/forgot-password'],
+  ];
+  for (const look of LOOKS) {
+    const context = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport });
+    const page = await context.newPage();
+    for (const [name, path] of pages) {
+      await page.goto(`${server.url}${path}`);
+      assert.deepEqual(await axeViolations(page), [], `${name} (${look.name})`);
+      await screenshot(page, name, look.name);
+    }
+    // The signed-in pages.
+    await signIn(page, 'ada@browser.test');
+    await page.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+    assert.deepEqual(await axeViolations(page), [], `home (${look.name})`);
+    await screenshot(page, 'home', look.name);
+    await page.getByRole('link', { name: 'Analytical Engines' }).click();
+    await page.getByRole('heading', { name: 'Analytical Engines' }).waitFor();
+    assert.deepEqual(await axeViolations(page), [], `workspace (${look.name})`);
+    await screenshot(page, 'workspace', look.name);
+    await context.close();
+  }
+});
