@@ -943,6 +943,24 @@ pub async fn totp_setup(state: &AppState, user: UserId) -> AppResult<(String, St
     Ok((totp_base32(&secret), url))
 }
 
+/// The two-factor key set up but not confirmed yet, if any: its base32 text and `otpauth://`
+/// URL (for a page that shows the set-up again beside a wrong code).
+pub async fn totp_pending(
+    state: &AppState,
+    user: UserId,
+) -> AppResult<(Option<String>, Option<String>)> {
+    let u = load_user(state, user).await?;
+    match (&u.totp_secret_sealed, u.totp_enabled) {
+        (Some(sealed), false) => {
+            let secret = state.open_account(u.id, "totp_secret", sealed)?;
+            let email = state.open_account_str(u.id, "email", &u.email_sealed)?;
+            let url = totp(&secret, &email)?.get_url();
+            Ok((Some(totp_base32(&secret)), Some(url)))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
 /// Confirms the secret with a current code (and the password: a stolen session alone cannot
 /// lock a person out with a second factor); turns two-factor on and answers the recovery codes,
 /// shown once.

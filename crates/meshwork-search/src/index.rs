@@ -552,10 +552,7 @@ impl SearchIndex {
                         let complete = terms[..terms.len() - 1].to_vec();
                         let mut q: Vec<(Occur, Box<dyn Query>)> = vec![(
                             Occur::Must,
-                            Box::new(ConstScoreQuery::new(
-                                Box::new(PhrasePrefixQuery::new(terms)),
-                                0.0,
-                            )),
+                            constant(Box::new(PhrasePrefixQuery::new(terms)), 0.0),
                         )];
                         q.extend(complete.into_iter().map(|t| {
                             (
@@ -598,10 +595,7 @@ impl SearchIndex {
         }
         // A number matches or it does not: how often its trigrams occur elsewhere says nothing
         // of relevance, and scoring them would cost a walk of long postings per query.
-        Box::new(ConstScoreQuery::new(
-            Box::new(BooleanQuery::new(should)),
-            2.0,
-        ))
+        constant(Box::new(BooleanQuery::new(should)), 2.0)
     }
 
     fn clause_query(&self, c: &Clause) -> Option<Box<dyn Query>> {
@@ -888,6 +882,33 @@ impl SearchIndex {
         }
         ids.sort_unstable();
         Ok(ids)
+    }
+}
+
+/// `q`'s matches, each scored `score`: its weight is built with scoring off, so no statistics
+/// (document frequencies) are computed for it at all.
+fn constant(q: Box<dyn Query>, score: Score) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(Box::new(Unscored(q)), score))
+}
+
+/// A query whose weight is built without scoring, whatever the search asks
+/// (`ConstScoreQuery` alone passes scoring on to the query inside it).
+#[derive(Debug)]
+struct Unscored(Box<dyn Query>);
+
+impl Clone for Unscored {
+    fn clone(&self) -> Self {
+        Self(self.0.box_clone())
+    }
+}
+
+impl Query for Unscored {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let off = match scoring.searcher() {
+            Some(s) => EnableScoring::disabled_from_searcher(s),
+            None => EnableScoring::disabled_from_schema(scoring.schema()),
+        };
+        self.0.weight(off)
     }
 }
 

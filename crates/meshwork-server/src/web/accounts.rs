@@ -33,7 +33,7 @@ fn local_next(next: &str) -> &str {
 }
 
 /// Splits a service error into the form field it names (`field `x`: …`) and its message.
-fn field_of(e: &AppError) -> (Option<&str>, String) {
+pub(super) fn field_of(e: &AppError) -> (Option<&str>, String) {
     if let Some(rest) = e.message.strip_prefix("field `") {
         if let Some((field, msg)) = rest.split_once("`: ") {
             return (Some(field), capitalized(msg));
@@ -42,7 +42,7 @@ fn field_of(e: &AppError) -> (Option<&str>, String) {
     (None, capitalized(&e.message))
 }
 
-fn capitalized(s: &str) -> String {
+pub(super) fn capitalized(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
@@ -337,7 +337,7 @@ pub struct CsrfForm {
 }
 
 /// A form posted by a signed-in person: from this site, with the session's CSRF token.
-fn check_form(
+pub(super) fn check_form(
     state: &AppState,
     headers: &HeaderMap,
     session: &SessionUser,
@@ -373,7 +373,7 @@ pub async fn sign_out(
 // --- signed in: workspaces ------------------------------------------------------------------------
 
 /// The signed-in person, or a redirect to sign-in that comes back to `here`.
-fn signed_in(session: Option<SessionUser>, here: &str) -> Result<SessionUser, Redirect> {
+pub(super) fn signed_in(session: Option<SessionUser>, here: &str) -> Result<SessionUser, Redirect> {
     session.ok_or_else(|| {
         let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
         Redirect::to(&format!("/sign-in?next={next}"))

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod links;
+mod settings;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -126,6 +127,31 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(accounts::create_workspace),
         )
         .route("/w/{id}", get(accounts::workspace))
+        .route("/settings", get(settings::settings))
+        .route(
+            "/settings/password",
+            axum::routing::post(settings::change_password),
+        )
+        .route(
+            "/settings/mfa/setup",
+            axum::routing::post(settings::mfa_setup),
+        )
+        .route(
+            "/settings/mfa/confirm",
+            axum::routing::post(settings::mfa_confirm),
+        )
+        .route(
+            "/settings/mfa/disable",
+            axum::routing::post(settings::mfa_disable),
+        )
+        .route(
+            "/settings/sessions/end-others",
+            axum::routing::post(settings::end_other_sessions),
+        )
+        .route(
+            "/settings/sessions/{id}/end",
+            axum::routing::post(settings::end_session),
+        )
         .route(
             "/verify-email",
             get(links::verify_email_page).post(links::verify_email_submit),

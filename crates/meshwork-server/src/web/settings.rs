@@ -1,0 +1,371 @@
+//! The settings page: one's account, the password, two-factor authentication (set up with a
+//! key and a confirming code, recovery codes shown once; turned off with the password and a
+//! code) and where one is signed in (end a session, or every other). Every change goes through
+//! the same `meshwork-app` services as the API, with the password asked again where the API asks
+//! it, and each form post checks its origin and the session's CSRF token.
+
+use super::accounts::{capitalized, check_form, field_of, signed_in};
+use super::PageError;
+use crate::auth::{csrf_token, PageSession, SessionUser};
+use crate::client::Client;
+use crate::http::accounts::session_cookie;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use meshwork_app::{accounts, AppState};
+use meshwork_domain::ErrorCode;
+use serde::Deserialize;
+
+/// A session as the page lists it.
+pub struct SessionLine {
+    id: String,
+    current: bool,
+    device: String,
+    place: String,
+    started: String,
+    last_used: String,
+}
+
+/// A two-factor set-up in progress: the key to type in and its `otpauth://` link.
+pub struct Setup {
+    secret: String,
+    url: String,
+}
+
+#[derive(Debug, Default)]
+pub struct SettingsErrors {
+    current_password: Option<String>,
+    new_password: Option<String>,
+    mfa: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "accounts/settings.html")]
+pub struct SettingsPage {
+    css: &'static str,
+    csrf: String,
+    profile: accounts::Profile,
+    sessions: Vec<SessionLine>,
+    setup: Option<Setup>,
+    recovery_codes: Option<Vec<String>>,
+    errors: SettingsErrors,
+    notice: Option<&'static str>,
+    min_len: usize,
+}
+
+/// A time as people read it (UTC until the page knows the person's time zone).
+fn when(ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) {
+        Ok(t) => format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// What a user agent says, shortened to what a person recognises.
+fn device(user_agent: &str) -> String {
+    let ua = user_agent.trim();
+    if ua.is_empty() {
+        return "An unnamed program".into();
+    }
+    let browser = ["Firefox", "Edg", "Chrome", "Safari", "curl"]
+        .into_iter()
+        .find(|b| ua.contains(b))
+        .map(|b| if b == "Edg" { "Edge" } else { b });
+    let system = ["Android", "iPhone", "iPad", "Windows", "Mac OS X", "Linux"]
+        .into_iter()
+        .find(|s| ua.contains(s))
+        .map(|s| if s == "Mac OS X" { "macOS" } else { s });
+    match (browser, system) {
+        (Some(b), Some(s)) => format!("{b} on {s}"),
+        (Some(b), None) => b.to_string(),
+        (None, Some(s)) => s.to_string(),
+        (None, None) => ua.chars().take(60).collect(),
+    }
+}
+
+async fn page(
+    state: &AppState,
+    session: &SessionUser,
+    fill: impl FnOnce(&mut SettingsPage),
+) -> Result<SettingsPage, PageError> {
+    let profile = accounts::profile(state, session.id).await?;
+    let sessions = accounts::sessions(state, session.id, &session.session_hash)
+        .await?
+        .into_iter()
+        .map(|s| SessionLine {
+            device: device(&s.user_agent),
+            place: s.ip.unwrap_or_else(|| "an unknown address".into()),
+            started: when(s.created_at),
+            last_used: when(s.last_seen_at),
+            current: s.current,
+            id: s.id,
+        })
+        .collect();
+    let mut p = SettingsPage {
+        css: super::CSS_URL.as_str(),
+        csrf: csrf_token(state, &session.session_hash)?,
+        profile,
+        sessions,
+        setup: None,
+        recovery_codes: None,
+        errors: SettingsErrors::default(),
+        notice: None,
+        min_len: meshwork_domain::Password::MIN_LEN,
+    };
+    fill(&mut p);
+    Ok(p)
+}
+
+/// The page again with an error on it (422).
+fn refused(p: SettingsPage) -> Response {
+    let mut r = p.into_response();
+    *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    r
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+pub async fn settings(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Query(q): Query<Done>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/settings") {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    let notice = match q.done.as_str() {
+        "password" => Some("Your password is changed; every other device is signed out."),
+        "mfa-off" => Some("Two-factor authentication is off."),
+        "sessions" => Some("Every other device is signed out."),
+        "session" => Some("That device is signed out."),
+        _ => None,
+    };
+    Ok(page(&state, &session, |p| p.notice = notice)
+        .await?
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+impl std::fmt::Debug for PasswordForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordForm").finish_non_exhaustive()
+    }
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/settings") {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    check_form(&state, &headers, &session, &form.csrf_token)?;
+    match accounts::change_password(
+        &state,
+        &client,
+        session.id,
+        form.current_password.clone(),
+        &form.new_password,
+    )
+    .await
+    {
+        Ok(()) => {
+            // Every session ended with the old password: this device gets a new one.
+            let fresh = accounts::start_session(&state, &client, session.id).await?;
+            let mut r = Redirect::to("/settings?done=password").into_response();
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                session_cookie(&fresh.token, fresh.max_age_secs),
+            );
+            Ok(r)
+        }
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => {
+            let (field, message) = field_of(&e);
+            Ok(refused(
+                page(&state, &session, |p| match field {
+                    Some("new_password") => p.errors.new_password = Some(message),
+                    _ => p.errors.current_password = Some(message),
+                })
+                .await?,
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn mfa_setup(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/settings") {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    check_form(&state, &headers, &session, &form.csrf_token)?;
+    let (secret, url) = accounts::totp_setup(&state, session.id).await?;
+    Ok(
+        page(&state, &session, |p| p.setup = Some(Setup { secret, url }))
+            .await?
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: String,
+}
+
+impl std::fmt::Debug for CodeForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeForm").finish_non_exhaustive()
+    }
+}
+
+pub async fn mfa_confirm(
+    State(state): State<AppState>,
+    Client(client): Client,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/settings") {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    check_form(&state, &headers, &session, &form.csrf_token)?;
+    match accounts::totp_confirm(
+        &state,
+        &client,
+        session.id,
+        form.code.trim(),
+        form.password.clone(),
+    )
+    .await
+    {
+        Ok(codes) => Ok(page(&state, &session, |p| p.recovery_codes = Some(codes))
+            .await?
+            .into_response()),
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => {
+            // The key set up stays: show it again beside the reason.
+            let (secret, url) = accounts::totp_pending(&state, session.id).await?;
+            let message = field_of(&e).1;
+            Ok(refused(
+                page(&state, &session, |p| {
+                    p.setup = secret.map(|secret| Setup {
+                        secret,
+                        url: url.unwrap_or_default(),
+                    });
+                    p.errors.mfa = Some(message);
+                })
+                .await?,
+            ))
+        }
+    }
+}
+
+pub async fn mfa_disable(
+    State(state): State<AppState>,
+    Client(client): Client,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/settings") {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    check_form(&state, &headers, &session, &form.csrf_token)?;
+    match accounts::totp_disable(
+        &state,
+        &client,
+        session.id,
+        form.code.trim(),
+        form.password.clone(),
+    )
+    .await
+    {
+        Ok(()) => Ok(Redirect::to("/settings?done=mfa-off").into_response()),
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => {
+            let message = capitalized(&field_of(&e).1);
+            Ok(refused(
+                page(&state, &session, |p| p.errors.mfa = Some(message)).await?,
+            ))
+        }
+    }
+}
+
+pub async fn end_session(
+    State(state): State<AppState>,
+    Client(client): Client,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/settings") {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    check_form(&state, &headers, &session, &form.csrf_token)?;
+    accounts::end_session(&state, &client, session.id, &id).await?;
+    Ok(Redirect::to("/settings?done=session").into_response())
+}
+
+pub async fn end_other_sessions(
+    State(state): State<AppState>,
+    Client(client): Client,
+    PageSession(session): PageSession,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    let session = match signed_in(session, "/settings") {
+        Ok(s) => s,
+        Err(r) => return Ok(r.into_response()),
+    };
+    check_form(&state, &headers, &session, &form.csrf_token)?;
+    accounts::end_other_sessions(&state, &client, session.id, &session.session_hash).await?;
+    Ok(Redirect::to("/settings?done=sessions").into_response())
+}
