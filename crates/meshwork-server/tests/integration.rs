@@ -14,6 +14,7 @@ mod integration {
     mod lists;
     mod mail;
     mod overlap;
+    mod pages;
     mod route_matrix;
     mod search;
     mod security;
