@@ -3,9 +3,9 @@
 // Controls are found by their labels and roles, as a person finds them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, axeViolations, LOOKS, screenshot } from './harness.js';
+import * as harness from './harness.js';
+import { startServer, launch, axeViolations, LOOKS, screenshot, PASSWORD } from './harness.js';
 
-const PASSWORD = 'correct horse battery staple';
 let server;
 let browser;
 
@@ -19,22 +19,8 @@ after(async () => {
   await server?.stop();
 });
 
-async function signUp(page, name, email) {
-  await page.goto(`${server.url}/sign-up`);
-  await page.getByLabel('Your name').fill(name);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByLabel('I am 16 or over').check();
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('heading', { name: 'Check your inbox' }).waitFor();
-}
-
-async function signIn(page, email, password = PASSWORD) {
-  await page.goto(`${server.url}/sign-in`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
+const signUp = (page, name, email) => harness.signUp(page, server, name, email);
+const signIn = (page, email, password) => harness.signIn(page, server, email, password);
 
 test('a person signs up, signs in, creates a workspace and signs out, by keyboard too', async () => {
   const page = await browser.newPage();
@@ -58,6 +44,7 @@ test('a person signs up, signs in, creates a workspace and signs out, by keyboar
   // The new workspace opens; the list has it.
   await page.getByRole('heading', { name: 'Analytical Engines' }).waitFor();
   await page.getByText('Your role: owner').waitFor();
+  await page.getByText('Analytical Engines', { exact: true }).first().click();
   await page.getByRole('link', { name: 'Your workspaces' }).click();
   await page.getByRole('link', { name: 'Analytical Engines' }).click();
   await page.getByRole('heading', { name: 'Analytical Engines' }).waitFor();

@@ -103,3 +103,25 @@ export async function screenshot(page, name, look) {
   await mkdir(out, { recursive: true });
   await page.screenshot({ path: join(out, `${name}-${look}.png`), fullPage: true });
 }
+
+/** The password every test account uses. */
+export const PASSWORD = 'correct horse battery staple';
+
+/** Creates an account on the sign-up page, as a person does, up to "Check your inbox". */
+export async function signUp(page, server, name, email) {
+  await page.goto(`${server.url}/sign-up`);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('I am 16 or over').check();
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('heading', { name: 'Check your inbox' }).waitFor();
+}
+
+/** Fills in and sends the sign-in form. */
+export async function signIn(page, server, email, password = PASSWORD) {
+  await page.goto(`${server.url}/sign-in`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}

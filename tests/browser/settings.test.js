@@ -3,9 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { startServer, launch, axeViolations, LOOKS, screenshot } from './harness.js';
+import * as harness from './harness.js';
+import { startServer, launch, axeViolations, LOOKS, screenshot, PASSWORD } from './harness.js';
 
-const PASSWORD = 'correct horse battery staple';
 let server;
 let browser;
 
@@ -36,23 +36,12 @@ function totp(base32, offset = 0) {
 }
 
 async function signUpAndIn(page, email) {
-  await page.goto(`${server.url}/sign-up`);
-  await page.getByLabel('Your name').fill('Set Tings');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByLabel('I am 16 or over').check();
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('heading', { name: 'Check your inbox' }).waitFor();
+  await harness.signUp(page, server, 'Set Tings', email);
   await signIn(page, email);
   await page.getByRole('heading', { name: 'Your workspaces' }).waitFor();
 }
 
-async function signIn(page, email) {
-  await page.goto(`${server.url}/sign-in`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
+const signIn = (page, email) => harness.signIn(page, server, email);
 
 test('two-factor enrolment, then sign-in with a code', async () => {
   const page = await browser.newPage();

@@ -117,6 +117,82 @@ pub struct RecordList {
     pub linked_to: Option<RecordId>,
 }
 
+impl RecordList {
+    /// A list request from query parameters, as the API and the pages take them: `limit` (1 to
+    /// 500, 50 by default), `sort`, `cursor`, `linked_to`, `q` (search-box text) and
+    /// `field=value` terms.
+    pub fn from_params(kind: Kind, params: &HashMap<String, String>) -> AppResult<Self> {
+        let limit = match params.get("limit") {
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|l| (1..=500).contains(l))
+                .ok_or_else(|| invalid("limit", "must be 1 to 500"))?,
+            None => 50,
+        };
+        let sort: meshwork_search::SortOrder = match params.get("sort") {
+            Some(s) => s
+                .parse()
+                .map_err(|e: meshwork_search::UnknownSort| invalid("sort", e.to_string()))?,
+            None => meshwork_search::SortOrder::default(),
+        };
+        let cursor = params
+            .get("cursor")
+            .map(|c| {
+                meshwork_search::ListCursor::parse(c, sort)
+                    .map_err(|e| invalid("cursor", e.to_string()))
+            })
+            .transpose()?;
+        let linked_to = params
+            .get("linked_to")
+            .map(|c| {
+                c.parse::<RecordId>()
+                    .map_err(|_| invalid("linked_to", "must be a record id"))
+            })
+            .transpose()?;
+        Ok(Self {
+            kind,
+            text: text_of(params)?,
+            filter: filter_of(kind, params, &["limit", "cursor", "linked_to", "sort"])?,
+            sort,
+            cursor,
+            limit,
+            linked_to,
+        })
+    }
+}
+
+/// The `field=value` terms of a list or bulk filter (leaving out `reserved` parameters and `q`).
+pub fn filter_of(
+    kind: Kind,
+    params: &HashMap<String, String>,
+    reserved: &[&str],
+) -> AppResult<Filter> {
+    Ok(Filter::parse(
+        kind,
+        params
+            .iter()
+            .filter(|(k, _)| !reserved.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )?)
+}
+
+/// The search-box text `q` of a list or bulk filter, parsed as the search box parses it.
+pub fn text_of(
+    params: &HashMap<String, String>,
+) -> AppResult<Option<meshwork_search::ParsedQuery>> {
+    let Some(q) = params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    meshwork_search::query::parse(q).map(Some).map_err(|e| {
+        let mut err = AppError::new(ErrorCode::InvalidQuery, format!("`q`: {e}"));
+        if let Some(s) = e.subject() {
+            err = err.with("subject", Value::String(s.to_string()));
+        }
+        err
+    })
+}
+
 pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
     AppError::new(
         ErrorCode::InvalidField,
@@ -467,8 +543,43 @@ impl<'a> Crm<'a> {
     }
 
     pub async fn create(&self, kind: Kind, doc: &Doc) -> AppResult<RecordView> {
+        self.create_with_id(kind, RecordId::new(), doc).await
+    }
+
+    /// Creates the record under `id`, chosen when the form that creates it was shown: the same
+    /// form submitted twice (a double click, a resent request) finds the record the first
+    /// submit made and creates nothing. Answers the record and whether this call created it.
+    pub async fn create_once(
+        &self,
+        kind: Kind,
+        id: RecordId,
+        doc: &Doc,
+    ) -> AppResult<(RecordView, bool)> {
+        let existing = |rows: Vec<RecordRow>| -> AppResult<Option<RecordView>> {
+            match rows.into_iter().next() {
+                Some(row) if row.kind == kind.as_str() => Ok(Some(self.view(&row)?)),
+                Some(_) => Err(invalid(
+                    "form_id",
+                    "this form was already used for something else; reload the page",
+                )),
+                None => Ok(None),
+            }
+        };
+        if let Some(view) = existing(self.state.store.crm_records(self.ws, &[id]).await?)? {
+            return Ok((view, false));
+        }
+        match self.create_with_id(kind, id, doc).await {
+            Ok(view) => Ok((view, true)),
+            // Two submits at once: the one that lost the race answers the winner's record.
+            Err(e) => match existing(self.state.store.crm_records(self.ws, &[id]).await?)? {
+                Some(view) => Ok((view, false)),
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn create_with_id(&self, kind: Kind, id: RecordId, doc: &Doc) -> AppResult<RecordView> {
         let customs = self.customs().await?;
-        let id = RecordId::new();
         let p = self.prepare(kind, id, doc, &customs).await?;
         let now = now_millis();
         let row = RecordRow {

@@ -12,12 +12,11 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use meshwork_app::audit;
 use meshwork_app::crm::{
-    invalid, Crm, MergeResult, RecordList, RecordPage, RecordView, TimelineItem,
+    filter_of, invalid, text_of, Crm, MergeResult, RecordList, RecordPage, RecordView, TimelineItem,
 };
 use meshwork_app::state::AppState;
-use meshwork_crm::{Doc, Filter, Kind};
+use meshwork_crm::{Doc, Kind};
 use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
-use meshwork_search::{ListCursor, SortOrder};
 use meshwork_store::CrmOp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -91,72 +90,13 @@ fn record_id(raw: uuid::Uuid) -> RecordId {
     RecordId(raw)
 }
 
-fn filter_of(kind: Kind, params: &HashMap<String, String>, reserved: &[&str]) -> ApiResult<Filter> {
-    Ok(Filter::parse(
-        kind,
-        params
-            .iter()
-            .filter(|(k, _)| !reserved.contains(&k.as_str()))
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    )?)
-}
-
-/// The search-box text `q` of a list or bulk filter, parsed as the search box parses it.
-fn text_of(params: &HashMap<String, String>) -> ApiResult<Option<meshwork_search::ParsedQuery>> {
-    let Some(q) = params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty()) else {
-        return Ok(None);
-    };
-    meshwork_search::query::parse(q).map(Some).map_err(|e| {
-        let mut err = ApiError::new(ErrorCode::InvalidQuery, format!("`q`: {e}"));
-        if let Some(s) = e.subject() {
-            err = err.with("subject", serde_json::Value::String(s.to_string()));
-        }
-        err
-    })
-}
-
 pub async fn list_records(
     state: &AppState,
     auth: &Authorized<perm::CrmRead>,
     kind: Kind,
     params: HashMap<String, String>,
 ) -> ApiResult<Json<RecordPage>> {
-    let limit = match params.get("limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| invalid("limit", "must be 1 to 500"))?,
-        None => 50,
-    };
-    let sort: SortOrder = match params.get("sort") {
-        Some(s) => s
-            .parse()
-            .map_err(|e: meshwork_search::UnknownSort| invalid("sort", e.to_string()))?,
-        None => SortOrder::default(),
-    };
-    let cursor = params
-        .get("cursor")
-        .map(|c| ListCursor::parse(c, sort).map_err(|e| invalid("cursor", e.to_string())))
-        .transpose()?;
-    let linked_to = params
-        .get("linked_to")
-        .map(|c| {
-            c.parse::<RecordId>()
-                .map_err(|_| invalid("linked_to", "must be a record id"))
-        })
-        .transpose()?;
-    let text = text_of(&params)?;
-    let filter = filter_of(kind, &params, &["limit", "cursor", "linked_to", "sort"])?;
-    let list = RecordList {
-        kind,
-        filter,
-        text,
-        sort,
-        cursor,
-        limit,
-        linked_to,
-    };
+    let list = RecordList::from_params(kind, &params)?;
     Ok(Json(
         Crm::new(state, auth.workspace)?
             .list(&auth.actor, auth.role, list)

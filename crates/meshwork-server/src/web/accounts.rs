@@ -4,24 +4,21 @@
 //! API, so a page can do nothing the API refuses; errors are shown beside the field they name,
 //! with what was typed kept (never the password).
 
-use super::{same_origin, PageError};
-use crate::auth::{csrf_matches, csrf_token, PageSession, SessionUser};
+use super::extract::{same_origin, CsrfOnly, InWorkspace, Posted, SignedIn};
+use super::{Chrome, PageError, Section};
+use crate::auth::{perm, PageSession};
 use crate::client::Client;
 use crate::http::accounts::session_cookie;
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use meshwork_app::actor::Member;
 use meshwork_app::{accounts, workspaces, AppError, AppState};
-use meshwork_domain::{EmailAddress, ErrorCode, Permission, WorkspaceId};
+use meshwork_crm::Kind;
+use meshwork_domain::{EmailAddress, ErrorCode};
 use serde::Deserialize;
-
-fn css() -> &'static str {
-    super::CSS_URL.as_str()
-}
 
 /// A local path to go on to after signing in: only this server's own pages.
 fn local_next(next: &str) -> &str {
@@ -55,7 +52,6 @@ pub(super) fn capitalized(s: &str) -> String {
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts/sign_in.html")]
 pub struct SignInPage {
-    css: &'static str,
     email: String,
     next: String,
     mfa: bool,
@@ -76,7 +72,6 @@ pub async fn sign_in_page(
         return Redirect::to(local_next(&q.next)).into_response();
     }
     SignInPage {
-        css: css(),
         email: String::new(),
         next: q.next,
         mfa: false,
@@ -127,7 +122,6 @@ pub async fn sign_in_submit(
     .await;
     let again = |mfa: bool, error: Option<String>| {
         let mut page = SignInPage {
-            css: css(),
             email: form.email.clone(),
             next: form.next.clone(),
             mfa,
@@ -198,7 +192,6 @@ pub struct SignUpErrors {
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts/sign_up.html")]
 pub struct SignUpPage {
-    css: &'static str,
     form: SignUpForm,
     errors: SignUpErrors,
     min_len: usize,
@@ -207,13 +200,11 @@ pub struct SignUpPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts/check_inbox.html")]
 pub struct CheckInboxPage {
-    css: &'static str,
     email: String,
 }
 
 pub async fn sign_up_page() -> SignUpPage {
     SignUpPage {
-        css: css(),
         form: SignUpForm::default(),
         errors: SignUpErrors::default(),
         min_len: meshwork_domain::Password::MIN_LEN,
@@ -243,7 +234,6 @@ pub async fn sign_up_submit(
     form.password.clear();
     match result {
         Ok(()) => Ok(CheckInboxPage {
-            css: css(),
             email: form.email.trim().to_string(),
         }
         .into_response()),
@@ -261,7 +251,6 @@ pub async fn sign_up_submit(
                 _ => errors.other = Some(message),
             }
             let mut page = SignUpPage {
-                css: css(),
                 form,
                 errors,
                 min_len: meshwork_domain::Password::MIN_LEN,
@@ -278,7 +267,6 @@ pub async fn sign_up_submit(
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts/forgot_password.html")]
 pub struct ForgotPage {
-    css: &'static str,
     email: String,
     sent: bool,
     error: Option<String>,
@@ -286,7 +274,6 @@ pub struct ForgotPage {
 
 pub async fn forgot_page() -> ForgotPage {
     ForgotPage {
-        css: css(),
         email: String::new(),
         sent: false,
         error: None,
@@ -307,7 +294,6 @@ pub async fn forgot_submit(
 ) -> Result<ForgotPage, PageError> {
     same_origin(&headers)?;
     let again = |error: String| ForgotPage {
-        css: css(),
         email: form.email.clone(),
         sent: false,
         error: Some(error),
@@ -318,7 +304,6 @@ pub async fn forgot_submit(
     };
     match accounts::request_password_reset(&state, &client, &email).await {
         Ok(()) => Ok(ForgotPage {
-            css: css(),
             email: String::new(),
             sent: true,
             error: None,
@@ -330,40 +315,12 @@ pub async fn forgot_submit(
 
 // --- sign out -----------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-/// A form posted by a signed-in person: from this site, with the session's CSRF token.
-pub(super) fn check_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    session: &SessionUser,
-    token: &str,
-) -> Result<(), PageError> {
-    same_origin(headers)?;
-    if !csrf_matches(state, &session.session_hash, token)? {
-        return Err(PageError::new(
-            ErrorCode::CsrfTokenInvalid,
-            "the form is out of date; reload the page and try again",
-        ));
-    }
-    Ok(())
-}
-
 pub async fn sign_out(
     State(state): State<AppState>,
     Client(client): Client,
-    PageSession(session): PageSession,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    Posted(SignedIn(session), CsrfOnly {}): Posted<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    if let Some(session) = session {
-        check_form(&state, &headers, &session, &form.csrf_token)?;
-        accounts::sign_out(&state, &client, session.id, &session.session_hash).await?;
-    }
+    accounts::sign_out(&state, &client, session.id, &session.session_hash).await?;
     let mut resp = Redirect::to("/sign-in").into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, session_cookie("", 0));
@@ -372,19 +329,10 @@ pub async fn sign_out(
 
 // --- signed in: workspaces ------------------------------------------------------------------------
 
-/// The signed-in person, or a redirect to sign-in that comes back to `here`.
-pub(super) fn signed_in(session: Option<SessionUser>, here: &str) -> Result<SessionUser, Redirect> {
-    session.ok_or_else(|| {
-        let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
-        Redirect::to(&format!("/sign-in?next={next}"))
-    })
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts/home.html")]
 pub struct HomePage {
-    css: &'static str,
-    csrf: String,
+    chrome: Chrome,
     workspaces: Vec<workspaces::Workspace>,
     name: String,
     error: Option<String>,
@@ -392,15 +340,10 @@ pub struct HomePage {
 
 pub async fn home(
     State(state): State<AppState>,
-    PageSession(session): PageSession,
+    SignedIn(session): SignedIn,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/") {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
     Ok(HomePage {
-        css: css(),
-        csrf: csrf_token(&state, &session.session_hash)?,
+        chrome: Chrome::account(&state, &session)?,
         workspaces: workspaces::list(&state, session.id).await?,
         name: String::new(),
         error: None,
@@ -411,23 +354,14 @@ pub async fn home(
 #[derive(Debug, Deserialize)]
 pub struct NewWorkspaceForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     name: String,
 }
 
 pub async fn create_workspace(
     State(state): State<AppState>,
     Client(client): Client,
-    PageSession(session): PageSession,
-    headers: HeaderMap,
-    Form(form): Form<NewWorkspaceForm>,
+    Posted(SignedIn(session), form): Posted<NewWorkspaceForm>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/") {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
-    check_form(&state, &headers, &session, &form.csrf_token)?;
     let input = workspaces::WorkspaceInput {
         name: form.name.clone(),
     };
@@ -436,8 +370,7 @@ pub async fn create_workspace(
         Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
         Err(e) => {
             let mut page = HomePage {
-                css: css(),
-                csrf: csrf_token(&state, &session.session_hash)?,
+                chrome: Chrome::account(&state, &session)?,
                 workspaces: workspaces::list(&state, session.id).await?,
                 name: form.name,
                 error: Some(field_of(&e).1),
@@ -452,43 +385,34 @@ pub async fn create_workspace(
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts/workspace.html")]
 pub struct WorkspacePage {
-    css: &'static str,
-    csrf: String,
+    chrome: Chrome,
     workspace: workspaces::Workspace,
-    counts: Vec<(&'static str, i64)>,
+    counts: Vec<(&'static str, &'static str, i64)>,
 }
 
 pub async fn workspace(
     State(state): State<AppState>,
-    PageSession(session): PageSession,
-    Path(id): Path<String>,
+    page: InWorkspace<perm::WorkspaceRead>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, &format!("/w/{id}")) {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
-    let ws: WorkspaceId = id.parse().map_err(|_| AppError::not_found_workspace())?;
-    let member = Member::of(
-        &state,
-        session.id,
-        session.session_hash,
-        ws,
-        Permission::WorkspaceRead,
-    )
-    .await?;
+    let ws = page.ws();
     let mut counts = Vec::new();
-    for (label, kind) in [
-        ("Contacts", "contact"),
-        ("Companies", "company"),
-        ("Deals", "deal"),
-        ("Notes", "note"),
-    ] {
-        counts.push((label, state.store.crm_count(ws, kind).await?));
+    for kind in [Kind::Contact, Kind::Company, Kind::Deal, Kind::Note] {
+        let label = match kind {
+            Kind::Contact => "Contacts",
+            Kind::Company => "Companies",
+            Kind::Deal => "Deals",
+            _ => "Notes",
+        };
+        counts.push((
+            label,
+            kind.plural(),
+            state.store.crm_count(ws, kind.as_str()).await?,
+        ));
     }
+    let chrome = Chrome::workspace(&state, &page, Section::Overview).await?;
     Ok(WorkspacePage {
-        css: css(),
-        csrf: csrf_token(&state, &session.session_hash)?,
-        workspace: workspaces::get(&state, &member).await?,
+        chrome,
+        workspace: workspaces::get(&state, &page.member).await?,
         counts,
     }
     .into_response())

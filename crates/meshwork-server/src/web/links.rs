@@ -30,17 +30,11 @@ pub enum VerifyStep {
 #[derive(Template, WebTemplate)]
 #[template(path = "links/verify_email.html")]
 pub struct VerifyPage {
-    css: &'static str,
     step: VerifyStep,
-}
-
-fn css() -> &'static str {
-    super::CSS_URL.as_str()
 }
 
 pub async fn verify_email_page(Query(q): Query<TokenQuery>) -> VerifyPage {
     VerifyPage {
-        css: css(),
         step: if q.token.is_empty() {
             VerifyStep::Invalid
         } else {
@@ -67,7 +61,7 @@ pub async fn verify_email_submit(
         Err(e) if e.code == ErrorCode::InvalidToken => VerifyStep::Invalid,
         Err(e) => return Err(e.into()),
     };
-    Ok(VerifyPage { css: css(), step })
+    Ok(VerifyPage { step })
 }
 
 pub enum ResetStep {
@@ -82,7 +76,6 @@ pub enum ResetStep {
 #[derive(Template, WebTemplate)]
 #[template(path = "links/reset_password.html")]
 pub struct ResetPage {
-    css: &'static str,
     step: ResetStep,
     /// The password policy's shortest length, for the form's hint and check.
     min_len: usize,
@@ -90,7 +83,6 @@ pub struct ResetPage {
 
 pub async fn reset_page(Query(q): Query<TokenQuery>) -> ResetPage {
     ResetPage {
-        css: css(),
         min_len: meshwork_domain::Password::MIN_LEN,
         step: if q.token.is_empty() {
             ResetStep::Invalid
@@ -151,7 +143,6 @@ pub async fn reset_submit(
         Err(e) => return Err(e.into()),
     };
     Ok(ResetPage {
-        css: css(),
         step,
         min_len: meshwork_domain::Password::MIN_LEN,
     })
@@ -167,7 +158,6 @@ pub enum InviteStep {
 #[derive(Template, WebTemplate)]
 #[template(path = "links/invite.html")]
 pub struct InvitePage {
-    css: &'static str,
     step: InviteStep,
 }
 
@@ -186,7 +176,7 @@ pub async fn invite_page(
             csrf: crate::auth::csrf_token(&state, &s.session_hash)?,
         },
     };
-    Ok(InvitePage { css: css(), step })
+    Ok(InvitePage { step })
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,7 +197,6 @@ pub async fn invite_submit(
     same_origin(&headers)?;
     let Some(session) = session else {
         return Ok(InvitePage {
-            css: css(),
             step: InviteStep::SignIn,
         });
     };
@@ -222,5 +211,5 @@ pub async fn invite_submit(
         Err(e) if e.code != ErrorCode::Internal => InviteStep::Failed(e.message),
         Err(e) => return Err(e.into()),
     };
-    Ok(InvitePage { css: css(), step })
+    Ok(InvitePage { step })
 }

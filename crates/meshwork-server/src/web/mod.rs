@@ -9,7 +9,12 @@
 //! hash, so they can be cached for a year.
 
 mod accounts;
+mod board;
+mod extract;
+mod fields;
 mod links;
+mod records;
+mod search;
 mod settings;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -20,27 +25,74 @@ use meshwork_app::AppState;
 use std::sync::LazyLock;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-const BASE_CSS: &str = include_str!("../../assets/base.css");
+/// A file the pages load, compiled into the binary.
+struct Asset {
+    /// The name it is served under, before its hash (`base.css`).
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
 
-/// The stylesheet's URL, named by a hash of its content.
-pub static CSS_URL: LazyLock<String> = LazyLock::new(|| {
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "base.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../assets/base.css"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/app.js"),
+    },
+    // htmx, vendored from the npm package `htmx.org` (BSD Zero-Clause; its licence is beside it).
+    Asset {
+        name: "htmx-2.0.11.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/vendor/htmx-2.0.11.min.js"),
+    },
+];
+
+/// Each asset's URL, named by a hash of its content so it can be cached for a year.
+static ASSET_URLS: LazyLock<Vec<String>> = LazyLock::new(|| {
     use sha2::Digest;
-    let hash = hex::encode(&sha2::Sha256::digest(BASE_CSS.as_bytes())[..8]);
-    format!("/assets/base.{hash}.css")
+    ASSETS
+        .iter()
+        .map(|a| {
+            let hash = hex::encode(&sha2::Sha256::digest(a.body)[..8]);
+            let (stem, ext) = a.name.rsplit_once('.').unwrap_or((a.name, ""));
+            format!("/assets/{stem}.{hash}.{ext}")
+        })
+        .collect()
 });
 
+/// The stylesheet's URL (templates call it).
+pub fn css_url() -> &'static str {
+    &ASSET_URLS[0]
+}
+
+/// The pages' own script's URL.
+pub fn app_js_url() -> &'static str {
+    &ASSET_URLS[1]
+}
+
+/// htmx's URL.
+pub fn htmx_url() -> &'static str {
+    &ASSET_URLS[2]
+}
+
 async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
-    if format!("/assets/{name}") != *CSS_URL {
+    let path = format!("/assets/{name}");
+    let Some(i) = ASSET_URLS.iter().position(|u| *u == path) else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
-    }
+    };
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, ASSETS[i].content_type),
             (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
         ],
-        BASE_CSS,
+        ASSETS[i].body,
     )
         .into_response()
 }
@@ -65,7 +117,6 @@ impl<E: Into<meshwork_app::AppError>> From<E> for PageError {
 #[derive(askama::Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
-    css: &'a str,
     message: &'a str,
 }
 
@@ -74,7 +125,6 @@ impl IntoResponse for PageError {
         let status =
             StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let page = ErrorPage {
-            css: CSS_URL.as_str(),
             message: &self.0.message,
         };
         match askama::Template::render(&page) {
@@ -84,25 +134,99 @@ impl IntoResponse for PageError {
     }
 }
 
-/// Forms are posted from this server's own pages: a browser that says the request comes from
-/// another site is refused (`Sec-Fetch-Site`, or `Origin` where that is missing).
-pub(super) fn same_origin(headers: &axum::http::HeaderMap) -> Result<(), PageError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let cross = match header("sec-fetch-site") {
-        Some(site) => !matches!(site, "same-origin" | "none"),
-        None => match header("origin") {
-            None => false,
-            Some("null") => true,
-            Some(origin) => origin.split_once("://").map(|(_, h)| h) != header("host"),
-        },
-    };
-    if cross {
-        return Err(PageError::new(
-            meshwork_domain::ErrorCode::CsrfTokenInvalid,
-            "this form was posted from another site",
-        ));
+pub(super) use extract::same_origin;
+
+/// Which part of a workspace a page belongs to, for its navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Overview,
+    Contacts,
+    Companies,
+    Deals,
+    Board,
+    Search,
+}
+
+/// A link of the workspace's navigation.
+#[derive(Debug)]
+pub struct NavItem {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+/// The workspace a page is in: its name, navigation and the search box's text.
+#[derive(Debug)]
+pub struct WorkspaceNav {
+    pub id: String,
+    pub name: String,
+    pub nav: Vec<NavItem>,
+    /// What the search box shows (the query, on the search page).
+    pub q: String,
+    /// The person's other workspaces, for the switcher.
+    pub others: Vec<(String, String)>,
+}
+
+/// What every signed-in page's frame needs: the CSRF token for its forms (sign out among
+/// them) and, inside a workspace, the workspace's navigation and search box.
+#[derive(Debug)]
+pub struct Chrome {
+    pub csrf: String,
+    pub ws: Option<WorkspaceNav>,
+}
+
+impl Chrome {
+    /// A page of one's account, outside any workspace.
+    pub fn account(
+        state: &AppState,
+        session: &crate::auth::SessionUser,
+    ) -> Result<Self, PageError> {
+        Ok(Self {
+            csrf: crate::auth::csrf_token(state, &session.session_hash)?,
+            ws: None,
+        })
     }
-    Ok(())
+
+    /// A page inside the workspace `page` was authorised for.
+    pub async fn workspace<P>(
+        state: &AppState,
+        page: &extract::InWorkspace<P>,
+        section: Section,
+    ) -> Result<Self, PageError> {
+        let ws = page.ws();
+        let name = meshwork_app::workspaces::workspace_name(state, ws).await?;
+        let base = format!("/w/{ws}");
+        let nav = [
+            ("Overview", "", Section::Overview),
+            ("Contacts", "/contacts", Section::Contacts),
+            ("Companies", "/companies", Section::Companies),
+            ("Deals", "/deals", Section::Deals),
+            ("Board", "/board", Section::Board),
+        ]
+        .into_iter()
+        .map(|(label, path, s)| NavItem {
+            label,
+            href: format!("{base}{path}"),
+            current: s == section,
+        })
+        .collect();
+        let others = meshwork_app::workspaces::list(state, page.session.0.id)
+            .await?
+            .into_iter()
+            .filter(|w| w.id != ws.as_uuid())
+            .map(|w| (w.id.to_string(), w.name))
+            .collect();
+        Ok(Self {
+            csrf: page.session.csrf(state)?,
+            ws: Some(WorkspaceNav {
+                id: ws.to_string(),
+                name,
+                nav,
+                q: String::new(),
+                others,
+            }),
+        })
+    }
 }
 
 /// The pages and their assets.
@@ -126,7 +250,19 @@ pub fn router() -> Router<AppState> {
             "/workspaces",
             axum::routing::post(accounts::create_workspace),
         )
-        .route("/w/{id}", get(accounts::workspace))
+        .route("/w/{ws}", get(accounts::workspace))
+        .route("/w/{ws}/search", get(search::results))
+        .route("/w/{ws}/search/suggest", get(search::suggest))
+        .route("/w/{ws}/board", get(board::board))
+        .route(
+            "/w/{ws}/deals/{id}/move",
+            axum::routing::post(board::move_deal),
+        )
+        .route(
+            "/w/{ws}/pipelines",
+            axum::routing::post(board::create_pipeline),
+        )
+        .merge(records::routes())
         .route("/settings", get(settings::settings))
         .route(
             "/settings/password",

@@ -4,17 +4,18 @@
 //! the same `meshwork-app` services as the API, with the password asked again where the API asks
 //! it, and each form post checks its origin and the session's CSRF token.
 
-use super::accounts::{capitalized, check_form, field_of, signed_in};
-use super::PageError;
-use crate::auth::{csrf_token, PageSession, SessionUser};
+use super::accounts::{capitalized, field_of};
+use super::extract::{CsrfOnly, Posted, SignedIn};
+use super::fields::when;
+use super::{Chrome, PageError};
+use crate::auth::SessionUser;
 use crate::client::Client;
 use crate::http::accounts::session_cookie;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use meshwork_app::{accounts, AppState};
 use meshwork_domain::ErrorCode;
 use serde::Deserialize;
@@ -45,8 +46,7 @@ pub struct SettingsErrors {
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts/settings.html")]
 pub struct SettingsPage {
-    css: &'static str,
-    csrf: String,
+    chrome: Chrome,
     profile: accounts::Profile,
     sessions: Vec<SessionLine>,
     setup: Option<Setup>,
@@ -54,21 +54,6 @@ pub struct SettingsPage {
     errors: SettingsErrors,
     notice: Option<&'static str>,
     min_len: usize,
-}
-
-/// A time as people read it (UTC until the page knows the person's time zone).
-fn when(ms: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) {
-        Ok(t) => format!(
-            "{}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => "unknown".into(),
-    }
 }
 
 /// What a user agent says, shortened to what a person recognises.
@@ -112,8 +97,7 @@ async fn page(
         })
         .collect();
     let mut p = SettingsPage {
-        css: super::CSS_URL.as_str(),
-        csrf: csrf_token(state, &session.session_hash)?,
+        chrome: Chrome::account(state, session)?,
         profile,
         sessions,
         setup: None,
@@ -141,13 +125,9 @@ pub struct Done {
 
 pub async fn settings(
     State(state): State<AppState>,
-    PageSession(session): PageSession,
+    SignedIn(session): SignedIn,
     Query(q): Query<Done>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/settings") {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
     let notice = match q.done.as_str() {
         "password" => Some("Your password is changed; every other device is signed out."),
         "mfa-off" => Some("Two-factor authentication is off."),
@@ -163,8 +143,6 @@ pub async fn settings(
 #[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     current_password: String,
     #[serde(default)]
     new_password: String,
@@ -179,15 +157,8 @@ impl std::fmt::Debug for PasswordForm {
 pub async fn change_password(
     State(state): State<AppState>,
     Client(client): Client,
-    PageSession(session): PageSession,
-    headers: HeaderMap,
-    Form(form): Form<PasswordForm>,
+    Posted(SignedIn(session), form): Posted<PasswordForm>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/settings") {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    check_form(&state, &headers, &session, &form.csrf_token)?;
     match accounts::change_password(
         &state,
         &client,
@@ -221,23 +192,10 @@ pub async fn change_password(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 pub async fn mfa_setup(
     State(state): State<AppState>,
-    PageSession(session): PageSession,
-    headers: HeaderMap,
-    Form(form): Form<CsrfOnly>,
+    Posted(SignedIn(session), CsrfOnly {}): Posted<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/settings") {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    check_form(&state, &headers, &session, &form.csrf_token)?;
     let (secret, url) = accounts::totp_setup(&state, session.id).await?;
     Ok(
         page(&state, &session, |p| p.setup = Some(Setup { secret, url }))
@@ -248,8 +206,6 @@ pub async fn mfa_setup(
 
 #[derive(Deserialize)]
 pub struct CodeForm {
-    #[serde(default)]
-    csrf_token: String,
     #[serde(default)]
     code: String,
     #[serde(default)]
@@ -265,15 +221,8 @@ impl std::fmt::Debug for CodeForm {
 pub async fn mfa_confirm(
     State(state): State<AppState>,
     Client(client): Client,
-    PageSession(session): PageSession,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
+    Posted(SignedIn(session), form): Posted<CodeForm>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/settings") {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    check_form(&state, &headers, &session, &form.csrf_token)?;
     match accounts::totp_confirm(
         &state,
         &client,
@@ -308,15 +257,8 @@ pub async fn mfa_confirm(
 pub async fn mfa_disable(
     State(state): State<AppState>,
     Client(client): Client,
-    PageSession(session): PageSession,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
+    Posted(SignedIn(session), form): Posted<CodeForm>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/settings") {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    check_form(&state, &headers, &session, &form.csrf_token)?;
     match accounts::totp_disable(
         &state,
         &client,
@@ -340,16 +282,9 @@ pub async fn mfa_disable(
 pub async fn end_session(
     State(state): State<AppState>,
     Client(client): Client,
-    PageSession(session): PageSession,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Posted(SignedIn(session), CsrfOnly {}): Posted<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/settings") {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    check_form(&state, &headers, &session, &form.csrf_token)?;
     accounts::end_session(&state, &client, session.id, &id).await?;
     Ok(Redirect::to("/settings?done=session").into_response())
 }
@@ -357,15 +292,8 @@ pub async fn end_session(
 pub async fn end_other_sessions(
     State(state): State<AppState>,
     Client(client): Client,
-    PageSession(session): PageSession,
-    headers: HeaderMap,
-    Form(form): Form<CsrfOnly>,
+    Posted(SignedIn(session), CsrfOnly {}): Posted<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    let session = match signed_in(session, "/settings") {
-        Ok(s) => s,
-        Err(r) => return Ok(r.into_response()),
-    };
-    check_form(&state, &headers, &session, &form.csrf_token)?;
     accounts::end_other_sessions(&state, &client, session.id, &session.session_hash).await?;
     Ok(Redirect::to("/settings?done=sessions").into_response())
 }

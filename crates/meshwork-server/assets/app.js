@@ -1,0 +1,135 @@
+// Meshwork's pages: keyboard shortcuts and the search box's list of results. Hand-written, no
+// build step; it runs beside htmx under a Content-Security-Policy that allows no inline script.
+(() => {
+  'use strict';
+
+  const box = () => document.getElementById('global-search');
+  const list = () => document.getElementById('search-results');
+  const options = () => Array.from(list()?.querySelectorAll('[role=option]') ?? []);
+
+  function setOpen(open) {
+    const b = box();
+    const l = list();
+    if (!b || !l) return;
+    const show = open && l.childElementCount > 0;
+    b.setAttribute('aria-expanded', show ? 'true' : 'false');
+    l.classList.toggle('open', show);
+  }
+
+  function select(i) {
+    const b = box();
+    const opts = options();
+    opts.forEach((o, j) => o.setAttribute('aria-selected', j === i ? 'true' : 'false'));
+    if (opts[i]) {
+      b.setAttribute('aria-activedescendant', opts[i].id);
+      opts[i].scrollIntoView({ block: 'nearest' });
+    } else {
+      b.removeAttribute('aria-activedescendant');
+    }
+  }
+
+  document.addEventListener('keydown', (e) => {
+    const b = box();
+    if (!b) return;
+    const typing = e.target.closest && e.target.closest('input, textarea, select, [contenteditable]');
+    const k = e.key.toLowerCase();
+    if ((e.key === '/' && !typing) || (k === 'k' && (e.ctrlKey || e.metaKey))) {
+      e.preventDefault();
+      b.focus();
+      b.select();
+      return;
+    }
+    if (e.target !== b) return;
+    const opts = options();
+    const cur = opts.findIndex((o) => o.getAttribute('aria-selected') === 'true');
+    if (e.key === 'ArrowDown') {
+      e.preventDefault();
+      setOpen(true);
+      select(Math.min(cur + 1, opts.length - 1));
+    } else if (e.key === 'ArrowUp') {
+      e.preventDefault();
+      select(Math.max(cur - 1, 0));
+    } else if (e.key === 'Enter' && cur >= 0) {
+      e.preventDefault();
+      window.location.assign(opts[cur].href);
+    } else if (e.key === 'Escape') {
+      setOpen(false);
+      select(-1);
+    }
+  });
+
+  // New results: show them, nothing selected yet.
+  document.addEventListener('htmx:afterSwap', (e) => {
+    if (e.target === list()) {
+      setOpen(document.activeElement === box());
+      select(-1);
+    }
+  });
+
+  // The list closes when focus leaves the search form.
+  document.addEventListener('focusout', (e) => {
+    const form = box()?.form;
+    if (form && form.contains(e.target) && !form.contains(e.relatedTarget)) setOpen(false);
+  });
+  document.addEventListener('focusin', (e) => {
+    if (e.target === box()) setOpen(true);
+  });
+})();
+
+// The pipeline board: dragging a card onto another stage posts the card's own "Move to" form
+// (the same form the keyboard uses), so both ways go through one checked path.
+(() => {
+  'use strict';
+  let dragged = null;
+  document.addEventListener('dragstart', (e) => {
+    const card = e.target.closest && e.target.closest('.deal-card[draggable=true]');
+    if (!card) return;
+    dragged = card;
+    card.classList.add('dragging');
+    e.dataTransfer.effectAllowed = 'move';
+    e.dataTransfer.setData('text/plain', card.dataset.deal);
+  });
+  document.addEventListener('dragend', () => {
+    dragged?.classList.remove('dragging');
+    dragged = null;
+    document.querySelectorAll('.column.drop').forEach((c) => c.classList.remove('drop'));
+  });
+  document.addEventListener('dragover', (e) => {
+    const column = dragged && e.target.closest && e.target.closest('.column');
+    if (!column) return;
+    e.preventDefault();
+    document.querySelectorAll('.column.drop').forEach((c) => c !== column && c.classList.remove('drop'));
+    column.classList.add('drop');
+  });
+  document.addEventListener('drop', (e) => {
+    const column = dragged && e.target.closest && e.target.closest('.column');
+    if (!column) return;
+    e.preventDefault();
+    const form = dragged.querySelector('form.move');
+    const select = form?.querySelector('select[name=stage]');
+    if (!form || !select || select.value === column.dataset.stage) return;
+    select.value = column.dataset.stage;
+    form.requestSubmit();
+  });
+})();
+
+// A form is sent once: its submit buttons wait for the answer (the server also makes a second
+// submit of a creating form create nothing).
+document.addEventListener('submit', (e) => {
+  const form = e.target;
+  if (form.method !== 'post' || e.defaultPrevented) return;
+  if (form.dataset.sent) {
+    e.preventDefault();
+    return;
+  }
+  form.dataset.sent = '1';
+  form.querySelectorAll('button[type=submit]').forEach((b) => b.setAttribute('aria-disabled', 'true'));
+});
+// A page shown again from the back-forward cache may send its forms again.
+window.addEventListener('pageshow', (e) => {
+  if (!e.persisted) return;
+  document.querySelectorAll('form[data-sent]').forEach((f) => {
+    delete f.dataset.sent;
+    f.querySelectorAll('button[aria-disabled]').forEach((b) => b.removeAttribute('aria-disabled'));
+  });
+});

@@ -1,0 +1,185 @@
+//! Search in the browser: the search box in every workspace page's header asks
+//! `/w/{ws}/search/suggest` as one types (htmx) and shows the best hits grouped by type, opened
+//! with the arrow keys and Enter (`assets/app.js`); with an empty box it shows recent items.
+//! `/w/{ws}/search` is the full results page, where the box's form goes without script. Both
+//! run the API's search for the signed-in person (`meshwork_app` search, access evaluated now),
+//! so a page shows exactly what the API would.
+
+use super::extract::InWorkspace;
+use super::{Chrome, PageError, Section};
+use crate::auth::perm;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use meshwork_app::AppState;
+use meshwork_crm::Kind;
+use meshwork_domain::{ErrorCode, WorkspaceId};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// A hit as a page links it.
+#[derive(Debug)]
+pub struct HitLine {
+    /// An id unique on the page (for `aria-activedescendant`).
+    pub dom_id: String,
+    pub href: String,
+    /// Leaves this server (a source document in its own tool).
+    pub external: bool,
+    /// HTML-escaped by the index, matches in `<mark>`.
+    pub title: String,
+    pub snippet: String,
+}
+
+#[derive(Debug)]
+pub struct GroupLines {
+    pub label: String,
+    pub count: u64,
+    pub hits: Vec<HitLine>,
+}
+
+/// What a type's group is called.
+pub fn type_label(kind: &str) -> String {
+    match kind.parse::<Kind>() {
+        Ok(k) => super::accounts::capitalized(&k.plural().replace('_', " ")),
+        Err(_) if kind == "document" => "Documents".into(),
+        Err(_) => super::accounts::capitalized(kind),
+    }
+}
+
+/// Where a hit opens: a record's page, or for a source document its link in its own tool
+/// (only `http`/`https` links; anything else is not a link).
+pub fn hit_href(ws: WorkspaceId, hit: &meshwork_search::Hit) -> Option<(String, bool)> {
+    match hit.kind.parse::<Kind>() {
+        Ok(k @ (Kind::Contact | Kind::Company | Kind::Deal)) => {
+            Some((format!("/w/{ws}/{}/{}", k.plural(), hit.id), false))
+        }
+        Ok(_) => Some((format!("/w/{ws}/records/{}", hit.id), false)),
+        Err(_) => hit
+            .url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(|u| (u.to_string(), true)),
+    }
+}
+
+fn lines(ws: WorkspaceId, results: &meshwork_search::SearchResults) -> Vec<GroupLines> {
+    let mut n = 0;
+    results
+        .groups
+        .iter()
+        .map(|g| GroupLines {
+            label: type_label(&g.kind),
+            count: g.count,
+            hits: g
+                .hits
+                .iter()
+                .filter_map(|h| {
+                    let (href, external) = hit_href(ws, h)?;
+                    n += 1;
+                    Some(HitLine {
+                        dom_id: format!("hit-{n}"),
+                        href,
+                        external,
+                        title: h.title.clone(),
+                        snippet: h.snippet.clone(),
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Runs the search; a query the parser refuses is shown as a message, not an error page.
+async fn run(
+    state: &AppState,
+    page: &InWorkspace<perm::SearchRead>,
+    q: &str,
+    limit: usize,
+) -> Result<Result<(u64, Vec<GroupLines>), String>, PageError> {
+    match state
+        .search
+        .search(
+            state,
+            page.ws(),
+            &page.member.actor,
+            page.member.role,
+            q,
+            limit,
+        )
+        .await
+    {
+        Ok(r) => Ok(Ok((r.total, lines(page.ws(), &r)))),
+        Err(e) if e.code == ErrorCode::InvalidQuery => {
+            Ok(Err(super::accounts::capitalized(&e.message)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "search/results.html")]
+pub struct ResultsPage {
+    chrome: Chrome,
+    q: String,
+    total: u64,
+    groups: Vec<GroupLines>,
+    error: Option<String>,
+}
+
+pub async fn results(
+    State(state): State<AppState>,
+    page: InWorkspace<perm::SearchRead>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Response, PageError> {
+    let mut chrome = Chrome::workspace(&state, &page, Section::Search).await?;
+    if let Some(w) = chrome.ws.as_mut() {
+        w.q = query.q.clone();
+    }
+    let (total, groups, error) = match run(&state, &page, &query.q, 25).await? {
+        Ok((total, groups)) => (total, groups, None),
+        Err(message) => (0, Vec::new(), Some(message)),
+    };
+    Ok(ResultsPage {
+        chrome,
+        q: query.q,
+        total,
+        groups,
+        error,
+    }
+    .into_response())
+}
+
+/// The list under the search box: a fragment, not a page.
+#[derive(Template, WebTemplate)]
+#[template(path = "search/suggest.html")]
+pub struct Suggestions {
+    ws: String,
+    q: String,
+    groups: Vec<GroupLines>,
+    error: Option<String>,
+}
+
+pub async fn suggest(
+    State(state): State<AppState>,
+    page: InWorkspace<perm::SearchRead>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Response, PageError> {
+    let (groups, error) = match run(&state, &page, &query.q, 5).await? {
+        Ok((_, groups)) => (groups, None),
+        Err(message) => (Vec::new(), Some(message)),
+    };
+    Ok(Suggestions {
+        ws: page.ws().to_string(),
+        q: query.q,
+        groups,
+        error,
+    }
+    .into_response())
+}

@@ -1,0 +1,156 @@
+// The CRM in the browser: sign-up to a first contact, search-as-you-type opening a record by
+// keyboard alone, editing a record in place with the change on its timeline, a note from the
+// composer, and a deal dragged to another stage with the column totals following (and moved by
+// keyboard too). Every CRM page passes axe in light, dark and phone looks, with screenshots.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as harness from './harness.js';
+import { startServer, launch, axeViolations, LOOKS, screenshot } from './harness.js';
+
+let server;
+let browser;
+let page;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+  page = await browser.newPage();
+  page.setDefaultTimeout(10_000);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** A link of the workspace's navigation. */
+const nav = (name) => page.getByRole('navigation', { name: 'Compilers Ltd' }).getByRole('link', { name });
+
+/** The column of the board headed `stage`. */
+const column = (stage) => page.locator('section.column').filter({ has: page.getByRole('heading', { name: stage }) });
+
+test('sign-up to a first contact', async () => {
+  await harness.signUp(page, server, 'Grace Hopper', 'grace@crm.test');
+  await harness.signIn(page, server, 'grace@crm.test');
+  await page.getByLabel('Workspace name').fill('Compilers Ltd');
+  await page.getByRole('button', { name: 'Create workspace' }).click();
+  await page.getByRole('heading', { name: 'Compilers Ltd' }).waitFor();
+  await nav('Contacts').click();
+  await page.getByRole('heading', { name: /^Contacts/ }).waitFor();
+  await page.getByText('No contacts yet').waitFor();
+  await page.getByText('New contact', { exact: true }).click();
+  await page.getByLabel('First name').fill('Ada');
+  await page.getByLabel('Last name').fill('Lovelace');
+  await page.getByLabel('Email addresses').fill('ada@engines.test');
+  await page.getByLabel('Title', { exact: true }).fill('Analyst');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
+  await nav('Contacts').click();
+  const row = page.getByRole('row', { name: /Ada Lovelace/ });
+  await row.waitFor();
+  assert.match(await row.innerText(), /ada@engines\.test/);
+});
+
+test('a field the server refuses is named beside it, with what was typed kept', async () => {
+  await page.getByText('New contact', { exact: true }).click();
+  await page.getByLabel('First name').fill('Bad');
+  await page.getByLabel('Email addresses').fill('not an address');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  const error = page.locator('#f-emails-error');
+  await error.waitFor();
+  assert.match(await error.innerText(), /email/i);
+  assert.equal(await page.getByLabel('First name').inputValue(), 'Bad');
+  assert.equal(await page.getByLabel('Email addresses').inputValue(), 'not an address');
+});
+
+test('search as you type opens a record by keyboard alone', async () => {
+  await page.keyboard.press('Escape');
+  await page.locator('body').click({ position: { x: 5, y: 300 } });
+  await page.keyboard.press('/');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'global-search');
+  await page.keyboard.type('lovel');
+  const option = page.getByRole('option', { name: /Ada Lovelace/ });
+  await option.waitFor();
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await option.getAttribute('aria-selected'), 'true');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
+  assert.match(page.url(), /\/contacts\//);
+});
+
+test('a record is edited in place and the change shows on its timeline; a note is added', async () => {
+  await page.getByLabel('Title', { exact: true }).fill('Chief Analyst');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByText('Title: “Analyst” → “Chief Analyst”').waitFor();
+  assert.equal(await page.getByLabel('Title', { exact: true }).inputValue(), 'Chief Analyst');
+  await page.getByLabel('Note', { exact: true }).fill('Met at the Difference Engine demo.');
+  await page.getByRole('button', { name: 'Add note' }).click();
+  await page.locator('.timeline').getByText('Met at the Difference Engine demo.').waitFor();
+});
+
+test('a deal dragged to another stage moves, and the totals follow; by keyboard too', async () => {
+  await nav('Board').click();
+  await page.getByText('No pipeline yet').waitFor();
+  await page.getByRole('button', { name: 'Create pipeline' }).click();
+  await column('Lead').waitFor();
+  await nav('Deals').click();
+  for (const [name, amount] of [
+    ['Compiler licence', '12500'],
+    ['Support plan', '3000'],
+  ]) {
+    await page.getByText('New deal', { exact: true }).click();
+    await page.getByLabel('Name').fill(name);
+    await page.getByLabel('Amount').fill(amount);
+    await page.getByLabel('Currency').fill('EUR');
+    await page.getByRole('button', { name: 'Create deal' }).click();
+    await page.getByRole('heading', { name }).waitFor();
+    await nav('Deals').click();
+  }
+  await nav('Board').click();
+  assert.match(await column('Lead').locator('.totals').innerText(), /€15,500\.00/);
+  // Drag and drop.
+  await column('Lead').locator('.deal-card', { hasText: 'Compiler licence' }).dragTo(column('Qualified'));
+  await column('Qualified').locator('.deal-card', { hasText: 'Compiler licence' }).waitFor();
+  assert.match(await column('Lead').locator('.totals').innerText(), /€3,000\.00/);
+  assert.match(await column('Qualified').locator('.totals').innerText(), /€12,500\.00/);
+  assert.match(await column('Qualified').getByRole('heading').innerText(), /1$/);
+  // The keyboard way: the card's "Move to" choice.
+  await page.getByLabel('Move to').first().focus();
+  const support = column('Lead').locator('.deal-card', { hasText: 'Support plan' });
+  await support.getByLabel('Move to').selectOption({ label: 'Proposal' });
+  await support.getByRole('button', { name: 'Move' }).press('Enter');
+  await column('Proposal').locator('.deal-card', { hasText: 'Support plan' }).waitFor();
+  assert.match(await column('Lead').locator('.totals').innerText(), /No amount/);
+});
+
+test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone width', async () => {
+  const base = new URL(page.url());
+  const ws = base.pathname.split('/')[2];
+  await page.goto(`${server.url}/w/${ws}/contacts`);
+  const contact = await page.getByRole('link', { name: 'Ada Lovelace' }).getAttribute('href');
+  const pages = [
+    ['contacts', `/w/${ws}/contacts`],
+    ['contact', contact],
+    ['deals', `/w/${ws}/deals`],
+    ['board', `/w/${ws}/board`],
+    ['search', `/w/${ws}/search?q=ada`],
+  ];
+  for (const look of LOOKS) {
+    const context = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport });
+    const p = await context.newPage();
+    await harness.signIn(p, server, 'grace@crm.test');
+    await p.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+    for (const [name, path] of pages) {
+      await p.goto(`${server.url}${path}`);
+      assert.deepEqual(await axeViolations(p), [], `${name} (${look.name})`);
+      await screenshot(p, name, look.name);
+    }
+    // The search box's list, open.
+    await p.goto(`${server.url}/w/${ws}/contacts`);
+    await p.getByRole('combobox', { name: /Search/ }).fill('ada');
+    await p.getByRole('option', { name: /Ada Lovelace/ }).waitFor();
+    assert.deepEqual(await axeViolations(p), [], `search box (${look.name})`);
+    await screenshot(p, 'search-box', look.name);
+    await context.close();
+  }
+});
