@@ -10,8 +10,9 @@ use std::collections::HashMap;
 /// the related lists, custom fields in their own section, and the owner as a member.
 pub fn editable(kind: Kind) -> impl Iterator<Item = &'static FieldSpec> {
     kind.fields().iter().filter(move |f| {
-        !matches!(f.ty, FieldType::Refs(..) | FieldType::Custom)
-            && !(kind == Kind::Deal && matches!(f.name, "pipeline" | "stage"))
+        let linked = matches!(f.ty, FieldType::Refs(..) | FieldType::Custom);
+        let staged = kind == Kind::Deal && matches!(f.name, "pipeline" | "stage");
+        !linked && !staged
     })
 }
 

@@ -129,3 +129,245 @@ async fn every_page_is_authorised_like_the_api(s: &mut TestServer) {
     assert!(r.headers()["location"].to_str().unwrap().starts_with("/w/"));
 }
 server_test!(every_page_is_authorised_like_the_api);
+
+/// Posts a page's form as a browser on this site would, with the session's CSRF token.
+async fn post_form(
+    s: &TestServer,
+    who: &Session,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String, String) {
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    body.append_pair("csrf_token", &who.csrf);
+    for (k, v) in fields {
+        body.append_pair(k, v);
+    }
+    let r = plain()
+        .post(format!("{}{path}", s.base))
+        .header("cookie", &who.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(body.finish())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, location, r.text().await.unwrap())
+}
+
+async fn crm_pages_are_authorised_like_the_api(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@crmpages.test").await;
+    let ws = s.create_workspace(&owner, "Crm Pages Inc").await;
+    let mut members = vec![("owner", owner.clone())];
+    for role in ["admin", "member", "viewer"] {
+        let p = s.signup(role, &format!("{role}@crmpages.test")).await;
+        s.add_member(&owner, &ws, &p, role).await;
+        members.push((role, p));
+    }
+    let viewer = members[3].1.clone();
+    let member = members[2].1.clone();
+    let outsider = s.signup("Outsider", "outsider@crmpages.test").await;
+    let (status, contact) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/contacts"),
+            &As::User(&owner),
+            Some(json!({"first_name": "Hedy", "last_name": "Lamarr", "emails": ["hedy@crmpages.test"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{contact}");
+    let id = contact["id"].as_str().unwrap().to_string();
+    let (_, note) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/notes"),
+            &As::User(&owner),
+            Some(json!({"body": "Spread spectrum", "about": [id]})),
+        )
+        .await;
+    let note_id = note["id"].as_str().unwrap();
+    let pages = [
+        format!("/w/{ws}/contacts"),
+        format!("/w/{ws}/companies"),
+        format!("/w/{ws}/deals"),
+        format!("/w/{ws}/contacts/{id}"),
+        format!("/w/{ws}/board"),
+        format!("/w/{ws}/search?q=hedy"),
+        format!("/w/{ws}/search/suggest?q=hedy"),
+    ];
+    let other = uuid::Uuid::now_v7();
+    for path in &pages {
+        // Anonymous: to sign-in and back.
+        let (status, location, _) = get(s, path, None).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert!(location.starts_with("/sign-in?next="), "{path}: {location}");
+        // Every member reads it.
+        for (role, m) in &members {
+            let (status, _, html) = get(s, path, Some(&m.cookie)).await;
+            assert_eq!(status, StatusCode::OK, "{path} as {role}");
+            if !path.contains("/companies") && !path.contains("/deals") && !path.contains("/board")
+            {
+                assert!(html.contains("Hedy"), "{path} as {role}");
+            }
+        }
+        // An outsider cannot tell the workspace exists.
+        let (status, _, html) = get(s, path, Some(&outsider.cookie)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !html.contains("Hedy") && !html.contains("Crm Pages Inc"),
+            "{path}"
+        );
+        let (missing, _, missing_html) = get(
+            s,
+            &path.replace(&ws, &other.to_string()),
+            Some(&outsider.cookie),
+        )
+        .await;
+        assert_eq!(
+            (missing, missing_html),
+            (status, html),
+            "{path}: an outsider cannot tell"
+        );
+    }
+    // A note's search hit opens the record it is about.
+    let (status, location, _) = get(
+        s,
+        &format!("/w/{ws}/records/{note_id}"),
+        Some(&viewer.cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("/w/{ws}/contacts/{id}#timeline"));
+
+    // A viewer sees no edit controls, and the server refuses their posts as the API does.
+    let record = format!("/w/{ws}/contacts/{id}");
+    let (_, _, html) = get(s, &record, Some(&viewer.cookie)).await;
+    assert!(
+        !html.contains("Save changes")
+            && !html.contains("Add note")
+            && !html.contains("Delete this")
+    );
+    let (_, _, list) = get(s, &format!("/w/{ws}/contacts"), Some(&viewer.cookie)).await;
+    assert!(!list.contains("New contact"));
+    let (status, _, _) = post_form(
+        s,
+        &viewer,
+        &record,
+        &[("title", "Hacker"), ("version", "1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(
+        s,
+        &viewer,
+        &format!("/w/{ws}/contacts"),
+        &[
+            ("form_id", &uuid::Uuid::now_v7().to_string()),
+            ("first_name", "Sneaky"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, after) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/contacts/{id}"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert!(
+        after["fields"].get("title").is_none(),
+        "nothing changed: {after}"
+    );
+    // A member edits in place.
+    let (status, location, _) = post_form(
+        s,
+        &member,
+        &record,
+        &[("title", "Inventor"), ("version", "1")],
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, record.as_str())
+    );
+    // An edit of what someone else changed meanwhile overwrites nothing: the page shows the
+    // saved value beside the one typed.
+    let (status, _, html) = post_form(
+        s,
+        &owner,
+        &record,
+        &[("title", "Actress"), ("version", "1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("Saved meanwhile: Inventor"), "{html}");
+    assert!(html.contains("value=\"Actress\""), "what was typed is kept");
+    let (_, after) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/contacts/{id}"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(after["fields"]["title"], "Inventor");
+}
+server_test!(crm_pages_are_authorised_like_the_api);
+
+async fn a_form_submitted_twice_creates_one_record(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@twice.test").await;
+    let ws = s.create_workspace(&owner, "Twice").await;
+    let form_id = uuid::Uuid::now_v7().to_string();
+    let fields = [
+        ("form_id", form_id.as_str()),
+        ("first_name", "Once"),
+        ("emails", "once@twice.test"),
+    ];
+    let path = format!("/w/{ws}/contacts");
+    // Two at once, as a double click sends them, then a third after.
+    let (a, b) = tokio::join!(
+        post_form(s, &owner, &path, &fields),
+        post_form(s, &owner, &path, &fields)
+    );
+    let c = post_form(s, &owner, &path, &fields).await;
+    for r in [&a, &b, &c] {
+        assert_eq!(r.0, StatusCode::SEE_OTHER, "{}", r.2);
+    }
+    assert_eq!(a.1, b.1);
+    assert_eq!(a.1, c.1);
+    let (_, list) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/contacts"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(list["total"], 1, "{list}");
+    // A refused form keeps its one-time id, so correcting it still creates one record.
+    let form_id = uuid::Uuid::now_v7().to_string();
+    let (status, _, html) = post_form(
+        s,
+        &owner,
+        &path,
+        &[
+            ("form_id", &form_id),
+            ("first_name", "Bad"),
+            ("emails", "not an address"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains(&form_id) && html.contains("f-emails-error"),
+        "{html}"
+    );
+}
+server_test!(a_form_submitted_twice_creates_one_record);
