@@ -99,6 +99,13 @@ pub struct Progress {
     /// Rows that matched a record an earlier row of the same batch wrote (merged into it).
     #[serde(default)]
     pub duplicates_in_file: u64,
+    /// Cells of one-line fields that held line breaks (common in other CRMs' exports), folded
+    /// into spaces so the row keeps its record.
+    #[serde(default)]
+    pub folded: u64,
+    /// The first of those, with row, column and what was done.
+    #[serde(default)]
+    pub notes: Vec<RowProblem>,
 }
 
 fn seal_json(crm: &Crm<'_>, job: JobId, field: &str, v: &impl Serialize) -> Vec<u8> {
@@ -794,6 +801,31 @@ fn write_error_csv(spec: &ImportSpec, kind: Kind, progress: &Progress) -> anyhow
     Ok(spec.error_csv.clone())
 }
 
+/// Folds the line breaks of a row's cells into spaces (a comma and a space in an address):
+/// every field import fills is one line, and exports of other CRMs often carry a break inside a
+/// name or an address. Answers the columns it changed.
+fn fold_line_breaks(r: &mut MappedRow) -> Vec<String> {
+    let mut folded = Vec::new();
+    for f in &mut r.fields {
+        if f.value.contains(['\n', '\r']) {
+            let sep = if f.target.starts_with("address") {
+                ", "
+            } else {
+                " "
+            };
+            f.value = f
+                .value
+                .split(['\n', '\r'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(sep);
+            folded.push(f.column.clone());
+        }
+    }
+    folded
+}
+
 fn reject(progress: &mut Progress, p: RowProblem) {
     progress.rejected += 1;
     if progress.errors.len() < MAX_REMEMBERED_ERRORS {
@@ -1055,7 +1087,20 @@ async fn apply_batch(
     let drafts: Vec<Result<Draft, RowProblem>> = batch
         .into_iter()
         .map(|item| match item {
-            Ok(r) => ctx.draft(&r),
+            Ok(mut r) => {
+                for column in fold_line_breaks(&mut r) {
+                    progress.folded += 1;
+                    if progress.notes.len() < MAX_REMEMBERED_ERRORS {
+                        progress.notes.push(problem(
+                            r.row,
+                            r.line,
+                            Some(column),
+                            "the cell held line breaks; they were folded into spaces",
+                        ));
+                    }
+                }
+                ctx.draft(&r)
+            }
             Err(e) => Err(problem(e.row, e.line, e.column, e.reason)),
         })
         .collect();

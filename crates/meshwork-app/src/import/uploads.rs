@@ -51,6 +51,11 @@ pub struct ImportStatus {
     /// Rows naming an owner who is not a member (given the default owner).
     pub owners_unmatched: u64,
     pub reverted: u64,
+    /// Cells whose line breaks were folded into spaces (the row kept its record).
+    pub folded: u64,
+    /// The first of those: row, line, column and what was done.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub notes: Vec<RowProblem>,
     /// The first rejected rows: row, line, column and reason.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub errors: Vec<RowProblem>,
@@ -67,6 +72,8 @@ pub fn status(id: JobId, state: &str, p: &Progress) -> ImportStatus {
         duplicates_in_file: p.duplicates_in_file,
         owners_unmatched: p.owners_unmatched,
         reverted: p.reverted,
+        folded: p.folded,
+        notes: p.notes.iter().take(LISTED_ERRORS).cloned().collect(),
         errors: p.errors.iter().take(LISTED_ERRORS).cloned().collect(),
     }
 }

@@ -512,3 +512,43 @@ async fn rows_repeating_records_of_earlier_batches_update_them(s: &mut TestServe
     assert_eq!(contacts(s, &c.ws).await.len(), 8001);
 }
 server_test!(rows_repeating_records_of_earlier_batches_update_them);
+
+async fn a_name_cell_with_a_line_break_keeps_its_contact_and_is_reported(s: &mut TestServer) {
+    let c = setup(s, "Folder").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.csv");
+    // A quoted cell spanning lines, as other CRMs export them; the file's next row is intact.
+    std::fs::write(
+        &file,
+        "First Name,Last Name,Email,Job Title\n\"Mary\r\nAnn\",Smith,mary@example.com,\"Head of\nSales\"\nBob,Jones,bob@example.com,CTO\n",
+    )
+    .unwrap();
+    let state = s.state().clone();
+    let ws = WorkspaceId(c.ws.parse().unwrap());
+    let owner = UserId(c.who.user_id.parse().unwrap());
+    let job = import::create_job(&state, ws, owner, &spec(&file, Mode::Upsert))
+        .await
+        .unwrap();
+    let done = import::run(&state, ws, job, &|_| {}).await.unwrap();
+    let p = &done.progress;
+    assert_eq!((p.created, p.rejected, p.folded), (2, 0, 2), "{p:?}");
+    assert_eq!(
+        p.notes
+            .iter()
+            .map(|n| (n.row, n.column.as_deref().unwrap()))
+            .collect::<Vec<_>>(),
+        vec![(1, "First Name"), (1, "Job Title")]
+    );
+    let crm = meshwork_app::crm::Crm::new(&state, ws).unwrap();
+    let mary = crm
+        .all(meshwork_crm::Kind::Contact)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, d)| d)
+        .find(|d| d["emails"] == json!(["mary@example.com"]))
+        .expect("the row kept its contact");
+    assert_eq!(mary["first_name"], "Mary Ann");
+    assert_eq!(mary["title"], "Head of Sales");
+}
+server_test!(a_name_cell_with_a_line_break_keeps_its_contact_and_is_reported);

@@ -304,6 +304,20 @@ async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
     if p.errors.len() > 20 {
         println!("  … and {} more", p.rejected - 20);
     }
+    if p.folded > 0 {
+        println!(
+            "{} cells held line breaks; they were folded into spaces and their rows kept:",
+            p.folded
+        );
+        for n in &p.notes {
+            println!(
+                "  row {} (line {}), column {}",
+                n.row,
+                n.line,
+                n.column.as_deref().unwrap_or("?")
+            );
+        }
+    }
     if p.owners_unmatched > 0 {
         println!("{} rows named an owner who is not a member of the workspace; they got the default owner (--owner) or none", p.owners_unmatched);
     }
