@@ -109,7 +109,7 @@ test('a deal dragged to another stage moves, and the totals follow; by keyboard 
   await nav('Board').click();
   assert.match(await column('Lead').locator('.totals').innerText(), /€15,500\.00/);
   // Drag and drop.
-  await column('Lead').locator('.deal-card', { hasText: 'Compiler licence' }).dragTo(column('Qualified'));
+  await column('Lead').locator('.deal-card', { hasText: 'Compiler licence' }).dragTo(column('Qualified'), { sourcePosition: { x: 4, y: 4 } });
   await column('Qualified').locator('.deal-card', { hasText: 'Compiler licence' }).waitFor();
   assert.match(await column('Lead').locator('.totals').innerText(), /€3,000\.00/);
   assert.match(await column('Qualified').locator('.totals').innerText(), /€12,500\.00/);
@@ -123,6 +123,35 @@ test('a deal dragged to another stage moves, and the totals follow; by keyboard 
   assert.match(await column('Lead').locator('.totals').innerText(), /No amount/);
 });
 
+test('an owner invites a viewer and creates an API key, shown once', async () => {
+  await nav('Settings').click();
+  await page.getByRole('heading', { name: 'Settings of Compilers Ltd' }).waitFor();
+  await page.getByLabel('Their email').fill('viewer@crm.test');
+  await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+  await page.getByRole('button', { name: 'Send invitation' }).click();
+  await page.getByRole('status').filter({ hasText: 'The invitation is on its way' }).waitFor();
+  await page.getByLabel('Key name').fill('Reporting');
+  await page.getByLabel('Your password').fill(harness.PASSWORD);
+  await page.getByRole('button', { name: 'Create API key' }).click();
+  const secret = await page.getByLabel('Secret').inputValue();
+  assert.ok(secret.length > 20);
+  // The key works against the API, as a viewer: it reads and may not write.
+  const ws = new URL(page.url()).pathname.split('/')[2];
+  const headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json' };
+  const read = await fetch(`${server.url}/api/v1/workspaces/${ws}/contacts`, { headers });
+  assert.equal(read.status, 200);
+  const write = await fetch(`${server.url}/api/v1/workspaces/${ws}/contacts`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ first_name: 'No' }),
+  });
+  assert.equal(write.status, 403);
+  // Shown once: the page after it lists the key by its prefix only.
+  await page.goto(`${server.url}/w/${ws}/settings`);
+  assert.equal(await page.getByLabel('Secret').count(), 0);
+  await page.getByRole('button', { name: 'Revoke Reporting' }).waitFor();
+});
+
 test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone width', async () => {
   const base = new URL(page.url());
   const ws = base.pathname.split('/')[2];
@@ -134,6 +163,7 @@ test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone 
     ['deals', `/w/${ws}/deals`],
     ['board', `/w/${ws}/board`],
     ['search', `/w/${ws}/search?q=ada`],
+    ['workspace-settings', `/w/${ws}/settings`],
   ];
   for (const look of LOOKS) {
     const context = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport });

@@ -46,7 +46,7 @@ const signIn = (page, email) => harness.signIn(page, server, email);
 test('two-factor enrolment, then sign-in with a code', async () => {
   const page = await browser.newPage();
   await signUpAndIn(page, 'mfa@browser.test');
-  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByRole('link', { name: 'Account' }).click();
   await page.getByRole('heading', { name: 'Settings' }).waitFor();
   await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
   const key = (await page.locator('#totp-secret').innerText()).trim();

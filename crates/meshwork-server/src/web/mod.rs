@@ -16,6 +16,7 @@ mod links;
 mod records;
 mod search;
 mod settings;
+mod workspace_settings;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -145,6 +146,7 @@ pub enum Section {
     Deals,
     Board,
     Search,
+    Settings,
 }
 
 /// A link of the workspace's navigation.
@@ -202,6 +204,7 @@ impl Chrome {
             ("Companies", "/companies", Section::Companies),
             ("Deals", "/deals", Section::Deals),
             ("Board", "/board", Section::Board),
+            ("Settings", "/settings", Section::Settings),
         ]
         .into_iter()
         .map(|(label, path, s)| NavItem {
@@ -263,6 +266,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(board::create_pipeline),
         )
         .merge(records::routes())
+        .merge(workspace_settings::routes())
         .route("/settings", get(settings::settings))
         .route(
             "/settings/password",

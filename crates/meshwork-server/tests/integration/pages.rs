@@ -371,3 +371,104 @@ async fn a_form_submitted_twice_creates_one_record(s: &mut TestServer) {
     );
 }
 server_test!(a_form_submitted_twice_creates_one_record);
+
+async fn workspace_settings_show_each_role_only_what_it_may_do(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@wsset.test").await;
+    let ws = s.create_workspace(&owner, "Settings Co").await;
+    let viewer = s.signup("Viewer", "viewer@wsset.test").await;
+    s.add_member(&owner, &ws, &viewer, "viewer").await;
+    let admin = s.signup("Admin", "admin@wsset.test").await;
+    s.add_member(&owner, &ws, &admin, "admin").await;
+    let outsider = s.signup("Outsider", "outsider@wsset.test").await;
+    let path = format!("/w/{ws}/settings");
+
+    let (status, _, html) = get(s, &path, Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    for control in [
+        "Rename",
+        "Send invitation",
+        "Create API key",
+        "Audit log",
+        "Delete Settings Co",
+    ] {
+        assert!(html.contains(control), "the owner sees {control}");
+    }
+    let (status, _, html) = get(s, &path, Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    for control in [
+        "Rename",
+        "Send invitation",
+        "Create API key",
+        "Delete Settings Co",
+        "Change role",
+    ] {
+        assert!(!html.contains(control), "a viewer does not see {control}");
+    }
+    let (_, _, html) = get(s, &path, Some(&admin.cookie)).await;
+    assert!(html.contains("Send invitation") && !html.contains("Delete Settings Co"));
+    assert!(
+        !html.contains("<option value=\"owner\""),
+        "an admin cannot grant owner"
+    );
+    let (status, _, _) = get(s, &path, Some(&outsider.cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The server refuses what the page does not offer, as the API does.
+    let (status, _, _) =
+        post_form(s, &viewer, &format!("{path}/rename"), &[("name", "Mine")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(
+        s,
+        &admin,
+        &format!("{path}/delete"),
+        &[("confirm", "Settings Co")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(
+        s,
+        &viewer,
+        &format!("{path}/members/{}/role", admin.user_id),
+        &[("role", "viewer")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A wrong confirmation deletes nothing and says why beside the field.
+    let (status, _, html) = post_form(
+        s,
+        &owner,
+        &format!("{path}/delete"),
+        &[("confirm", "settings co")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("delete-error"));
+    let (status, _, _) = get(s, &path, Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK, "still there");
+    // The owner renames it, then deletes it with its exact name.
+    let (status, location, _) = post_form(
+        s,
+        &owner,
+        &format!("{path}/rename"),
+        &[("name", "Settings Ltd")],
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            format!("{path}?done=renamed").as_str()
+        )
+    );
+    let (status, location, _) = post_form(
+        s,
+        &owner,
+        &format!("{path}/delete"),
+        &[("confirm", "Settings Ltd")],
+    )
+    .await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/"));
+    let (status, _, _) = get(s, &path, Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+server_test!(workspace_settings_show_each_role_only_what_it_may_do);
