@@ -3,6 +3,7 @@
 // composer, and a deal dragged to another stage with the column totals following (and moved by
 // keyboard too). Every CRM page passes axe in light, dark and phone looks, with screenshots.
 import { test, before, after } from 'node:test';
+import { readFile } from 'node:fs/promises';
 import assert from 'node:assert/strict';
 import * as harness from './harness.js';
 import { startServer, launch, axeViolations, LOOKS, screenshot } from './harness.js';
@@ -121,6 +122,38 @@ test('a deal dragged to another stage moves, and the totals follow; by keyboard 
   await support.getByRole('button', { name: 'Move' }).press('Enter');
   await column('Proposal').locator('.deal-card', { hasText: 'Support plan' }).waitFor();
   assert.match(await column('Lead').locator('.totals').innerText(), /No amount/);
+});
+
+test('several records change at once, after a review with their count; the list downloads as CSV', async () => {
+  await nav('Deals').click();
+  await page.getByLabel('Select Compiler licence').check();
+  await page.getByLabel('Select Support plan').check();
+  await page.getByLabel('Action').selectOption('tags');
+  await page.getByRole('button', { name: 'Review' }).click();
+  await page.getByRole('heading', { name: 'Change 2 deals' }).waitFor();
+  await page.getByLabel('Tags').fill('q4, priority');
+  await page.getByRole('button', { name: 'Apply to 2 deals' }).click();
+  await page.getByRole('status').filter({ hasText: 'Changed 2 deals.' }).waitFor();
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: 'Download this list as CSV' }).click(),
+  ]);
+  const csv = await readFile(await download.path(), 'utf8');
+  assert.match(csv, /^Name,Amount,Stage,Close date,Tags/);
+  assert.match(csv, /Compiler licence,"€12,500\.00",Qualified,,"q4, priority"/);
+  // Every deal the view matches: a search narrows it to one, deleted after a confirmation.
+  await page.getByLabel('Find').fill('support');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByLabel('Which').selectOption('all');
+  await page.getByLabel('Action').selectOption('delete');
+  await page.getByRole('button', { name: 'Review' }).click();
+  await page.getByRole('heading', { name: 'Delete 1 deal?' }).waitFor();
+  await page.getByLabel('Yes, delete this deal').check();
+  await page.getByRole('button', { name: 'Delete 1 deal' }).click();
+  await page.getByRole('status').filter({ hasText: 'Deleted 1 deal.' }).waitFor();
+  await nav('Deals').click();
+  await page.getByRole('row', { name: /Compiler licence/ }).waitFor();
+  assert.equal(await page.getByRole('row', { name: /Support plan/ }).count(), 0);
 });
 
 test('an owner invites a viewer and creates an API key, shown once', async () => {

@@ -994,9 +994,9 @@ impl<'a> Crm<'a> {
         &self,
         role: meshwork_domain::Role,
         kind: Kind,
-        filter: &Filter,
-        text: Option<meshwork_search::ParsedQuery>,
+        sel: &Selection,
     ) -> AppResult<Vec<(RecordRow, Doc)>> {
+        let (filter, text) = (&sel.filter, &sel.text);
         const PAGE: usize = 500;
         let mut ids: Vec<RecordId> = Vec::new();
         let mut after = None;
@@ -1005,7 +1005,10 @@ impl<'a> Crm<'a> {
                 kind: kind.as_str().to_string(),
                 clauses: index_clauses(filter),
                 text: text.clone(),
-                ids: None,
+                ids: sel
+                    .ids
+                    .as_ref()
+                    .map(|ids| ids.iter().map(RecordId::to_string).collect()),
                 sort: meshwork_search::SortOrder::default(),
                 after,
                 limit: PAGE,
@@ -1045,14 +1048,13 @@ impl<'a> Crm<'a> {
         &self,
         role: meshwork_domain::Role,
         kind: Kind,
-        filter: &Filter,
-        text: Option<meshwork_search::ParsedQuery>,
+        sel: &Selection,
         set: &Doc,
     ) -> AppResult<usize> {
         let customs = self.customs().await?;
         let now = now_millis();
         let mut ops = Vec::new();
-        for (row, doc) in self.selected(role, kind, filter, text).await? {
+        for (row, doc) in self.selected(role, kind, sel).await? {
             let next = Self::patched(&doc, set, &customs, kind);
             let p = self
                 .prepare(kind, row.id, &next, &customs)
@@ -1083,11 +1085,10 @@ impl<'a> Crm<'a> {
         &self,
         role: meshwork_domain::Role,
         kind: Kind,
-        filter: &Filter,
-        text: Option<meshwork_search::ParsedQuery>,
+        sel: &Selection,
     ) -> AppResult<usize> {
         let mut ops = Vec::new();
-        for (row, _) in self.selected(role, kind, filter, text).await? {
+        for (row, _) in self.selected(role, kind, sel).await? {
             if let Some(why) = self.in_use(kind, row.id).await? {
                 return Err(AppError::new(
                     ErrorCode::RecordInUse,
@@ -1110,6 +1111,63 @@ impl<'a> Crm<'a> {
         }
         Ok(ops.len())
     }
+}
+
+/// The records a bulk change applies to: those a list with this filter and search-box text
+/// shows, narrowed to `ids` when given (rows ticked one by one).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub filter: Filter,
+    pub text: Option<meshwork_search::ParsedQuery>,
+    pub ids: Option<Vec<RecordId>>,
+}
+
+/// Sets `set` on every selected record of `kind` (validated record by record: one invalid
+/// result changes nothing). Audited. The API and the pages both come here.
+pub async fn bulk_update(
+    state: &AppState,
+    client: &crate::actor::ClientInfo,
+    auth: &impl crate::actor::InWorkspace,
+    kind: Kind,
+    sel: &Selection,
+    set: &Doc,
+) -> AppResult<usize> {
+    let affected = Crm::new(state, auth.workspace())?
+        .bulk_update(auth.role(), kind, sel, set)
+        .await?;
+    crate::audit::workspace_event(
+        state,
+        client,
+        "crm.bulk_updated",
+        auth,
+        None,
+        json!({"type": kind.as_str(), "affected": affected, "fields": set.keys().collect::<Vec<_>>()}),
+    )
+    .await?;
+    Ok(affected)
+}
+
+/// Deletes every selected record of `kind` (none if one of them is still in use). Audited.
+pub async fn bulk_delete(
+    state: &AppState,
+    client: &crate::actor::ClientInfo,
+    auth: &impl crate::actor::InWorkspace,
+    kind: Kind,
+    sel: &Selection,
+) -> AppResult<usize> {
+    let affected = Crm::new(state, auth.workspace())?
+        .bulk_delete(auth.role(), kind, sel)
+        .await?;
+    crate::audit::workspace_event(
+        state,
+        client,
+        "crm.bulk_deleted",
+        auth,
+        None,
+        json!({"type": kind.as_str(), "affected": affected}),
+    )
+    .await?;
+    Ok(affected)
 }
 
 /// The user id of each workspace member by normalised email (for imports naming owners).

@@ -12,7 +12,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use meshwork_app::audit;
 use meshwork_app::crm::{
-    filter_of, invalid, text_of, Crm, MergeResult, RecordList, RecordPage, RecordView, TimelineItem,
+    filter_of, invalid, text_of, Crm, MergeResult, RecordList, RecordPage, RecordView, Selection,
+    TimelineItem,
 };
 use meshwork_app::state::AppState;
 use meshwork_crm::{Doc, Kind};
@@ -214,12 +215,13 @@ pub async fn bulk_update<P>(
     kind: Kind,
     input: BulkUpdateInput,
 ) -> ApiResult<Json<BulkResult>> {
-    let filter = filter_of(kind, &input.filter, &[])?;
-    let text = text_of(&input.filter)?;
-    let affected = Crm::new(state, auth.workspace)?
-        .bulk_update(auth.role, kind, &filter, text, &input.set)
-        .await?;
-    audit::workspace_event(state, client, "crm.bulk_updated", auth, None, json!({"type": kind.as_str(), "affected": affected, "fields": input.set.keys().collect::<Vec<_>>()})).await?;
+    let sel = Selection {
+        filter: filter_of(kind, &input.filter, &[])?,
+        text: text_of(&input.filter)?,
+        ids: None,
+    };
+    let affected =
+        meshwork_app::crm::bulk_update(state, client, auth, kind, &sel, &input.set).await?;
     Ok(Json(BulkResult { affected }))
 }
 
@@ -236,20 +238,12 @@ pub async fn bulk_delete<P>(
             "bulk delete cannot be undone: send `\"confirm\": true`",
         ));
     }
-    let filter = filter_of(kind, &input.filter, &[])?;
-    let text = text_of(&input.filter)?;
-    let affected = Crm::new(state, auth.workspace)?
-        .bulk_delete(auth.role, kind, &filter, text)
-        .await?;
-    audit::workspace_event(
-        state,
-        client,
-        "crm.bulk_deleted",
-        auth,
-        None,
-        json!({"type": kind.as_str(), "affected": affected}),
-    )
-    .await?;
+    let sel = Selection {
+        filter: filter_of(kind, &input.filter, &[])?,
+        text: text_of(&input.filter)?,
+        ids: None,
+    };
+    let affected = meshwork_app::crm::bulk_delete(state, client, auth, kind, &sel).await?;
     Ok(Json(BulkResult { affected }))
 }
 

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod board;
+mod bulk;
 mod extract;
 mod fields;
 mod links;

@@ -41,6 +41,18 @@ pub fn routes() -> Router<AppState> {
                     .post(move |s, p, id, f| update(s, p, id, f, kind)),
             )
             .route(
+                &format!("{base}/bulk"),
+                post(move |s, p, f| super::bulk::review(s, p, f, kind)),
+            )
+            .route(
+                &format!("{base}/bulk/apply"),
+                post(move |s, c, p, f| super::bulk::apply(s, c, p, f, kind)),
+            )
+            .route(
+                &format!("{base}/export.csv"),
+                get(move |s, p, q| super::bulk::export(s, p, q, kind)),
+            )
+            .route(
                 &format!("{base}/{{id}}/delete"),
                 post(move |s, p, id, f| delete(s, p, id, f, kind)),
             )
@@ -119,13 +131,14 @@ pub async fn stage_groups(crm: &Crm<'_>) -> Result<Vec<StageGroup>, PageError> {
 /// One row of a list.
 #[derive(Debug)]
 pub struct Row {
+    pub id: String,
     pub href: String,
     pub title: String,
     pub cells: Vec<String>,
 }
 
 /// The columns of a type's list, after its name.
-fn columns(kind: Kind) -> &'static [(&'static str, &'static str)] {
+pub(super) fn columns_of(kind: Kind) -> &'static [(&'static str, &'static str)] {
     match kind {
         Kind::Contact => &[
             ("Email", "emails"),
@@ -148,7 +161,12 @@ fn columns(kind: Kind) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-fn cell(kind: Kind, field: &str, doc: &Doc, stage_names: &HashMap<String, String>) -> String {
+pub(super) fn cell(
+    kind: Kind,
+    field: &str,
+    doc: &Doc,
+    stage_names: &HashMap<String, String>,
+) -> String {
     match (kind, field) {
         (Kind::Deal, "amount") => doc
             .get("amount")
@@ -187,6 +205,11 @@ pub struct ListPage {
     next: Option<String>,
     first: Option<String>,
     can_write: bool,
+    can_bulk: bool,
+    can_export: bool,
+    /// The view's query string (no cursor), carried by the bulk form and the download link.
+    view: String,
+    notice: Option<String>,
     new_form: NewForm,
     error: Option<String>,
 }
@@ -238,6 +261,16 @@ async fn list_page(
     new_form: Option<NewForm>,
 ) -> Result<ListPage, PageError> {
     params.retain(|_, v| !v.trim().is_empty());
+    let notice = params.remove("done").and_then(|d| {
+        let (what, n) = d.split_once('-')?;
+        let n: u64 = n.parse().ok()?;
+        let noun = if n == 1 { kind.as_str() } else { kind.plural() };
+        match what {
+            "updated" => Some(format!("Changed {n} {noun}.")),
+            "deleted" => Some(format!("Deleted {n} {noun}.")),
+            _ => None,
+        }
+    });
     let crm = Crm::new(state, page.ws())?;
     let stages = if kind == Kind::Deal {
         stage_groups(&crm).await?
@@ -265,16 +298,17 @@ async fn list_page(
     let rows = records
         .iter()
         .map(|r| Row {
+            id: r.id.to_string(),
             href: format!("/w/{ws}/{}/{}", kind.plural(), r.id),
             title: fields::title(kind, &r.fields),
-            cells: columns(kind)
+            cells: columns_of(kind)
                 .iter()
                 .map(|(_, f)| cell(kind, f, &r.fields, &stage_names))
                 .collect(),
         })
         .collect();
     let mut headers = vec!["Name"];
-    headers.extend(columns(kind).iter().map(|(h, _)| *h));
+    headers.extend(columns_of(kind).iter().map(|(h, _)| *h));
     let mut sorts = vec![
         ("created", "Oldest first"),
         ("-created", "Newest first"),
@@ -319,6 +353,10 @@ async fn list_page(
         next,
         first,
         can_write: page.member.role.allows(Permission::CrmWrite),
+        can_bulk: page.member.role.allows(Permission::CrmBulk),
+        can_export: page.member.role.allows(Permission::CrmExport),
+        view: query_string(&params, None),
+        notice,
         new_form,
         error,
     })

@@ -285,6 +285,19 @@ async fn crm_pages_are_authorised_like_the_api(s: &mut TestServer) {
         after["fields"].get("title").is_none(),
         "nothing changed: {after}"
     );
+    let (status, _, _) = post_form(
+        s,
+        &viewer,
+        &format!("/w/{ws}/contacts/bulk/apply"),
+        &[
+            ("scope", "all"),
+            ("action", "delete"),
+            ("confirm", "yes"),
+            ("view", ""),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "bulk changes need crm.bulk");
     // A member edits in place.
     let (status, location, _) = post_form(
         s,
