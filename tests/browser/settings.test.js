@@ -100,3 +100,27 @@ test('signing out every other device from settings', async () => {
   await laptop.close();
   await phone.close();
 });
+
+test('a chosen theme and text size apply at once and are remembered', async () => {
+  const page = await browser.newPage();
+  await signUpAndIn(page, 'looks@browser.test');
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByRole('heading', { name: 'Appearance' }).waitFor();
+  assert.equal(await page.getByLabel('Follow the system').isChecked(), true);
+  await page.getByLabel('Dark').check();
+  await page.getByLabel('Larger').check();
+  const looks = () => page.evaluate(() => [document.documentElement.dataset.theme, document.documentElement.dataset.size]);
+  assert.deepEqual(await looks(), ['dark', 'large']);
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(await background(), 'rgb(13, 17, 23)');
+  // Another page of the app, after a reload: the same look.
+  await page.goto(`${server.url}/`);
+  assert.deepEqual(await looks(), ['dark', 'large']);
+  assert.equal(await background(), 'rgb(13, 17, 23)');
+  assert.deepEqual(await axeViolations(page), [], 'dark and larger');
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByLabel('Follow the system').check();
+  await page.getByLabel('Standard').check();
+  assert.deepEqual(await looks(), [undefined, undefined]);
+  await page.close();
+});

@@ -133,3 +133,47 @@ window.addEventListener('pageshow', (e) => {
     f.querySelectorAll('button[aria-disabled]').forEach((b) => b.removeAttribute('aria-disabled'));
   });
 });
+
+// The appearance choices on the account page: applied at once and remembered in this browser.
+(() => {
+  'use strict';
+  const section = document.getElementById('appearance');
+  if (!section) return;
+  section.hidden = false;
+  const root = document.documentElement;
+  const stored = (k, fallback) => {
+    try {
+      return localStorage.getItem(k) ?? fallback;
+    } catch (_) {
+      return fallback;
+    }
+  };
+  const current = { theme: stored('meshwork.theme', 'system'), size: stored('meshwork.size', 'standard') };
+  section.querySelectorAll('input[type=radio]').forEach((input) => {
+    input.checked = current[input.name] === input.value;
+    input.addEventListener('change', () => {
+      try {
+        localStorage.setItem(`meshwork.${input.name}`, input.value);
+      } catch (_) {}
+      const attr = input.name === 'theme' ? 'theme' : 'size';
+      const value = input.value === 'system' || input.value === 'standard' ? null : input.value;
+      if (value) root.dataset[attr] = value;
+      else delete root.dataset[attr];
+    });
+  });
+})();
+
+// Times are written in UTC by the server; shown in the reader's own time zone where script runs.
+(() => {
+  const format = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  const localize = (scope) =>
+    scope.querySelectorAll('time[datetime]').forEach((t) => {
+      const d = new Date(t.getAttribute('datetime'));
+      if (!Number.isNaN(d.getTime())) {
+        t.title = t.textContent;
+        t.textContent = format.format(d);
+      }
+    });
+  localize(document);
+  document.addEventListener('htmx:afterSwap', (e) => localize(e.target));
+})();

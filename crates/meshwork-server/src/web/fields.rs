@@ -307,6 +307,17 @@ pub fn when(ms: i64) -> String {
     }
 }
 
+/// A time as RFC 3339, for `<time datetime>` (the page's script shows it in the reader's zone).
+pub fn iso(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

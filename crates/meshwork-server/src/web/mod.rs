@@ -48,6 +48,11 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../assets/app.js"),
     },
+    Asset {
+        name: "prefs.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/prefs.js"),
+    },
     // htmx, vendored from the npm package `htmx.org` (BSD Zero-Clause; its licence is beside it).
     Asset {
         name: "htmx-2.0.11.min.js",
@@ -79,9 +84,14 @@ pub fn app_js_url() -> &'static str {
     &ASSET_URLS[1]
 }
 
+/// The script that applies a chosen theme and text size before the page paints.
+pub fn prefs_js_url() -> &'static str {
+    &ASSET_URLS[2]
+}
+
 /// htmx's URL.
 pub fn htmx_url() -> &'static str {
-    &ASSET_URLS[2]
+    &ASSET_URLS[3]
 }
 
 async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {

@@ -447,6 +447,7 @@ pub struct Entry {
     pub kind: &'static str,
     pub heading: String,
     pub when: String,
+    pub iso: String,
     pub body: String,
     pub lines: Vec<String>,
 }
@@ -475,6 +476,12 @@ pub struct RecordPage {
 }
 
 fn entry(item: &TimelineItem) -> Entry {
+    let mut e = entry_of(item);
+    e.iso = fields::iso(item.at);
+    e
+}
+
+fn entry_of(item: &TimelineItem) -> Entry {
     let when = fields::when(item.at);
     let text = |d: &Doc, k: &str| fields::as_text(d.get(k));
     match (&item.record, item.kind.as_str()) {
@@ -482,6 +489,7 @@ fn entry(item: &TimelineItem) -> Entry {
             kind: "Note",
             heading: "Note".into(),
             when,
+            iso: String::new(),
             body: text(&r.fields, "body"),
             lines: Vec::new(),
         },
@@ -498,6 +506,7 @@ fn entry(item: &TimelineItem) -> Entry {
                 kind: "Activity",
                 heading: format!("{}: {}", fields::label(&text(d, "type")), text(d, "title")),
                 when,
+                iso: String::new(),
                 body: text(d, "description"),
                 lines,
             }
@@ -520,6 +529,7 @@ fn entry(item: &TimelineItem) -> Entry {
                 kind: "Communication",
                 heading: format!("{channel}: {}", fields::title(Kind::Communication, d)),
                 when,
+                iso: String::new(),
                 body: text(d, "body"),
                 lines,
             }
@@ -532,6 +542,7 @@ fn entry(item: &TimelineItem) -> Entry {
                 fields::title(kind.parse().unwrap_or(Kind::Note), &r.fields)
             ),
             when,
+            iso: String::new(),
             body: String::new(),
             lines: Vec::new(),
         },
@@ -566,6 +577,7 @@ fn entry(item: &TimelineItem) -> Entry {
                     "Changed".into()
                 },
                 when,
+                iso: String::new(),
                 body: String::new(),
                 lines,
             }

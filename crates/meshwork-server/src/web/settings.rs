@@ -6,7 +6,7 @@
 
 use super::accounts::{capitalized, field_of};
 use super::extract::{CsrfOnly, Posted, SignedIn};
-use super::fields::when;
+use super::fields::{iso, when};
 use super::{Chrome, PageError};
 use crate::auth::SessionUser;
 use crate::client::Client;
@@ -27,7 +27,9 @@ pub struct SessionLine {
     device: String,
     place: String,
     started: String,
+    started_iso: String,
     last_used: String,
+    last_used_iso: String,
 }
 
 /// A two-factor set-up in progress: the key to type in and its `otpauth://` link.
@@ -91,7 +93,9 @@ async fn page(
             device: device(&s.user_agent),
             place: s.ip.unwrap_or_else(|| "an unknown address".into()),
             started: when(s.created_at),
+            started_iso: iso(s.created_at),
             last_used: when(s.last_seen_at),
+            last_used_iso: iso(s.last_seen_at),
             current: s.current,
             id: s.id,
         })
