@@ -3,7 +3,9 @@
 // composer, and a deal dragged to another stage with the column totals following (and moved by
 // keyboard too). Every CRM page passes axe in light, dark and phone looks, with screenshots.
 import { test, before, after } from 'node:test';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import * as harness from './harness.js';
 import { startServer, launch, axeViolations, LOOKS, screenshot } from './harness.js';
@@ -156,6 +158,47 @@ test('several records change at once, after a review with their count; the list 
   assert.equal(await page.getByRole('row', { name: /Support plan/ }).count(), 0);
 });
 
+test('a CSV with a bad row: previewed, imported with the row reported, then reverted', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshwork-import-'));
+  const file = join(dir, 'people.csv');
+  await writeFile(
+    file,
+    'First Name,Last Name,Email,Job Title,Favourite colour\n' +
+      'Alan,Turing,alan@bletchley.test,Cryptanalyst,green\n' +
+      'Bad,Row,not-an-email,Nobody,red\n' +
+      '"Joan\nElisabeth",Clarke,joan@bletchley.test,Cryptanalyst,blue\n',
+  );
+  await nav('Contacts').click();
+  await page.getByRole('link', { name: 'Import a file' }).click();
+  await page.getByRole('heading', { name: 'Import a file' }).waitFor();
+  assert.equal(await page.getByLabel('The file holds').inputValue(), 'contact');
+  await page.getByLabel('File', { exact: true }).setInputFiles(file);
+  await page.getByRole('button', { name: 'Upload and preview' }).click();
+  await page.getByRole('heading', { name: 'Import people.csv' }).waitFor();
+  await page.getByText('hubspot', { exact: true }).waitFor();
+  await page.getByText('UTF-8', { exact: true }).waitFor();
+  await page.getByText('Not imported: Favourite colour').waitFor();
+  await page.getByRole('cell', { name: 'alan@bletchley.test' }).waitFor();
+  assert.equal(await page.getByLabel('Records already here').inputValue(), 'upsert');
+  await page.getByRole('button', { name: 'Start import' }).click();
+  // The status follows the job until it is done.
+  await page.getByText('Done: 3 rows read.').waitFor();
+  const counts = await page.locator('.counts').innerText();
+  assert.match(counts, /Created\s*2/);
+  assert.match(counts, /Rejected\s*1/);
+  const rejected = page.getByRole('table', { name: 'Rejected rows' }).getByRole('row').nth(1);
+  assert.match(await rejected.innerText(), /^2\s+3\s+Email\s+.*email/i);
+  await page.getByText('1 cells held line breaks').waitFor();
+  await nav('Contacts').click();
+  await page.getByRole('link', { name: 'Joan Elisabeth Clarke' }).waitFor();
+  await page.goBack();
+  await page.getByRole('button', { name: 'Revert this import' }).click();
+  await page.getByRole('status').filter({ hasText: 'The import is reverted' }).waitFor();
+  await nav('Contacts').click();
+  await page.getByRole('link', { name: 'Ada Lovelace' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Alan Turing' }).count(), 0);
+});
+
 test('an owner invites a viewer and creates an API key, shown once', async () => {
   await nav('Settings').click();
   await page.getByRole('heading', { name: 'Settings of Compilers Ltd' }).waitFor();
@@ -197,6 +240,7 @@ test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone 
     ['board', `/w/${ws}/board`],
     ['search', `/w/${ws}/search?q=ada`],
     ['workspace-settings', `/w/${ws}/settings`],
+    ['import', `/w/${ws}/import`],
   ];
   for (const look of LOOKS) {
     const context = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport });

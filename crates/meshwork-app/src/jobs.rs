@@ -326,6 +326,11 @@ async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
                 .await
                 .map_err(AppError::from)?;
             tracing::info!(jobs = n, "pruned finished jobs");
+            // Uploads staged for a preview and never imported.
+            let n = crate::import::uploads::sweep_staged(state);
+            if n > 0 {
+                tracing::info!(uploads = n, "removed staged uploads never imported");
+            }
             Ok(())
         }
         other => Err(Failure::Permanent(format!("unknown job kind {other:?}"))),

@@ -225,6 +225,220 @@ impl Upload {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// Finishes the upload and keeps it, unimported, for the page that previews it: its id is
+    /// answered, and [`start_staged`] imports it later. A staged upload never imported is
+    /// removed by housekeeping after a day ([`sweep_staged`]).
+    pub fn stage(mut self) -> AppResult<String> {
+        if self.size == 0 {
+            return Err(AppError::new(
+                ErrorCode::InvalidField,
+                "field `file`: the file is empty",
+            ));
+        }
+        let writer = self.writer.take().expect("an upload being written");
+        if let Err(e) = writer.finish() {
+            let _ = std::fs::remove_file(&self.path);
+            return Err(AppError::internal(format!(
+                "writing {}: {e}",
+                self.path.display()
+            )));
+        }
+        let staged = staged_path(&self.path, &self.id);
+        std::fs::rename(&self.path, &staged)
+            .map_err(|e| AppError::internal(format!("staging {}: {e}", self.path.display())))?;
+        Ok(self.id.clone())
+    }
+}
+
+/// The name prefix of a staged upload (see [`Upload::stage`]).
+const STAGED: &str = "staged-";
+
+fn staged_path(upload_path: &std::path::Path, id: &str) -> PathBuf {
+    upload_path.with_file_name(format!("{STAGED}{id}.sealed"))
+}
+
+/// What a page shows of an uploaded file before it is imported: the layout it is read in (the
+/// named layout that reads most of its columns, unless one was chosen), its encoding, which
+/// column feeds which field, the columns nothing reads, and its first rows.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    pub layout: String,
+    pub encoding: String,
+    pub mapped: Vec<(String, String)>,
+    pub ignored: Vec<String>,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Why the file cannot be imported as it is (no layout reads it, not text, ...).
+    pub problem: Option<String>,
+}
+
+/// How many rows a preview shows.
+const PREVIEW_ROWS: usize = 5;
+
+/// Reads the head of a staged upload of `ws` (see [`Upload::stage`]) as `kind` records in
+/// `layout` (`None`: detected).
+pub fn preview(
+    state: &AppState,
+    ws: WorkspaceId,
+    upload: &str,
+    kind: &str,
+    layout: Option<&str>,
+) -> AppResult<Preview> {
+    use meshwork_crm_io::{CsvRows, Layout, ReaderOptions};
+    if uuid::Uuid::parse_str(upload).is_err() {
+        return Err(bad("upload", "no such upload; send the file again"));
+    }
+    let path = staged_path(&background::upload_path(state, ws, upload), upload);
+    let key = state.workspace_key(ws)?;
+    let open = || -> AppResult<Box<dyn std::io::Read>> {
+        let r = crate::upload::SealedReader::open(&path, key.clone(), ws, upload)
+            .map_err(|_| bad("upload", "no such upload; send the file again"))?;
+        Ok(Box::new(std::io::BufReader::new(r)))
+    };
+    let rk = super::record_kind(
+        kind.parse::<meshwork_crm::Kind>()
+            .map_err(|_| bad("type", format!("{kind:?} is not company, contact or deal")))?,
+    )?;
+    // A vCard says so in its first line.
+    let mut head = [0u8; 64];
+    let n = std::io::Read::read(&mut open()?, &mut head).unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]).to_ascii_uppercase();
+    if layout == Some("vcard")
+        || (layout.is_none()
+            && text
+                .trim_start_matches('\u{feff}')
+                .trim_start()
+                .starts_with("BEGIN:VCARD"))
+    {
+        let mut p = Preview {
+            layout: "vcard".into(),
+            encoding: "UTF-8".into(),
+            ..Default::default()
+        };
+        if kind != "contact" {
+            p.problem = Some("vCards hold contacts; import them as contacts".into());
+        }
+        return Ok(p);
+    }
+    let candidates: Vec<&str> = match layout {
+        Some(l) => vec![l],
+        None => vec!["hubspot", "salesforce", "pipedrive"],
+    };
+    let options = ReaderOptions::default();
+    // The layout that leaves fewest columns unread: (unread, name, its reader).
+    type Candidate = (usize, String, CsvRows<Box<dyn std::io::Read>>);
+    let mut best: Option<Candidate> = None;
+    let mut last_problem = None;
+    for name in candidates {
+        let parsed: Layout = name
+            .parse()
+            .map_err(|e: meshwork_crm_io::UnknownName| bad("layout", e.to_string()))?;
+        match CsvRows::open(open()?, rk, &parsed, &options) {
+            Ok(rows) => {
+                let ignored = rows.ignored_columns().len();
+                if best.as_ref().is_none_or(|(b, _, _)| ignored < *b) {
+                    best = Some((ignored, name.to_string(), rows));
+                }
+            }
+            Err(e) => last_problem = Some(e.to_string()),
+        }
+    }
+    let Some((_, name, mut rows)) = best else {
+        return Ok(Preview {
+            layout: layout.unwrap_or("hubspot").to_string(),
+            problem: last_problem,
+            ..Default::default()
+        });
+    };
+    let mut p = Preview {
+        layout: name,
+        encoding: rows.encoding().to_string(),
+        header: rows.header().to_vec(),
+        ignored: rows.ignored_columns().to_vec(),
+        ..Default::default()
+    };
+    for r in rows.by_ref().take(PREVIEW_ROWS).flatten() {
+        for f in &r.fields {
+            if !p.mapped.iter().any(|(c, _)| *c == f.column) {
+                p.mapped.push((f.column.clone(), f.target.clone()));
+            }
+        }
+        p.rows.push(r.raw);
+    }
+    Ok(p)
+}
+
+/// Imports a staged upload (see [`Upload::stage`]) with the checked settings: the job is
+/// created, audited and queued, as [`start`] does for an upload just received.
+pub async fn start_staged(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    checked: Checked,
+    upload: &str,
+) -> AppResult<JobId> {
+    if uuid::Uuid::parse_str(upload).is_err() {
+        return Err(bad("upload", "no such upload; send the file again"));
+    }
+    let ws = auth.workspace();
+    let path = background::upload_path(state, ws, upload);
+    // Taking the staged file is what makes a second start of the same upload find nothing.
+    std::fs::rename(staged_path(&path, upload), &path).map_err(|_| {
+        bad(
+            "upload",
+            "no such upload (it was imported already, or is more than a day old); send the file again",
+        )
+    })?;
+    let unstage = |e: AppError| {
+        // Not started: the upload waits again for its import.
+        let _ = std::fs::rename(&path, staged_path(&path, upload));
+        e
+    };
+    let size = std::fs::metadata(&path)
+        .map_err(|e| unstage(AppError::internal(e.to_string())))?
+        .len();
+    let sha256 = sha256_file(&path).map_err(|e| unstage(AppError::internal(e)))?;
+    launch(
+        state,
+        client,
+        auth,
+        checked,
+        path.clone(),
+        upload.to_string(),
+        sha256,
+        size,
+    )
+    .await
+    .map_err(unstage)
+}
+
+/// Removes staged uploads older than a day that no import took (housekeeping).
+pub fn sweep_staged(state: &AppState) -> usize {
+    let root = state.config.data_dir.join("uploads");
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600);
+    let mut removed = 0;
+    for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = file.path();
+            let staged = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(STAGED));
+            let old = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff);
+            if staged && old && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 impl Drop for Upload {
@@ -245,7 +459,6 @@ pub async fn start(
     checked: Checked,
     mut upload: Upload,
 ) -> AppResult<JobId> {
-    let ws = auth.workspace();
     if upload.size == 0 {
         return Err(AppError::new(
             ErrorCode::InvalidField,
@@ -265,6 +478,33 @@ pub async fn start(
         )))
     })?;
     let sha256 = sha256_file(&path).map_err(|e| cleanup(AppError::internal(e)))?;
+    launch(
+        state,
+        client,
+        auth,
+        checked,
+        path.clone(),
+        upload.id.clone(),
+        sha256,
+        upload.size,
+    )
+    .await
+    .map_err(cleanup)
+}
+
+/// Creates, audits and queues the import job of a sealed upload.
+#[allow(clippy::too_many_arguments)]
+async fn launch(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    checked: Checked,
+    path: PathBuf,
+    upload: String,
+    sha256: String,
+    size: u64,
+) -> AppResult<JobId> {
+    let ws = auth.workspace();
     let Checked {
         kind,
         layout,
@@ -274,7 +514,7 @@ pub async fn start(
         default_tags,
     } = checked;
     let spec = ImportSpec {
-        file: path.clone(),
+        file: path,
         sha256,
         kind: kind.clone(),
         layout: layout.clone(),
@@ -284,20 +524,38 @@ pub async fn start(
         default_owner,
         default_tags,
         error_csv: Default::default(),
-        sealed_upload: Some(upload.id.clone()),
+        sealed_upload: Some(upload),
     };
-    let job = create_job(state, ws, auth.actor().user_id(), &spec)
-        .await
-        .map_err(cleanup)?;
+    let job = create_job(state, ws, auth.actor().user_id(), &spec).await?;
     audit::workspace_event(
         state,
         client,
         "crm.import_started",
         auth,
         None,
-        json!({"job": job.to_string(), "type": kind, "layout": layout, "bytes": upload.size}),
+        json!({"job": job.to_string(), "type": kind, "layout": layout, "bytes": size}),
     )
     .await?;
     background::queue(state, ws, job).await?;
     Ok(job)
+}
+
+/// Undoes a finished import (records it created deleted, fields it changed restored). Audited.
+pub async fn revert(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    job: JobId,
+) -> AppResult<Progress> {
+    let progress = super::revert(state, auth.workspace(), job).await?;
+    audit::workspace_event(
+        state,
+        client,
+        "crm.import_reverted",
+        auth,
+        None,
+        json!({"job": job.to_string(), "reverted": progress.reverted}),
+    )
+    .await?;
+    Ok(progress)
 }

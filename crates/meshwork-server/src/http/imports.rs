@@ -9,13 +9,11 @@ use crate::error::{ApiError, ApiResult, ErrorBody, Json, Path, Query};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
-use meshwork_app::audit;
 use meshwork_app::import::uploads::{self, status, ImportRequest, ImportStatus, Upload};
 use meshwork_app::import::{self, Progress};
 use meshwork_app::state::AppState;
 use meshwork_domain::{ErrorCode, JobId};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -129,15 +127,6 @@ pub async fn revert(
     Path((_, job)): Path<(uuid::Uuid, uuid::Uuid)>,
 ) -> ApiResult<Json<ImportStatus>> {
     let job = JobId(job);
-    let progress = import::revert(&state, auth.workspace, job).await?;
-    audit::workspace_event(
-        &state,
-        &client,
-        "crm.import_reverted",
-        &auth,
-        None,
-        json!({"job": job.to_string(), "reverted": progress.reverted}),
-    )
-    .await?;
+    let progress = uploads::revert(&state, &client, &auth, job).await?;
     Ok(Json(status(job, "reverted", &progress)))
 }

@@ -13,6 +13,7 @@ mod board;
 mod bulk;
 mod extract;
 mod fields;
+mod imports;
 mod links;
 mod records;
 mod search;
@@ -275,6 +276,24 @@ pub fn router() -> Router<AppState> {
         .route(
             "/w/{ws}/pipelines",
             axum::routing::post(board::create_pipeline),
+        )
+        .route(
+            "/w/{ws}/import",
+            get(imports::new)
+                .post(imports::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    meshwork_app::import::uploads::MAX_IMPORT_BYTES as usize,
+                )),
+        )
+        .route("/w/{ws}/import/start", axum::routing::post(imports::start))
+        .route("/w/{ws}/import/{job}", get(imports::status))
+        .route(
+            "/w/{ws}/import/{job}/revert",
+            axum::routing::post(imports::revert),
+        )
+        .route(
+            "/w/{ws}/import/{job}/rejected.csv",
+            get(imports::rejected_csv),
         )
         .merge(records::routes())
         .merge(workspace_settings::routes())

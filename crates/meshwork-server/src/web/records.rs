@@ -207,6 +207,7 @@ pub struct ListPage {
     can_write: bool,
     can_bulk: bool,
     can_export: bool,
+    can_import: bool,
     /// The view's query string (no cursor), carried by the bulk form and the download link.
     view: String,
     notice: Option<String>,
@@ -355,6 +356,7 @@ async fn list_page(
         can_write: page.member.role.allows(Permission::CrmWrite),
         can_bulk: page.member.role.allows(Permission::CrmBulk),
         can_export: page.member.role.allows(Permission::CrmExport),
+        can_import: page.member.role.allows(Permission::CrmImport),
         view: query_string(&params, None),
         notice,
         new_form,

@@ -298,6 +298,22 @@ async fn crm_pages_are_authorised_like_the_api(s: &mut TestServer) {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "bulk changes need crm.bulk");
+    // Imports need crm.import, as in the API; a start names an upload that must exist.
+    let (status, _, _) = get(s, &format!("/w/{ws}/import"), Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, html) = post_form(
+        s,
+        &owner,
+        &format!("/w/{ws}/import/start"),
+        &[
+            ("upload", &uuid::Uuid::now_v7().to_string()),
+            ("type", "contact"),
+            ("layout", "hubspot"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("send the file again"), "{html}");
     // A member edits in place.
     let (status, location, _) = post_form(
         s,
