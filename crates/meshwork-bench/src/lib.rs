@@ -15,6 +15,7 @@
 mod import;
 mod overlap;
 mod overlap_remote;
+mod pages;
 mod search;
 
 use anyhow::{bail, Context};
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n  meshwork bench overlap --rows 1048576\n  meshwork bench import --rows 1048576\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
+    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n  meshwork bench overlap --rows 1048576\n  meshwork bench import --rows 1048576\n  meshwork bench pages --contacts 1000000\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -48,6 +49,9 @@ enum What {
     /// A generated HubSpot contacts export (2^20 rows) imported with dedup, encryption and
     /// indexing on SQLite and PostgreSQL, beside PostgreSQL's own `COPY` of the same file.
     Import(crate::import::ImportArgs),
+    /// The web app's pages in a workspace of 1,000,000 contacts: server time per page (p50,
+    /// p99) beside `/healthz`, and the bytes of HTML, CSS and JavaScript each ships.
+    Pages(crate::pages::PagesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +86,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(crate::import::run(a)),
+        What::Pages(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::pages::run(a)),
     }
 }
 
@@ -343,11 +351,14 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
 
 /// Signs up one person and creates `workspaces` workspaces with an owner API key each; answers
 /// (key, workspace id) per workspace.
-pub(crate) async fn setup(
-    client: &reqwest::Client,
-    base: &str,
-    workspaces: usize,
-) -> anyhow::Result<Vec<(String, String)>> {
+/// A signed-in person's session: its cookie (`name=value`) and CSRF token.
+pub(crate) struct BenchSession {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
+}
+
+/// Signs up the bench's person and signs in.
+pub(crate) async fn session(client: &reqwest::Client, base: &str) -> anyhow::Result<BenchSession> {
     let resp = client
         .post(format!("{base}/api/v1/auth/signup"))
         .json(&serde_json::json!({"name": "Bench", "email": "bench@example.com", "password": "load test passphrase 42", "confirm_age_16_or_over": true}))
@@ -379,28 +390,49 @@ pub(crate) async fn setup(
         .as_str()
         .context("no csrf token")?
         .to_string();
+    Ok(BenchSession { cookie, csrf })
+}
+
+/// Creates a workspace and an owner's API key in it; answers (key, workspace id).
+pub(crate) async fn workspace_with_key(
+    client: &reqwest::Client,
+    base: &str,
+    s: &BenchSession,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
+    let ws: serde_json::Value = client
+        .post(format!("{base}/api/v1/workspaces"))
+        .header("cookie", &s.cookie)
+        .header("x-csrf-token", &s.csrf)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ws = ws["id"].as_str().context("no workspace id")?.to_string();
+    let key: serde_json::Value = client
+        .post(format!("{base}/api/v1/workspaces/{ws}/api-keys"))
+        .header("cookie", &s.cookie)
+        .header("x-csrf-token", &s.csrf)
+        .json(&serde_json::json!({"name": "bench", "role": "owner", "password": "load test passphrase 42"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok((key["secret"].as_str().context("no key")?.to_string(), ws))
+}
+
+/// Signs up, then creates `workspaces` workspaces, each with an owner's API key; answers
+/// (key, workspace id) per workspace.
+pub(crate) async fn setup(
+    client: &reqwest::Client,
+    base: &str,
+    workspaces: usize,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let s = session(client, base).await?;
     let mut out = Vec::new();
     for i in 0..workspaces {
-        let ws: serde_json::Value = client
-            .post(format!("{base}/api/v1/workspaces"))
-            .header("cookie", &cookie)
-            .header("x-csrf-token", &csrf)
-            .json(&serde_json::json!({"name": format!("Bench {i}")}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let ws = ws["id"].as_str().context("no workspace id")?.to_string();
-        let key: serde_json::Value = client
-            .post(format!("{base}/api/v1/workspaces/{ws}/api-keys"))
-            .header("cookie", &cookie)
-            .header("x-csrf-token", &csrf)
-            .json(&serde_json::json!({"name": "bench", "role": "owner", "password": "load test passphrase 42"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        out.push((key["secret"].as_str().context("no key")?.to_string(), ws));
+        out.push(workspace_with_key(client, base, &s, &format!("Bench {i}")).await?);
     }
     Ok(out)
 }

@@ -342,7 +342,13 @@ pub fn router() -> Router<AppState> {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ));
+    // Assets are compressed for browsers that accept it; pages are not: a page holds the
+    // session's CSRF token beside text the visitor chose (a search), which compression would
+    // let an observer of the encrypted sizes guess (BREACH).
     Router::new()
-        .route("/assets/{name}", get(asset))
+        .route(
+            "/assets/{name}",
+            get(asset).layer(tower_http::compression::CompressionLayer::new().gzip(true)),
+        )
         .merge(pages)
 }
