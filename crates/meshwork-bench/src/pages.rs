@@ -8,8 +8,9 @@
 //! asks for each page `--requests` times, one request at a time over loopback, and reports the
 //! p50 and p99 of the time to the last byte (the server's time plus loopback), beside `GET
 //! /healthz` (the HTTP stack alone) measured the same way. Bytes are the HTML of each page and
-//! the CSS and JavaScript it loads, raw and gzip-compressed (as the server sends them to a
-//! browser that accepts gzip... or would, behind a compressing proxy; see BENCHMARKS.md).
+//! the CSS and JavaScript it loads, raw and gzip-compressed: the server sends assets gzipped to
+//! browsers that accept it, and pages uncompressed (they hold the session's CSRF token beside
+//! text the visitor chose; compressing them would open BREACH).
 
 use crate::start_server;
 use anyhow::{ensure, Context};
