@@ -228,6 +228,59 @@ test('an owner invites a viewer and creates an API key, shown once', async () =>
   await page.getByRole('button', { name: 'Revoke Reporting' }).waitFor();
 });
 
+test('two workspaces become partners, share a population and see the matrix', async () => {
+  const compilers = new URL(page.url()).pathname.split('/')[2];
+  // A second workspace with a contact the first also has.
+  await page.goto(`${server.url}/`);
+  await page.getByLabel('Workspace name').fill('Engines Inc');
+  await page.getByRole('button', { name: 'Create workspace' }).click();
+  await page.getByRole('heading', { name: 'Engines Inc' }).waitFor();
+  const engines = new URL(page.url()).pathname.split('/')[2];
+  await page.goto(`${server.url}/w/${engines}/contacts`);
+  await page.getByText('New contact', { exact: true }).click();
+  await page.getByLabel('First name').fill('Augusta');
+  await page.getByLabel('Email addresses').fill('ADA@engines.test');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  await page.getByRole('heading', { name: 'Augusta' }).waitFor();
+  // Each side names its population of contacts.
+  for (const ws of [compilers, engines]) {
+    await page.goto(`${server.url}/w/${ws}/partners`);
+    await page.getByLabel('Name', { exact: true }).fill('All contacts');
+    await page.getByLabel('Records matching').fill('type:contact');
+    await page.getByRole('button', { name: 'Create population' }).click();
+    await page.getByText('records matching type:contact').waitFor();
+  }
+  // Compilers invites Engines; Engines accepts and shares its contacts with indicators.
+  await page.goto(`${server.url}/w/${compilers}/partners`);
+  await page.getByLabel("Your partner's workspace id").fill(engines);
+  await page.getByRole('button', { name: 'Send the invitation' }).click();
+  await page.getByText('waiting for them to accept').waitFor();
+  await page.goto(`${server.url}/w/${engines}/partners`);
+  await page.getByRole('button', { name: /Accept/ }).click();
+  await page.getByRole('heading', { name: 'Partnership with Compilers Ltd' }).waitFor();
+  await page.getByLabel('All contacts').selectOption('indicators');
+  await page.getByLabel('Counts below this read').fill('1');
+  await page.getByRole('button', { name: 'Save what you share' }).click();
+  await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+  // Compilers shares its own, and sees the matrix and its overlapping record.
+  await page.goto(`${server.url}/w/${compilers}/partners`);
+  await page.getByRole('link', { name: 'Engines Inc' }).click();
+  await page.getByLabel('All contacts').selectOption('counts');
+  await page.getByRole('button', { name: 'Save what you share' }).click();
+  await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+  const matrix = page.getByRole('table', { name: /How many of your records/ });
+  const row = matrix.getByRole('row', { name: /^All contacts/ });
+  assert.match(await row.innerText(), /All contacts\s+1/);
+  await page.getByRole('table', { name: 'Your overlapping records' }).getByRole('link', { name: 'Ada Lovelace' }).waitFor();
+  // Engines, which Compilers shares only counts with, sees the count and no record.
+  await page.goto(`${server.url}/w/${engines}/partners`);
+  await page.getByRole('link', { name: 'Compilers Ltd' }).click();
+  const theirs = page.getByRole('table', { name: /How many of your records/ }).getByRole('row', { name: /^All contacts/ });
+  assert.match(await theirs.innerText(), /All contacts\s+(1|fewer than \d+)/);
+  await page.getByText('None that your partner lets you see.').waitFor();
+  await page.goto(`${server.url}/w/${compilers}/contacts`);
+});
+
 test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone width', async () => {
   const base = new URL(page.url());
   const ws = base.pathname.split('/')[2];
@@ -241,6 +294,7 @@ test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone 
     ['search', `/w/${ws}/search?q=ada`],
     ['workspace-settings', `/w/${ws}/settings`],
     ['import', `/w/${ws}/import`],
+    ['partners', `/w/${ws}/partners`],
   ];
   for (const look of LOOKS) {
     const context = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport });

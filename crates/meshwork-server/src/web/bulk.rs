@@ -272,11 +272,8 @@ pub async fn export(
             );
             // A cell a spreadsheet would run as a formula is quoted as text.
             let row: Vec<String> = row
-                .into_iter()
-                .map(|c| match c.chars().next() {
-                    Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{c}"),
-                    _ => c,
-                })
+                .iter()
+                .map(|c| meshwork_crm_io::escape_formula(c).into_owned())
                 .collect();
             out.write_record(&row).map_err(fail)?;
         }

@@ -15,6 +15,7 @@ mod extract;
 mod fields;
 mod imports;
 mod links;
+mod partners;
 mod records;
 mod search;
 mod settings;
@@ -158,6 +159,7 @@ pub enum Section {
     Deals,
     Board,
     Search,
+    Partners,
     Settings,
 }
 
@@ -216,6 +218,7 @@ impl Chrome {
             ("Companies", "/companies", Section::Companies),
             ("Deals", "/deals", Section::Deals),
             ("Board", "/board", Section::Board),
+            ("Partners", "/partners", Section::Partners),
             ("Settings", "/settings", Section::Settings),
         ]
         .into_iter()
@@ -297,6 +300,7 @@ pub fn router() -> Router<AppState> {
         )
         .merge(records::routes())
         .merge(workspace_settings::routes())
+        .merge(partners::routes())
         .route("/settings", get(settings::settings))
         .route(
             "/settings/password",

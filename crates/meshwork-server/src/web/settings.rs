@@ -36,6 +36,28 @@ pub struct SessionLine {
 pub struct Setup {
     secret: String,
     url: String,
+    /// The `otpauth://` link as a QR code (an SVG drawn here, so no image leaves the server).
+    qr_svg: String,
+}
+
+impl Setup {
+    fn new(secret: String, url: String) -> Self {
+        use qrcode::render::svg;
+        let qr_svg = qrcode::QrCode::new(url.as_bytes())
+            .map(|code| {
+                code.render::<svg::Color>()
+                    .min_dimensions(192, 192)
+                    .dark_color(svg::Color("#000000"))
+                    .light_color(svg::Color("#ffffff"))
+                    .build()
+            })
+            .unwrap_or_default();
+        Self {
+            secret,
+            url,
+            qr_svg,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -201,11 +223,11 @@ pub async fn mfa_setup(
     Posted(SignedIn(session), CsrfOnly {}): Posted<CsrfOnly>,
 ) -> Result<Response, PageError> {
     let (secret, url) = accounts::totp_setup(&state, session.id).await?;
-    Ok(
-        page(&state, &session, |p| p.setup = Some(Setup { secret, url }))
-            .await?
-            .into_response(),
-    )
+    Ok(page(&state, &session, |p| {
+        p.setup = Some(Setup::new(secret, url))
+    })
+    .await?
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -246,10 +268,7 @@ pub async fn mfa_confirm(
             let message = field_of(&e).1;
             Ok(refused(
                 page(&state, &session, |p| {
-                    p.setup = secret.map(|secret| Setup {
-                        secret,
-                        url: url.unwrap_or_default(),
-                    });
+                    p.setup = secret.map(|secret| Setup::new(secret, url.unwrap_or_default()));
                     p.errors.mfa = Some(message);
                 })
                 .await?,

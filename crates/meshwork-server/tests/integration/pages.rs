@@ -501,3 +501,61 @@ async fn workspace_settings_show_each_role_only_what_it_may_do(s: &mut TestServe
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 server_test!(workspace_settings_show_each_role_only_what_it_may_do);
+
+async fn partner_pages_need_the_partner_permissions(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@partnerpages.test").await;
+    let ws = s.create_workspace(&owner, "Partner Pages").await;
+    let other = s.create_workspace(&owner, "Other Side").await;
+    let viewer = s.signup("Viewer", "viewer@partnerpages.test").await;
+    s.add_member(&owner, &ws, &viewer, "viewer").await;
+    let outsider = s.signup("Outsider", "outsider@partnerpages.test").await;
+    let path = format!("/w/{ws}/partners");
+
+    let (status, _, html) = get(s, &path, Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Send the invitation") && html.contains("Create population"));
+    // A viewer holds no partners.read: the page is refused as the API refuses it.
+    let (status, _, _) = get(s, &path, Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = get(s, &path, Some(&outsider.cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = post_form(
+        s,
+        &viewer,
+        &format!("{path}/invite"),
+        &[("partner_workspace_id", &other)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A bad id is named beside the field; a good one invites.
+    let (status, _, html) = post_form(
+        s,
+        &owner,
+        &format!("{path}/invite"),
+        &[("partner_workspace_id", "nope")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Paste the id"), "{html}");
+    let (status, location, _) = post_form(
+        s,
+        &owner,
+        &format!("{path}/invite"),
+        &[("partner_workspace_id", &other)],
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, path.as_str())
+    );
+    let (_, list) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{other}/partnerships"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(list[0]["state"], "pending", "{list}");
+}
+server_test!(partner_pages_need_the_partner_permissions);

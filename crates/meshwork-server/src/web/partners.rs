@@ -1,0 +1,506 @@
+//! Partners in the browser (PartnerMesh, same server): one's partnerships with the invitation
+//! to send or accept, one's populations, and a partnership's page with what this side shares of
+//! each population (nothing, counts, or indicators), the account-mapping matrix of counts and
+//! the overlapping records of one's own side. Every change goes through the audited
+//! `meshwork_app::partnerships` services the API uses: `partners.read` to look, and
+//! `partners.manage` to invite, accept, share, compute or end.
+
+use super::extract::{InWorkspace, Posted};
+use super::fields;
+use super::{Chrome, PageError, Section};
+use crate::auth::perm;
+use crate::client::Client;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use meshwork_app::overlap::{self, ShareLevel, SideSettings};
+use meshwork_app::{partnerships, AppState};
+use meshwork_crm::Kind;
+use meshwork_domain::{ErrorCode, Permission, RecordId, WorkspaceId};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/w/{ws}/partners", get(partners))
+        .route("/w/{ws}/partners/invite", post(invite))
+        .route("/w/{ws}/partners/populations", post(create_population))
+        .route("/w/{ws}/partners/{id}", get(partnership))
+        .route("/w/{ws}/partners/{id}/accept", post(accept))
+        .route("/w/{ws}/partners/{id}/revoke", post(revoke))
+        .route("/w/{ws}/partners/{id}/sharing", post(set_sharing))
+        .route("/w/{ws}/partners/{id}/run", post(run))
+}
+
+#[derive(Debug)]
+pub struct PartnershipLine {
+    pub id: String,
+    pub partner: String,
+    pub state: String,
+    pub invited_by_us: bool,
+    pub can_accept: bool,
+    pub live: bool,
+}
+
+#[derive(Debug)]
+pub struct PopulationLine {
+    pub name: String,
+    pub what: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "partners/list.html")]
+pub struct PartnersPage {
+    chrome: Chrome,
+    ws: String,
+    partnerships: Vec<PartnershipLine>,
+    populations: Vec<PopulationLine>,
+    can_manage: bool,
+    error: Option<String>,
+    typed_partner: String,
+    typed_name: String,
+    typed_query: String,
+}
+
+fn partner_label(v: &partnerships::PartnershipView) -> String {
+    if v.partner_name.is_empty() {
+        format!("Workspace {}", v.partner_workspace_id)
+    } else {
+        v.partner_name.clone()
+    }
+}
+
+async fn partners_page(
+    state: &AppState,
+    page: &InWorkspace<perm::PartnersRead>,
+    fill: impl FnOnce(&mut PartnersPage),
+) -> Result<PartnersPage, PageError> {
+    let ws = page.ws();
+    let mut p = PartnersPage {
+        chrome: Chrome::workspace(state, page, Section::Partners).await?,
+        ws: ws.to_string(),
+        partnerships: partnerships::list(state, ws)
+            .await?
+            .into_iter()
+            .map(|v| PartnershipLine {
+                partner: partner_label(&v),
+                can_accept: !v.invited_by_us && v.state == "pending",
+                live: matches!(v.state.as_str(), "pending" | "active"),
+                id: v.id,
+                state: v.state,
+                invited_by_us: v.invited_by_us,
+            })
+            .collect(),
+        populations: overlap::populations(state, ws)
+            .await?
+            .into_iter()
+            .map(|p| PopulationLine {
+                what: match p.spec {
+                    overlap::PopulationSpec::Filter { query } => {
+                        format!("records matching {query}")
+                    }
+                    overlap::PopulationSpec::MatchList { rows, .. } => {
+                        format!("a match-only list of {rows} rows")
+                    }
+                },
+                name: p.name,
+            })
+            .collect(),
+        can_manage: page.member.role.allows(Permission::PartnersManage),
+        error: None,
+        typed_partner: String::new(),
+        typed_name: String::new(),
+        typed_query: String::new(),
+    };
+    fill(&mut p);
+    Ok(p)
+}
+
+async fn partners(
+    State(state): State<AppState>,
+    page: InWorkspace<perm::PartnersRead>,
+) -> Result<Response, PageError> {
+    Ok(partners_page(&state, &page, |_| {}).await?.into_response())
+}
+
+fn refused<T: IntoResponse>(page: T) -> Response {
+    let mut r = page.into_response();
+    *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    r
+}
+
+/// A refusal a page shows beside its form (anything but an internal failure).
+fn shown(e: meshwork_app::AppError) -> Result<String, PageError> {
+    if e.code == ErrorCode::Internal {
+        return Err(e.into());
+    }
+    Ok(super::accounts::field_of(&e).1)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    partner_workspace_id: String,
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Posted(_, form): Posted<InviteForm>,
+) -> Result<Response, PageError> {
+    let typed = form.partner_workspace_id.trim().to_string();
+    let result = match typed.parse::<WorkspaceId>() {
+        Ok(partner) => partnerships::invite(&state, &client, &page.member, partner)
+            .await
+            .map(|_| ()),
+        Err(_) => Err(meshwork_app::AppError::new(
+            ErrorCode::InvalidField,
+            "field `partner_workspace_id`: paste the id your partner's workspace shows on its Partners page",
+        )),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/w/{}/partners", page.ws())).into_response()),
+        Err(e) => {
+            let message = shown(e)?;
+            let read = page.also::<perm::PartnersRead>()?;
+            Ok(refused(
+                partners_page(&state, &read, |p| {
+                    p.error = Some(message);
+                    p.typed_partner = typed;
+                })
+                .await?,
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PopulationForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    query: String,
+}
+
+async fn create_population(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Posted(_, form): Posted<PopulationForm>,
+) -> Result<Response, PageError> {
+    match partnerships::create_population(&state, &client, &page.member, &form.name, &form.query)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/w/{}/partners", page.ws())).into_response()),
+        Err(e) => {
+            let message = shown(e)?;
+            let read = page.also::<perm::PartnersRead>()?;
+            Ok(refused(
+                partners_page(&state, &read, |p| {
+                    p.error = Some(message);
+                    p.typed_name = form.name;
+                    p.typed_query = form.query;
+                })
+                .await?,
+            ))
+        }
+    }
+}
+
+// --- one partnership -----------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct ShareLine {
+    pub id: String,
+    pub name: String,
+    pub level: &'static str,
+}
+
+#[derive(Debug)]
+pub struct OverlapLine {
+    pub href: String,
+    pub title: String,
+    pub kind: String,
+    pub populations: String,
+    pub partner_populations: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "partners/partnership.html")]
+pub struct PartnershipPage {
+    chrome: Chrome,
+    ws: String,
+    id: String,
+    partner: String,
+    state: String,
+    active: bool,
+    can_manage: bool,
+    shares: Vec<ShareLine>,
+    threshold: u32,
+    /// Column headings: the partner's populations shared with us.
+    columns: Vec<String>,
+    /// Rows: our population, then a cell per column.
+    matrix: Vec<(String, Vec<String>)>,
+    computed: Option<String>,
+    records: Vec<OverlapLine>,
+    more_records: usize,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+const LEVELS: [(ShareLevel, &str); 3] = [
+    (ShareLevel::None, "none"),
+    (ShareLevel::Counts, "counts"),
+    (ShareLevel::Indicators, "indicators"),
+];
+
+fn level_name(l: ShareLevel) -> &'static str {
+    LEVELS
+        .iter()
+        .find(|(x, _)| *x == l)
+        .map(|(_, n)| *n)
+        .unwrap_or("none")
+}
+
+/// Overlapping records shown on the page (all are in the export).
+const SHOWN_RECORDS: usize = 200;
+
+async fn partnership_page(
+    state: &AppState,
+    client: &meshwork_app::actor::ClientInfo,
+    page: &InWorkspace<perm::PartnersRead>,
+    id: &str,
+    fill: impl FnOnce(&mut PartnershipPage),
+) -> Result<PartnershipPage, PageError> {
+    let ws = page.ws();
+    let row = partnerships::find(state, ws, id).await?;
+    let view = partnerships::partnership_view(state, &row, ws).await?;
+    let active = view.state == "active";
+    let populations = overlap::populations(state, ws).await?;
+    let shares = populations
+        .iter()
+        .map(|p| ShareLine {
+            level: level_name(
+                view.ours
+                    .shares
+                    .get(&p.id)
+                    .copied()
+                    .unwrap_or(ShareLevel::None),
+            ),
+            id: p.id.clone(),
+            name: p.name.clone(),
+        })
+        .collect();
+    let (mut columns, mut matrix, mut records, mut computed, mut more) =
+        (Vec::new(), Vec::new(), Vec::new(), None, 0);
+    if active {
+        let side = partnerships::current_view(state, client, &page.member, &row).await?;
+        computed = Some(fields::when(side.computed_at));
+        let ours: HashMap<&str, &str> = side
+            .populations
+            .iter()
+            .map(|p| (p.id.as_str(), p.name.as_str()))
+            .collect();
+        let theirs: HashMap<&str, &str> = side
+            .partner_populations
+            .iter()
+            .map(|p| (p.id.as_str(), p.name.as_str()))
+            .collect();
+        columns = side
+            .partner_populations
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let mut cells: BTreeMap<(&str, &str), String> = BTreeMap::new();
+        for c in &side.matrix {
+            let text = match (c.count, c.fewer_than) {
+                (Some(n), _) => n.to_string(),
+                (None, Some(n)) => format!("fewer than {n}"),
+                (None, None) => "—".into(),
+            };
+            cells.insert((c.population.as_str(), c.partner_population.as_str()), text);
+        }
+        for p in &side.populations {
+            matrix.push((
+                p.name.clone(),
+                side.partner_populations
+                    .iter()
+                    .map(|q| {
+                        cells
+                            .get(&(p.id.as_str(), q.id.as_str()))
+                            .cloned()
+                            .unwrap_or_else(|| "0".into())
+                    })
+                    .collect(),
+            ));
+        }
+        more = side.records.len().saturating_sub(SHOWN_RECORDS);
+        let shown = &side.records[..side.records.len().min(SHOWN_RECORDS)];
+        let ids: Vec<RecordId> = shown.iter().filter_map(|r| r.id.parse().ok()).collect();
+        let crm = meshwork_app::crm::Crm::new(state, ws)?;
+        let mut titles = HashMap::new();
+        for r in state.store.crm_records(ws, &ids).await? {
+            if let Ok(kind) = r.kind.parse::<Kind>() {
+                titles.insert(
+                    r.id.to_string(),
+                    (kind, fields::title(kind, &crm.open_doc(&r)?)),
+                );
+            }
+        }
+        let names = |ids: &[String], from: &HashMap<&str, &str>| {
+            ids.iter()
+                .map(|i| {
+                    from.get(i.as_str())
+                        .copied()
+                        .unwrap_or(i.as_str())
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for r in shown {
+            // A list row of a match-only list is no record: it has no page.
+            let (href, title) = match titles.get(&r.id) {
+                Some((kind, title)) => {
+                    (format!("/w/{ws}/{}/{}", kind.plural(), r.id), title.clone())
+                }
+                None => (String::new(), format!("List row {}", r.id)),
+            };
+            records.push(OverlapLine {
+                href,
+                title,
+                kind: r.kind.replace('_', " "),
+                populations: names(&r.populations, &ours),
+                partner_populations: names(&r.partner_populations, &theirs),
+            });
+        }
+    }
+    let mut p = PartnershipPage {
+        chrome: Chrome::workspace(state, page, Section::Partners).await?,
+        ws: ws.to_string(),
+        id: id.to_string(),
+        partner: partner_label(&view),
+        state: view.state.clone(),
+        active,
+        can_manage: page.member.role.allows(Permission::PartnersManage),
+        shares,
+        threshold: view.ours.threshold,
+        columns,
+        matrix,
+        computed,
+        records,
+        more_records: more,
+        error: None,
+        notice: None,
+    };
+    fill(&mut p);
+    Ok(p)
+}
+
+async fn partnership(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersRead>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    Ok(partnership_page(&state, &client, &page, &id, |_| {})
+        .await?
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Nothing {}
+
+async fn accept(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, Nothing {}): Posted<Nothing>,
+) -> Result<Response, PageError> {
+    partnerships::accept(&state, &client, &page.member, &id).await?;
+    Ok(Redirect::to(&format!("/w/{}/partners/{id}", page.ws())).into_response())
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, Nothing {}): Posted<Nothing>,
+) -> Result<Response, PageError> {
+    partnerships::revoke(&state, &client, &page.member, &id).await?;
+    Ok(Redirect::to(&format!("/w/{}/partners", page.ws())).into_response())
+}
+
+async fn set_sharing(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let mut shares = BTreeMap::new();
+    for (k, v) in &form {
+        if let Some(population) = k.strip_prefix("share.") {
+            let level = LEVELS
+                .iter()
+                .find(|(_, n)| n == v)
+                .map(|(l, _)| *l)
+                .ok_or_else(|| {
+                    PageError::new(
+                        ErrorCode::InvalidField,
+                        format!("field `{k}`: {v:?} is not none, counts or indicators"),
+                    )
+                })?;
+            if level != ShareLevel::None {
+                shares.insert(population.to_string(), level);
+            }
+        }
+    }
+    let threshold = form
+        .get("threshold")
+        .and_then(|t| t.trim().parse::<u32>().ok());
+    let result = match threshold {
+        Some(threshold) => {
+            let input = SideSettings { shares, threshold };
+            partnerships::set_sharing(&state, &client, &page.member, &id, &input)
+                .await
+                .map(|_| ())
+        }
+        None => Err(meshwork_app::AppError::new(
+            ErrorCode::InvalidField,
+            "field `threshold`: a whole number from 1 to 1000",
+        )),
+    };
+    let read = page.also::<perm::PartnersRead>()?;
+    match result {
+        Ok(()) => Ok(partnership_page(&state, &client, &read, &id, |p| {
+            p.notice = Some("Saved: your partner sees this from its next look.")
+        })
+        .await?
+        .into_response()),
+        Err(e) => {
+            let message = shown(e)?;
+            Ok(refused(
+                partnership_page(&state, &client, &read, &id, |p| p.error = Some(message)).await?,
+            ))
+        }
+    }
+}
+
+async fn run(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, Nothing {}): Posted<Nothing>,
+) -> Result<Response, PageError> {
+    partnerships::run(&state, &client, &page.member, &id).await?;
+    Ok(Redirect::to(&format!("/w/{}/partners/{id}", page.ws())).into_response())
+}
