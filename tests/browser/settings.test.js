@@ -50,6 +50,10 @@ test('two-factor enrolment, then sign-in with a code', async () => {
   await page.getByRole('heading', { name: 'Settings' }).waitFor();
   await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
   const key = (await page.locator('#totp-secret').innerText()).trim();
+  // The key comes as a QR code too, drawn on the server.
+  await page.getByRole('img', { name: /QR code holding the key/ }).locator('svg').waitFor();
+  assert.deepEqual(await axeViolations(page), [], 'two-factor set-up');
+  await screenshot(page, 'mfa-setup', 'light');
   // A wrong code is named and the set-up stays.
   await page.getByLabel('Code from your authenticator app').fill('000000');
   await page.getByLabel('Password', { exact: true }).fill(PASSWORD);

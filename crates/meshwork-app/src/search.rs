@@ -314,6 +314,27 @@ impl Search {
             .map_err(search_err)
     }
 
+    /// How many CRM records of `kind` there are, as the lists count them (after catching up
+    /// with the feed): a workspace's overview.
+    pub async fn crm_count(
+        &self,
+        state: &AppState,
+        ws: WorkspaceId,
+        role: Role,
+        kind: &str,
+    ) -> AppResult<u64> {
+        let w = self.current(state, ws, "count through the server").await?;
+        let access = match role.allows(Permission::CrmRead) {
+            true => Access::new([CRM.to_string()]),
+            false => Access::new(Vec::<String>::new()),
+        };
+        let kind = kind.to_string();
+        tokio::task::spawn_blocking(move || w.index.count(&kind, &access))
+            .await
+            .map_err(join_err)?
+            .map_err(search_err)
+    }
+
     /// The ids of the CRM records (any type) matching the filter `q`, as a role reading the CRM
     /// sees them: how saved populations are evaluated.
     pub async fn crm_ids(

@@ -387,7 +387,7 @@ pub async fn create_workspace(
 pub struct WorkspacePage {
     chrome: Chrome,
     workspace: workspaces::Workspace,
-    counts: Vec<(&'static str, &'static str, i64)>,
+    counts: Vec<(&'static str, &'static str, u64)>,
 }
 
 pub async fn workspace(
@@ -406,7 +406,10 @@ pub async fn workspace(
         counts.push((
             label,
             kind.plural(),
-            state.store.crm_count(ws, kind.as_str()).await?,
+            state
+                .search
+                .crm_count(&state, ws, page.member.role, kind.as_str())
+                .await?,
         ));
     }
     let chrome = Chrome::workspace(&state, &page, Section::Overview).await?;

@@ -234,6 +234,12 @@ async fn crm_pages_are_authorised_like_the_api(s: &mut TestServer) {
             "{path}: an outsider cannot tell"
         );
     }
+    // The overview counts from the index, as the lists do.
+    let (_, _, html) = get(s, &format!("/w/{ws}"), Some(&viewer.cookie)).await;
+    assert!(
+        html.contains("Contacts</a></dt><dd>1</dd>") && html.contains("Notes</a></dt><dd>1</dd>"),
+        "{html}"
+    );
     // A note's search hit opens the record it is about.
     let (status, location, _) = get(
         s,
