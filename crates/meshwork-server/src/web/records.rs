@@ -77,6 +77,18 @@ fn plural_label(kind: Kind) -> String {
     super::accounts::capitalized(kind.plural())
 }
 
+/// The id a creating form was given when shown (see `Crm::create_once`).
+fn form_id(form: &HashMap<String, String>) -> Result<RecordId, PageError> {
+    form.get("form_id")
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| {
+            PageError::new(
+                ErrorCode::InvalidField,
+                "the form is out of date; reload the page",
+            )
+        })
+}
+
 fn record_id(raw: &str) -> Result<RecordId, PageError> {
     raw.parse()
         .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such record"))
@@ -382,15 +394,7 @@ async fn create(
     kind: Kind,
 ) -> Result<Response, PageError> {
     let ws = page.ws();
-    let form_id: RecordId = form
-        .get("form_id")
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| {
-            PageError::new(
-                ErrorCode::InvalidField,
-                "the form is out of date; reload the page",
-            )
-        })?;
+    let form_id = form_id(&form)?;
     let doc = fields::doc_from_form(kind, &form, true);
     let crm = Crm::new(&state, ws)?;
     match crm.create_once(kind, form_id, &doc).await {
@@ -845,15 +849,7 @@ async fn add_to_timeline(
     let ws = page.ws();
     let crm = Crm::new(&state, ws)?;
     crm.record(kind, id).await?;
-    let form_id: RecordId = form
-        .get("form_id")
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| {
-            PageError::new(
-                ErrorCode::InvalidField,
-                "the form is out of date; reload the page",
-            )
-        })?;
+    let form_id = form_id(&form)?;
     let get = |k: &str| form.get(k).map(|v| v.trim()).unwrap_or("");
     let mut doc = Doc::new();
     let entry_kind = match get("entry") {

@@ -21,7 +21,11 @@ async fn get(s: &TestServer, path: &str, cookie: Option<&str>) -> (StatusCode, S
     if let Some(c) = cookie {
         req = req.header("cookie", c);
     }
-    let r = req.send().await.unwrap();
+    answer(req.send().await.unwrap()).await
+}
+
+/// An answer as the tests read it: its status, where it redirects, and its body.
+async fn answer(r: reqwest::Response) -> (StatusCode, String, String) {
     let status = r.status();
     let location = r
         .headers()
@@ -151,13 +155,7 @@ async fn post_form(
         .send()
         .await
         .unwrap();
-    let status = r.status();
-    let location = r
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, location, r.text().await.unwrap())
+    answer(r).await
 }
 
 async fn crm_pages_are_authorised_like_the_api(s: &mut TestServer) {
