@@ -148,11 +148,28 @@ impl Search {
             .map(|id| {
                 let (state, w, helpers) = (state.clone(), w.clone(), self.helpers.clone());
                 tokio::spawn(async move {
-                    let Ok(_permit) = helpers.acquire_owned().await else {
-                        return;
-                    };
-                    if let Err(e) = index_file_text(&state, ws, &w, id).await {
-                        tracing::warn!(workspace = %ws, file = %id, error = %e.message, "indexing a file's text failed; it stays findable by name");
+                    // A failure here is the store's or the index's (a helper that cannot read
+                    // the file is not one): tried again a few times, 1, 2, 4 and 8 s apart, so
+                    // a busy moment does not leave the file findable by name only.
+                    let mut wait = std::time::Duration::from_secs(1);
+                    for attempt in 1..=5 {
+                        let result = {
+                            let Ok(_permit) = helpers.clone().acquire_owned().await else {
+                                return;
+                            };
+                            index_file_text(&state, ws, &w, id).await
+                        };
+                        match result {
+                            Ok(()) => return,
+                            Err(e) if attempt < 5 => {
+                                tracing::info!(workspace = %ws, file = %id, error = %e.message, attempt, "indexing a file's text failed; trying again");
+                                tokio::time::sleep(wait).await;
+                                wait *= 2;
+                            }
+                            Err(e) => {
+                                tracing::warn!(workspace = %ws, file = %id, error = %e.message, "indexing a file's text failed; it stays findable by name until the server restarts");
+                            }
+                        }
                     }
                 })
             })

@@ -157,7 +157,8 @@ async fn pdfs_are_found_by_their_words(backend: TestBackend) {
     while s.hits(&ws, "heliosphere").await.is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the PDF's text was never indexed"
+            "the PDF's text was never indexed; the server logged:\n{}",
+            common::server_log(&s.base)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -57,15 +57,19 @@ pub async fn serve_with(
     if let Some(url) = &db.url {
         cmd.args(["--database-url", url]);
     }
+    cmd.env("MESHWORK_LOG", "warn,meshwork_app::search=info");
     for (k, v) in env {
         if *k != "MESHWORK_DATA_DIR" {
             cmd.env(k, v);
         }
     }
     cmd.args(["--listen", &format!("127.0.0.1:{port}")]);
+    // Its log goes to a file a failing test can show ([`server_log`]): warnings, and what the
+    // search index does with files.
+    let log = std::fs::File::create(log_path(port)).unwrap();
     let child = cmd
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -78,6 +82,16 @@ pub async fn serve_with(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (child, base)
+}
+
+fn log_path(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("meshwork-test-serve-{port}.log"))
+}
+
+/// What the server at `base` (from [`serve`]) has logged so far.
+pub fn server_log(base: &str) -> String {
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    std::fs::read_to_string(log_path(port)).unwrap_or_default()
 }
 
 /// A session: the cookie and the CSRF token of a fresh account signed up as `email`.
