@@ -15,7 +15,7 @@ let browser;
 let page;
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({}, { smtp: true });
   browser = await launch();
   page = await browser.newPage();
   page.setDefaultTimeout(10_000);
@@ -89,6 +89,76 @@ test('a record is edited in place and the change shows on its timeline; a note i
   await page.getByLabel('Note', { exact: true }).fill('Met at the Difference Engine demo.');
   await page.getByRole('button', { name: 'Add note' }).click();
   await page.locator('.timeline').getByText('Met at the Difference Engine demo.').waitFor();
+});
+
+test('a cell of a list is edited in place, by pointer and by keyboard; Escape leaves it as it was', async () => {
+  await nav('Contacts').click();
+  const row = page.getByRole('row', { name: /Ada Lovelace/ });
+  await row.getByRole('link', { name: 'Edit Title of Ada Lovelace: Chief Analyst' }).click();
+  const input = page.getByLabel('Title of Ada Lovelace');
+  assert.equal(await input.inputValue(), 'Chief Analyst');
+  await input.fill('Head of Analysis');
+  await input.press('Enter');
+  const edited = row.getByRole('link', { name: 'Edit Title of Ada Lovelace: Head of Analysis' });
+  await edited.waitFor();
+  // Focus is back on the cell, so the keyboard goes on from where it was.
+  assert.ok(await edited.evaluate((el) => el === document.activeElement));
+  await page.keyboard.press('Enter');
+  await page.getByLabel('Title of Ada Lovelace').fill('Not kept');
+  await page.keyboard.press('Escape');
+  await edited.waitFor();
+  assert.ok(await edited.evaluate((el) => el === document.activeElement));
+  // A value the server refuses is named in the cell, with what was typed kept.
+  await row.getByRole('link', { name: /^Edit Email of Ada Lovelace/ }).click();
+  await page.getByLabel('Email of Ada Lovelace').fill('not an address');
+  await page.getByLabel('Email of Ada Lovelace').press('Enter');
+  await row.getByRole('alert').waitFor();
+  assert.equal(await page.getByLabel('Email of Ada Lovelace').inputValue(), 'not an address');
+  await row.getByRole('button', { name: 'Cancel' }).click();
+  await row.getByRole('link', { name: 'Edit Email of Ada Lovelace: ada@engines.test' }).waitFor();
+  // Saved for real: the record's page shows it, and its timeline has the change.
+  await row.getByRole('link', { name: 'Ada Lovelace', exact: true }).click();
+  assert.equal(await page.getByLabel('Title', { exact: true }).inputValue(), 'Head of Analysis');
+  await page.getByText('Title: “Chief Analyst” → “Head of Analysis”').waitFor();
+});
+
+test('files are attached to a record by choosing or dropping them, and one too large is named', async () => {
+  // On Ada's page, from the test before.
+  const files = page.getByRole('region', { name: 'Files' });
+  await files.getByText('No files yet.').waitFor();
+  await page.getByLabel('Attach a file').setInputFiles({
+    name: 'engine notes.txt',
+    mimeType: 'text/plain',
+    buffer: Buffer.from('The engine weaves algebraic patterns.'),
+  });
+  await files.getByRole('button', { name: 'Upload' }).click();
+  await files.getByRole('link', { name: 'engine notes.txt' }).waitFor();
+  assert.match(await files.innerText(), /37 bytes/);
+  // Dropped on the form: sent at once, with its progress shown.
+  const drop = async (name, size) => {
+    const data = await page.evaluateHandle(
+      ([name, size]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(size).fill(65)], name, { type: 'application/octet-stream' }));
+        return dt;
+      },
+      [name, size],
+    );
+    await page.locator('#files .dropzone').dispatchEvent('dragover', { dataTransfer: data });
+    await page.locator('#files .dropzone').dispatchEvent('drop', { dataTransfer: data });
+  };
+  await drop('punched cards.bin', 300_000);
+  await files.getByRole('link', { name: 'punched cards.bin' }).waitFor();
+  // Over 25 MiB: named, and nothing sent.
+  await drop('whole archive.zip', 26 * 1024 * 1024);
+  await files.getByRole('status').filter({ hasText: 'whole archive.zip is 26.0 MiB; a file is at most 25.0 MiB' }).waitFor();
+  // The file downloads as it was uploaded.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    files.getByRole('link', { name: 'engine notes.txt' }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'engine notes.txt');
+  assert.equal(await readFile(await download.path(), 'utf8'), 'The engine weaves algebraic patterns.');
 });
 
 test('a deal dragged to another stage moves, and the totals follow; by keyboard too', async () => {
@@ -190,13 +260,13 @@ test('a CSV with a bad row: previewed, imported with the row reported, then reve
   assert.match(await rejected.innerText(), /^2\s+3\s+Email\s+.*email/i);
   await page.getByText('1 cells held line breaks').waitFor();
   await nav('Contacts').click();
-  await page.getByRole('link', { name: 'Joan Elisabeth Clarke' }).waitFor();
+  await page.getByRole('link', { name: 'Joan Elisabeth Clarke', exact: true }).waitFor();
   await page.goBack();
   await page.getByRole('button', { name: 'Revert this import' }).click();
   await page.getByRole('status').filter({ hasText: 'The import is reverted' }).waitFor();
   await nav('Contacts').click();
-  await page.getByRole('link', { name: 'Ada Lovelace' }).waitFor();
-  assert.equal(await page.getByRole('link', { name: 'Alan Turing' }).count(), 0);
+  await page.getByRole('link', { name: 'Ada Lovelace', exact: true }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Alan Turing', exact: true }).count(), 0);
 });
 
 test('an owner invites a viewer and creates an API key, shown once', async () => {
@@ -226,6 +296,56 @@ test('an owner invites a viewer and creates an API key, shown once', async () =>
   await page.goto(`${server.url}/w/${ws}/settings`);
   assert.equal(await page.getByLabel('Secret').count(), 0);
   await page.getByRole('button', { name: 'Revoke Reporting' }).waitFor();
+});
+
+test('the invited viewer joins by the link in the mail and sees no edit controls; the API refuses them too', async () => {
+  const ws = new URL(page.url()).pathname.split('/')[2];
+  const invitation = await server.mailTo('viewer@crm.test', /invites\/accept/);
+  const accept = invitation.match(/http:\/\/localhost:\d+\/invites\/accept\?token=[\w-]+/)[0];
+  // The viewer, in a browser of their own: sign up, confirm the address, accept.
+  const context = await browser.newContext();
+  const viewer = await context.newPage();
+  viewer.setDefaultTimeout(10_000);
+  await harness.signUp(viewer, server, 'Vera Viewer', 'viewer@crm.test');
+  const welcome = await server.mailTo('viewer@crm.test', /verify-email/);
+  await viewer.goto(welcome.match(/http:\/\/localhost:\d+\/verify-email\?token=[\w-]+/)[0]);
+  await viewer.getByRole('button', { name: 'Confirm my email address' }).click();
+  await viewer.getByRole('heading', { name: 'Your email address is confirmed' }).waitFor();
+  await harness.signIn(viewer, server, 'viewer@crm.test');
+  await viewer.goto(accept);
+  await viewer.getByRole('button', { name: 'Accept the invitation' }).click();
+  await viewer.getByRole('heading', { name: 'You joined the workspace' }).waitFor();
+  await viewer.getByText('Your role there: viewer.').waitFor();
+  // Reading: everything; changing: no control anywhere.
+  await viewer.goto(`${server.url}/w/${ws}/contacts`);
+  const row = viewer.getByRole('row', { name: /Ada Lovelace/ });
+  await row.waitFor();
+  assert.match(await row.innerText(), /Head of Analysis/);
+  assert.equal(await viewer.getByText('New contact', { exact: true }).count(), 0);
+  assert.equal(await viewer.locator('a.cell-link').count(), 0);
+  assert.equal(await viewer.getByRole('checkbox').count(), 0);
+  assert.equal(await viewer.getByRole('link', { name: 'Import a file' }).count(), 0);
+  await row.getByRole('link', { name: 'Ada Lovelace', exact: true }).click();
+  await viewer.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
+  assert.equal(await viewer.getByRole('button', { name: 'Save changes' }).count(), 0);
+  assert.equal(await viewer.getByRole('button', { name: 'Add note' }).count(), 0);
+  assert.equal(await viewer.getByRole('button', { name: 'Delete this contact' }).count(), 0);
+  await viewer.goto(`${server.url}/w/${ws}/board`);
+  await viewer.locator('section.column').first().waitFor();
+  assert.equal(await viewer.locator('form.move').count(), 0);
+  assert.equal(await viewer.locator('[draggable=true]').count(), 0);
+  // The API, with the viewer's own session, refuses a write.
+  const status = await viewer.evaluate(async (ws) => {
+    const csrf = document.querySelector('input[name=csrf_token]').value;
+    const r = await fetch(`/api/v1/workspaces/${ws}/contacts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+      body: JSON.stringify({ first_name: 'Not allowed' }),
+    });
+    return r.status;
+  }, ws);
+  assert.equal(status, 403);
+  await context.close();
 });
 
 test('two workspaces become partners, share a population and see the matrix', async () => {
@@ -271,7 +391,7 @@ test('two workspaces become partners, share a population and see the matrix', as
   const matrix = page.getByRole('table', { name: /How many of your records/ });
   const row = matrix.getByRole('row', { name: /^All contacts/ });
   assert.match(await row.innerText(), /All contacts\s+1/);
-  await page.getByRole('table', { name: 'Your overlapping records' }).getByRole('link', { name: 'Ada Lovelace' }).waitFor();
+  await page.getByRole('table', { name: 'Your overlapping records' }).getByRole('link', { name: 'Ada Lovelace', exact: true }).waitFor();
   // Engines, which Compilers shares only counts with, sees the count and no record.
   await page.goto(`${server.url}/w/${engines}/partners`);
   await page.getByRole('link', { name: 'Compilers Ltd' }).click();
@@ -285,7 +405,7 @@ test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone 
   const base = new URL(page.url());
   const ws = base.pathname.split('/')[2];
   await page.goto(`${server.url}/w/${ws}/contacts`);
-  const contact = await page.getByRole('link', { name: 'Ada Lovelace' }).getAttribute('href');
+  const contact = await page.getByRole('link', { name: 'Ada Lovelace', exact: true }).getAttribute('href');
   const pages = [
     ['contacts', `/w/${ws}/contacts`],
     ['contact', contact],
@@ -312,6 +432,12 @@ test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone 
     await p.getByRole('option', { name: /Ada Lovelace/ }).waitFor();
     assert.deepEqual(await axeViolations(p), [], `search box (${look.name})`);
     await screenshot(p, 'search-box', look.name);
+    // A list's cell, open for editing.
+    await p.keyboard.press('Escape');
+    await p.getByRole('link', { name: /^Edit Title of Ada Lovelace/ }).click();
+    await p.getByLabel('Title of Ada Lovelace').waitFor();
+    assert.deepEqual(await axeViolations(p), [], `a cell being edited (${look.name})`);
+    await screenshot(p, 'contacts-cell-edit', look.name);
     await context.close();
   }
 });

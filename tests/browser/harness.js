@@ -1,8 +1,10 @@
 // The browser tests' harness: a real `meshwork serve` on a free loopback port with its own
-// temporary data directory (SQLite), headless Chromium from Debian, axe-core for accessibility,
-// and screenshots under docs/screenshots/.
+// temporary data directory (SQLite), optionally with a real SMTP server (Debian's aiosmtpd
+// running the Rust tests' sink) whose mail a test reads, headless Chromium from Debian, axe-core
+// for accessibility, and screenshots under docs/screenshots/.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, readFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, readFile, mkdir, readdir } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -25,10 +27,59 @@ function freePort() {
   });
 }
 
-/** Starts `meshwork serve` (MESHWORK_BIN, or the debug build) and waits for /healthz. */
-export async function startServer(env = {}) {
+/** Waits until something listens on 127.0.0.1:`port`. */
+async function listening(port, what) {
+  const started = Date.now();
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const c = connect(port, '127.0.0.1', () => {
+        c.end();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (up) return;
+    if (Date.now() - started > 10_000) throw new Error(`${what} did not start in 10 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The SMTP sink of the Rust tests (crates/meshwork-testkit), writing each message to `out`. */
+async function startSmtp(out) {
+  const port = await freePort();
+  const script = join(repo, 'crates', 'meshwork-testkit', 'src', 'smtp_sink.py');
+  const child = spawn('/usr/bin/python3', [script, '127.0.0.1', String(port), out, '0'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await listening(port, 'the SMTP server');
+  return { port, child };
+}
+
+/** A message's text body: quoted-printable soft breaks and escapes undone. */
+function decoded(raw) {
+  const body = raw.split('\r\n\r\n').slice(1).join('\r\n\r\n');
+  return body
+    .replace(/=\r?\n/g, '')
+    .replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+}
+
+/**
+ * Starts `meshwork serve` (MESHWORK_BIN, or the debug build) and waits for /healthz. With
+ * `{ smtp: true }` its mail goes to a real SMTP server, read back with `server.mailTo(address)`.
+ */
+export async function startServer(env = {}, { smtp = false } = {}) {
   const bin = process.env.MESHWORK_BIN ?? join(repo, 'target', 'debug', 'meshwork');
   const dir = await mkdtemp(join(tmpdir(), 'meshwork-browser-'));
+  const mailDir = await mkdtemp(join(tmpdir(), 'meshwork-browser-mail-'));
+  const sink = smtp ? await startSmtp(mailDir) : null;
+  const mailEnv = sink
+    ? {
+        MESHWORK_SMTP__HOST: '127.0.0.1',
+        MESHWORK_SMTP__PORT: String(sink.port),
+        MESHWORK_SMTP__TLS: 'none',
+        MESHWORK_SMTP__FROM: 'Meshwork <meshwork@browser.test>',
+      }
+    : {};
   const port = await freePort();
   const url = `http://localhost:${port}`;
   const child = spawn(bin, ['serve', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], {
@@ -38,6 +89,7 @@ export async function startServer(env = {}) {
       MESHWORK_PUBLIC_URL: url,
       MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE: '1000',
       MESHWORK_AUTH__SIGNUPS_PER_HOUR: '1000',
+      ...mailEnv,
       ...env,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -55,10 +107,30 @@ export async function startServer(env = {}) {
   return {
     url,
     dir,
+    /**
+     * The text of the newest message to `address` whose text matches `pattern`, waiting up to
+     * 10 s for one to arrive.
+     */
+    async mailTo(address, pattern = /./) {
+      const started = Date.now();
+      for (;;) {
+        const names = (await readdir(mailDir)).filter((n) => n.endsWith('.eml')).sort().reverse();
+        for (const n of names) {
+          const raw = await readFile(join(mailDir, n), 'utf8');
+          const to = raw.match(/^X-Envelope-To: (.*)$/m)?.[1] ?? '';
+          const text = decoded(raw);
+          if (to.split(',').includes(address) && pattern.test(text)) return text;
+        }
+        if (Date.now() - started > 10_000) throw new Error(`no mail to ${address} in 10 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      sink?.child.kill('SIGTERM');
       await rm(dir, { recursive: true, force: true });
+      await rm(mailDir, { recursive: true, force: true });
     },
   };
 }

@@ -193,6 +193,9 @@ pub fn text_of(
     })
 }
 
+/// The largest file a record holds (an attachment, an uploaded file's content).
+pub const MAX_FILE_BYTES: usize = 25 * 1024 * 1024;
+
 pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
     AppError::new(
         ErrorCode::InvalidField,
@@ -576,6 +579,134 @@ impl<'a> Crm<'a> {
                 None => Err(e),
             },
         }
+    }
+
+    /// Attaches a file to the record `about` (a contact, company or deal): one file record
+    /// with its content, written together, so a refused or interrupted upload leaves nothing
+    /// half-written. `id` was chosen when the form was shown, as for [`Crm::create_once`]: the
+    /// same upload sent twice stores one file. Answers the file and whether this call stored it.
+    pub async fn attach_file(
+        &self,
+        id: RecordId,
+        about: RecordId,
+        name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> AppResult<(RecordView, bool)> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(invalid("file", "choose a file to attach"));
+        }
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(AppError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "{name} is {:.1} MiB; a file is at most {} MiB",
+                    bytes.len() as f64 / (1024.0 * 1024.0),
+                    MAX_FILE_BYTES / 1024 / 1024
+                ),
+            ));
+        }
+        if let Some(row) = self
+            .state
+            .store
+            .crm_records(self.ws, &[id])
+            .await?
+            .into_iter()
+            .next()
+        {
+            if row.kind == Kind::File.as_str() {
+                return Ok((self.view(&row)?, false));
+            }
+            return Err(invalid(
+                "form_id",
+                "this form was already used for something else; reload the page",
+            ));
+        }
+        let mut doc = Doc::new();
+        doc.insert(
+            "name".into(),
+            Value::String(name.chars().take(255).collect()),
+        );
+        let content_type = content_type.trim();
+        if !content_type.is_empty() {
+            doc.insert(
+                "content_type".into(),
+                Value::String(content_type.chars().take(200).collect()),
+            );
+        }
+        doc.insert("size".into(), Value::from(bytes.len() as u64));
+        doc.insert(
+            "about".into(),
+            Value::Array(vec![Value::String(about.to_string())]),
+        );
+        let customs = self.customs().await?;
+        let p = self.prepare(Kind::File, id, &doc, &customs).await?;
+        let now = now_millis();
+        let row = RecordRow {
+            id,
+            workspace_id: self.ws,
+            kind: Kind::File.as_str().into(),
+            data_sealed: self.seal_doc(id, &p.validated.doc),
+            occurred_at: Self::occurred(&p.validated, now),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let batch = CrmBatch {
+            ops: vec![
+                CrmOp::Put {
+                    record: row.clone(),
+                    expected_version: None,
+                    keys: p.keys,
+                    links: Some(p.links),
+                },
+                CrmOp::Blob {
+                    record: id,
+                    content_sealed: self.seal_bytes(id, "content", bytes),
+                },
+            ],
+        };
+        match self.apply(&batch, now).await {
+            Ok(()) => Ok((self.view(&row)?, true)),
+            // The same upload twice at once: the one that lost answers the winner's file.
+            Err(e) => match self
+                .state
+                .store
+                .crm_records(self.ws, &[id])
+                .await?
+                .into_iter()
+                .next()
+            {
+                Some(row) if row.kind == Kind::File.as_str() => Ok((self.view(&row)?, false)),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// A file record's name, content type and content, for a download.
+    pub async fn file_content(&self, id: RecordId) -> AppResult<(String, String, Vec<u8>)> {
+        let row = self.record(Kind::File, id).await?;
+        let doc = self.open_doc(&row)?;
+        let sealed = self
+            .state
+            .store
+            .crm_blob(self.ws, id)
+            .await?
+            .ok_or_else(|| {
+                AppError::new(ErrorCode::RecordNotFound, "this file has no content yet")
+            })?;
+        let text = |k: &str| {
+            doc.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok((
+            text("name"),
+            text("content_type"),
+            self.open_bytes(id, "content", &sealed)?,
+        ))
     }
 
     async fn create_with_id(&self, kind: Kind, id: RecordId, doc: &Doc) -> AppResult<RecordView> {

@@ -177,3 +177,107 @@ window.addEventListener('pageshow', (e) => {
   localize(document);
   document.addEventListener('htmx:afterSwap', (e) => localize(e.target));
 })();
+
+// Editing a list's cell in place: the form that htmx swaps into the cell takes the focus, Escape
+// cancels it, and the saved (or restored) value takes the focus back, so a keyboard user never
+// loses their place in the table.
+(() => {
+  'use strict';
+  document.addEventListener('htmx:afterSwap', (e) => {
+    const cell = e.target;
+    if (!(cell instanceof HTMLTableCellElement)) return;
+    const field = cell.querySelector('.cell-form input:not([type=hidden]), .cell-form select');
+    if (field) {
+      field.focus();
+      if (field.select) field.select();
+      return;
+    }
+    cell.querySelector('.cell-link')?.focus();
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    const form = e.target.closest && e.target.closest('.cell-form');
+    if (!form) return;
+    e.preventDefault();
+    form.querySelector('.cell-cancel')?.click();
+  });
+})();
+
+// Attaching a file on a record's page: a file dropped on the zone is put in the form's file
+// input, and the form is sent by XMLHttpRequest so a progress bar shows how far the upload is.
+// A file over the limit is named before anything is sent (the server checks it again). Without
+// script the form posts as usual.
+(() => {
+  'use strict';
+  const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
+  function send(form) {
+    const input = form.querySelector('input[type=file]');
+    const status = form.querySelector('.upload-status');
+    const bar = form.querySelector('.upload-progress');
+    const file = input?.files?.[0];
+    if (!file) return;
+    const max = Number(form.dataset.maxBytes);
+    if (max && file.size > max) {
+      status.textContent = `${file.name} is ${mib(file.size)}; a file is at most ${mib(max)}. Nothing was sent.`;
+      status.classList.add('error');
+      return;
+    }
+    status.classList.remove('error');
+    status.textContent = `Uploading ${file.name}…`;
+    bar.hidden = false;
+    bar.value = 0;
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', form.action);
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) bar.value = Math.round((e.loaded / e.total) * 100);
+    });
+    xhr.addEventListener('load', () => {
+      if (xhr.status < 400) {
+        // The record's page, with the file in its list.
+        window.location.assign(xhr.responseURL || window.location.href);
+        return;
+      }
+      bar.hidden = true;
+      const page = new DOMParser().parseFromString(xhr.responseText, 'text/html');
+      const why = page.querySelector('#file-error, .error, main p');
+      status.textContent = why ? why.textContent : `The upload failed (${xhr.status}).`;
+      status.classList.add('error');
+    });
+    xhr.addEventListener('error', () => {
+      bar.hidden = true;
+      status.textContent = 'The upload was cut off; check the connection and try again.';
+      status.classList.add('error');
+    });
+    xhr.send(new FormData(form));
+  }
+  // Capturing, so the "sent once" handler below sees the submit already handled.
+  document.addEventListener(
+    'submit',
+    (e) => {
+      const form = e.target.closest && e.target.closest('form.upload');
+      if (!form) return;
+      e.preventDefault();
+      send(form);
+    },
+    true,
+  );
+  document.addEventListener('dragover', (e) => {
+    const zone = e.target.closest && e.target.closest('form.upload .dropzone');
+    if (!zone || !e.dataTransfer?.types?.includes('Files')) return;
+    e.preventDefault();
+    zone.classList.add('drop');
+  });
+  document.addEventListener('dragleave', (e) => {
+    const zone = e.target.closest && e.target.closest('form.upload .dropzone');
+    if (zone && !zone.contains(e.relatedTarget)) zone.classList.remove('drop');
+  });
+  document.addEventListener('drop', (e) => {
+    const zone = e.target.closest && e.target.closest('form.upload .dropzone');
+    if (!zone || !e.dataTransfer?.files?.length) return;
+    e.preventDefault();
+    zone.classList.remove('drop');
+    const form = zone.closest('form');
+    form.querySelector('input[type=file]').files = e.dataTransfer.files;
+    send(form);
+  });
+})();

@@ -24,7 +24,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
 
-pub const MAX_FILE_BYTES: usize = 25 * 1024 * 1024;
+pub use meshwork_app::crm::MAX_FILE_BYTES;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -79,6 +79,33 @@ impl FromRequestParts<AppState> for SignedIn {
                 parts.extensions.insert(s.clone());
                 Ok(Self(s))
             }
+            None if parts.headers.contains_key("hx-request") => {
+                // A part of a page asked for by htmx: the whole page goes to sign-in (and comes
+                // back to the page, not to the part).
+                let here = parts
+                    .headers
+                    .get("hx-current-url")
+                    .and_then(|u| u.to_str().ok())
+                    .and_then(|u| url::Url::parse(u).ok())
+                    .filter(|u| {
+                        let host = parts
+                            .headers
+                            .get(header::HOST)
+                            .and_then(|h| h.to_str().ok());
+                        host.is_some_and(|h| u.authority() == h)
+                    })
+                    .map(|u| match u.query() {
+                        Some(q) => format!("{}?{q}", u.path()),
+                        None => u.path().to_string(),
+                    })
+                    .unwrap_or_else(|| "/".into());
+                let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+                Err((
+                    [("hx-redirect", format!("/sign-in?next={next}"))],
+                    axum::http::StatusCode::UNAUTHORIZED,
+                )
+                    .into_response())
+            }
             None => Err(sign_in_first(&come_back_to(parts))),
         }
     }

@@ -318,6 +318,15 @@ pub fn iso(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A size in bytes as people read it (`812 bytes`, `14.2 KiB`, `3.1 MiB`).
+pub fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} bytes"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

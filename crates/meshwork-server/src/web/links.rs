@@ -169,7 +169,7 @@ pub async fn invite_page(
     let step = match session {
         None => InviteStep::SignIn,
         Some(_) if q.token.is_empty() => {
-            InviteStep::Failed("the link has no invitation in it".into())
+            InviteStep::Failed("The link has no invitation in it".into())
         }
         Some(s) => InviteStep::Confirm {
             token: q.token,
@@ -208,7 +208,9 @@ pub async fn invite_submit(
     }
     let step = match workspaces::accept_invite(&state, &client, session.id, &form.token).await {
         Ok(a) => InviteStep::Joined(a.role),
-        Err(e) if e.code != ErrorCode::Internal => InviteStep::Failed(e.message),
+        Err(e) if e.code != ErrorCode::Internal => {
+            InviteStep::Failed(super::accounts::capitalized(&e.message))
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(InvitePage { step })

@@ -11,8 +11,10 @@
 mod accounts;
 mod board;
 mod bulk;
+mod cells;
 mod extract;
 mod fields;
+mod files;
 mod imports;
 mod links;
 mod partners;
@@ -298,6 +300,7 @@ pub fn router() -> Router<AppState> {
             "/w/{ws}/import/{job}/rejected.csv",
             get(imports::rejected_csv),
         )
+        .route("/w/{ws}/files/{id}", get(files::download))
         .merge(records::routes())
         .merge(workspace_settings::routes())
         .merge(partners::routes())

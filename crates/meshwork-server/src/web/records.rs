@@ -53,6 +53,21 @@ pub fn routes() -> Router<AppState> {
                 get(move |s, p, q| super::bulk::export(s, p, q, kind)),
             )
             .route(
+                &format!("{base}/{{id}}/cell/{{field}}"),
+                get(move |s, p, h, path| super::cells::edit(s, p, h, path, kind))
+                    .post(move |s, p, path, f| super::cells::save(s, p, path, f, kind)),
+            )
+            .route(
+                &format!("{base}/{{id}}/cell/{{field}}/show"),
+                get(move |s, p, path| super::cells::show(s, p, path, kind)),
+            )
+            .route(
+                &format!("{base}/{{id}}/files"),
+                post(move |s, p, h, path, f| super::files::attach(s, p, h, path, kind, f)).layer(
+                    axum::extract::DefaultBodyLimit::max(super::files::BODY_LIMIT),
+                ),
+            )
+            .route(
                 &format!("{base}/{{id}}/delete"),
                 post(move |s, p, id, f| delete(s, p, id, f, kind)),
             )
@@ -146,7 +161,7 @@ pub struct Row {
     pub id: String,
     pub href: String,
     pub title: String,
-    pub cells: Vec<String>,
+    pub cells: Vec<super::cells::Cell>,
 }
 
 /// The columns of a type's list, after its name.
@@ -310,14 +325,25 @@ async fn list_page(
     let ws = page.ws();
     let rows = records
         .iter()
-        .map(|r| Row {
-            id: r.id.to_string(),
-            href: format!("/w/{ws}/{}/{}", kind.plural(), r.id),
-            title: fields::title(kind, &r.fields),
-            cells: columns_of(kind)
-                .iter()
-                .map(|(_, f)| cell(kind, f, &r.fields, &stage_names))
-                .collect(),
+        .map(|r| {
+            let title = fields::title(kind, &r.fields);
+            Row {
+                id: r.id.to_string(),
+                href: format!("/w/{ws}/{}/{}", kind.plural(), r.id),
+                cells: columns_of(kind)
+                    .iter()
+                    .map(|(label, f)| super::cells::Cell {
+                        ws: ws.to_string(),
+                        plural: kind.plural(),
+                        record: r.id.to_string(),
+                        record_title: title.clone(),
+                        field: f,
+                        label,
+                        value: cell(kind, f, &r.fields, &stage_names),
+                    })
+                    .collect(),
+                title,
+            }
         })
         .collect();
     let mut headers = vec!["Name"];
@@ -447,6 +473,14 @@ pub struct Related {
     pub more: Option<String>,
 }
 
+/// A file of the record, as its Files section lists it.
+#[derive(Debug)]
+pub struct FileItem {
+    pub href: String,
+    pub name: String,
+    pub size: String,
+}
+
 /// One entry of the timeline as shown.
 #[derive(Debug)]
 pub struct Entry {
@@ -474,6 +508,12 @@ pub struct RecordPage {
     stage: String,
     facts: Vec<(String, String)>,
     related: Vec<Related>,
+    files: Vec<FileItem>,
+    files_more: Option<String>,
+    /// Why the last upload was refused.
+    pub file_error: Option<String>,
+    file_form_id: String,
+    max_file_mib: usize,
     timeline: Vec<Entry>,
     can_write: bool,
     notice: Option<String>,
@@ -595,6 +635,8 @@ fn entry_of(item: &TimelineItem) -> Entry {
 struct Loaded {
     view: RecordView,
     related: Vec<Related>,
+    files: Vec<FileItem>,
+    files_more: Option<String>,
     timeline: Vec<Entry>,
     stages: Vec<StageGroup>,
     members: Vec<(String, String)>,
@@ -668,6 +710,32 @@ async fn load(
             more: (p.total > 10).then(|| format!("{} in all", p.total)),
         });
     }
+    // Its files, newest first.
+    let list = RecordList {
+        kind: Kind::File,
+        filter: meshwork_crm::Filter::default(),
+        text: None,
+        sort: "-created".parse().unwrap_or_default(),
+        cursor: None,
+        limit: 20,
+        linked_to: Some(id),
+    };
+    let p = crm.list(&page.member.actor, page.member.role, list).await?;
+    let files = p
+        .records
+        .iter()
+        .map(|r| FileItem {
+            href: format!("/w/{ws}/files/{}", r.id),
+            name: fields::as_text(r.fields.get("name")),
+            size: r
+                .fields
+                .get("size")
+                .and_then(Value::as_u64)
+                .map(fields::bytes)
+                .unwrap_or_default(),
+        })
+        .collect();
+    let files_more = (p.total > 20).then(|| format!("{} files in all", p.total));
     let timeline = crm
         .timeline(kind, id, None, 100)
         .await?
@@ -682,6 +750,8 @@ async fn load(
     Ok(Loaded {
         view,
         related,
+        files,
+        files_more,
         timeline,
         stages,
         members: member_choices(state, page).await?,
@@ -699,6 +769,22 @@ fn facts(view: &RecordView) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// The record's page again after a refused upload, with the reason beside the upload form.
+pub(super) async fn with_file_error(
+    state: &AppState,
+    page: &InWorkspace<perm::CrmRead>,
+    kind: Kind,
+    id: RecordId,
+    error: String,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let mut r = record_page(state, page, kind, id, |p| p.file_error = Some(error))
+        .await?
+        .into_response();
+    *r.status_mut() = status;
+    Ok(r)
 }
 
 async fn record_page(
@@ -729,6 +815,11 @@ async fn record_page(
         stage,
         facts: facts(v),
         related: loaded.related,
+        files: loaded.files,
+        files_more: loaded.files_more,
+        file_error: None,
+        file_form_id: RecordId::new().to_string(),
+        max_file_mib: meshwork_app::crm::MAX_FILE_BYTES / 1024 / 1024,
         timeline: loaded.timeline,
         can_write: page.member.role.allows(Permission::CrmWrite),
         notice: None,

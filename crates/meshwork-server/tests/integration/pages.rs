@@ -232,6 +232,25 @@ async fn crm_pages_are_authorised_like_the_api(s: &mut TestServer) {
             "{path}: an outsider cannot tell"
         );
     }
+    // A list cell's form: writers only; an outsider learns nothing; anonymous to sign-in.
+    let cell = format!("/w/{ws}/contacts/{id}/cell/title");
+    for (role, m) in &members {
+        let (status, location, _) = get(s, &cell, Some(&m.cookie)).await;
+        let expected = if *role == "viewer" {
+            (StatusCode::FORBIDDEN, String::new())
+        } else {
+            (
+                StatusCode::SEE_OTHER,
+                format!("/w/{ws}/contacts/{id}#f-title"),
+            )
+        };
+        assert_eq!((status, location), expected, "{cell} as {role}");
+    }
+    let (status, _, _) = get(s, &cell, Some(&outsider.cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, location, _) = get(s, &cell, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.starts_with("/sign-in?next="), "{location}");
     // The overview counts from the index, as the lists do.
     let (_, _, html) = get(s, &format!("/w/{ws}"), Some(&viewer.cookie)).await;
     assert!(
@@ -563,3 +582,309 @@ async fn partner_pages_need_the_partner_permissions(s: &mut TestServer) {
     assert_eq!(list[0]["state"], "pending", "{list}");
 }
 server_test!(partner_pages_need_the_partner_permissions);
+
+/// A list's cell edits in place (issue 25): the one-field form for htmx (a browser asking for
+/// it itself goes to the field on the record's page), the saved value shown back, the API's
+/// message on bad input, and an edit against an old version refused with what was saved
+/// meanwhile; a viewer gets no form and can change nothing; only the list's columns edit.
+async fn a_list_cell_edits_in_place_as_the_api_allows(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@cells.test").await;
+    let ws = s.create_workspace(&owner, "Cells").await;
+    let viewer = s.signup("Viewer", "viewer@cells.test").await;
+    s.add_member(&owner, &ws, &viewer, "viewer").await;
+    let (_, c) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/contacts"),
+            &As::User(&owner),
+            Some(json!({"first_name": "Ada", "emails": ["ada@cells.test"], "title": "Engineer"})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let cell = format!("/w/{ws}/contacts/{id}/cell/title");
+    let hx = |who: &Session, path: &str| {
+        plain()
+            .get(format!("{}{path}", s.base))
+            .header("cookie", who.cookie.clone())
+            .header("hx-request", "true")
+    };
+    // The list shows each writable cell as a link to its field, for htmx to open in place.
+    let (_, _, list) = get(s, &format!("/w/{ws}/contacts"), Some(&owner.cookie)).await;
+    assert!(list.contains(&format!("hx-get=\"{cell}\"")), "{list}");
+    assert!(list.contains(&format!("href=\"/w/{ws}/contacts/{id}#f-title\"")));
+    // Without htmx the cell's address leads to the record's page.
+    let (status, location, _) = get(s, &cell, Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("/w/{ws}/contacts/{id}#f-title"));
+    let (status, _, form) = answer(hx(&owner, &cell).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{form}");
+    assert!(
+        form.contains("class=\"cell-form\"") && form.contains("value=\"Engineer\""),
+        "{form}"
+    );
+    assert!(form.contains("name=\"version\" value=\"1\""), "{form}");
+    // Saved: the new value comes back as the cell.
+    let (status, _, shown) =
+        post_form(s, &owner, &cell, &[("version", "1"), ("title", "Analyst")]).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert!(
+        shown.contains("Analyst") && !shown.contains("<form"),
+        "{shown}"
+    );
+    let (_, now) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/contacts/{id}"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(now["fields"]["title"], "Analyst", "{now}");
+    assert_eq!(
+        now["fields"]["first_name"], "Ada",
+        "only the cell's field changes"
+    );
+    // A stale version: refused, the typed value kept, what was saved meanwhile shown.
+    let (status, _, stale) =
+        post_form(s, &owner, &cell, &[("version", "1"), ("title", "Director")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{stale}");
+    assert!(
+        stale.contains("value=\"Director\"") && stale.contains("meanwhile: Analyst"),
+        "{stale}"
+    );
+    // Bad input: the API's message beside the field, nothing saved.
+    let emails = format!("/w/{ws}/contacts/{id}/cell/emails");
+    let (status, _, bad) = post_form(
+        s,
+        &owner,
+        &emails,
+        &[("version", "2"), ("emails", "not an address")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert!(
+        bad.contains("role=\"alert\"") && bad.contains("value=\"not an address\""),
+        "{bad}"
+    );
+    let (_, now) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/contacts/{id}"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(now["fields"]["emails"], json!(["ada@cells.test"]));
+    // A field that is not one of the list's columns is not edited this way.
+    let (status, _, _) = post_form(
+        s,
+        &owner,
+        &format!("/w/{ws}/contacts/{id}/cell/first_name"),
+        &[("version", "2"), ("first_name", "Eve")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A viewer's list has plain cells, and the cell's form and save are refused.
+    let (_, _, list) = get(s, &format!("/w/{ws}/contacts"), Some(&viewer.cookie)).await;
+    assert!(
+        list.contains("Analyst") && !list.contains("cell-link"),
+        "{list}"
+    );
+    let (status, _, _) = answer(hx(&viewer, &cell).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(
+        s,
+        &viewer,
+        &cell,
+        &[("version", "2"), ("title", "Viewer was here")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Signed out, htmx is told to take the whole page to sign-in, and back to the page.
+    let r = plain()
+        .get(format!("{}{cell}", s.base))
+        .header("hx-request", "true")
+        .header(
+            "hx-current-url",
+            format!("{}/w/{ws}/contacts?sort=name", s.base),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["hx-redirect"],
+        format!("/sign-in?next=%2Fw%2F{ws}%2Fcontacts%3Fsort%3Dname")
+    );
+}
+server_test!(a_list_cell_edits_in_place_as_the_api_allows);
+
+/// A multipart form as a browser sends it: text fields, then one file.
+fn multipart(fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = "----meshwork-test-boundary";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    let (name, content_type, bytes) = file;
+    body.extend_from_slice(
+        format!("--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"{name}\"\r\ncontent-type: {content_type}\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn post_multipart(
+    s: &TestServer,
+    who: &Session,
+    path: &str,
+    form: (String, Vec<u8>),
+) -> (StatusCode, String, String) {
+    let r = plain()
+        .post(format!("{}{path}", s.base))
+        .header("cookie", &who.cookie)
+        .header("content-type", form.0)
+        .header("sec-fetch-site", "same-origin")
+        .body(form.1)
+        .send()
+        .await
+        .unwrap();
+    answer(r).await
+}
+
+/// Files on a record's page (issue 25): attached with the page's form (the same form twice
+/// stores one file), listed with their size, downloaded as an attachment that is never shown
+/// inside the site; a file over 25 MiB, an empty one or a forged post stores nothing, and a
+/// viewer downloads but cannot attach.
+async fn files_attach_to_a_record_and_download(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@files.test").await;
+    let ws = s.create_workspace(&owner, "Files").await;
+    let viewer = s.signup("Viewer", "viewer@files.test").await;
+    s.add_member(&owner, &ws, &viewer, "viewer").await;
+    let (_, c) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/companies"),
+            &As::User(&owner),
+            Some(json!({"name": "Analytical Engines"})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let page = format!("/w/{ws}/companies/{id}");
+    let attach = format!("{page}/files");
+    let form_id = uuid::Uuid::now_v7().to_string();
+    let html_file: &[u8] = b"<script>alert(1)</script>";
+    let fields = [
+        ("csrf_token", owner.csrf.as_str()),
+        ("form_id", form_id.as_str()),
+    ];
+    for _ in 0..2 {
+        let (status, location, body) = post_multipart(
+            s,
+            &owner,
+            &attach,
+            multipart(&fields, ("plan v2 — draft.html", "text/html", html_file)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        assert_eq!(location, format!("{page}#files"));
+    }
+    let files_path = format!("/api/v1/workspaces/{ws}/files?linked_to={id}");
+    let (_, list) = s
+        .call(Method::GET, &files_path, &As::User(&owner), None)
+        .await;
+    assert_eq!(
+        list["total"], 1,
+        "the same form twice stores one file: {list}"
+    );
+    let file_id = list["records"][0]["id"].as_str().unwrap().to_string();
+    let (_, _, shown) = get(s, &page, Some(&owner.cookie)).await;
+    assert!(shown.contains(">plan v2 — draft.html</a>"), "{shown}");
+    assert!(shown.contains("25 bytes"), "{shown}");
+    // Downloaded as bytes and as an attachment: uploaded HTML never runs inside the site.
+    for who in [&owner, &viewer] {
+        let r = plain()
+            .get(format!("{}/w/{ws}/files/{file_id}", s.base))
+            .header("cookie", &who.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "application/octet-stream");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        let disposition = r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(disposition.starts_with("attachment;"), "{disposition}");
+        assert!(
+            disposition.contains("filename=\"plan v2 _ draft.html\"; filename*=UTF-8''plan%20v2%20%E2%80%94%20draft.html"),
+            "{disposition}"
+        );
+        assert_eq!(r.bytes().await.unwrap().as_ref(), html_file);
+    }
+    // Too large: refused on the record's page, naming the file; nothing stored.
+    let big = vec![b'x'; meshwork_app::crm::MAX_FILE_BYTES + 1];
+    let form_id = uuid::Uuid::now_v7().to_string();
+    let (status, _, body) = post_multipart(
+        s,
+        &owner,
+        &attach,
+        multipart(
+            &[("csrf_token", &owner.csrf), ("form_id", &form_id)],
+            ("huge.bin", "application/octet-stream", &big),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(
+        body.contains("huge.bin") && body.contains("25 MiB") && body.contains("id=\"file-error\""),
+        "{body}"
+    );
+    // Empty, or posted without the session's token, or by a viewer: nothing stored.
+    let (status, _, body) = post_multipart(
+        s,
+        &owner,
+        &attach,
+        multipart(
+            &[("csrf_token", &owner.csrf), ("form_id", &form_id)],
+            ("empty.txt", "text/plain", b""),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("empty.txt is empty"), "{body}");
+    let (status, _, _) = post_multipart(
+        s,
+        &owner,
+        &attach,
+        multipart(
+            &[("csrf_token", "forged"), ("form_id", &form_id)],
+            ("a.txt", "text/plain", b"a"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_multipart(
+        s,
+        &viewer,
+        &attach,
+        multipart(
+            &[("csrf_token", &viewer.csrf), ("form_id", &form_id)],
+            ("a.txt", "text/plain", b"a"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, list) = s
+        .call(Method::GET, &files_path, &As::User(&owner), None)
+        .await;
+    assert_eq!(list["total"], 1, "{list}");
+    let (_, _, viewer_page) = get(s, &page, Some(&viewer.cookie)).await;
+    assert!(viewer_page.contains("plan") && !viewer_page.contains("Attach a file"));
+}
+server_test!(files_attach_to_a_record_and_download);

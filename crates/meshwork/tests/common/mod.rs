@@ -67,11 +67,7 @@ pub async fn serve_with(
     // Its log goes to a file a failing test can show ([`server_log`]): warnings, and what the
     // search index does with files.
     let log = std::fs::File::create(log_path(port)).unwrap();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while http.get(format!("{base}/healthz")).send().await.is_err() {
