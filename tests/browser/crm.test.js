@@ -94,7 +94,11 @@ test('a record is edited in place and the change shows on its timeline; a note i
 test('a cell of a list is edited in place, by pointer and by keyboard; Escape leaves it as it was', async () => {
   await nav('Contacts').click();
   const row = page.getByRole('row', { name: /Ada Lovelace/ });
+  /** Waits until the open cell's input has the focus (the form is then wired up). */
+  const focused = (label) =>
+    page.waitForFunction((label) => document.activeElement?.labels?.[0]?.textContent === label, label);
   await row.getByRole('link', { name: 'Edit Title of Ada Lovelace: Chief Analyst' }).click();
+  await focused('Title of Ada Lovelace');
   const input = page.getByLabel('Title of Ada Lovelace');
   assert.equal(await input.inputValue(), 'Chief Analyst');
   await input.fill('Head of Analysis');
@@ -104,12 +108,14 @@ test('a cell of a list is edited in place, by pointer and by keyboard; Escape le
   // Focus is back on the cell, so the keyboard goes on from where it was.
   assert.ok(await edited.evaluate((el) => el === document.activeElement));
   await page.keyboard.press('Enter');
+  await focused('Title of Ada Lovelace');
   await page.getByLabel('Title of Ada Lovelace').fill('Not kept');
   await page.keyboard.press('Escape');
   await edited.waitFor();
   assert.ok(await edited.evaluate((el) => el === document.activeElement));
   // A value the server refuses is named in the cell, with what was typed kept.
   await row.getByRole('link', { name: /^Edit Email of Ada Lovelace/ }).click();
+  await focused('Email of Ada Lovelace');
   await page.getByLabel('Email of Ada Lovelace').fill('not an address');
   await page.getByLabel('Email of Ada Lovelace').press('Enter');
   await row.getByRole('alert').waitFor();
@@ -159,6 +165,36 @@ test('files are attached to a record by choosing or dropping them, and one too l
   ]);
   assert.equal(download.suggestedFilename(), 'engine notes.txt');
   assert.equal(await readFile(await download.path(), 'utf8'), 'The engine weaves algebraic patterns.');
+});
+
+test('the search and sort of a list are saved as a view, shared, opened again and deleted', async () => {
+  await nav('Contacts').click();
+  await page.getByLabel('Find').fill('lovelace');
+  await page.getByLabel('Sort').selectOption('-updated');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByText('Save this view').click();
+  await page.getByLabel('View name').fill('Lovelaces, recent first');
+  await page.getByLabel('Share it with everyone in the workspace').check();
+  await page.getByRole('button', { name: 'Save view' }).click();
+  const views = page.getByRole('navigation', { name: 'Views of Contacts' });
+  const saved = views.getByRole('link', { name: 'Lovelaces, recent first' });
+  assert.equal(await saved.getAttribute('aria-current'), 'page');
+  await views.getByRole('link', { name: 'All contacts' }).click();
+  assert.equal(await page.getByLabel('Find').inputValue(), '');
+  await saved.click();
+  assert.equal(await page.getByLabel('Find').inputValue(), 'lovelace');
+  assert.equal(await page.getByLabel('Sort').inputValue(), '-updated');
+  await page.getByRole('row', { name: /Ada Lovelace/ }).waitFor();
+  await views.getByRole('button', { name: 'Delete the view Lovelaces, recent first' }).click();
+  await views.getByRole('link', { name: 'All contacts' }).waitFor();
+  assert.equal(await saved.count(), 0);
+  // One kept for this person alone, for the pages after.
+  await page.getByLabel('Sort').selectOption('-created');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByText('Save this view').click();
+  await page.getByLabel('View name').fill('Newest first');
+  await page.getByRole('button', { name: 'Save view' }).click();
+  await views.getByRole('link', { name: 'Newest first' }).waitFor();
 });
 
 test('a deal dragged to another stage moves, and the totals follow; by keyboard too', async () => {

@@ -28,6 +28,7 @@ pub mod search;
 pub mod sources;
 pub mod state;
 pub mod upload;
+pub mod views;
 pub mod workspaces;
 
 pub use config::{Config, DEFAULT_CONFIG};

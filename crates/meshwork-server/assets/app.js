@@ -183,7 +183,8 @@ window.addEventListener('pageshow', (e) => {
 // loses their place in the table.
 (() => {
   'use strict';
-  document.addEventListener('htmx:afterSwap', (e) => {
+  // After settling: htmx has then wired up the new form, so Enter sends it through htmx.
+  document.addEventListener('htmx:afterSettle', (e) => {
     const cell = e.target;
     if (!(cell instanceof HTMLTableCellElement)) return;
     const field = cell.querySelector('.cell-form input:not([type=hidden]), .cell-form select');

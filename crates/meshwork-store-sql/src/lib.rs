@@ -102,6 +102,20 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            pub(super) fn saved_view(r: &DbRow) -> Result<meshwork_store::SavedViewRow> {
+                let ws: String = r.try_get("workspace_id").map_err(db)?;
+                let user: String = r.try_get("user_id").map_err(db)?;
+                Ok(meshwork_store::SavedViewRow {
+                    id: r.try_get("id").map_err(db)?,
+                    workspace_id: WorkspaceId(uuid(&ws, "saved_views.workspace_id")?),
+                    user_id: meshwork_domain::UserId(uuid(&user, "saved_views.user_id")?),
+                    shared: r.try_get("shared").map_err(db)?,
+                    kind: r.try_get("kind").map_err(db)?,
+                    data_sealed: r.try_get("data_sealed").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                })
+            }
+
             pub(super) fn source_doc(r: &DbRow) -> Result<SourceDocRow> {
                 let ws: String = r.try_get("workspace_id").map_err(db)?;
                 Ok(SourceDocRow {
@@ -1573,6 +1587,26 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx).await.map_err($crate::db)?;
                 append_changes(&mut tx, row.workspace_id, &[("population", row.id.clone(), "update")], now).await?;
                 tx.commit().await.map_err($crate::db)
+            }
+
+            async fn saved_view_put(&self, row: &meshwork_store::SavedViewRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO saved_views (id, workspace_id, user_id, shared, kind, data_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(&row.id).bind(row.workspace_id.to_string()).bind(row.user_id.to_string()).bind(row.shared)
+                    .bind(&row.kind).bind(&row.data_sealed).bind(row.created_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn saved_views(&self, ws: meshwork_domain::WorkspaceId, kind: &str, user: meshwork_domain::UserId) -> meshwork_store::Result<Vec<meshwork_store::SavedViewRow>> {
+                let rows = $crate::sqlx::query("SELECT id, workspace_id, user_id, shared, kind, data_sealed, created_at FROM saved_views WHERE workspace_id = $1 AND kind = $2 AND (shared OR user_id = $3) ORDER BY created_at, id")
+                    .bind(ws.to_string()).bind(kind).bind(user.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?;
+                rows.iter().map(sql_store_rows::saved_view).collect()
+            }
+
+            async fn saved_view_delete(&self, ws: meshwork_domain::WorkspaceId, id: &str) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("DELETE FROM saved_views WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.to_string()).bind(id).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn populations(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::PopulationRow>> {

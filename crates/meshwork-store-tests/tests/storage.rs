@@ -742,3 +742,66 @@ both_backends!(
         assert_eq!(all, expected, "each job claimed exactly once");
     }
 );
+
+both_backends!(
+    saved_views_are_seen_by_their_author_or_when_shared,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let (a, b) = (user(41), user(42));
+        store.create_user(&a).await.unwrap();
+        store.create_user(&b).await.unwrap();
+        let ws = workspace(&store, a.id).await;
+        let view = |id: &str, by: UserId, shared: bool, kind: &str, at: i64| SavedViewRow {
+            id: id.into(),
+            workspace_id: ws,
+            user_id: by,
+            shared,
+            kind: kind.into(),
+            data_sealed: vec![7, at as u8],
+            created_at: at,
+        };
+        store
+            .saved_view_put(&view("mine", a.id, false, "contact", 1))
+            .await
+            .unwrap();
+        store
+            .saved_view_put(&view("ours", b.id, true, "contact", 2))
+            .await
+            .unwrap();
+        store
+            .saved_view_put(&view("theirs", b.id, false, "contact", 3))
+            .await
+            .unwrap();
+        store
+            .saved_view_put(&view("deals", a.id, true, "deal", 4))
+            .await
+            .unwrap();
+        let ids = |rows: Vec<SavedViewRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.saved_views(ws, "contact", a.id).await.unwrap()),
+            ["mine", "ours"]
+        );
+        assert_eq!(
+            ids(store.saved_views(ws, "contact", b.id).await.unwrap()),
+            ["ours", "theirs"]
+        );
+        assert_eq!(
+            ids(store.saved_views(ws, "deal", b.id).await.unwrap()),
+            ["deals"]
+        );
+        let read = store.saved_views(ws, "contact", a.id).await.unwrap();
+        assert_eq!(read[1], view("ours", b.id, true, "contact", 2));
+        // Deleted by id within its workspace only.
+        let other = workspace(&store, a.id).await;
+        assert!(!store.saved_view_delete(other, "mine").await.unwrap());
+        assert!(store.saved_view_delete(ws, "mine").await.unwrap());
+        assert!(!store.saved_view_delete(ws, "mine").await.unwrap());
+        // They go with their workspace.
+        assert!(store.delete_workspace(ws).await.unwrap());
+        assert!(store
+            .saved_views(ws, "contact", b.id)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+);

@@ -146,3 +146,18 @@ pub enum CrmOp {
 pub struct CrmBatch {
     pub ops: Vec<CrmOp>,
 }
+
+/// A saved view of a list: its name and query, sealed with the workspace key; shared with the
+/// workspace, or seen only by the member who saved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedViewRow {
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    /// Who saved it.
+    pub user_id: UserId,
+    pub shared: bool,
+    /// The record type of its list (`contact`, `company`, `deal`).
+    pub kind: String,
+    pub data_sealed: Vec<u8>,
+    pub created_at: Millis,
+}

@@ -455,6 +455,16 @@ pub trait Store: Send + Sync + 'static {
     /// The sealed members of a match-only list.
     async fn population_members(&self, ws: WorkspaceId, id: &str) -> Result<Option<Vec<u8>>>;
     async fn population_delete(&self, ws: WorkspaceId, id: &str, now: Millis) -> Result<bool>;
+    async fn saved_view_put(&self, row: &SavedViewRow) -> Result<()>;
+    /// The views of `kind`'s list that `user` sees: the workspace's shared ones and their own,
+    /// oldest first.
+    async fn saved_views(
+        &self,
+        ws: WorkspaceId,
+        kind: &str,
+        user: UserId,
+    ) -> Result<Vec<SavedViewRow>>;
+    async fn saved_view_delete(&self, ws: WorkspaceId, id: &str) -> Result<bool>;
     async fn remote_partnership_create(&self, row: &RemotePartnershipRow) -> Result<()>;
     async fn remote_partnership(&self, id: &str) -> Result<Option<RemotePartnershipRow>>;
     /// This workspace's partnerships with other servers, newest first.

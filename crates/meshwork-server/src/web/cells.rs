@@ -231,12 +231,16 @@ pub async fn show(
 pub async fn save(
     State(state): State<AppState>,
     page: InWorkspace<perm::CrmWrite>,
+    headers: HeaderMap,
     Path((_, id, field)): Path<(String, String, String)>,
     Posted(session, form): Posted<HashMap<String, String>>,
     kind: Kind,
 ) -> Result<Response, PageError> {
     let col = column(kind, &field)?;
     let ws = page.ws();
+    // Sent by the browser itself (before script wired the form up): saved the same way, then
+    // the list is shown again rather than a bare cell.
+    let whole_page = !headers.contains_key("hx-request");
     let (before, _) = loaded(&state, ws, kind, &id).await?;
     let version = form.get("version").and_then(|v| v.parse::<i64>().ok());
     // Only this column's field is read from the form.
@@ -252,6 +256,9 @@ pub async fn save(
     let crm = Crm::new(&state, ws)?;
     let csrf = session.csrf(&state)?;
     match crm.update(kind, RecordId(before.id), &patch, version).await {
+        Ok(_) if whole_page => {
+            Ok(Redirect::to(&format!("/w/{ws}/{}", kind.plural())).into_response())
+        }
         Ok(view) => {
             let stages = if kind == Kind::Deal {
                 stage_groups(&crm).await?

@@ -21,6 +21,7 @@ mod partners;
 mod records;
 mod search;
 mod settings;
+mod views;
 mod workspace_settings;
 
 use axum::http::{header, HeaderValue, StatusCode};

@@ -53,9 +53,17 @@ pub fn routes() -> Router<AppState> {
                 get(move |s, p, q| super::bulk::export(s, p, q, kind)),
             )
             .route(
+                &format!("{base}/views"),
+                post(move |s, c, p, f| super::views::save(s, c, p, f, kind)),
+            )
+            .route(
+                &format!("{base}/views/{{id}}/delete"),
+                post(move |s, c, p, id, f| super::views::delete(s, c, p, id, f, kind)),
+            )
+            .route(
                 &format!("{base}/{{id}}/cell/{{field}}"),
                 get(move |s, p, h, path| super::cells::edit(s, p, h, path, kind))
-                    .post(move |s, p, path, f| super::cells::save(s, p, path, f, kind)),
+                    .post(move |s, p, h, path, f| super::cells::save(s, p, h, path, f, kind)),
             )
             .route(
                 &format!("{base}/{{id}}/cell/{{field}}/show"),
@@ -240,6 +248,10 @@ pub struct ListPage {
     notice: Option<String>,
     new_form: NewForm,
     error: Option<String>,
+    views: Vec<super::views::ViewLink>,
+    /// No saved view matches the list as shown.
+    unsaved: bool,
+    view_form: super::views::ViewForm,
 }
 
 /// The form that adds a record, with its one-time id (a double submit creates one record).
@@ -281,6 +293,19 @@ fn query_string(params: &HashMap<String, String>, cursor: Option<&str>) -> Strin
     out.finish()
 }
 
+/// The list again with the "save this view" form as it was posted, and why it was refused.
+pub(super) async fn list_with_view_form(
+    state: &AppState,
+    page: &InWorkspace<perm::CrmRead>,
+    params: HashMap<String, String>,
+    kind: Kind,
+    view_form: super::views::ViewForm,
+) -> Result<ListPage, PageError> {
+    let mut p = list_page(state, page, params, kind, None).await?;
+    p.view_form = view_form;
+    Ok(p)
+}
+
 async fn list_page(
     state: &AppState,
     page: &InWorkspace<perm::CrmRead>,
@@ -289,6 +314,7 @@ async fn list_page(
     new_form: Option<NewForm>,
 ) -> Result<ListPage, PageError> {
     params.retain(|_, v| !v.trim().is_empty());
+    let views = super::views::links(state, page, kind, &params).await?;
     let notice = params.remove("done").and_then(|d| {
         let (what, n) = d.split_once('-')?;
         let n: u64 = n.parse().ok()?;
@@ -399,6 +425,9 @@ async fn list_page(
         notice,
         new_form,
         error,
+        unsaved: !views.iter().any(|v| v.current),
+        views,
+        view_form: super::views::ViewForm::default(),
     })
 }
 

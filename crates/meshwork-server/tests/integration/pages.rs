@@ -135,27 +135,46 @@ async fn every_page_is_authorised_like_the_api(s: &mut TestServer) {
 server_test!(every_page_is_authorised_like_the_api);
 
 /// Posts a page's form as a browser on this site would, with the session's CSRF token.
+/// A form posted by htmx (it says so in `HX-Request`), answered with a part of a page.
+async fn post_hx(
+    s: &TestServer,
+    who: &Session,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String, String) {
+    post_form_with(s, who, path, fields, &[("hx-request", "true")]).await
+}
+
 async fn post_form(
     s: &TestServer,
     who: &Session,
     path: &str,
     fields: &[(&str, &str)],
 ) -> (StatusCode, String, String) {
+    post_form_with(s, who, path, fields, &[]).await
+}
+
+async fn post_form_with(
+    s: &TestServer,
+    who: &Session,
+    path: &str,
+    fields: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> (StatusCode, String, String) {
     let mut body = url::form_urlencoded::Serializer::new(String::new());
     body.append_pair("csrf_token", &who.csrf);
     for (k, v) in fields {
         body.append_pair(k, v);
     }
-    let r = plain()
+    let mut r = plain()
         .post(format!("{}{path}", s.base))
         .header("cookie", &who.cookie)
         .header("content-type", "application/x-www-form-urlencoded")
-        .header("sec-fetch-site", "same-origin")
-        .body(body.finish())
-        .send()
-        .await
-        .unwrap();
-    answer(r).await
+        .header("sec-fetch-site", "same-origin");
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    answer(r.body(body.finish()).send().await.unwrap()).await
 }
 
 async fn crm_pages_are_authorised_like_the_api(s: &mut TestServer) {
@@ -625,7 +644,7 @@ async fn a_list_cell_edits_in_place_as_the_api_allows(s: &mut TestServer) {
     assert!(form.contains("name=\"version\" value=\"1\""), "{form}");
     // Saved: the new value comes back as the cell.
     let (status, _, shown) =
-        post_form(s, &owner, &cell, &[("version", "1"), ("title", "Analyst")]).await;
+        post_hx(s, &owner, &cell, &[("version", "1"), ("title", "Analyst")]).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
     assert!(
         shown.contains("Analyst") && !shown.contains("<form"),
@@ -646,7 +665,7 @@ async fn a_list_cell_edits_in_place_as_the_api_allows(s: &mut TestServer) {
     );
     // A stale version: refused, the typed value kept, what was saved meanwhile shown.
     let (status, _, stale) =
-        post_form(s, &owner, &cell, &[("version", "1"), ("title", "Director")]).await;
+        post_hx(s, &owner, &cell, &[("version", "1"), ("title", "Director")]).await;
     assert_eq!(status, StatusCode::CONFLICT, "{stale}");
     assert!(
         stale.contains("value=\"Director\"") && stale.contains("meanwhile: Analyst"),
@@ -675,19 +694,26 @@ async fn a_list_cell_edits_in_place_as_the_api_allows(s: &mut TestServer) {
         )
         .await;
     assert_eq!(now["fields"]["emails"], json!(["ada@cells.test"]));
+    // Sent by the browser itself, before script wired the form up: saved, and the list shown.
+    let (status, location, _) =
+        post_form(s, &owner, &cell, &[("version", "2"), ("title", "Director")]).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, format!("/w/{ws}/contacts").as_str())
+    );
     // A field that is not one of the list's columns is not edited this way.
     let (status, _, _) = post_form(
         s,
         &owner,
         &format!("/w/{ws}/contacts/{id}/cell/first_name"),
-        &[("version", "2"), ("first_name", "Eve")],
+        &[("version", "3"), ("first_name", "Eve")],
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     // A viewer's list has plain cells, and the cell's form and save are refused.
     let (_, _, list) = get(s, &format!("/w/{ws}/contacts"), Some(&viewer.cookie)).await;
     assert!(
-        list.contains("Analyst") && !list.contains("cell-link"),
+        list.contains("Director") && !list.contains("cell-link"),
         "{list}"
     );
     let (status, _, _) = answer(hx(&viewer, &cell).send().await.unwrap()).await;
@@ -888,3 +914,151 @@ async fn files_attach_to_a_record_and_download(s: &mut TestServer) {
     assert!(viewer_page.contains("plan") && !viewer_page.contains("Attach a file"));
 }
 server_test!(files_attach_to_a_record_and_download);
+
+/// Saved views (issue 25): a member saves a list's search and sort under a name and finds it
+/// above the list; a private view is theirs alone, a shared one everybody's; a viewer keeps
+/// views but cannot share them; a shared view is removed by its author or an admin, and the
+/// audit log has both; a bad name is named beside the form.
+async fn saved_views_are_kept_per_person_and_shared_per_workspace(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@views.test").await;
+    let ws = s.create_workspace(&owner, "Views").await;
+    let member = s.signup("Member", "member@views.test").await;
+    s.add_member(&owner, &ws, &member, "member").await;
+    let viewer = s.signup("Viewer", "viewer@views.test").await;
+    s.add_member(&owner, &ws, &viewer, "viewer").await;
+    let list = format!("/w/{ws}/contacts");
+    let save = format!("{list}/views");
+    // The member keeps one of their own, and shares another.
+    let (status, location, body) = post_form(
+        s,
+        &member,
+        &save,
+        &[
+            ("view", "q=ada&sort=-updated&cursor=abc"),
+            ("name", "Ada, recent"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location, format!("{list}?q=ada&sort=-updated"));
+    let (status, _, body) = post_form(
+        s,
+        &member,
+        &save,
+        &[
+            ("view", "sort=name"),
+            ("name", "By name"),
+            ("shared", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, _, page) = get(
+        s,
+        &format!("{list}?q=ada&sort=-updated"),
+        Some(&member.cookie),
+    )
+    .await;
+    assert!(
+        page.contains(">Ada, recent</a>") && page.contains(">By name</a>"),
+        "{page}"
+    );
+    assert!(page.contains("aria-current=\"page\">Ada, recent"), "{page}");
+    assert!(
+        !page.contains("Save this view"),
+        "a saved view is not offered again"
+    );
+    // Others see the shared view only.
+    let (_, _, page) = get(s, &list, Some(&viewer.cookie)).await;
+    assert!(
+        page.contains(">By name</a>") && !page.contains("Ada, recent"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("aria-label=\"Delete the view By name\""),
+        "a viewer cannot remove a shared view"
+    );
+    // A viewer keeps views of their own, but cannot share one.
+    let (status, _, body) = post_form(
+        s,
+        &viewer,
+        &save,
+        &[
+            ("view", "q=lovelace"),
+            ("name", "Lovelace"),
+            ("shared", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("may keep views for itself but not share them"),
+        "{body}"
+    );
+    let (status, _, _) = post_form(
+        s,
+        &viewer,
+        &save,
+        &[("view", "q=lovelace"), ("name", "Lovelace")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Names: required, unique on the list (whatever the case), at most 80 characters.
+    for (name, says) in [
+        ("  ", "Give the view a name"),
+        ("by NAME", "There is already a view called"),
+        (&"x".repeat(81), "at most 80 characters"),
+    ] {
+        let (status, _, body) =
+            post_form(s, &member, &save, &[("view", "q=x"), ("name", name)]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        assert!(
+            body.contains(says) && body.contains("id=\"view-name-error\""),
+            "{name}: {body}"
+        );
+    }
+    // A view's query must be one the list takes.
+    let (status, _, body) = post_form(
+        s,
+        &member,
+        &save,
+        &[("view", "sort=shoe_size"), ("name", "Shoes")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("role=\"alert\""), "{body}");
+    // Removing: the viewer cannot remove the shared view; the owner (an admin role) can.
+    let (_, _, page) = get(s, &list, Some(&owner.cookie)).await;
+    let id = page
+        .split(&format!("action=\"{list}/views/"))
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    let delete = format!("{list}/views/{id}/delete");
+    let (status, _, _) = post_form(s, &viewer, &delete, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(s, &owner, &delete, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = get(s, &list, Some(&member.cookie)).await;
+    assert!(
+        !page.contains("By name") && page.contains("Ada, recent"),
+        "{page}"
+    );
+    let (status, _, _) = post_form(s, &owner, &delete, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/audit"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    let kinds = kinds(&audit);
+    assert!(
+        kinds.contains(&"view.shared") && kinds.contains(&"view.deleted"),
+        "{kinds:?}"
+    );
+}
+server_test!(saved_views_are_kept_per_person_and_shared_per_workspace);
