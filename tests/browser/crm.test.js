@@ -197,6 +197,33 @@ test('the search and sort of a list are saved as a view, shared, opened again an
   await views.getByRole('link', { name: 'Newest first' }).waitFor();
 });
 
+test('a duplicate is found, previewed and merged into a record', async () => {
+  await nav('Contacts').click();
+  await page.getByText('New contact', { exact: true }).click();
+  await page.getByLabel('First name').fill('Ada');
+  await page.getByLabel('Last name').fill('King');
+  await page.getByLabel('Email addresses').fill('countess@engines.test');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  await page.getByRole('heading', { name: 'Ada King' }).waitFor();
+  await nav('Contacts').click();
+  await page.getByRole('link', { name: 'Ada Lovelace', exact: true }).click();
+  await page.getByRole('link', { name: 'Merge a duplicate into this contact' }).click();
+  await page.getByLabel('Name, email or other words').fill('ada');
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.getByRole('link', { name: 'Ada King' }).click();
+  const preview = page.getByRole('table', { name: 'Each field before and after the merge' });
+  const emails = preview.getByRole('row', { name: /Email addresses/ });
+  assert.match(await emails.innerText(), /ada@engines\.test, countess@engines\.test/);
+  await page.getByText('Nothing has changed yet.').waitFor();
+  assert.deepEqual(await axeViolations(page), [], 'the preview of a merge');
+  await screenshot(page, 'merge-preview', 'light');
+  await page.getByRole('button', { name: 'Merge Ada King into Ada Lovelace' }).click();
+  await page.locator('.timeline').getByText('Merged with a duplicate').waitFor();
+  assert.equal(await page.getByLabel('Email addresses').inputValue(), 'ada@engines.test, countess@engines.test');
+  await nav('Contacts').click();
+  assert.equal(await page.getByRole('link', { name: 'Ada King', exact: true }).count(), 0);
+});
+
 test('a deal dragged to another stage moves, and the totals follow; by keyboard too', async () => {
   await nav('Board').click();
   await page.getByText('No pipeline yet').waitFor();
@@ -445,6 +472,7 @@ test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone 
   const pages = [
     ['contacts', `/w/${ws}/contacts`],
     ['contact', contact],
+    ['merge', `${contact}/merge?q=ada`],
     ['deals', `/w/${ws}/deals`],
     ['board', `/w/${ws}/board`],
     ['search', `/w/${ws}/search?q=ada`],

@@ -1278,6 +1278,34 @@ pub async fn bulk_update(
     Ok(affected)
 }
 
+/// Merges `other` into `survivor` (see [`Crm::merge`]); a dry run writes nothing, a merge is
+/// audited. The API and the pages both come here.
+pub async fn merge(
+    state: &AppState,
+    client: &crate::actor::ClientInfo,
+    auth: &impl crate::actor::InWorkspace,
+    kind: Kind,
+    survivor: RecordId,
+    other: RecordId,
+    dry_run: bool,
+) -> AppResult<MergeResult> {
+    let result = Crm::new(state, auth.workspace())?
+        .merge(kind, survivor, other, dry_run)
+        .await?;
+    if !dry_run {
+        crate::audit::workspace_event(
+            state,
+            client,
+            "crm.merged",
+            auth,
+            None,
+            json!({"type": kind.as_str(), "survivor": survivor.to_string(), "merged": other.to_string(), "relations_moved": result.relations_moved}),
+        )
+        .await?;
+    }
+    Ok(result)
+}
+
 /// Deletes every selected record of `kind` (none if one of them is still in use). Audited.
 pub async fn bulk_delete(
     state: &AppState,

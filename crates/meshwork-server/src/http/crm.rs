@@ -194,17 +194,16 @@ pub async fn merge<P>(
     id: uuid::Uuid,
     input: MergeInput,
 ) -> ApiResult<Json<MergeResult>> {
-    let result = Crm::new(state, auth.workspace)?
-        .merge(
-            kind,
-            record_id(id),
-            record_id(input.merge_id),
-            input.dry_run,
-        )
-        .await?;
-    if !input.dry_run {
-        audit::workspace_event(state, client, "crm.merged", auth, None, json!({"type": kind.as_str(), "survivor": id, "merged": input.merge_id, "relations_moved": result.relations_moved})).await?;
-    }
+    let result = meshwork_app::crm::merge(
+        state,
+        client,
+        auth,
+        kind,
+        record_id(id),
+        record_id(input.merge_id),
+        input.dry_run,
+    )
+    .await?;
     Ok(Json(result))
 }
 

@@ -17,6 +17,7 @@ mod fields;
 mod files;
 mod imports;
 mod links;
+mod merge;
 mod partners;
 mod records;
 mod search;

@@ -53,6 +53,11 @@ pub fn routes() -> Router<AppState> {
                 get(move |s, p, q| super::bulk::export(s, p, q, kind)),
             )
             .route(
+                &format!("{base}/{{id}}/merge"),
+                get(move |s, c, p, id, q| super::merge::show(s, c, p, id, q, kind))
+                    .post(move |s, c, p, id, f| super::merge::merge(s, c, p, id, f, kind)),
+            )
+            .route(
                 &format!("{base}/views"),
                 post(move |s, c, p, f| super::views::save(s, c, p, f, kind)),
             )
@@ -87,7 +92,7 @@ pub fn routes() -> Router<AppState> {
     r
 }
 
-fn section(kind: Kind) -> Section {
+pub(super) fn section(kind: Kind) -> Section {
     match kind {
         Kind::Contact => Section::Contacts,
         Kind::Company => Section::Companies,

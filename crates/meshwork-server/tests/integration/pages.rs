@@ -1062,3 +1062,96 @@ async fn saved_views_are_kept_per_person_and_shared_per_workspace(s: &mut TestSe
     );
 }
 server_test!(saved_views_are_kept_per_person_and_shared_per_workspace);
+
+/// Merging a duplicate from a record's page (issue 25): the record's name finds the duplicate,
+/// the preview is a dry run that changes nothing and shows each field after the merge, and the
+/// confirmed merge is the API's (this record stays, lists united, the duplicate gone, audited);
+/// a viewer cannot reach it.
+async fn a_duplicate_is_merged_after_a_preview(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@merge.test").await;
+    let ws = s.create_workspace(&owner, "Merge").await;
+    let viewer = s.signup("Viewer", "viewer@merge.test").await;
+    s.add_member(&owner, &ws, &viewer, "viewer").await;
+    let make = |fields: serde_json::Value| {
+        let s = &*s;
+        let ws = ws.clone();
+        let owner = owner.clone();
+        async move {
+            let (status, c) = s
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/workspaces/{ws}/contacts"),
+                    &As::User(&owner),
+                    Some(fields),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{c}");
+            c["id"].as_str().unwrap().to_string()
+        }
+    };
+    let keep = make(json!({"first_name": "Ada", "last_name": "Lovelace", "emails": ["ada@one.test"], "title": "Analyst"})).await;
+    let dup = make(json!({"first_name": "Ada", "last_name": "Lovelace", "emails": ["ada@two.test"], "phones": ["+44 20 7946 0000"]})).await;
+    let other = make(json!({"first_name": "Charles", "emails": ["charles@one.test"]})).await;
+    let merge = format!("/w/{ws}/contacts/{keep}/merge");
+    // The record's own name finds its duplicate, and only it.
+    let (status, _, page) = get(s, &merge, Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(&format!("other={dup}")), "{page}");
+    assert!(!page.contains(&format!("other={keep}")) && !page.contains(&format!("other={other}")));
+    // The preview changes nothing and shows the result.
+    let (status, _, page) = get(
+        s,
+        &format!("{merge}?q=ada&other={dup}"),
+        Some(&owner.cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("ada@one.test, ada@two.test"), "{page}");
+    assert!(page.contains("+44 20 7946 0000") && page.contains("Nothing has changed yet."));
+    let read = |id: String| {
+        let s = &*s;
+        let ws = ws.clone();
+        let owner = owner.clone();
+        async move {
+            s.call(
+                Method::GET,
+                &format!("/api/v1/workspaces/{ws}/contacts/{id}"),
+                &As::User(&owner),
+                None,
+            )
+            .await
+        }
+    };
+    assert_eq!(read(dup.clone()).await.0, StatusCode::OK);
+    // A viewer reaches neither the page nor the merge.
+    let (status, _, _) = get(s, &merge, Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(s, &viewer, &merge, &[("other", &dup)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Merged: this record stays with both emails, the duplicate is gone, and it is audited.
+    let (status, location, _) = post_form(s, &owner, &merge, &[("other", &dup)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("/w/{ws}/contacts/{keep}#timeline"));
+    let (_, kept) = read(keep.clone()).await;
+    assert_eq!(
+        kept["fields"]["emails"],
+        json!(["ada@one.test", "ada@two.test"]),
+        "{kept}"
+    );
+    assert_eq!(kept["fields"]["title"], "Analyst");
+    assert_eq!(read(dup.clone()).await.0, StatusCode::NOT_FOUND);
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/audit"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert!(kinds(&audit).contains(&"crm.merged"));
+    // Merging it again: the duplicate is gone, said on the page.
+    let (status, _, page) = get(s, &format!("{merge}?other={dup}"), Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("role=\"alert\""), "{page}");
+}
+server_test!(a_duplicate_is_merged_after_a_preview);
