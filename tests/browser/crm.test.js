@@ -259,6 +259,22 @@ test('a deal dragged to another stage moves, and the totals follow; by keyboard 
   assert.match(await column('Lead').locator('.totals').innerText(), /No amount/);
 });
 
+test('a stage is renamed and an empty one removed in the pipeline settings; the board follows', async () => {
+  await nav('Board').click();
+  await page.getByRole('link', { name: 'Edit pipelines and stages' }).click();
+  await page.getByRole('heading', { name: 'Pipelines', level: 1 }).waitFor();
+  await page.getByLabel('Name of the stage Qualified').fill('Qualified lead');
+  await page.getByRole('button', { name: /^Save / }).click();
+  await page.getByLabel('Name of the stage Qualified lead').waitFor();
+  // Proposal holds a deal: refused, with the count.
+  await page.getByLabel('Remove Proposal').check();
+  await page.getByRole('button', { name: /^Save / }).click();
+  await page.getByRole('alert').filter({ hasText: '1 deal is in the stage “Proposal”' }).waitFor();
+  await nav('Board').click();
+  await column('Qualified lead').locator('.deal-card', { hasText: 'Compiler licence' }).waitFor();
+  await column('Proposal').locator('.deal-card', { hasText: 'Support plan' }).waitFor();
+});
+
 test('several records change at once, after a review with their count; the list downloads as CSV', async () => {
   await nav('Deals').click();
   await page.getByLabel('Select Compiler licence').check();
@@ -275,7 +291,7 @@ test('several records change at once, after a review with their count; the list 
   ]);
   const csv = await readFile(await download.path(), 'utf8');
   assert.match(csv, /^Name,Amount,Stage,Close date,Tags/);
-  assert.match(csv, /Compiler licence,"€12,500\.00",Qualified,,"q4, priority"/);
+  assert.match(csv, /Compiler licence,"€12,500\.00",Qualified lead,,"q4, priority"/);
   // Every deal the view matches: a search narrows it to one, deleted after a confirmation.
   await page.getByLabel('Find').fill('support');
   await page.getByRole('button', { name: 'Apply' }).click();
@@ -475,6 +491,7 @@ test('every CRM page passes axe (WCAG 2.x A and AA) in light, dark and at phone 
     ['merge', `${contact}/merge?q=ada`],
     ['deals', `/w/${ws}/deals`],
     ['board', `/w/${ws}/board`],
+    ['pipelines', `/w/${ws}/pipelines`],
     ['search', `/w/${ws}/search?q=ada`],
     ['workspace-settings', `/w/${ws}/settings`],
     ['import', `/w/${ws}/import`],

@@ -13,7 +13,7 @@ use meshwork_store::{
 };
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A record as the API shows it.
@@ -860,10 +860,77 @@ impl<'a> Crm<'a> {
         let before = self.open_doc(&row)?;
         let doc = Self::patched(&before, patch, &customs, kind);
         let p = self.prepare(kind, id, &doc, &customs).await?;
+        if kind == Kind::Pipeline {
+            self.removed_stages_are_empty(id, &before, &p.validated.doc)
+                .await?;
+        }
         let now = now_millis();
         let (ops, next) = self.update_ops(&row, &before, p, now, "field_change");
         self.apply(&CrmBatch { ops }, now).await?;
         self.view(&next)
+    }
+
+    /// A pipeline's stage is removed only once no deal is in it: a deal is never left in a
+    /// stage its pipeline no longer has.
+    async fn removed_stages_are_empty(
+        &self,
+        pipeline: RecordId,
+        before: &Doc,
+        after: &Doc,
+    ) -> AppResult<()> {
+        let stages = |d: &Doc| -> Vec<(String, String)> {
+            d.get("stages")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| {
+                            let id = s.get("id")?.as_str()?.to_string();
+                            let name = s.get("name").and_then(Value::as_str).unwrap_or(&id);
+                            Some((id.clone(), name.to_string()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let kept: BTreeSet<String> = stages(after).into_iter().map(|(id, _)| id).collect();
+        let removed: BTreeMap<String, String> = stages(before)
+            .into_iter()
+            .filter(|(id, _)| !kept.contains(id))
+            .collect();
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let deals: Vec<RecordId> = self
+            .state
+            .store
+            .crm_links_to(self.ws, pipeline, Some("pipeline"))
+            .await?
+            .into_iter()
+            .map(|l| l.from)
+            .collect();
+        let mut held: BTreeMap<&str, usize> = BTreeMap::new();
+        for chunk in deals.chunks(500) {
+            for row in self.state.store.crm_records(self.ws, chunk).await? {
+                let doc = self.open_doc(&row)?;
+                if let Some(stage) = doc.get("stage").and_then(Value::as_str) {
+                    if let Some((id, _)) = removed.get_key_value(stage) {
+                        *held.entry(id.as_str()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        match held.iter().next() {
+            None => Ok(()),
+            Some((id, n)) => Err(AppError::new(
+                ErrorCode::RecordInUse,
+                format!(
+                    "{n} {} in the stage “{}”; move {} to another stage before removing it",
+                    if *n == 1 { "deal is" } else { "deals are" },
+                    removed[*id],
+                    if *n == 1 { "it" } else { "them" }
+                ),
+            )),
+        }
     }
 
     /// Why a record cannot be deleted yet, if it cannot.
@@ -880,14 +947,15 @@ impl<'a> Crm<'a> {
             .await?
             .len();
         Ok((n > 0).then(|| {
-            format!(
-                "{n} {} use this {kind}; move or delete them first",
-                if role == "pipeline" {
-                    "deals"
-                } else {
-                    "submissions"
-                }
-            )
+            let what = if role == "pipeline" {
+                "deal"
+            } else {
+                "submission"
+            };
+            match n {
+                1 => format!("1 {what} uses this {kind}; move or delete it first"),
+                _ => format!("{n} {what}s use this {kind}; move or delete them first"),
+            }
         }))
     }
 

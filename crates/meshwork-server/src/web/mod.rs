@@ -19,6 +19,7 @@ mod imports;
 mod links;
 mod merge;
 mod partners;
+mod pipelines;
 mod records;
 mod search;
 mod settings;
@@ -282,7 +283,15 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/w/{ws}/pipelines",
-            axum::routing::post(board::create_pipeline),
+            get(pipelines::show).post(board::create_pipeline),
+        )
+        .route(
+            "/w/{ws}/pipelines/{id}",
+            axum::routing::post(pipelines::save),
+        )
+        .route(
+            "/w/{ws}/pipelines/{id}/delete",
+            axum::routing::post(pipelines::delete),
         )
         .route(
             "/w/{ws}/import",

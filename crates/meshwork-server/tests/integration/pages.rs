@@ -1155,3 +1155,179 @@ async fn a_duplicate_is_merged_after_a_preview(s: &mut TestServer) {
     assert!(page.contains("role=\"alert\""), "{page}");
 }
 server_test!(a_duplicate_is_merged_after_a_preview);
+
+/// Pipelines edited in the browser (issue 25): stages renamed (their id kept, so deals stay),
+/// reordered, added, closed as won; a stage that holds a deal is not removed, nor a pipeline
+/// with deals; an edit against an old version is refused; a member cannot edit.
+async fn pipelines_and_stages_are_edited_and_deals_never_lose_their_stage(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@pipes.test").await;
+    let ws = s.create_workspace(&owner, "Pipes").await;
+    let member = s.signup("Member", "member@pipes.test").await;
+    s.add_member(&owner, &ws, &member, "member").await;
+    let (_, p) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/pipelines"),
+            &As::User(&owner),
+            Some(json!({"name": "Sales", "stages": [{"name": "Lead"}, {"name": "Demo"}, {"name": "Won", "won": true}]})),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let (status, deal) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/deals"),
+            &As::User(&owner),
+            Some(json!({"name": "Big one", "pipeline": pid, "stage": "lead"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{deal}");
+    let deal_id = deal["id"].as_str().unwrap().to_string();
+    let page = format!("/w/{ws}/pipelines");
+    let (status, _, html) = get(s, &page, Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("value=\"Demo\"") && html.contains("name=\"s3_name\""),
+        "{html}"
+    );
+    let (status, _, _) = get(s, &page, Some(&member.cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let save = format!("{page}/{pid}");
+    // Rename Lead (the deal's stage), put Demo first, add Proposal, remove nothing.
+    let (status, location, body) = post_form(
+        s,
+        &owner,
+        &save,
+        &[
+            ("version", "1"),
+            ("name", "Sales EMEA"),
+            ("s0_id", "lead"),
+            ("s0_name", "Qualified lead"),
+            ("s0_position", "2"),
+            ("s0_outcome", "open"),
+            ("s1_id", "demo"),
+            ("s1_name", "Demo"),
+            ("s1_position", "1"),
+            ("s1_outcome", "open"),
+            ("s2_id", "won"),
+            ("s2_name", "Won"),
+            ("s2_position", "4"),
+            ("s2_outcome", "won"),
+            ("s3_id", ""),
+            ("s3_name", "Proposal"),
+            ("s3_position", "3"),
+            ("s3_outcome", "open"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location, format!("{page}#p-{pid}"));
+    let (_, p) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/pipelines/{pid}"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(p["fields"]["name"], "Sales EMEA");
+    let names: Vec<&str> = p["fields"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Demo", "Qualified lead", "Proposal", "Won"]);
+    assert_eq!(
+        p["fields"]["stages"][1]["id"], "lead",
+        "a renamed stage keeps its id"
+    );
+    let (_, d) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/deals/{deal_id}"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(d["fields"]["stage"], "lead");
+    // The old version again: refused, the page shows what is saved now.
+    let (status, _, body) = post_form(
+        s,
+        &owner,
+        &save,
+        &[
+            ("version", "1"),
+            ("name", "Stale"),
+            ("s0_id", "lead"),
+            ("s0_name", "Lead"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body.contains("Someone changed this pipeline") && body.contains("value=\"Sales EMEA\"")
+    );
+    // Removing the deal's stage is refused with the count; nothing changes.
+    let (status, _, body) = post_form(
+        s,
+        &owner,
+        &save,
+        &[
+            ("version", "2"),
+            ("name", "Sales EMEA"),
+            ("s0_id", "demo"),
+            ("s0_name", "Demo"),
+            ("s1_id", "lead"),
+            ("s1_name", "Qualified lead"),
+            ("s1_remove", "yes"),
+            ("s2_id", "won"),
+            ("s2_name", "Won"),
+            ("s2_outcome", "won"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body.contains("1 deal is in the stage “Qualified lead”"),
+        "{body}"
+    );
+    // An empty stage goes.
+    let (status, _, body) = post_form(
+        s,
+        &owner,
+        &save,
+        &[
+            ("version", "2"),
+            ("name", "Sales EMEA"),
+            ("s0_id", "demo"),
+            ("s0_name", "Demo"),
+            ("s0_remove", "yes"),
+            ("s1_id", "lead"),
+            ("s1_name", "Qualified lead"),
+            ("s2_id", "won"),
+            ("s2_name", "Won"),
+            ("s2_outcome", "won"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    // A pipeline with a deal is not deleted.
+    let (status, _, body) =
+        post_form(s, &owner, &format!("{save}/delete"), &[("confirm", "yes")]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains("1 deal uses this pipeline"), "{body}");
+    // The API keeps the same rule: the deal's stage stays.
+    let (status, refused) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/workspaces/{ws}/pipelines/{pid}"),
+            &As::User(&owner),
+            Some(json!({"fields": {"stages": [{"name": "Won", "won": true}]}})),
+        )
+        .await;
+    assert_eq!(refused["code"], "record_in_use", "{status} {refused}");
+    let (status, _, _) = post_form(s, &member, &save, &[("version", "3"), ("name", "Mine")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+server_test!(pipelines_and_stages_are_edited_and_deals_never_lose_their_stage);
