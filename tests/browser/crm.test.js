@@ -326,8 +326,14 @@ test('a CSV with a bad row: previewed, imported with the row reported, then reve
   await page.getByRole('heading', { name: 'Import people.csv' }).waitFor();
   await page.getByText('hubspot', { exact: true }).waitFor();
   await page.getByText('UTF-8', { exact: true }).waitFor();
-  await page.getByText('Not imported: Favourite colour').waitFor();
   await page.getByRole('cell', { name: 'alan@bletchley.test' }).waitFor();
+  // The suggested mapping, changed: the column nothing read fills the tags.
+  assert.equal(await page.getByLabel('Email', { exact: true }).inputValue(), 'email');
+  const colour = page.getByLabel('Favourite colour');
+  assert.equal(await colour.inputValue(), '');
+  await colour.selectOption({ label: 'Tags' });
+  assert.deepEqual(await axeViolations(page), [], 'the import preview');
+  await screenshot(page, 'import-preview', 'light');
   assert.equal(await page.getByLabel('Records already here').inputValue(), 'upsert');
   await page.getByRole('button', { name: 'Start import' }).click();
   // The status follows the job until it is done.
@@ -338,8 +344,17 @@ test('a CSV with a bad row: previewed, imported with the row reported, then reve
   const rejected = page.getByRole('table', { name: 'Rejected rows' }).getByRole('row').nth(1);
   assert.match(await rejected.innerText(), /^2\s+3\s+Email\s+.*email/i);
   await page.getByText('1 cells held line breaks').waitFor();
+  // The rejected rows download with their cells as the file had them, and why.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: /rejected rows/i }).click(),
+  ]);
+  const rejectedCsv = await readFile(await download.path(), 'utf8');
+  assert.match(rejectedCsv, /^\uFEFF?First Name,Last Name,Email,Job Title,Favourite colour,_row,_column,_reason\r?\n/);
+  assert.match(rejectedCsv, /\nBad,Row,not-an-email,Nobody,red,2,Email,/);
   await nav('Contacts').click();
   await page.getByRole('link', { name: 'Joan Elisabeth Clarke', exact: true }).waitFor();
+  assert.match(await page.getByRole('row', { name: /Alan Turing/ }).innerText(), /green/);
   await page.goBack();
   await page.getByRole('button', { name: 'Revert this import' }).click();
   await page.getByRole('status').filter({ hasText: 'The import is reverted' }).waitFor();

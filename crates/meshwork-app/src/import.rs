@@ -226,27 +226,28 @@ type SealedSource = (
     String,
 );
 
-fn open_rows(spec: &ImportSpec, kind: Kind, sealed: Option<SealedSource>) -> anyhow::Result<Rows> {
-    let file = std::fs::File::open(&spec.file)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", spec.file.display()))?;
-    let reader: Box<dyn std::io::Read + Send> = match sealed {
-        Some((key, ws, id)) => {
-            drop(file);
-            Box::new(std::io::BufReader::with_capacity(
-                1 << 16,
-                crate::upload::SealedReader::open(&spec.file, key, ws, &id)?,
-            ))
-        }
-        None => Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
-    };
-    let options = ReaderOptions::default();
-    let at = |e: meshwork_crm_io::FileError| anyhow::anyhow!("{}: {e}", spec.file.display());
-    if spec.layout == "vcard" {
-        return Ok(Box::new(
-            meshwork_crm_io::read_vcards(reader, &options).map_err(at)?,
-        ));
-    }
-    let layout = match (spec.layout.as_str(), &spec.mapping) {
+/// The import's file, read (and opened, for an upload sealed at rest) from its start.
+fn open_reader(
+    spec: &ImportSpec,
+    sealed: Option<SealedSource>,
+) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
+    Ok(match sealed {
+        Some((key, ws, id)) => Box::new(std::io::BufReader::with_capacity(
+            1 << 16,
+            crate::upload::SealedReader::open(&spec.file, key, ws, &id)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", spec.file.display()))?,
+        )),
+        None => Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(&spec.file)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", spec.file.display()))?,
+        )),
+    })
+}
+
+/// The layout of a CSV import: a named one, or the generic one with its mapping.
+fn layout_of(spec: &ImportSpec) -> anyhow::Result<Layout> {
+    Ok(match (spec.layout.as_str(), &spec.mapping) {
         ("generic", Some(text)) => Layout::Generic(
             Mapping::from_toml_str(text).map_err(|e| anyhow::anyhow!("mapping file: {e}"))?,
         ),
@@ -254,7 +255,19 @@ fn open_rows(spec: &ImportSpec, kind: Kind, sealed: Option<SealedSource>) -> any
             anyhow::bail!("the generic layout needs a mapping file (--mapping); see docs/import.md")
         }
         (name, _) => name.parse::<Layout>().map_err(|e| anyhow::anyhow!("{e}"))?,
-    };
+    })
+}
+
+fn open_rows(spec: &ImportSpec, kind: Kind, sealed: Option<SealedSource>) -> anyhow::Result<Rows> {
+    let reader = open_reader(spec, sealed)?;
+    let options = ReaderOptions::default();
+    let at = |e: meshwork_crm_io::FileError| anyhow::anyhow!("{}: {e}", spec.file.display());
+    if spec.layout == "vcard" {
+        return Ok(Box::new(
+            meshwork_crm_io::read_vcards(reader, &options).map_err(at)?,
+        ));
+    }
+    let layout = layout_of(spec)?;
     let rk = record_kind(kind).map_err(|e| anyhow::anyhow!(e.message))?;
     Ok(Box::new(
         CsvRows::open(reader, rk, &layout, &options).map_err(at)?,
@@ -581,7 +594,7 @@ pub async fn run(
         Some(id) => Some((state.workspace_key(ws).map_err(api)?, ws, id.clone())),
         None => None,
     };
-    let mut rows = open_rows(&spec, kind, sealed)?;
+    let mut rows = open_rows(&spec, kind, sealed.clone())?;
     let mut cursor = job.cursor as u64;
     let mut companies: HashMap<String, RecordId> = HashMap::new();
     // The search index catches up beside the import (one catch-up at a time, started after a
@@ -725,6 +738,12 @@ pub async fn run(
     } else {
         None
     };
+    if let (true, Some(source)) = (progress.rejected > 0, sealed.clone()) {
+        // Kept for the import's page; the import is done even if this fails.
+        if let Err(e) = keep_rejected(state, ws, job_id, &spec, kind, &progress, source) {
+            tracing::warn!(job = %job_id, error = %e, "the rejected rows could not be kept for download");
+        }
+    }
     crm.apply(
         &CrmBatch {
             ops: vec![CrmOp::Job {
@@ -756,32 +775,94 @@ pub async fn run(
 
 /// Writes the rejected rows (re-read from the source file) with their reasons.
 fn write_error_csv(spec: &ImportSpec, kind: Kind, progress: &Progress) -> anyhow::Result<PathBuf> {
+    let out = std::fs::File::create(&spec.error_csv)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", spec.error_csv.display()))?;
+    write_rejected(spec, kind, progress, None, std::io::BufWriter::new(out))?;
+    Ok(spec.error_csv.clone())
+}
+
+/// The rejected rows of an upload's import as an error CSV (their cells as the file had them,
+/// then row, line, column and reason), kept sealed beside the uploads until the import is
+/// reverted or `REJECTED_KEPT_MS` has passed: the upload itself is deleted when the import ends.
+fn keep_rejected(
+    state: &AppState,
+    ws: WorkspaceId,
+    job: JobId,
+    spec: &ImportSpec,
+    kind: Kind,
+    progress: &Progress,
+    sealed: SealedSource,
+) -> anyhow::Result<()> {
+    let mut csv = Vec::new();
+    write_rejected(spec, kind, progress, Some(sealed), &mut csv)?;
+    let path = background::rejected_path(state, ws, job);
+    let name = format!("rejected-{job}");
+    let mut w = crate::upload::SealedWriter::create(
+        &path,
+        state
+            .workspace_key(ws)
+            .map_err(|e| anyhow::anyhow!(e.message))?,
+        ws,
+        &name,
+    )?;
+    w.write(&csv)?;
+    w.finish()?;
+    Ok(())
+}
+
+/// How long the rejected rows of an upload's import are kept for their download.
+pub const REJECTED_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// The rejected rows of an upload's import, with their cells, while they are kept (see
+/// [`keep_rejected`]); `None` once they are gone.
+pub async fn rejected_rows(
+    state: &AppState,
+    ws: WorkspaceId,
+    job: JobId,
+) -> AppResult<Option<Vec<u8>>> {
+    job_state(state, ws, job).await?;
+    let path = background::rejected_path(state, ws, job);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let key = state.workspace_key(ws)?;
+    let name = format!("rejected-{job}");
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let mut r = crate::upload::SealedReader::open(&path, key, ws, &name)?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut out)?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| AppError::internal(e.to_string()))?;
+    read.map(Some)
+        .map_err(|e| AppError::internal(format!("the rejected rows do not read: {e}")))
+}
+
+fn write_rejected<W: std::io::Write>(
+    spec: &ImportSpec,
+    kind: Kind,
+    progress: &Progress,
+    sealed: Option<SealedSource>,
+    out: W,
+) -> anyhow::Result<()> {
     let reasons: HashMap<u64, &RowProblem> = progress.errors.iter().map(|e| (e.row, e)).collect();
     let header: Vec<String> = if spec.layout == "vcard" {
         vec!["vcard".into()]
     } else {
-        let file = std::fs::File::open(&spec.file)?;
-        let layout = match (&spec.mapping, spec.layout.as_str()) {
-            (Some(m), "generic") => {
-                Layout::Generic(Mapping::from_toml_str(m).map_err(|e| anyhow::anyhow!("{e}"))?)
-            }
-            (_, name) => name.parse::<Layout>().map_err(|e| anyhow::anyhow!("{e}"))?,
-        };
         let rk = record_kind(kind).map_err(|e| anyhow::anyhow!(e.message))?;
         CsvRows::open(
-            std::io::BufReader::new(file),
+            open_reader(spec, sealed.clone())?,
             rk,
-            &layout,
+            &layout_of(spec)?,
             &ReaderOptions::default(),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .header()
         .to_vec()
     };
-    let out = std::fs::File::create(&spec.error_csv)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", spec.error_csv.display()))?;
-    let mut w = ErrorCsv::new(std::io::BufWriter::new(out), &header)?;
-    for item in open_rows(spec, kind, None)? {
+    let mut w = ErrorCsv::new(out, &header)?;
+    for item in open_rows(spec, kind, sealed)? {
         let (row, line, raw) = match item {
             Ok(r) => (r.row, r.line, r.raw),
             Err(e) => (e.row, e.line, e.raw),
@@ -798,7 +879,7 @@ fn write_error_csv(spec: &ImportSpec, kind: Kind, progress: &Progress) -> anyhow
         }
     }
     w.finish()?;
-    Ok(spec.error_csv.clone())
+    Ok(())
 }
 
 /// Folds the line breaks of a row's cells into spaces (a comma and a space in an address):
@@ -1586,6 +1667,16 @@ pub mod background {
     use crate::jobs::{self, Failure, NewJob};
 
     /// Where a sealed upload lives.
+    /// Where the rejected rows of an upload's import are kept, sealed.
+    pub fn rejected_path(state: &AppState, ws: WorkspaceId, job: JobId) -> PathBuf {
+        state
+            .config
+            .data_dir
+            .join("uploads")
+            .join(ws.to_string())
+            .join(format!("rejected-{job}.sealed"))
+    }
+
     pub fn upload_path(state: &AppState, ws: WorkspaceId, upload: &str) -> PathBuf {
         state
             .config

@@ -117,6 +117,8 @@ pub async fn delete(
     // pseudonyms are keyed by a server key, not the workspace's: they are dropped here.
     state.search.forget(ws).await;
     state.pseudonyms.forget(ws);
+    // Its uploads (import files, kept rejected rows), sealed with the same key.
+    let _ = std::fs::remove_dir_all(state.config.data_dir.join("uploads").join(ws.to_string()));
     state.store.delete_workspace(ws).await?;
     // Again: a key look-up or an overlap run that ran meanwhile may have remembered some.
     state.key_cache.forget_workspace(ws);

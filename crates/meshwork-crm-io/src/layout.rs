@@ -311,6 +311,18 @@ impl Mapping {
         &self.columns
     }
 
+    /// The mapping as a mapping file, which [`Mapping::from_toml_str`] reads back.
+    pub fn to_toml_string(&self) -> String {
+        let mut columns = toml::map::Map::new();
+        for (column, target) in &self.columns {
+            columns.insert(column.clone(), toml::Value::String(target.clone()));
+        }
+        let mut file = toml::map::Map::new();
+        file.insert("columns".into(), toml::Value::Table(columns));
+        // Serialized (not displayed): keys are quoted wherever a column name needs it.
+        toml::to_string(&toml::Value::Table(file)).unwrap_or_default()
+    }
+
     /// Checks every target against the fields of `kind`.
     pub fn check(&self, kind: RecordKind) -> Result<(), MappingError> {
         for (column, target) in &self.columns {
@@ -688,6 +700,30 @@ pub(crate) fn resolve(
         return Err(ResolveError::NothingKnown);
     }
     Ok(targets)
+}
+
+#[cfg(test)]
+mod mapping_file_tests {
+    use super::*;
+
+    #[test]
+    fn a_mapping_written_as_a_file_reads_back_the_same() {
+        let m = Mapping::from_pairs(
+            [
+                ("E-mail \"work\"", "email"),
+                ("Given name", "first_name"),
+                ("Région", "custom.region"),
+            ],
+            RecordKind::Contact,
+        )
+        .unwrap();
+        let back = Mapping::from_toml_str_for(&m.to_toml_string(), RecordKind::Contact).unwrap();
+        let mut a = m.columns().to_vec();
+        let mut b = back.columns().to_vec();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,35 @@ pub struct Checked {
     pub match_on: String,
     pub default_owner: Option<meshwork_domain::UserId>,
     pub default_tags: Vec<String>,
+    /// A mapping file of the generic layout (see [`Checked::with_mapping`]).
+    pub mapping: Option<String>,
+}
+
+impl Checked {
+    /// The same import, reading the file with a mapping of its columns chosen by a person
+    /// (header cell, target field) rather than a named layout. Checked as a mapping file is:
+    /// each target a field of the kind, no column twice, at least one column imported.
+    pub fn with_mapping(mut self, pairs: Vec<(String, String)>) -> AppResult<Checked> {
+        if self.layout == "vcard" {
+            return Err(bad(
+                "layout",
+                "a vCard's fields are fixed; they are not mapped",
+            ));
+        }
+        if pairs.is_empty() {
+            return Err(bad("mapping", "choose a field for at least one column"));
+        }
+        let kind = super::record_kind(
+            self.kind
+                .parse::<meshwork_crm::Kind>()
+                .map_err(|_| bad("type", "not company, contact or deal"))?,
+        )?;
+        let mapping = meshwork_crm_io::Mapping::from_pairs(pairs, kind)
+            .map_err(|e| bad("mapping", e.to_string()))?;
+        self.layout = "generic".into();
+        self.mapping = Some(mapping.to_toml_string());
+        Ok(self)
+    }
 }
 
 pub async fn check(
@@ -176,6 +205,7 @@ pub async fn check(
         match_on,
         default_owner,
         default_tags,
+        mapping: None,
     })
 }
 
@@ -413,10 +443,13 @@ pub async fn start_staged(
     .map_err(unstage)
 }
 
-/// Removes staged uploads older than a day that no import took (housekeeping).
+/// Removes staged uploads older than a day that no import took, and the rejected rows of
+/// imports once their time is up (housekeeping).
 pub fn sweep_staged(state: &AppState) -> usize {
     let root = state.config.data_dir.join("uploads");
     let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600);
+    let rejected_cutoff = std::time::SystemTime::now()
+        - std::time::Duration::from_millis(super::REJECTED_KEPT_MS as u64);
     let mut removed = 0;
     for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
         for file in std::fs::read_dir(dir.path())
@@ -425,15 +458,18 @@ pub fn sweep_staged(state: &AppState) -> usize {
             .flatten()
         {
             let path = file.path();
-            let staged = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(STAGED));
-            let old = file
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff);
-            if staged && old && std::fs::remove_file(&path).is_ok() {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let modified = file.metadata().and_then(|m| m.modified()).ok();
+            // Staged uploads no import took, after a day; an import's rejected rows, after
+            // the time they are kept for.
+            let expired = if name.starts_with(STAGED) {
+                modified.is_some_and(|t| t < cutoff)
+            } else if name.starts_with("rejected-") {
+                modified.is_some_and(|t| t < rejected_cutoff)
+            } else {
+                false
+            };
+            if expired && std::fs::remove_file(&path).is_ok() {
                 removed += 1;
             }
         }
@@ -512,13 +548,14 @@ async fn launch(
         match_on,
         default_owner,
         default_tags,
+        mapping,
     } = checked;
     let spec = ImportSpec {
         file: path,
         sha256,
         kind: kind.clone(),
         layout: layout.clone(),
-        mapping: None,
+        mapping,
         mode,
         match_on,
         default_owner,
@@ -548,6 +585,8 @@ pub async fn revert(
     job: JobId,
 ) -> AppResult<Progress> {
     let progress = super::revert(state, auth.workspace(), job).await?;
+    // The rejected rows go with the import.
+    let _ = std::fs::remove_file(background::rejected_path(state, auth.workspace(), job));
     audit::workspace_event(
         state,
         client,

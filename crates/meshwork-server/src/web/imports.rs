@@ -22,6 +22,7 @@ use meshwork_app::import::{self, RowProblem};
 use meshwork_app::{AppError, AppState};
 use meshwork_domain::{ErrorCode, JobId};
 use serde::Deserialize;
+use std::collections::HashMap;
 
 const KINDS: [(&str, &str); 3] = [
     ("contact", "Contacts"),
@@ -93,6 +94,55 @@ pub struct PreviewPage {
     kind_label: &'static str,
     preview: Preview,
     match_on: &'static str,
+    /// Each column of the file and the field it fills (empty: not imported), to change.
+    columns: Vec<ColumnChoice>,
+    /// The fields a column may fill: (target, label).
+    targets: Vec<(String, String)>,
+}
+
+/// A column of the file in the mapping table.
+#[derive(Debug)]
+pub struct ColumnChoice {
+    pub name: String,
+    /// The field the detected layout fills from it.
+    pub detected: String,
+}
+
+/// The columns of a previewed file with the fields its layout fills from them, and every field
+/// of the kind a column may fill instead.
+fn mapping_choices(preview: &Preview, kind: &str) -> (Vec<ColumnChoice>, Vec<(String, String)>) {
+    if preview.layout == "vcard" {
+        return (Vec::new(), Vec::new());
+    }
+    let columns: Vec<ColumnChoice> = preview
+        .header
+        .iter()
+        .map(|h| ColumnChoice {
+            name: h.clone(),
+            detected: preview
+                .mapped
+                .iter()
+                .find(|(c, _)| c == h)
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let rk = match kind {
+        "company" => meshwork_crm_io::RecordKind::Company,
+        "deal" => meshwork_crm_io::RecordKind::Deal,
+        _ => meshwork_crm_io::RecordKind::Contact,
+    };
+    let mut targets: Vec<(String, String)> = meshwork_crm_io::canonical_fields(rk)
+        .iter()
+        .map(|t| (t.to_string(), target_label(t)))
+        .collect();
+    // Custom fields the layout found stay choices.
+    for c in &columns {
+        if !c.detected.is_empty() && !targets.iter().any(|(t, _)| *t == c.detected) {
+            targets.push((c.detected.clone(), target_label(&c.detected)));
+        }
+    }
+    (columns, targets)
 }
 
 /// Receives the file (sealed as it arrives), then shows what Meshwork reads in it.
@@ -160,6 +210,7 @@ pub async fn upload(
     if let Some(problem) = &preview.problem {
         return again(format!("{file_name}: {problem}")).await;
     }
+    let (columns, targets) = mapping_choices(&preview, &kind);
     Ok(PreviewPage {
         chrome: Chrome::workspace(&state, &page, Section::Overview).await?,
         ws: page.ws().to_string(),
@@ -175,6 +226,8 @@ pub async fn upload(
             "company" => "domain",
             _ => "external_id",
         },
+        columns,
+        targets,
         kind,
         preview,
     }
@@ -193,6 +246,28 @@ pub struct StartForm {
     match_on: String,
     #[serde(default)]
     tags: String,
+    /// The mapping table: `col_N` (a column's header cell), `det_N` (the field the layout
+    /// fills from it) and `map_N` (the field chosen).
+    #[serde(flatten)]
+    mapping: HashMap<String, String>,
+}
+
+/// The columns and fields chosen in the mapping table, when they differ from the layout's.
+fn chosen_mapping(form: &HashMap<String, String>) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let mut changed = false;
+    for i in 0..10_000 {
+        let Some(column) = form.get(&format!("col_{i}")) else {
+            break;
+        };
+        let chosen = form.get(&format!("map_{i}")).cloned().unwrap_or_default();
+        let detected = form.get(&format!("det_{i}")).cloned().unwrap_or_default();
+        changed |= chosen != detected;
+        if !chosen.is_empty() {
+            pairs.push((column.clone(), chosen));
+        }
+    }
+    changed.then_some(pairs)
 }
 
 /// Starts the import of a staged file; a second start of the same file finds it gone.
@@ -210,7 +285,10 @@ pub async fn start(
         owner: None,
         tags: Some(form.tags),
     };
-    let checked = uploads::check(&state, page.ws(), &request).await?;
+    let mut checked = uploads::check(&state, page.ws(), &request).await?;
+    if let Some(pairs) = chosen_mapping(&form.mapping) {
+        checked = checked.with_mapping(pairs)?;
+    }
     let job = uploads::start_staged(&state, &client, &page.member, checked, &form.upload).await?;
     Ok(Redirect::to(&format!("/w/{}/import/{job}", page.ws())).into_response())
 }
@@ -299,7 +377,8 @@ pub async fn revert(
     Ok(Redirect::to(&format!("/w/{}/import/{job}?done=reverted", page.ws())).into_response())
 }
 
-/// The rejected rows as CSV: row, line, column and reason (the rows' cells stay sealed).
+/// The rejected rows as CSV: each row's cells as the file had them, then row, line, column and
+/// reason (kept sealed for a week after the import); afterwards, the reasons alone.
 pub async fn rejected_csv(
     State(state): State<AppState>,
     page: InWorkspace<perm::CrmImport>,
@@ -307,6 +386,24 @@ pub async fn rejected_csv(
 ) -> Result<Response, PageError> {
     let job = job_id(&job)?;
     let (_, _, p) = import::job_state(&state, page.ws(), job).await?;
+    let attachment = |body: Vec<u8>| {
+        (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"import-{job}-rejected.csv\""),
+                ),
+            ],
+            body,
+        )
+            .into_response()
+    };
+    // The rows with their cells as the file had them, while they are kept; after that, or
+    // for an import whose rows were not kept, where and why each was rejected.
+    if let Some(rows) = import::rejected_rows(&state, page.ws(), job).await? {
+        return Ok(attachment(rows));
+    }
     let mut out = csv::Writer::from_writer(Vec::new());
     let fail = |e: csv::Error| PageError(AppError::internal(format!("csv: {e}")));
     out.write_record(["row", "line", "column", "reason"])
@@ -323,17 +420,7 @@ pub async fn rejected_csv(
     let body = out
         .into_inner()
         .map_err(|e| PageError(AppError::internal(format!("csv: {e}"))))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"import-{job}-rejected.csv\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(attachment(body))
 }
 
 /// A field's name as the mapping table shows it.

@@ -337,16 +337,40 @@ async fn an_api_import_runs_in_the_background_resumes_at_start_and_reverts(s: &m
         "{done}"
     );
     // The job is marked done before its task deletes the upload: wait for it briefly.
+    // What stays is the rejected row with its cells, sealed, for the import's page.
+    let kept = |dir: &std::path::Path| -> Vec<String> {
+        walk(dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
     for _ in 0..100 {
-        if files(&uploads) == 0 {
+        if kept(&uploads).len() == 1 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
-        files(&uploads),
-        0,
+        kept(&uploads),
+        vec![format!("rejected-{job}.sealed")],
         "the upload is deleted when the import ends"
+    );
+    for f in walk(&uploads) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(!bytes.windows(19).any(|w| w == b"secret-not-an-email"));
+    }
+    let ws_id = WorkspaceId(c.ws.parse().unwrap());
+    let job_id = meshwork_domain::JobId(job.parse().unwrap());
+    let rows = import::rejected_rows(s.state(), ws_id, job_id)
+        .await
+        .unwrap()
+        .expect("the rejected rows are kept");
+    let rows = String::from_utf8(rows).unwrap();
+    assert!(
+        rows.contains(",Bad,")
+            && rows.contains("secret-not-an-email")
+            && rows.contains(",301,Email,"),
+        "{rows}"
     );
     let first = contacts(s, &c.ws).await.len() as u64;
     assert_eq!(
@@ -408,14 +432,14 @@ async fn an_api_import_runs_in_the_background_resumes_at_start_and_reverts(s: &m
         "{both} after the resumed import, {first} before"
     );
     for _ in 0..100 {
-        if walk(&s.data_dir().join("uploads")).is_empty() {
+        if kept(&uploads).len() == 1 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
-        walk(&s.data_dir().join("uploads")).len(),
-        0,
+        kept(&uploads),
+        vec![format!("rejected-{job}.sealed")],
         "the resumed import's upload is deleted too"
     );
 
@@ -424,6 +448,7 @@ async fn an_api_import_runs_in_the_background_resumes_at_start_and_reverts(s: &m
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "reverted");
     assert_eq!(contacts(s, &c.ws).await.len() as u64, both - first);
+    assert!(kept(&uploads).is_empty(), "its rejected rows go with it");
     let (status, v) = c.get("imports/0192f5e0-7d1c-7a00-8000-00000000ffff").await;
     assert_eq!(
         (status, v["code"].as_str()),
