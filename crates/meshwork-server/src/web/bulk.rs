@@ -26,8 +26,14 @@ use std::collections::HashMap;
 
 /// The list view a bulk form or a download was made from (its query string).
 fn view_params(view: &str) -> HashMap<String, String> {
-    url::form_urlencoded::parse(view.as_bytes())
-        .into_owned()
+    view_of(url::form_urlencoded::parse(view.as_bytes()).into_owned())
+}
+
+/// A list's view from its query's pairs: what it shows, without the page it is on or the
+/// notice of the last change.
+fn view_of(pairs: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {
+    pairs
+        .into_iter()
         .filter(|(k, v)| k != "cursor" && k != "done" && !v.trim().is_empty())
         .collect()
 }
@@ -250,10 +256,7 @@ pub async fn export(
     } else {
         HashMap::new()
     };
-    let mut params: HashMap<String, String> = params
-        .into_iter()
-        .filter(|(k, v)| k != "cursor" && k != "done" && !v.trim().is_empty())
-        .collect();
+    let mut params = view_of(params);
     params.insert("limit".into(), "500".into());
     let mut out = csv::Writer::from_writer(Vec::new());
     let cols = columns_of(kind);

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{ws}/partners/{id}", get(partnership))
         .route("/w/{ws}/partners/{id}/accept", post(accept))
         .route("/w/{ws}/partners/{id}/revoke", post(revoke))
+        .route("/w/{ws}/partners/{id}/end", get(end))
         .route("/w/{ws}/partners/{id}/sharing", post(set_sharing))
         .route("/w/{ws}/partners/{id}/run", post(run))
 }
@@ -427,13 +428,49 @@ async fn accept(
     Ok(Redirect::to(&format!("/w/{}/partners/{id}", page.ws())).into_response())
 }
 
+#[derive(Template, WebTemplate)]
+#[template(path = "partners/end.html")]
+pub struct EndPage {
+    chrome: Chrome,
+    ws: String,
+    id: String,
+    partner: String,
+}
+
+/// Ending an active partnership, asked once more: both sides stop seeing the overlap.
+async fn end(
+    State(state): State<AppState>,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let ws = page.ws();
+    let row = partnerships::find(&state, ws, &id).await?;
+    let view = partnerships::partnership_view(&state, &row, ws).await?;
+    Ok(EndPage {
+        chrome: Chrome::workspace(&state, &page, Section::Partners).await?,
+        ws: ws.to_string(),
+        id,
+        partner: view.partner_name,
+    }
+    .into_response())
+}
+
+/// Declines or withdraws an invitation, or ends an active partnership (that only with the
+/// confirmation its page asks for).
 async fn revoke(
     State(state): State<AppState>,
     Client(client): Client,
     page: InWorkspace<perm::PartnersManage>,
     Path((_, id)): Path<(String, String)>,
-    Posted(_, Nothing {}): Posted<Nothing>,
+    Posted(_, form): Posted<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
+    let row = partnerships::find(&state, page.ws(), &id).await?;
+    if row.state == "active" && form.get("confirm").map(String::as_str) != Some("yes") {
+        return Err(PageError::new(
+            ErrorCode::ConfirmationRequired,
+            "tick the box that confirms ending the partnership",
+        ));
+    }
     partnerships::revoke(&state, &client, &page.member, &id).await?;
     Ok(Redirect::to(&format!("/w/{}/partners", page.ws())).into_response())
 }

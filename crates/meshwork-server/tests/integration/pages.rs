@@ -599,6 +599,40 @@ async fn partner_pages_need_the_partner_permissions(s: &mut TestServer) {
         )
         .await;
     assert_eq!(list[0]["state"], "pending", "{list}");
+    // Accepted by the other side; ending it then asks once more.
+    let pid = list[0]["id"].as_str().unwrap().to_string();
+    let (status, _, _) =
+        post_form(s, &owner, &format!("/w/{other}/partners/{pid}/accept"), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let revoke = format!("{path}/{pid}/revoke");
+    let (status, _, html) = post_form(s, &owner, &revoke, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    let (_, _, html) = get(s, &format!("{path}/{pid}/end"), Some(&owner.cookie)).await;
+    assert!(
+        html.contains("End the partnership with") && html.contains("name=\"confirm\""),
+        "{html}"
+    );
+    let state = |list: serde_json::Value| list[0]["state"].as_str().unwrap().to_string();
+    let (_, list) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{other}/partnerships"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(state(list), "active");
+    let (status, _, _) = post_form(s, &owner, &revoke, &[("confirm", "yes")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, list) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{other}/partnerships"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(state(list), "revoked");
 }
 server_test!(partner_pages_need_the_partner_permissions);
 
