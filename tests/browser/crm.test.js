@@ -478,7 +478,7 @@ test('two workspaces become partners, share a population and see the matrix', as
   await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
   // Compilers shares its own, and sees the matrix and its overlapping record.
   await page.goto(`${server.url}/w/${compilers}/partners`);
-  await page.getByRole('link', { name: 'Engines Inc' }).click();
+  await page.getByRole('link', { name: 'Engines Inc', exact: true }).click();
   await page.getByLabel('All contacts').selectOption('counts');
   await page.getByRole('button', { name: 'Save what you share' }).click();
   await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
@@ -488,9 +488,16 @@ test('two workspaces become partners, share a population and see the matrix', as
   await page.getByRole('table', { name: 'Your overlapping records' }).getByRole('link', { name: 'Ada Lovelace', exact: true }).waitFor();
   // Engines, which Compilers shares only counts with, sees the count and no record.
   await page.goto(`${server.url}/w/${engines}/partners`);
-  await page.getByRole('link', { name: 'Compilers Ltd' }).click();
+  await page.getByRole('link', { name: 'Compilers Ltd', exact: true }).click();
   const theirs = page.getByRole('table', { name: /How many of your records/ }).getByRole('row', { name: /^All contacts/ });
   assert.match(await theirs.innerText(), /All contacts\s+(1|fewer than \d+)/);
+  await page.getByText('None that your partner lets you see.').waitFor();
+  // Ending it asks once more, saying what ending does; keeping it changes nothing.
+  await page.goto(`${server.url}/w/${engines}/partners`);
+  await page.getByRole('link', { name: 'End the partnership with Compilers Ltd' }).click();
+  await page.getByRole('heading', { name: 'End the partnership with Compilers Ltd?' }).waitFor();
+  assert.deepEqual(await axeViolations(page), [], 'ending a partnership');
+  await page.getByRole('link', { name: 'Keep it' }).click();
   await page.getByText('None that your partner lets you see.').waitFor();
   await page.goto(`${server.url}/w/${compilers}/contacts`);
 });

@@ -89,6 +89,20 @@ test('signing out every other device from settings', async () => {
   await a.goto(`${server.url}/settings`);
   await a.getByText('This device').waitFor();
   await a.getByText('Safari on iPhone').waitFor();
+  // The profile: a new name and a picture, saved.
+  await a.getByLabel('Your name').fill('Settie Tings');
+  await a.getByLabel('Job title').fill('Operator');
+  await a.getByRole('button', { name: 'Save profile' }).click();
+  await a.getByRole('status').filter({ hasText: 'Your profile is saved.' }).waitFor();
+  assert.equal(await a.getByLabel('Your name').inputValue(), 'Settie Tings');
+  await a.getByLabel('Your picture').setInputFiles({ name: 'not-a-picture.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+  await a.getByRole('button', { name: 'Upload picture' }).click();
+  await a.getByRole('alert').filter({ hasText: 'PNG, JPEG, GIF or WebP' }).waitFor();
+  const dot = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
+  await a.getByLabel('Your picture').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: Buffer.from(dot, 'base64') });
+  await a.getByRole('button', { name: 'Upload picture' }).click();
+  await a.getByRole('status').filter({ hasText: 'Your picture is saved.' }).waitFor();
+  assert.ok(await a.getByRole('img', { name: 'Your picture' }).evaluate((img) => img.complete && img.naturalWidth === 1));
   for (const look of LOOKS) {
     const view = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport, storageState: await laptop.storageState() });
     const p = await view.newPage();

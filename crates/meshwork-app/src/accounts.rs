@@ -1273,6 +1273,12 @@ pub async fn set_picture(state: &AppState, user: UserId, body: &[u8]) -> AppResu
     Ok(())
 }
 
+/// Removes the profile picture, if one is set.
+pub async fn remove_picture(state: &AppState, user: UserId) -> AppResult<()> {
+    state.store.set_picture(user, None).await?;
+    Ok(())
+}
+
 /// The profile picture: its content type and bytes.
 pub async fn picture(state: &AppState, user: UserId) -> AppResult<(String, Vec<u8>)> {
     let Some(p) = state.store.picture(user).await? else {

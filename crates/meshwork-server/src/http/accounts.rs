@@ -218,7 +218,7 @@ pub async fn delete_picture(
     State(state): State<AppState>,
     user: SessionUser,
 ) -> ApiResult<StatusCode> {
-    state.store.set_picture(user.id, None).await?;
+    accounts::remove_picture(&state, user.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -317,6 +317,22 @@ pub fn router() -> Router<AppState> {
         .merge(partners::routes())
         .route("/settings", get(settings::settings))
         .route(
+            "/settings/profile",
+            axum::routing::post(settings::save_profile),
+        )
+        .route(
+            "/settings/picture",
+            get(settings::picture).post(settings::set_picture).layer(
+                axum::extract::DefaultBodyLimit::max(
+                    meshwork_domain::MAX_PICTURE_BYTES + 64 * 1024,
+                ),
+            ),
+        )
+        .route(
+            "/settings/picture/remove",
+            axum::routing::post(settings::remove_picture),
+        )
+        .route(
             "/settings/password",
             axum::routing::post(settings::change_password),
         )

@@ -65,6 +65,94 @@ pub struct SettingsErrors {
     current_password: Option<String>,
     new_password: Option<String>,
     mfa: Option<String>,
+    /// The profile form's refused field and why.
+    profile: Option<(String, String)>,
+    picture: Option<String>,
+}
+
+/// One input of the profile form.
+#[derive(Debug)]
+pub struct ProfileInput {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub value: String,
+    pub kind: &'static str,
+    pub auto: &'static str,
+    pub required: bool,
+    pub error: Option<String>,
+}
+
+const PROFILE_FIELDS: [&str; 5] = ["name", "email", "company", "job_title", "current_password"];
+
+impl SettingsPage {
+    /// The profile form's inputs, filled, with the refused one's message.
+    pub fn profile_inputs(&self) -> Vec<ProfileInput> {
+        let f = &self.form;
+        let error = |name: &str| {
+            self.errors
+                .profile
+                .as_ref()
+                .filter(|(field, _)| field == name)
+                .map(|(_, m)| m.clone())
+        };
+        [
+            ("name", "Your name", f.name.as_str(), "text", "name", true),
+            ("email", "Email", f.email.as_str(), "email", "email", true),
+            (
+                "company",
+                "Company",
+                f.company.as_str(),
+                "text",
+                "organization",
+                false,
+            ),
+            (
+                "job_title",
+                "Job title",
+                f.job_title.as_str(),
+                "text",
+                "organization-title",
+                false,
+            ),
+            (
+                "current_password",
+                "Your password",
+                "",
+                "password",
+                "current-password",
+                false,
+            ),
+        ]
+        .into_iter()
+        .map(|(name, label, value, kind, auto, required)| ProfileInput {
+            name,
+            label,
+            value: value.to_string(),
+            kind,
+            auto,
+            required,
+            error: error(name),
+        })
+        .collect()
+    }
+
+    /// A refusal of the profile form that names none of its inputs.
+    pub fn other_profile_error(&self) -> Option<String> {
+        self.errors
+            .profile
+            .as_ref()
+            .filter(|(field, _)| !PROFILE_FIELDS.contains(&field.as_str()))
+            .map(|(_, m)| m.clone())
+    }
+}
+
+/// What the profile form shows: what is saved, or what was typed when it was refused.
+#[derive(Debug, Default)]
+pub struct ProfileForm {
+    name: String,
+    email: String,
+    company: String,
+    job_title: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -78,6 +166,8 @@ pub struct SettingsPage {
     errors: SettingsErrors,
     notice: Option<&'static str>,
     min_len: usize,
+    form: ProfileForm,
+    picture_max_mib: usize,
 }
 
 /// What a user agent says, shortened to what a person recognises.
@@ -122,8 +212,16 @@ async fn page(
             id: s.id,
         })
         .collect();
+    let form = ProfileForm {
+        name: profile.name.clone(),
+        email: profile.email.clone(),
+        company: profile.company.clone(),
+        job_title: profile.job_title.clone(),
+    };
     let mut p = SettingsPage {
         chrome: Chrome::account(state, session)?,
+        form,
+        picture_max_mib: meshwork_domain::MAX_PICTURE_BYTES / 1024 / 1024,
         profile,
         sessions,
         setup: None,
@@ -159,6 +257,10 @@ pub async fn settings(
         "mfa-off" => Some("Two-factor authentication is off."),
         "sessions" => Some("Every other device is signed out."),
         "session" => Some("That device is signed out."),
+        "profile" => Some("Your profile is saved."),
+        "email" => Some("Your profile is saved. To move your account to the new email address, open the link we sent there."),
+        "picture" => Some("Your picture is saved."),
+        "picture-removed" => Some("Your picture is removed."),
         _ => None,
     };
     Ok(page(&state, &session, |p| p.notice = notice)
@@ -319,4 +421,160 @@ pub async fn end_other_sessions(
 ) -> Result<Response, PageError> {
     accounts::end_other_sessions(&state, &client, session.id, &session.session_hash).await?;
     Ok(Redirect::to("/settings?done=sessions").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ProfileFormIn {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    company: String,
+    #[serde(default)]
+    job_title: String,
+    #[serde(default)]
+    current_password: String,
+}
+
+impl std::fmt::Debug for ProfileFormIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileFormIn").finish_non_exhaustive()
+    }
+}
+
+/// Saves the name, company and job title; a new email address also needs the password, and
+/// moves the account only once the link sent there is opened.
+pub async fn save_profile(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Posted(SignedIn(session), form): Posted<ProfileFormIn>,
+) -> Result<Response, PageError> {
+    let current = accounts::profile(&state, session.id).await?;
+    let email_changes = !form.email.trim().is_empty()
+        && form.email.trim().to_lowercase() != current.email.to_lowercase();
+    let patch = accounts::ProfilePatch {
+        name: Some(form.name.clone()),
+        email: email_changes.then(|| form.email.trim().to_string()),
+        current_password: email_changes.then(|| form.current_password.clone()),
+        company: Some(form.company.clone()),
+        job_title: Some(form.job_title.clone()),
+    };
+    match accounts::update_profile(&state, &client, session.id, &patch).await {
+        Ok(()) => Ok(Redirect::to(if email_changes {
+            "/settings?done=email#profile"
+        } else {
+            "/settings?done=profile#profile"
+        })
+        .into_response()),
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => {
+            let (field, message) = super::accounts::field_of(&e);
+            let field = field.unwrap_or("name").to_string();
+            Ok(refused(
+                page(&state, &session, |p| {
+                    p.form = ProfileForm {
+                        name: form.name,
+                        email: form.email,
+                        company: form.company,
+                        job_title: form.job_title,
+                    };
+                    p.errors.profile = Some((field, message));
+                })
+                .await?,
+            ))
+        }
+    }
+}
+
+/// The signed-in person's picture, for their own pages.
+pub async fn picture(
+    State(state): State<AppState>,
+    SignedIn(session): SignedIn,
+) -> Result<Response, PageError> {
+    let (content_type, bytes) = accounts::picture(&state, session.id).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "private, no-store".into(),
+            ),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Sets the picture from the posted file (multipart, with the CSRF token first).
+pub async fn set_picture(
+    State(state): State<AppState>,
+    SignedIn(session): SignedIn,
+    headers: axum::http::HeaderMap,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, PageError> {
+    super::same_origin(&headers)?;
+    let refuse = |message: String| async {
+        Ok::<_, PageError>(refused(
+            page(&state, &session, |p| p.errors.picture = Some(message)).await?,
+        ))
+    };
+    let too_large = || {
+        format!(
+            "The picture is larger than {} MiB",
+            meshwork_domain::MAX_PICTURE_BYTES / 1024 / 1024
+        )
+    };
+    let Ok(mut form) = form else {
+        return refuse("Choose a picture to upload".into()).await;
+    };
+    let mut csrf = String::new();
+    let mut bytes: Option<Vec<u8>> = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return refuse(too_large()).await
+            }
+            Err(e) => return refuse(format!("The upload was cut short: {e}")).await,
+        };
+        match field.name().unwrap_or_default() {
+            "csrf_token" => csrf = field.text().await.unwrap_or_default(),
+            "picture" => {
+                if !crate::auth::csrf_matches(&state, &session.session_hash, &csrf)? {
+                    return Err(PageError::new(
+                        ErrorCode::CsrfTokenInvalid,
+                        "the form is out of date; reload the page and try again",
+                    ));
+                }
+                match field.bytes().await {
+                    Ok(b) => bytes = Some(b.to_vec()),
+                    Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        return refuse(too_large()).await
+                    }
+                    Err(e) => return refuse(format!("The upload was cut short: {e}")).await,
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
+        return refuse("Choose a picture to upload".into()).await;
+    };
+    match accounts::set_picture(&state, session.id, &bytes).await {
+        Ok(()) => Ok(Redirect::to("/settings?done=picture#profile").into_response()),
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => refuse(super::accounts::capitalized(&e.message)).await,
+    }
+}
+
+/// Removes the picture.
+pub async fn remove_picture(
+    State(state): State<AppState>,
+    Posted(SignedIn(session), _): Posted<super::extract::CsrfOnly>,
+) -> Result<Response, PageError> {
+    accounts::remove_picture(&state, session.id).await?;
+    Ok(Redirect::to("/settings?done=picture-removed#profile").into_response())
 }

@@ -779,8 +779,17 @@ async fn a_list_cell_edits_in_place_as_the_api_allows(s: &mut TestServer) {
 }
 server_test!(a_list_cell_edits_in_place_as_the_api_allows);
 
-/// A multipart form as a browser sends it: text fields, then one file.
+/// A multipart form as a browser sends it: text fields, then one file in the field `file`.
 fn multipart(fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> (String, Vec<u8>) {
+    multipart_as(fields, "file", file)
+}
+
+/// A multipart form with its file in the field `field`.
+fn multipart_as(
+    fields: &[(&str, &str)],
+    field: &str,
+    file: (&str, &str, &[u8]),
+) -> (String, Vec<u8>) {
     let boundary = "----meshwork-test-boundary";
     let mut body = Vec::new();
     for (k, v) in fields {
@@ -791,7 +800,7 @@ fn multipart(fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> (String, Vec
     }
     let (name, content_type, bytes) = file;
     body.extend_from_slice(
-        format!("--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"{name}\"\r\ncontent-type: {content_type}\r\n\r\n").as_bytes(),
+        format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\ncontent-type: {content_type}\r\n\r\n").as_bytes(),
     );
     body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
@@ -1365,3 +1374,115 @@ async fn pipelines_and_stages_are_edited_and_deals_never_lose_their_stage(s: &mu
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 server_test!(pipelines_and_stages_are_edited_and_deals_never_lose_their_stage);
+
+/// The profile on the account page (issue 25): name, company and job title saved; a new email
+/// needs the password and moves the account only through the link sent to it; a picture is
+/// uploaded (images only, 2 MiB at most), shown to its owner alone, and removed.
+async fn the_profile_and_its_picture_are_edited_on_the_account_page(s: &mut TestServer) {
+    let me = s.signup("Grace Hopper", "grace@profile.test").await;
+    let other = s.signup("Other", "other@profile.test").await;
+    let fields = |name: &'static str, email: &'static str, password: &'static str| {
+        vec![
+            ("name", name),
+            ("email", email),
+            ("company", "Navy"),
+            ("job_title", "Rear admiral"),
+            ("current_password", password),
+        ]
+    };
+    let (status, location, body) = post_form(
+        s,
+        &me,
+        "/settings/profile",
+        &fields("Grace B. Hopper", "grace@profile.test", ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location, "/settings?done=profile#profile");
+    let (_, profile) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&me), None)
+        .await;
+    assert_eq!(
+        (
+            profile["name"].as_str(),
+            profile["company"].as_str(),
+            profile["job_title"].as_str()
+        ),
+        (Some("Grace B. Hopper"), Some("Navy"), Some("Rear admiral")),
+        "{profile}"
+    );
+    // A new address without the password: refused beside the field, what was typed kept.
+    let (status, _, body) = post_form(
+        s,
+        &me,
+        "/settings/profile",
+        &fields("Grace B. Hopper", "amazing@profile.test", ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("value=\"amazing@profile.test\"") && body.contains("role=\"alert\""),
+        "{body}"
+    );
+    let (status, location, _) = post_form(
+        s,
+        &me,
+        "/settings/profile",
+        &fields("Grace B. Hopper", "amazing@profile.test", PASSWORD),
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/settings?done=email#profile")
+    );
+    let (_, profile) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&me), None)
+        .await;
+    assert_eq!(
+        profile["email"], "grace@profile.test",
+        "not moved before the link is opened"
+    );
+    // The picture: not an image, refused; a PNG, kept and shown to its owner only.
+    let not_image = multipart_as(
+        &[("csrf_token", &me.csrf)],
+        "picture",
+        ("me.txt", "text/plain", b"hello"),
+    );
+    let (status, _, html) = post_multipart(s, &me, "/settings/picture", not_image).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("PNG, JPEG, GIF or WebP") && html.contains("id=\"picture-error\""),
+        "{html}"
+    );
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    png.extend_from_slice(&[0; 64]);
+    let form = multipart_as(
+        &[("csrf_token", &me.csrf)],
+        "picture",
+        ("me.png", "image/png", &png),
+    );
+    let (status, location, html) = post_multipart(s, &me, "/settings/picture", form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    assert_eq!(location, "/settings?done=picture#profile");
+    let r = plain()
+        .get(format!("{}/settings/picture", s.base))
+        .header("cookie", &me.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), png.as_slice());
+    let (status, _, _) = get(s, "/settings/picture", Some(&other.cookie)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another account's page has only its own"
+    );
+    let (_, _, page) = get(s, "/settings", Some(&me.cookie)).await;
+    assert!(page.contains("src=\"/settings/picture\""));
+    let (status, _, _) = post_form(s, &me, "/settings/picture/remove", &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = get(s, "/settings/picture", Some(&me.cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+server_test!(the_profile_and_its_picture_are_edited_on_the_account_page);
