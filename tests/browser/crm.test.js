@@ -464,6 +464,17 @@ test('two workspaces become partners, share a population and see the matrix', as
     await page.getByRole('button', { name: 'Create population' }).click();
     await page.getByText('records matching type:contact').waitFor();
   }
+  // Engines also loads a match-only list from another CRM's export: kept as keyed hashes.
+  const listDir = await mkdtemp(join(tmpdir(), 'meshwork-list-'));
+  const listFile = join(listDir, 'prospects.csv');
+  await writeFile(listFile, 'First Name,Email,Phone Number\nAda,ada@engines.test,\nBabbage,charles@engines.test,\nNobody,,\n');
+  await page.getByLabel('Name of the list').fill('Prospects');
+  await page.getByLabel('It lists').selectOption('contacts');
+  await page.getByLabel('CSV file').setInputFiles(listFile);
+  await page.getByRole('button', { name: 'Load the list' }).click();
+  await page.getByRole('status').filter({ hasText: 'Loaded “Prospects”: 2 entries from 3 rows, 1 without any email, phone or domain.' }).waitFor();
+  await page.getByText('Row 3 (line 4)').waitFor();
+  assert.deepEqual(await axeViolations(page), [], 'a match-only list loaded');
   // Compilers invites Engines; Engines accepts and shares its contacts with indicators.
   await page.goto(`${server.url}/w/${compilers}/partners`);
   await page.getByLabel("Your partner's workspace id").fill(engines);

@@ -29,6 +29,12 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{ws}/partners", get(partners))
         .route("/w/{ws}/partners/invite", post(invite))
         .route("/w/{ws}/partners/populations", post(create_population))
+        .route(
+            "/w/{ws}/partners/match-lists",
+            post(load_match_list).layer(axum::extract::DefaultBodyLimit::max(
+                partnerships::MAX_MATCH_LIST_BYTES + 64 * 1024,
+            )),
+        )
         .route("/w/{ws}/partners/{id}", get(partnership))
         .route("/w/{ws}/partners/{id}/accept", post(accept))
         .route("/w/{ws}/partners/{id}/revoke", post(revoke))
@@ -65,6 +71,22 @@ pub struct PartnersPage {
     typed_partner: String,
     typed_name: String,
     typed_query: String,
+    /// What loading a match-only list did, or why it was refused.
+    list_report: Option<ListReport>,
+    list_error: Option<String>,
+    list_max_mib: usize,
+}
+
+/// What loading a match-only list did: counts, and where rows were rejected (never their
+/// values).
+#[derive(Debug)]
+pub struct ListReport {
+    pub name: String,
+    pub rows: u64,
+    pub entries: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub errors: Vec<String>,
 }
 
 fn partner_label(v: &partnerships::PartnershipView) -> String {
@@ -116,6 +138,9 @@ async fn partners_page(
         typed_partner: String::new(),
         typed_name: String::new(),
         typed_query: String::new(),
+        list_report: None,
+        list_error: None,
+        list_max_mib: partnerships::MAX_MATCH_LIST_BYTES / 1024 / 1024,
     };
     fill(&mut p);
     Ok(p)
@@ -209,6 +234,122 @@ async fn create_population(
                 })
                 .await?,
             ))
+        }
+    }
+}
+
+/// Loads a match-only list from an uploaded CSV (multipart: the CSRF token first, then its
+/// name, kind and layout, then the file): its identifiers are kept only as keyed hashes.
+async fn load_match_list(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    headers: axum::http::HeaderMap,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, PageError> {
+    super::same_origin(&headers)?;
+    let read = page.also::<perm::PartnersRead>()?;
+    let refuse = |message: String| async {
+        Ok::<_, PageError>(refused(
+            partners_page(&state, &read, |p| p.list_error = Some(message)).await?,
+        ))
+    };
+    let too_large = || {
+        format!(
+            "The file is larger than {} MiB, the most a match-only list may be",
+            partnerships::MAX_MATCH_LIST_BYTES / 1024 / 1024
+        )
+    };
+    let Ok(mut form) = form else {
+        return refuse("Choose a CSV file to load".into()).await;
+    };
+    let (mut csrf, mut name, mut kind, mut layout) =
+        (String::new(), String::new(), String::new(), String::new());
+    let mut body: Option<Vec<u8>> = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return refuse(too_large()).await
+            }
+            Err(e) => return refuse(format!("The upload was cut short: {e}")).await,
+        };
+        let field_name = field.name().unwrap_or_default().to_string();
+        if field_name == "file" {
+            // The token comes first in the form: nothing is read for a forged post.
+            if !crate::auth::csrf_matches(&state, &page.session.0.session_hash, &csrf)? {
+                return Err(PageError::new(
+                    ErrorCode::CsrfTokenInvalid,
+                    "the form is out of date; reload the page and try again",
+                ));
+            }
+            match field.bytes().await {
+                Ok(b) => body = Some(b.to_vec()),
+                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return refuse(too_large()).await
+                }
+                Err(e) => return refuse(format!("The upload was cut short: {e}")).await,
+            }
+            continue;
+        }
+        let value = field.text().await.unwrap_or_default();
+        match field_name.as_str() {
+            "csrf_token" => csrf = value,
+            "name" => name = value,
+            "kind" => kind = value,
+            "layout" => layout = value,
+            _ => {}
+        }
+    }
+    let Some(body) = body.filter(|b| !b.is_empty()) else {
+        return refuse("Choose a CSV file to load (it was empty or missing)".into()).await;
+    };
+    match partnerships::load_match_list(
+        &state,
+        &client,
+        &page.member,
+        &name,
+        Some(kind.as_str()).filter(|k| !k.is_empty()),
+        Some(layout.as_str()).filter(|l| !l.is_empty()),
+        body,
+    )
+    .await
+    {
+        Ok(r) => {
+            let report = ListReport {
+                name: r.population.name.clone(),
+                rows: r.rows,
+                entries: r.entries,
+                duplicates: r.duplicates,
+                rejected: r.rejected,
+                errors: r
+                    .errors
+                    .iter()
+                    .take(20)
+                    .map(|e| {
+                        format!(
+                            "Row {} (line {}){}: {}",
+                            e.row,
+                            e.line,
+                            e.column
+                                .as_deref()
+                                .map(|c| format!(", column {c}"))
+                                .unwrap_or_default(),
+                            e.reason
+                        )
+                    })
+                    .collect(),
+            };
+            Ok(
+                partners_page(&state, &read, |p| p.list_report = Some(report))
+                    .await?
+                    .into_response(),
+            )
+        }
+        Err(e) => {
+            let message = shown(e)?;
+            refuse(message).await
         }
     }
 }
