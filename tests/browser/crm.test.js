@@ -481,7 +481,7 @@ test('two workspaces become partners, share a population and see the matrix', as
   await page.getByRole('button', { name: 'Send the invitation' }).click();
   await page.getByText('waiting for them to accept').waitFor();
   await page.goto(`${server.url}/w/${engines}/partners`);
-  await page.getByRole('button', { name: /Accept/ }).click();
+  await page.getByRole('button', { name: 'Accept the partnership with Compilers Ltd' }).click();
   await page.getByRole('heading', { name: 'Partnership with Compilers Ltd' }).waitFor();
   await page.getByLabel('All contacts').selectOption('indicators');
   await page.getByLabel('Counts below this read').fill('1');

@@ -452,6 +452,32 @@ async fn promise_pm04_two_servers_learn_only_their_own_overlap_through_psi_over_
             "{secret} in {text}"
         );
     }
+    // A's page for the partnership shows the same: the matrix, and its own records named
+    // (Jane), never the partner's.
+    let page = http
+        .get(format!("{}/w/{}/partners/remote/{a_pid}", a.base, a.ws))
+        .header("cookie", &a.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("State: active")
+            && html.contains(&format!(
+                "on the Meshwork server at <code>{}</code>",
+                b.base
+            )),
+        "{html}"
+    );
+    assert!(
+        html.contains(">VIPs</th>") && html.contains(">Jane Doe</a>"),
+        "{html}"
+    );
+    assert!(
+        !html.to_lowercase().contains("bert") && !html.contains("only-bravo"),
+        "{html}"
+    );
     // The export lists the same records, formula-safe CSV.
     let r = http
         .get(format!(

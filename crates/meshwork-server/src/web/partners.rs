@@ -39,6 +39,13 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{ws}/partners/{id}/accept", post(accept))
         .route("/w/{ws}/partners/{id}/revoke", post(revoke))
         .route("/w/{ws}/partners/{id}/end", get(end))
+        .route("/w/{ws}/partners/remote/invite", post(remote_invite))
+        .route("/w/{ws}/partners/remote/join", post(remote_join))
+        .route("/w/{ws}/partners/remote/{id}", get(remote_partnership))
+        .route("/w/{ws}/partners/remote/{id}/sharing", post(remote_sharing))
+        .route("/w/{ws}/partners/remote/{id}/run", post(remote_run))
+        .route("/w/{ws}/partners/remote/{id}/revoke", post(remote_revoke))
+        .route("/w/{ws}/partners/remote/{id}/end", get(remote_end))
         .route("/w/{ws}/partners/{id}/sharing", post(set_sharing))
         .route("/w/{ws}/partners/{id}/run", post(run))
 }
@@ -75,6 +82,20 @@ pub struct PartnersPage {
     list_report: Option<ListReport>,
     list_error: Option<String>,
     list_max_mib: usize,
+    remote: Vec<RemoteLine>,
+    /// A new invitation for a partner on another server, shown this once, and until when it
+    /// works.
+    invitation: Option<(String, String)>,
+    join_error: Option<String>,
+    typed_invitation: String,
+}
+
+/// A partnership with a workspace on another server, as the list shows it.
+#[derive(Debug)]
+pub struct RemoteLine {
+    pub id: String,
+    pub partner: String,
+    pub state: String,
 }
 
 /// What loading a match-only list did: counts, and where rows were rejected (never their
@@ -87,6 +108,14 @@ pub struct ListReport {
     pub duplicates: u64,
     pub rejected: u64,
     pub errors: Vec<String>,
+}
+
+fn remote_label(r: &meshwork_app::remote::RemotePartnershipView) -> String {
+    match (&r.partner_url, r.partner_name.is_empty()) {
+        (_, false) => r.partner_name.clone(),
+        (Some(url), true) => url.clone(),
+        (None, true) => "An invitation not accepted yet".into(),
+    }
 }
 
 fn partner_label(v: &partnerships::PartnershipView) -> String {
@@ -141,6 +170,18 @@ async fn partners_page(
         list_report: None,
         list_error: None,
         list_max_mib: partnerships::MAX_MATCH_LIST_BYTES / 1024 / 1024,
+        remote: partnerships::remote_list(state, ws)
+            .await?
+            .into_iter()
+            .map(|r| RemoteLine {
+                partner: remote_label(&r),
+                id: r.id,
+                state: r.state,
+            })
+            .collect(),
+        invitation: None,
+        join_error: None,
+        typed_invitation: String::new(),
     };
     fill(&mut p);
     Ok(p)
@@ -377,7 +418,6 @@ pub struct OverlapLine {
 pub struct PartnershipPage {
     chrome: Chrome,
     ws: String,
-    id: String,
     partner: String,
     state: String,
     active: bool,
@@ -393,6 +433,10 @@ pub struct PartnershipPage {
     more_records: usize,
     error: Option<String>,
     notice: Option<&'static str>,
+    /// Where its forms post: the same-server partnership's or the remote one's address.
+    base: String,
+    /// The partner's server, for a partnership with another server.
+    partner_url: Option<String>,
 }
 
 const LEVELS: [(ShareLevel, &str); 3] = [
@@ -411,6 +455,109 @@ fn level_name(l: ShareLevel) -> &'static str {
 
 /// Overlapping records shown on the page (all are in the export).
 const SHOWN_RECORDS: usize = 200;
+
+/// The matrix and the overlapping records of one side's view, as the page shows them.
+#[derive(Debug, Default)]
+pub struct SideLines {
+    columns: Vec<String>,
+    matrix: Vec<(String, Vec<String>)>,
+    records: Vec<OverlapLine>,
+    computed: Option<String>,
+    more: usize,
+}
+
+async fn side_lines(
+    state: &AppState,
+    ws: WorkspaceId,
+    side: &meshwork_app::overlap::SideView,
+) -> Result<SideLines, PageError> {
+    let (mut matrix, mut records) = (Vec::new(), Vec::new());
+    let computed = Some(fields::when(side.computed_at));
+    let ours: HashMap<&str, &str> = side
+        .populations
+        .iter()
+        .map(|p| (p.id.as_str(), p.name.as_str()))
+        .collect();
+    let theirs: HashMap<&str, &str> = side
+        .partner_populations
+        .iter()
+        .map(|p| (p.id.as_str(), p.name.as_str()))
+        .collect();
+    let columns: Vec<String> = side
+        .partner_populations
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let mut cells: BTreeMap<(&str, &str), String> = BTreeMap::new();
+    for c in &side.matrix {
+        let text = match (c.count, c.fewer_than) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(n)) => format!("fewer than {n}"),
+            (None, None) => "—".into(),
+        };
+        cells.insert((c.population.as_str(), c.partner_population.as_str()), text);
+    }
+    for p in &side.populations {
+        matrix.push((
+            p.name.clone(),
+            side.partner_populations
+                .iter()
+                .map(|q| {
+                    cells
+                        .get(&(p.id.as_str(), q.id.as_str()))
+                        .cloned()
+                        .unwrap_or_else(|| "0".into())
+                })
+                .collect(),
+        ));
+    }
+    let more = side.records.len().saturating_sub(SHOWN_RECORDS);
+    let shown = &side.records[..side.records.len().min(SHOWN_RECORDS)];
+    let ids: Vec<RecordId> = shown.iter().filter_map(|r| r.id.parse().ok()).collect();
+    let crm = meshwork_app::crm::Crm::new(state, ws)?;
+    let mut titles = HashMap::new();
+    for r in state.store.crm_records(ws, &ids).await? {
+        if let Ok(kind) = r.kind.parse::<Kind>() {
+            titles.insert(
+                r.id.to_string(),
+                (kind, fields::title(kind, &crm.open_doc(&r)?)),
+            );
+        }
+    }
+    let names = |ids: &[String], from: &HashMap<&str, &str>| {
+        ids.iter()
+            .map(|i| {
+                from.get(i.as_str())
+                    .copied()
+                    .unwrap_or(i.as_str())
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for r in shown {
+        // A list row of a match-only list is no record: it has no page.
+        let (href, title) = match titles.get(&r.id) {
+            Some((kind, title)) => (format!("/w/{ws}/{}/{}", kind.plural(), r.id), title.clone()),
+            None => (String::new(), format!("List row {}", r.id)),
+        };
+        records.push(OverlapLine {
+            href,
+            title,
+            kind: r.kind.replace('_', " "),
+            populations: names(&r.populations, &ours),
+            partner_populations: names(&r.partner_populations, &theirs),
+        });
+    }
+
+    Ok(SideLines {
+        columns,
+        matrix,
+        records,
+        computed,
+        more,
+    })
+}
 
 async fn partnership_page(
     state: &AppState,
@@ -438,107 +585,30 @@ async fn partnership_page(
             name: p.name.clone(),
         })
         .collect();
-    let (mut columns, mut matrix, mut records, mut computed, mut more) =
-        (Vec::new(), Vec::new(), Vec::new(), None, 0);
-    if active {
+    let lines = if active {
         let side = partnerships::current_view(state, client, &page.member, &row).await?;
-        computed = Some(fields::when(side.computed_at));
-        let ours: HashMap<&str, &str> = side
-            .populations
-            .iter()
-            .map(|p| (p.id.as_str(), p.name.as_str()))
-            .collect();
-        let theirs: HashMap<&str, &str> = side
-            .partner_populations
-            .iter()
-            .map(|p| (p.id.as_str(), p.name.as_str()))
-            .collect();
-        columns = side
-            .partner_populations
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
-        let mut cells: BTreeMap<(&str, &str), String> = BTreeMap::new();
-        for c in &side.matrix {
-            let text = match (c.count, c.fewer_than) {
-                (Some(n), _) => n.to_string(),
-                (None, Some(n)) => format!("fewer than {n}"),
-                (None, None) => "—".into(),
-            };
-            cells.insert((c.population.as_str(), c.partner_population.as_str()), text);
-        }
-        for p in &side.populations {
-            matrix.push((
-                p.name.clone(),
-                side.partner_populations
-                    .iter()
-                    .map(|q| {
-                        cells
-                            .get(&(p.id.as_str(), q.id.as_str()))
-                            .cloned()
-                            .unwrap_or_else(|| "0".into())
-                    })
-                    .collect(),
-            ));
-        }
-        more = side.records.len().saturating_sub(SHOWN_RECORDS);
-        let shown = &side.records[..side.records.len().min(SHOWN_RECORDS)];
-        let ids: Vec<RecordId> = shown.iter().filter_map(|r| r.id.parse().ok()).collect();
-        let crm = meshwork_app::crm::Crm::new(state, ws)?;
-        let mut titles = HashMap::new();
-        for r in state.store.crm_records(ws, &ids).await? {
-            if let Ok(kind) = r.kind.parse::<Kind>() {
-                titles.insert(
-                    r.id.to_string(),
-                    (kind, fields::title(kind, &crm.open_doc(&r)?)),
-                );
-            }
-        }
-        let names = |ids: &[String], from: &HashMap<&str, &str>| {
-            ids.iter()
-                .map(|i| {
-                    from.get(i.as_str())
-                        .copied()
-                        .unwrap_or(i.as_str())
-                        .to_string()
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        for r in shown {
-            // A list row of a match-only list is no record: it has no page.
-            let (href, title) = match titles.get(&r.id) {
-                Some((kind, title)) => {
-                    (format!("/w/{ws}/{}/{}", kind.plural(), r.id), title.clone())
-                }
-                None => (String::new(), format!("List row {}", r.id)),
-            };
-            records.push(OverlapLine {
-                href,
-                title,
-                kind: r.kind.replace('_', " "),
-                populations: names(&r.populations, &ours),
-                partner_populations: names(&r.partner_populations, &theirs),
-            });
-        }
-    }
+        side_lines(state, ws, &side).await?
+    } else {
+        SideLines::default()
+    };
     let mut p = PartnershipPage {
         chrome: Chrome::workspace(state, page, Section::Partners).await?,
         ws: ws.to_string(),
-        id: id.to_string(),
         partner: partner_label(&view),
         state: view.state.clone(),
         active,
         can_manage: page.member.role.allows(Permission::PartnersManage),
         shares,
         threshold: view.ours.threshold,
-        columns,
-        matrix,
-        computed,
-        records,
-        more_records: more,
+        columns: lines.columns,
+        matrix: lines.matrix,
+        computed: lines.computed,
+        records: lines.records,
+        more_records: lines.more,
         error: None,
         notice: None,
+        base: format!("/w/{ws}/partners/{id}"),
+        partner_url: None,
     };
     fill(&mut p);
     Ok(p)
@@ -573,9 +643,9 @@ async fn accept(
 #[template(path = "partners/end.html")]
 pub struct EndPage {
     chrome: Chrome,
-    ws: String,
-    id: String,
     partner: String,
+    /// The partnership's address (same server or another).
+    base: String,
 }
 
 /// Ending an active partnership, asked once more: both sides stop seeing the overlap.
@@ -589,8 +659,7 @@ async fn end(
     let view = partnerships::partnership_view(&state, &row, ws).await?;
     Ok(EndPage {
         chrome: Chrome::workspace(&state, &page, Section::Partners).await?,
-        ws: ws.to_string(),
-        id,
+        base: format!("/w/{ws}/partners/{id}"),
         partner: view.partner_name,
     }
     .into_response())
@@ -616,22 +685,17 @@ async fn revoke(
     Ok(Redirect::to(&format!("/w/{}/partners", page.ws())).into_response())
 }
 
-async fn set_sharing(
-    State(state): State<AppState>,
-    Client(client): Client,
-    page: InWorkspace<perm::PartnersManage>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(_, form): Posted<HashMap<String, String>>,
-) -> Result<Response, PageError> {
+/// What the sharing form asks: a level per population and the threshold.
+fn parsed_sharing(form: &HashMap<String, String>) -> Result<SideSettings, meshwork_app::AppError> {
     let mut shares = BTreeMap::new();
-    for (k, v) in &form {
+    for (k, v) in form {
         if let Some(population) = k.strip_prefix("share.") {
             let level = LEVELS
                 .iter()
                 .find(|(_, n)| n == v)
                 .map(|(l, _)| *l)
                 .ok_or_else(|| {
-                    PageError::new(
+                    meshwork_app::AppError::new(
                         ErrorCode::InvalidField,
                         format!("field `{k}`: {v:?} is not none, counts or indicators"),
                     )
@@ -643,18 +707,28 @@ async fn set_sharing(
     }
     let threshold = form
         .get("threshold")
-        .and_then(|t| t.trim().parse::<u32>().ok());
-    let result = match threshold {
-        Some(threshold) => {
-            let input = SideSettings { shares, threshold };
-            partnerships::set_sharing(&state, &client, &page.member, &id, &input)
-                .await
-                .map(|_| ())
-        }
-        None => Err(meshwork_app::AppError::new(
-            ErrorCode::InvalidField,
-            "field `threshold`: a whole number from 1 to 1000",
-        )),
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .ok_or_else(|| {
+            meshwork_app::AppError::new(
+                ErrorCode::InvalidField,
+                "field `threshold`: a whole number from 1 to 1000",
+            )
+        })?;
+    Ok(SideSettings { shares, threshold })
+}
+
+async fn set_sharing(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let result = match parsed_sharing(&form) {
+        Ok(input) => partnerships::set_sharing(&state, &client, &page.member, &id, &input)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
     };
     let read = page.also::<perm::PartnersRead>()?;
     match result {
@@ -681,4 +755,208 @@ async fn run(
 ) -> Result<Response, PageError> {
     partnerships::run(&state, &client, &page.member, &id).await?;
     Ok(Redirect::to(&format!("/w/{}/partners/{id}", page.ws())).into_response())
+}
+
+// --- partnerships with other servers -------------------------------------------------------------
+
+/// Creates an invitation for a partner on another Meshwork server and shows it this once.
+async fn remote_invite(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Posted(_, _form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let read = page.also::<perm::PartnersRead>()?;
+    match partnerships::remote_invite(&state, &client, &page.member).await {
+        Ok(invited) => {
+            let until = invited
+                .partnership
+                .invitation_expires_at
+                .map(fields::when)
+                .unwrap_or_default();
+            Ok(partners_page(&state, &read, |p| {
+                p.invitation = Some((invited.invitation.clone(), until))
+            })
+            .await?
+            .into_response())
+        }
+        Err(e) => {
+            let message = shown(e)?;
+            Ok(refused(
+                partners_page(&state, &read, |p| p.join_error = Some(message)).await?,
+            ))
+        }
+    }
+}
+
+/// Accepts an invitation from a workspace on another server.
+async fn remote_join(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Posted(_, form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let invitation = form.get("invitation").cloned().unwrap_or_default();
+    match partnerships::remote_join(&state, &client, &page.member, invitation.trim()).await {
+        Ok(view) => Ok(
+            Redirect::to(&format!("/w/{}/partners/remote/{}", page.ws(), view.id)).into_response(),
+        ),
+        Err(e) => {
+            let message = shown(e)?;
+            let read = page.also::<perm::PartnersRead>()?;
+            Ok(refused(
+                partners_page(&state, &read, |p| {
+                    p.join_error = Some(message);
+                    p.typed_invitation = invitation;
+                })
+                .await?,
+            ))
+        }
+    }
+}
+
+async fn remote_page(
+    state: &AppState,
+    page: &InWorkspace<perm::PartnersRead>,
+    id: &str,
+    fill: impl FnOnce(&mut PartnershipPage),
+) -> Result<PartnershipPage, PageError> {
+    let ws = page.ws();
+    let overlap = partnerships::remote_view(state, ws, id).await?;
+    let r = &overlap.partnership;
+    let populations = overlap::populations(state, ws).await?;
+    let shares = populations
+        .iter()
+        .map(|p| ShareLine {
+            level: level_name(
+                r.ours
+                    .shares
+                    .get(&p.id)
+                    .copied()
+                    .unwrap_or(ShareLevel::None),
+            ),
+            id: p.id.clone(),
+            name: p.name.clone(),
+        })
+        .collect();
+    let lines = match &overlap.view {
+        Some(side) => side_lines(state, ws, side).await?,
+        None => SideLines::default(),
+    };
+    let running = overlap
+        .run
+        .as_ref()
+        .is_some_and(|r| matches!(r.state, meshwork_app::remote::RunState::Running));
+    let run_error = overlap.run.as_ref().and_then(|r| r.error.clone());
+    let mut p = PartnershipPage {
+        chrome: Chrome::workspace(state, page, Section::Partners).await?,
+        ws: ws.to_string(),
+        partner: remote_label(r),
+        state: r.state.clone(),
+        active: r.state == "active",
+        can_manage: page.member.role.allows(Permission::PartnersManage),
+        shares,
+        threshold: r.ours.threshold,
+        columns: lines.columns,
+        matrix: lines.matrix,
+        computed: lines.computed,
+        records: lines.records,
+        more_records: lines.more,
+        error: run_error.map(|e| format!("The last run failed: {e}")),
+        notice: running
+            .then_some("A run with your partner's server is under way; reload to see it."),
+        base: format!("/w/{ws}/partners/remote/{id}"),
+        partner_url: r.partner_url.clone(),
+    };
+    fill(&mut p);
+    Ok(p)
+}
+
+async fn remote_partnership(
+    State(state): State<AppState>,
+    page: InWorkspace<perm::PartnersRead>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    Ok(remote_page(&state, &page, &id, |_| {})
+        .await?
+        .into_response())
+}
+
+async fn remote_sharing(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let result = match parsed_sharing(&form) {
+        Ok(input) => partnerships::remote_set_sharing(&state, &client, &page.member, &id, &input)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let read = page.also::<perm::PartnersRead>()?;
+    match result {
+        Ok(()) => Ok(remote_page(&state, &read, &id, |p| {
+            p.notice = Some("Saved: your partner's server was told; its next run uses it.")
+        })
+        .await?
+        .into_response()),
+        Err(e) => {
+            let message = shown(e)?;
+            Ok(refused(
+                remote_page(&state, &read, &id, |p| p.error = Some(message)).await?,
+            ))
+        }
+    }
+}
+
+/// Starts a run with the partner's server; the page shows it under way.
+async fn remote_run(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, _form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    partnerships::remote_run(&state, &client, &page.member, &id, false).await?;
+    Ok(Redirect::to(&format!("/w/{}/partners/remote/{id}", page.ws())).into_response())
+}
+
+/// Ending a partnership with another server, asked once more.
+async fn remote_end(
+    State(state): State<AppState>,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let ws = page.ws();
+    let overlap = partnerships::remote_view(&state, ws, &id).await?;
+    Ok(EndPage {
+        chrome: Chrome::workspace(&state, &page, Section::Partners).await?,
+        partner: remote_label(&overlap.partnership),
+        base: format!("/w/{ws}/partners/remote/{id}"),
+    }
+    .into_response())
+}
+
+/// Withdraws an invitation, or ends an active partnership (with the confirmation its page
+/// asks for); the partner's server is told.
+async fn remote_revoke(
+    State(state): State<AppState>,
+    Client(client): Client,
+    page: InWorkspace<perm::PartnersManage>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let current = partnerships::remote_view(&state, page.ws(), &id).await?;
+    if current.partnership.state == "active"
+        && form.get("confirm").map(String::as_str) != Some("yes")
+    {
+        return Err(PageError::new(
+            ErrorCode::ConfirmationRequired,
+            "tick the box that confirms ending the partnership",
+        ));
+    }
+    partnerships::remote_revoke(&state, &client, &page.member, &id).await?;
+    Ok(Redirect::to(&format!("/w/{}/partners", page.ws())).into_response())
 }

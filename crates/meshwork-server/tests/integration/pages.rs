@@ -1486,3 +1486,104 @@ async fn the_profile_and_its_picture_are_edited_on_the_account_page(s: &mut Test
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 server_test!(the_profile_and_its_picture_are_edited_on_the_account_page);
+
+/// Partnerships with other servers in the browser (issue 25): an invitation is created and
+/// shown once, a damaged one pasted is refused beside the field with what was pasted kept, the
+/// pending partnership has its page and is withdrawn; a viewer can do none of it. (The run
+/// across two servers is `overlap_two_servers`, through the same app services.)
+async fn remote_partnerships_are_made_from_the_partners_page(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@remote-pages.test").await;
+    let ws = s.create_workspace(&owner, "Remote Pages").await;
+    let viewer = s.signup("Viewer", "viewer@remote-pages.test").await;
+    s.add_member(&owner, &ws, &viewer, "viewer").await;
+    let base = format!("/w/{ws}/partners");
+    let (status, _, html) = post_form(s, &owner, &format!("{base}/remote/invite"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let invitation = html
+        .split("readonly>")
+        .nth(1)
+        .and_then(|t| t.split("</textarea>").next())
+        .unwrap()
+        .to_string();
+    assert!(invitation.starts_with("mwinv1."), "{html}");
+    assert!(html.contains("shown only now"));
+    // Shown once: the list has the pending invitation, not its text.
+    let (_, _, list) = get(s, &base, Some(&owner.cookie)).await;
+    assert!(list.contains("An invitation not accepted yet") && !list.contains(&invitation));
+    let (_, remote) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/remote-partnerships"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    let pid = remote[0]["id"].as_str().unwrap().to_string();
+    let (status, _, page) = get(s, &format!("{base}/remote/{pid}"), Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("State: pending")
+            && page.contains(&format!("action=\"{base}/remote/{pid}/sharing\""))
+    );
+    // A damaged invitation, and this workspace's own: refused beside the field.
+    for pasted in ["hello", invitation.as_str()] {
+        let (status, _, html) = post_form(
+            s,
+            &owner,
+            &format!("{base}/remote/join"),
+            &[("invitation", pasted)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            html.contains("id=\"join-error\"") && html.contains(&format!(">{pasted}</textarea>")),
+            "{html}"
+        );
+    }
+    // A viewer (no partners.read) can neither see nor change any of it.
+    let (status, _, _) = get(s, &format!("{base}/remote/{pid}"), Some(&viewer.cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(s, &viewer, &format!("{base}/remote/invite"), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(s, &viewer, &format!("{base}/remote/{pid}/revoke"), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Withdrawn by its owner.
+    let (status, location, _) =
+        post_form(s, &owner, &format!("{base}/remote/{pid}/revoke"), &[]).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, base.as_str())
+    );
+    let (_, remote) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/remote-partnerships"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert_ne!(remote[0]["state"], "pending", "{remote}");
+}
+mod remote_partnership_pages {
+    use super::super::common::{TestBackend, TestServer};
+    async fn with(backend: TestBackend) {
+        // Partners on other servers need this server's public HTTPS address.
+        let Some(mut s) = TestServer::start_with(backend, |c| {
+            c.public_url = "https://meshwork.test".into();
+        })
+        .await
+        else {
+            return;
+        };
+        super::remote_partnerships_are_made_from_the_partners_page(&mut s).await;
+        s.stop().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        with(TestBackend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        with(TestBackend::Postgres).await
+    }
+}
