@@ -534,7 +534,9 @@ struct ListFruit {
 /// A segment's sort column; string values are segment ordinals mapped to `2·ord + 1`, so that a
 /// cursor between two ordinals has a place (`2·ord`) of its own.
 enum KeyColumn {
-    Created,
+    /// Creation order is id order (ids are time-ordered, UUIDv7): the key is the id's high 64
+    /// bits, so most items lose on it alone, as on any other key, before the low bits are read.
+    Created(Column<u64>),
     I64(Column<i64>),
     F64(Column<f64>),
     Str(Option<StrColumn>),
@@ -543,7 +545,7 @@ enum KeyColumn {
 impl KeyColumn {
     fn get(&self, doc: DocId) -> Option<u64> {
         match self {
-            KeyColumn::Created => Some(0),
+            KeyColumn::Created(hi) => Some(hi.first(doc).unwrap_or(0)),
             KeyColumn::I64(c) => c.first(doc).map(i64_key),
             KeyColumn::F64(c) => c.first(doc).map(f64_key),
             KeyColumn::Str(c) => c.as_ref()?.ords().first(doc).map(|o| 2 * o + 1),
@@ -660,12 +662,17 @@ impl Collector for ListCollector {
     ) -> tantivy::Result<SegmentList> {
         let ff = reader.fast_fields();
         let key = match self.sort.field {
-            SortField::Created => KeyColumn::Created,
+            SortField::Created => KeyColumn::Created(ff.u64("id_hi")?),
             SortField::Updated => KeyColumn::I64(ff.i64("updated")?),
             SortField::Amount => KeyColumn::F64(ff.f64("amount")?),
             SortField::Name => KeyColumn::Str(ff.str("sort_name")?),
         };
         let after = match &self.after {
+            // A creation-order cursor from before its key was the id's high bits has none:
+            // its id says where it is.
+            Some(c) if matches!(key, KeyColumn::Created(_)) && c.key.is_none() => {
+                Some((Some((c.id >> 64) as u64), c.id))
+            }
             Some(c) => Some((key.place(&c.key)?, c.id)),
             None => None,
         };

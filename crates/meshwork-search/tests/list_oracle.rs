@@ -68,8 +68,10 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Ids in the order of `n`, several sharing their high 64 bits (the key of creation order) and
+/// told apart by the low ones.
 fn id_of(n: u8) -> String {
-    format!("01900000-0000-7000-8000-0000000000{n:02x}")
+    format!("0190{:04x}-0000-7000-8000-0000000000{:02x}", n / 4, n % 4)
 }
 
 fn amount_text(hundredths: i64) -> String {

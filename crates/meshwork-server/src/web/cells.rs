@@ -97,9 +97,7 @@ async fn loaded(
     kind: Kind,
     id: &str,
 ) -> Result<(RecordView, Vec<StageGroup>), PageError> {
-    let id: RecordId = id
-        .parse()
-        .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such record"))?;
+    let id = super::records::record_id(id)?;
     let crm = Crm::new(state, ws)?;
     let view = crm.view(&crm.record(kind, id).await?)?;
     let stages = if kind == Kind::Deal {

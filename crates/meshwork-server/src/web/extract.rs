@@ -246,3 +246,117 @@ fn bad_form(e: &serde_urlencoded::de::Error) -> Response {
     )
     .into_response()
 }
+
+/// A multipart form with one file, read whole into memory (see [`read_upload`]).
+#[derive(Debug, Default)]
+pub struct Uploaded {
+    /// Its text fields, the CSRF token among them.
+    pub fields: std::collections::HashMap<String, String>,
+    /// The file as the browser named and typed it; `None` when the form had no file.
+    pub file: Option<UploadedFile>,
+}
+
+#[derive(Debug)]
+pub struct UploadedFile {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Why an upload was not read, for the page: what to say, and the status (413 when it was too
+/// large, 422 otherwise).
+#[derive(Debug)]
+pub struct UploadRefused {
+    pub message: String,
+    pub status: axum::http::StatusCode,
+}
+
+impl UploadRefused {
+    fn new(message: String) -> Self {
+        Self {
+            message,
+            status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+    fn too_large(message: String) -> Self {
+        Self {
+            message,
+            status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+}
+
+/// Reads a multipart form posted by the signed-in person (`session_hash`) from this site: its
+/// text fields, then the file in `file_field`, at most `max` bytes. The CSRF token must come
+/// before the file, so nothing of a forged post's file is read (a forged post is an error
+/// page). A problem the person can fix (too large, cut short, not a form) is the inner `Err`,
+/// for the page: `too_large` says it for a file name.
+pub async fn read_upload(
+    state: &AppState,
+    session_hash: &[u8; 32],
+    headers: &HeaderMap,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+    file_field: &str,
+    max: usize,
+    too_large: impl Fn(&str) -> String,
+) -> Result<Result<Uploaded, UploadRefused>, PageError> {
+    same_origin(headers)?;
+    let Ok(mut form) = form else {
+        return Ok(Err(UploadRefused::new(
+            "The upload is not a form with a file; choose the file again".into(),
+        )));
+    };
+    let cut_short = |name: &str, e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            UploadRefused::too_large(too_large(name))
+        } else {
+            UploadRefused::new(format!("The upload of {name} was cut short: {e}"))
+        }
+    };
+    let mut out = Uploaded::default();
+    loop {
+        let mut field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Ok(Err(cut_short("the file", e))),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        if name != file_field {
+            let value = field.text().await.unwrap_or_default();
+            out.fields.insert(name, value);
+            continue;
+        }
+        let token = out
+            .fields
+            .get("csrf_token")
+            .map(String::as_str)
+            .unwrap_or("");
+        if !csrf_matches(state, session_hash, token)? {
+            return Err(PageError::new(
+                ErrorCode::CsrfTokenInvalid,
+                "the form is out of date; reload the page and try again",
+            ));
+        }
+        let file_name = field.file_name().unwrap_or_default().to_string();
+        let content_type = field.content_type().unwrap_or_default().to_string();
+        let mut bytes = Vec::new();
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > max {
+                        return Ok(Err(UploadRefused::too_large(too_large(&file_name))));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Ok(Err(cut_short(&file_name, e))),
+            }
+        }
+        out.file = Some(UploadedFile {
+            name: file_name,
+            content_type,
+            bytes,
+        });
+    }
+    Ok(Ok(out))
+}

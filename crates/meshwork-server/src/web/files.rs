@@ -4,9 +4,9 @@
 //! `crm.read` to download. A file is at most 25 MiB; a larger one is refused before anything is
 //! stored, with a message naming it.
 
-use super::extract::{same_origin, InWorkspace};
+use super::extract::{read_upload, InWorkspace};
 use super::PageError;
-use crate::auth::{csrf_matches, perm};
+use crate::auth::perm;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -21,13 +21,10 @@ const FORM_SLACK: usize = 64 * 1024;
 /// The body limit of the attaching route.
 pub const BODY_LIMIT: usize = MAX_FILE_BYTES + FORM_SLACK;
 
-fn too_large(name: &str) -> PageError {
-    PageError::new(
-        ErrorCode::PayloadTooLarge,
-        format!(
-            "{name} is larger than {} MiB, the most a file may be; nothing was stored",
-            MAX_FILE_BYTES / 1024 / 1024
-        ),
+fn too_large(name: &str) -> String {
+    format!(
+        "{name} is larger than {} MiB, the most a file may be; nothing was stored",
+        MAX_FILE_BYTES / 1024 / 1024
     )
 }
 
@@ -41,100 +38,68 @@ pub async fn attach(
     kind: Kind,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, PageError> {
-    same_origin(&headers)?;
-    let about: RecordId = id
-        .parse()
-        .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such record"))?;
-    let crm = Crm::new(&state, page.ws())?;
+    let about = super::records::record_id(&id)?;
+    let ws = page.ws();
+    let crm = Crm::new(&state, ws)?;
     crm.record(kind, about).await?;
-    match receive(&state, &page, &crm, kind, about, form).await {
-        Ok(r) => Ok(r),
-        Err(PageError(e))
-            if matches!(e.code, ErrorCode::InvalidField | ErrorCode::PayloadTooLarge) =>
-        {
+    let read = page.also::<perm::CrmRead>()?;
+    let refuse = |message: String, status: StatusCode| {
+        super::records::with_file_error(&state, &read, kind, about, message, status)
+    };
+    let uploaded = match read_upload(
+        &state,
+        &page.session.0.session_hash,
+        &headers,
+        form,
+        "file",
+        MAX_FILE_BYTES,
+        too_large,
+    )
+    .await?
+    {
+        Ok(u) => u,
+        Err(r) => return refuse(r.message, r.status).await,
+    };
+    let Some(file) = uploaded.file.filter(|f| !f.name.is_empty()) else {
+        return refuse(
+            "Choose a file to attach".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    if file.bytes.is_empty() {
+        return refuse(
+            format!("{} is empty; nothing was stored", file.name),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let Some(form_id) = uploaded
+        .fields
+        .get("form_id")
+        .and_then(|f| f.parse::<RecordId>().ok())
+    else {
+        return refuse(
+            "The form is out of date; reload the page".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    match crm
+        .attach_file(form_id, about, &file.name, &file.content_type, &file.bytes)
+        .await
+    {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/w/{ws}/{}/{about}#files", kind.plural())).into_response())
+        }
+        Err(e) if matches!(e.code, ErrorCode::InvalidField | ErrorCode::PayloadTooLarge) => {
             let status =
                 StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-            let read = page.also::<perm::CrmRead>()?;
-            // Messages name the file first, as it is spelt; others are written as sentences.
-            let message = e.message;
-            super::records::with_file_error(&state, &read, kind, about, message, status).await
+            // Messages name the file first, as it is spelt.
+            refuse(e.message, status).await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
-}
-
-async fn receive(
-    state: &AppState,
-    page: &InWorkspace<perm::CrmWrite>,
-    crm: &Crm<'_>,
-    kind: Kind,
-    about: RecordId,
-    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Response, PageError> {
-    let ws = page.ws();
-    let state = state.clone();
-    let mut form = form.map_err(|e| {
-        PageError::new(
-            ErrorCode::InvalidField,
-            format!("The upload is not a form with a file: {e}"),
-        )
-    })?;
-    let bad = |m: String| PageError::new(ErrorCode::InvalidField, m);
-    let (mut csrf, mut form_id) = (String::new(), String::new());
-    let mut file: Option<(String, String, Vec<u8>)> = None;
-    while let Some(mut field) = form.next_field().await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large("The file")
-        } else {
-            bad(format!("The upload was cut short: {e}"))
-        }
-    })? {
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "file" {
-            // The token and the form's id come first: nothing is read for a forged post.
-            if !csrf_matches(&state, &page.session.0.session_hash, &csrf)? {
-                return Err(PageError::new(
-                    ErrorCode::CsrfTokenInvalid,
-                    "the form is out of date; reload the page and try again",
-                ));
-            }
-            let file_name = field.file_name().unwrap_or_default().to_string();
-            let content_type = field.content_type().unwrap_or_default().to_string();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large(&file_name)
-                } else {
-                    bad(format!("The upload of {file_name} was cut short: {e}"))
-                }
-            })? {
-                if bytes.len() + chunk.len() > MAX_FILE_BYTES {
-                    return Err(too_large(&file_name));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            file = Some((file_name, content_type, bytes));
-            continue;
-        }
-        let value = field.text().await.unwrap_or_default();
-        match name.as_str() {
-            "csrf_token" => csrf = value,
-            "form_id" => form_id = value,
-            _ => {}
-        }
-    }
-    let Some((name, content_type, bytes)) = file.filter(|(n, _, _)| !n.is_empty()) else {
-        return Err(bad("Choose a file to attach".into()));
-    };
-    if bytes.is_empty() {
-        return Err(bad(format!("{name} is empty; nothing was stored")));
-    }
-    let form_id: RecordId = form_id
-        .parse()
-        .map_err(|_| bad("The form is out of date; reload the page".into()))?;
-    crm.attach_file(form_id, about, &name, &content_type, &bytes)
-        .await?;
-    Ok(Redirect::to(&format!("/w/{ws}/{}/{about}#files", kind.plural())).into_response())
 }
 
 /// Types a browser may be told a download is; anything else is sent as bytes. Always as an

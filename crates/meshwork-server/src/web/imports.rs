@@ -55,6 +55,15 @@ pub struct NewQuery {
     kind: String,
 }
 
+/// The list an import of `kind` belongs to, for the navigation.
+fn section_of(kind: &str) -> Section {
+    match kind {
+        "company" => Section::Companies,
+        "deal" => Section::Deals,
+        _ => Section::Contacts,
+    }
+}
+
 async fn new_page(
     state: &AppState,
     page: &InWorkspace<perm::CrmImport>,
@@ -63,7 +72,7 @@ async fn new_page(
     error: Option<String>,
 ) -> Result<NewPage, PageError> {
     Ok(NewPage {
-        chrome: Chrome::workspace(state, page, Section::Overview).await?,
+        chrome: Chrome::workspace(state, page, section_of(kind)).await?,
         ws: page.ws().to_string(),
         kind: kind.to_string(),
         layout: layout.to_string(),
@@ -212,7 +221,7 @@ pub async fn upload(
     }
     let (columns, targets) = mapping_choices(&preview, &kind);
     Ok(PreviewPage {
-        chrome: Chrome::workspace(&state, &page, Section::Overview).await?,
+        chrome: Chrome::workspace(&state, &page, section_of(&kind)).await?,
         ws: page.ws().to_string(),
         upload: id,
         file_name,
@@ -336,7 +345,7 @@ pub async fn status(
     let (row, spec, p) = import::job_state(&state, page.ws(), job).await?;
     let shown = uploads::status(job, &row.state, &p);
     Ok(StatusPage {
-        chrome: Chrome::workspace(&state, &page, Section::Overview).await?,
+        chrome: Chrome::workspace(&state, &page, section_of(&spec.kind)).await?,
         ws: page.ws().to_string(),
         job: job.to_string(),
         running: row.state == "running",

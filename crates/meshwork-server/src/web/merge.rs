@@ -6,6 +6,7 @@
 
 use super::extract::{InWorkspace, Posted};
 use super::fields;
+use super::records::record_id;
 use super::{Chrome, PageError};
 use crate::auth::perm;
 use crate::client::Client;
@@ -164,11 +165,6 @@ async fn page_for(
         preview,
         error,
     })
-}
-
-fn record_id(raw: &str) -> Result<RecordId, PageError> {
-    raw.parse()
-        .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such record"))
 }
 
 /// Finding the duplicate, and the preview of merging it.

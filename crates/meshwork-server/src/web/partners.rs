@@ -288,71 +288,49 @@ async fn load_match_list(
     headers: axum::http::HeaderMap,
     form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, PageError> {
-    super::same_origin(&headers)?;
     let read = page.also::<perm::PartnersRead>()?;
     let refuse = |message: String| async {
         Ok::<_, PageError>(refused(
             partners_page(&state, &read, |p| p.list_error = Some(message)).await?,
         ))
     };
-    let too_large = || {
-        format!(
-            "The file is larger than {} MiB, the most a match-only list may be",
-            partnerships::MAX_MATCH_LIST_BYTES / 1024 / 1024
-        )
+    let uploaded = match super::extract::read_upload(
+        &state,
+        &page.session.0.session_hash,
+        &headers,
+        form,
+        "file",
+        partnerships::MAX_MATCH_LIST_BYTES,
+        |_| {
+            format!(
+                "The file is larger than {} MiB, the most a match-only list may be",
+                partnerships::MAX_MATCH_LIST_BYTES / 1024 / 1024
+            )
+        },
+    )
+    .await?
+    {
+        Ok(u) => u,
+        Err(r) => return refuse(r.message).await,
     };
-    let Ok(mut form) = form else {
-        return refuse("Choose a CSV file to load".into()).await;
-    };
-    let (mut csrf, mut name, mut kind, mut layout) =
-        (String::new(), String::new(), String::new(), String::new());
-    let mut body: Option<Vec<u8>> = None;
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return refuse(too_large()).await
-            }
-            Err(e) => return refuse(format!("The upload was cut short: {e}")).await,
-        };
-        let field_name = field.name().unwrap_or_default().to_string();
-        if field_name == "file" {
-            // The token comes first in the form: nothing is read for a forged post.
-            if !crate::auth::csrf_matches(&state, &page.session.0.session_hash, &csrf)? {
-                return Err(PageError::new(
-                    ErrorCode::CsrfTokenInvalid,
-                    "the form is out of date; reload the page and try again",
-                ));
-            }
-            match field.bytes().await {
-                Ok(b) => body = Some(b.to_vec()),
-                Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    return refuse(too_large()).await
-                }
-                Err(e) => return refuse(format!("The upload was cut short: {e}")).await,
-            }
-            continue;
-        }
-        let value = field.text().await.unwrap_or_default();
-        match field_name.as_str() {
-            "csrf_token" => csrf = value,
-            "name" => name = value,
-            "kind" => kind = value,
-            "layout" => layout = value,
-            _ => {}
-        }
-    }
-    let Some(body) = body.filter(|b| !b.is_empty()) else {
+    let Some(body) = uploaded.file.map(|f| f.bytes).filter(|b| !b.is_empty()) else {
         return refuse("Choose a CSV file to load (it was empty or missing)".into()).await;
     };
+    let field = |k: &str| {
+        uploaded
+            .fields
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let name = field("name").unwrap_or("").to_string();
     match partnerships::load_match_list(
         &state,
         &client,
         &page.member,
         &name,
-        Some(kind.as_str()).filter(|k| !k.is_empty()),
-        Some(layout.as_str()).filter(|l| !l.is_empty()),
+        field("kind"),
+        field("layout"),
         body,
     )
     .await

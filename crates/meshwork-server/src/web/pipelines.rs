@@ -111,6 +111,11 @@ async fn page_of(
     })
 }
 
+fn pipeline_id(raw: &str) -> Result<RecordId, PageError> {
+    raw.parse()
+        .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such pipeline"))
+}
+
 /// The pipelines and their forms.
 pub async fn show(
     State(state): State<AppState>,
@@ -159,9 +164,7 @@ pub async fn save(
     Path((_, id)): Path<(String, String)>,
     Posted(_, form): Posted<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let pipeline: RecordId = id
-        .parse()
-        .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such pipeline"))?;
+    let pipeline = pipeline_id(&id)?;
     let rows = rows_of(&form);
     let stages: Vec<Value> = rows
         .iter()
@@ -235,9 +238,7 @@ pub async fn delete(
     Path((_, id)): Path<(String, String)>,
     Posted(_, form): Posted<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let pipeline: RecordId = id
-        .parse()
-        .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such pipeline"))?;
+    let pipeline = pipeline_id(&id)?;
     if form.get("confirm").map(String::as_str) != Some("yes") {
         return Err(PageError::new(
             ErrorCode::InvalidField,

@@ -117,7 +117,7 @@ fn form_id(form: &HashMap<String, String>) -> Result<RecordId, PageError> {
         })
 }
 
-fn record_id(raw: &str) -> Result<RecordId, PageError> {
+pub(super) fn record_id(raw: &str) -> Result<RecordId, PageError> {
     raw.parse()
         .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such record"))
 }

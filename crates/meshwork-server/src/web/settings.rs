@@ -514,56 +514,34 @@ pub async fn set_picture(
     headers: axum::http::HeaderMap,
     form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, PageError> {
-    super::same_origin(&headers)?;
     let refuse = |message: String| async {
         Ok::<_, PageError>(refused(
             page(&state, &session, |p| p.errors.picture = Some(message)).await?,
         ))
     };
-    let too_large = || {
-        format!(
-            "The picture is larger than {} MiB",
-            meshwork_domain::MAX_PICTURE_BYTES / 1024 / 1024
-        )
+    let uploaded = match super::extract::read_upload(
+        &state,
+        &session.session_hash,
+        &headers,
+        form,
+        "picture",
+        meshwork_domain::MAX_PICTURE_BYTES,
+        |_| {
+            format!(
+                "The picture is larger than {} MiB",
+                meshwork_domain::MAX_PICTURE_BYTES / 1024 / 1024
+            )
+        },
+    )
+    .await?
+    {
+        Ok(u) => u,
+        Err(r) => return refuse(r.message).await,
     };
-    let Ok(mut form) = form else {
+    let Some(file) = uploaded.file.filter(|f| !f.bytes.is_empty()) else {
         return refuse("Choose a picture to upload".into()).await;
     };
-    let mut csrf = String::new();
-    let mut bytes: Option<Vec<u8>> = None;
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return refuse(too_large()).await
-            }
-            Err(e) => return refuse(format!("The upload was cut short: {e}")).await,
-        };
-        match field.name().unwrap_or_default() {
-            "csrf_token" => csrf = field.text().await.unwrap_or_default(),
-            "picture" => {
-                if !crate::auth::csrf_matches(&state, &session.session_hash, &csrf)? {
-                    return Err(PageError::new(
-                        ErrorCode::CsrfTokenInvalid,
-                        "the form is out of date; reload the page and try again",
-                    ));
-                }
-                match field.bytes().await {
-                    Ok(b) => bytes = Some(b.to_vec()),
-                    Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                        return refuse(too_large()).await
-                    }
-                    Err(e) => return refuse(format!("The upload was cut short: {e}")).await,
-                }
-            }
-            _ => {}
-        }
-    }
-    let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
-        return refuse("Choose a picture to upload".into()).await;
-    };
-    match accounts::set_picture(&state, session.id, &bytes).await {
+    match accounts::set_picture(&state, session.id, &file.bytes).await {
         Ok(()) => Ok(Redirect::to("/settings?done=picture#profile").into_response()),
         Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
         Err(e) => refuse(super::accounts::capitalized(&e.message)).await,
