@@ -195,6 +195,18 @@ window.addEventListener('pageshow', (e) => {
     }
     cell.querySelector('.cell-link')?.focus();
   });
+  // A cell's link leads to its field on the record's page; with script it opens the cell's
+  // form in place instead (the link carries no htmx attributes: a list of 50 rows would ship
+  // them 200 times).
+  document.addEventListener('click', (e) => {
+    const link = e.target.closest && e.target.closest('a.cell-link');
+    if (!link || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || !window.htmx) return;
+    const url = new URL(link.href);
+    const field = url.hash.replace(/^#f-/, '');
+    if (!field) return;
+    e.preventDefault();
+    window.htmx.ajax('GET', `${url.pathname}/cell/${field}`, { target: link.closest('td'), swap: 'innerHTML' });
+  });
   document.addEventListener('keydown', (e) => {
     if (e.key !== 'Escape') return;
     const form = e.target.closest && e.target.closest('.cell-form');
