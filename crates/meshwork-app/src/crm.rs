@@ -546,7 +546,8 @@ impl<'a> Crm<'a> {
     }
 
     pub async fn create(&self, kind: Kind, doc: &Doc) -> AppResult<RecordView> {
-        self.create_with_id(kind, RecordId::new(), doc).await
+        self.create_with_id(kind, RecordId::new(), doc, Vec::new())
+            .await
     }
 
     /// Creates the record under `id`, chosen when the form that creates it was shown: the same
@@ -557,6 +558,17 @@ impl<'a> Crm<'a> {
         kind: Kind,
         id: RecordId,
         doc: &Doc,
+    ) -> AppResult<(RecordView, bool)> {
+        self.create_once_with(kind, id, doc, Vec::new()).await
+    }
+
+    /// [`Crm::create_once`], writing `extra` (a file's content) in the same batch.
+    async fn create_once_with(
+        &self,
+        kind: Kind,
+        id: RecordId,
+        doc: &Doc,
+        extra: Vec<CrmOp>,
     ) -> AppResult<(RecordView, bool)> {
         let existing = |rows: Vec<RecordRow>| -> AppResult<Option<RecordView>> {
             match rows.into_iter().next() {
@@ -571,7 +583,7 @@ impl<'a> Crm<'a> {
         if let Some(view) = existing(self.state.store.crm_records(self.ws, &[id]).await?)? {
             return Ok((view, false));
         }
-        match self.create_with_id(kind, id, doc).await {
+        match self.create_with_id(kind, id, doc, extra).await {
             Ok(view) => Ok((view, true)),
             // Two submits at once: the one that lost the race answers the winner's record.
             Err(e) => match existing(self.state.store.crm_records(self.ws, &[id]).await?)? {
@@ -607,22 +619,6 @@ impl<'a> Crm<'a> {
                 ),
             ));
         }
-        if let Some(row) = self
-            .state
-            .store
-            .crm_records(self.ws, &[id])
-            .await?
-            .into_iter()
-            .next()
-        {
-            if row.kind == Kind::File.as_str() {
-                return Ok((self.view(&row)?, false));
-            }
-            return Err(invalid(
-                "form_id",
-                "this form was already used for something else; reload the page",
-            ));
-        }
         let mut doc = Doc::new();
         doc.insert(
             "name".into(),
@@ -640,48 +636,16 @@ impl<'a> Crm<'a> {
             "about".into(),
             Value::Array(vec![Value::String(about.to_string())]),
         );
-        let customs = self.customs().await?;
-        let p = self.prepare(Kind::File, id, &doc, &customs).await?;
-        let now = now_millis();
-        let row = RecordRow {
+        self.create_once_with(
+            Kind::File,
             id,
-            workspace_id: self.ws,
-            kind: Kind::File.as_str().into(),
-            data_sealed: self.seal_doc(id, &p.validated.doc),
-            occurred_at: Self::occurred(&p.validated, now),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        let batch = CrmBatch {
-            ops: vec![
-                CrmOp::Put {
-                    record: row.clone(),
-                    expected_version: None,
-                    keys: p.keys,
-                    links: Some(p.links),
-                },
-                CrmOp::Blob {
-                    record: id,
-                    content_sealed: self.seal_bytes(id, "content", bytes),
-                },
-            ],
-        };
-        match self.apply(&batch, now).await {
-            Ok(()) => Ok((self.view(&row)?, true)),
-            // The same upload twice at once: the one that lost answers the winner's file.
-            Err(e) => match self
-                .state
-                .store
-                .crm_records(self.ws, &[id])
-                .await?
-                .into_iter()
-                .next()
-            {
-                Some(row) if row.kind == Kind::File.as_str() => Ok((self.view(&row)?, false)),
-                _ => Err(e),
-            },
-        }
+            &doc,
+            vec![CrmOp::Blob {
+                record: id,
+                content_sealed: self.seal_bytes(id, "content", bytes),
+            }],
+        )
+        .await
     }
 
     /// A file record's name, content type and content, for a download.
@@ -709,7 +673,13 @@ impl<'a> Crm<'a> {
         ))
     }
 
-    async fn create_with_id(&self, kind: Kind, id: RecordId, doc: &Doc) -> AppResult<RecordView> {
+    async fn create_with_id(
+        &self,
+        kind: Kind,
+        id: RecordId,
+        doc: &Doc,
+        extra: Vec<CrmOp>,
+    ) -> AppResult<RecordView> {
         let customs = self.customs().await?;
         let p = self.prepare(kind, id, doc, &customs).await?;
         let now = now_millis();
@@ -723,14 +693,14 @@ impl<'a> Crm<'a> {
             updated_at: now,
             version: 1,
         };
-        let batch = CrmBatch {
-            ops: vec![CrmOp::Put {
-                record: row.clone(),
-                expected_version: None,
-                keys: p.keys,
-                links: Some(p.links),
-            }],
-        };
+        let mut ops = vec![CrmOp::Put {
+            record: row.clone(),
+            expected_version: None,
+            keys: p.keys,
+            links: Some(p.links),
+        }];
+        ops.extend(extra);
+        let batch = CrmBatch { ops };
         self.apply(&batch, now).await?;
         self.view(&row)
     }

@@ -537,6 +537,18 @@ async fn side_lines(
     })
 }
 
+/// What this side shares of each of its populations.
+fn share_lines(populations: &[overlap::Population], ours: &SideSettings) -> Vec<ShareLine> {
+    populations
+        .iter()
+        .map(|p| ShareLine {
+            level: level_name(ours.shares.get(&p.id).copied().unwrap_or(ShareLevel::None)),
+            id: p.id.clone(),
+            name: p.name.clone(),
+        })
+        .collect()
+}
+
 async fn partnership_page(
     state: &AppState,
     client: &meshwork_app::actor::ClientInfo,
@@ -549,20 +561,7 @@ async fn partnership_page(
     let view = partnerships::partnership_view(state, &row, ws).await?;
     let active = view.state == "active";
     let populations = overlap::populations(state, ws).await?;
-    let shares = populations
-        .iter()
-        .map(|p| ShareLine {
-            level: level_name(
-                view.ours
-                    .shares
-                    .get(&p.id)
-                    .copied()
-                    .unwrap_or(ShareLevel::None),
-            ),
-            id: p.id.clone(),
-            name: p.name.clone(),
-        })
-        .collect();
+    let shares = share_lines(&populations, &view.ours);
     let lines = if active {
         let side = partnerships::current_view(state, client, &page.member, &row).await?;
         side_lines(state, ws, &side).await?
@@ -803,20 +802,7 @@ async fn remote_page(
     let overlap = partnerships::remote_view(state, ws, id).await?;
     let r = &overlap.partnership;
     let populations = overlap::populations(state, ws).await?;
-    let shares = populations
-        .iter()
-        .map(|p| ShareLine {
-            level: level_name(
-                r.ours
-                    .shares
-                    .get(&p.id)
-                    .copied()
-                    .unwrap_or(ShareLevel::None),
-            ),
-            id: p.id.clone(),
-            name: p.name.clone(),
-        })
-        .collect();
+    let shares = share_lines(&populations, &r.ours);
     let lines = match &overlap.view {
         Some(side) => side_lines(state, ws, side).await?,
         None => SideLines::default(),

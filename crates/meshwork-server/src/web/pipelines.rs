@@ -49,6 +49,16 @@ pub struct PipelinesPage {
     pipelines: Vec<PipelineForm>,
 }
 
+/// One empty row at the end, which adds a stage.
+fn with_new_row(stages: &mut Vec<StageRow>) {
+    stages.push(StageRow {
+        id: String::new(),
+        name: String::new(),
+        outcome: "open",
+        position: stages.len() + 1,
+    });
+}
+
 fn form_of(id: RecordId, version: i64, doc: &Doc) -> PipelineForm {
     let mut stages: Vec<StageRow> = doc
         .get("stages")
@@ -71,13 +81,7 @@ fn form_of(id: RecordId, version: i64, doc: &Doc) -> PipelineForm {
                 .collect()
         })
         .unwrap_or_default();
-    // One empty row adds a stage.
-    stages.push(StageRow {
-        id: String::new(),
-        name: String::new(),
-        outcome: "open",
-        position: stages.len() + 1,
-    });
+    with_new_row(&mut stages);
     PipelineForm {
         id: id.to_string(),
         version,
@@ -203,12 +207,7 @@ pub async fn save(
                 for (i, s) in stages.iter_mut().enumerate() {
                     s.position = i + 1;
                 }
-                stages.push(StageRow {
-                    id: String::new(),
-                    name: String::new(),
-                    outcome: "open",
-                    position: stages.len() + 1,
-                });
+                with_new_row(&mut stages);
                 PipelineForm {
                     id: pipeline.to_string(),
                     version: version.unwrap_or_default(),
