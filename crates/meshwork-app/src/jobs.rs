@@ -33,6 +33,10 @@ use tokio::task::JoinSet;
 pub const MAIL_SEND: &str = "mail.send";
 /// Runs (or resumes) an import of an uploaded file (payload `{"job": id}`, in its workspace).
 pub const IMPORT: &str = "import";
+/// Syncs one connector (payload `{"connector": id, "trigger": …}`, in its workspace).
+pub const CONNECTOR_SYNC: &str = "connector.sync";
+/// Queues a sync of each connector whose interval has passed (`jobs.connectors_check_seconds`).
+pub const CONNECTORS_DUE: &str = "connectors.due";
 /// Housekeeping (`jobs.housekeeping_seconds`, daily by default): deletes finished jobs older
 /// than `jobs.keep_days`.
 pub const PRUNE: &str = "jobs.prune";
@@ -61,13 +65,20 @@ impl Periodic {
 
 /// The periodic jobs every server schedules.
 pub fn periodic(config: &crate::config::JobsConfig) -> Vec<Periodic> {
-    vec![Periodic {
-        kind: PRUNE,
-        every: Duration::from_secs(config.housekeeping_seconds as u64),
-        at: Duration::from_secs(
-            crate::config::time_of_day_seconds(&config.housekeeping_at).unwrap_or(0) as u64,
-        ),
-    }]
+    vec![
+        Periodic {
+            kind: PRUNE,
+            every: Duration::from_secs(config.housekeeping_seconds as u64),
+            at: Duration::from_secs(
+                crate::config::time_of_day_seconds(&config.housekeeping_at).unwrap_or(0) as u64,
+            ),
+        },
+        Periodic {
+            kind: CONNECTORS_DUE,
+            every: Duration::from_secs(config.connectors_check_seconds as u64),
+            at: Duration::ZERO,
+        },
+    ]
 }
 
 /// A job to queue.
@@ -317,6 +328,13 @@ async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
                 .ok_or_else(|| Failure::Permanent("an import job without a workspace".into()))?;
             crate::import::background::run_job(state, ws, &input).await
         }
+        CONNECTOR_SYNC => {
+            let ws = job
+                .workspace_id
+                .ok_or_else(|| Failure::Permanent("a sync job without a workspace".into()))?;
+            crate::connectors::run_job(state, ws, job.id, &input).await
+        }
+        CONNECTORS_DUE => crate::connectors::queue_due(state).await,
         PRUNE => {
             let keep = Duration::from_secs(state.config.jobs.keep_days as u64 * 24 * 3600);
             let before = now_millis() - keep.as_millis() as Millis;
@@ -409,7 +427,7 @@ impl Runner {
 
 /// The kinds this server runs.
 fn kinds(state: &AppState) -> Vec<&'static str> {
-    let mut kinds = vec![IMPORT, PRUNE];
+    let mut kinds = vec![IMPORT, PRUNE, CONNECTOR_SYNC, CONNECTORS_DUE];
     if state.mailer.is_some() {
         kinds.push(MAIL_SEND);
     }

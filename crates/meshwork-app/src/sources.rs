@@ -212,7 +212,6 @@ pub async fn put_documents(
             check_id(&at(&format!("permissions.groups[{j}]")), g)?;
             acl.push(source_group(state, ws, source, g)?);
         }
-        let id = document_id(state, ws, source, &d.id)?;
         let stored = StoredDocument {
             source: source.to_string(),
             external_id: d.id.clone(),
@@ -222,17 +221,30 @@ pub async fn put_documents(
             updated_at: d.updated_at.unwrap_or(now),
             acl,
         };
-        rows.push(SourceDocRow {
-            data_sealed: seal_document(state, ws, &id, &stored)?,
-            id,
-            workspace_id: ws,
-            source: source.to_string(),
-            updated_at: stored.updated_at,
-        });
+        rows.push(document_row(state, ws, &stored, None)?);
     }
     state.store.source_put_documents(ws, &rows, now).await?;
     state.search.sync_after_write(state, ws).await;
     Ok(rows.len())
+}
+
+/// A document's row: its id derived from its source and id there, its content and readers
+/// sealed.
+pub fn document_row(
+    state: &AppState,
+    ws: WorkspaceId,
+    doc: &StoredDocument,
+    fingerprint: Option<String>,
+) -> AppResult<SourceDocRow> {
+    let id = document_id(state, ws, &doc.source, &doc.external_id)?;
+    Ok(SourceDocRow {
+        data_sealed: seal_document(state, ws, &id, doc)?,
+        id,
+        workspace_id: ws,
+        source: doc.source.clone(),
+        updated_at: doc.updated_at,
+        fingerprint,
+    })
 }
 
 /// Removes one document of a source.

@@ -139,6 +139,9 @@ pub struct JobsConfig {
     pub housekeeping_seconds: u32,
     /// When in each period it runs: `HH:MM` UTC (a time of day for the daily default).
     pub housekeeping_at: String,
+    /// How often connectors due for a sync are looked for (each connector has its own
+    /// interval, 5 minutes by default).
+    pub connectors_check_seconds: u32,
 }
 
 impl Default for JobsConfig {
@@ -152,6 +155,7 @@ impl Default for JobsConfig {
             keep_days: 7,
             housekeeping_seconds: 86400,
             housekeeping_at: "03:30".into(),
+            connectors_check_seconds: 30,
         }
     }
 }
@@ -321,6 +325,9 @@ keep_days = 7
 housekeeping_seconds = 86400
 # When it runs: HH:MM, UTC (with the daily default, the time of day).
 housekeeping_at = "03:30"
+# How often connectors due for a sync are looked for (each has its own interval, 5 minutes by
+# default, set when it is added).
+connectors_check_seconds = 30
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -491,10 +498,11 @@ impl Config {
             || self.jobs.poll_millis == 0
             || self.jobs.retry_base_seconds == 0
             || self.jobs.housekeeping_seconds == 0
+            || self.jobs.connectors_check_seconds == 0
             || self.jobs.retry_max_seconds < self.jobs.retry_base_seconds
         {
             return Err(ConfigError::Invalid(
-                "jobs settings: concurrency, poll_millis, retry_base_seconds and housekeeping_seconds must be greater than zero, lease_seconds at least 3, retry_max_seconds at least retry_base_seconds".into(),
+                "jobs settings: concurrency, poll_millis, retry_base_seconds, housekeeping_seconds and connectors_check_seconds must be greater than zero, lease_seconds at least 3, retry_max_seconds at least retry_base_seconds".into(),
             ));
         }
         Ok(())

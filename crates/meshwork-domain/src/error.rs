@@ -91,6 +91,8 @@ error_codes! {
     JobNotFound => ("job_not_found", 404, InvalidRequest, "No job with this id: an import of the workspace, or a background job."),
     JobNotRevertible => ("job_not_revertible", 409, InvalidRequest, "The job is still running, failed before writing, or was already reverted."),
     SourceItemNotFound => ("source_item_not_found", 404, InvalidRequest, "No document, person or group with this id in the source."),
+    ConnectorNotFound => ("connector_not_found", 404, InvalidRequest, "No connector with this id in the workspace."),
+    ConnectorExists => ("connector_exists", 409, InvalidRequest, "The workspace has a connector with this source name; choose another or disconnect that one."),
     InvalidQuery => ("invalid_query", 422, InvalidRequest, "A search query is too long or uses an unknown filter; the message names it."),
     InvalidFilter => ("invalid_filter", 422, InvalidRequest, "A list filter or sort names an unknown field or has a malformed value; the message names it."),
     FormNotFound => ("form_not_found", 404, InvalidRequest, "No published form with this id."),

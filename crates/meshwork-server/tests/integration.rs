@@ -7,6 +7,7 @@ mod integration {
     mod bad_input;
     mod canary;
     pub mod common;
+    mod connectors;
     pub mod crm;
     mod forms;
     mod import;
@@ -18,6 +19,7 @@ mod integration {
     mod route_matrix;
     mod search;
     mod security;
+    mod slapd;
     mod sources;
     mod startup;
     mod workspaces;

@@ -102,6 +102,37 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            pub(super) fn connector(r: &DbRow) -> Result<meshwork_store::ConnectorRow> {
+                let ws: String = r.try_get("workspace_id").map_err(db)?;
+                Ok(meshwork_store::ConnectorRow {
+                    id: r.try_get("id").map_err(db)?,
+                    workspace_id: WorkspaceId(uuid(&ws, "connectors.workspace_id")?),
+                    source: r.try_get("source").map_err(db)?,
+                    kind: r.try_get("kind").map_err(db)?,
+                    settings_sealed: r.try_get("settings_sealed").map_err(db)?,
+                    paused: r.try_get("paused").map_err(db)?,
+                    every_seconds: r.try_get("every_seconds").map_err(db)?,
+                    next_sync_at: r.try_get("next_sync_at").map_err(db)?,
+                    created_at: r.try_get("created_at").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                })
+            }
+
+            pub(super) fn connector_run(r: &DbRow) -> Result<meshwork_store::ConnectorRunRow> {
+                let ws: String = r.try_get("workspace_id").map_err(db)?;
+                Ok(meshwork_store::ConnectorRunRow {
+                    id: r.try_get("id").map_err(db)?,
+                    workspace_id: WorkspaceId(uuid(&ws, "connector_runs.workspace_id")?),
+                    connector_id: r.try_get("connector_id").map_err(db)?,
+                    trigger: r.try_get("trigger").map_err(db)?,
+                    state: r.try_get("state").map_err(db)?,
+                    started_at: r.try_get("started_at").map_err(db)?,
+                    finished_at: r.try_get("finished_at").map_err(db)?,
+                    counts: r.try_get("counts").map_err(db)?,
+                    report_sealed: r.try_get("report_sealed").map_err(db)?,
+                })
+            }
+
             pub(super) fn saved_view(r: &DbRow) -> Result<meshwork_store::SavedViewRow> {
                 let ws: String = r.try_get("workspace_id").map_err(db)?;
                 let user: String = r.try_get("user_id").map_err(db)?;
@@ -124,6 +155,7 @@ macro_rules! impl_sql_store {
                     source: r.try_get("source").map_err(db)?,
                     data_sealed: r.try_get("data_sealed").map_err(db)?,
                     updated_at: r.try_get("updated_at").map_err(db)?,
+                    fingerprint: r.try_get("fingerprint").map_err(db)?,
                 })
             }
 
@@ -1308,8 +1340,8 @@ macro_rules! impl_sql_store {
                             return Err(meshwork_store::StoreError::Conflict("source_documents.source"));
                         }
                     }
-                    $crate::sqlx::query("INSERT INTO source_documents (id, workspace_id, source, data_sealed, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET data_sealed = excluded.data_sealed, updated_at = excluded.updated_at")
-                        .bind(&d.id).bind(&wss).bind(&d.source).bind(&d.data_sealed).bind(d.updated_at)
+                    $crate::sqlx::query("INSERT INTO source_documents (id, workspace_id, source, data_sealed, updated_at, fingerprint) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET data_sealed = excluded.data_sealed, updated_at = excluded.updated_at, fingerprint = excluded.fingerprint")
+                        .bind(&d.id).bind(&wss).bind(&d.source).bind(&d.data_sealed).bind(d.updated_at).bind(&d.fingerprint)
                         .execute(&mut *tx).await.map_err($crate::db)?;
                     changes.push(("document", d.id.clone(), if existed.is_some() { "update" } else { "create" }));
                 }
@@ -1336,7 +1368,7 @@ macro_rules! impl_sql_store {
             async fn source_documents(&self, ws: meshwork_domain::WorkspaceId, ids: &[String]) -> meshwork_store::Result<Vec<meshwork_store::SourceDocRow>> {
                 let mut out = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(500) {
-                    let sql = format!("SELECT id, workspace_id, source, data_sealed, updated_at FROM source_documents WHERE workspace_id = {} AND id IN ({})", param(1), placeholders(2, chunk.len()));
+                    let sql = format!("SELECT id, workspace_id, source, data_sealed, updated_at, fingerprint FROM source_documents WHERE workspace_id = {} AND id IN ({})", param(1), placeholders(2, chunk.len()));
                     let mut q = $crate::sqlx::query(&sql).bind(ws.to_string());
                     for id in chunk {
                         q = q.bind(id);
@@ -1349,7 +1381,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn source_documents_page(&self, ws: meshwork_domain::WorkspaceId, after: Option<&str>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::SourceDocRow>> {
-                $crate::sqlx::query("SELECT id, workspace_id, source, data_sealed, updated_at FROM source_documents WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                $crate::sqlx::query("SELECT id, workspace_id, source, data_sealed, updated_at, fingerprint FROM source_documents WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3")
                     .bind(ws.to_string()).bind(after.unwrap_or("")).bind(limit)
                     .fetch_all(self.reader()).await.map_err($crate::db)?
                     .iter().map(sql_store_rows::source_doc).collect()
@@ -1439,11 +1471,173 @@ macro_rules! impl_sql_store {
                     .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
                 $crate::sqlx::query("DELETE FROM source_memberships WHERE workspace_id = $1 AND source = $2")
                     .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
+                $crate::sqlx::query("DELETE FROM source_archived WHERE workspace_id = $1 AND source = $2")
+                    .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
                 let mut changes: Vec<(&str, String, &str)> = ids.iter().map(|id| ("document", id.clone(), "delete")).collect();
                 changes.push(("groups", source.to_string(), "update"));
                 append_changes(&mut tx, ws, &changes, now).await?;
                 tx.commit().await.map_err($crate::db)?;
                 Ok(ids.len() as u64)
+            }
+
+            async fn source_fingerprints(&self, ws: meshwork_domain::WorkspaceId, source: &str) -> meshwork_store::Result<Vec<(String, Option<String>)>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT id, fingerprint FROM source_documents WHERE workspace_id = $1 AND source = $2")
+                    .bind(ws.to_string()).bind(source).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(|r| Ok((r.try_get(0).map_err($crate::db)?, r.try_get(1).map_err($crate::db)?))).collect()
+            }
+
+            async fn source_principal_rows(&self, ws: meshwork_domain::WorkspaceId, source: &str) -> meshwork_store::Result<Vec<meshwork_store::SourcePrincipalRow>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT principal, email_index FROM source_principals WHERE workspace_id = $1 AND source = $2")
+                    .bind(ws.to_string()).bind(source).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(|r| {
+                        let e: Option<Vec<u8>> = r.try_get(1).map_err($crate::db)?;
+                        Ok(meshwork_store::SourcePrincipalRow {
+                            principal: r.try_get(0).map_err($crate::db)?,
+                            email_index: e.map(|v| $crate::hash32(v, "source_principals.email_index")).transpose()?,
+                        })
+                    }).collect()
+            }
+
+            async fn source_remove_principals(&self, ws: meshwork_domain::WorkspaceId, source: &str, principals: &[String], now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                if principals.is_empty() {
+                    return Ok(());
+                }
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                for p in principals {
+                    $crate::sqlx::query("DELETE FROM source_principals WHERE workspace_id = $1 AND source = $2 AND principal = $3")
+                        .bind(&wss).bind(source).bind(p).execute(&mut *tx).await.map_err($crate::db)?;
+                    $crate::sqlx::query("DELETE FROM source_memberships WHERE workspace_id = $1 AND source = $2 AND member = $3")
+                        .bind(&wss).bind(source).bind(p).execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                append_changes(&mut tx, ws, &[("principals", source.to_string(), "update"), ("groups", source.to_string(), "update")], now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn source_memberships(&self, ws: meshwork_domain::WorkspaceId, source: &str) -> meshwork_store::Result<Vec<(String, String)>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT group_principal, member FROM source_memberships WHERE workspace_id = $1 AND source = $2")
+                    .bind(ws.to_string()).bind(source).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(|r| Ok((r.try_get(0).map_err($crate::db)?, r.try_get(1).map_err($crate::db)?))).collect()
+            }
+
+            async fn source_change_memberships(&self, ws: meshwork_domain::WorkspaceId, source: &str, remove: &[(String, String)], add: &[(String, String)], now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                if remove.is_empty() && add.is_empty() {
+                    return Ok(());
+                }
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                for (g, m) in remove {
+                    $crate::sqlx::query("DELETE FROM source_memberships WHERE workspace_id = $1 AND group_principal = $2 AND member = $3")
+                        .bind(&wss).bind(g).bind(m).execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                for chunk in add.chunks(400) {
+                    let values: Vec<String> = (0..chunk.len()).map(|i| format!("({}, {}, {}, {})", param(4 * i + 1), param(4 * i + 2), param(4 * i + 3), param(4 * i + 4))).collect();
+                    let sql = format!("INSERT INTO source_memberships (workspace_id, source, group_principal, member) VALUES {} ON CONFLICT DO NOTHING", values.join(", "));
+                    let mut q = $crate::sqlx::query(&sql);
+                    for (g, m) in chunk {
+                        q = q.bind(&wss).bind(source).bind(g).bind(m);
+                    }
+                    q.execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                append_changes(&mut tx, ws, &[("groups", source.to_string(), "update")], now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn source_archive(&self, ws: meshwork_domain::WorkspaceId, source: &str, document: &str, by: Option<meshwork_domain::UserId>, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("DELETE FROM source_documents WHERE workspace_id = $1 AND source = $2 AND id = $3")
+                    .bind(&wss).bind(source).bind(document).execute(&mut *tx).await.map_err($crate::db)?;
+                let existed = r.rows_affected() == 1;
+                $crate::sqlx::query("INSERT INTO source_archived (workspace_id, source, document_id, archived_by, archived_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+                    .bind(&wss).bind(source).bind(document).bind(by.map(|u| u.to_string())).bind(now)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                if existed {
+                    append_changes(&mut tx, ws, &[("document", document.to_string(), "delete")], now).await?;
+                }
+                tx.commit().await.map_err($crate::db)?;
+                Ok(existed)
+            }
+
+            async fn source_unarchive(&self, ws: meshwork_domain::WorkspaceId, document: &str) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("DELETE FROM source_archived WHERE workspace_id = $1 AND document_id = $2")
+                    .bind(ws.to_string()).bind(document).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn source_archived(&self, ws: meshwork_domain::WorkspaceId, source: &str) -> meshwork_store::Result<Vec<String>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT document_id FROM source_archived WHERE workspace_id = $1 AND source = $2 ORDER BY document_id")
+                    .bind(ws.to_string()).bind(source).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(|r| r.try_get(0).map_err($crate::db)).collect()
+            }
+
+            async fn connector_create(&self, row: &meshwork_store::ConnectorRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO connectors (id, workspace_id, source, kind, settings_sealed, paused, every_seconds, next_sync_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                    .bind(&row.id).bind(row.workspace_id.to_string()).bind(&row.source).bind(&row.kind).bind(&row.settings_sealed)
+                    .bind(row.paused).bind(row.every_seconds).bind(row.next_sync_at).bind(row.created_at).bind(row.updated_at)
+                    .execute(self.writer()).await.map_err($crate::db_err("connectors.source"))?;
+                Ok(())
+            }
+
+            async fn connector(&self, ws: meshwork_domain::WorkspaceId, id: &str) -> meshwork_store::Result<Option<meshwork_store::ConnectorRow>> {
+                $crate::sqlx::query("SELECT * FROM connectors WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.to_string()).bind(id).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::connector).transpose()
+            }
+
+            async fn connectors(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::ConnectorRow>> {
+                $crate::sqlx::query("SELECT * FROM connectors WHERE workspace_id = $1 ORDER BY created_at, id")
+                    .bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::connector).collect()
+            }
+
+            async fn connectors_due(&self, now: meshwork_domain::Millis) -> meshwork_store::Result<Vec<meshwork_store::ConnectorRow>> {
+                $crate::sqlx::query("SELECT * FROM connectors WHERE next_sync_at <= $1 AND NOT paused ORDER BY next_sync_at LIMIT 1000")
+                    .bind(now).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::connector).collect()
+            }
+
+            async fn connector_update(&self, row: &meshwork_store::ConnectorRow) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE connectors SET settings_sealed = $3, paused = $4, every_seconds = $5, next_sync_at = $6, updated_at = $7 WHERE workspace_id = $1 AND id = $2")
+                    .bind(row.workspace_id.to_string()).bind(&row.id).bind(&row.settings_sealed).bind(row.paused)
+                    .bind(row.every_seconds).bind(row.next_sync_at).bind(row.updated_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn connector_delete(&self, ws: meshwork_domain::WorkspaceId, id: &str) -> meshwork_store::Result<bool> {
+                let wss = ws.to_string();
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("DELETE FROM connector_runs WHERE workspace_id = $1 AND connector_id = $2")
+                    .bind(&wss).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("DELETE FROM connectors WHERE workspace_id = $1 AND id = $2")
+                    .bind(&wss).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn connector_run_put(&self, row: &meshwork_store::ConnectorRunRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO connector_runs (id, workspace_id, connector_id, trigger, state, started_at, finished_at, counts, report_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at, counts = excluded.counts, report_sealed = excluded.report_sealed")
+                    .bind(&row.id).bind(row.workspace_id.to_string()).bind(&row.connector_id).bind(&row.trigger).bind(&row.state)
+                    .bind(row.started_at).bind(row.finished_at).bind(&row.counts).bind(&row.report_sealed)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn connector_run(&self, ws: meshwork_domain::WorkspaceId, id: &str) -> meshwork_store::Result<Option<meshwork_store::ConnectorRunRow>> {
+                $crate::sqlx::query("SELECT * FROM connector_runs WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.to_string()).bind(id).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::connector_run).transpose()
+            }
+
+            async fn connector_runs(&self, ws: meshwork_domain::WorkspaceId, connector: &str, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::ConnectorRunRow>> {
+                $crate::sqlx::query("SELECT * FROM connector_runs WHERE workspace_id = $1 AND connector_id = $2 ORDER BY started_at DESC, id DESC LIMIT $3")
+                    .bind(ws.to_string()).bind(connector).bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::connector_run).collect()
             }
 
             async fn partnership_create(&self, row: &meshwork_store::PartnershipRow) -> meshwork_store::Result<()> {

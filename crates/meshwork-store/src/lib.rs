@@ -419,6 +419,78 @@ pub trait Store: Send + Sync + 'static {
     async fn source_delete_all(&self, ws: WorkspaceId, source: &str, now: Millis) -> Result<u64>;
     /// The sources with data in `ws` and their document counts.
     async fn sources(&self, ws: WorkspaceId) -> Result<Vec<(String, i64)>>;
+    /// Every document of `source` with its fingerprint.
+    async fn source_fingerprints(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+    ) -> Result<Vec<(String, Option<String>)>>;
+    /// Every principal of `source`.
+    async fn source_principal_rows(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+    ) -> Result<Vec<SourcePrincipalRow>>;
+    /// Removes principals of `source` (and their memberships).
+    async fn source_remove_principals(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+        principals: &[String],
+        now: Millis,
+    ) -> Result<()>;
+    /// Every (group, member) pair of `source`.
+    async fn source_memberships(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+    ) -> Result<Vec<(String, String)>>;
+    /// Removes and adds (group, member) pairs of `source` in one transaction.
+    async fn source_change_memberships(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+        remove: &[(String, String)],
+        add: &[(String, String)],
+        now: Millis,
+    ) -> Result<()>;
+    /// Archives a document: it is deleted and a tombstone keeps it from coming back (mm15).
+    /// Answers whether the document existed.
+    async fn source_archive(
+        &self,
+        ws: WorkspaceId,
+        source: &str,
+        document: &str,
+        by: Option<UserId>,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Removes a tombstone (the next sync brings the document back).
+    async fn source_unarchive(&self, ws: WorkspaceId, document: &str) -> Result<bool>;
+    /// The archived documents of `source`.
+    async fn source_archived(&self, ws: WorkspaceId, source: &str) -> Result<Vec<String>>;
+
+    // --- Connectors -----------------------------------------------------------------------------
+    /// Fails with `Conflict("connectors.source")` when the workspace has a connector of that
+    /// source name.
+    async fn connector_create(&self, row: &ConnectorRow) -> Result<()>;
+    async fn connector(&self, ws: WorkspaceId, id: &str) -> Result<Option<ConnectorRow>>;
+    async fn connectors(&self, ws: WorkspaceId) -> Result<Vec<ConnectorRow>>;
+    /// Connectors of every workspace, not paused, due at `now`.
+    async fn connectors_due(&self, now: Millis) -> Result<Vec<ConnectorRow>>;
+    /// Writes settings, pause, schedule and next sync.
+    async fn connector_update(&self, row: &ConnectorRow) -> Result<bool>;
+    /// Deletes the connector and its runs (its source rows go by [`Store::source_delete_all`]).
+    async fn connector_delete(&self, ws: WorkspaceId, id: &str) -> Result<bool>;
+    /// Inserts or replaces a run.
+    async fn connector_run_put(&self, row: &ConnectorRunRow) -> Result<()>;
+    async fn connector_run(&self, ws: WorkspaceId, id: &str) -> Result<Option<ConnectorRunRow>>;
+    /// Newest first.
+    async fn connector_runs(
+        &self,
+        ws: WorkspaceId,
+        connector: &str,
+        limit: i64,
+    ) -> Result<Vec<ConnectorRunRow>>;
 
     // --- Partner overlap ----------------------------------------------------------------------
     async fn partnership_create(&self, row: &PartnershipRow) -> Result<()>;

@@ -16,6 +16,9 @@ pub struct SourceDocRow {
     /// Title, text, URL, allowed principals and times, sealed.
     pub data_sealed: Vec<u8>,
     pub updated_at: Millis,
+    /// What a connector last read of it (a hash of its version and readers); `None` for pushed
+    /// documents.
+    pub fingerprint: Option<String>,
 }
 
 /// A source user.
@@ -24,4 +27,40 @@ pub struct SourcePrincipalRow {
     pub principal: String,
     /// The blind index of the user's verified email, joining them to a Meshwork account.
     pub email_index: Option<[u8; 32]>,
+}
+
+/// A connector: a source Meshwork reads itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorRow {
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    /// The source name its rows carry.
+    pub source: String,
+    pub kind: String,
+    /// Its settings, credentials included, sealed with the workspace key.
+    pub settings_sealed: Vec<u8>,
+    pub paused: bool,
+    pub every_seconds: i64,
+    pub next_sync_at: Millis,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One sync of a connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorRunRow {
+    /// The job's id.
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub connector_id: String,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    /// Counts as JSON (plain numbers only).
+    pub counts: String,
+    /// Problems met (they name items), sealed.
+    pub report_sealed: Option<Vec<u8>>,
 }

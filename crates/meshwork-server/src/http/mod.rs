@@ -3,6 +3,7 @@
 //! sees every route.
 
 pub mod accounts;
+pub mod connectors;
 pub mod crm;
 pub mod forms;
 pub mod imports;
@@ -34,7 +35,7 @@ const JSON_BODY_LIMIT: usize = 256 * 1024;
     info(title = "Meshwork API", description = "CRM, permission-aware workplace search and partner overlap, in one server. Errors are `{message, code, type, link}` with codes from one table.", license(name = "AGPL-3.0-only")),
     modifiers(&SecuritySchemes),
     components(schemas(ErrorBody)),
-    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "search"), (name = "partners"), (name = "system"))
+    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "search"), (name = "connectors"), (name = "partners"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -127,6 +128,18 @@ fn search_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(search::put_principals))
         .routes(routes!(search::delete_principal))
         .routes(routes!(search::put_group, search::delete_group))
+        .routes(routes!(connectors::kinds))
+        .routes(routes!(connectors::list, connectors::create))
+        .routes(routes!(connectors::try_settings))
+        .routes(routes!(
+            connectors::get,
+            connectors::update,
+            connectors::disconnect
+        ))
+        .routes(routes!(connectors::test))
+        .routes(routes!(connectors::sync))
+        .routes(routes!(connectors::runs))
+        .routes(routes!(connectors::archive, connectors::unarchive))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT * 40))
 }
 

@@ -9,7 +9,7 @@ use crate::server_test;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-async fn push(
+pub(super) async fn push(
     s: &TestServer,
     ws: &str,
     key: &str,
@@ -30,7 +30,7 @@ async fn push(
 }
 
 /// The titles `who` finds for `q`, sorted.
-async fn found(s: &TestServer, ws: &str, who: &As<'_>, q: &str) -> Vec<String> {
+pub(super) async fn found(s: &TestServer, ws: &str, who: &As<'_>, q: &str) -> Vec<String> {
     let (status, v) = s
         .call(
             Method::GET,

@@ -1,0 +1,279 @@
+//! Connectors: read-only clients of the tools a team already runs (mm04). Each one reads, from
+//! its source, the people (with the email that joins them to a Meshwork account, mm03), the
+//! groups (which may hold groups), and the documents with exactly who may read them (mm01).
+//!
+//! This crate owns the clients and nothing else: it never touches the store. The sync service
+//! (`meshwork_app::connectors`) drives a connector through the [`Connector`] trait:
+//!
+//! 1. [`Connector::directory`]: every person and group, read whole (paged where the source
+//!    pages), so what disappeared at the source can be swept;
+//! 2. [`Connector::list`]: every document's id with a fingerprint that changes whenever its
+//!    content *or who may read it* changes; documents whose fingerprint the store already holds
+//!    are skipped (incremental), documents missing from the listing are pruned;
+//! 3. [`Connector::fetch`]: the changed documents, each with its content and its readers, or an
+//!    error of its own that leaves the rest of the sync going.
+//!
+//! A document whose readers cannot be read is given none ([`Access::nobody`]): it is stored and
+//! searchable by nobody (fail closed).
+
+pub mod folder;
+pub mod ldap;
+pub mod posix_acl;
+
+use serde::{Deserialize, Serialize};
+
+/// One read-only permission a connector asks of its source, shown before connecting (mm04).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Scope {
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// A person in the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Stable id in the source (an LDAP `uid`, a user name).
+    pub id: String,
+    /// Their email in the source: a Meshwork account with this verified email searches as them.
+    pub email: Option<String>,
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Member {
+    User(String),
+    Group(String),
+}
+
+/// A group with its direct members (groups may contain groups, even themselves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub members: Vec<Member>,
+}
+
+/// Everyone and every group a source knows, read whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    pub principals: Vec<Principal>,
+    pub groups: Vec<Group>,
+    /// Entries that could not be read (each named), skipped.
+    pub problems: Vec<String>,
+}
+
+/// Who may read a document in its source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Anyone in the organisation.
+    pub everyone: bool,
+    /// Source user ids.
+    pub users: Vec<String>,
+    /// Source group ids.
+    pub groups: Vec<String>,
+}
+
+impl Access {
+    /// Nobody: a document whose access could not be read.
+    pub fn nobody() -> Self {
+        Self::default()
+    }
+}
+
+/// A document's id in a listing, with the fingerprint of its content and access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    /// Changes whenever the document's content or readers change (a hash: never the data).
+    pub fingerprint: String,
+}
+
+/// Every document of a source, as far as it could be listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub items: Vec<Listed>,
+    /// What could not be listed (each named).
+    pub problems: Vec<String>,
+    /// Whether every part of the source was listed; only a complete listing prunes what is
+    /// missing from it (a folder that could not be read this time is not taken as deleted).
+    pub complete: bool,
+}
+
+/// A document read from its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub id: String,
+    pub title: String,
+    pub body: String,
+    pub url: Option<String>,
+    /// Last change in the source (ms since the epoch).
+    pub updated_at: i64,
+    pub access: Access,
+    /// As in the listing, read again with the document.
+    pub fingerprint: String,
+    /// Something about the document went wrong but it is still stored (its text could not be
+    /// read, its readers could not be read): said in the sync history.
+    pub warning: Option<String>,
+}
+
+/// Why a connector, or one item of it, could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The source cannot be reached (refused, timed out, dropped the connection): worth trying
+    /// again later.
+    #[error("cannot reach the source: {0}")]
+    Unreachable(String),
+    /// The source refused the credentials.
+    #[error("the source refused the credentials: {0}")]
+    Credentials(String),
+    /// The settings are wrong (a missing folder, a bad base DN).
+    #[error("{0}")]
+    Settings(String),
+    /// The source answered something that cannot be read.
+    #[error("the source's answer cannot be read: {0}")]
+    Protocol(String),
+}
+
+impl ConnectorError {
+    /// Worth another attempt later.
+    pub fn temporary(&self) -> bool {
+        matches!(self, ConnectorError::Unreachable(_))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ConnectorError>;
+
+/// One document that could not be read, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemError {
+    pub id: String,
+    pub error: String,
+}
+
+/// How a connector reads text out of the files it finds (the app's extractors; PDF in a helper
+/// process).
+#[derive(Debug, Clone, Default)]
+pub struct TextReader {
+    /// The helper for formats read outside the process (PDF); without one they are indexed by
+    /// name only.
+    pub helper: Option<meshwork_extract::sandbox::Helper>,
+}
+
+impl TextReader {
+    /// The text of a file, or why it could not be read (the file is then found by its name).
+    pub fn read(&self, name: &str, bytes: &[u8]) -> std::result::Result<String, String> {
+        let Some(format) = meshwork_extract::Format::detect(name, "") else {
+            return Err("not a format whose text is read".into());
+        };
+        let text = if format.needs_sandbox() {
+            match &self.helper {
+                Some(h) => meshwork_extract::sandbox::run(h, format, bytes, Default::default()),
+                None => return Err("no helper process to read it".into()),
+            }
+        } else {
+            meshwork_extract::extract(format, bytes)
+        };
+        text.map_err(|e| e.to_string())
+    }
+}
+
+/// A connector: read-only access to one source.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// What it reads, shown before connecting.
+    fn scopes(&self) -> &'static [Scope];
+    /// Whether it reads documents (a directory alone does not: its listing is never used to
+    /// prune documents pushed to its source by other means).
+    fn has_documents(&self) -> bool {
+        true
+    }
+    /// Connects and reads the least that proves the settings work; says what it found.
+    async fn check(&self) -> Result<String>;
+    /// Everyone and every group (empty for sources without a directory).
+    async fn directory(&self) -> Result<Directory>;
+    /// Every document's id and fingerprint.
+    async fn list(&self) -> Result<Listing>;
+    /// The documents with these ids (from the listing), in any order; one that cannot be read
+    /// is an [`ItemError`], and one gone since the listing is left out.
+    async fn fetch(&self, ids: &[String]) -> Result<Vec<std::result::Result<Document, ItemError>>>;
+}
+
+/// A fingerprint: the hex of a SHA-256 over the parts, each length-prefixed.
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The settings fields that hold secrets: sealed, never shown again.
+pub const SECRETS: &[&str] = &["password"];
+
+/// The settings of each kind of connector (credentials included; the app seals them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Settings {
+    Ldap(ldap::LdapSettings),
+    Folder(folder::FolderSettings),
+}
+
+impl Settings {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Settings::Ldap(_) => "ldap",
+            Settings::Folder(_) => "folder",
+        }
+    }
+
+    /// The scopes a connector of this kind asks for.
+    pub fn scopes(&self) -> &'static [Scope] {
+        match self {
+            Settings::Ldap(_) => ldap::SCOPES,
+            Settings::Folder(_) => folder::SCOPES,
+        }
+    }
+
+    /// Checks the settings without connecting: each problem names its field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            Settings::Ldap(s) => s.validate(),
+            Settings::Folder(s) => s.validate(),
+        }
+    }
+
+    /// The settings as shown back to people: secrets replaced by `"********"`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            for secret in SECRETS {
+                if o.contains_key(*secret) {
+                    o.insert(
+                        secret.to_string(),
+                        serde_json::Value::String("********".into()),
+                    );
+                }
+            }
+        }
+        v
+    }
+
+    /// The connector these settings describe.
+    pub fn connector(&self, text: TextReader) -> Box<dyn Connector> {
+        match self {
+            Settings::Ldap(s) => Box::new(ldap::Ldap::new(s.clone())),
+            Settings::Folder(s) => Box::new(folder::Folder::new(s.clone(), text)),
+        }
+    }
+}
+
+/// All kinds and their scopes (for the page that adds a connector).
+pub const KINDS: &[(&str, &str, &[Scope])] = &[
+    ("ldap", "LDAP directory: people and groups", ldap::SCOPES),
+    (
+        "folder",
+        "Folder: files with their owners, modes and ACLs",
+        folder::SCOPES,
+    ),
+];
