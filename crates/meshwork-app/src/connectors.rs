@@ -46,8 +46,7 @@ const BATCH: usize = 100;
 const MAX_PROBLEMS: usize = 200;
 const MAX_TITLE: usize = 1_000;
 const MAX_BODY: usize = 1 << 20;
-/// What a secret reads as when settings are shown, and what keeps it when sent back.
-pub const HIDDEN: &str = "********";
+pub use meshwork_connectors::HIDDEN;
 
 /// A connector to add.
 #[derive(Debug, Deserialize)]
@@ -178,7 +177,7 @@ pub fn parse_settings(value: serde_json::Value) -> AppResult<Settings> {
     let settings: Settings = serde_json::from_value(value).map_err(|e| {
         AppError::new(
             ErrorCode::InvalidField,
-            format!("field `settings`: {e} (kinds: ldap, folder)"),
+            format!("field `settings`: {e} (kinds: ldap, folder, imap)"),
         )
     })?;
     settings
@@ -381,17 +380,7 @@ pub async fn update(
     }
     if let Some(mut value) = change.settings {
         let old = serde_json::to_value(open_settings(state, &r)?).map_err(AppError::internal)?;
-        if let (Some(new), Some(old)) = (value.as_object_mut(), old.as_object()) {
-            for secret in meshwork_connectors::SECRETS {
-                let keep = matches!(new.get(*secret), None | Some(serde_json::Value::Null))
-                    || new.get(*secret).and_then(|v| v.as_str()) == Some(HIDDEN);
-                if keep {
-                    if let Some(v) = old.get(*secret) {
-                        new.insert(secret.to_string(), v.clone());
-                    }
-                }
-            }
-        }
+        meshwork_connectors::keep_secrets(&mut value, &old);
         let settings = parse_settings(value)?;
         if settings.kind() != r.kind {
             return Err(AppError::new(
@@ -839,6 +828,7 @@ async fn sync(state: &AppState, c: &ConnectorRow, report: &mut Report) -> Result
                 match m {
                     Member::User(u) => source_user(state, ws, source, u)?,
                     Member::Group(h) => source_group(state, ws, source, h)?,
+                    Member::Everyone => EVERYONE.to_string(),
                 },
             ));
         }

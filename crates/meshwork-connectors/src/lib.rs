@@ -17,6 +17,7 @@
 //! searchable by nobody (fail closed).
 
 pub mod folder;
+pub mod imap;
 pub mod ldap;
 pub mod posix_acl;
 
@@ -43,6 +44,8 @@ pub struct Principal {
 pub enum Member {
     User(String),
     Group(String),
+    /// Everyone in the organisation (an IMAP ACL's `anyone`).
+    Everyone,
 }
 
 /// A group with its direct members (groups may contain groups, even themselves).
@@ -208,8 +211,65 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-/// The settings fields that hold secrets: sealed, never shown again.
+/// The settings fields that hold secrets (at any depth): sealed, never shown again.
 pub const SECRETS: &[&str] = &["password"];
+/// What a secret reads as when settings are shown, and what keeps it when sent back.
+pub const HIDDEN: &str = "********";
+/// Text kept per document.
+pub const MAX_TEXT: usize = meshwork_extract::MAX_TEXT;
+
+fn redact(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                if SECRETS.contains(&k.as_str()) {
+                    *v = serde_json::Value::String(HIDDEN.into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// Settings sent back by a person, with each secret left out, `null` or [`HIDDEN`] taken from
+/// `old` at the same place (an account of a list is matched by its `user`).
+pub fn keep_secrets(new: &mut serde_json::Value, old: &serde_json::Value) {
+    match (new, old) {
+        (serde_json::Value::Object(n), serde_json::Value::Object(o)) => {
+            for secret in SECRETS {
+                let keep = match n.get(*secret) {
+                    None | Some(serde_json::Value::Null) => true,
+                    Some(v) => v.as_str() == Some(HIDDEN),
+                };
+                if keep {
+                    if let Some(v) = o.get(*secret) {
+                        n.insert(secret.to_string(), v.clone());
+                    }
+                }
+            }
+            for (k, v) in n.iter_mut() {
+                if let Some(ov) = o.get(k) {
+                    keep_secrets(v, ov);
+                }
+            }
+        }
+        (serde_json::Value::Array(n), serde_json::Value::Array(o)) => {
+            for item in n.iter_mut() {
+                let user = item.get("user").cloned();
+                if let Some(ov) = o
+                    .iter()
+                    .find(|x| user.is_some() && x.get("user") == user.as_ref())
+                {
+                    keep_secrets(item, ov);
+                }
+            }
+        }
+        _ => {}
+    }
+}
 
 /// The settings of each kind of connector (credentials included; the app seals them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +277,7 @@ pub const SECRETS: &[&str] = &["password"];
 pub enum Settings {
     Ldap(ldap::LdapSettings),
     Folder(folder::FolderSettings),
+    Imap(imap::ImapSettings),
 }
 
 impl Settings {
@@ -224,6 +285,7 @@ impl Settings {
         match self {
             Settings::Ldap(_) => "ldap",
             Settings::Folder(_) => "folder",
+            Settings::Imap(_) => "imap",
         }
     }
 
@@ -232,6 +294,7 @@ impl Settings {
         match self {
             Settings::Ldap(_) => ldap::SCOPES,
             Settings::Folder(_) => folder::SCOPES,
+            Settings::Imap(_) => imap::SCOPES,
         }
     }
 
@@ -240,22 +303,15 @@ impl Settings {
         match self {
             Settings::Ldap(s) => s.validate(),
             Settings::Folder(s) => s.validate(),
+            Settings::Imap(s) => s.validate(),
         }
     }
 
-    /// The settings as shown back to people: secrets replaced by `"********"`.
+    /// The settings as shown back to people: every secret (a [`SECRETS`] field, at any depth)
+    /// replaced by [`HIDDEN`].
     pub fn redacted(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            for secret in SECRETS {
-                if o.contains_key(*secret) {
-                    o.insert(
-                        secret.to_string(),
-                        serde_json::Value::String("********".into()),
-                    );
-                }
-            }
-        }
+        redact(&mut v);
         v
     }
 
@@ -264,6 +320,7 @@ impl Settings {
         match self {
             Settings::Ldap(s) => Box::new(ldap::Ldap::new(s.clone())),
             Settings::Folder(s) => Box::new(folder::Folder::new(s.clone(), text)),
+            Settings::Imap(s) => Box::new(imap::Imap::new(s.clone())),
         }
     }
 }
@@ -275,5 +332,10 @@ pub const KINDS: &[(&str, &str, &[Scope])] = &[
         "folder",
         "Folder: files with their owners, modes and ACLs",
         folder::SCOPES,
+    ),
+    (
+        "imap",
+        "IMAP mail: messages, readable as their mailbox's ACL says",
+        imap::SCOPES,
     ),
 ];

@@ -9,6 +9,7 @@ mod integration {
     pub mod common;
     mod connectors;
     pub mod crm;
+    mod dovecot;
     mod forms;
     mod import;
     mod jobs;

@@ -7,6 +7,7 @@
 
 use super::common::*;
 use super::crm::setup;
+use super::dovecot::Dovecot;
 use super::slapd::{Slapd, BASE, READER_DN, READER_PW};
 use super::sources::{found, push};
 use crate::server_test;
@@ -775,3 +776,170 @@ async fn connector_settings_are_checked_field_by_field_and_a_paused_connector_is
     assert!(v["message"].as_str().unwrap().contains("1 files"), "{v}");
 }
 server_test!(connector_settings_are_checked_field_by_field_and_a_paused_connector_is_not_synced);
+
+fn imap_settings(d: &Dovecot, users: &[&str]) -> Value {
+    let accounts: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"user": u, "password": format!("{u}-pw")}))
+        .collect();
+    json!({"kind": "imap", "host": "127.0.0.1", "port": d.port, "security": "none", "accounts": accounts, "email_domain": "mail.test"})
+}
+
+async fn promise_mm01_a_mailbox_acl_change_changes_search_after_the_next_sync(s: &mut TestServer) {
+    let d = Dovecot::start(&["alice", "bob", "carol"]);
+    d.deliver(
+        "alice",
+        "INBOX",
+        "Invoice okapi",
+        "the invoice for okapi feed",
+    );
+    d.deliver(
+        "alice",
+        "Projects",
+        "Project okapi plan",
+        "the okapi enclosure",
+    );
+    d.doveadm(
+        &[
+            "acl", "set", "-u", "alice", "Projects", "user=bob", "lookup", "read",
+        ],
+        None,
+    );
+
+    let c = setup(s, "Mira").await;
+    let admin = As::User(&c.who);
+    let mut people = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let p = s.signup(name, &format!("{name}@mail.test")).await;
+        s.add_member(&c.who, &c.ws, &p, "member").await;
+        people.push(p);
+    }
+    let (alice, bob, carol) = (
+        As::User(&people[0]),
+        As::User(&people[1]),
+        As::User(&people[2]),
+    );
+
+    // A wrong password is named before anything is saved.
+    let mut wrong = imap_settings(&d, &["alice"]);
+    wrong["accounts"][0]["password"] = json!("nope");
+    let (status, v) = api(
+        s,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/workspaces/{}/connectors/try", c.ws),
+        Some(json!({"settings": wrong})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("login of alice refused"),
+        "{v}"
+    );
+
+    let (status, conn) = api(
+        s,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/workspaces/{}/connectors", c.ws),
+        Some(json!({"source": "mail", "settings": imap_settings(&d, &["alice", "bob", "carol"])})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{conn}");
+    assert_eq!(conn["settings"]["accounts"][0]["password"], "********");
+    let id = conn["id"].as_str().unwrap().to_string();
+    let run = synced(s, &admin, &c.ws, &id, None).await;
+    assert_eq!(run["state"], "done", "{run}");
+    assert_eq!(run["counts"]["stored"], 2, "{run}");
+    assert_eq!(
+        found(s, &c.ws, &alice, "okapi").await,
+        ["Invoice okapi", "Project okapi plan"]
+    );
+    assert_eq!(found(s, &c.ws, &bob, "okapi").await, ["Project okapi plan"]);
+    assert_eq!(found(s, &c.ws, &carol, "okapi").await, Vec::<String>::new());
+    // Reading changed nothing at the source: no message is marked seen.
+    let flags = d.doveadm(&["fetch", "-u", "alice", "flags", "mailbox", "INBOX"], None);
+    assert!(!flags.contains("\\Seen"), "{flags}");
+
+    // At the source: bob loses Projects, carol gets alice's inbox, bob's inbox is for anyone.
+    d.doveadm(
+        &["acl", "delete", "-u", "alice", "Projects", "user=bob"],
+        None,
+    );
+    d.doveadm(
+        &[
+            "acl",
+            "set",
+            "-u",
+            "alice",
+            "INBOX",
+            "user=carol",
+            "lookup",
+            "read",
+        ],
+        None,
+    );
+    d.deliver("bob", "INBOX", "Okapi newsletter", "okapi news for all");
+    d.doveadm(
+        &[
+            "acl", "set", "-u", "bob", "INBOX", "anyone", "lookup", "read",
+        ],
+        None,
+    );
+    let run = sync_now(s, &admin, &c.ws, &id).await;
+    assert_eq!(
+        run["counts"]["stored"], 1,
+        "an ACL change reads no message again: {run}"
+    );
+    assert_eq!(found(s, &c.ws, &bob, "okapi").await, ["Okapi newsletter"]);
+    assert_eq!(
+        found(s, &c.ws, &carol, "okapi").await,
+        ["Invoice okapi", "Okapi newsletter"]
+    );
+    assert_eq!(
+        found(s, &c.ws, &admin, "okapi").await,
+        ["Okapi newsletter"],
+        "anyone: every member"
+    );
+
+    // Expunged at the source: pruned at the next sync.
+    d.doveadm(
+        &["expunge", "-u", "alice", "mailbox", "Projects", "all"],
+        None,
+    );
+    let run = sync_now(s, &admin, &c.ws, &id).await;
+    assert_eq!(run["counts"]["removed"], 1, "{run}");
+    assert_eq!(
+        found(s, &c.ws, &alice, "okapi").await,
+        ["Invoice okapi", "Okapi newsletter"]
+    );
+
+    // A secret sent back hidden is kept: the connection still works.
+    let mut same = imap_settings(&d, &["alice", "bob", "carol"]);
+    for a in same["accounts"].as_array_mut().unwrap() {
+        a["password"] = json!("********");
+    }
+    let (status, v) = api(
+        s,
+        &admin,
+        Method::PATCH,
+        &format!("/api/v1/workspaces/{}/connectors/{id}", c.ws),
+        Some(json!({"settings": same})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = api(
+        s,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/workspaces/{}/connectors/{id}/test", c.ws),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("3 accounts"), "{v}");
+}
+server_test!(promise_mm01_a_mailbox_acl_change_changes_search_after_the_next_sync);
