@@ -714,7 +714,7 @@ pub async fn run_job(
     };
     let mut report = Report::default();
     save_run(state, &base, "running", &report, false).await?;
-    match sync(state, &connector, &mut report).await {
+    match sync(state, &connector, &base, &mut report).await {
         Ok(()) => {
             save_run(state, &base, "done", &report, true).await?;
             tracing::info!(
@@ -757,7 +757,12 @@ impl From<meshwork_store::StoreError> for SyncError {
     }
 }
 
-async fn sync(state: &AppState, c: &ConnectorRow, report: &mut Report) -> Result<(), SyncError> {
+async fn sync(
+    state: &AppState,
+    c: &ConnectorRow,
+    run: &ConnectorRunRow,
+    report: &mut Report,
+) -> Result<(), SyncError> {
     let ws = c.workspace_id;
     let source = c.source.as_str();
     let client = open_settings(state, c)?.connector(text_reader(state));
@@ -930,6 +935,8 @@ async fn sync(state: &AppState, c: &ConnectorRow, report: &mut Report) -> Result
         report.counts.stored += rows.len() as u64;
         still_connected(state, c).await?;
         state.search.sync_after_write(state, ws).await;
+        // Progress, for the history while the sync runs.
+        save_run(state, run, "running", report, false).await?;
     }
     if listing.complete {
         let prune: Vec<String> = stored
