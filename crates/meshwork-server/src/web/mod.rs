@@ -12,6 +12,7 @@ mod accounts;
 mod board;
 mod bulk;
 mod cells;
+mod connectors;
 mod extract;
 mod fields;
 mod files;
@@ -314,6 +315,7 @@ pub fn router() -> Router<AppState> {
         .route("/w/{ws}/files/{id}", get(files::download))
         .merge(records::routes())
         .merge(workspace_settings::routes())
+        .merge(connectors::routes())
         .merge(partners::routes())
         .route("/settings", get(settings::settings))
         .route(

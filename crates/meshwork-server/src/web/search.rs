@@ -28,7 +28,11 @@ pub struct SearchQuery {
 pub struct HitLine {
     /// An id unique on the page (for `aria-activedescendant`).
     pub dom_id: String,
+    /// Where it opens; empty for a source document with no web address (a file of a folder, a
+    /// message): shown, with its source, but not a link.
     pub href: String,
+    /// The source of a document (`source:` filters on it).
+    pub source: String,
     /// Leaves this server (a source document in its own tool).
     pub external: bool,
     /// HTML-escaped by the index, matches in `<mark>`.
@@ -80,16 +84,17 @@ fn lines(ws: WorkspaceId, results: &meshwork_search::SearchResults) -> Vec<Group
             hits: g
                 .hits
                 .iter()
-                .filter_map(|h| {
-                    let (href, external) = hit_href(ws, h)?;
+                .map(|h| {
+                    let (href, external) = hit_href(ws, h).unwrap_or_default();
                     n += 1;
-                    Some(HitLine {
+                    HitLine {
                         dom_id: format!("hit-{n}"),
                         href,
+                        source: h.source.clone().unwrap_or_default(),
                         external,
                         title: h.title.clone(),
                         snippet: h.snippet.clone(),
-                    })
+                    }
                 })
                 .collect(),
         })

@@ -1592,3 +1592,105 @@ mod remote_partnership_pages {
         with(TestBackend::Postgres).await
     }
 }
+
+async fn add_folder(
+    s: &TestServer,
+    who: &Session,
+    ws: &str,
+    path: &str,
+    action: &str,
+    source: &str,
+) -> (StatusCode, String, String) {
+    let fields = [
+        ("kind", "folder"),
+        ("source", source),
+        ("path", path),
+        ("every_minutes", "5"),
+        ("action", action),
+    ];
+    post_form(s, who, &format!("/w/{ws}/connectors/new"), &fields).await
+}
+
+/// The connectors pages: admins only; the scopes are shown before connecting; settings are
+/// tried, then added; the connector's page shows its history and its settings with the
+/// password hidden; disconnecting asks once more.
+async fn connector_pages_add_show_and_disconnect_a_connector(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@connpages.test").await;
+    let ws = s.create_workspace(&owner, "Conn Pages Inc").await;
+    let member = s.signup("Member", "member@connpages.test").await;
+    s.add_member(&owner, &ws, &member, "member").await;
+    let (status, _, _) = get(s, &format!("/w/{ws}/connectors"), Some(&member.cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, html) = get(s, &format!("/w/{ws}/connectors"), Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("directory:read")
+            && html.contains("acl:read")
+            && html.contains("permissions:read"),
+        "scopes before connecting"
+    );
+    let (status, _, html) = get(
+        s,
+        &format!("/w/{ws}/connectors/new?kind=folder"),
+        Some(&owner.cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("files:read"));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "tapir greetings").unwrap();
+    let path = dir.path().display().to_string();
+    let (status, _, html) = add_folder(s, &owner, &ws, &path, "try", "files").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("It works: 1 files"), "{html}");
+    let (status, _, html) = add_folder(s, &owner, &ws, &path, "add", "Bad Name").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("field `source`"), "{html}");
+    assert!(html.contains(&path), "what was typed is kept");
+    let (status, location, _) = add_folder(s, &owner, &ws, &path, "add", "files").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.contains("done=added"), "{location}");
+    let started = std::time::Instant::now();
+    let html = loop {
+        let (_, _, html) = get(s, &location, Some(&owner.cookie)).await;
+        if html.contains("state-done") {
+            break html;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{html}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(html.contains("1 documents: 1 read"), "{html}");
+    assert!(html.contains("The connector is added"));
+    let id = location
+        .split('/')
+        .nth(4)
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _, _) = post_form(
+        s,
+        &owner,
+        &format!("/w/{ws}/connectors/{id}/disconnect"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "asked once more");
+    let (status, location, _) = post_form(
+        s,
+        &owner,
+        &format!("/w/{ws}/connectors/{id}/disconnect"),
+        &[("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.ends_with("done=disconnected"));
+    let (status, _, _) = get(s, &format!("/w/{ws}/connectors/{id}"), Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+server_test!(connector_pages_add_show_and_disconnect_a_connector);

@@ -1,0 +1,91 @@
+// Connectors in the browser: an admin adds a folder connector from the workspace's settings,
+// sees what it reads before connecting, tries the settings, adds it, and reads its first sync in
+// the history; then a search finds the folder's file. Controls are found by their labels.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as harness from './harness.js';
+import { startServer, launch, axeViolations, LOOKS, screenshot } from './harness.js';
+
+let server;
+let browser;
+let page;
+let folder;
+let connectorPath;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+  page = await browser.newPage();
+  folder = await mkdtemp(join(tmpdir(), 'meshwork-folder-'));
+  // Readable by anyone on the machine (a new temp folder is its owner's alone).
+  await chmod(folder, 0o755);
+  await writeFile(join(folder, 'handbook.txt'), 'The pangolin handbook for new staff');
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('an admin connects a folder: scopes first, settings tried, then the first sync in the history', async () => {
+  await harness.signUp(page, server, 'Ida Admin', 'ida@connectors.test');
+  await harness.signIn(page, server, 'ida@connectors.test');
+  await page.getByLabel('Workspace name').fill('Shares Ltd');
+  await page.getByRole('button', { name: 'Create workspace' }).click();
+  await page.getByRole('heading', { name: 'Shares Ltd' }).waitFor();
+  await page.getByRole('navigation', { name: 'Shares Ltd' }).getByRole('link', { name: 'Settings' }).click();
+  await page.getByRole('link', { name: 'Connectors', exact: true }).click();
+  await page.getByRole('heading', { name: 'Connectors', level: 1 }).waitFor();
+  // What each kind reads is shown before connecting.
+  await page.getByText('Read each file’s and folder’s owner, group, mode and POSIX ACL').or(page.getByText("Read each file's and folder's owner, group, mode and POSIX ACL")).waitFor();
+  await page.getByRole('link', { name: 'Connect Folder' }).click();
+  await page.getByRole('heading', { name: /^Connect: Folder/ }).waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('shares');
+  await page.getByLabel('Folder', { exact: true }).fill(join(folder, 'missing'));
+  await page.getByRole('button', { name: 'Try these settings' }).click();
+  await page.getByRole('alert').filter({ hasText: 'cannot read' }).waitFor();
+  await page.getByLabel('Folder', { exact: true }).fill(folder);
+  await page.getByRole('button', { name: 'Try these settings' }).click();
+  await page.getByRole('status').filter({ hasText: 'It works: 1 files' }).waitFor();
+  await page.getByRole('button', { name: 'Add connector' }).click();
+  await page.getByRole('status').filter({ hasText: 'The connector is added' }).waitFor();
+  connectorPath = new URL(page.url()).pathname;
+  // The first sync ends; the history says what it did.
+  for (let i = 0; i < 50; i++) {
+    if (await page.getByText('1 documents: 1 read').count()) break;
+    await page.waitForTimeout(200);
+    await page.reload();
+  }
+  await page.getByText('1 documents: 1 read').waitFor();
+  // Readable by anyone on the machine: found by everyone in the workspace.
+  const ws = new URL(page.url()).pathname.split('/')[2];
+  await page.goto(`${server.url}/w/${ws}/search?q=pangolin`);
+  // A file has no web address: it is shown with its source, not as a link.
+  await page.locator('li.hit', { hasText: 'handbook.txt' }).filter({ hasText: 'in shares' }).waitFor();
+  await screenshot(page, 'search-documents', 'light');
+});
+
+test('the connectors pages in light, dark and phone width', async () => {
+  const ws = connectorPath.split('/')[2];
+  const id = connectorPath.split('/')[4];
+  const pages = [
+    ['connectors', `/w/${ws}/connectors`],
+    ['connector-new', `/w/${ws}/connectors/new?kind=ldap`],
+    ['connector', `/w/${ws}/connectors/${id}`],
+  ];
+  for (const look of LOOKS) {
+    const context = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport });
+    const p = await context.newPage();
+    await harness.signIn(p, server, 'ida@connectors.test');
+    await p.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+    for (const [name, path] of pages) {
+      await p.goto(`${server.url}${path}`);
+      assert.deepEqual(await axeViolations(p), [], `${name} (${look.name})`);
+      await screenshot(p, name, look.name);
+    }
+    await context.close();
+  }
+});
