@@ -12,6 +12,7 @@
 //! (`GET /api/v1/workspaces/{id}` with a Bearer key) and authenticated writes (`PATCH` of the
 //! workspace name: a sealed update, a change-feed entry and an audit entry per request).
 
+mod connectors;
 mod import;
 mod overlap;
 mod overlap_remote;
@@ -52,6 +53,10 @@ enum What {
     /// The web app's pages in a workspace of 1,000,000 contacts: server time per page (p50,
     /// p99) beside `/healthz`, and the bytes of HTML, CSS and JavaScript each ships.
     Pages(crate::pages::PagesArgs),
+    /// Connector syncs: a folder of 100,000 files (and with `--imap-messages`, a Dovecot
+    /// mailbox) synced, with throughput and peak memory; and how soon an access change at the
+    /// source shows in search with "sync now".
+    Connectors(crate::connectors::ConnectorsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +95,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(crate::pages::run(a)),
+        What::Connectors(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::connectors::run(a)),
     }
 }
 
