@@ -122,6 +122,13 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
 type Session = async_imap::Session<Box<dyn Io>>;
 
+/// An account's open session and the mailbox it has open (EXAMINE reads a mailbox's state
+/// again, a real cost for a large one: it is done once per mailbox, not per batch).
+struct Conn {
+    s: Session,
+    selected: Option<String>,
+}
+
 /// A mailbox an account owns.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Mailbox {
@@ -138,7 +145,7 @@ impl Mailbox {
 /// The connector. Sessions are kept open between calls of one sync.
 pub struct Imap {
     settings: ImapSettings,
-    sessions: Mutex<BTreeMap<String, Session>>,
+    sessions: Mutex<BTreeMap<String, Conn>>,
     /// Each listed message's mailbox and UID, from the listing.
     listed: Mutex<BTreeMap<String, (Mailbox, u32)>>,
 }
@@ -232,12 +239,12 @@ impl Imap {
     /// The account's session, opened when needed.
     async fn session<'a>(
         &self,
-        sessions: &'a mut BTreeMap<String, Session>,
+        sessions: &'a mut BTreeMap<String, Conn>,
         account: &ImapAccount,
-    ) -> Result<&'a mut Session> {
+    ) -> Result<&'a mut Conn> {
         if !sessions.contains_key(&account.user) {
             let s = self.connect(account).await?;
-            sessions.insert(account.user.clone(), s);
+            sessions.insert(account.user.clone(), Conn { s, selected: None });
         }
         Ok(sessions.get_mut(&account.user).expect("just inserted"))
     }
@@ -250,7 +257,7 @@ impl Imap {
     async fn own_mailboxes(&self, account: &ImapAccount) -> Result<Vec<Mailbox>> {
         let host = self.settings.host.clone();
         let mut sessions = self.sessions.lock().await;
-        let s = self.session(&mut sessions, account).await?;
+        let s = &mut self.session(&mut sessions, account).await?.s;
         let out = async {
             let names: Vec<async_imap::types::Name> = s
                 .list(Some(""), Some("*"))
@@ -296,7 +303,7 @@ impl Imap {
             .collect();
         let owner = account.user.clone();
         let mut sessions = self.sessions.lock().await;
-        let s = self.session(&mut sessions, account).await?;
+        let s = &mut self.session(&mut sessions, account).await?.s;
         let out = async {
             let tag = s.run_command(format!("GETACL {}", quote(mailbox))).await.map_err(|e| err(&host, e))?;
             let mut entries: Vec<(String, bool)> = Vec::new();
@@ -333,7 +340,7 @@ impl Imap {
 
 /// A session whose connection was lost is dropped, so the next call opens a new one.
 fn forget_if_lost<T>(
-    sessions: &mut BTreeMap<String, Session>,
+    sessions: &mut BTreeMap<String, Conn>,
     account: &ImapAccount,
     r: Result<T>,
 ) -> Result<T> {
@@ -390,8 +397,10 @@ fn members(owner: &str, entries: &[(String, bool)], known: &BTreeSet<String>) ->
     out
 }
 
-/// A message's searchable text: subject as title, the addresses and text parts as body.
-fn message(
+/// A message's searchable text: its subject, its addresses and text parts (plain text when
+/// there is some, HTML without its tags otherwise; attachments left out) cut at `max_text`
+/// bytes, and its date (ms); or why it cannot be read.
+pub fn read_message(
     raw: &[u8],
     max_text: usize,
 ) -> std::result::Result<(String, String, Option<i64>), String> {
@@ -523,10 +532,14 @@ impl crate::Connector for Imap {
         for a in &self.settings.accounts {
             for m in self.own_mailboxes(a).await? {
                 let mut sessions = self.sessions.lock().await;
-                let s = self.session(&mut sessions, a).await?;
+                let Conn { s, selected } = self.session(&mut sessions, a).await?;
                 let got = async {
+                    *selected = None;
                     let mb = match s.examine(&m.name).await {
-                        Ok(mb) => mb,
+                        Ok(mb) => {
+                            *selected = Some(m.name.clone());
+                            mb
+                        }
                         Err(async_imap::error::Error::No(why)) => return Ok(Err(why)),
                         Err(e) => return Err(err(&host, e)),
                     };
@@ -585,9 +598,13 @@ impl crate::Connector for Imap {
             };
             let set: Vec<String> = wanted.iter().map(|(_, u)| u.to_string()).collect();
             let mut sessions = self.sessions.lock().await;
-            let s = self.session(&mut sessions, &account).await?;
+            let Conn { s, selected } = self.session(&mut sessions, &account).await?;
             let fetched = async {
-                s.examine(&m.name).await.map_err(|e| err(&host, e))?;
+                if selected.as_deref() != Some(m.name.as_str()) {
+                    *selected = None;
+                    s.examine(&m.name).await.map_err(|e| err(&host, e))?;
+                    *selected = Some(m.name.clone());
+                }
                 let sizes: Vec<async_imap::types::Fetch> = s
                     .uid_fetch(set.join(","), "(UID RFC822.SIZE)")
                     .await
@@ -632,7 +649,7 @@ impl crate::Connector for Imap {
                     groups: vec![m.group()],
                 };
                 match (bodies.get(&uid), sizes.get(&uid)) {
-                    (Some(raw), _) => match message(raw, crate::MAX_TEXT) {
+                    (Some(raw), _) => match read_message(raw, crate::MAX_TEXT) {
                         Ok((subject, body, date)) => out.push(Ok(Document {
                             title: if subject.trim().is_empty() { "(no subject)".into() } else { subject },
                             id,
@@ -711,7 +728,7 @@ mod tests {
     #[test]
     fn a_message_gives_its_subject_addresses_and_plain_text() {
         let raw = b"From: Ann <ann@x.test>\r\nTo: bob@y.test\r\nSubject: =?utf-8?q?Caf=C3=A9?=\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello plain\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>hello html</p>\r\n--b--\r\n";
-        let (subject, body, date) = message(raw, 1 << 20).unwrap();
+        let (subject, body, date) = read_message(raw, 1 << 20).unwrap();
         assert_eq!(subject, "Café");
         assert!(
             body.contains("From: Ann <ann@x.test>")

@@ -596,7 +596,7 @@ async fn onyx_14981_a_document_turned_private_stops_showing_after_the_next_sync(
 }
 server_test!(onyx_14981_a_document_turned_private_stops_showing_after_the_next_sync);
 
-async fn onyx_5013_documents_deleted_at_the_source_are_pruned_and_archived_ones_stay_archived(
+async fn promise_mm15_archived_documents_stay_archived_and_deleted_ones_are_pruned_onyx_5013(
     s: &mut TestServer,
 ) {
     let t = Tree::new();
@@ -707,7 +707,7 @@ async fn onyx_5013_documents_deleted_at_the_source_are_pruned_and_archived_ones_
     );
     assert_eq!(found(s, &c.ws, &admin, "okapi").await.len(), 3);
 }
-server_test!(onyx_5013_documents_deleted_at_the_source_are_pruned_and_archived_ones_stay_archived);
+server_test!(promise_mm15_archived_documents_stay_archived_and_deleted_ones_are_pruned_onyx_5013);
 
 async fn connector_settings_are_checked_field_by_field_and_a_paused_connector_is_not_synced(
     s: &mut TestServer,
@@ -943,3 +943,67 @@ async fn promise_mm01_a_mailbox_acl_change_changes_search_after_the_next_sync(s:
     assert!(v["message"].as_str().unwrap().contains("3 accounts"), "{v}");
 }
 server_test!(promise_mm01_a_mailbox_acl_change_changes_search_after_the_next_sync);
+
+async fn promise_mm04_connectors_only_read_and_show_their_scopes_before_connecting(
+    s: &mut TestServer,
+) {
+    let c = setup(s, "Nora").await;
+    let admin = As::User(&c.who);
+    // Every kind declares what it reads, each scope a read.
+    let (status, kinds) = api(
+        s,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/workspaces/{}/connector-kinds", c.ws),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let kinds = kinds.as_array().unwrap();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    for k in kinds {
+        let scopes = k["scopes"].as_array().unwrap();
+        assert!(!scopes.is_empty(), "{k}");
+        for sc in scopes {
+            assert!(sc["name"].as_str().unwrap().ends_with(":read"), "{sc}");
+            assert!(!sc["description"].as_str().unwrap().is_empty());
+        }
+    }
+    // A folder read leaves every file as it was: bytes, modification time, mode and ACL.
+    let t = Tree::new();
+    t.file("a.txt", "heron one", "70001:70001", 0o640);
+    t.setfacl(&["-m", "u:70002:r"], "a.txt");
+    t.file("deep/b.md", "heron two", "0:0", 0o644);
+    let snapshot = |t: &Tree| {
+        ["a.txt", "deep/b.md"].map(|rel| {
+            let p = t.path(&format!("files/{rel}"));
+            let m = std::fs::metadata(&p).unwrap();
+            let acl = Command::new("getfacl")
+                .arg("-p")
+                .arg(&p)
+                .output()
+                .unwrap()
+                .stdout;
+            (
+                std::fs::read(&p).unwrap(),
+                m.modified().unwrap(),
+                std::os::unix::fs::PermissionsExt::mode(&m.permissions()),
+                acl,
+            )
+        })
+    };
+    let before = snapshot(&t);
+    let (status, conn) = api(
+        s,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/workspaces/{}/connectors", c.ws),
+        Some(json!({"source": "files", "settings": t.settings()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{conn}");
+    let run = synced(s, &admin, &c.ws, conn["id"].as_str().unwrap(), None).await;
+    assert_eq!(run["counts"]["stored"], 2, "{run}");
+    assert!(snapshot(&t) == before, "the folder is unchanged by a sync");
+}
+server_test!(promise_mm04_connectors_only_read_and_show_their_scopes_before_connecting);

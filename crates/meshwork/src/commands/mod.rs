@@ -1,5 +1,6 @@
 //! The subcommands and the options they share.
 
+mod connectors;
 mod crm;
 mod default_config;
 mod extract_text;
@@ -55,8 +56,14 @@ enum Command {
     ///
     /// Example: `meshwork reindex --workspace WS`
     Reindex(search::ReindexArgs),
-    /// Background jobs (mail, imports, housekeeping): list, show, retry, cancel. Works beside a
-    /// running server.
+    /// Connectors (LDAP, folders, IMAP): list, add from a settings file, sync now, pause,
+    /// resume, the history. Works beside a running server.
+    ///
+    /// Example: `meshwork connectors history --workspace WS CONNECTOR_ID`
+    #[command(subcommand)]
+    Connectors(connectors::ConnectorsCommand),
+    /// Background jobs (mail, imports, housekeeping, syncs): list, show, retry, cancel. Works
+    /// beside a running server.
     ///
     /// Example: `meshwork jobs list --state failed`
     #[command(subcommand)]
@@ -89,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => crm::merge(args),
         Command::Search(args) => search::search(args),
         Command::Reindex(args) => search::reindex(args),
+        Command::Connectors(cmd) => connectors::run(cmd),
         Command::Jobs(cmd) => jobs::jobs(cmd),
         Command::Users(cmd) => jobs::users(cmd),
         Command::Dev(cmd) => crm::dev(cmd),
