@@ -416,6 +416,25 @@ pub async fn update(
     view(state, r).await
 }
 
+/// Pauses a connector (no sync runs), or resumes it and queues a sync now.
+pub async fn set_paused(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    id: &str,
+    paused: bool,
+) -> AppResult<ConnectorView> {
+    let change = ConnectorChange {
+        paused: Some(paused),
+        ..Default::default()
+    };
+    let view = update(state, client, auth, id, change).await?;
+    if !paused {
+        sync_now(state, auth, id).await?;
+    }
+    Ok(view)
+}
+
 /// Tests a saved connector's connection.
 pub async fn test(state: &AppState, auth: &impl InWorkspace, id: &str) -> AppResult<String> {
     require(auth)?;

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use meshwork_app::connectors::{self, ConnectorChange, ConnectorView, NewConnector, RunView};
+use meshwork_app::connectors::{self, ConnectorView, NewConnector, RunView};
 use meshwork_app::AppState;
 use meshwork_domain::ErrorCode;
 use serde::Deserialize;
@@ -29,8 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{ws}/connectors/new", get(new).post(add))
         .route("/w/{ws}/connectors/{id}", get(show))
         .route("/w/{ws}/connectors/{id}/sync", post(sync))
-        .route("/w/{ws}/connectors/{id}/pause", post(pause))
-        .route("/w/{ws}/connectors/{id}/resume", post(resume))
+        .route("/w/{ws}/connectors/{id}/paused", post(set_paused))
         .route("/w/{ws}/connectors/{id}/test", post(test))
         .route("/w/{ws}/connectors/{id}/disconnect", post(disconnect))
 }
@@ -503,42 +502,23 @@ async fn sync(
     Ok(back(&p, &id, "sync"))
 }
 
+#[derive(Debug, Deserialize)]
+pub struct PausedForm {
+    #[serde(default)]
+    paused: String,
+}
+
+/// Pauses (`paused=yes`) or resumes and syncs now (`paused=no`).
 async fn set_paused(
-    state: &AppState,
-    client: &meshwork_app::actor::ClientInfo,
-    p: &InWorkspace<perm::SourcesWrite>,
-    id: &str,
-    paused: bool,
-) -> Result<Response, PageError> {
-    let change = ConnectorChange {
-        paused: Some(paused),
-        ..Default::default()
-    };
-    connectors::update(state, client, &p.member, id, change).await?;
-    if !paused {
-        connectors::sync_now(state, &p.member, id).await?;
-    }
-    Ok(back(p, id, if paused { "paused" } else { "resumed" }))
-}
-
-async fn pause(
     State(state): State<AppState>,
     Client(client): Client,
     p: InWorkspace<perm::SourcesWrite>,
     Path((_, id)): Path<(String, String)>,
-    Posted(_, _): Posted<CsrfOnly>,
+    Posted(_, f): Posted<PausedForm>,
 ) -> Result<Response, PageError> {
-    set_paused(&state, &client, &p, &id, true).await
-}
-
-async fn resume(
-    State(state): State<AppState>,
-    Client(client): Client,
-    p: InWorkspace<perm::SourcesWrite>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(_, _): Posted<CsrfOnly>,
-) -> Result<Response, PageError> {
-    set_paused(&state, &client, &p, &id, false).await
+    let paused = f.paused == "yes";
+    connectors::set_paused(&state, &client, &p.member, &id, paused).await?;
+    Ok(back(&p, &id, if paused { "paused" } else { "resumed" }))
 }
 
 async fn test(

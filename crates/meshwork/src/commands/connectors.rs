@@ -7,7 +7,7 @@ use super::crm::{an_owner, runtime, StoreArgs};
 use anyhow::Context;
 use clap::Subcommand;
 use meshwork_app::actor::{Actor, ClientInfo, Member};
-use meshwork_app::connectors::{self, ConnectorChange, NewConnector, RunView};
+use meshwork_app::connectors::{self, NewConnector, RunView};
 use meshwork_app::AppState;
 use meshwork_domain::{Role, WorkspaceId};
 use std::path::PathBuf;
@@ -104,20 +104,13 @@ fn cli_client() -> ClientInfo {
 }
 
 async fn set_paused(state: &AppState, me: &Member, id: &str, paused: bool) -> anyhow::Result<()> {
-    let change = ConnectorChange {
-        paused: Some(paused),
-        ..Default::default()
-    };
-    connectors::update(state, &cli_client(), me, id, change)
+    connectors::set_paused(state, &cli_client(), me, id, paused)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     if paused {
         println!("connector {id} is paused");
     } else {
-        let job = connectors::sync_now(state, me, id)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        println!("connector {id} is resumed; sync queued as job {job}");
+        println!("connector {id} is resumed; a sync is queued");
     }
     Ok(())
 }
