@@ -16,7 +16,7 @@ let folder;
 let connectorPath;
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({ MESHWORK_CONNECTORS__FOLDER_ROOTS: tmpdir() });
   browser = await launch();
   page = await browser.newPage();
   folder = await mkdtemp(join(tmpdir(), 'meshwork-folder-'));

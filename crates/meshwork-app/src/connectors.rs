@@ -186,6 +186,48 @@ pub fn parse_settings(value: serde_json::Value) -> AppResult<Settings> {
     Ok(settings)
 }
 
+/// Where the operator lets connectors read (`connectors.folder_roots`): a folder connector's
+/// folder, and its accounts files unless they are the system's, must lie under a root once
+/// every link is resolved.
+pub fn check_allowed(state: &AppState, settings: &Settings) -> AppResult<()> {
+    let Settings::Folder(f) = settings else {
+        return Ok(());
+    };
+    let roots: Vec<std::path::PathBuf> = state
+        .config
+        .connectors
+        .folder_roots
+        .iter()
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .collect();
+    let refused = |field: &str, why: String| {
+        AppError::new(
+            ErrorCode::InvalidField,
+            format!("settings: field `{field}`: {why}"),
+        )
+    };
+    if roots.is_empty() {
+        return Err(refused("path", "this server reads no folders: its operator lists the folders connectors may read in `connectors.folder_roots`".into()));
+    }
+    let mut paths = vec![("path", f.path.as_str())];
+    for (field, p, system) in [
+        ("passwd_file", f.passwd_file.as_str(), "/etc/passwd"),
+        ("group_file", f.group_file.as_str(), "/etc/group"),
+    ] {
+        if p != system {
+            paths.push((field, p));
+        }
+    }
+    for (field, p) in paths {
+        let real = std::fs::canonicalize(p)
+            .map_err(|e| refused(field, format!("cannot read {p}: {e}")))?;
+        if !roots.iter().any(|r| real.starts_with(r)) {
+            return Err(refused(field, format!("{p} is not under a folder this server lets connectors read (`connectors.folder_roots`)")));
+        }
+    }
+    Ok(())
+}
+
 fn every(minutes: Option<u32>) -> AppResult<i64> {
     let m = minutes.unwrap_or(DEFAULT_EVERY_MINUTES);
     if !(1..=1440).contains(&m) {
@@ -284,6 +326,7 @@ pub async fn try_settings(
 ) -> AppResult<String> {
     require(auth)?;
     let settings = parse_settings(settings)?;
+    check_allowed(state, &settings)?;
     settings
         .connector(text_reader(state))
         .check()
@@ -304,6 +347,7 @@ pub async fn create(
         .map_err(|e| AppError::new(e.code, e.message.replace("path `source`", "field `source`")))?;
     let every_seconds = every(input.every_minutes)?;
     let settings = parse_settings(input.settings)?;
+    check_allowed(state, &settings)?;
     let now = now_millis();
     let id = uuid::Uuid::now_v7().to_string();
     let row = ConnectorRow {
@@ -382,6 +426,7 @@ pub async fn update(
         let old = serde_json::to_value(open_settings(state, &r)?).map_err(AppError::internal)?;
         meshwork_connectors::keep_secrets(&mut value, &old);
         let settings = parse_settings(value)?;
+        check_allowed(state, &settings)?;
         if settings.kind() != r.kind {
             return Err(AppError::new(
                 ErrorCode::InvalidField,
@@ -439,7 +484,9 @@ pub async fn set_paused(
 pub async fn test(state: &AppState, auth: &impl InWorkspace, id: &str) -> AppResult<String> {
     require(auth)?;
     let r = row(state, auth.workspace(), id).await?;
-    open_settings(state, &r)?
+    let settings = open_settings(state, &r)?;
+    check_allowed(state, &settings)?;
+    settings
         .connector(text_reader(state))
         .check()
         .await
@@ -784,7 +831,11 @@ async fn sync(
 ) -> Result<(), SyncError> {
     let ws = c.workspace_id;
     let source = c.source.as_str();
-    let client = open_settings(state, c)?.connector(text_reader(state));
+    let settings = open_settings(state, c)?;
+    // The operator may have narrowed where connectors read since it was added.
+    check_allowed(state, &settings)
+        .map_err(|e| SyncError::Source(ConnectorError::Settings(e.message)))?;
+    let client = settings.connector(text_reader(state));
 
     // 1. People and groups.
     let dir = client.directory().await?;

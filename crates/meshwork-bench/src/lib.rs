@@ -246,6 +246,8 @@ async fn start_server_in(
     }
     cmd.env("MESHWORK_LOG", "warn")
         .env("MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "1000")
+        // The connectors bench reads folders in temp dirs.
+        .env("MESHWORK_CONNECTORS__FOLDER_ROOTS", std::env::temp_dir())
         .stdout(Stdio::null());
     let child = cmd.spawn().context("starting the server")?;
     let server = ServerChild {

@@ -35,6 +35,7 @@ pub struct Config {
     pub overlap: OverlapConfig,
     pub smtp: SmtpConfig,
     pub jobs: JobsConfig,
+    pub connectors: ConnectorsConfig,
     /// The program that reads PDF text in a child process (`<program> extract-text`); the CLI
     /// sets its own executable. Not a setting of the file: `None` indexes PDFs by name only.
     #[serde(skip)]
@@ -117,6 +118,16 @@ impl Default for SmtpConfig {
     }
 }
 
+/// Connectors (`docs/connectors.md`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorsConfig {
+    /// Folders the folder connector may read, with everything under them. Empty: no folder
+    /// connector can be added. A workspace's admin chooses the folder; only the operator chooses
+    /// where folders may be, so no workspace can read the server's own files.
+    pub folder_roots: Vec<PathBuf>,
+}
+
 /// The durable job runner (DESIGN.md decision 8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -196,6 +207,7 @@ impl Default for Config {
             overlap: OverlapConfig::default(),
             smtp: SmtpConfig::default(),
             jobs: JobsConfig::default(),
+            connectors: ConnectorsConfig::default(),
             file_text_helper: None,
         }
     }
@@ -328,6 +340,13 @@ housekeeping_at = "03:30"
 # How often connectors due for a sync are looked for (each has its own interval, 5 minutes by
 # default, set when it is added).
 connectors_check_seconds = 30
+
+[connectors]
+# Folders the folder connector may read, with everything under them (absolute paths; in the
+# environment, comma-separated: MESHWORK_CONNECTORS__FOLDER_ROOTS=/srv/share,/mnt/docs). Empty:
+# no folder connector can be added. A workspace's admin chooses the folder; only you choose
+# where folders may be, so no workspace can read this server's own files.
+folder_roots = []
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -596,6 +615,14 @@ fn set_path(value: &mut toml::Value, path: &[String], raw: &str) -> Result<(), S
                 .map_err(|_| format!("{raw:?} is not true or false"))?,
         ),
         toml::Value::Table(_) => return Err("is a section, set its keys instead".into()),
+        // A list: comma-separated values.
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_string()))
+                .collect(),
+        ),
         _ => toml::Value::String(raw.to_string()),
     };
     Ok(())

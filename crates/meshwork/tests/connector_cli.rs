@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 fn cli(db: &TestDatabase, ws: &str, args: &[&str]) -> (bool, String, String) {
     let out = meshwork()
+        // The same configuration as the server's: folders may be read under the temp dir.
+        .env("MESHWORK_CONNECTORS__FOLDER_ROOTS", std::env::temp_dir())
         .arg("connectors")
         .arg(args[0])
         .args(store_args(db))
@@ -36,7 +38,15 @@ async fn the_cli_adds_a_connector_that_the_server_syncs(backend: TestBackend) {
     let passwd = accounts.path().join("passwd");
     std::fs::write(&passwd, "").unwrap();
     let http = reqwest::Client::new();
-    let (mut server, base) = serve_with(&db, &http, &[]).await;
+    let (mut server, base) = serve_with(
+        &db,
+        &http,
+        &[(
+            "MESHWORK_CONNECTORS__FOLDER_ROOTS",
+            std::env::temp_dir().display().to_string(),
+        )],
+    )
+    .await;
     let ada = signup(&http, &base, "ada@cli.test").await;
     let r = http
         .post(format!("{base}/api/v1/workspaces"))

@@ -60,7 +60,13 @@ async fn a_sync_killed_midway_resumes_and_finishes(backend: TestBackend) {
     let passwd = accounts.path().join("passwd");
     std::fs::write(&passwd, "").unwrap();
     // Leases of 3 s: on PostgreSQL the next server waits that long for the dead one's job.
-    let env = [("MESHWORK_JOBS__LEASE_SECONDS", "3".to_string())];
+    let env = [
+        ("MESHWORK_JOBS__LEASE_SECONDS", "3".to_string()),
+        (
+            "MESHWORK_CONNECTORS__FOLDER_ROOTS",
+            std::env::temp_dir().display().to_string(),
+        ),
+    ];
     let http = reqwest::Client::new();
     let (mut server, base) = serve_with(&db, &http, &env).await;
     let ada = signup(&http, &base, "ada@connectors.test").await;

@@ -42,6 +42,8 @@ pub fn config_for(db: &TestDatabase) -> Config {
     };
     config.auth.login_attempts_per_minute = 1000;
     config.auth.signups_per_hour = 1000;
+    // The connector tests' folders are temp dirs.
+    config.connectors.folder_roots = vec![std::env::temp_dir()];
     config
 }
 
