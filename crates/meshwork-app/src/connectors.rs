@@ -425,6 +425,12 @@ pub async fn update(
     if let Some(mut value) = change.settings {
         let old = serde_json::to_value(open_settings(state, &r)?).map_err(AppError::internal)?;
         meshwork_connectors::keep_secrets(&mut value, &old);
+        if let Some(field) = meshwork_connectors::hidden_secret(&value) {
+            return Err(AppError::new(
+                ErrorCode::InvalidField,
+                format!("settings: field `{field}`: enter it again: the server or account it is for changed"),
+            ));
+        }
         let settings = parse_settings(value)?;
         check_allowed(state, &settings)?;
         if settings.kind() != r.kind {
@@ -625,7 +631,7 @@ pub async fn unarchive(
 /// is one job across all servers (its unique key).
 pub async fn queue_due(state: &AppState) -> Result<(), Failure> {
     let now = now_millis();
-    for mut r in state
+    for r in state
         .store
         .connectors_due(now)
         .await
@@ -644,10 +650,10 @@ pub async fn queue_due(state: &AppState) -> Result<(), Failure> {
             r.next_sync_at
         ));
         jobs::enqueue(state, job).await?;
-        r.next_sync_at = now + r.every_seconds * 1000;
+        // Only the schedule: a pause or a change made meanwhile stays.
         state
             .store
-            .connector_update(&r)
+            .connector_schedule(r.workspace_id, &r.id, now + r.every_seconds * 1000)
             .await
             .map_err(AppError::from)?;
     }
@@ -962,12 +968,19 @@ async fn sync(
     }
     for batch in to_fetch.chunks(BATCH) {
         let mut rows = Vec::with_capacity(batch.len());
+        let mut unreadable = Vec::new();
         for item in client.fetch(batch).await? {
             let d = match item {
                 Ok(d) => d,
                 Err(e) => {
                     report.counts.errors += 1;
-                    report.problem(format!("{}: {}", e.id, e.error));
+                    report.problem(format!(
+                        "{}: {}; out of search until it can be read",
+                        e.id, e.error
+                    ));
+                    // Fail closed: a stored copy would keep the access it had before; the next
+                    // sync reads it again.
+                    unreadable.push(document_id(state, ws, source, &e.id)?);
                     continue;
                 }
             };
@@ -1003,26 +1016,36 @@ async fn sync(
             .source_put_documents(ws, &rows, now_millis())
             .await?;
         report.counts.stored += rows.len() as u64;
+        report.counts.removed += state
+            .store
+            .source_delete_documents(ws, source, &unreadable, now_millis())
+            .await?;
         still_connected(state, c).await?;
         state.search.sync_after_write(state, ws).await;
         // Progress, for the history while the sync runs.
         save_run(state, run, "running", report, false).await?;
     }
-    if listing.complete {
-        let prune: Vec<String> = stored
-            .keys()
-            .filter(|id| !listed_ids.contains(*id))
-            .cloned()
-            .collect();
-        for chunk in prune.chunks(500) {
-            report.counts.removed += state
-                .store
-                .source_delete_documents(ws, source, chunk, now_millis())
-                .await?;
-        }
-    } else if !listing.items.is_empty() || !stored.is_empty() {
+    // Gone from the listing, or archived meanwhile: removed. A listing that missed part of the
+    // source (a folder it may no longer read) removes that part too: its access is not known
+    // now, so it is out of search until it is (fail closed). Only what a sync wrote (it has a
+    // fingerprint) is pruned; documents pushed to the same source name stay.
+    let prune: Vec<String> = stored
+        .iter()
+        .filter(|(id, fp)| fp.is_some() && (!listed_ids.contains(*id) || archived.contains(*id)))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for chunk in prune.chunks(500) {
+        report.counts.removed += state
+            .store
+            .source_delete_documents(ws, source, chunk, now_millis())
+            .await?;
+    }
+    if !listing.complete {
         report.counts.warnings += 1;
-        report.problem("the listing was not complete: no document was removed this time".into());
+        report.problem(
+            "part of the source could not be listed: its documents are out of search until it can be"
+                .into(),
+        );
     }
     state.search.sync_after_write(state, ws).await;
     Ok(())

@@ -18,7 +18,7 @@ use crate::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -222,7 +222,7 @@ impl Reach {
                 .zip(&self.accounts)
                 .map(|(a, ok)| *ok && p.acl.permits(p.owner, p.group, a.uid, &a.gids, want))
                 .collect(),
-            others: self.others && p.acl.other_permits(want),
+            others: self.others && p.acl.everyone_gets(want),
         }
     }
 
@@ -285,7 +285,10 @@ struct Walk {
 }
 
 fn walk(s: &FolderSettings, accounts: &[Account]) -> Result<Walk> {
-    let root = PathBuf::from(&s.path);
+    // The real folder, every link resolved: its real parents are what a person passes through.
+    let root = std::fs::canonicalize(&s.path).map_err(|e| {
+        ConnectorError::Settings(format!("field `path`: cannot read {}: {e}", s.path))
+    })?;
     let meta = std::fs::symlink_metadata(&root).map_err(|e| {
         ConnectorError::Settings(format!("field `path`: cannot read {}: {e}", s.path))
     })?;
@@ -521,12 +524,26 @@ fn read_file(
         id: id.to_string(),
         error: e,
     };
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() => m,
-        Ok(_) => return Ok(None),
+    // Opened without following a link and without waiting on a FIFO, then checked as opened:
+    // a file swapped for a link or something else since the listing is not read.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(err("it became a link since it was listed; not read".into()))
+        }
         Err(e) => return Err(err(format!("cannot read it: {e}"))),
     };
+    let meta = file
+        .metadata()
+        .map_err(|e| err(format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(err("it is no longer a regular file; not read".into()));
+    }
     let name_bytes = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
     let title = String::from_utf8_lossy(name_bytes).into_owned();
     let mut warnings = Vec::new();
@@ -541,19 +558,19 @@ fn read_file(
         ));
         String::new()
     } else {
-        match std::fs::read(path) {
-            Ok(bytes) => match text.read(&title, &bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    if meta::is_searchable_name(&title) {
-                        warnings.push(format!(
-                            "its text cannot be read ({e}): found by its name only"
-                        ));
-                    }
-                    String::new()
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, max), &mut bytes)
+            .map_err(|e| err(format!("cannot read it: {e}")))?;
+        match text.read(&title, &bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                if meta::is_searchable_name(&title) {
+                    warnings.push(format!(
+                        "its text cannot be read ({e}): found by its name only"
+                    ));
                 }
-            },
-            Err(e) => return Err(err(format!("cannot read it: {e}"))),
+                String::new()
+            }
         }
     };
     Ok(Some(Document {

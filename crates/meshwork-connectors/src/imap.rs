@@ -41,6 +41,9 @@ fn default_port() -> u16 {
 fn default_security() -> Security {
     Security::Tls
 }
+/// Message bytes fetched in one command.
+const FETCH_BYTES: u64 = 64 << 20;
+
 fn default_max_message_bytes() -> u64 {
     25 << 20
 }
@@ -331,7 +334,9 @@ impl Imap {
             if let Some(why) = failed {
                 return Ok(Err(format!("mailbox {owner}/{mailbox}: its ACL cannot be read ({why}); nobody can find its messages")));
             }
-            Ok(Ok(members(&owner, &entries, &known)))
+            Ok(members(&owner, &entries, &known).map_err(|why| {
+                format!("mailbox {owner}/{mailbox}: its ACL {why}; nobody can find its messages")
+            }))
         }
         .await;
         forget_if_lost(&mut sessions, account, out)
@@ -353,12 +358,49 @@ fn forget_if_lost<T>(
 /// The members an ACL's `r` right gives: people by login (the owner as `owner`), everyone for
 /// `anyone`/`authenticated`; negative rights (`-name`) take it away again (from everyone: then
 /// only the known accounts not taken away).
-fn members(owner: &str, entries: &[(String, bool)], known: &BTreeSet<String>) -> Vec<Member> {
-    let denied: BTreeSet<&str> = entries
-        .iter()
-        .filter(|(id, read)| *read && id.starts_with('-'))
-        .map(|(id, _)| &id[1..])
-        .collect();
+fn members(
+    owner: &str,
+    entries: &[(String, bool)],
+    known: &BTreeSet<String>,
+) -> std::result::Result<Vec<Member>, String> {
+    // A person by login (`name` or `user=name`); anything else (`$group`, `group=…`, `#global`)
+    // names people this connector cannot enumerate.
+    let person = |id: &str| -> Option<String> {
+        let name = id.strip_prefix("user=").unwrap_or(id);
+        let plain = !name.is_empty()
+            && !name.starts_with(['$', '!', '#'])
+            && !name.contains('=')
+            && !matches!(name, "anyone" | "authenticated" | "owner");
+        plain.then(|| name.to_string())
+    };
+    let mut denied = BTreeSet::new();
+    let mut everyone_denied = false;
+    for (id, read) in entries {
+        let Some(neg) = id.strip_prefix('-') else {
+            continue;
+        };
+        if !read {
+            continue;
+        }
+        match neg {
+            "anyone" | "authenticated" => everyone_denied = true,
+            "owner" => {
+                denied.insert(owner.to_string());
+            }
+            other => match person(other) {
+                Some(p) => {
+                    denied.insert(p);
+                }
+                // Read taken from a group: who is in it cannot be known here, so nobody reads
+                // (fail closed).
+                None => {
+                    return Err(format!(
+                        "takes the read right from {other:?}, which is not a person"
+                    ))
+                }
+            },
+        }
+    }
     let mut people = BTreeSet::new();
     let mut everyone = false;
     for (id, read) in entries {
@@ -370,31 +412,30 @@ fn members(owner: &str, entries: &[(String, bool)], known: &BTreeSet<String>) ->
             "owner" => {
                 people.insert(owner.to_string());
             }
+            // Groups and global entries grant nothing here (who is in them is not known).
             other => {
-                let name = other.strip_prefix("user=").unwrap_or(other);
-                if !other.starts_with("group=") && !other.starts_with("group-override=") {
-                    people.insert(name.to_string());
+                if let Some(p) = person(other) {
+                    people.insert(p);
                 }
             }
         }
     }
-    let everyone_denied = denied.contains("anyone") || denied.contains("authenticated");
+    if everyone_denied {
+        return Ok(vec![]);
+    }
     let mut out: Vec<Member> = Vec::new();
     if everyone && denied.is_empty() {
         out.push(Member::Everyone);
-    } else if everyone && !everyone_denied {
+    } else if everyone {
         people.extend(known.iter().cloned());
-    }
-    if everyone_denied {
-        people.clear();
     }
     out.extend(
         people
             .into_iter()
-            .filter(|p| !denied.contains(p.as_str()) && !denied.contains(&*format!("user={p}")))
+            .filter(|p| !denied.contains(p))
             .map(Member::User),
     );
-    out
+    Ok(out)
 }
 
 /// A message's searchable text: its subject, its addresses and text parts (plain text when
@@ -602,8 +643,13 @@ impl crate::Connector for Imap {
             let fetched = async {
                 if selected.as_deref() != Some(m.name.as_str()) {
                     *selected = None;
-                    s.examine(&m.name).await.map_err(|e| err(&host, e))?;
-                    *selected = Some(m.name.clone());
+                    match s.examine(&m.name).await {
+                        Ok(_) => *selected = Some(m.name.clone()),
+                        // Gone or closed since the listing: each of its messages is an error
+                        // of its own (and leaves search), the rest of the sync goes on.
+                        Err(async_imap::error::Error::No(why)) => return Ok(Err(why)),
+                        Err(e) => return Err(err(&host, e)),
+                    }
                 }
                 let sizes: Vec<async_imap::types::Fetch> = s
                     .uid_fetch(set.join(","), "(UID RFC822.SIZE)")
@@ -618,9 +664,26 @@ impl crate::Connector for Imap {
                     .filter_map(|f| f.uid.map(|u| u.to_string()))
                     .collect();
                 let mut bodies: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-                if !small.is_empty() {
+                // Bodies in pieces of at most FETCH_BYTES (or one message), so a batch of
+                // large messages is never held whole.
+                let size_of: BTreeMap<String, u64> = sizes
+                    .iter()
+                    .filter_map(|f| Some((f.uid?.to_string(), f.size? as u64)))
+                    .collect();
+                let mut pieces: Vec<Vec<String>> = vec![];
+                let mut bytes = 0u64;
+                for uid in small {
+                    let n = size_of.get(&uid).copied().unwrap_or(0);
+                    if pieces.is_empty() || bytes + n > FETCH_BYTES {
+                        pieces.push(vec![]);
+                        bytes = 0;
+                    }
+                    bytes += n;
+                    pieces.last_mut().expect("pushed").push(uid);
+                }
+                for piece in pieces {
                     let fetches: Vec<async_imap::types::Fetch> = s
-                        .uid_fetch(small.join(","), "(UID BODY.PEEK[])")
+                        .uid_fetch(piece.join(","), "(UID BODY.PEEK[])")
                         .await
                         .map_err(|e| err(&host, e))?
                         .try_collect()
@@ -636,11 +699,26 @@ impl crate::Connector for Imap {
                     .iter()
                     .filter_map(|f| Some((f.uid?, f.size?)))
                     .collect();
-                Ok((bodies, sizes))
+                Ok(Ok((bodies, sizes)))
             }
             .await;
-            let (bodies, sizes) = forget_if_lost(&mut sessions, &account, fetched)?;
+            let fetched = forget_if_lost(&mut sessions, &account, fetched)?;
             drop(sessions);
+            let (bodies, sizes) = match fetched {
+                Ok(f) => f,
+                Err(why) => {
+                    for (id, _) in wanted {
+                        out.push(Err(ItemError {
+                            error: format!(
+                                "its mailbox {}/{} cannot be opened ({why})",
+                                m.owner, m.name
+                            ),
+                            id,
+                        }));
+                    }
+                    continue;
+                }
+            };
             for (id, uid) in wanted {
                 let fp = fingerprint(&[id.as_bytes()]);
                 let access = Access {
@@ -704,24 +782,49 @@ mod tests {
                 &e(&[("owner", true), ("bob", true), ("carol", false)]),
                 &known()
             ),
-            vec![Member::User("alice".into()), Member::User("bob".into())]
+            Ok(vec![
+                Member::User("alice".into()),
+                Member::User("bob".into())
+            ])
         );
         assert_eq!(
             members("alice", &e(&[("anyone", true)]), &known()),
-            vec![Member::Everyone]
+            Ok(vec![Member::Everyone])
         );
         // Everyone but bob: only the known accounts, less bob (fail closed for the rest).
         assert_eq!(
             members("alice", &e(&[("anyone", true), ("-bob", true)]), &known()),
-            vec![Member::User("alice".into()), Member::User("carol".into())]
+            Ok(vec![
+                Member::User("alice".into()),
+                Member::User("carol".into())
+            ])
         );
         assert_eq!(
             members(
                 "alice",
-                &e(&[("user=bob", true), ("group=staff", true)]),
+                &e(&[
+                    ("user=bob", true),
+                    ("group=staff", true),
+                    ("$interns", true)
+                ]),
                 &known()
             ),
-            vec![Member::User("bob".into())]
+            Ok(vec![Member::User("bob".into())])
+        );
+        // Read taken from a group (Dovecot writes `$group`, `group=…`, `#global`): nobody.
+        for neg in ["-$interns", "-group=interns", "-#bob"] {
+            assert!(
+                members("alice", &e(&[("anyone", true), (neg, true)]), &known()).is_err(),
+                "{neg}"
+            );
+        }
+        assert_eq!(
+            members(
+                "alice",
+                &e(&[("anyone", true), ("-anyone", true)]),
+                &known()
+            ),
+            Ok(vec![])
         );
     }
 

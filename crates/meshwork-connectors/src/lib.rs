@@ -236,7 +236,41 @@ fn redact(v: &mut serde_json::Value) {
 
 /// Settings sent back by a person, with each secret left out, `null` or [`HIDDEN`] taken from
 /// `old` at the same place (an account of a list is matched by its `user`).
+///
+/// Secrets are kept only while the server and account they are for stay the same (every
+/// [`ENDPOINT`] field equal): sent to another host, a stored password would go where its owner
+/// never meant it to.
 pub fn keep_secrets(new: &mut serde_json::Value, old: &serde_json::Value) {
+    let same_endpoint = ENDPOINT.iter().all(|k| new.get(*k) == old.get(*k));
+    if same_endpoint {
+        keep(new, old);
+    }
+}
+
+/// The settings that say where secrets go.
+pub const ENDPOINT: &[&str] = &[
+    "kind", "url", "host", "port", "security", "starttls", "bind_dn",
+];
+
+/// The first secret still reading [`HIDDEN`] (not kept: its endpoint changed), by its path.
+pub fn hidden_secret(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Object(o) => o.iter().find_map(|(k, v)| {
+            if SECRETS.contains(&k.as_str()) && v.as_str() == Some(HIDDEN) {
+                Some(k.clone())
+            } else {
+                hidden_secret(v).map(|inner| format!("{k}.{inner}"))
+            }
+        }),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| hidden_secret(v).map(|inner| format!("[{i}].{inner}"))),
+        _ => None,
+    }
+}
+
+fn keep(new: &mut serde_json::Value, old: &serde_json::Value) {
     match (new, old) {
         (serde_json::Value::Object(n), serde_json::Value::Object(o)) => {
             for secret in SECRETS {
@@ -252,7 +286,7 @@ pub fn keep_secrets(new: &mut serde_json::Value, old: &serde_json::Value) {
             }
             for (k, v) in n.iter_mut() {
                 if let Some(ov) = o.get(k) {
-                    keep_secrets(v, ov);
+                    keep(v, ov);
                 }
             }
         }
@@ -263,7 +297,7 @@ pub fn keep_secrets(new: &mut serde_json::Value, old: &serde_json::Value) {
                     .iter()
                     .find(|x| user.is_some() && x.get("user") == user.as_ref())
                 {
-                    keep_secrets(item, ov);
+                    keep(item, ov);
                 }
             }
         }

@@ -167,6 +167,17 @@ impl Acl {
             .any(|e| matches!(e, Entry::Other(p) if p & want == want))
     }
 
+    /// Whether every entry gives `want` (the named ones through the mask): then anyone at all,
+    /// whatever their user and groups, gets it. The folder connector's "everyone".
+    pub fn everyone_gets(&self, want: u16) -> bool {
+        let mask = self.mask();
+        self.entries.iter().all(|e| match *e {
+            Entry::UserObj(p) | Entry::Other(p) => p & want == want,
+            Entry::User(_, p) | Entry::GroupObj(p) | Entry::Group(_, p) => p & mask & want == want,
+            Entry::Mask(_) => true,
+        })
+    }
+
     /// Whether someone the file's ACL does not name at all (no owner, user or group entry
     /// matches them) gets `want`: what "other" gets.
     pub fn other_permits(&self, want: u16) -> bool {

@@ -1332,6 +1332,11 @@ macro_rules! impl_sql_store {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
                 let mut changes: Vec<(&str, String, &str)> = Vec::with_capacity(docs.len());
                 for d in docs {
+                    let archived = $crate::sqlx::query("SELECT 1 FROM source_archived WHERE workspace_id = $1 AND document_id = $2")
+                        .bind(&wss).bind(&d.id).fetch_optional(&mut *tx).await.map_err($crate::db)?;
+                    if archived.is_some() {
+                        continue;
+                    }
                     let existed = $crate::sqlx::query("SELECT source FROM source_documents WHERE id = $1 AND workspace_id = $2")
                         .bind(&d.id).bind(&wss).fetch_optional(&mut *tx).await.map_err($crate::db)?;
                     if let Some(r) = &existed {
@@ -1599,6 +1604,13 @@ macro_rules! impl_sql_store {
                 $crate::sqlx::query("SELECT * FROM connectors WHERE next_sync_at <= $1 AND NOT paused ORDER BY next_sync_at LIMIT 1000")
                     .bind(now).fetch_all(self.reader()).await.map_err($crate::db)?
                     .iter().map(sql_store_rows::connector).collect()
+            }
+
+            async fn connector_schedule(&self, ws: meshwork_domain::WorkspaceId, id: &str, next_sync_at: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE connectors SET next_sync_at = $3 WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.to_string()).bind(id).bind(next_sync_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
             }
 
             async fn connector_update(&self, row: &meshwork_store::ConnectorRow) -> meshwork_store::Result<bool> {

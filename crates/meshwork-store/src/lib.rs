@@ -352,7 +352,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ImportItemRow>>;
 
     // --- Sources: documents, principals, groups -------------------------------------------------
-    /// Inserts or replaces documents (by id), appending `document` changes.
+    /// Inserts or replaces documents (by id), appending `document` changes; a document archived
+    /// in its source (a tombstone) is skipped, so a write racing an archive cannot bring it back.
     async fn source_put_documents(
         &self,
         ws: WorkspaceId,
@@ -477,6 +478,13 @@ pub trait Store: Send + Sync + 'static {
     async fn connectors(&self, ws: WorkspaceId) -> Result<Vec<ConnectorRow>>;
     /// Connectors of every workspace, not paused, due at `now`.
     async fn connectors_due(&self, now: Millis) -> Result<Vec<ConnectorRow>>;
+    /// Sets only when the next scheduled sync is due.
+    async fn connector_schedule(
+        &self,
+        ws: WorkspaceId,
+        id: &str,
+        next_sync_at: Millis,
+    ) -> Result<()>;
     /// Writes settings, pause, schedule and next sync.
     async fn connector_update(&self, row: &ConnectorRow) -> Result<bool>;
     /// Deletes the connector and its runs (its source rows go by [`Store::source_delete_all`]).

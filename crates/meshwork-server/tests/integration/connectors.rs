@@ -670,6 +670,36 @@ async fn promise_mm15_archived_documents_stay_archived_and_deleted_ones_are_prun
         found(s, &c.ws, &admin, "okapi").await,
         ["c.txt", "r\u{fffd}sum\u{fffd}.txt"]
     );
+    // A write racing the archive (a sync that read the tombstones before it) cannot bring it
+    // back: the store skips archived documents.
+    let st = s.state();
+    let ws_id: meshwork_domain::WorkspaceId = c.ws.parse().unwrap();
+    let doc = meshwork_app::search::StoredDocument {
+        source: "files".into(),
+        external_id: "b.txt".into(),
+        title: "b.txt".into(),
+        body: "okapi raced".into(),
+        url: None,
+        updated_at: 1,
+        acl: vec![meshwork_search::EVERYONE.into()],
+    };
+    let row = meshwork_app::sources::document_row(st, ws_id, &doc, Some("x".into())).unwrap();
+    st.store
+        .source_put_documents(ws_id, &[row], 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        found(s, &c.ws, &admin, "okapi").await,
+        ["c.txt", "r\u{fffd}sum\u{fffd}.txt"]
+    );
+    // Documents pushed to the same source name are not the sync's to prune.
+    let key = s.create_key(&c.who, &c.ws, "admin").await;
+    push(s, &c.ws, &key, "files", "documents", Method::POST, json!({"documents": [{"id": "pushed", "title": "Okapi pushed", "permissions": {"everyone": true}}]})).await;
+    sync_now(s, &admin, &c.ws, &id).await;
+    assert_eq!(
+        found(s, &c.ws, &admin, "okapi").await,
+        ["Okapi pushed", "c.txt", "r\u{fffd}sum\u{fffd}.txt"]
+    );
     // Restored, it comes back with the next sync.
     let (status, _) = api(
         s,
@@ -683,7 +713,7 @@ async fn promise_mm15_archived_documents_stay_archived_and_deleted_ones_are_prun
     sync_now(s, &admin, &c.ws, &id).await;
     assert_eq!(
         found(s, &c.ws, &admin, "okapi").await,
-        ["b.txt", "c.txt", "r\u{fffd}sum\u{fffd}.txt"]
+        ["Okapi pushed", "b.txt", "c.txt", "r\u{fffd}sum\u{fffd}.txt"]
     );
 
     // A folder that cannot be read (gone) fails the sync with the reason and loses nothing.
@@ -705,7 +735,7 @@ async fn promise_mm15_archived_documents_stay_archived_and_deleted_ones_are_prun
             .contains("field `path`"),
         "{run}"
     );
-    assert_eq!(found(s, &c.ws, &admin, "okapi").await.len(), 3);
+    assert_eq!(found(s, &c.ws, &admin, "okapi").await.len(), 4);
 }
 server_test!(promise_mm15_archived_documents_stay_archived_and_deleted_ones_are_pruned_onyx_5013);
 
@@ -941,6 +971,21 @@ async fn promise_mm01_a_mailbox_acl_change_changes_search_after_the_next_sync(s:
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v["message"].as_str().unwrap().contains("3 accounts"), "{v}");
+    // …but not for another server: the stored password is never sent where it was not meant.
+    same["host"] = json!("localhost");
+    let (status, v) = api(
+        s,
+        &admin,
+        Method::PATCH,
+        &format!("/api/v1/workspaces/{}/connectors/{id}", c.ws),
+        Some(json!({"settings": same})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("enter it again"),
+        "{v}"
+    );
 }
 server_test!(promise_mm01_a_mailbox_acl_change_changes_search_after_the_next_sync);
 
