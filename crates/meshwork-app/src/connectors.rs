@@ -326,7 +326,12 @@ pub async fn try_settings(
 ) -> AppResult<String> {
     require(auth)?;
     let settings = parse_settings(settings)?;
-    check_allowed(state, &settings)?;
+    check_connection(state, &settings).await
+}
+
+/// Connects with `settings` (where the operator allows) and says what it found, or what is wrong.
+async fn check_connection(state: &AppState, settings: &Settings) -> AppResult<String> {
+    check_allowed(state, settings)?;
     settings
         .connector(text_reader(state))
         .check()
@@ -491,12 +496,7 @@ pub async fn test(state: &AppState, auth: &impl InWorkspace, id: &str) -> AppRes
     require(auth)?;
     let r = row(state, auth.workspace(), id).await?;
     let settings = open_settings(state, &r)?;
-    check_allowed(state, &settings)?;
-    settings
-        .connector(text_reader(state))
-        .check()
-        .await
-        .map_err(|e| AppError::new(ErrorCode::InvalidField, e.to_string()))
+    check_connection(state, &settings).await
 }
 
 /// Queues a sync now; answers its job id.
