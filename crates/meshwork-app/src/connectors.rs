@@ -29,7 +29,9 @@ use crate::jobs::{self, Failure, NewJob};
 use crate::search::{document_id, source_email_index, source_group, source_user, StoredDocument};
 use crate::sources::{check_source, document_row};
 use crate::state::{now_millis, AppState};
-use meshwork_connectors::{ConnectorError, Member, Settings, TextReader};
+use meshwork_connectors::{ConnectorError, Member, Settings, Source, TextReader};
+
+pub mod contacts;
 use meshwork_domain::{ErrorCode, Millis, Permission, WorkspaceId};
 use meshwork_keyring::Aad;
 use meshwork_search::EVERYONE;
@@ -102,6 +104,7 @@ pub struct ConnectorView {
 
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Counts {
     pub people: u64,
@@ -114,6 +117,11 @@ pub struct Counts {
     pub stored: u64,
     pub removed: u64,
     pub archived_skipped: u64,
+    /// Contacts connectors: cards that matched a contact someone already had (by email).
+    pub contacts_matched: u64,
+    /// Contacts connectors: contacts kept though their card went, as they were changed in
+    /// Meshwork.
+    pub contacts_kept: u64,
     pub errors: u64,
     pub warnings: u64,
 }
@@ -333,7 +341,7 @@ pub async fn try_settings(
 async fn check_connection(state: &AppState, settings: &Settings) -> AppResult<String> {
     check_allowed(state, settings)?;
     settings
-        .connector(text_reader(state))
+        .source(text_reader(state))
         .check()
         .await
         .map_err(|e| AppError::new(ErrorCode::InvalidField, e.to_string()))
@@ -540,17 +548,33 @@ pub async fn runs(
         .collect())
 }
 
+/// What disconnecting removed.
+#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Disconnected {
+    pub documents_removed: u64,
+    /// Contacts a contacts connector created that nobody changed in Meshwork.
+    pub contacts_removed: u64,
+    /// Contacts it created that were changed in Meshwork (or that notes, deals or activities
+    /// name): they stay, now Meshwork's alone.
+    pub contacts_kept: u64,
+    /// Each kept contact, named.
+    pub kept: Vec<String>,
+}
+
 /// Disconnects: the connector, its history, and every document, person, group, tombstone and
-/// index entry of its source are deleted (mm14); nothing else. Answers the documents removed.
+/// index entry of its source are deleted (mm14); nothing else. A contacts connector's contacts
+/// go too, except those changed in Meshwork since, which are kept and named.
 pub async fn disconnect(
     state: &AppState,
     client: &ClientInfo,
     auth: &impl InWorkspace,
     id: &str,
-) -> AppResult<u64> {
+) -> AppResult<Disconnected> {
     require(auth)?;
     let ws = auth.workspace();
     let r = row(state, ws, id).await?;
+    let (contacts, kept) = contacts::remove_all(state, ws, &r.id).await?;
     state.store.connector_delete(ws, &r.id).await?;
     let n = state
         .store
@@ -563,10 +587,16 @@ pub async fn disconnect(
         "connector.disconnected",
         auth,
         None,
-        json!({"connector": r.id, "source": r.source, "documents_removed": n}),
+        json!({"connector": r.id, "source": r.source, "documents_removed": n,
+            "contacts_removed": contacts.removed, "contacts_kept": contacts.kept}),
     )
     .await?;
-    Ok(n)
+    Ok(Disconnected {
+        documents_removed: n,
+        contacts_removed: contacts.removed,
+        contacts_kept: contacts.kept,
+        kept,
+    })
 }
 
 /// Archives a document of a source: it leaves search at once and no sync brings it back
@@ -841,7 +871,10 @@ async fn sync(
     // The operator may have narrowed where connectors read since it was added.
     check_allowed(state, &settings)
         .map_err(|e| SyncError::Source(ConnectorError::Settings(e.message)))?;
-    let client = settings.connector(text_reader(state));
+    let client = match settings.source(text_reader(state)) {
+        Source::Contacts(dav) => return contacts::sync(state, c, run, report, &dav).await,
+        Source::Documents(client) => client,
+    };
 
     // 1. People and groups.
     let dir = client.directory().await?;

@@ -16,6 +16,7 @@
 //! A document whose readers cannot be read is given none ([`Access::nobody`]): it is stored and
 //! searchable by nobody (fail closed).
 
+pub mod carddav;
 pub mod folder;
 pub mod imap;
 pub mod ldap;
@@ -249,7 +250,7 @@ pub fn keep_secrets(new: &mut serde_json::Value, old: &serde_json::Value) {
 
 /// The settings that say where secrets go.
 pub const ENDPOINT: &[&str] = &[
-    "kind", "url", "host", "port", "security", "starttls", "bind_dn",
+    "kind", "url", "host", "port", "security", "starttls", "bind_dn", "user",
 ];
 
 /// The first secret still reading [`HIDDEN`] (not kept: its endpoint changed), by its path.
@@ -312,6 +313,33 @@ pub enum Settings {
     Ldap(ldap::LdapSettings),
     Folder(folder::FolderSettings),
     Imap(imap::ImapSettings),
+    Carddav(carddav::CardDavSettings),
+}
+
+/// What a connector reads: documents (with people and groups) into search, or contacts into
+/// the CRM.
+pub enum Source {
+    Documents(Box<dyn Connector>),
+    Contacts(carddav::CardDav),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Documents(_) => f.write_str("Source::Documents"),
+            Source::Contacts(c) => f.debug_tuple("Source::Contacts").field(c).finish(),
+        }
+    }
+}
+
+impl Source {
+    /// Connects and reads the least that proves the settings work; says what it found.
+    pub async fn check(&self) -> Result<String> {
+        match self {
+            Source::Documents(c) => c.check().await,
+            Source::Contacts(c) => c.check().await,
+        }
+    }
 }
 
 impl Settings {
@@ -320,6 +348,7 @@ impl Settings {
             Settings::Ldap(_) => "ldap",
             Settings::Folder(_) => "folder",
             Settings::Imap(_) => "imap",
+            Settings::Carddav(_) => "carddav",
         }
     }
 
@@ -329,6 +358,7 @@ impl Settings {
             Settings::Ldap(_) => ldap::SCOPES,
             Settings::Folder(_) => folder::SCOPES,
             Settings::Imap(_) => imap::SCOPES,
+            Settings::Carddav(_) => carddav::SCOPES,
         }
     }
 
@@ -338,6 +368,7 @@ impl Settings {
             Settings::Ldap(s) => s.validate(),
             Settings::Folder(s) => s.validate(),
             Settings::Imap(s) => s.validate(),
+            Settings::Carddav(s) => s.validate(),
         }
     }
 
@@ -350,11 +381,14 @@ impl Settings {
     }
 
     /// The connector these settings describe.
-    pub fn connector(&self, text: TextReader) -> Box<dyn Connector> {
+    pub fn source(&self, text: TextReader) -> Source {
         match self {
-            Settings::Ldap(s) => Box::new(ldap::Ldap::new(s.clone())),
-            Settings::Folder(s) => Box::new(folder::Folder::new(s.clone(), text)),
-            Settings::Imap(s) => Box::new(imap::Imap::new(s.clone())),
+            Settings::Ldap(s) => Source::Documents(Box::new(ldap::Ldap::new(s.clone()))),
+            Settings::Folder(s) => {
+                Source::Documents(Box::new(folder::Folder::new(s.clone(), text)))
+            }
+            Settings::Imap(s) => Source::Documents(Box::new(imap::Imap::new(s.clone()))),
+            Settings::Carddav(s) => Source::Contacts(carddav::CardDav::new(s.clone())),
         }
     }
 }
@@ -371,5 +405,10 @@ pub const KINDS: &[(&str, &str, &[Scope])] = &[
         "imap",
         "IMAP mail: messages, readable as their mailbox's ACL says",
         imap::SCOPES,
+    ),
+    (
+        "carddav",
+        "CardDAV address book: cards become CRM contacts",
+        carddav::SCOPES,
     ),
 ];

@@ -6,6 +6,7 @@ mod integration {
     mod accounts;
     mod bad_input;
     mod canary;
+    mod carddav;
     pub mod common;
     mod connectors;
     pub mod crm;
@@ -17,6 +18,7 @@ mod integration {
     mod mail;
     mod overlap;
     mod pages;
+    mod radicale;
     mod route_matrix;
     mod search;
     mod security;

@@ -492,6 +492,20 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a run.
     async fn connector_run_put(&self, row: &ConnectorRunRow) -> Result<()>;
     async fn connector_run(&self, ws: WorkspaceId, id: &str) -> Result<Option<ConnectorRunRow>>;
+    /// The cards a contacts connector brought in.
+    async fn connector_contacts(
+        &self,
+        ws: WorkspaceId,
+        connector: &str,
+    ) -> Result<Vec<ConnectorContactRow>>;
+    /// Inserts or replaces a card's row.
+    async fn connector_contact_put(&self, row: &ConnectorContactRow) -> Result<()>;
+    async fn connector_contact_delete(
+        &self,
+        ws: WorkspaceId,
+        connector: &str,
+        card: &str,
+    ) -> Result<bool>;
     /// Newest first.
     async fn connector_runs(
         &self,

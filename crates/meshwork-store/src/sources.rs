@@ -3,7 +3,7 @@
 //! Principals appear here only as opaque strings (`u:<hex>`, `g:<hex>`, the hex of a blind index
 //! of the source and its id), emails only as blind indexes, documents only sealed.
 
-use meshwork_domain::{Millis, WorkspaceId};
+use meshwork_domain::{Millis, RecordId, WorkspaceId};
 
 /// A source document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,25 @@ pub struct ConnectorRow {
     pub every_seconds: i64,
     pub next_sync_at: Millis,
     pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A card a contacts connector brought into the CRM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorContactRow {
+    pub workspace_id: WorkspaceId,
+    pub connector_id: String,
+    /// The card's id: a keyed hash of its href (never the href itself).
+    pub card: String,
+    pub contact_id: RecordId,
+    /// Whether the connector created the contact (else it matched one by email).
+    pub created: bool,
+    /// A hash of the card's ETag when it was last read.
+    pub fingerprint: String,
+    /// The contact's version after the connector last wrote it.
+    pub version: i64,
+    /// The href and the field values last written, sealed.
+    pub state_sealed: Vec<u8>,
     pub updated_at: Millis,
 }
 

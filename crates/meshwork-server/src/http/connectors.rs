@@ -114,15 +114,16 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/connectors/{connector_id}", tag = "connectors",
     security(("session" = ["sources.write"]), ("api_key" = ["sources.write"])),
     params(("workspace_id" = uuid::Uuid, Path), ("connector_id" = String, Path)),
-    responses((status = 200, body = Object, description = "`{documents_removed}`"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = connectors::Disconnected, description = "What was removed, and the contacts kept because they were changed in Meshwork"), (status = 404, body = ErrorBody)))]
 pub async fn disconnect(
     State(state): State<AppState>,
     auth: Authorized<perm::SourcesWrite>,
     Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, String)>,
-) -> ApiResult<Json<Value>> {
-    let n = connectors::disconnect(&state, &client, &auth, &id).await?;
-    Ok(Json(json!({"documents_removed": n})))
+) -> ApiResult<Json<connectors::Disconnected>> {
+    Ok(Json(
+        connectors::disconnect(&state, &client, &auth, &id).await?,
+    ))
 }
 
 /// Test a saved connector's connection.

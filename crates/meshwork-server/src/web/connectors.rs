@@ -82,7 +82,7 @@ pub struct RunLine {
     pub problems: Vec<String>,
 }
 
-fn run_line(r: &RunView) -> RunLine {
+fn run_line(kind: &str, r: &RunView) -> RunLine {
     let c = &r.counts;
     let mut parts = vec![];
     if c.people > 0 || c.groups > 0 {
@@ -94,7 +94,18 @@ fn run_line(r: &RunView) -> RunLine {
             c.memberships_added, c.memberships_removed
         ));
     }
-    if c.listed > 0 {
+    if kind == "carddav" {
+        parts.push(format!(
+            "{} cards: {} written, {} unchanged, {} contacts removed",
+            c.listed, c.stored, c.unchanged, c.removed
+        ));
+        if c.contacts_matched > 0 {
+            parts.push(format!("{} matched existing contacts", c.contacts_matched));
+        }
+        if c.contacts_kept > 0 {
+            parts.push(format!("{} kept (changed here)", c.contacts_kept));
+        }
+    } else if c.listed > 0 {
         parts.push(format!(
             "{} documents: {} read, {} unchanged, {} removed",
             c.listed, c.stored, c.unchanged, c.removed
@@ -144,7 +155,7 @@ fn line(c: &ConnectorView) -> ConnectorLine {
         paused: c.paused,
         every_minutes: c.every_minutes,
         next: when(c.next_sync_at),
-        last: c.last_run.as_ref().map(run_line),
+        last: c.last_run.as_ref().map(|r| run_line(&c.kind, r)),
     }
 }
 
@@ -162,9 +173,23 @@ pub struct ListPage {
 pub struct Done {
     #[serde(default)]
     done: String,
+    /// Contacts kept on disconnecting (changed in Meshwork).
+    #[serde(default)]
+    kept: u64,
 }
 
 fn notice_of(done: &str) -> Option<String> {
+    notice_with(done, 0)
+}
+
+fn notice_with(done: &str, kept: u64) -> Option<String> {
+    if done == "disconnected" && kept > 0 {
+        return Some(format!(
+            "Disconnected: everything it brought is deleted, except {kept} contact{} changed in Meshwork since, which stay{}.",
+            if kept == 1 { "" } else { "s" },
+            if kept == 1 { "s" } else { "" }
+        ));
+    }
     match done {
         "added" => Some("The connector is added; its first sync has started."),
         "added-paused" => {
@@ -190,7 +215,7 @@ async fn list(
         ws: p.ws().to_string(),
         connectors: connectors.iter().map(line).collect(),
         kinds: kinds(),
-        notice: notice_of(&q.done),
+        notice: notice_with(&q.done, q.kept),
     }
     .into_response())
 }
@@ -294,6 +319,12 @@ fn settings_of(kind: &str, f: &HashMap<String, String>) -> Value {
                 "starttls",
                 Some(json!(f.get("starttls").map(String::as_str) == Some("yes"))),
             );
+        }
+        "carddav" => {
+            for k in ["url", "user"] {
+                put(k, text(k).map(Value::String));
+            }
+            put("password", f.get("password").cloned().map(Value::String));
         }
         "folder" => {
             for k in ["path", "passwd_file", "group_file", "email_domain"] {
@@ -471,7 +502,7 @@ async fn show_page(
             .collect(),
         c: line(&c),
         settings,
-        runs: runs.iter().map(run_line).collect(),
+        runs: runs.iter().map(|r| run_line(&c.kind, r)).collect(),
         notice,
         error,
     })
@@ -560,6 +591,11 @@ async fn disconnect(
                 .to_string();
         return Ok(refused(show_page(&state, &p, &id, None, Some(msg)).await?));
     }
-    connectors::disconnect(&state, &client, &p.member, &id).await?;
-    Ok(Redirect::to(&format!("/w/{}/connectors?done=disconnected", p.ws())).into_response())
+    let done = connectors::disconnect(&state, &client, &p.member, &id).await?;
+    Ok(Redirect::to(&format!(
+        "/w/{}/connectors?done=disconnected&kept={}",
+        p.ws(),
+        done.contacts_kept
+    ))
+    .into_response())
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-async fn api(
+pub(super) async fn api(
     s: &TestServer,
     who: &As<'_>,
     method: Method,
@@ -27,7 +27,13 @@ async fn api(
 }
 
 /// Waits for the connector's sync `job` (or, without one, its latest sync) to end; answers it.
-async fn synced(s: &TestServer, who: &As<'_>, ws: &str, id: &str, job: Option<&str>) -> Value {
+pub(super) async fn synced(
+    s: &TestServer,
+    who: &As<'_>,
+    ws: &str,
+    id: &str,
+    job: Option<&str>,
+) -> Value {
     let started = Instant::now();
     loop {
         let (status, runs) = api(
@@ -59,7 +65,7 @@ async fn synced(s: &TestServer, who: &As<'_>, ws: &str, id: &str, job: Option<&s
 }
 
 /// Syncs now and waits for it.
-async fn sync_now(s: &TestServer, who: &As<'_>, ws: &str, id: &str) -> Value {
+pub(super) async fn sync_now(s: &TestServer, who: &As<'_>, ws: &str, id: &str) -> Value {
     let (status, v) = api(
         s,
         who,
