@@ -5,7 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((_, body, _)) = meshwork_connectors::imap::read_message(data, 4096) {
-        assert!(body.len() <= 4096);
+    if let Ok(m) = meshwork_connectors::imap::read_message(data, 4096) {
+        assert!(m.body.len() <= 4096);
+        assert!(m.mail.to.iter().chain(&m.mail.cc).all(|a| a.contains('@')));
     }
 });

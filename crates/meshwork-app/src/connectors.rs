@@ -32,6 +32,7 @@ use crate::state::{now_millis, AppState};
 use meshwork_connectors::{ConnectorError, Member, Settings, Source, TextReader};
 
 pub mod contacts;
+mod mail_log;
 use meshwork_domain::{ErrorCode, Millis, Permission, WorkspaceId};
 use meshwork_keyring::Aad;
 use meshwork_search::EVERYONE;
@@ -122,6 +123,8 @@ pub struct Counts {
     /// Contacts connectors: contacts kept though their card went, as they were changed in
     /// Meshwork.
     pub contacts_kept: u64,
+    /// Mail connectors logging to the CRM: messages logged on contacts' timelines.
+    pub logged: u64,
     pub errors: u64,
     pub warnings: u64,
 }
@@ -871,6 +874,8 @@ async fn sync(
     // The operator may have narrowed where connectors read since it was added.
     check_allowed(state, &settings)
         .map_err(|e| SyncError::Source(ConnectorError::Settings(e.message)))?;
+    let log_to_crm = matches!(&settings, Settings::Imap(s) if s.log_to_crm);
+    let mut log = mail_log::Log::default();
     let client = match settings.source(text_reader(state)) {
         Source::Contacts(dav) => return contacts::sync(state, c, run, report, &dav).await,
         Source::Documents(client) => client,
@@ -1002,6 +1007,7 @@ async fn sync(
     for batch in to_fetch.chunks(BATCH) {
         let mut rows = Vec::with_capacity(batch.len());
         let mut unreadable = Vec::new();
+        let mut mail = Vec::new();
         for item in client.fetch(batch).await? {
             let d = match item {
                 Ok(d) => d,
@@ -1020,6 +1026,15 @@ async fn sync(
             if let Some(w) = &d.warning {
                 report.counts.warnings += 1;
                 report.problem(w.clone());
+            }
+            if let (true, Some(m)) = (log_to_crm, &d.mail) {
+                mail.push(mail_log::Read {
+                    id: d.id.clone(),
+                    subject: d.title.clone(),
+                    body: d.body.clone(),
+                    at: d.updated_at,
+                    mail: m.clone(),
+                });
             }
             let mut acl = Vec::new();
             if d.access.everyone {
@@ -1053,6 +1068,9 @@ async fn sync(
             .store
             .source_delete_documents(ws, source, &unreadable, now_millis())
             .await?;
+        if !mail.is_empty() {
+            mail_log::log_messages(state, c, mail, &mut log, report).await?;
+        }
         still_connected(state, c).await?;
         state.search.sync_after_write(state, ws).await;
         // Progress, for the history while the sync runs.

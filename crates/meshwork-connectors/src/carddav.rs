@@ -19,7 +19,7 @@ use std::time::Duration;
 
 pub const SCOPES: &[Scope] = &[
     Scope {
-        name: "addressbooks:list",
+        name: "addressbooks:read",
         description: "Find the account's address books (PROPFIND)",
     },
     Scope {

@@ -582,6 +582,7 @@ fn read_file(
         access,
         fingerprint: fp,
         warning: (!warnings.is_empty()).then(|| format!("{id}: {}", warnings.join("; "))),
+        mail: None,
     }))
 }
 

@@ -14,7 +14,7 @@
 
 use crate::{
     fingerprint, Access, ConnectorError, Directory, Document, Group, ItemError, Listed, Listing,
-    Member, Principal, Result, Scope,
+    MailMeta, Member, Principal, Result, Scope,
 };
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -91,6 +91,10 @@ pub struct ImapSettings {
     /// Larger messages are found by their subject and addresses only.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
+    /// Also log each message to or from a CRM contact's address on that contact's timeline (a
+    /// communication, seen by everyone who may see the contact). Off unless asked for.
+    #[serde(default)]
+    pub log_to_crm: bool,
 }
 
 impl ImapSettings {
@@ -441,14 +445,43 @@ fn members(
 /// A message's searchable text: its subject, its addresses and text parts (plain text when
 /// there is some, HTML without its tags otherwise; attachments left out) cut at `max_text`
 /// bytes, and its date (ms); or why it cannot be read.
-pub fn read_message(
-    raw: &[u8],
-    max_text: usize,
-) -> std::result::Result<(String, String, Option<i64>), String> {
+pub fn read_message(raw: &[u8], max_text: usize) -> std::result::Result<Message, String> {
     let parsed = mailparse::parse_mail(raw).map_err(|e| format!("not a readable message: {e}"))?;
     use mailparse::MailHeaderMap;
     let h = parsed.get_headers();
     let subject = h.get_first_value("Subject").unwrap_or_default();
+    let addresses = |name: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        for header in h.get_all_headers(name) {
+            if let Ok(list) = mailparse::addrparse_header(header) {
+                for a in list.iter() {
+                    match a {
+                        mailparse::MailAddr::Single(s) => out.push(s.addr.clone()),
+                        mailparse::MailAddr::Group(g) => {
+                            out.extend(g.addrs.iter().map(|s| s.addr.clone()))
+                        }
+                    }
+                }
+            }
+        }
+        out.retain(|a| a.contains('@') && a.len() <= 320);
+        out
+    };
+    let mail = MailMeta {
+        message_id: h
+            .get_first_value("Message-ID")
+            .map(|v| {
+                v.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+            .filter(|v| !v.is_empty() && v.len() <= 998),
+        from: addresses("From").into_iter().next(),
+        to: addresses("To"),
+        cc: addresses("Cc"),
+        outbound: false,
+    };
     let mut body = String::new();
     for name in ["From", "To", "Cc"] {
         if let Some(v) = h.get_first_value(name) {
@@ -495,7 +528,22 @@ pub fn read_message(
         }
         body.truncate(end);
     }
-    Ok((subject, body, date))
+    Ok(Message {
+        subject,
+        body,
+        date,
+        mail,
+    })
+}
+
+/// A message as read: its subject, its text (headers first), its date, and who it involves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub subject: String,
+    pub body: String,
+    /// From its `Date` header (ms since the epoch).
+    pub date: Option<i64>,
+    pub mail: MailMeta,
 }
 
 fn strip_tags(html: &str) -> String {
@@ -728,16 +776,23 @@ impl crate::Connector for Imap {
                 };
                 match (bodies.get(&uid), sizes.get(&uid)) {
                     (Some(raw), _) => match read_message(raw, crate::MAX_TEXT) {
-                        Ok((subject, body, date)) => out.push(Ok(Document {
-                            title: if subject.trim().is_empty() { "(no subject)".into() } else { subject },
-                            id,
-                            body,
-                            url: None,
-                            updated_at: date.unwrap_or(0),
-                            access,
-                            fingerprint: fp,
-                            warning: None,
-                        })),
+                        Ok(mut msg) => {
+                            let own = self.settings.email_of(&m.owner);
+                            msg.mail.outbound = msg.mail.from.as_ref().is_some_and(|f| {
+                                own.as_ref().is_some_and(|o| o.eq_ignore_ascii_case(f))
+                            });
+                            out.push(Ok(Document {
+                                title: if msg.subject.trim().is_empty() { "(no subject)".into() } else { msg.subject },
+                                id,
+                                body: msg.body,
+                                url: None,
+                                updated_at: msg.date.unwrap_or(0),
+                                access,
+                                fingerprint: fp,
+                                warning: None,
+                                mail: Some(msg.mail),
+                            }))
+                        }
                         Err(e) => out.push(Err(ItemError { id, error: e })),
                     },
                     (None, Some(size)) => out.push(Ok(Document {
@@ -749,6 +804,7 @@ impl crate::Connector for Imap {
                         fingerprint: fp,
                         warning: Some(format!("{id}: {size} bytes, over the {max}-byte limit: its text is not indexed")),
                         id,
+                        mail: None,
                     })),
                     (None, None) => {} // expunged since the listing
                 }
@@ -830,9 +886,18 @@ mod tests {
 
     #[test]
     fn a_message_gives_its_subject_addresses_and_plain_text() {
-        let raw = b"From: Ann <ann@x.test>\r\nTo: bob@y.test\r\nSubject: =?utf-8?q?Caf=C3=A9?=\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello plain\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>hello html</p>\r\n--b--\r\n";
-        let (subject, body, date) = read_message(raw, 1 << 20).unwrap();
+        let raw = b"From: Ann <ann@x.test>\r\nTo: bob@y.test, Team: cy@z.test, dee@z.test;\r\nCc: \"Lee, Eve\" <eve@w.test>\r\nMessage-ID: <m1@x.test>\r\nSubject: =?utf-8?q?Caf=C3=A9?=\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello plain\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>hello html</p>\r\n--b--\r\n";
+        let Message {
+            subject,
+            body,
+            date,
+            mail,
+        } = read_message(raw, 1 << 20).unwrap();
         assert_eq!(subject, "Café");
+        assert_eq!(mail.from.as_deref(), Some("ann@x.test"));
+        assert_eq!(mail.to, ["bob@y.test", "cy@z.test", "dee@z.test"]);
+        assert_eq!(mail.cc, ["eve@w.test"]);
+        assert_eq!(mail.message_id.as_deref(), Some("m1@x.test"));
         assert!(
             body.contains("From: Ann <ann@x.test>")
                 && body.contains("hello plain")

@@ -117,6 +117,20 @@ pub struct Document {
     /// Something about the document went wrong but it is still stored (its text could not be
     /// read, its readers could not be read): said in the sync history.
     pub warning: Option<String>,
+    /// A mail message's addresses (IMAP), for the CRM's timeline.
+    pub mail: Option<MailMeta>,
+}
+
+/// Who a mail message involves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailMeta {
+    /// Its `Message-ID`, without the angle brackets.
+    pub message_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    /// Sent by the mailbox's owner.
+    pub outbound: bool,
 }
 
 /// Why a connector, or one item of it, could not be read.

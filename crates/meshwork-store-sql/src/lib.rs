@@ -118,13 +118,13 @@ macro_rules! impl_sql_store {
                 })
             }
 
-            pub(super) fn connector_contact(r: &DbRow) -> Result<meshwork_store::ConnectorContactRow> {
+            pub(super) fn connector_record(r: &DbRow) -> Result<meshwork_store::ConnectorRecordRow> {
                 let ws: String = r.try_get("workspace_id").map_err(db)?;
-                Ok(meshwork_store::ConnectorContactRow {
-                    workspace_id: WorkspaceId(uuid(&ws, "connector_contacts.workspace_id")?),
+                Ok(meshwork_store::ConnectorRecordRow {
+                    workspace_id: WorkspaceId(uuid(&ws, "connector_records.workspace_id")?),
                     connector_id: r.try_get("connector_id").map_err(db)?,
-                    card: r.try_get("card").map_err(db)?,
-                    contact_id: RecordId(uuid(&r.try_get::<String, _>("contact_id").map_err(db)?, "connector_contacts.contact_id")?),
+                    item: r.try_get("item").map_err(db)?,
+                    record_id: RecordId(uuid(&r.try_get::<String, _>("record_id").map_err(db)?, "connector_records.record_id")?),
                     created: r.try_get("created").map_err(db)?,
                     fingerprint: r.try_get("fingerprint").map_err(db)?,
                     version: r.try_get("version").map_err(db)?,
@@ -1641,7 +1641,7 @@ macro_rules! impl_sql_store {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
                 $crate::sqlx::query("DELETE FROM connector_runs WHERE workspace_id = $1 AND connector_id = $2")
                     .bind(&wss).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
-                $crate::sqlx::query("DELETE FROM connector_contacts WHERE workspace_id = $1 AND connector_id = $2")
+                $crate::sqlx::query("DELETE FROM connector_records WHERE workspace_id = $1 AND connector_id = $2")
                     .bind(&wss).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
                 let r = $crate::sqlx::query("DELETE FROM connectors WHERE workspace_id = $1 AND id = $2")
                     .bind(&wss).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
@@ -1663,23 +1663,23 @@ macro_rules! impl_sql_store {
                     .as_ref().map(sql_store_rows::connector_run).transpose()
             }
 
-            async fn connector_contacts(&self, ws: meshwork_domain::WorkspaceId, connector: &str) -> meshwork_store::Result<Vec<meshwork_store::ConnectorContactRow>> {
-                $crate::sqlx::query("SELECT * FROM connector_contacts WHERE workspace_id = $1 AND connector_id = $2 ORDER BY card")
+            async fn connector_records(&self, ws: meshwork_domain::WorkspaceId, connector: &str) -> meshwork_store::Result<Vec<meshwork_store::ConnectorRecordRow>> {
+                $crate::sqlx::query("SELECT * FROM connector_records WHERE workspace_id = $1 AND connector_id = $2 ORDER BY item")
                     .bind(ws.to_string()).bind(connector).fetch_all(self.reader()).await.map_err($crate::db)?
-                    .iter().map(sql_store_rows::connector_contact).collect()
+                    .iter().map(sql_store_rows::connector_record).collect()
             }
 
-            async fn connector_contact_put(&self, row: &meshwork_store::ConnectorContactRow) -> meshwork_store::Result<()> {
-                $crate::sqlx::query("INSERT INTO connector_contacts (workspace_id, connector_id, card, contact_id, created, fingerprint, version, state_sealed, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (workspace_id, connector_id, card) DO UPDATE SET contact_id = excluded.contact_id, created = excluded.created, fingerprint = excluded.fingerprint, version = excluded.version, state_sealed = excluded.state_sealed, updated_at = excluded.updated_at")
-                    .bind(row.workspace_id.to_string()).bind(&row.connector_id).bind(&row.card).bind(row.contact_id.to_string())
+            async fn connector_record_put(&self, row: &meshwork_store::ConnectorRecordRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO connector_records (workspace_id, connector_id, item, record_id, created, fingerprint, version, state_sealed, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (workspace_id, connector_id, item) DO UPDATE SET record_id = excluded.record_id, created = excluded.created, fingerprint = excluded.fingerprint, version = excluded.version, state_sealed = excluded.state_sealed, updated_at = excluded.updated_at")
+                    .bind(row.workspace_id.to_string()).bind(&row.connector_id).bind(&row.item).bind(row.record_id.to_string())
                     .bind(row.created).bind(&row.fingerprint).bind(row.version).bind(&row.state_sealed).bind(row.updated_at)
                     .execute(self.writer()).await.map_err($crate::db)?;
                 Ok(())
             }
 
-            async fn connector_contact_delete(&self, ws: meshwork_domain::WorkspaceId, connector: &str, card: &str) -> meshwork_store::Result<bool> {
-                let r = $crate::sqlx::query("DELETE FROM connector_contacts WHERE workspace_id = $1 AND connector_id = $2 AND card = $3")
-                    .bind(ws.to_string()).bind(connector).bind(card).execute(self.writer()).await.map_err($crate::db)?;
+            async fn connector_record_delete(&self, ws: meshwork_domain::WorkspaceId, connector: &str, item: &str) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("DELETE FROM connector_records WHERE workspace_id = $1 AND connector_id = $2 AND item = $3")
+                    .bind(ws.to_string()).bind(connector).bind(item).execute(self.writer()).await.map_err($crate::db)?;
                 Ok(r.rows_affected() == 1)
             }
 

@@ -492,19 +492,19 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a run.
     async fn connector_run_put(&self, row: &ConnectorRunRow) -> Result<()>;
     async fn connector_run(&self, ws: WorkspaceId, id: &str) -> Result<Option<ConnectorRunRow>>;
-    /// The cards a contacts connector brought in.
-    async fn connector_contacts(
+    /// The CRM records a connector brought in.
+    async fn connector_records(
         &self,
         ws: WorkspaceId,
         connector: &str,
-    ) -> Result<Vec<ConnectorContactRow>>;
+    ) -> Result<Vec<ConnectorRecordRow>>;
     /// Inserts or replaces a card's row.
-    async fn connector_contact_put(&self, row: &ConnectorContactRow) -> Result<()>;
-    async fn connector_contact_delete(
+    async fn connector_record_put(&self, row: &ConnectorRecordRow) -> Result<()>;
+    async fn connector_record_delete(
         &self,
         ws: WorkspaceId,
         connector: &str,
-        card: &str,
+        item: &str,
     ) -> Result<bool>;
     /// Newest first.
     async fn connector_runs(

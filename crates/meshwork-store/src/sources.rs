@@ -46,21 +46,21 @@ pub struct ConnectorRow {
     pub updated_at: Millis,
 }
 
-/// A card a contacts connector brought into the CRM.
+/// A CRM record a connector brought: a card's contact, a message's communication.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectorContactRow {
+pub struct ConnectorRecordRow {
     pub workspace_id: WorkspaceId,
     pub connector_id: String,
-    /// The card's id: a keyed hash of its href (never the href itself).
-    pub card: String,
-    pub contact_id: RecordId,
-    /// Whether the connector created the contact (else it matched one by email).
+    /// The item's id at the source as a keyed hash (never the href or Message-ID itself).
+    pub item: String,
+    pub record_id: RecordId,
+    /// Whether the connector created the record (else it matched a contact by email).
     pub created: bool,
-    /// A hash of the card's ETag when it was last read.
+    /// A hash of the item's version when it was last read (a card's ETag).
     pub fingerprint: String,
-    /// The contact's version after the connector last wrote it.
+    /// The record's version after the connector last wrote it.
     pub version: i64,
-    /// The href and the field values last written, sealed.
+    /// The item's name and the field values last written, sealed.
     pub state_sealed: Vec<u8>,
     pub updated_at: Millis,
 }

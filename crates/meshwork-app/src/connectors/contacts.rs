@@ -2,7 +2,7 @@
 //!
 //! Each card is read with the vCard reader that import uses and becomes a contact's
 //! `first_name`, `last_name`, `title`, `emails` and `phones` ([`FIELDS`]). Per card, a row in
-//! `connector_contacts` keeps which contact it is, whether the connector created it, the card's
+//! `connector_records` keeps which contact it is, whether the connector created it, the card's
 //! ETag hash, and (sealed) the values the connector last wrote: the base of a three-way merge.
 //!
 //! - **A new card** updates the contact that has one of its emails (filling only what that
@@ -26,7 +26,7 @@ use meshwork_connectors::carddav::{Card, CardDav, ListedCard};
 use meshwork_crm::{Doc, Kind, Validated};
 use meshwork_domain::{RecordId, WorkspaceId};
 use meshwork_keyring::Aad;
-use meshwork_store::{ConnectorContactRow, ConnectorRow, ConnectorRunRow};
+use meshwork_store::{ConnectorRecordRow, ConnectorRow, ConnectorRunRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -36,32 +36,38 @@ pub const FIELDS: &[&str] = &["first_name", "last_name", "title", "emails", "pho
 
 /// What is kept, sealed, per card.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct CardState {
-    href: String,
+pub(super) struct CardState {
+    /// The item's name at the source (a card's href, a message's id).
+    pub(super) href: String,
     /// The [`FIELDS`] values last written (normalised as stored).
-    base: Doc,
+    pub(super) base: Doc,
     /// Seen changed in Meshwork since the connector wrote it.
     #[serde(default)]
-    edited: bool,
+    pub(super) edited: bool,
 }
 
 fn aad<'a>(connector: &'a str, card: &'a str) -> Aad<'a> {
     Aad {
         scope: connector,
         record: card,
-        field: "connector_contact",
+        field: "connector_record",
     }
 }
 
-fn card_key(state: &AppState, ws: WorkspaceId, connector: &str, href: &str) -> AppResult<String> {
+pub(super) fn card_key(
+    state: &AppState,
+    ws: WorkspaceId,
+    connector: &str,
+    href: &str,
+) -> AppResult<String> {
     let index = state
         .workspace_key(ws)?
-        .blind_index("connector.card", &format!("{connector}\n{href}"));
+        .blind_index("connector.item", &format!("{connector}\n{href}"));
     Ok(hex::encode(index.0))
 }
 
 /// The id of the contact a card creates: a keyed hash of the connector and the card.
-fn contact_id(
+pub(super) fn created_id(
     state: &AppState,
     ws: WorkspaceId,
     connector: &str,
@@ -81,17 +87,21 @@ fn etag_fingerprint(etag: &str) -> String {
     meshwork_connectors::fingerprint(&[etag.as_bytes()])
 }
 
-fn seal_state(state: &AppState, row: &ConnectorContactRow, s: &CardState) -> AppResult<Vec<u8>> {
+pub(super) fn seal_state(
+    state: &AppState,
+    row: &ConnectorRecordRow,
+    s: &CardState,
+) -> AppResult<Vec<u8>> {
     Ok(state.workspace_key(row.workspace_id)?.seal(
-        aad(&row.connector_id, &row.card),
+        aad(&row.connector_id, &row.item),
         &serde_json::to_vec(s).map_err(AppError::internal)?,
     ))
 }
 
-fn open_state(state: &AppState, row: &ConnectorContactRow) -> AppResult<CardState> {
+fn open_state(state: &AppState, row: &ConnectorRecordRow) -> AppResult<CardState> {
     let bytes = state
         .workspace_key(row.workspace_id)?
-        .open(aad(&row.connector_id, &row.card), &row.state_sealed)
+        .open(aad(&row.connector_id, &row.item), &row.state_sealed)
         .map_err(AppError::internal)?;
     serde_json::from_slice(&bytes).map_err(AppError::internal)
 }
@@ -179,38 +189,46 @@ pub struct Removal {
     pub kept: u64,
 }
 
-/// Removes a card's row and, when the connector created its contact and nobody changed it in
-/// Meshwork, the contact; says in `problems` why a contact was kept.
-async fn remove_card(
+/// Removes an item's row and, when the connector created its record and nobody changed it in
+/// Meshwork, the record (a card's contact, a message's communication); says in `problems` why a
+/// record was kept.
+async fn remove_item(
     state: &AppState,
     crm: &Crm<'_>,
-    row: &ConnectorContactRow,
+    row: &ConnectorRecordRow,
     why: &str,
     problems: &mut Vec<String>,
 ) -> AppResult<Removal> {
     let mut out = Removal::default();
-    let card = open_state(state, row)?;
-    let contact = state
+    let item = open_state(state, row)?;
+    let record = state
         .store
-        .crm_record(row.workspace_id, row.contact_id)
-        .await?
-        .filter(|r| r.kind == Kind::Contact.as_str());
-    if let (true, Some(contact)) = (row.created, contact) {
-        let doc = crm.open_doc(&contact)?;
+        .crm_record(row.workspace_id, row.record_id)
+        .await?;
+    if let (true, Some(record)) = (row.created, record) {
+        let kind: Kind = record.kind.parse().map_err(AppError::internal)?;
+        let doc = crm.open_doc(&record)?;
         let linked = !state
             .store
-            .crm_links_to(row.workspace_id, row.contact_id, None)
+            .crm_links_to(row.workspace_id, row.record_id, None)
             .await?
             .is_empty();
-        if contact.version == row.version && !card.edited && !linked {
-            crm.delete(Kind::Contact, row.contact_id).await?;
+        if record.version == row.version && !item.edited && !linked {
+            crm.delete(kind, row.record_id).await?;
             out.removed += 1;
         } else {
             out.kept += 1;
+            let name = match kind {
+                Kind::Contact => name_of(&doc),
+                _ => doc
+                    .get("subject")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no subject)")
+                    .to_string(),
+            };
             problems.push(format!(
-                "contact {} ({}) was kept though {why}: {}",
-                name_of(&doc),
-                row.contact_id,
+                "{kind} {name} ({}) was kept though {why}: {}",
+                row.record_id,
                 if linked {
                     "notes, deals or activities in Meshwork name it"
                 } else {
@@ -221,13 +239,14 @@ async fn remove_card(
     }
     state
         .store
-        .connector_contact_delete(row.workspace_id, &row.connector_id, &row.card)
+        .connector_record_delete(row.workspace_id, &row.connector_id, &row.item)
         .await?;
     Ok(out)
 }
 
-/// Removes every card's contact that may be removed (disconnecting); answers the counts and
-/// what was kept, each named.
+/// Removes every record the connector brought that may be removed (disconnecting): the
+/// contacts and communications it created and nobody changed; answers the counts and what was
+/// kept, each named.
 pub async fn remove_all(
     state: &AppState,
     ws: WorkspaceId,
@@ -236,8 +255,8 @@ pub async fn remove_all(
     let crm = Crm::new(state, ws)?;
     let mut total = Removal::default();
     let mut problems = Vec::new();
-    for row in state.store.connector_contacts(ws, connector).await? {
-        let r = remove_card(
+    for row in state.store.connector_records(ws, connector).await? {
+        let r = remove_item(
             state,
             &crm,
             &row,
@@ -267,12 +286,12 @@ pub(super) async fn sync(
         report.problem(p);
     }
     report.counts.listed = listing.cards.len() as u64;
-    let mut rows: HashMap<String, ConnectorContactRow> = state
+    let mut rows: HashMap<String, ConnectorRecordRow> = state
         .store
-        .connector_contacts(ws, &c.id)
+        .connector_records(ws, &c.id)
         .await?
         .into_iter()
-        .map(|r| (r.card.clone(), r))
+        .map(|r| (r.item.clone(), r))
         .collect();
     let mut listed = HashSet::with_capacity(listing.cards.len());
     let mut to_fetch: BTreeMap<String, (ListedCard, Vec<String>)> = BTreeMap::new();
@@ -326,14 +345,14 @@ pub(super) async fn sync(
         }
     }
     if listing.complete {
-        let gone: Vec<ConnectorContactRow> = rows
+        let gone: Vec<ConnectorRecordRow> = rows
             .values()
-            .filter(|r| !listed.contains(&r.card))
+            .filter(|r| !listed.contains(&r.item))
             .cloned()
             .collect();
         let mut problems = Vec::new();
         for row in gone {
-            let r = remove_card(
+            let r = remove_item(
                 state,
                 &crm,
                 &row,
@@ -364,18 +383,18 @@ async fn one_card(
     crm: &Crm<'_>,
     c: &ConnectorRow,
     card: &Card,
-    rows: &mut HashMap<String, ConnectorContactRow>,
+    rows: &mut HashMap<String, ConnectorRecordRow>,
     report: &mut Report,
 ) -> AppResult<Option<RecordId>> {
     let ws = c.workspace_id;
     let new = card_fields(&card.vcard)
         .map_err(|e| AppError::new(meshwork_domain::ErrorCode::InvalidField, e))?;
     let key = card_key(state, ws, &c.id, &card.href)?;
-    let mut row = ConnectorContactRow {
+    let mut row = ConnectorRecordRow {
         workspace_id: ws,
         connector_id: c.id.clone(),
-        card: key.clone(),
-        contact_id: contact_id(state, ws, &c.id, &card.href)?,
+        item: key.clone(),
+        record_id: created_id(state, ws, &c.id, &card.href)?,
         created: true,
         fingerprint: etag_fingerprint(&card.etag),
         version: 0,
@@ -390,7 +409,7 @@ async fn one_card(
     };
     match rows.get(&key) {
         None => {
-            let existing = state.store.crm_records(ws, &[row.contact_id]).await?;
+            let existing = state.store.crm_records(ws, &[row.record_id]).await?;
             if let Some(mine) = existing
                 .into_iter()
                 .find(|r| r.kind == Kind::Contact.as_str())
@@ -400,14 +419,14 @@ async fn one_card(
                 let cur = synced(&crm.open_doc(&mine)?);
                 if cur != new {
                     row.version = crm
-                        .update(Kind::Contact, row.contact_id, &patch_to(&cur, &new), None)
+                        .update(Kind::Contact, row.record_id, &patch_to(&cur, &new), None)
                         .await?
                         .version;
                     report.counts.stored += 1;
                 }
             } else if let Some(holder) = holder_by_email(crm, &new, rows).await? {
                 // A contact someone already has: linked, and only what it lacks is filled in.
-                row.contact_id = holder.id;
+                row.record_id = holder.id;
                 row.created = false;
                 let cur = crm.open_doc(&holder)?;
                 let fill: Doc = FIELDS
@@ -435,22 +454,22 @@ async fn one_card(
                 };
                 report.counts.contacts_matched += 1;
             } else {
-                let (view, fresh) = crm.create_once(Kind::Contact, row.contact_id, &new).await?;
+                let (view, fresh) = crm.create_once(Kind::Contact, row.record_id, &new).await?;
                 row.version = view.version;
                 if fresh {
-                    made = Some(row.contact_id);
+                    made = Some(row.record_id);
                     report.counts.stored += 1;
                 }
             }
         }
         Some(old) => {
             let mut prev = open_state(state, old)?;
-            row.contact_id = old.contact_id;
+            row.record_id = old.record_id;
             row.created = old.created;
             row.version = old.version;
             match state
                 .store
-                .crm_record(ws, old.contact_id)
+                .crm_record(ws, old.record_id)
                 .await?
                 .filter(|r| r.kind == Kind::Contact.as_str())
             {
@@ -503,7 +522,7 @@ async fn one_card(
         }
     }
     row.state_sealed = seal_state(state, &row, &st)?;
-    if let Err(e) = state.store.connector_contact_put(&row).await {
+    if let Err(e) = state.store.connector_record_put(&row).await {
         if let Some(id) = made {
             let _ = crm.delete(Kind::Contact, id).await;
         }
@@ -527,7 +546,7 @@ fn patch_to(cur: &Doc, new: &Doc) -> Doc {
 async fn holder_by_email(
     crm: &Crm<'_>,
     new: &Doc,
-    rows: &HashMap<String, ConnectorContactRow>,
+    rows: &HashMap<String, ConnectorRecordRow>,
 ) -> AppResult<Option<meshwork_store::RecordRow>> {
     let validated = Validated::check(Kind::Contact, new, &[])
         .map_err(|e| AppError::new(meshwork_domain::ErrorCode::InvalidField, e.to_string()))?;
@@ -541,7 +560,7 @@ async fn holder_by_email(
             .crm_find_keys(crm.ws, &entry.kind, &[entry.index])
             .await?;
         if let Some((_, id)) = holders.into_iter().next() {
-            if rows.values().any(|r| r.contact_id == id) {
+            if rows.values().any(|r| r.record_id == id) {
                 return Err(AppError::new(
                     meshwork_domain::ErrorCode::DuplicateRecord,
                     "another card of this address book has the same email",

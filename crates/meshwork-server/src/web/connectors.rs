@@ -343,6 +343,12 @@ fn settings_of(kind: &str, f: &HashMap<String, String>) -> Value {
             );
             put("security", text("security").map(Value::String));
             put("email_domain", text("email_domain").map(Value::String));
+            put(
+                "log_to_crm",
+                Some(json!(
+                    f.get("log_to_crm").map(String::as_str) == Some("yes")
+                )),
+            );
             let accounts: Vec<Value> = (0..ACCOUNT_ROWS)
                 .filter_map(|i| {
                     let user = text(&format!("a{i}_user"))?;
@@ -592,10 +598,9 @@ async fn disconnect(
         return Ok(refused(show_page(&state, &p, &id, None, Some(msg)).await?));
     }
     let done = connectors::disconnect(&state, &client, &p.member, &id).await?;
-    Ok(Redirect::to(&format!(
-        "/w/{}/connectors?done=disconnected&kept={}",
-        p.ws(),
-        done.contacts_kept
-    ))
-    .into_response())
+    let kept = match done.contacts_kept {
+        0 => String::new(),
+        n => format!("&kept={n}"),
+    };
+    Ok(Redirect::to(&format!("/w/{}/connectors?done=disconnected{kept}", p.ws())).into_response())
 }

@@ -237,7 +237,7 @@ async fn carddav_cards_become_contacts_and_changes_made_in_meshwork_are_kept(s: 
     assert!(s
         .state()
         .store
-        .connector_contacts(ws, &id)
+        .connector_records(ws, &id)
         .await
         .unwrap()
         .is_empty());

@@ -1011,7 +1011,7 @@ async fn promise_mm04_connectors_only_read_and_show_their_scopes_before_connecti
     .await;
     assert_eq!(status, StatusCode::OK);
     let kinds = kinds.as_array().unwrap();
-    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
     for k in kinds {
         let scopes = k["scopes"].as_array().unwrap();
         assert!(!scopes.is_empty(), "{k}");
@@ -1058,3 +1058,86 @@ async fn promise_mm04_connectors_only_read_and_show_their_scopes_before_connecti
     assert!(snapshot(&t) == before, "the folder is unchanged by a sync");
 }
 server_test!(promise_mm04_connectors_only_read_and_show_their_scopes_before_connecting);
+
+/// Twenty's users asked for years (twentyhq/twenty#917, #5463): mail read over IMAP that
+/// involves a contact is logged on the contact's timeline, once per message even when it sits in
+/// two people's mailboxes; what involves no contact is not; disconnecting removes the log.
+async fn twenty_917_imap_messages_involving_a_contact_are_logged_on_its_timeline(
+    s: &mut TestServer,
+) {
+    let d = Dovecot::start(&["alice", "bob"]);
+    let quote = "From: Sam Client <sam@client.test>\r\nTo: alice@mail.test, bob@mail.test\r\nMessage-ID: <q1@client.test>\r\nSubject: Quote request\r\nDate: Sat, 5 Dec 2026 09:00:00 +0000\r\n\r\nPlease send the quote.\r\n";
+    d.deliver_raw("alice", "INBOX", quote);
+    d.deliver_raw("bob", "INBOX", quote);
+    d.deliver_raw("alice", "Sent", "From: alice@mail.test\r\nTo: sam@client.test\r\nSubject: Your quote\r\nDate: Sat, 5 Dec 2026 11:00:00 +0000\r\n\r\nAttached.\r\n");
+    d.deliver("alice", "INBOX", "Lunch?", "from someone who is no contact");
+    let c = setup(s, "Dora").await;
+    let admin = As::User(&c.who);
+    let sam = c
+        .create(
+            "contacts",
+            json!({"first_name": "Sam", "last_name": "Client", "emails": ["SAM@client.test"]}),
+        )
+        .await;
+    let sam_id = sam["id"].as_str().unwrap().to_string();
+    let mut settings = imap_settings(&d, &["alice", "bob"]);
+    settings["log_to_crm"] = json!(true);
+    let (status, conn) = api(
+        s,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/workspaces/{}/connectors", c.ws),
+        Some(json!({"source": "mail", "settings": settings})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{conn}");
+    let id = conn["id"].as_str().unwrap().to_string();
+    let run = synced(s, &admin, &c.ws, &id, None).await;
+    assert_eq!(run["state"], "done", "{run}");
+    assert_eq!(run["counts"]["logged"], 2, "{run}");
+
+    let comms = |timeline: &Value| -> Vec<Value> {
+        timeline["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["type"] == "communication")
+            .cloned()
+            .collect()
+    };
+    let (status, timeline) = c.get(&format!("contacts/{sam_id}/timeline")).await;
+    assert_eq!(status, StatusCode::OK, "{timeline}");
+    let logged = comms(&timeline);
+    assert_eq!(logged.len(), 2, "{timeline}");
+    let text = timeline.to_string();
+    assert!(
+        text.contains("Quote request") && text.contains("Your quote"),
+        "{text}"
+    );
+    assert!(!text.contains("Lunch?"), "{text}");
+    assert!(
+        text.contains("outbound") && text.contains("inbound"),
+        "{text}"
+    );
+
+    // Another sync logs nothing twice.
+    let run = sync_now(s, &admin, &c.ws, &id).await;
+    assert_eq!(run["counts"]["logged"], 0, "{run}");
+    let (_, timeline) = c.get(&format!("contacts/{sam_id}/timeline")).await;
+    assert_eq!(comms(&timeline).len(), 2);
+
+    // Disconnecting removes what it logged; the contact stays.
+    let (status, v) = api(
+        s,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/workspaces/{}/connectors/{id}", c.ws),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, timeline) = c.get(&format!("contacts/{sam_id}/timeline")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(comms(&timeline).is_empty(), "{timeline}");
+}
+server_test!(twenty_917_imap_messages_involving_a_contact_are_logged_on_its_timeline);

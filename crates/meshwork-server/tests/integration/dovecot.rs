@@ -113,6 +113,18 @@ service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    por
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Saves a whole message (headers and body, CRLF lines) into a user's mailbox (created when
+    /// missing).
+    pub fn deliver_raw(&self, user: &str, mailbox: &str, raw: &str) {
+        if mailbox != "INBOX" {
+            let list = self.doveadm(&["mailbox", "list", "-u", user], None);
+            if !list.lines().any(|l| l.trim() == mailbox) {
+                self.doveadm(&["mailbox", "create", "-u", user, mailbox], None);
+            }
+        }
+        self.doveadm(&["save", "-u", user, "-m", mailbox], Some(raw));
+    }
+
     /// Delivers a message into a user's mailbox (created when missing).
     pub fn deliver(&self, user: &str, mailbox: &str, subject: &str, body: &str) {
         if mailbox != "INBOX" {

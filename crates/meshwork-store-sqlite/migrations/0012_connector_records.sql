@@ -1,0 +1,19 @@
+-- The CRM records a connector brought: a contacts connector's (CardDAV) contacts, one row per
+-- card, and a mail connector's communications logged on contacts' timelines, one row per
+-- message. Per row: which record, whether the connector created it (only those may be removed
+-- with their item), a hash of the item's version (a card's ETag), the record's version after the
+-- connector last wrote it, and, sealed, the item's name and the values last written (what a
+-- change made in Meshwork is told from). A row whose record was deleted in Meshwork stays, so the
+-- item does not bring it back.
+CREATE TABLE connector_records (
+    workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    connector_id TEXT NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+    item TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state_sealed BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, connector_id, item)
+) STRICT;
