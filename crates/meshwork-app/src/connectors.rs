@@ -578,11 +578,13 @@ pub async fn disconnect(
     let ws = auth.workspace();
     let r = row(state, ws, id).await?;
     let (contacts, kept) = contacts::remove_all(state, ws, &r.id).await?;
-    state.store.connector_delete(ws, &r.id).await?;
-    let n = state
+    let Some(n) = state
         .store
-        .source_delete_all(ws, &r.source, now_millis())
-        .await?;
+        .connector_delete(ws, &r.id, now_millis())
+        .await?
+    else {
+        return Err(not_found(id));
+    };
     state.search.sync_after_write(state, ws).await;
     audit::workspace_event(
         state,
@@ -818,7 +820,18 @@ pub async fn run_job(
         },
     };
     let mut report = Report::default();
-    save_run(state, &base, "running", &report, false).await?;
+    // The claim: the store refuses a second running run of one connector, so two syncs started
+    // in the same instant cannot both pass the check above.
+    match save_run(state, &base, "running", &report, false).await {
+        Err(e) if e.code == ErrorCode::ConcurrentChange => {
+            tracing::info!(
+                connector = id,
+                "a sync is already running; this one is not needed"
+            );
+            return Ok(());
+        }
+        r => r?,
+    }
     match sync(state, &connector, &base, &mut report).await {
         Ok(()) => {
             save_run(state, &base, "done", &report, true).await?;

@@ -76,6 +76,10 @@ impl From<meshwork_store::StoreError> for AppError {
                 ErrorCode::ConcurrentChange,
                 "a pending or active partnership with this workspace exists; revoke it first",
             ),
+            meshwork_store::StoreError::Conflict("connector_runs.running") => Self::new(
+                ErrorCode::ConcurrentChange,
+                "another sync of this connector is running",
+            ),
             other => Self::internal(other),
         }
     }

@@ -17,3 +17,10 @@ CREATE TABLE connector_records (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (workspace_id, connector_id, item)
 );
+
+-- One sync of a connector at a time, claimed by the store: a second run can only be written as
+-- running once the first is no longer (runs left running by a stopped server are closed first).
+UPDATE connector_runs SET state = 'failed'
+WHERE state = 'running'
+  AND id NOT IN (SELECT max(id) FROM connector_runs WHERE state = 'running' GROUP BY connector_id);
+CREATE UNIQUE INDEX connector_runs_one_running ON connector_runs (connector_id) WHERE state = 'running';

@@ -1481,23 +1481,10 @@ macro_rules! impl_sql_store {
             }
 
             async fn source_delete_all(&self, ws: meshwork_domain::WorkspaceId, source: &str, now: meshwork_domain::Millis) -> meshwork_store::Result<u64> {
-                use $crate::sqlx::Row as _;
-                let wss = ws.to_string();
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
-                let ids: Vec<String> = $crate::sqlx::query("DELETE FROM source_documents WHERE workspace_id = $1 AND source = $2 RETURNING id")
-                    .bind(&wss).bind(source).fetch_all(&mut *tx).await.map_err($crate::db)?
-                    .iter().map(|r| r.try_get(0).map_err($crate::db)).collect::<meshwork_store::Result<_>>()?;
-                $crate::sqlx::query("DELETE FROM source_principals WHERE workspace_id = $1 AND source = $2")
-                    .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
-                $crate::sqlx::query("DELETE FROM source_memberships WHERE workspace_id = $1 AND source = $2")
-                    .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
-                $crate::sqlx::query("DELETE FROM source_archived WHERE workspace_id = $1 AND source = $2")
-                    .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
-                let mut changes: Vec<(&str, String, &str)> = ids.iter().map(|id| ("document", id.clone(), "delete")).collect();
-                changes.push(("groups", source.to_string(), "update"));
-                append_changes(&mut tx, ws, &changes, now).await?;
+                let n = delete_source_rows(&mut tx, ws, source, now).await?;
                 tx.commit().await.map_err($crate::db)?;
-                Ok(ids.len() as u64)
+                Ok(n)
             }
 
             async fn source_fingerprints(&self, ws: meshwork_domain::WorkspaceId, source: &str) -> meshwork_store::Result<Vec<(String, Option<String>)>> {
@@ -1636,24 +1623,30 @@ macro_rules! impl_sql_store {
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn connector_delete(&self, ws: meshwork_domain::WorkspaceId, id: &str) -> meshwork_store::Result<bool> {
+            async fn connector_delete(&self, ws: meshwork_domain::WorkspaceId, id: &str, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<u64>> {
+                use $crate::sqlx::Row as _;
                 let wss = ws.to_string();
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                let source: Option<String> = $crate::sqlx::query("DELETE FROM connectors WHERE workspace_id = $1 AND id = $2 RETURNING source")
+                    .bind(&wss).bind(id).fetch_optional(&mut *tx).await.map_err($crate::db)?
+                    .map(|r| r.try_get(0).map_err($crate::db)).transpose()?;
+                let Some(source) = source else {
+                    return Ok(None);
+                };
                 $crate::sqlx::query("DELETE FROM connector_runs WHERE workspace_id = $1 AND connector_id = $2")
                     .bind(&wss).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
                 $crate::sqlx::query("DELETE FROM connector_records WHERE workspace_id = $1 AND connector_id = $2")
                     .bind(&wss).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
-                let r = $crate::sqlx::query("DELETE FROM connectors WHERE workspace_id = $1 AND id = $2")
-                    .bind(&wss).bind(id).execute(&mut *tx).await.map_err($crate::db)?;
+                let n = delete_source_rows(&mut tx, ws, &source, now).await?;
                 tx.commit().await.map_err($crate::db)?;
-                Ok(r.rows_affected() == 1)
+                Ok(Some(n))
             }
 
             async fn connector_run_put(&self, row: &meshwork_store::ConnectorRunRow) -> meshwork_store::Result<()> {
                 $crate::sqlx::query("INSERT INTO connector_runs (id, workspace_id, connector_id, trigger, state, started_at, finished_at, counts, report_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at, counts = excluded.counts, report_sealed = excluded.report_sealed")
                     .bind(&row.id).bind(row.workspace_id.to_string()).bind(&row.connector_id).bind(&row.trigger).bind(&row.state)
                     .bind(row.started_at).bind(row.finished_at).bind(&row.counts).bind(&row.report_sealed)
-                    .execute(self.writer()).await.map_err($crate::db)?;
+                    .execute(self.writer()).await.map_err($crate::db_err("connector_runs.running"))?;
                 Ok(())
             }
 
@@ -2011,6 +2004,29 @@ macro_rules! impl_sql_store {
         }
 
         /// Appends a batch's record changes to the feed with one sequence reservation.
+        /// Deletes every row of `source` (documents, principals, memberships, tombstones), with a
+        /// change per document; answers the documents removed.
+        async fn delete_source_rows(
+            tx: &mut <$db as $crate::sqlx::Database>::Connection,
+            ws: meshwork_domain::WorkspaceId,
+            source: &str,
+            now: meshwork_domain::Millis,
+        ) -> meshwork_store::Result<u64> {
+            use $crate::sqlx::Row as _;
+            let wss = ws.to_string();
+            let ids: Vec<String> = $crate::sqlx::query("DELETE FROM source_documents WHERE workspace_id = $1 AND source = $2 RETURNING id")
+                .bind(&wss).bind(source).fetch_all(&mut *tx).await.map_err($crate::db)?
+                .iter().map(|r| r.try_get(0).map_err($crate::db)).collect::<meshwork_store::Result<_>>()?;
+            for table in ["source_principals", "source_memberships", "source_archived"] {
+                $crate::sqlx::query(&format!("DELETE FROM {table} WHERE workspace_id = $1 AND source = $2"))
+                    .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
+            }
+            let mut changes: Vec<(&str, String, &str)> = ids.iter().map(|id| ("document", id.clone(), "delete")).collect();
+            changes.push(("groups", source.to_string(), "update"));
+            append_changes(tx, ws, &changes, now).await?;
+            Ok(ids.len() as u64)
+        }
+
         async fn append_changes(
             tx: &mut <$db as $crate::sqlx::Database>::Connection,
             ws: meshwork_domain::WorkspaceId,

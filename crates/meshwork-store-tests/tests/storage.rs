@@ -805,3 +805,92 @@ both_backends!(
             .is_empty());
     }
 );
+
+both_backends!(
+    a_connector_has_one_running_sync_at_a_time_and_disconnecting_removes_it_all_at_once,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let owner = user(40);
+        store.create_user(&owner).await.unwrap();
+        let ws = workspace(&store, owner.id).await;
+        let c = ConnectorRow {
+            id: "c1".into(),
+            workspace_id: ws,
+            source: "dir".into(),
+            kind: "ldap".into(),
+            settings_sealed: vec![1],
+            paused: false,
+            every_seconds: 300,
+            next_sync_at: 1,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.connector_create(&c).await.unwrap();
+        let run = |id: &str, state: &str| ConnectorRunRow {
+            id: id.into(),
+            workspace_id: ws,
+            connector_id: "c1".into(),
+            trigger: "manual".into(),
+            state: state.into(),
+            started_at: 1,
+            finished_at: None,
+            counts: "{}".into(),
+            report_sealed: None,
+        };
+        store
+            .connector_run_put(&run("r1", "running"))
+            .await
+            .unwrap();
+        // Progress on the same run is fine; a second running run is refused.
+        store
+            .connector_run_put(&run("r1", "running"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.connector_run_put(&run("r2", "running")).await,
+            Err(StoreError::Conflict("connector_runs.running"))
+        ));
+        store.connector_run_put(&run("r1", "done")).await.unwrap();
+        store
+            .connector_run_put(&run("r2", "running"))
+            .await
+            .unwrap();
+
+        store
+            .source_put_principals(
+                ws,
+                "dir",
+                &[SourcePrincipalRow {
+                    principal: "u:1".into(),
+                    email_index: None,
+                }],
+                2,
+            )
+            .await
+            .unwrap();
+        store
+            .connector_record_put(&ConnectorRecordRow {
+                workspace_id: ws,
+                connector_id: "c1".into(),
+                item: "i1".into(),
+                record_id: meshwork_domain::RecordId::new(),
+                created: true,
+                fingerprint: "f".into(),
+                version: 1,
+                state_sealed: vec![2],
+                updated_at: 2,
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.connector_delete(ws, "c1", 3).await.unwrap(), Some(0));
+        assert!(store.connector(ws, "c1").await.unwrap().is_none());
+        assert!(store.connector_runs(ws, "c1", 10).await.unwrap().is_empty());
+        assert!(store.connector_records(ws, "c1").await.unwrap().is_empty());
+        assert!(store
+            .source_principal_rows(ws, "dir")
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.connector_delete(ws, "c1", 4).await.unwrap(), None);
+    }
+);

@@ -487,9 +487,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Writes settings, pause, schedule and next sync.
     async fn connector_update(&self, row: &ConnectorRow) -> Result<bool>;
-    /// Deletes the connector and its runs (its source rows go by [`Store::source_delete_all`]).
-    async fn connector_delete(&self, ws: WorkspaceId, id: &str) -> Result<bool>;
-    /// Inserts or replaces a run.
+    /// Deletes the connector, its runs, its CRM record rows and every row of its source
+    /// (documents, principals, memberships, tombstones, with a change per document), in one
+    /// transaction; answers the documents removed, or `None` when there is no such connector.
+    async fn connector_delete(&self, ws: WorkspaceId, id: &str, now: Millis)
+        -> Result<Option<u64>>;
+    /// Inserts or replaces a run. Fails with `Conflict("connector_runs.running")` when it is
+    /// written as running while another run of the same connector is: one sync at a time.
     async fn connector_run_put(&self, row: &ConnectorRunRow) -> Result<()>;
     async fn connector_run(&self, ws: WorkspaceId, id: &str) -> Result<Option<ConnectorRunRow>>;
     /// The CRM records a connector brought in.
