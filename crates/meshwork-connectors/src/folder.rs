@@ -71,6 +71,11 @@ pub struct FolderSettings {
     /// Larger files are found by their name only.
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
+    /// Accounts and groups from an LDAP directory (`posixAccount`, `posixGroup`) instead of the
+    /// `passwd`/`group` files: for a machine whose logins come from that directory. Emails are
+    /// the directory's (`email_domain` for accounts without one).
+    #[serde(default)]
+    pub ldap: Option<crate::ldap::LdapSettings>,
 }
 
 impl FolderSettings {
@@ -88,6 +93,10 @@ impl FolderSettings {
             if !v.starts_with('/') {
                 return Err(format!("field `{field}`: {v:?} is not an absolute path"));
             }
+        }
+        if let Some(l) = &self.ldap {
+            l.validate()
+                .map_err(|e| e.replacen("field `", "field `ldap.", 1))?;
         }
         if let Some(d) = &self.email_domain {
             let ok = !d.is_empty()
@@ -109,9 +118,32 @@ struct Account {
     name: String,
     uid: u32,
     gids: Vec<u32>,
+    /// From the directory, when accounts come from one.
+    email: Option<String>,
 }
 
-/// Accounts (people only: `min_uid` and up, not `nobody`) with every group they are in.
+/// Accounts (people only: `min_uid` and up, not `nobody`) with every group they are in: from
+/// the LDAP directory when the settings name one, else from the files.
+async fn load_accounts(s: &FolderSettings) -> Result<Vec<Account>> {
+    match &s.ldap {
+        Some(l) => Ok(crate::ldap::Ldap::new(l.clone())
+            .posix_accounts(s.min_uid)
+            .await?
+            .into_iter()
+            .map(|a| Account {
+                name: a.name,
+                uid: a.uid,
+                gids: a.gids,
+                email: a.email,
+            })
+            .collect()),
+        None => {
+            let s = s.clone();
+            blocking(move || accounts(&s)).await
+        }
+    }
+}
+
 fn accounts(s: &FolderSettings) -> Result<Vec<Account>> {
     let read = |field: &str, p: &str| {
         std::fs::read(p)
@@ -158,6 +190,7 @@ fn parse_accounts(passwd: &str, group: &str, min_uid: u32) -> Vec<Account> {
             name: f[0].to_string(),
             uid,
             gids,
+            email: None,
         });
     }
     out
@@ -432,9 +465,9 @@ impl crate::Connector for Folder {
     }
 
     async fn check(&self) -> Result<String> {
+        let accounts = load_accounts(&self.settings).await?;
         let s = self.settings.clone();
         blocking(move || {
-            let accounts = accounts(&s)?;
             let w = walk(&s, &accounts)?;
             Ok(format!(
                 "{} files and {} accounts found",
@@ -446,31 +479,28 @@ impl crate::Connector for Folder {
     }
 
     async fn directory(&self) -> Result<Directory> {
-        let s = self.settings.clone();
-        blocking(move || {
-            let principals = accounts(&s)?
-                .into_iter()
-                .map(|a| Principal {
-                    email: s.email_domain.as_ref().map(|d| format!("{}@{d}", a.name)),
-                    id: a.name,
-                })
-                .collect();
-            Ok(Directory {
-                principals,
-                groups: vec![],
-                problems: vec![],
+        let s = &self.settings;
+        let principals = load_accounts(s)
+            .await?
+            .into_iter()
+            .map(|a| Principal {
+                email: a
+                    .email
+                    .or_else(|| s.email_domain.as_ref().map(|d| format!("{}@{d}", a.name))),
+                id: a.name,
             })
+            .collect();
+        Ok(Directory {
+            principals,
+            groups: vec![],
+            problems: vec![],
         })
-        .await
     }
 
     async fn list(&self) -> Result<crate::Listing> {
+        let accounts = load_accounts(&self.settings).await?;
         let s = self.settings.clone();
-        let w = blocking(move || {
-            let accounts = accounts(&s)?;
-            walk(&s, &accounts)
-        })
-        .await?;
+        let w = blocking(move || walk(&s, &accounts)).await?;
         let mut listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());
         listed.clear();
         let mut items = Vec::with_capacity(w.files.len());
@@ -613,12 +643,14 @@ mod tests {
                 Account {
                     name: "alice".into(),
                     uid: 1001,
-                    gids: vec![100, 2000]
+                    gids: vec![100, 2000],
+                    email: None,
                 },
                 Account {
                     name: "bob".into(),
                     uid: 1002,
-                    gids: vec![1002, 2000]
+                    gids: vec![1002, 2000],
+                    email: None,
                 },
             ]
         );

@@ -10,7 +10,7 @@ use crate::{ConnectorError, Directory, Group, Listing, Member, Principal, Result
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, SearchEntry};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 pub const SCOPES: &[Scope] = &[
@@ -175,6 +175,76 @@ impl Ldap {
             .await
             .success()
             .map_err(|e| error(&s.url, e))?;
+        Ok(out)
+    }
+}
+
+/// A POSIX account of the directory (`posixAccount`), with every group it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosixAccount {
+    pub name: String,
+    pub uid: u32,
+    pub gids: Vec<u32>,
+    pub email: Option<String>,
+}
+
+impl Ldap {
+    /// The directory's POSIX accounts (`uidNumber` at least `min_uid`) with their primary
+    /// `gidNumber` and the `posixGroup`s whose `memberUid` names them: the accounts a folder on
+    /// a machine that logs in through this directory is owned by.
+    pub async fn posix_accounts(&self, min_uid: u32) -> Result<Vec<PosixAccount>> {
+        let s = &self.settings;
+        let mut ldap = self.bind().await?;
+        let people = self
+            .search(
+                &mut ldap,
+                "(objectClass=posixAccount)",
+                &[
+                    &s.user_id_attribute,
+                    "uidNumber",
+                    "gidNumber",
+                    &s.email_attribute,
+                ],
+            )
+            .await?;
+        let groups = self
+            .search(
+                &mut ldap,
+                "(objectClass=posixGroup)",
+                &["gidNumber", "memberUid"],
+            )
+            .await?;
+        let _ = ldap.unbind().await;
+        let mut extra: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for g in &groups {
+            let Some(gid) = first(g, "gidNumber").and_then(|v| v.parse::<u32>().ok()) else {
+                continue;
+            };
+            for m in all(g, "memberUid") {
+                extra.entry(m.clone()).or_default().push(gid);
+            }
+        }
+        let mut out = Vec::new();
+        for p in &people {
+            let (Some(name), Some(uid), Some(gid)) = (
+                first(p, &s.user_id_attribute),
+                first(p, "uidNumber").and_then(|v| v.parse::<u32>().ok()),
+                first(p, "gidNumber").and_then(|v| v.parse::<u32>().ok()),
+            ) else {
+                continue;
+            };
+            if uid < min_uid || uid == 65534 {
+                continue;
+            }
+            let mut gids = vec![gid];
+            gids.extend(extra.get(name).into_iter().flatten().copied());
+            out.push(PosixAccount {
+                name: name.to_string(),
+                uid,
+                gids,
+                email: first(p, &s.email_attribute).map(str::to_string),
+            });
+        }
         Ok(out)
     }
 }

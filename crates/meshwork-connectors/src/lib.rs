@@ -288,6 +288,11 @@ pub fn hidden_secret(v: &serde_json::Value) -> Option<String> {
 fn keep(new: &mut serde_json::Value, old: &serde_json::Value) {
     match (new, old) {
         (serde_json::Value::Object(n), serde_json::Value::Object(o)) => {
+            // A nested server (a folder's LDAP directory) keeps its secret only while it is the
+            // same server and account too.
+            if !ENDPOINT.iter().all(|k| n.get(*k) == o.get(*k)) {
+                return;
+            }
             for secret in SECRETS {
                 let keep = match n.get(*secret) {
                     None | Some(serde_json::Value::Null) => true,
@@ -426,3 +431,24 @@ pub const KINDS: &[(&str, &str, &[Scope])] = &[
         carddav::SCOPES,
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_nested_servers_password_is_kept_only_for_the_same_server_and_account() {
+        let old = json!({"kind": "folder", "path": "/srv", "ldap": {"url": "ldap://a", "bind_dn": "cn=r", "password": "pw"}});
+        let mut same = json!({"kind": "folder", "path": "/srv/x", "ldap": {"url": "ldap://a", "bind_dn": "cn=r", "password": HIDDEN}});
+        keep_secrets(&mut same, &old);
+        assert_eq!(same["ldap"]["password"], "pw");
+        for (field, value) in [("url", "ldap://elsewhere"), ("bind_dn", "cn=other")] {
+            let mut moved = json!({"kind": "folder", "path": "/srv", "ldap": {"url": "ldap://a", "bind_dn": "cn=r", "password": HIDDEN}});
+            moved["ldap"][field] = json!(value);
+            keep_secrets(&mut moved, &old);
+            assert_eq!(moved["ldap"]["password"], HIDDEN, "{field}");
+            assert_eq!(hidden_secret(&moved).as_deref(), Some("ldap.password"));
+        }
+    }
+}

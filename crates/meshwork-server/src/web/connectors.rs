@@ -330,6 +330,18 @@ fn settings_of(kind: &str, f: &HashMap<String, String>) -> Value {
             for k in ["path", "passwd_file", "group_file", "email_domain"] {
                 put(k, text(k).map(Value::String));
             }
+            if let Some(url) = text("ldap_url") {
+                let mut ldap = Map::new();
+                ldap.insert("url".into(), json!(url));
+                for k in ["bind_dn", "base_dn"] {
+                    if let Some(v) = text(&format!("ldap_{k}")) {
+                        ldap.insert(k.into(), json!(v));
+                    }
+                }
+                let password = f.get("ldap_password").cloned().unwrap_or_default();
+                ldap.insert("password".into(), json!(password));
+                put("ldap", Some(Value::Object(ldap)));
+            }
         }
         "imap" => {
             put("host", text("host").map(Value::String));

@@ -1141,3 +1141,68 @@ async fn twenty_917_imap_messages_involving_a_contact_are_logged_on_its_timeline
     assert!(comms(&timeline).is_empty(), "{timeline}");
 }
 server_test!(twenty_917_imap_messages_involving_a_contact_are_logged_on_its_timeline);
+
+/// The folder's owners and groups resolved through an LDAP directory (`posixAccount`,
+/// `posixGroup`) instead of passwd files: a machine whose logins come from the directory. A
+/// group change in the directory changes who finds the folder's files (mm01).
+async fn promise_mm01_folder_accounts_from_ldap_follow_the_directorys_groups(s: &mut TestServer) {
+    let d = Slapd::start();
+    let posix = |uid: &str, n: u32| {
+        format!("dn: uid={uid},ou=people,{BASE}\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nuid: {uid}\ncn: {uid}\nsn: {uid}\nuidNumber: {n}\ngidNumber: {n}\nhomeDirectory: /home/{uid}\nmail: {uid}@posix.test\n\n")
+    };
+    let mut ldif = posix("alice", 80001) + &posix("bob", 80002);
+    ldif.push_str(&format!("dn: cn=team,ou=groups,{BASE}\nchangetype: add\nobjectClass: posixGroup\ncn: team\ngidNumber: 81000\nmemberUid: alice\n\n"));
+    d.modify(&ldif);
+    let t = Tree::new();
+    t.file("mine.txt", "narwhal alice's own", "80001:80001", 0o600);
+    t.file("team.txt", "narwhal for the team", "0:81000", 0o640);
+
+    let c = setup(s, "Gina").await;
+    let admin = As::User(&c.who);
+    let alice = s.signup("alice", "alice@posix.test").await;
+    let bob = s.signup("bob", "bob@posix.test").await;
+    for p in [&alice, &bob] {
+        s.add_member(&c.who, &c.ws, p, "member").await;
+    }
+    let mut settings =
+        json!({"kind": "folder", "path": t.path("files"), "ldap": ldap_settings(&d)});
+    settings["ldap"].as_object_mut().unwrap().remove("kind");
+    let (status, conn) = api(
+        s,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/workspaces/{}/connectors", c.ws),
+        Some(json!({"source": "share", "settings": settings})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{conn}");
+    let id = conn["id"].as_str().unwrap().to_string();
+    let run = synced(s, &admin, &c.ws, &id, None).await;
+    assert_eq!(run["state"], "done", "{run}");
+    assert_eq!(
+        found(s, &c.ws, &As::User(&alice), "narwhal").await,
+        ["mine.txt", "team.txt"]
+    );
+    assert!(found(s, &c.ws, &As::User(&bob), "narwhal").await.is_empty());
+
+    // Bob joins the team in the directory; the next sync lets him read the team's file.
+    d.modify(&format!(
+        "dn: cn=team,ou=groups,{BASE}\nchangetype: modify\nadd: memberUid\nmemberUid: bob\n\n"
+    ));
+    sync_now(s, &admin, &c.ws, &id).await;
+    assert_eq!(
+        found(s, &c.ws, &As::User(&bob), "narwhal").await,
+        ["team.txt"]
+    );
+    // The directory's password is sealed and never shown.
+    let (_, shown) = api(
+        s,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/workspaces/{}/connectors/{id}", c.ws),
+        None,
+    )
+    .await;
+    assert_eq!(shown["settings"]["ldap"]["password"], "********", "{shown}");
+}
+server_test!(promise_mm01_folder_accounts_from_ldap_follow_the_directorys_groups);
