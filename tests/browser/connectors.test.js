@@ -3,6 +3,7 @@
 // the history; then a search finds the folder's file. Controls are found by their labels.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ let browser;
 let page;
 let folder;
 let connectorPath;
+let radicale;
 
 before(async () => {
   server = await startServer({ MESHWORK_CONNECTORS__FOLDER_ROOTS: tmpdir() });
@@ -26,6 +28,7 @@ before(async () => {
 });
 
 after(async () => {
+  radicale?.kill();
   await browser?.close();
   await server?.stop();
 });
@@ -74,6 +77,8 @@ test('the connectors pages in light, dark and phone width', async () => {
   const pages = [
     ['connectors', `/w/${ws}/connectors`],
     ['connector-new', `/w/${ws}/connectors/new?kind=ldap`],
+    ['connector-new-carddav', `/w/${ws}/connectors/new?kind=carddav`],
+    ['connector-new-folder', `/w/${ws}/connectors/new?kind=folder`],
     ['connector', `/w/${ws}/connectors/${id}`],
   ];
   for (const look of LOOKS) {
@@ -88,4 +93,53 @@ test('the connectors pages in light, dark and phone width', async () => {
     }
     await context.close();
   }
+});
+
+/** A real Radicale CardDAV server with user alice (password alice-pw) and one card. */
+async function startRadicale() {
+  const dir = await mkdtemp(join(tmpdir(), 'meshwork-radicale-'));
+  const port = await harness.freePort();
+  await writeFile(join(dir, 'users'), 'alice:alice-pw\n');
+  await writeFile(join(dir, 'config'), `[server]\nhosts = 127.0.0.1:${port}\n[auth]\ntype = htpasswd\nhtpasswd_filename = ${join(dir, 'users')}\nhtpasswd_encryption = plain\n[rights]\ntype = owner_only\n[storage]\nfilesystem_folder = ${join(dir, 'store')}\n`);
+  radicale = spawn('radicale', ['-C', join(dir, 'config')], { stdio: 'ignore' });
+  await harness.listening(port, 'radicale');
+  const url = `http://127.0.0.1:${port}/`;
+  const auth = { Authorization: 'Basic ' + Buffer.from('alice:alice-pw').toString('base64') };
+  let r = await fetch(`${url}alice/contacts/`, { method: 'MKCOL', headers: { ...auth, 'Content-Type': 'application/xml' }, body: '<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav"><set><prop><resourcetype><collection/><CR:addressbook/></resourcetype></prop></set></mkcol>' });
+  assert.equal(r.status, 201);
+  r = await fetch(`${url}alice/contacts/quill.vcf`, { method: 'PUT', headers: { ...auth, 'Content-Type': 'text/vcard' }, body: 'BEGIN:VCARD\r\nVERSION:3.0\r\nUID:quill\r\nFN:Quinn Quill\r\nN:Quill;Quinn;;;\r\nEMAIL:quinn@cards.test\r\nTITLE:Buyer\r\nEND:VCARD\r\n' });
+  assert.equal(r.status, 201);
+  return url;
+}
+
+test('an admin connects an address book: its card becomes a contact', async () => {
+  const url = await startRadicale();
+  const ws = connectorPath.split('/')[2];
+  await page.goto(`${server.url}/w/${ws}/connectors`);
+  await page.getByText('Read the cards of those address books (PROPFIND and REPORT); nothing is ever written back').waitFor();
+  await page.getByRole('link', { name: 'Connect CardDAV' }).click();
+  await page.getByRole('heading', { name: /^Connect: CardDAV/ }).waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('cards');
+  await page.getByLabel('Server URL').fill(url);
+  await page.getByLabel('Login').fill('alice');
+  await page.getByLabel('Password').fill('wrong');
+  await page.getByRole('button', { name: 'Try these settings' }).click();
+  await page.getByRole('alert').filter({ hasText: 'refused the credentials' }).waitFor();
+  await page.getByLabel('Password').fill('alice-pw');
+  await page.getByRole('button', { name: 'Try these settings' }).click();
+  await page.getByRole('status').filter({ hasText: '1 card in 1 address book' }).waitFor();
+  await screenshot(page, 'connector-carddav-tried', 'light');
+  await page.getByLabel('Password').fill('alice-pw');
+  await page.getByRole('button', { name: 'Add connector' }).click();
+  await page.getByRole('status').filter({ hasText: 'The connector is added' }).waitFor();
+  for (let i = 0; i < 50; i++) {
+    if (await page.getByText('1 card: 1 written').count()) break;
+    await page.waitForTimeout(200);
+    await page.reload();
+  }
+  await page.getByText('1 card: 1 written').waitFor();
+  await screenshot(page, 'connector-carddav', 'light');
+  await page.goto(`${server.url}/w/${ws}/contacts`);
+  await page.getByRole('link', { name: 'Quinn Quill', exact: true }).waitFor();
+  await page.getByRole('link', { name: 'Edit Title of Quinn Quill:' }).filter({ hasText: 'Buyer' }).waitFor();
 });

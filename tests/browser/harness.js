@@ -16,7 +16,7 @@ export const repo = join(here, '..', '..');
 const require = createRequire(import.meta.url);
 
 /** A free TCP port on 127.0.0.1. */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -28,7 +28,7 @@ function freePort() {
 }
 
 /** Waits until something listens on 127.0.0.1:`port`. */
-async function listening(port, what) {
+export async function listening(port, what) {
   const started = Date.now();
   for (;;) {
     const up = await new Promise((resolve) => {

@@ -96,8 +96,13 @@ fn run_line(kind: &str, r: &RunView) -> RunLine {
     }
     if kind == "carddav" {
         parts.push(format!(
-            "{} cards: {} written, {} unchanged, {} contacts removed",
-            c.listed, c.stored, c.unchanged, c.removed
+            "{} card{}: {} written, {} unchanged, {} contact{} removed",
+            c.listed,
+            if c.listed == 1 { "" } else { "s" },
+            c.stored,
+            c.unchanged,
+            c.removed,
+            if c.removed == 1 { "" } else { "s" }
         ));
         if c.contacts_matched > 0 {
             parts.push(format!("{} matched existing contacts", c.contacts_matched));
