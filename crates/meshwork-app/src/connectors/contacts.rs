@@ -573,3 +573,43 @@ async fn holder_by_email(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_gives_normalised_contact_fields() {
+        let doc = card_fields("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann Lee\r\nN:Lee;Ann;;;\r\nEMAIL;TYPE=work:Ann@Example.COM\r\nEMAIL:ann@example.com\r\nTEL:+1 555 0100\r\nTITLE:Engi\r\n neer\r\nORG:Acme\r\nEND:VCARD\r\n").unwrap();
+        assert_eq!(doc["first_name"], "Ann");
+        assert_eq!(doc["last_name"], "Lee");
+        assert_eq!(doc["title"], "Engineer", "a folded line is unfolded");
+        assert_eq!(
+            doc["emails"],
+            json!(["Ann@example.com"]),
+            "one email: the domain normalised, repeats dropped"
+        );
+        assert_eq!(doc["phones"].as_array().unwrap().len(), 1);
+        assert!(doc.get("companies").is_none(), "ORG is not synced");
+        // FN alone is split at its last space.
+        let doc = card_fields("BEGIN:VCARD\r\nFN:Mary Ann Smith\r\nEND:VCARD\r\n").unwrap();
+        assert_eq!(
+            (doc["first_name"].as_str(), doc["last_name"].as_str()),
+            (Some("Mary Ann"), Some("Smith"))
+        );
+    }
+
+    #[test]
+    fn a_broken_card_is_an_error_saying_why() {
+        // A continuation line that lost its leading space: not a property.
+        let e = card_fields("BEGIN:VCARD\r\nFN:Ann Lee\r\nNOTE:a long note\r\ncontinued without a space\r\nEND:VCARD\r\n").unwrap_err();
+        assert!(e.contains("not a property") || e.contains("line"), "{e}");
+        let e = card_fields("BEGIN:VCARD\r\nORG:Acme\r\nEND:VCARD\r\n").unwrap_err();
+        assert!(e.contains("needs a name or an email"), "{e}");
+        assert!(card_fields("").is_err());
+        assert!(
+            card_fields("BEGIN:VCARD\r\nFN:Ann\r\n").is_err(),
+            "no END:VCARD"
+        );
+    }
+}
