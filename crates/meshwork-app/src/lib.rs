@@ -14,6 +14,7 @@ pub mod audit;
 pub mod connectors;
 pub use meshwork_config as config;
 pub mod crm;
+pub mod document_marks;
 pub mod error;
 pub mod export;
 pub mod forms;

@@ -304,10 +304,13 @@ impl Search {
             me,
             ..Default::default()
         };
-        tokio::task::spawn_blocking(move || w.index.search(&parsed, &access, &opts))
-            .await
-            .map_err(join_err)?
-            .map_err(search_err)
+        let mut results =
+            tokio::task::spawn_blocking(move || w.index.search(&parsed, &access, &opts))
+                .await
+                .map_err(join_err)?
+                .map_err(search_err)?;
+        crate::document_marks::apply_to_results(state, ws, actor, &mut results).await?;
+        Ok(results)
     }
 
     /// A page of a CRM list view (see [`meshwork_search::ListQuery`]), after catching up with

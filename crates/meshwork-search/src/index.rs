@@ -127,6 +127,12 @@ pub struct Hit {
     pub source: Option<String>,
     pub updated_at: i64,
     pub score: f32,
+    /// The searcher pinned this document (set by the app from their marks).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+    /// The searcher's own note on this document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -803,6 +809,8 @@ impl SearchIndex {
                     .and_then(|v| v.as_i64())
                     .unwrap_or(0),
                 score,
+                pinned: false,
+                note: None,
             });
         }
         // Types whose matches all ranked below the fetched hits still show their count.

@@ -24,3 +24,17 @@ UPDATE connector_runs SET state = 'failed'
 WHERE state = 'running'
   AND id NOT IN (SELECT max(id) FROM connector_runs WHERE state = 'running' GROUP BY connector_id);
 CREATE UNIQUE INDEX connector_runs_one_running ON connector_runs (connector_id) WHERE state = 'running';
+
+-- A person's own marks on source documents: pinned, and a private note (sealed). Kept apart from
+-- the documents, which syncs rewrite, so a re-sync never resets them; they go with the source.
+CREATE TABLE document_marks (
+    workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    document_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    pinned BOOLEAN NOT NULL,
+    note_sealed BYTEA,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, user_id, document_id)
+);
+CREATE INDEX document_marks_source ON document_marks (workspace_id, source);

@@ -133,6 +133,20 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            pub(super) fn document_mark(r: &DbRow) -> Result<meshwork_store::DocumentMarkRow> {
+                let ws: String = r.try_get("workspace_id").map_err(db)?;
+                let user: String = r.try_get("user_id").map_err(db)?;
+                Ok(meshwork_store::DocumentMarkRow {
+                    workspace_id: WorkspaceId(uuid(&ws, "document_marks.workspace_id")?),
+                    user_id: meshwork_domain::UserId(uuid(&user, "document_marks.user_id")?),
+                    document_id: r.try_get("document_id").map_err(db)?,
+                    source: r.try_get("source").map_err(db)?,
+                    pinned: r.try_get("pinned").map_err(db)?,
+                    note_sealed: r.try_get("note_sealed").map_err(db)?,
+                    updated_at: r.try_get("updated_at").map_err(db)?,
+                })
+            }
+
             pub(super) fn connector_run(r: &DbRow) -> Result<meshwork_store::ConnectorRunRow> {
                 let ws: String = r.try_get("workspace_id").map_err(db)?;
                 Ok(meshwork_store::ConnectorRunRow {
@@ -1582,6 +1596,41 @@ macro_rules! impl_sql_store {
                     .iter().map(|r| r.try_get(0).map_err($crate::db)).collect()
             }
 
+            async fn document_mark_put(&self, row: &meshwork_store::DocumentMarkRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO document_marks (workspace_id, user_id, document_id, source, pinned, note_sealed, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace_id, user_id, document_id) DO UPDATE SET pinned = excluded.pinned, note_sealed = excluded.note_sealed, updated_at = excluded.updated_at")
+                    .bind(row.workspace_id.to_string()).bind(row.user_id.to_string()).bind(&row.document_id).bind(&row.source)
+                    .bind(row.pinned).bind(&row.note_sealed).bind(row.updated_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn document_mark_delete(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId, document: &str) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("DELETE FROM document_marks WHERE workspace_id = $1 AND user_id = $2 AND document_id = $3")
+                    .bind(ws.to_string()).bind(user.to_string()).bind(document).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn document_marks(&self, ws: meshwork_domain::WorkspaceId, user: meshwork_domain::UserId, documents: Option<&[String]>) -> meshwork_store::Result<Vec<meshwork_store::DocumentMarkRow>> {
+                let rows = match documents {
+                    None => $crate::sqlx::query("SELECT * FROM document_marks WHERE workspace_id = $1 AND user_id = $2 ORDER BY updated_at DESC, document_id")
+                        .bind(ws.to_string()).bind(user.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?,
+                    Some(ids) => {
+                        let mut out = Vec::new();
+                        for chunk in ids.chunks(500) {
+                            let list: Vec<String> = (0..chunk.len()).map(|i| param(i + 3)).collect();
+                            let sql = format!("SELECT * FROM document_marks WHERE workspace_id = {} AND user_id = {} AND document_id IN ({}) ORDER BY updated_at DESC, document_id", param(1), param(2), list.join(", "));
+                            let mut q = $crate::sqlx::query(&sql).bind(ws.to_string()).bind(user.to_string());
+                            for id in chunk {
+                                q = q.bind(id);
+                            }
+                            out.extend(q.fetch_all(self.reader()).await.map_err($crate::db)?);
+                        }
+                        out
+                    }
+                };
+                rows.iter().map(sql_store_rows::document_mark).collect()
+            }
+
             async fn connector_create(&self, row: &meshwork_store::ConnectorRow) -> meshwork_store::Result<()> {
                 $crate::sqlx::query("INSERT INTO connectors (id, workspace_id, source, kind, settings_sealed, paused, every_seconds, next_sync_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
                     .bind(&row.id).bind(row.workspace_id.to_string()).bind(&row.source).bind(&row.kind).bind(&row.settings_sealed)
@@ -2017,7 +2066,7 @@ macro_rules! impl_sql_store {
             let ids: Vec<String> = $crate::sqlx::query("DELETE FROM source_documents WHERE workspace_id = $1 AND source = $2 RETURNING id")
                 .bind(&wss).bind(source).fetch_all(&mut *tx).await.map_err($crate::db)?
                 .iter().map(|r| r.try_get(0).map_err($crate::db)).collect::<meshwork_store::Result<_>>()?;
-            for table in ["source_principals", "source_memberships", "source_archived"] {
+            for table in ["source_principals", "source_memberships", "source_archived", "document_marks"] {
                 $crate::sqlx::query(&format!("DELETE FROM {table} WHERE workspace_id = $1 AND source = $2"))
                     .bind(&wss).bind(source).execute(&mut *tx).await.map_err($crate::db)?;
             }

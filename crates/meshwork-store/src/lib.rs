@@ -470,6 +470,22 @@ pub trait Store: Send + Sync + 'static {
     /// The archived documents of `source`.
     async fn source_archived(&self, ws: WorkspaceId, source: &str) -> Result<Vec<String>>;
 
+    /// Inserts or replaces a person's mark on a document.
+    async fn document_mark_put(&self, row: &DocumentMarkRow) -> Result<()>;
+    async fn document_mark_delete(
+        &self,
+        ws: WorkspaceId,
+        user: UserId,
+        document: &str,
+    ) -> Result<bool>;
+    /// A person's marks: all of them, or those on `documents`.
+    async fn document_marks(
+        &self,
+        ws: WorkspaceId,
+        user: UserId,
+        documents: Option<&[String]>,
+    ) -> Result<Vec<DocumentMarkRow>>;
+
     // --- Connectors -----------------------------------------------------------------------------
     /// Fails with `Conflict("connectors.source")` when the workspace has a connector of that
     /// source name.

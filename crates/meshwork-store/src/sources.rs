@@ -3,7 +3,7 @@
 //! Principals appear here only as opaque strings (`u:<hex>`, `g:<hex>`, the hex of a blind index
 //! of the source and its id), emails only as blind indexes, documents only sealed.
 
-use meshwork_domain::{Millis, RecordId, WorkspaceId};
+use meshwork_domain::{Millis, RecordId, UserId, WorkspaceId};
 
 /// A source document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,20 @@ pub struct ConnectorRow {
     pub every_seconds: i64,
     pub next_sync_at: Millis,
     pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A person's own mark on a source document (mm15's neighbour: user-side state that no sync
+/// resets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentMarkRow {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub document_id: String,
+    pub source: String,
+    pub pinned: bool,
+    /// The person's note, sealed.
+    pub note_sealed: Option<Vec<u8>>,
     pub updated_at: Millis,
 }
 

@@ -8,6 +8,7 @@ use crate::error::{ApiResult, ErrorBody, Json, Path, Query};
 use axum::extract::State;
 use axum::http::StatusCode;
 use meshwork_app::connectors::{self, ConnectorChange, ConnectorView, NewConnector, RunView};
+use meshwork_app::document_marks;
 use meshwork_app::state::AppState;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -204,4 +205,35 @@ pub async fn unarchive(
 ) -> ApiResult<StatusCode> {
     connectors::unarchive(&state, &client, &auth, &source, &doc).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pin a document found in search, or write one's own note on it (or both); a mark neither
+/// pinned nor noted is removed. Only documents one may open; marks are one's own, and no sync
+/// resets them.
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/documents/{document_id}/mark", tag = "connectors",
+    security(("session" = ["search.read"]), ("api_key" = ["search.read"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("document_id" = String, Path, description = "The document's id as search gives it")),
+    request_body = document_marks::MarkChange,
+    responses((status = 200, body = document_marks::MarkView), (status = 404, body = ErrorBody, description = "No such document that the caller may open (an API key opens none)"), (status = 422, body = ErrorBody)))]
+pub async fn mark(
+    State(state): State<AppState>,
+    auth: Authorized<perm::SearchRead>,
+    Path((_, doc)): Path<(uuid::Uuid, String)>,
+    Json(change): Json<document_marks::MarkChange>,
+) -> ApiResult<Json<document_marks::MarkView>> {
+    Ok(Json(
+        document_marks::mark(&state, &auth, &doc, change).await?,
+    ))
+}
+
+/// One's pinned and noted documents (those one may still open), newest first.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/documents/marks", tag = "connectors",
+    security(("session" = ["search.read"]), ("api_key" = ["search.read"])),
+    params(("workspace_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Vec<document_marks::MarkView>, description = "Empty for an API key: it is not a person")))]
+pub async fn marks(
+    State(state): State<AppState>,
+    auth: Authorized<perm::SearchRead>,
+) -> ApiResult<Json<Vec<document_marks::MarkView>>> {
+    Ok(Json(document_marks::list(&state, &auth).await?))
 }

@@ -140,6 +140,8 @@ fn search_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(connectors::sync))
         .routes(routes!(connectors::runs))
         .routes(routes!(connectors::archive, connectors::unarchive))
+        .routes(routes!(connectors::mark))
+        .routes(routes!(connectors::marks))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT * 40))
 }
 

@@ -1206,3 +1206,192 @@ async fn promise_mm01_folder_accounts_from_ldap_follow_the_directorys_groups(s: 
     assert_eq!(shown["settings"]["ldap"]["password"], "********", "{shown}");
 }
 server_test!(promise_mm01_folder_accounts_from_ldap_follow_the_directorys_groups);
+
+/// Document hits for `who`, in the order search gives them: (title, hit).
+async fn document_hits(s: &TestServer, ws: &str, who: &As<'_>, q: &str) -> Vec<(String, Value)> {
+    let (status, v) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/search?q={q}&limit=50"),
+            who,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["type"] == "document")
+        .flat_map(|g| g["hits"].as_array().unwrap().iter())
+        .map(|h| {
+            let t = h["title"]
+                .as_str()
+                .unwrap()
+                .replace("<mark>", "")
+                .replace("</mark>", "");
+            (t, h.clone())
+        })
+        .collect()
+}
+
+/// User-side state lives apart from the connector's rows: a pin and a note survive every
+/// re-sync (the "hidden flag reset by every re-sync" of Onyx, for pins and notes); each
+/// person's are their own, on documents they may open; they go with the source.
+async fn pins_and_notes_on_documents_are_a_persons_own_and_survive_resyncs(s: &mut TestServer) {
+    let t = Tree::new();
+    t.file("one.txt", "okapi one", "0:0", 0o644);
+    t.file("two.txt", "okapi two", "0:0", 0o644);
+    t.file("secret.txt", "okapi secret", "70001:70001", 0o600);
+    let c = setup(s, "Hana").await;
+    let admin = As::User(&c.who);
+    let alice = s.signup("alice", "alice@folder.test").await;
+    let bob = s.signup("bob", "bob@folder.test").await;
+    for p in [&alice, &bob] {
+        s.add_member(&c.who, &c.ws, p, "member").await;
+    }
+    let (a, b) = (As::User(&alice), As::User(&bob));
+    let (_, conn) = api(
+        s,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/workspaces/{}/connectors", c.ws),
+        Some(json!({"source": "files", "settings": t.settings()})),
+    )
+    .await;
+    let id = conn["id"].as_str().unwrap().to_string();
+    synced(s, &admin, &c.ws, &id, None).await;
+    let hits = document_hits(s, &c.ws, &a, "okapi").await;
+    assert_eq!(hits.len(), 3);
+    let id_of = |name: &str| {
+        hits.iter().find(|(t, _)| t == name).unwrap().1["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (two, secret) = (id_of("two.txt"), id_of("secret.txt"));
+    let mark = |doc: &str| format!("/api/v1/workspaces/{}/documents/{doc}/mark", c.ws);
+
+    let (status, v) = api(
+        s,
+        &a,
+        Method::PUT,
+        &mark(&two),
+        Some(json!({"pinned": true, "note": "read this first"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["title"].as_str(), v["pinned"].as_bool()),
+        (Some("two.txt"), Some(true))
+    );
+    // Pinned first for alice, with her note; bob sees the plain hit.
+    let hits = document_hits(s, &c.ws, &a, "okapi").await;
+    assert_eq!(hits[0].0, "two.txt", "{hits:?}");
+    assert_eq!(hits[0].1["note"], "read this first");
+    let theirs = document_hits(s, &c.ws, &b, "okapi").await;
+    assert!(
+        theirs
+            .iter()
+            .all(|(_, h)| h.get("pinned").is_none() && h.get("note").is_none()),
+        "{theirs:?}"
+    );
+    // A document bob may not open cannot be marked by him (as if it did not exist).
+    let (status, v) = api(
+        s,
+        &b,
+        Method::PUT,
+        &mark(&secret),
+        Some(json!({"pinned": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, _) = api(
+        s,
+        &b,
+        Method::PUT,
+        &mark("no-such-document"),
+        Some(json!({"pinned": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // An overlong note is refused, naming the field; the mark stays as it was.
+    let (status, v) = api(
+        s,
+        &a,
+        Method::PUT,
+        &mark(&two),
+        Some(json!({"note": "x".repeat(10_001)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("`note`"), "{v}");
+
+    // The file changes at the source and is read again: the pin and note stay.
+    t.file("two.txt", "okapi two, second edition", "0:0", 0o644);
+    let run = sync_now(s, &admin, &c.ws, &id).await;
+    assert_eq!(run["counts"]["stored"], 1, "{run}");
+    let hits = document_hits(s, &c.ws, &a, "okapi").await;
+    assert_eq!(
+        (hits[0].0.as_str(), hits[0].1["note"].as_str()),
+        ("two.txt", Some("read this first")),
+        "{hits:?}"
+    );
+    let (status, marks) = api(
+        s,
+        &a,
+        Method::GET,
+        &format!("/api/v1/workspaces/{}/documents/marks", c.ws),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{marks}");
+    assert_eq!(marks.as_array().unwrap().len(), 1, "{marks}");
+    // Unpinned and the note cleared: the mark is gone.
+    let (status, _) = api(
+        s,
+        &a,
+        Method::PUT,
+        &mark(&two),
+        Some(json!({"pinned": false, "note": null})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, marks) = api(
+        s,
+        &a,
+        Method::GET,
+        &format!("/api/v1/workspaces/{}/documents/marks", c.ws),
+        None,
+    )
+    .await;
+    assert_eq!(marks, json!([]));
+    // Disconnecting the source removes the marks on its documents.
+    api(
+        s,
+        &a,
+        Method::PUT,
+        &mark(&two),
+        Some(json!({"pinned": true})),
+    )
+    .await;
+    let (status, _) = api(
+        s,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/workspaces/{}/connectors/{id}", c.ws),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let ws: meshwork_domain::WorkspaceId = c.ws.parse().unwrap();
+    let alice_id = meshwork_domain::UserId(alice.user_id.parse().unwrap());
+    assert!(s
+        .state()
+        .store
+        .document_marks(ws, alice_id, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+server_test!(pins_and_notes_on_documents_are_a_persons_own_and_survive_resyncs);
