@@ -71,6 +71,34 @@ test('an admin connects a folder: scopes first, settings tried, then the first s
   await screenshot(page, 'search-documents', 'light');
 });
 
+test('a person pins a document found in search and writes a note only they see', async () => {
+  const ws = connectorPath.split('/')[2];
+  await page.goto(`${server.url}/w/${ws}/search?q=pangolin`);
+  await page.getByRole('button', { name: 'Pin handbook.txt' }).click();
+  await page.getByRole('status').filter({ hasText: 'Pinned' }).waitFor();
+  const hit = page.locator('li.hit', { hasText: 'handbook.txt' });
+  await hit.getByText('Pinned', { exact: true }).waitFor();
+  await hit.getByText('Add a note').click();
+  await page.getByLabel('Your note on handbook.txt (only you see it)').fill('Give this to every new starter');
+  await page.getByRole('button', { name: 'Save note' }).click();
+  await page.getByRole('status').filter({ hasText: 'Your note is saved' }).waitFor();
+  await hit.getByText('Your note: Give this to every new starter').waitFor();
+  for (const look of LOOKS) {
+    const context = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport });
+    const p = await context.newPage();
+    await harness.signIn(p, server, 'ida@connectors.test');
+    await p.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+    await p.goto(`${server.url}/w/${ws}/search?q=pangolin`);
+    await p.getByText('Your note: Give this to every new starter').waitFor();
+    assert.deepEqual(await axeViolations(p), [], `search-pinned (${look.name})`);
+    await screenshot(p, 'search-pinned', look.name);
+    await context.close();
+  }
+  await page.getByRole('button', { name: 'Unpin handbook.txt' }).click();
+  await page.getByRole('status').filter({ hasText: 'Unpinned' }).waitFor();
+  await page.getByRole('button', { name: 'Pin handbook.txt' }).waitFor();
+});
+
 test('the connectors pages in light, dark and phone width', async () => {
   const ws = connectorPath.split('/')[2];
   const id = connectorPath.split('/')[4];

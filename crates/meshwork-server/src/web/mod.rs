@@ -277,6 +277,7 @@ pub fn router() -> Router<AppState> {
         .route("/w/{ws}", get(accounts::workspace))
         .route("/w/{ws}/search", get(search::results))
         .route("/w/{ws}/search/suggest", get(search::suggest))
+        .route("/w/{ws}/search/mark", axum::routing::post(search::mark))
         .route("/w/{ws}/board", get(board::board))
         .route(
             "/w/{ws}/deals/{id}/move",

@@ -5,13 +5,14 @@
 //! run the API's search for the signed-in person (`meshwork_app` search, access evaluated now),
 //! so a page shows exactly what the API would.
 
-use super::extract::InWorkspace;
+use super::extract::{InWorkspace, Posted};
 use super::{Chrome, PageError, Section};
 use crate::auth::perm;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use meshwork_app::document_marks::{self, MarkChange};
 use meshwork_app::AppState;
 use meshwork_crm::Kind;
 use meshwork_domain::{ErrorCode, WorkspaceId};
@@ -21,6 +22,8 @@ use serde::Deserialize;
 pub struct SearchQuery {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    done: String,
 }
 
 /// A hit as a page links it.
@@ -38,6 +41,13 @@ pub struct HitLine {
     /// HTML-escaped by the index, matches in `<mark>`.
     pub title: String,
     pub snippet: String,
+    /// A source document's id (it can be pinned and noted); empty for a CRM record.
+    pub document: String,
+    /// The title as plain text, for labels.
+    pub plain_title: String,
+    pub pinned: bool,
+    /// The searcher's own note on it.
+    pub note: String,
 }
 
 #[derive(Debug)]
@@ -94,11 +104,31 @@ fn lines(ws: WorkspaceId, results: &meshwork_search::SearchResults) -> Vec<Group
                         external,
                         title: h.title.clone(),
                         snippet: h.snippet.clone(),
+                        document: if h.kind == "document" {
+                            h.id.clone()
+                        } else {
+                            String::new()
+                        },
+                        plain_title: plain(&h.title),
+                        pinned: h.pinned,
+                        note: h.note.clone().unwrap_or_default(),
                     }
                 })
                 .collect(),
         })
         .collect()
+}
+
+/// Text of the index's HTML-escaped, `<mark>`ed title.
+fn plain(html: &str) -> String {
+    html.replace("<mark>", "")
+        .replace("</mark>", "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 /// Runs the search; a query the parser refuses is shown as a message, not an error page.
@@ -132,7 +162,9 @@ async fn run(
 #[template(path = "search/results.html")]
 pub struct ResultsPage {
     chrome: Chrome,
+    ws: String,
     q: String,
+    notice: Option<String>,
     total: u64,
     groups: Vec<GroupLines>,
     error: Option<String>,
@@ -153,12 +185,64 @@ pub async fn results(
     };
     Ok(ResultsPage {
         chrome,
+        ws: page.ws().to_string(),
         q: query.q,
+        notice: match query.done.as_str() {
+            "pinned" => Some("Pinned: it comes first when you find it.".into()),
+            "unpinned" => Some("Unpinned.".into()),
+            "noted" => Some("Your note is saved; only you see it.".into()),
+            _ => None,
+        },
         total,
         groups,
         error,
     }
     .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MarkForm {
+    document: String,
+    #[serde(default)]
+    q: String,
+    /// `pin`, `unpin` or `note`.
+    action: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// Pins, unpins or notes a document from the results, then shows the same results again.
+pub async fn mark(
+    State(state): State<AppState>,
+    page: InWorkspace<perm::SearchRead>,
+    Posted(_, f): Posted<MarkForm>,
+) -> Result<Response, PageError> {
+    let (change, done) = match f.action.as_str() {
+        "pin" => (
+            MarkChange {
+                pinned: Some(true),
+                note: None,
+            },
+            "pinned",
+        ),
+        "unpin" => (
+            MarkChange {
+                pinned: Some(false),
+                note: None,
+            },
+            "unpinned",
+        ),
+        _ => (
+            MarkChange {
+                pinned: None,
+                note: Some(Some(f.note)),
+            },
+            "noted",
+        ),
+    };
+    document_marks::mark(&state, &page.member, &f.document, change).await?;
+    let q: String = url::form_urlencoded::byte_serialize(f.q.as_bytes()).collect();
+    Ok(Redirect::to(&format!("/w/{}/search?q={q}&done={done}", page.ws())).into_response())
 }
 
 /// The list under the search box: a fragment, not a page.
