@@ -381,15 +381,32 @@ impl crate::Connector for Ldap {
                 email: first(u, &s.email_attribute).map(str::to_string),
             });
         }
+        // A group is named by its `cn` (what pushed documents and people use); two groups with
+        // one `cn` in different branches are told apart by their whole DN, never merged.
+        let mut cns: HashMap<String, usize> = HashMap::new();
+        for g in &groups {
+            if let Some(id) = first(g, &s.group_id_attribute) {
+                *cns.entry(id.to_string()).or_default() += 1;
+            }
+        }
         let mut named = Vec::new();
         for g in &groups {
-            let Some(id) = first(g, &s.group_id_attribute) else {
+            let Some(cn) = first(g, &s.group_id_attribute) else {
                 dir.problems
                     .push(format!("{}: no `{}`; skipped", g.dn, s.group_id_attribute));
                 continue;
             };
-            by_dn.insert(norm_dn(&g.dn), Member::Group(id.to_string()));
-            named.push((id.to_string(), g));
+            let id = if cns.get(cn).copied().unwrap_or(0) > 1 {
+                dir.problems.push(format!(
+                    "{}: another group is also named {cn:?}; this one is named by its DN",
+                    g.dn
+                ));
+                norm_dn(&g.dn)
+            } else {
+                cn.to_string()
+            };
+            by_dn.insert(norm_dn(&g.dn), Member::Group(id.clone()));
+            named.push((id, g));
         }
         for (id, g) in named {
             let mut members = Vec::new();

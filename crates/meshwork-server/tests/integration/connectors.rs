@@ -1395,3 +1395,50 @@ async fn pins_and_notes_on_documents_are_a_persons_own_and_survive_resyncs(s: &m
         .is_empty());
 }
 server_test!(pins_and_notes_on_documents_are_a_persons_own_and_survive_resyncs);
+
+/// Two LDAP groups with one `cn` in different branches are never merged: each is named by its
+/// DN, the history says so, and a document readable by one is not readable by the other's
+/// members.
+async fn two_ldap_groups_with_one_name_stay_two_groups(s: &mut TestServer) {
+    let d = Slapd::start();
+    let mut ldif = Slapd::person("alice", Some("alice@ldap.test"))
+        + &Slapd::person("bob", Some("bob@ldap.test"));
+    ldif.push_str(&Slapd::group("engineering", &[Slapd::person_dn("alice")]));
+    ldif.push_str(&format!("dn: ou=partners,{BASE}\nchangetype: add\nobjectClass: organizationalUnit\nou: partners\n\n"));
+    ldif.push_str(&format!("dn: cn=engineering,ou=partners,{BASE}\nchangetype: add\nobjectClass: groupOfNames\ncn: engineering\nmember: {}\n\n", Slapd::person_dn("bob")));
+    d.modify(&ldif);
+    let c = setup(s, "Ines").await;
+    let admin = As::User(&c.who);
+    let key = s.create_key(&c.who, &c.ws, "admin").await;
+    let alice = s.signup("alice", "alice@ldap.test").await;
+    let bob = s.signup("bob", "bob@ldap.test").await;
+    for p in [&alice, &bob] {
+        s.add_member(&c.who, &c.ws, p, "member").await;
+    }
+    let (_, conn) = api(
+        s,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/workspaces/{}/connectors", c.ws),
+        Some(json!({"source": "directory", "settings": ldap_settings(&d)})),
+    )
+    .await;
+    let id = conn["id"].as_str().unwrap().to_string();
+    let run = synced(s, &admin, &c.ws, &id, None).await;
+    assert_eq!(run["state"], "done", "{run}");
+    assert_eq!(run["counts"]["groups"], 2, "{run}");
+    assert!(
+        run["problems"]
+            .to_string()
+            .contains("another group is also named"),
+        "{run}"
+    );
+    let ours = format!("cn=engineering,ou=groups,{BASE}");
+    push(s, &c.ws, &key, "directory", "documents", Method::POST, json!({"documents": [{"id": "a", "title": "Ocelot roadmap", "permissions": {"groups": [ours]}}]})).await;
+    assert_eq!(
+        found(s, &c.ws, &As::User(&alice), "ocelot").await,
+        ["Ocelot roadmap"]
+    );
+    assert!(found(s, &c.ws, &As::User(&bob), "ocelot").await.is_empty());
+}
+server_test!(two_ldap_groups_with_one_name_stay_two_groups);
