@@ -225,16 +225,45 @@ pub async fn run(args: ConnectorsArgs) -> anyhow::Result<()> {
         !api.finds("okapiprobe").await?,
         "the probe is visible before any grant"
     );
+    let probe_s = probe.to_str().context("path")?.to_string();
+    let (grant, revoke) = access_rounds(&api, &id, args.rounds, |add| {
+        if add {
+            sh("setfacl", &["-m", "u:2000:r", &probe_s])
+        } else {
+            sh("setfacl", &["-x", "u:2000", &probe_s])
+        }
+    })
+    .await?;
+    for (what, mut v) in [("granted", grant), ("removed", revoke)] {
+        v.sort();
+        println!("access {what} at the source → search changed, with sync now, over {} files: p50 {:.2} s, max {:.2} s ({} rounds)", args.files, pct(&v, 0.5).as_secs_f64(), v.last().map_or(0.0, Duration::as_secs_f64), v.len());
+    }
+
+    if args.imap_messages > 0 {
+        imap(&api, args.imap_messages, pid, args.rounds).await?;
+    }
+    drop(server);
+    Ok(())
+}
+
+/// Changes access at the source (`change(true)` grants the bench's person, `change(false)`
+/// takes it away), syncs now, and times each change until the person's search for
+/// `okapiprobe` follows; `rounds` of each. Answers the grant and removal latencies.
+async fn access_rounds(
+    api: &Api<'_>,
+    id: &str,
+    rounds: usize,
+    change: impl Fn(bool) -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    ensure!(
+        !api.finds("okapiprobe").await?,
+        "the probe is visible before any grant"
+    );
     let mut grant = Vec::new();
     let mut revoke = Vec::new();
-    let probe_s = probe.to_str().context("path")?;
-    for _ in 0..args.rounds {
+    for _ in 0..rounds {
         for (add, out) in [(true, &mut grant), (false, &mut revoke)] {
-            if add {
-                sh("setfacl", &["-m", "u:2000:r", probe_s])?;
-            } else {
-                sh("setfacl", &["-x", "u:2000", probe_s])?;
-            }
+            change(add)?;
             let t0 = Instant::now();
             api.call(
                 reqwest::Method::POST,
@@ -269,20 +298,12 @@ pub async fn run(args: ConnectorsArgs) -> anyhow::Result<()> {
             }
         }
     }
-    for (what, mut v) in [("granted", grant), ("removed", revoke)] {
-        v.sort();
-        println!("access {what} at the source → search changed, with sync now, over {} files: p50 {:.2} s, max {:.2} s ({} rounds)", args.files, pct(&v, 0.5).as_secs_f64(), v.last().map_or(0.0, Duration::as_secs_f64), v.len());
-    }
-
-    if args.imap_messages > 0 {
-        imap(&api, args.imap_messages, pid).await?;
-    }
-    drop(server);
-    Ok(())
+    Ok((grant, revoke))
 }
 
-/// A Dovecot on a loopback port with `n` messages in alice's INBOX; its first sync timed.
-async fn imap(api: &Api<'_>, n: usize, pid: u32) -> anyhow::Result<()> {
+/// A Dovecot on a loopback port with `n` messages in alice's INBOX; its first sync timed, then
+/// the mailbox's ACL granting and taking back the bench's person's read right, `rounds` times.
+async fn imap(api: &Api<'_>, n: usize, pid: u32, rounds: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     sh("chmod", &["755", d.to_str().context("path")?])?;
@@ -300,6 +321,10 @@ async fn imap(api: &Api<'_>, n: usize, pid: u32) -> anyhow::Result<()> {
         let msg = format!("From: sender{}@outside.test\r\nTo: alice@mail.test\r\nSubject: Order {i} for account {}\r\nDate: Sat, 5 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{i}@bench>\r\n\r\nHello, this is order {i}. The shipment leaves on day {} from warehouse {}.\r\n", i % 97, i % 1000, i % 28, i % 13);
         std::fs::write(d.join(format!("mail/alice/Maildir/cur/{i}.bench:2,")), msg)?;
     }
+    std::fs::write(
+        d.join("mail/alice/Maildir/cur/probe.bench:2,"),
+        "From: sender@outside.test\r\nTo: alice@mail.test\r\nSubject: okapiprobe\r\nMessage-ID: <probe@bench>\r\n\r\nThe one message the ACL rounds look for.\r\n",
+    )?;
     sh(
         "chown",
         &[
@@ -315,7 +340,11 @@ async fn imap(api: &Api<'_>, n: usize, pid: u32) -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    std::fs::write(d.join("users"), "alice:{PLAIN}alice-pw::::::\n")?;
+    // The bench's person reads alice's INBOX only while its ACL says so.
+    std::fs::write(
+        d.join("users"),
+        "alice:{PLAIN}alice-pw::::::\nbench@example.com:{PLAIN}bench-pw::::::\n",
+    )?;
     let p = |s: &str| d.join(s).display().to_string();
     let conf = format!(
         "base_dir = {run}\nstate_dir = {state}\nlog_path = {log}\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\nmail_location = maildir:~/Maildir\nmail_plugins = acl\ndefault_internal_user = dovecot\ndefault_login_user = dovenull\nprotocol imap {{\n  mail_plugins = $mail_plugins imap_acl\n}}\npassdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {users}\n}}\nuserdb {{\n  driver = passwd-file\n  args = username_format=%u {users}\n  default_fields = uid=nobody gid=nogroup home={mail}/%u\n}}\nplugin {{\n  acl = vfile\n}}\nservice imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n",
@@ -334,7 +363,7 @@ async fn imap(api: &Api<'_>, n: usize, pid: u32) -> anyhow::Result<()> {
     let conn = api
         .call(reqwest::Method::POST, "/connectors", Some(serde_json::json!({"source": "mail", "paused": true, "settings": {
             "kind": "imap", "host": "127.0.0.1", "port": port, "security": "none", "email_domain": "mail.test",
-            "accounts": [{"user": "alice", "password": "alice-pw"}]}})))
+            "accounts": [{"user": "alice", "password": "alice-pw"}, {"user": "bench@example.com", "password": "bench-pw"}]}})))
         .await?;
     let id = conn["id"].as_str().context("no connector id")?.to_string();
     let peak_before = crate::peak_kib(pid).unwrap_or(0);
@@ -344,6 +373,30 @@ async fn imap(api: &Api<'_>, n: usize, pid: u32) -> anyhow::Result<()> {
     let peak_after = crate::peak_kib(pid).unwrap_or(0);
     let stored = run["counts"]["stored"].as_u64().unwrap_or(0);
     println!("imap: {stored} messages synced in {:.1} s: {:.0} messages/s; server peak memory {} MiB before, {} MiB after", took.as_secs_f64(), stored as f64 / took.as_secs_f64(), peak_before / 1024, peak_after / 1024);
+    let started = Instant::now();
+    api.sync(&id).await?;
+    println!(
+        "imap: a sync with nothing changed: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let conf = d.join("dovecot.conf");
+    let conf = conf.to_str().context("path")?;
+    let (grant, revoke) = access_rounds(api, &id, rounds, |add| {
+        let rights: &[&str] = if add { &["lookup", "read"] } else { &[] };
+        let mut args = vec!["-c", conf, "acl"];
+        if add {
+            args.extend(["set", "-u", "alice", "INBOX", "user=bench@example.com"]);
+            args.extend(rights);
+        } else {
+            args.extend(["delete", "-u", "alice", "INBOX", "user=bench@example.com"]);
+        }
+        sh("doveadm", &args)
+    })
+    .await?;
+    for (what, mut v) in [("granted", grant), ("removed", revoke)] {
+        v.sort();
+        println!("mailbox ACL {what} → search changed, with sync now, over {stored} messages: p50 {:.2} s, max {:.2} s ({} rounds)", pct(&v, 0.5).as_secs_f64(), v.last().map_or(0.0, Duration::as_secs_f64), v.len());
+    }
     let _ = Command::new("kill").arg(dovecot.id().to_string()).status();
     let _ = dovecot.wait();
     Ok(())
