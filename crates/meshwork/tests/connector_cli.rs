@@ -90,7 +90,7 @@ async fn the_cli_adds_a_connector_that_the_server_syncs(backend: TestBackend) {
         let (ok, out, err) = cli(&db, &ws, &["history", &id]);
         assert!(ok, "{err}");
         if out.contains("done") {
-            assert!(out.contains("1 documents listed: 1 read"), "{out}");
+            assert!(out.contains("1 listed: 1 written"), "{out}");
             break;
         }
         assert!(

@@ -4,7 +4,7 @@
 //! created and nobody changed.
 
 use super::common::*;
-use super::connectors::{api, sync_now, synced};
+use super::connectors::{api, connect, sync_now, synced};
 use super::crm::setup;
 use super::radicale::Radicale;
 use crate::server_test;
@@ -95,16 +95,13 @@ async fn carddav_cards_become_contacts_and_changes_made_in_meshwork_are_kept(s: 
     // Bo is already a contact here, with a title of his own.
     let bo = c.create("contacts", json!({"first_name": "Bo", "last_name": "Chen", "emails": ["bo@cards.test"], "title": "VP Sales"})).await;
 
-    let (status, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "address-book", "settings": settings(&r, "alice", "alice-pw")})),
+        &c.ws,
+        json!({"source": "address-book", "settings": settings(&r, "alice", "alice-pw")}),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{conn}");
-    let id = conn["id"].as_str().unwrap().to_string();
     let run = synced(s, &admin, &c.ws, &id, None).await;
     assert_eq!(run["state"], "done", "{run}");
     assert_eq!(run["counts"]["listed"], 3, "{run}");
@@ -264,15 +261,13 @@ async fn carddav_disconnecting_keeps_a_created_contact_changed_in_meshwork(s: &m
     .await;
     let c = setup(s, "Dora").await;
     let admin = As::User(&c.who);
-    let (_, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "cards", "settings": settings(&r, "alice", "alice-pw")})),
+        &c.ws,
+        json!({"source": "cards", "settings": settings(&r, "alice", "alice-pw")}),
     )
     .await;
-    let id = conn["id"].as_str().unwrap().to_string();
     synced(s, &admin, &c.ws, &id, None).await;
     let all = contacts(&c).await;
     assert_eq!(names(&all), ["Fay Wu", "Gus Ho"]);
@@ -372,15 +367,13 @@ async fn carddav_bad_credentials_an_unreachable_server_and_a_bad_card_are_clear_
         "{v}"
     );
 
-    let (_, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "cards", "settings": settings(&r, "alice", "alice-pw")})),
+        &c.ws,
+        json!({"source": "cards", "settings": settings(&r, "alice", "alice-pw")}),
     )
     .await;
-    let id = conn["id"].as_str().unwrap().to_string();
     let run = synced(s, &admin, &c.ws, &id, None).await;
     assert_eq!(run["state"], "done", "{run}");
     assert_eq!(run["counts"]["errors"], 1, "{run}");

@@ -64,6 +64,20 @@ pub(super) async fn synced(
     }
 }
 
+/// Adds a connector (`{"source", "settings", …}`), asserting it was; answers its id.
+pub(super) async fn connect(s: &TestServer, who: &As<'_>, ws: &str, body: Value) -> String {
+    let (status, conn) = api(
+        s,
+        who,
+        Method::POST,
+        &format!("/api/v1/workspaces/{ws}/connectors"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{conn}");
+    conn["id"].as_str().unwrap().to_string()
+}
+
 /// Syncs now and waits for it.
 pub(super) async fn sync_now(s: &TestServer, who: &As<'_>, ws: &str, id: &str) -> Value {
     let (status, v) = api(
@@ -349,15 +363,13 @@ async fn promise_mm14_disconnecting_a_connector_deletes_everything_it_brought(s:
     let key = s.create_key(&c.who, &c.ws, "admin").await;
     let alice = s.signup("alice", "alice@ldap.test").await;
     s.add_member(&c.who, &c.ws, &alice, "member").await;
-    let (_, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "directory", "settings": ldap_settings(&d)})),
+        &c.ws,
+        json!({"source": "directory", "settings": ldap_settings(&d)}),
     )
     .await;
-    let id = conn["id"].as_str().unwrap().to_string();
     synced(s, &admin, &c.ws, &id, None).await;
     push(s, &c.ws, &key, "directory", "documents", Method::POST, json!({"documents": [{"id": "a", "title": "Quokka plan", "permissions": {"groups": ["engineering"]}}]})).await;
     push(s, &c.ws, &key, "wiki", "documents", Method::POST, json!({"documents": [{"id": "b", "title": "Quokka wiki", "permissions": {"everyone": true}}]})).await;
@@ -509,16 +521,13 @@ async fn promise_mm01_a_posix_acl_change_changes_search_after_the_next_sync(s: &
         As::User(&people[1]),
         As::User(&people[2]),
     );
-    let (status, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "files", "settings": t.settings()})),
+        &c.ws,
+        json!({"source": "files", "settings": t.settings()}),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{conn}");
-    let id = conn["id"].as_str().unwrap().to_string();
     let run = synced(s, &admin, &c.ws, &id, None).await;
     assert_eq!(run["state"], "done", "{run}");
     assert_eq!(run["counts"]["listed"], 5, "{run}");
@@ -579,15 +588,13 @@ async fn onyx_14981_a_document_turned_private_stops_showing_after_the_next_sync(
     let admin = As::User(&c.who);
     let bob = s.signup("bob", "bob@folder.test").await;
     s.add_member(&c.who, &c.ws, &bob, "member").await;
-    let (_, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "files", "settings": t.settings()})),
+        &c.ws,
+        json!({"source": "files", "settings": t.settings()}),
     )
     .await;
-    let id = conn["id"].as_str().unwrap().to_string();
     synced(s, &admin, &c.ws, &id, None).await;
     assert_eq!(
         found(s, &c.ws, &As::User(&bob), "narwhal").await,
@@ -616,15 +623,13 @@ async fn promise_mm15_archived_documents_stay_archived_and_deleted_ones_are_prun
     std::fs::write(&odd, "okapi odd name").unwrap();
     let c = setup(s, "Hal").await;
     let admin = As::User(&c.who);
-    let (_, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "files", "settings": t.settings()})),
+        &c.ws,
+        json!({"source": "files", "settings": t.settings()}),
     )
     .await;
-    let id = conn["id"].as_str().unwrap().to_string();
     let run = synced(s, &admin, &c.ws, &id, None).await;
     assert!(
         run["problems"]
@@ -1082,16 +1087,13 @@ async fn twenty_917_imap_messages_involving_a_contact_are_logged_on_its_timeline
     let sam_id = sam["id"].as_str().unwrap().to_string();
     let mut settings = imap_settings(&d, &["alice", "bob"]);
     settings["log_to_crm"] = json!(true);
-    let (status, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "mail", "settings": settings})),
+        &c.ws,
+        json!({"source": "mail", "settings": settings}),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{conn}");
-    let id = conn["id"].as_str().unwrap().to_string();
     let run = synced(s, &admin, &c.ws, &id, None).await;
     assert_eq!(run["state"], "done", "{run}");
     assert_eq!(run["counts"]["logged"], 2, "{run}");
@@ -1167,16 +1169,13 @@ async fn promise_mm01_folder_accounts_from_ldap_follow_the_directorys_groups(s: 
     let mut settings =
         json!({"kind": "folder", "path": t.path("files"), "ldap": ldap_settings(&d)});
     settings["ldap"].as_object_mut().unwrap().remove("kind");
-    let (status, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "share", "settings": settings})),
+        &c.ws,
+        json!({"source": "share", "settings": settings}),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{conn}");
-    let id = conn["id"].as_str().unwrap().to_string();
     let run = synced(s, &admin, &c.ws, &id, None).await;
     assert_eq!(run["state"], "done", "{run}");
     assert_eq!(
@@ -1251,15 +1250,13 @@ async fn pins_and_notes_on_documents_are_a_persons_own_and_survive_resyncs(s: &m
         s.add_member(&c.who, &c.ws, p, "member").await;
     }
     let (a, b) = (As::User(&alice), As::User(&bob));
-    let (_, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "files", "settings": t.settings()})),
+        &c.ws,
+        json!({"source": "files", "settings": t.settings()}),
     )
     .await;
-    let id = conn["id"].as_str().unwrap().to_string();
     synced(s, &admin, &c.ws, &id, None).await;
     let hits = document_hits(s, &c.ws, &a, "okapi").await;
     assert_eq!(hits.len(), 3);
@@ -1415,15 +1412,13 @@ async fn two_ldap_groups_with_one_name_stay_two_groups(s: &mut TestServer) {
     for p in [&alice, &bob] {
         s.add_member(&c.who, &c.ws, p, "member").await;
     }
-    let (_, conn) = api(
+    let id = connect(
         s,
         &admin,
-        Method::POST,
-        &format!("/api/v1/workspaces/{}/connectors", c.ws),
-        Some(json!({"source": "directory", "settings": ldap_settings(&d)})),
+        &c.ws,
+        json!({"source": "directory", "settings": ldap_settings(&d)}),
     )
     .await;
-    let id = conn["id"].as_str().unwrap().to_string();
     let run = synced(s, &admin, &c.ws, &id, None).await;
     assert_eq!(run["state"], "done", "{run}");
     assert_eq!(run["counts"]["groups"], 2, "{run}");

@@ -79,10 +79,23 @@ fn when(ms: i64) -> String {
 
 fn summary(r: &RunView) -> String {
     let c = &r.counts;
-    format!(
-        "{} people, {} groups, memberships +{} -{}, {} documents listed: {} read, {} unchanged, {} removed, {} archived; {} errors, {} warnings",
+    let mut s = format!(
+        "{} people, {} groups, memberships +{} -{}, {} listed: {} written, {} unchanged, {} removed, {} archived; {} errors, {} warnings",
         c.people, c.groups, c.memberships_added, c.memberships_removed, c.listed, c.stored, c.unchanged, c.removed, c.archived_skipped, c.errors, c.warnings
-    )
+    );
+    if c.contacts_matched + c.contacts_kept > 0 {
+        s.push_str(&format!(
+            "; contacts: {} matched by email, {} kept (changed in Meshwork)",
+            c.contacts_matched, c.contacts_kept
+        ));
+    }
+    if c.logged > 0 {
+        s.push_str(&format!(
+            "; {} messages logged on contacts' timelines",
+            c.logged
+        ));
+    }
+    s
 }
 
 async fn owner(state: &AppState, ws: WorkspaceId) -> anyhow::Result<Member> {
