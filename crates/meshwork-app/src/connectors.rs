@@ -29,7 +29,7 @@ use crate::jobs::{self, Failure, NewJob};
 use crate::search::{document_id, source_email_index, source_group, source_user, StoredDocument};
 use crate::sources::{check_source, document_row};
 use crate::state::{now_millis, AppState};
-use meshwork_connectors::{ConnectorError, Member, Settings, Source, TextReader};
+use meshwork_connectors::{Clients, ConnectorError, Member, Settings, Source, TextReader};
 
 pub mod contacts;
 mod mail_log;
@@ -263,13 +263,17 @@ fn open_settings(state: &AppState, row: &ConnectorRow) -> AppResult<Settings> {
     serde_json::from_slice(&plain).map_err(AppError::internal)
 }
 
-fn text_reader(state: &AppState) -> TextReader {
-    TextReader {
-        helper: state
-            .config
-            .file_text_helper
-            .clone()
-            .map(meshwork_extract::sandbox::Helper::meshwork),
+/// What connectors read with in this process: the text extractors and the HTTP transport.
+fn clients(state: &AppState) -> Clients {
+    Clients {
+        text: TextReader {
+            helper: state
+                .config
+                .file_text_helper
+                .clone()
+                .map(meshwork_extract::sandbox::Helper::meshwork),
+        },
+        http: state.connector_http(),
     }
 }
 
@@ -344,7 +348,7 @@ pub async fn try_settings(
 async fn check_connection(state: &AppState, settings: &Settings) -> AppResult<String> {
     check_allowed(state, settings)?;
     settings
-        .source(text_reader(state))
+        .source(clients(state))
         .check()
         .await
         .map_err(|e| AppError::new(ErrorCode::InvalidField, e.to_string()))
@@ -889,7 +893,7 @@ async fn sync(
         .map_err(|e| SyncError::Source(ConnectorError::Settings(e.message)))?;
     let log_to_crm = matches!(&settings, Settings::Imap(s) if s.log_to_crm);
     let mut log = mail_log::Log::default();
-    let client = match settings.source(text_reader(state)) {
+    let client = match settings.source(clients(state)) {
         Source::Contacts(dav) => return contacts::sync(state, c, run, report, &dav).await,
         Source::Documents(client) => client,
     };

@@ -22,6 +22,7 @@ pub mod import;
 pub mod jobs;
 pub mod key_cache;
 pub mod mail;
+pub mod notices;
 pub mod overlap;
 pub mod partnerships;
 pub mod pseudonyms;

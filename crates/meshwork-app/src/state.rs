@@ -50,6 +50,9 @@ pub struct Inner {
     pub jobs_wake: tokio::sync::Notify,
     /// `trusted_proxies`, parsed: whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The HTTP transport of connectors that speak HTTP (CardDAV), plugged in by the binary
+    /// ([`AppState::plug_connector_http`]); without one, such connectors fail saying so.
+    connector_http: std::sync::OnceLock<Arc<dyn meshwork_connectors::HttpTransport>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -113,10 +116,22 @@ impl AppState {
                     &uuid::Uuid::new_v4().simple().to_string()[..8]
                 ),
                 jobs_wake: tokio::sync::Notify::new(),
+                connector_http: std::sync::OnceLock::new(),
                 config,
                 dummy_password_hash,
             }),
         })
+    }
+
+    /// Plugs in the HTTP transport of connectors (`meshwork-connector-http`); the first one
+    /// plugged in stays.
+    pub fn plug_connector_http(&self, transport: Arc<dyn meshwork_connectors::HttpTransport>) {
+        let _ = self.connector_http.set(transport);
+    }
+
+    /// The HTTP transport of connectors, if one was plugged in.
+    pub fn connector_http(&self) -> Option<Arc<dyn meshwork_connectors::HttpTransport>> {
+        self.connector_http.get().cloned()
     }
 
     /// Forgets the rate limiters' addresses whose limits have refilled (they would otherwise

@@ -1,5 +1,6 @@
 //! The CardDAV contacts connector (RFC 6352): an account's address books, read-only, whose cards
-//! become CRM contacts (the sync service in `meshwork_app::connectors` writes them).
+//! become CRM contacts (the sync service in `meshwork_app::connectors` writes them). Requests go
+//! through the [`crate::HttpTransport`] the process plugged in.
 //!
 //! The settings' `url` may be the server, the account's home or one address book: a URL that is
 //! not an address book is searched for one the way clients do it (the account's
@@ -11,11 +12,11 @@
 //! Answers are read up to [`MAX_RESPONSE`] bytes and parsed with `roxmltree` (no entities, no
 //! external references); [`parse_multistatus`] is the fuzzed parser of what a server answers.
 
-use crate::{ConnectorError, ItemError, Result, Scope};
-use reqwest::{Method, StatusCode, Url};
+use crate::{ConnectorError, HttpError, HttpRequest, HttpTransport, ItemError, Result, Scope};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use url::Url;
 
 pub const SCOPES: &[Scope] = &[
     Scope {
@@ -226,18 +227,11 @@ fn same_path(a: &str, b: &str) -> bool {
 #[derive(Debug)]
 pub struct CardDav {
     settings: CardDavSettings,
-    http: reqwest::Client,
+    http: Option<Arc<dyn HttpTransport>>,
 }
 
 impl CardDav {
-    pub fn new(settings: CardDavSettings) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .user_agent(concat!("Meshwork/", env!("CARGO_PKG_VERSION"), " CardDAV"))
-            .build()
-            .expect("the HTTP client's settings are valid");
+    pub fn new(settings: CardDavSettings, http: Option<Arc<dyn HttpTransport>>) -> Self {
         Self { settings, http }
     }
 
@@ -254,38 +248,51 @@ impl CardDav {
         depth: &str,
         body: String,
     ) -> Result<Vec<DavResponse>> {
-        let method = Method::from_bytes(method.as_bytes()).expect("a WebDAV method name");
-        let mut resp = self
-            .http
-            .request(method.clone(), url.clone())
-            .basic_auth(&self.settings.user, Some(&self.settings.password))
-            .header("Depth", depth)
-            .header("Content-Type", "application/xml; charset=utf-8")
-            .body(body)
-            .send()
+        let Some(http) = &self.http else {
+            return Err(ConnectorError::Settings(
+                "this process has no HTTP client for connectors".into(),
+            ));
+        };
+        let answer = http
+            .send(HttpRequest {
+                method,
+                url,
+                headers: vec![
+                    ("Depth", depth.to_string()),
+                    ("Content-Type", "application/xml; charset=utf-8".into()),
+                ],
+                basic_auth: Some((&self.settings.user, &self.settings.password)),
+                body,
+                max_answer: MAX_RESPONSE,
+            })
             .await
-            .map_err(|e| ConnectorError::Unreachable(format!("{url}: {}", error_chain(&e))))?;
-        let status = resp.status();
-        match status {
-            StatusCode::MULTI_STATUS => {}
-            StatusCode::UNAUTHORIZED => {
+            .map_err(|e| match e {
+                HttpError::Unreachable(why) => ConnectorError::Unreachable(format!("{url}: {why}")),
+                HttpError::TooLarge(_) => ConnectorError::Protocol(format!(
+                    "{url}: the answer is larger than {} MiB",
+                    MAX_RESPONSE >> 20
+                )),
+            })?;
+        match answer.status {
+            207 => {}
+            401 => {
                 return Err(ConnectorError::Credentials(format!(
                     "{url} refused user {:?} (401)",
                     self.settings.user
                 )))
             }
-            StatusCode::FORBIDDEN => {
+            403 => {
                 return Err(ConnectorError::Credentials(format!(
                     "{url}: user {:?} may not read it (403)",
                     self.settings.user
                 )))
             }
-            StatusCode::NOT_FOUND => {
+            404 => {
                 return Err(ConnectorError::Settings(format!(
                     "{url} does not exist (404)"
                 )))
             }
-            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+            s @ (429 | 500..=599) => {
                 return Err(ConnectorError::Unreachable(format!("{url} answered {s}")))
             }
             s => {
@@ -294,21 +301,7 @@ impl CardDav {
                 )))
             }
         }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| ConnectorError::Unreachable(format!("{url}: {}", error_chain(&e))))?
-        {
-            if bytes.len() + chunk.len() > MAX_RESPONSE {
-                return Err(ConnectorError::Protocol(format!(
-                    "{url}: the answer is larger than {} MiB",
-                    MAX_RESPONSE >> 20
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        let text = String::from_utf8(bytes)
+        let text = String::from_utf8(answer.body)
             .map_err(|_| ConnectorError::Protocol(format!("{url}: the answer is not UTF-8")))?;
         parse_multistatus(&text)
     }
@@ -497,21 +490,6 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// An error with its causes ("error sending request: connection refused").
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_s = c.to_string();
-        if !s.contains(&c_s) {
-            s.push_str(": ");
-            s.push_str(&c_s);
-        }
-        cause = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -194,6 +194,53 @@ impl TextReader {
     }
 }
 
+/// One HTTP request of a connector that speaks HTTP (CardDAV).
+#[derive(Debug, Clone)]
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    pub url: &'a url::Url,
+    pub headers: Vec<(&'static str, String)>,
+    /// Basic authentication: user and password.
+    pub basic_auth: Option<(&'a str, &'a str)>,
+    pub body: String,
+    /// The most bytes of the answer read; a larger answer is an error.
+    pub max_answer: usize,
+}
+
+/// An HTTP answer: its status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Why an HTTP request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// Refused, timed out, dropped, or a TLS failure (the message says which).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The answer was larger than the request's `max_answer`.
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// Carries connectors' HTTP requests. This crate knows no HTTP client (the application layer
+/// above it must not): the server and the CLI plug in `meshwork-connector-http` (reqwest over
+/// rustls, certificates checked against the system's roots).
+#[async_trait::async_trait]
+pub trait HttpTransport: Send + Sync + std::fmt::Debug {
+    async fn send(&self, request: HttpRequest<'_>) -> std::result::Result<HttpAnswer, HttpError>;
+}
+
+/// What connectors use to read: text extraction and, for HTTP sources, a transport.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub text: TextReader,
+    /// `None` in a process that plugged in none: HTTP sources then fail, saying so.
+    pub http: Option<std::sync::Arc<dyn HttpTransport>>,
+}
+
 /// A connector: read-only access to one source.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
@@ -400,14 +447,16 @@ impl Settings {
     }
 
     /// The connector these settings describe.
-    pub fn source(&self, text: TextReader) -> Source {
+    pub fn source(&self, clients: Clients) -> Source {
         match self {
             Settings::Ldap(s) => Source::Documents(Box::new(ldap::Ldap::new(s.clone()))),
             Settings::Folder(s) => {
-                Source::Documents(Box::new(folder::Folder::new(s.clone(), text)))
+                Source::Documents(Box::new(folder::Folder::new(s.clone(), clients.text)))
             }
             Settings::Imap(s) => Source::Documents(Box::new(imap::Imap::new(s.clone()))),
-            Settings::Carddav(s) => Source::Contacts(carddav::CardDav::new(s.clone())),
+            Settings::Carddav(s) => {
+                Source::Contacts(carddav::CardDav::new(s.clone(), clients.http))
+            }
         }
     }
 }

@@ -50,6 +50,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         (!config.tls_cert.is_empty()).then(|| (config.tls_cert.clone(), config.tls_key.clone()));
     let peers = meshwork_peer_client::HttpsPeers::shared(&config)?;
     let state = meshwork_app::open_state(config, peers).await?;
+    state.plug_connector_http(
+        meshwork_connector_http::ConnectorHttp::shared().map_err(anyhow::Error::msg)?,
+    );
     // Imports uploaded through the API that a stop or a crash interrupted go on.
     import::background::resume_all(&state)
         .await

@@ -777,6 +777,13 @@ macro_rules! impl_sql_store {
                 Ok(row.is_some())
             }
 
+            async fn users_after(&self, after: Option<meshwork_domain::UserId>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::UserRow>> {
+                let sql = format!("SELECT {} FROM users WHERE id > $1 ORDER BY id LIMIT $2", sql_store_rows::USER_COLUMNS);
+                $crate::sqlx::query(&sql).bind(after.map(|u| u.to_string()).unwrap_or_default()).bind(limit)
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::user).collect()
+            }
+
             async fn user_count(&self) -> meshwork_store::Result<i64> {
                 use $crate::sqlx::Row as _;
                 let row = $crate::sqlx::query("SELECT COUNT(*) AS n FROM users")

@@ -197,6 +197,8 @@ pub trait Store: Send + Sync + 'static {
     async fn has_pending_invite(&self, email_index: &Hash32, now: Millis) -> Result<bool>;
     /// How many accounts there are.
     async fn user_count(&self) -> Result<i64>;
+    /// Accounts in id order, `limit` after `after` (paging over every account).
+    async fn users_after(&self, after: Option<UserId>, limit: i64) -> Result<Vec<UserRow>>;
 
     /// Withdraws an invitation not yet accepted; false when there is none.
     async fn revoke_invite(&self, ws: WorkspaceId, id: InviteId, now: Millis) -> Result<bool>;

@@ -43,6 +43,9 @@ impl StoreArgs {
             meshwork_peer_client::HttpsPeers::shared(&config)?,
         )
         .await?;
+        state.plug_connector_http(
+            meshwork_connector_http::ConnectorHttp::shared().map_err(anyhow::Error::msg)?,
+        );
         let ws = WorkspaceId(self.workspace);
         anyhow::ensure!(
             state.store.workspace(ws).await?.is_some(),

@@ -22,7 +22,7 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    async fn open(&self) -> anyhow::Result<AppState> {
+    pub(super) async fn open(&self) -> anyhow::Result<AppState> {
         let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
@@ -30,11 +30,15 @@ impl DataArgs {
         if let Some(u) = &self.database_url {
             config.database_url = u.clone();
         }
-        meshwork_app::open_state(
+        let state = meshwork_app::open_state(
             config.clone(),
             meshwork_peer_client::HttpsPeers::shared(&config)?,
         )
-        .await
+        .await?;
+        state.plug_connector_http(
+            meshwork_connector_http::ConnectorHttp::shared().map_err(anyhow::Error::msg)?,
+        );
+        Ok(state)
     }
 }
 
@@ -92,7 +96,7 @@ pub enum UsersCommand {
     },
 }
 
-fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)

@@ -5,6 +5,7 @@ mod crm;
 mod default_config;
 mod extract_text;
 mod jobs;
+mod notify;
 mod search;
 mod serve;
 
@@ -73,6 +74,13 @@ enum Command {
     /// Example: `meshwork users verify-email ada@example.com`
     #[command(subcommand)]
     Users(jobs::UsersCommand),
+    /// Operator notices by email, through the outbox and recorded in the audit log: a breach
+    /// notice to an affected workspace's members (mm08), a policy-change notice to every user
+    /// (cl16). Works beside a running server.
+    ///
+    /// Example: `meshwork notify policy-change --subject 'Policy update' --body-file notice.txt`
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Developer tools: test-data generation.
     ///
     /// Example: `meshwork dev generate --type contact --rows 1048576 --seed 7 --out contacts.csv`
@@ -99,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connectors(cmd) => connectors::run(cmd),
         Command::Jobs(cmd) => jobs::jobs(cmd),
         Command::Users(cmd) => jobs::users(cmd),
+        Command::Notify(cmd) => notify::run(cmd),
         Command::Dev(cmd) => crm::dev(cmd),
         Command::ExtractText(args) => extract_text::run(args),
     }
