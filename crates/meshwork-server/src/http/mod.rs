@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         ));
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
         .routes(routes!(system::security_txt))
         .routes(routes!(accounts::signup))
         .routes(routes!(accounts::login))

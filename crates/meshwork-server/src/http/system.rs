@@ -1,14 +1,39 @@
 //! Public system routes: readiness and the vulnerability disclosure file (RFC 9116).
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use meshwork_app::state::{now_millis, AppState};
 
-/// Answers 200 once the server is ready (store open, keyring unlocked).
+/// Liveness: answers 200 while the process serves (it starts serving only once the store is
+/// open and the keyring unlocked). Restart on failure; route traffic by `/readyz`.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = String, description = "`ok`")))]
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Readiness: answers 200 when the store answers a read within 2 seconds, 503 otherwise (a
+/// database gone or overloaded): a load balancer sends this server no traffic until it is ready
+/// again, without restarting it.
+#[utoipa::path(get, path = "/readyz", tag = "system", responses(
+    (status = 200, body = String, description = "`ready`"),
+    (status = 503, body = String, description = "Why it is not ready")))]
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let check = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.user_count());
+    match check.await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready".to_string()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the store failed a read");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the store failed a read".to_string(),
+            )
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the store did not answer within 2 s".to_string(),
+        ),
+    }
 }
 
 /// The vulnerability disclosure policy (RFC 9116), with the configured contact.

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 /// Routes that answer without authentication, by design. Adding one means adding it here.
 const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/.well-known/security.txt"),
     ("POST", "/api/v1/auth/signup"),
     ("POST", "/api/v1/auth/login"),

@@ -229,3 +229,22 @@ async fn openapi_document_describes_the_api(s: &mut TestServer) {
     );
 }
 server_test!(openapi_document_describes_the_api);
+
+/// `/readyz` answers whether the store answers; `/healthz` only that the process serves. With
+/// the store closed under it, the server says it is not ready (503) and still alive (200).
+async fn readyz_follows_the_store_and_healthz_the_process(s: &mut TestServer) {
+    let get = |path: &'static str| {
+        let r = s.req(Method::GET, path, &As::Anonymous).send();
+        async move {
+            let r = r.await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/readyz").await, (StatusCode::OK, "ready".to_string()));
+    s.state().store.close().await;
+    let (status, why) = get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{why}");
+    assert!(why.contains("store"), "{why}");
+    assert_eq!(get("/healthz").await.0, StatusCode::OK);
+}
+server_test!(readyz_follows_the_store_and_healthz_the_process);
