@@ -1,7 +1,8 @@
 //! Contacts connectors (CardDAV): an address book's cards as CRM contacts.
 //!
 //! Each card is read with the vCard reader that import uses and becomes a contact's
-//! `first_name`, `last_name`, `title`, `emails` and `phones` ([`FIELDS`]). Per card, a row in
+//! `first_name`, `last_name`, `title`, `emails`, `phones` and `tags` (its `CATEGORIES`)
+//! ([`FIELDS`]). Per card, a row in
 //! `connector_records` keeps which contact it is, whether the connector created it, the card's
 //! ETag hash, and (sealed) the values the connector last wrote: the base of a three-way merge.
 //!
@@ -32,7 +33,14 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The contact fields a card sets; every other field belongs to Meshwork alone.
-pub const FIELDS: &[&str] = &["first_name", "last_name", "title", "emails", "phones"];
+pub const FIELDS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "title",
+    "emails",
+    "phones",
+    "tags",
+];
 
 /// What is kept, sealed, per card.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -139,11 +147,11 @@ pub fn card_fields(vcard: &str) -> Result<Doc, String> {
                     doc.insert("first_name".into(), json!(v));
                 }
             },
-            "email" | "phone" => {
-                let field = if f.target == "email" {
-                    "emails"
-                } else {
-                    "phones"
+            "email" | "phone" | "tags" => {
+                let field = match f.target.as_str() {
+                    "email" => "emails",
+                    "phone" => "phones",
+                    _ => "tags",
                 };
                 if let Value::Array(a) = doc.entry(field).or_insert_with(|| json!([])) {
                     if !a.iter().any(|x| x.as_str() == Some(v)) {
@@ -151,7 +159,7 @@ pub fn card_fields(vcard: &str) -> Result<Doc, String> {
                     }
                 }
             }
-            _ => {} // company, categories, uid: not synced
+            _ => {} // company, uid: not synced
         }
     }
     Validated::check(Kind::Contact, &doc, &[])
@@ -580,7 +588,7 @@ mod tests {
 
     #[test]
     fn a_card_gives_normalised_contact_fields() {
-        let doc = card_fields("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann Lee\r\nN:Lee;Ann;;;\r\nEMAIL;TYPE=work:Ann@Example.COM\r\nEMAIL:ann@example.com\r\nTEL:+1 555 0100\r\nTITLE:Engi\r\n neer\r\nORG:Acme\r\nEND:VCARD\r\n").unwrap();
+        let doc = card_fields("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann Lee\r\nN:Lee;Ann;;;\r\nEMAIL;TYPE=work:Ann@Example.COM\r\nEMAIL:ann@example.com\r\nTEL:+1 555 0100\r\nTITLE:Engi\r\n neer\r\nORG:Acme\r\nCATEGORIES:vip,partner\r\nEND:VCARD\r\n").unwrap();
         assert_eq!(doc["first_name"], "Ann");
         assert_eq!(doc["last_name"], "Lee");
         assert_eq!(doc["title"], "Engineer", "a folded line is unfolded");
@@ -591,6 +599,11 @@ mod tests {
         );
         assert_eq!(doc["phones"].as_array().unwrap().len(), 1);
         assert!(doc.get("companies").is_none(), "ORG is not synced");
+        assert_eq!(
+            doc["tags"],
+            json!(["vip", "partner"]),
+            "CATEGORIES are tags"
+        );
         // FN alone is split at its last space.
         let doc = card_fields("BEGIN:VCARD\r\nFN:Mary Ann Smith\r\nEND:VCARD\r\n").unwrap();
         assert_eq!(

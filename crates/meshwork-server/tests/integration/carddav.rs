@@ -271,7 +271,7 @@ async fn carddav_disconnecting_keeps_a_created_contact_changed_in_meshwork(s: &m
     synced(s, &admin, &c.ws, &id, None).await;
     let all = contacts(&c).await;
     assert_eq!(names(&all), ["Fay Wu", "Gus Ho"]);
-    // Fay gets a tag here (a field no card sets): she is Meshwork's now.
+    // Fay gets a tag here: changed in Meshwork, she stays when the connector goes.
     let fay = all[0].1["id"].as_str().unwrap().to_string();
     let (status, v) = c
         .patch(&format!("contacts/{fay}"), json!({"tags": ["vip"]}))
