@@ -42,9 +42,9 @@ pub const FIELDS: &[&str] = &[
     "tags",
 ];
 
-/// What is kept, sealed, per card.
+/// What is kept, sealed, per item (a card, or a logged message).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(super) struct CardState {
+pub(super) struct ItemState {
     /// The item's name at the source (a card's href, a message's id).
     pub(super) href: String,
     /// The [`FIELDS`] values last written (normalised as stored).
@@ -62,7 +62,7 @@ fn aad<'a>(connector: &'a str, card: &'a str) -> Aad<'a> {
     }
 }
 
-pub(super) fn card_key(
+pub(super) fn item_key(
     state: &AppState,
     ws: WorkspaceId,
     connector: &str,
@@ -98,7 +98,7 @@ fn etag_fingerprint(etag: &str) -> String {
 pub(super) fn seal_state(
     state: &AppState,
     row: &ConnectorRecordRow,
-    s: &CardState,
+    s: &ItemState,
 ) -> AppResult<Vec<u8>> {
     Ok(state.workspace_key(row.workspace_id)?.seal(
         aad(&row.connector_id, &row.item),
@@ -106,7 +106,7 @@ pub(super) fn seal_state(
     ))
 }
 
-fn open_state(state: &AppState, row: &ConnectorRecordRow) -> AppResult<CardState> {
+fn open_state(state: &AppState, row: &ConnectorRecordRow) -> AppResult<ItemState> {
     let bytes = state
         .workspace_key(row.workspace_id)?
         .open(aad(&row.connector_id, &row.item), &row.state_sealed)
@@ -304,7 +304,7 @@ pub(super) async fn sync(
     let mut listed = HashSet::with_capacity(listing.cards.len());
     let mut to_fetch: BTreeMap<String, (ListedCard, Vec<String>)> = BTreeMap::new();
     for card in listing.cards {
-        let key = card_key(state, ws, &c.id, &card.href)?;
+        let key = item_key(state, ws, &c.id, &card.href)?;
         let same = rows
             .get(&key)
             .is_some_and(|r| r.fingerprint == etag_fingerprint(&card.etag));
@@ -397,7 +397,7 @@ async fn one_card(
     let ws = c.workspace_id;
     let new = card_fields(&card.vcard)
         .map_err(|e| AppError::new(meshwork_domain::ErrorCode::InvalidField, e))?;
-    let key = card_key(state, ws, &c.id, &card.href)?;
+    let key = item_key(state, ws, &c.id, &card.href)?;
     let mut row = ConnectorRecordRow {
         workspace_id: ws,
         connector_id: c.id.clone(),
@@ -410,7 +410,7 @@ async fn one_card(
         updated_at: now_millis(),
     };
     let mut made = None;
-    let mut st = CardState {
+    let mut st = ItemState {
         href: card.href.clone(),
         base: new.clone(),
         edited: false,

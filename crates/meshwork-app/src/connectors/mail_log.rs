@@ -9,7 +9,7 @@
 //! gets the messages read after. Disconnecting removes the communications the connector logged
 //! and nobody changed since.
 
-use super::contacts::{card_key, created_id, seal_state, CardState};
+use super::contacts::{created_id, item_key, seal_state, ItemState};
 use super::Report;
 use crate::crm::Crm;
 use crate::error::AppResult;
@@ -104,7 +104,7 @@ pub(super) async fn log_messages(
             Some(id) => format!("message-id:{id}"),
             None => format!("message:{}", m.id),
         };
-        let key = card_key(state, ws, &c.id, &name)?;
+        let key = item_key(state, ws, &c.id, &name)?;
         if log.logged.as_ref().is_some_and(|l| l.contains(&key)) {
             continue;
         }
@@ -165,7 +165,7 @@ pub(super) async fn log_messages(
             state_sealed: Vec::new(),
             updated_at: now_millis(),
         };
-        let st = CardState {
+        let st = ItemState {
             href: name,
             base: Doc::new(),
             edited: false,
