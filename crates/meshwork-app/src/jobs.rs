@@ -40,6 +40,8 @@ pub const CONNECTORS_DUE: &str = "connectors.due";
 /// Housekeeping (`jobs.housekeeping_seconds`, daily by default): deletes finished jobs older
 /// than `jobs.keep_days`.
 pub const PRUNE: &str = "jobs.prune";
+/// The daily backup (`backup.enabled`, at `backup.at`): `docs/backups.md`.
+pub const BACKUP: &str = "backup";
 
 /// A periodic job: its kind and period. Each period's run is one row across all servers.
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +66,9 @@ impl Periodic {
 }
 
 /// The periodic jobs every server schedules.
-pub fn periodic(config: &crate::config::JobsConfig) -> Vec<Periodic> {
-    vec![
+pub fn periodic(all: &crate::config::Config) -> Vec<Periodic> {
+    let config = &all.jobs;
+    let mut jobs = vec![
         Periodic {
             kind: PRUNE,
             every: Duration::from_secs(config.housekeeping_seconds as u64),
@@ -78,7 +81,17 @@ pub fn periodic(config: &crate::config::JobsConfig) -> Vec<Periodic> {
             every: Duration::from_secs(config.connectors_check_seconds as u64),
             at: Duration::ZERO,
         },
-    ]
+    ];
+    if all.backup.enabled {
+        jobs.push(Periodic {
+            kind: BACKUP,
+            every: Duration::from_secs(86_400),
+            at: Duration::from_secs(
+                crate::config::time_of_day_seconds(&all.backup.at).unwrap_or(0) as u64,
+            ),
+        });
+    }
+    jobs
 }
 
 /// A job to queue.
@@ -351,6 +364,10 @@ async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
             }
             Ok(())
         }
+        BACKUP => crate::backup::create(state, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| Failure::Temporary(format!("{e:#}"))),
         other => Err(Failure::Permanent(format!("unknown job kind {other:?}"))),
     }
 }
@@ -427,7 +444,7 @@ impl Runner {
 
 /// The kinds this server runs.
 fn kinds(state: &AppState) -> Vec<&'static str> {
-    let mut kinds = vec![IMPORT, PRUNE, CONNECTOR_SYNC, CONNECTORS_DUE];
+    let mut kinds = vec![IMPORT, PRUNE, CONNECTOR_SYNC, CONNECTORS_DUE, BACKUP];
     if state.mailer.is_some() {
         kinds.push(MAIL_SEND);
     }
@@ -636,7 +653,7 @@ fn seal_reason(state: &AppState, id: uuid::Uuid, why: &str) -> Vec<u8> {
 /// unique key makes it once across servers).
 async fn schedule_periodic(state: &AppState, scheduled: &mut HashMap<&'static str, i64>) {
     let now = now_millis();
-    for p in periodic(&state.config.jobs) {
+    for p in periodic(&state.config) {
         let (period, due) = p.period(now);
         if scheduled.get(p.kind) == Some(&period) {
             continue;

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod actor;
 pub mod audit;
+pub mod backup;
 pub mod connectors;
 pub use meshwork_config as config;
 pub mod crm;

@@ -36,6 +36,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub jobs: JobsConfig,
     pub connectors: ConnectorsConfig,
+    pub backup: BackupConfig,
+    pub retention: RetentionConfig,
     /// The program that reads PDF text in a child process (`<program> extract-text`); the CLI
     /// sets its own executable. Not a setting of the file: `None` indexes PDFs by name only.
     #[serde(skip)]
@@ -208,7 +210,53 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             jobs: JobsConfig::default(),
             connectors: ConnectorsConfig::default(),
+            backup: BackupConfig::default(),
+            retention: RetentionConfig::default(),
             file_text_helper: None,
+        }
+    }
+}
+
+/// Scheduled backups of the database (`docs/backups.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Whether the server takes a backup every day (once across all servers).
+    pub enabled: bool,
+    /// Empty: `<data_dir>/backups`.
+    pub dir: String,
+    /// Backups older than this many days are deleted (mm10, mm16).
+    pub keep_days: u32,
+    /// When the daily backup runs: `HH:MM` UTC.
+    pub at: String,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: String::new(),
+            keep_days: 7,
+            at: "02:30".into(),
+        }
+    }
+}
+
+/// Deleting what is no longer needed (`docs/privacy.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Accounts nobody signed in to for this many months are deleted (mm13); 0 keeps them.
+    pub inactive_months: u32,
+    /// Days before that deletion when the account's owner is warned by email.
+    pub warn_days: Vec<u32>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            inactive_months: 12,
+            warn_days: vec![30, 7, 1],
         }
     }
 }
@@ -347,6 +395,25 @@ connectors_check_seconds = 30
 # no folder connector can be added. A workspace's admin chooses the folder; only you choose
 # where folders may be, so no workspace can read this server's own files.
 folder_roots = []
+
+[backup]
+# A backup of the database every day, sealed with a key derived from the master key (so a backup
+# alone reveals nothing), once across all servers sharing the database. PostgreSQL backups run
+# pg_dump, which must be installed. The keyring is written to a separate file beside each one.
+enabled = true
+# Empty: <data_dir>/backups. Better: a disk apart from the data.
+dir = ""
+# Backups older than this many days are deleted, so deleted data leaves them within this window.
+keep_days = 7
+# When the daily backup runs: HH:MM, UTC.
+at = "02:30"
+
+[retention]
+# Accounts nobody signed in to for this many months are deleted with everything only they own;
+# 0 keeps them forever.
+inactive_months = 12
+# Days before that deletion when the account's owner is warned by email.
+warn_days = [30, 7, 1]
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -506,6 +573,23 @@ impl Config {
                 ));
             }
         }
+        if time_of_day_seconds(&self.backup.at).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "backup.at is {:?}, expected a time of day as HH:MM (UTC)",
+                self.backup.at
+            )));
+        }
+        if self.backup.keep_days == 0 {
+            return Err(ConfigError::Invalid(
+                "backup.keep_days is 0: keep backups at least a day (set backup.enabled = false to take none)".into(),
+            ));
+        }
+        if self.retention.warn_days.iter().any(|&d| d == 0 || d > 365) {
+            return Err(ConfigError::Invalid(format!(
+                "retention.warn_days is {:?}: each must be between 1 and 365",
+                self.retention.warn_days
+            )));
+        }
         if time_of_day_seconds(&self.jobs.housekeeping_at).is_none() {
             return Err(ConfigError::Invalid(format!(
                 "jobs.housekeeping_at is {:?}, expected a time of day as HH:MM (UTC)",
@@ -532,6 +616,14 @@ impl Config {
             self.data_dir.join("master.key")
         } else {
             PathBuf::from(&self.master_key_file)
+        }
+    }
+
+    pub fn backup_path(&self) -> PathBuf {
+        if self.backup.dir.is_empty() {
+            self.data_dir.join("backups")
+        } else {
+            PathBuf::from(&self.backup.dir)
         }
     }
 
@@ -616,13 +708,22 @@ fn set_path(value: &mut toml::Value, path: &[String], raw: &str) -> Result<(), S
         ),
         toml::Value::Table(_) => return Err("is a section, set its keys instead".into()),
         // A list: comma-separated values.
-        toml::Value::Array(_) => toml::Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(|v| toml::Value::String(v.to_string()))
-                .collect(),
-        ),
+        toml::Value::Array(items) => {
+            let numbers = matches!(items.first(), Some(toml::Value::Integer(_)));
+            toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| match numbers {
+                        true => v
+                            .parse()
+                            .map(toml::Value::Integer)
+                            .map_err(|_| format!("{v:?} is not a whole number")),
+                        false => Ok(toml::Value::String(v.to_string())),
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         _ => toml::Value::String(raw.to_string()),
     };
     Ok(())

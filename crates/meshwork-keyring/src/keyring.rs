@@ -107,6 +107,12 @@ impl MasterKey {
         }
     }
 
+    /// A server-wide secret for `purpose` (see [`Keyring::server_key`]); available before a
+    /// keyring is opened, for reading backups.
+    pub fn server_key(&self, purpose: &str) -> SecretKey {
+        self.wrap.derive(&format!("server/{purpose}"))
+    }
+
     fn wrap(&self, name: &str, key: &SecretKey) -> Vec<u8> {
         self.wrap.seal(aad(name), key.dangerously_expose())
     }
@@ -335,7 +341,7 @@ impl Keyring {
     /// from the master key on demand: like the master key, it is never stored, in the database or
     /// in the keyring directory, and every server sharing the master key derives the same one.
     pub fn server_key(&self, purpose: &str) -> SecretKey {
-        self.master.wrap.derive(&format!("server/{purpose}"))
+        self.master.server_key(purpose)
     }
 
     /// Crypto-shredding: removes the workspace's key, making its data unreadable everywhere. The

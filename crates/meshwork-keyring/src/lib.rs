@@ -14,6 +14,7 @@
 mod keyring;
 mod seal;
 mod secret;
+pub mod stream;
 
 pub use keyring::{Keyring, KeyringError, MasterKey};
 pub use seal::{Aad, BlindIndex, DataKey, OpenError, SEAL_VERSION};

@@ -3,6 +3,8 @@
 //! Migrations take PostgreSQL's advisory lock (sqlx does this), so servers starting together
 //! migrate once.
 
+pub mod snapshot;
+
 use meshwork_store::{Backend, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;

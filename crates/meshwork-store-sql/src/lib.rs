@@ -693,6 +693,18 @@ macro_rules! impl_sql_store {
                     .as_ref().map(sql_store_rows::workspace).transpose()
             }
 
+            async fn workspace_ids(&self) -> meshwork_store::Result<Vec<meshwork_domain::WorkspaceId>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT id FROM workspaces ORDER BY id")
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter()
+                    .map(|r| {
+                        let id: String = r.try_get("id").map_err($crate::db)?;
+                        id.parse().map_err(|_| meshwork_store::StoreError::Database(format!("invalid workspace id {id:?}").into()))
+                    })
+                    .collect()
+            }
+
             async fn rename_workspace(&self, id: meshwork_domain::WorkspaceId, name_sealed: &[u8], now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
                 $crate::sqlx::query("UPDATE workspaces SET name_sealed = $2 WHERE id = $1")

@@ -7,6 +7,7 @@
 //! [`bulk`]'s plain connections instead of sqlx's worker thread.
 
 mod bulk;
+pub mod snapshot;
 
 use meshwork_store::{Backend, StoreError};
 use sqlx::sqlite::{
@@ -67,7 +68,10 @@ impl SqliteStore {
                     .clone()
                     .pragma("cache_size", "-131072")
                     .pragma("wal_autocheckpoint", "65536")
-                    .pragma("journal_size_limit", "67108864"),
+                    .pragma("journal_size_limit", "67108864")
+                    // Deleted rows are overwritten with zeros, not left in free pages until
+                    // reused: a deleted workspace or account leaves the file itself (cl14).
+                    .pragma("secure_delete", "on"),
             )
             .await
             .map_err(|e| open_error(path, e))?;

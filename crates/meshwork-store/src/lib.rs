@@ -150,6 +150,8 @@ pub trait Store: Send + Sync + 'static {
     // --- workspaces and members (each write appends to the change feed) -----------------------
     async fn create_workspace(&self, ws: &WorkspaceRow, owner: UserId, now: Millis) -> Result<()>;
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<WorkspaceRow>>;
+    /// Every workspace's id (restores check each one's key).
+    async fn workspace_ids(&self) -> Result<Vec<WorkspaceId>>;
     async fn rename_workspace(
         &self,
         id: WorkspaceId,

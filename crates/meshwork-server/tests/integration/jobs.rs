@@ -115,7 +115,7 @@ server_test!(a_payload_that_can_no_longer_be_opened_fails_its_job_with_the_reaso
 async fn a_periodic_job_is_one_row_per_period(s: &mut TestServer) {
     // The runner scheduled this period's housekeeping at start; scheduling it again (as another
     // server would) adds nothing.
-    let (period, _) = jobs::periodic(&s.state().config.jobs)[0].period(now_millis());
+    let (period, _) = jobs::periodic(&s.state().config)[0].period(now_millis());
     let start = Instant::now();
     loop {
         let found = jobs::list(s.state(), None, None, 100)

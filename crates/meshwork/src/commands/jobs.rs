@@ -22,7 +22,8 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    pub(super) async fn open(&self) -> anyhow::Result<AppState> {
+    /// The configuration these arguments name.
+    pub(super) fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
@@ -30,6 +31,12 @@ impl DataArgs {
         if let Some(u) = &self.database_url {
             config.database_url = u.clone();
         }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub(super) async fn open(&self) -> anyhow::Result<AppState> {
+        let config = self.config()?;
         let state = meshwork_app::open_state(
             config.clone(),
             meshwork_peer_client::HttpsPeers::shared(&config)?,

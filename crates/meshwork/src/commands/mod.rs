@@ -1,5 +1,6 @@
 //! The subcommands and the options they share.
 
+mod backup;
 mod connectors;
 mod crm;
 mod default_config;
@@ -81,6 +82,16 @@ enum Command {
     /// Example: `meshwork notify policy-change --subject 'Policy update' --body-file notice.txt`
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// Take a sealed backup of the database now (and of the keyring, in its own file), then
+    /// delete backups older than backup.keep_days; or `verify` one. Works beside a running server.
+    ///
+    /// Example: `meshwork backup --out /mnt/backups` or `meshwork backup verify FILE`
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a fresh data directory (or an empty PostgreSQL database); workspaces
+    /// deleted since the backup (their keys destroyed) are removed. Nothing is ever overwritten.
+    ///
+    /// Example: `meshwork restore --data-dir ./restored --keyring FILE.keyring FILE.backup`
+    Restore(backup::RestoreArgs),
     /// Developer tools: test-data generation.
     ///
     /// Example: `meshwork dev generate --type contact --rows 1048576 --seed 7 --out contacts.csv`
@@ -108,6 +119,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs(cmd) => jobs::jobs(cmd),
         Command::Users(cmd) => jobs::users(cmd),
         Command::Notify(cmd) => notify::run(cmd),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Dev(cmd) => crm::dev(cmd),
         Command::ExtractText(args) => extract_text::run(args),
     }

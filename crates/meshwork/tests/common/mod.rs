@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 /// The binary under test, with no configuration file and quiet logs.
 pub fn meshwork() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_meshwork"));
-    c.env_remove("MESHWORK_CONFIG").env("MESHWORK_LOG", "warn");
+    // No daily backup at start-up unless a test asks for one (`MESHWORK_BACKUP__ENABLED`).
+    c.env_remove("MESHWORK_CONFIG")
+        .env("MESHWORK_LOG", "warn")
+        .env("MESHWORK_BACKUP__ENABLED", "false");
     c
 }
 
