@@ -1372,6 +1372,8 @@ pub async fn start_session(
             )?),
         })
         .await?;
+    // Signing in is what keeps an account from being deleted as inactive (mm13).
+    state.store.set_user_active(user, now).await?;
     Ok(NewSession {
         token,
         hash,

@@ -725,6 +725,10 @@ impl<'a> Crm<'a> {
                 ErrorCode::DuplicateRecord,
                 "another record with the same email, domain or external id was saved at the same time; reload and retry",
             )),
+            Err(meshwork_store::StoreError::Conflict("crm_suppressed")) => Err(AppError::new(
+                ErrorCode::Suppressed,
+                "this person was erased from the workspace at their request: their email or phone cannot be added again",
+            )),
             Err(meshwork_store::StoreError::Conflict("crm_records.version")) => Err(AppError::new(
                 ErrorCode::ConcurrentChange,
                 "the record changed since you read it; reload it and apply your change again",

@@ -1149,6 +1149,42 @@ async fn prefetch(
     ))
 }
 
+/// The batch's own dedup keys that belong to people erased at their request (usually none:
+/// one indexed look-up per key kind).
+async fn suppressed_keys(
+    crm: &Crm<'_>,
+    ctx: &Context,
+    drafts: &[Result<Draft, RowProblem>],
+) -> AppResult<std::collections::HashSet<(String, Hash32)>> {
+    let kind = ctx.kind;
+    let mut out = std::collections::HashSet::new();
+    if !crm.state.store.crm_has_suppressions(crm.ws).await? {
+        return Ok(out);
+    }
+    let mut wanted: HashMap<String, Vec<Hash32>> = HashMap::new();
+    for d in drafts.iter().flatten() {
+        if let Ok(v) = Validated::check(kind, &d.doc, &ctx.customs) {
+            for (k, value) in &v.keys {
+                wanted
+                    .entry(Crm::key_kind(kind, k))
+                    .or_default()
+                    .push(crm.key_index(kind, k, value));
+            }
+        }
+    }
+    for (key_kind, indexes) in wanted {
+        for i in crm
+            .state
+            .store
+            .crm_suppressed(crm.ws, &key_kind, &indexes)
+            .await?
+        {
+            out.insert((key_kind.clone(), i));
+        }
+    }
+    Ok(out)
+}
+
 async fn apply_batch(
     crm: &Crm<'_>,
     ctx: &Context,
@@ -1186,6 +1222,7 @@ async fn apply_batch(
         })
         .collect();
     let (mut lookup, matched) = prefetch(crm, ctx, &drafts, companies, inflight).await?;
+    let suppressed = suppressed_keys(crm, ctx, &drafts).await?;
     for d in drafts {
         progress.rows += 1;
         let mut d = match d {
@@ -1195,6 +1232,25 @@ async fn apply_batch(
                 continue;
             }
         };
+        // A person erased at their request is not brought back (mm17).
+        if !suppressed.is_empty() {
+            if let Ok(v) = Validated::check(kind, &d.doc, &ctx.customs) {
+                if let Some((key, _)) = v.keys.iter().find(|(k, value)| {
+                    suppressed.contains(&(Crm::key_kind(kind, k), crm.key_index(kind, k, value)))
+                }) {
+                    reject(
+                        progress,
+                        problem(
+                            d.row,
+                            d.line,
+                            None,
+                            format!("this {kind}'s {key} belongs to a person erased from the workspace at their request; the row is skipped"),
+                        ),
+                    );
+                    continue;
+                }
+            }
+        }
         if d.unmatched_owner {
             progress.owners_unmatched += 1;
         }

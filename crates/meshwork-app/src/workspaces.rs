@@ -109,6 +109,17 @@ pub async fn delete(
             "field `confirm`: send the workspace's exact name to delete it (or its id, if its key is already gone); this cannot be undone",
         ));
     }
+    destroy(state, client, ws, auth.actor().user_id()).await
+}
+
+/// Deletes a workspace without asking (the caller confirmed it): its key, its index, its
+/// cached pseudonyms, its uploads, its rows. Audited as done by `actor`.
+pub async fn destroy(
+    state: &AppState,
+    client: &ClientInfo,
+    ws: WorkspaceId,
+    actor: UserId,
+) -> AppResult<()> {
     // The key first: once it is gone nothing of the workspace can be read anywhere, even if
     // removing the rows fails (they can then be removed by deleting again, confirmed by id).
     state.key_cache.forget_workspace(ws);
@@ -129,7 +140,7 @@ pub async fn delete(
         Event {
             kind: "workspace.deleted",
             workspace: Some(ws),
-            actor: Some(auth.actor().user_id()),
+            actor: Some(actor),
             subject: None,
             details: json!({}),
         },

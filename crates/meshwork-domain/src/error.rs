@@ -75,6 +75,8 @@ error_codes! {
     MemberNotFound => ("member_not_found", 404, InvalidRequest, "No member with this id in the workspace."),
     ApiKeyNotFound => ("api_key_not_found", 404, InvalidRequest, "No API key with this id in the workspace."),
     PictureNotFound => ("picture_not_found", 404, InvalidRequest, "No profile picture is set."),
+    ReauthenticationRequired => ("reauthentication_required", 403, Auth, "A data-rights request (export, erasure, deletion) needs a fresh proof that it is you: sign in, or send your password or a TOTP code to `POST /api/v1/me/reauthenticate`, within the last 5 minutes."),
+    Suppressed => ("suppressed", 409, InvalidRequest, "The person was erased from this workspace at their request; their email or phone cannot be added again."),
     ConfirmationRequired => ("confirmation_required", 422, InvalidRequest, "A destructive action needs its confirmation parameter; the message says which."),
     EmailTaken => ("email_taken", 409, InvalidRequest, "An account with this email already exists."),
     ConcurrentChange => ("concurrent_change", 409, InvalidRequest, "The thing changed while the request ran; reload it and retry."),

@@ -19,6 +19,7 @@ mod integration {
     mod overlap;
     mod pages;
     mod radicale;
+    mod rights;
     mod route_matrix;
     mod search;
     mod security;

@@ -19,6 +19,10 @@ use meshwork_store::{Hash32, StoreError};
 pub fn db_err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        // The trigger that keeps erased people's keys from being taken again.
+        sqlx::Error::Database(d) if d.message().contains("crm_suppressed") => {
+            StoreError::Conflict("crm_suppressed")
+        }
         _ => StoreError::Database(Box::new(e)),
     }
 }
@@ -600,7 +604,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_session(&self, s: &meshwork_store::SessionRow) -> meshwork_store::Result<()> {
-                $crate::sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, client_sealed) VALUES ($1, $2, $3, $4, $5, $6)")
+                // A sign-in is a fresh authentication (mm18): `reauth_at` starts at it.
+                $crate::sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, client_sealed, reauth_at) VALUES ($1, $2, $3, $4, $5, $6, $3)")
                     .bind(&s.token_hash[..]).bind(s.user_id.to_string()).bind(s.created_at).bind(s.expires_at)
                     .bind(s.last_seen_at).bind(&s.client_sealed)
                     .execute(self.writer()).await.map_err($crate::db)?;
@@ -794,6 +799,99 @@ macro_rules! impl_sql_store {
                 $crate::sqlx::query(&sql).bind(after.map(|u| u.to_string()).unwrap_or_default()).bind(limit)
                     .fetch_all(self.reader()).await.map_err($crate::db)?
                     .iter().map(sql_store_rows::user).collect()
+            }
+
+            async fn session_reauth_at(&self, token_hash: &meshwork_store::Hash32) -> meshwork_store::Result<Option<meshwork_domain::Millis>> {
+                $crate::sqlx::query_scalar::<_, i64>("SELECT reauth_at FROM sessions WHERE token_hash = $1")
+                    .bind(&token_hash[..]).fetch_optional(self.reader()).await.map_err($crate::db)
+            }
+
+            async fn set_session_reauth(&self, token_hash: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE sessions SET reauth_at = $2 WHERE token_hash = $1")
+                    .bind(&token_hash[..]).bind(now).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn set_user_active(&self, user: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE users SET last_active_at = $2, retention_warned = 0 WHERE id = $1")
+                    .bind(user.to_string()).bind(now).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn inactive_users(&self, before: meshwork_domain::Millis, limit: i64) -> meshwork_store::Result<Vec<(meshwork_domain::UserId, meshwork_domain::Millis, i32)>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT id, last_active_at, retention_warned FROM users WHERE last_active_at < $1 ORDER BY last_active_at, id LIMIT $2")
+                    .bind(before).bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter()
+                    .map(|r| Ok((
+                        meshwork_domain::UserId($crate::uuid(&r.try_get::<String, _>("id").map_err($crate::db)?, "users.id")?),
+                        r.try_get("last_active_at").map_err($crate::db)?,
+                        r.try_get("retention_warned").map_err($crate::db)?,
+                    )))
+                    .collect()
+            }
+
+            async fn set_retention_warned(&self, user: meshwork_domain::UserId, days: i32, before: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE users SET retention_warned = $2 WHERE id = $1 AND last_active_at < $3")
+                    .bind(user.to_string()).bind(days).bind(before).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn marketing_opt_out(&self, user: meshwork_domain::UserId) -> meshwork_store::Result<bool> {
+                Ok($crate::sqlx::query_scalar::<_, bool>("SELECT marketing_opt_out FROM users WHERE id = $1")
+                    .bind(user.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .unwrap_or(true))
+            }
+
+            async fn set_marketing_opt_out(&self, user: meshwork_domain::UserId, opt_out: bool) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE users SET marketing_opt_out = $2 WHERE id = $1")
+                    .bind(user.to_string()).bind(opt_out).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn delete_user(&self, user: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL")
+                    .bind(user.to_string()).bind(now).execute(&mut *tx).await.map_err($crate::db)?;
+                // Rows that name the account but hang on a workspace, not on it.
+                $crate::sqlx::query("DELETE FROM document_marks WHERE user_id = $1")
+                    .bind(user.to_string()).execute(&mut *tx).await.map_err($crate::db)?;
+                let r = $crate::sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(user.to_string()).execute(&mut *tx).await.map_err($crate::db)?;
+                tx.commit().await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn crm_suppress(&self, ws: meshwork_domain::WorkspaceId, keys: &[meshwork_store::KeyEntry], now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                for k in keys {
+                    $crate::sqlx::query("INSERT INTO crm_suppressions (workspace_id, key_kind, key_index, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                        .bind(ws.to_string()).bind(&k.kind).bind(&k.index[..]).bind(now)
+                        .execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn crm_has_suppressions(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<bool> {
+                Ok($crate::sqlx::query("SELECT 1 FROM crm_suppressions WHERE workspace_id = $1 LIMIT 1")
+                    .bind(ws.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .is_some())
+            }
+
+            async fn crm_suppressed(&self, ws: meshwork_domain::WorkspaceId, key_kind: &str, indexes: &[meshwork_store::Hash32]) -> meshwork_store::Result<Vec<meshwork_store::Hash32>> {
+                use $crate::sqlx::Row as _;
+                let mut out = Vec::new();
+                for chunk in indexes.chunks(500) {
+                    let sql = format!("SELECT key_index FROM crm_suppressions WHERE workspace_id = {} AND key_kind = {} AND key_index IN ({})", param(1), param(2), placeholders(3, chunk.len()));
+                    let mut q = $crate::sqlx::query(&sql).bind(ws.to_string()).bind(key_kind);
+                    for i in chunk {
+                        q = q.bind(&i[..]);
+                    }
+                    for r in q.fetch_all(self.reader()).await.map_err($crate::db)? {
+                        out.push($crate::hash32(r.try_get("key_index").map_err($crate::db)?, "crm_suppressions.key_index")?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn user_count(&self) -> meshwork_store::Result<i64> {

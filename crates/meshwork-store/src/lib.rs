@@ -202,6 +202,49 @@ pub trait Store: Send + Sync + 'static {
     /// Accounts in id order, `limit` after `after` (paging over every account).
     async fn users_after(&self, after: Option<UserId>, limit: i64) -> Result<Vec<UserRow>>;
 
+    // --- rights and retention (docs/privacy.md) ---------------------------------------------------
+
+    /// When the session's owner last authenticated (signed in, or re-authenticated), if the
+    /// session exists.
+    async fn session_reauth_at(&self, token_hash: &Hash32) -> Result<Option<Millis>>;
+    /// Records a re-authentication on the session.
+    async fn set_session_reauth(&self, token_hash: &Hash32, now: Millis) -> Result<()>;
+    /// Records that the account was used (a sign-in): it is active, and no retention warning
+    /// is pending any more.
+    async fn set_user_active(&self, user: UserId, now: Millis) -> Result<()>;
+    /// Accounts not active since `before`, oldest first: (id, last active, last warning sent,
+    /// in days before deletion; 0 none).
+    async fn inactive_users(
+        &self,
+        before: Millis,
+        limit: i64,
+    ) -> Result<Vec<(UserId, Millis, i32)>>;
+    /// Records the retention warning sent (days before deletion), unless the account was
+    /// active since `before` (then false: the warning is moot).
+    async fn set_retention_warned(&self, user: UserId, days: i32, before: Millis) -> Result<bool>;
+    async fn marketing_opt_out(&self, user: UserId) -> Result<bool>;
+    async fn set_marketing_opt_out(&self, user: UserId, opt_out: bool) -> Result<()>;
+    /// Deletes an account and everything that hangs on it (sessions, tokens, devices, codes,
+    /// picture, memberships, saved views, marks), and revokes the API keys it created. The
+    /// audit log keeps its entries (append-only; ids and sealed details). False when absent.
+    async fn delete_user(&self, user: UserId, now: Millis) -> Result<bool>;
+    /// Keeps these dedup keys from being taken by any record again (an erasure, mm17).
+    async fn crm_suppress(
+        &self,
+        ws: WorkspaceId,
+        keys: &[crate::KeyEntry],
+        now: Millis,
+    ) -> Result<()>;
+    /// Whether the workspace has erased anyone (so writers need to look keys up at all).
+    async fn crm_has_suppressions(&self, ws: WorkspaceId) -> Result<bool>;
+    /// Which of these keys of `key_kind` are suppressed.
+    async fn crm_suppressed(
+        &self,
+        ws: WorkspaceId,
+        key_kind: &str,
+        indexes: &[Hash32],
+    ) -> Result<Vec<Hash32>>;
+
     /// Withdraws an invitation not yet accepted; false when there is none.
     async fn revoke_invite(&self, ws: WorkspaceId, id: InviteId, now: Millis) -> Result<bool>;
 

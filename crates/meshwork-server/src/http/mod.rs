@@ -10,6 +10,7 @@ pub mod imports;
 pub mod jobs;
 pub mod overlap;
 pub mod remote;
+pub mod rights;
 pub mod search;
 pub mod system;
 pub mod workspaces;
@@ -35,7 +36,7 @@ const JSON_BODY_LIMIT: usize = 256 * 1024;
     info(title = "Meshwork API", description = "CRM, permission-aware workplace search and partner overlap, in one server. Errors are `{message, code, type, link}` with codes from one table.", license(name = "AGPL-3.0-only")),
     modifiers(&SecuritySchemes),
     components(schemas(ErrorBody)),
-    tags((name = "accounts"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "search"), (name = "connectors"), (name = "partners"), (name = "system"))
+    tags((name = "accounts"), (name = "rights"), (name = "workspaces"), (name = "api keys"), (name = "crm"), (name = "crm schema"), (name = "search"), (name = "connectors"), (name = "partners"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -193,7 +194,14 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::verify_email))
         .routes(routes!(accounts::request_reset))
         .routes(routes!(accounts::confirm_reset))
-        .routes(routes!(accounts::me, accounts::update_me))
+        .routes(routes!(
+            accounts::me,
+            accounts::update_me,
+            rights::delete_me
+        ))
+        .routes(routes!(rights::reauthenticate))
+        .routes(routes!(rights::export))
+        .routes(routes!(rights::erase_contact))
         .routes(routes!(accounts::change_password))
         .routes(routes!(accounts::totp_setup))
         .routes(routes!(accounts::totp_confirm))

@@ -107,9 +107,12 @@ fn body_for(method: &Method) -> Option<Value> {
     (method != Method::GET && method != Method::DELETE).then(|| json!({}))
 }
 
+/// Whether the answer refuses the caller for who they are. A rights request's demand for a
+/// fresh proof of identity (`reauthentication_required`: an API key is never one) comes after
+/// the role check passed; `rights.rs` tests it.
 fn denied_for_lack_of_auth(status: StatusCode, body: &Value) -> bool {
     status == StatusCode::UNAUTHORIZED
-        || status == StatusCode::FORBIDDEN
+        || (status == StatusCode::FORBIDDEN && body["code"] != "reauthentication_required")
         || (status == StatusCode::NOT_FOUND && body["code"] == "workspace_not_found")
 }
 

@@ -1,0 +1,402 @@
+//! Data-subject rights through the API, on both backends: a fresh authentication gates every
+//! rights request (mm18); an account exports whole and deletes at once (pm11, pm12, mm17); a
+//! contact erased at their request is gone everywhere and nothing brings them back (mm17).
+
+use super::common::{As, Session, TestServer};
+use crate::server_test;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Makes the session's last authentication `minutes` old, as if time had passed.
+async fn age_session(s: &TestServer, who: &Session, minutes: i64) {
+    let token = who.cookie.split_once('=').unwrap().1;
+    let hash = meshwork_app::state::token_hash(token);
+    let at = meshwork_app::state::now_millis() - minutes * 60_000;
+    s.state().store.set_session_reauth(&hash, at).await.unwrap();
+}
+
+/// mm18: export, account deletion and erasure all refuse a session whose sign-in is more than
+/// 5 minutes old, until the person gives their password again; a wrong password does not count
+/// (and counts toward the lockout).
+async fn promise_mm18_rights_requests_need_a_fresh_authentication(s: &mut TestServer) {
+    let ada = s.signup("Ada", "ada@rights.test").await;
+    let ws = s.create_workspace(&ada, "Fresh Ltd").await;
+    let (_, contact) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/contacts"),
+            &As::User(&ada),
+            Some(json!({"first_name": "Eve", "emails": ["eve@rights.test"]})),
+        )
+        .await;
+    let contact = contact["id"].as_str().unwrap();
+    // A sign-in is fresh.
+    let (status, _) = s
+        .call(Method::GET, "/api/v1/me/export", &As::User(&ada), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    age_session(s, &ada, 6).await;
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/me/export".to_string(), None),
+        (
+            Method::DELETE,
+            "/api/v1/me".to_string(),
+            Some(json!({"confirm": "ada@rights.test"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workspaces/{ws}/contacts/{contact}/erase"),
+            None,
+        ),
+    ] {
+        let (status, body) = s.call(method, &path, &As::User(&ada), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_eq!(body["code"], "reauthentication_required", "{path}");
+    }
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/reauthenticate",
+            &As::User(&ada),
+            Some(json!({"password": "not the password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = s
+        .call(Method::GET, "/api/v1/me/export", &As::User(&ada), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a wrong password is no proof"
+    );
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/reauthenticate",
+            &As::User(&ada),
+            Some(json!({"password": "correct horse battery staple"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = s
+        .call(Method::GET, "/api/v1/me/export", &As::User(&ada), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // An API key is never a person's proof: erasure refuses it even with the permission.
+    let key = s.create_key(&ada, &ws, "admin").await;
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/contacts/{contact}/erase"),
+            &As::Key(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let audit = s
+        .call(Method::GET, "/api/v1/me/audit", &As::User(&ada), None)
+        .await
+        .1;
+    let kinds = super::common::kinds(&audit);
+    assert!(kinds.contains(&"reauth.failed") && kinds.contains(&"reauth.succeeded"));
+}
+server_test!(promise_mm18_rights_requests_need_a_fresh_authentication);
+
+/// pm12 and mm17 ("port"): the account export holds every stored field of the account, in JSON
+/// and in CSV, and no secret.
+async fn promise_pm12_an_account_exports_as_json_and_csv(s: &mut TestServer) {
+    let ada = s.signup("Ada Export", "ada@export.test").await;
+    s.create_workspace(&ada, "Exported Ltd").await;
+    let (status, body) = s
+        .call(Method::GET, "/api/v1/me/export", &As::User(&ada), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["profile"]["email"], "ada@export.test");
+    assert_eq!(body["profile"]["name"], "Ada Export");
+    assert_eq!(body["profile"]["workspaces"][0]["name"], "Exported Ltd");
+    assert!(!body["sessions"].as_array().unwrap().is_empty());
+    assert!(!body["audit"].as_array().unwrap().is_empty());
+    let text = body.to_string();
+    assert!(!text.contains("argon2") && !text.contains("password_hash"));
+    let r = s
+        .req(Method::GET, "/api/v1/me/export?format=csv", &As::User(&ada))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = r.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("section,item,field,value"));
+    assert!(csv.contains("profile,,email,ada@export.test"), "{csv}");
+    assert!(
+        csv.contains("profile,,workspaces[0].name,Exported Ltd"),
+        "{csv}"
+    );
+    let (status, body) = s
+        .call(
+            Method::GET,
+            "/api/v1/me/export?format=xml",
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["message"].as_str().unwrap().contains("format"));
+}
+server_test!(promise_pm12_an_account_exports_as_json_and_csv);
+
+/// pm11 (and cl12, mm17 "erase"): deleting an account removes it and everything hanging on it
+/// at once (sessions end, sign-in fails, memberships go, workspaces only it used are deleted
+/// with their keys); it cannot strand a workspace others use without an owner.
+async fn promise_pm11_an_account_is_deleted_at_once_with_its_data(s: &mut TestServer) {
+    let ada = s.signup("Ada", "ada@delete.test").await;
+    let bob = s.signup("Bob", "bob@delete.test").await;
+    let solo = s.create_workspace(&ada, "Solo Ltd").await;
+    s.call(
+        Method::POST,
+        &format!("/api/v1/workspaces/{solo}/contacts"),
+        &As::User(&ada),
+        Some(json!({"first_name": "Solo", "emails": ["solo@delete.test"]})),
+    )
+    .await;
+    let shared = s.create_workspace(&bob, "Shared Ltd").await;
+    s.add_member(&bob, &shared, &ada, "member").await;
+    let owned = s.create_workspace(&ada, "Owned Ltd").await;
+    s.add_member(&ada, &owned, &bob, "member").await;
+
+    let (status, body) = s
+        .call(
+            Method::DELETE,
+            "/api/v1/me",
+            &As::User(&ada),
+            Some(json!({"confirm": "someone@else.test"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = s
+        .call(
+            Method::DELETE,
+            "/api/v1/me",
+            &As::User(&ada),
+            Some(json!({"confirm": "ada@delete.test"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("Owned Ltd"),
+        "{body}"
+    );
+    // Bob becomes an owner of Owned Ltd; now Ada can go.
+    let (status, _) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/workspaces/{owned}/members/{}", bob.user_id),
+            &As::User(&ada),
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let (status, body) = s
+        .call(
+            Method::DELETE,
+            "/api/v1/me",
+            &As::User(&ada),
+            Some(json!({"confirm": "Ada@Delete.test"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["workspaces_deleted"], json!([solo]));
+
+    // Gone at once: the session, the sign-in, the memberships, the solo workspace and its key.
+    let (status, _) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&ada), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let r = s
+        .login_raw("ada@delete.test", "correct horse battery staple", json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let id = meshwork_domain::UserId(ada.user_id.parse().unwrap());
+    assert!(s.state().store.user(id).await.unwrap().is_none());
+    for ws in [&shared, &owned] {
+        let (_, members) = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/workspaces/{ws}/members"),
+                &As::User(&bob),
+                None,
+            )
+            .await;
+        assert!(!members.to_string().contains(&ada.user_id), "{members}");
+    }
+    let solo_id: uuid::Uuid = solo.parse().unwrap();
+    assert!(s.state().keyring.workspace_key(solo_id).is_err());
+    assert!(s
+        .state()
+        .store
+        .workspace(meshwork_domain::WorkspaceId(solo_id))
+        .await
+        .unwrap()
+        .is_none());
+    super::common::assert_absent(s, &["ada@delete.test", "solo@delete.test"]).await;
+}
+server_test!(promise_pm11_an_account_is_deleted_at_once_with_its_data);
+
+async fn poll_import(s: &TestServer, who: &Session, ws: &str, job: &str) -> Value {
+    for _ in 0..600 {
+        let (status, v) = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/workspaces/{ws}/imports/{job}"),
+                &As::User(who),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        if v["state"] != "running" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the import {job} did not finish");
+}
+
+/// mm17 ("erase"): a contact erased at their request is gone from the record, its timeline and
+/// search, while a note also about someone else stays; a new contact with the same email is
+/// refused, and an import skips the person's row, naming why, while importing the rest.
+async fn promise_mm17_an_erased_contact_is_gone_and_not_brought_back(s: &mut TestServer) {
+    let ada = s.signup("Ada", "ada@erase.test").await;
+    let ws = s.create_workspace(&ada, "Erase Ltd").await;
+    let api = |p: &str| format!("/api/v1/workspaces/{ws}/{p}");
+    let (_, erin) = s
+        .call(
+            Method::POST,
+            &api("contacts"),
+            &As::User(&ada),
+            Some(json!({"first_name": "Erin", "last_name": "Erasable", "emails": ["erin@erase.test"], "phones": ["+44 20 7946 0001"]})),
+        )
+        .await;
+    let erin = erin["id"].as_str().unwrap().to_string();
+    let (_, other) = s
+        .call(
+            Method::POST,
+            &api("contacts"),
+            &As::User(&ada),
+            Some(json!({"first_name": "Olga", "emails": ["olga@erase.test"]})),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
+    let (status, only) = s
+        .call(
+            Method::POST,
+            &api("notes"),
+            &As::User(&ada),
+            Some(json!({"body": "Erin asked about zebrafish pricing", "about": [erin]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{only}");
+    let only = only["id"].as_str().unwrap().to_string();
+    let (_, both) = s
+        .call(
+            Method::POST,
+            &api("notes"),
+            &As::User(&ada),
+            Some(json!({"body": "Call with Erin and Olga", "about": [erin, other]})),
+        )
+        .await;
+    let both = both["id"].as_str().unwrap().to_string();
+
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &api(&format!("contacts/{erin}/erase")),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["records_removed"], 2, "{body}");
+    assert_eq!(body["suppressed_keys"], 1, "her email: {body}");
+    for (path, gone) in [
+        (format!("contacts/{erin}"), true),
+        (format!("notes/{only}"), true),
+        (format!("notes/{both}"), false),
+        (format!("contacts/{other}"), false),
+    ] {
+        let (status, _) = s
+            .call(Method::GET, &api(&path), &As::User(&ada), None)
+            .await;
+        assert_eq!(status == StatusCode::NOT_FOUND, gone, "{path}");
+    }
+    let (_, found) = s
+        .call(
+            Method::GET,
+            &api("search?q=zebrafish"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert!(!found.to_string().contains("zebrafish"), "{found}");
+    let (_, found) = s
+        .call(
+            Method::GET,
+            &api("search?q=erasable"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert!(!found.to_string().contains(&erin), "{found}");
+
+    // Not brought back: by hand (either key), or by an import.
+    for doc in [
+        json!({"first_name": "Erin", "emails": ["ERIN@erase.test"]}),
+        json!({"first_name": "E.", "emails": ["x@erase.test", "erin@erase.test"]}),
+    ] {
+        let (status, body) = s
+            .call(Method::POST, &api("contacts"), &As::User(&ada), Some(doc))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["code"], "suppressed", "{body}");
+    }
+    let csv = "First Name,Last Name,Email\nErin,Again,erin@erase.test\nNew,Person,new@erase.test\n";
+    let r = s
+        .req(Method::POST, &api("imports?type=contact"), &As::User(&ada))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = poll_import(s, &ada, &ws, &job).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        (done["rows"].as_u64(), done["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{done}"
+    );
+    assert!(done.to_string().contains("erased"), "{done}");
+    let (_, list) = s
+        .call(Method::GET, &api("contacts"), &As::User(&ada), None)
+        .await;
+    let text = list.to_string();
+    assert!(
+        text.contains("new@erase.test") && !text.contains("erin@erase.test"),
+        "{text}"
+    );
+    // The audit log says an erasure happened, not who.
+    let (_, audit) = s
+        .call(Method::GET, &api("audit"), &As::User(&ada), None)
+        .await;
+    assert!(super::common::kinds(&audit).contains(&"contact.erased"));
+    assert!(!audit.to_string().contains("erin@erase.test"));
+}
+server_test!(promise_mm17_an_erased_contact_is_gone_and_not_brought_back);

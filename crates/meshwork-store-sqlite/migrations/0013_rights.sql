@@ -1,0 +1,32 @@
+-- Data rights and retention (docs/privacy.md).
+
+-- mm18: when the session's owner last proved it was them (a sign-in, or a password or TOTP code
+-- given again); rights requests need it within the last 5 minutes.
+ALTER TABLE sessions ADD COLUMN reauth_at INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET reauth_at = created_at;
+
+-- mm13: accounts nobody signed in to for a while are warned, then deleted. `retention_warned` is
+-- the days-before-deletion of the last warning sent (0: none since the last sign-in).
+ALTER TABLE users ADD COLUMN last_active_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN retention_warned INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET last_active_at = updated_at;
+CREATE INDEX users_last_active ON users (last_active_at);
+
+-- pm13: the person does not want product news (security and account mail still arrive).
+ALTER TABLE users ADD COLUMN marketing_opt_out INTEGER NOT NULL DEFAULT 0;
+
+-- mm17: the dedup keys (blind indexes of emails, phones…) of contacts erased at their request.
+-- No record may take one again, whatever writes it (an import already running, a form, a sync):
+-- the trigger refuses the key, so the write fails instead of bringing the person back.
+CREATE TABLE crm_suppressions (
+    workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    key_kind TEXT NOT NULL,
+    key_index BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, key_kind, key_index)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER crm_keys_not_suppressed BEFORE INSERT ON crm_keys
+WHEN EXISTS (SELECT 1 FROM crm_suppressions s
+             WHERE s.workspace_id = NEW.workspace_id AND s.key_kind = NEW.key_kind
+               AND s.key_index = NEW.key_index)
+BEGIN SELECT RAISE(ABORT, 'crm_suppressed'); END;
