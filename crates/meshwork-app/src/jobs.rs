@@ -40,6 +40,9 @@ pub const CONNECTORS_DUE: &str = "connectors.due";
 /// Housekeeping (`jobs.housekeeping_seconds`, daily by default): deletes finished jobs older
 /// than `jobs.keep_days`.
 pub const PRUNE: &str = "jobs.prune";
+/// Warns, then deletes, accounts unused for `retention.inactive_months` (mm13), daily with
+/// housekeeping.
+pub const RETENTION: &str = "accounts.retention";
 /// The daily backup (`backup.enabled`, at `backup.at`): `docs/backups.md`.
 pub const BACKUP: &str = "backup";
 
@@ -82,6 +85,15 @@ pub fn periodic(all: &crate::config::Config) -> Vec<Periodic> {
             at: Duration::ZERO,
         },
     ];
+    if all.retention.inactive_months > 0 {
+        jobs.push(Periodic {
+            kind: RETENTION,
+            every: Duration::from_secs(config.housekeeping_seconds as u64),
+            at: Duration::from_secs(
+                crate::config::time_of_day_seconds(&config.housekeeping_at).unwrap_or(0) as u64,
+            ),
+        });
+    }
     if all.backup.enabled {
         jobs.push(Periodic {
             kind: BACKUP,
@@ -364,6 +376,10 @@ async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
             }
             Ok(())
         }
+        RETENTION => crate::retention::run(state, now_millis())
+            .await
+            .map(|_| ())
+            .map_err(|e| Failure::Temporary(e.to_string())),
         BACKUP => crate::backup::create(state, None)
             .await
             .map(|_| ())
@@ -444,7 +460,14 @@ impl Runner {
 
 /// The kinds this server runs.
 fn kinds(state: &AppState) -> Vec<&'static str> {
-    let mut kinds = vec![IMPORT, PRUNE, CONNECTOR_SYNC, CONNECTORS_DUE, BACKUP];
+    let mut kinds = vec![
+        IMPORT,
+        PRUNE,
+        CONNECTOR_SYNC,
+        CONNECTORS_DUE,
+        BACKUP,
+        RETENTION,
+    ];
     if state.mailer.is_some() {
         kinds.push(MAIL_SEND);
     }

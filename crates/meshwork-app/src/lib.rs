@@ -28,6 +28,7 @@ pub mod overlap;
 pub mod partnerships;
 pub mod pseudonyms;
 pub mod remote;
+pub mod retention;
 pub mod rights;
 pub mod search;
 pub mod sources;

@@ -227,6 +227,17 @@ pub async fn delete_account(
             "field `confirm`: type your account's email address to delete it; this cannot be undone",
         ));
     }
+    delete_account_now(state, client, user, "account.deleted").await
+}
+
+/// Deletes an account without asking (the caller checked who asks): see [`delete_account`].
+/// `kind` is the audit event (`account.deleted`, or `account.expired` for retention).
+pub async fn delete_account_now(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    kind: &'static str,
+) -> AppResult<AccountDeleted> {
     let mut alone = Vec::new();
     let mut blocking = Vec::new();
     for (ws, role) in state.store.workspaces_of(user).await? {
@@ -262,7 +273,7 @@ pub async fn delete_account(
         state,
         Some(client),
         Event {
-            kind: "account.deleted",
+            kind,
             workspace: None,
             actor: Some(user),
             subject: Some(user),

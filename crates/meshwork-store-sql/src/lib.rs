@@ -818,10 +818,11 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn inactive_users(&self, before: meshwork_domain::Millis, limit: i64) -> meshwork_store::Result<Vec<(meshwork_domain::UserId, meshwork_domain::Millis, i32)>> {
+            async fn inactive_users(&self, before: meshwork_domain::Millis, after: Option<(meshwork_domain::Millis, meshwork_domain::UserId)>, limit: i64) -> meshwork_store::Result<Vec<(meshwork_domain::UserId, meshwork_domain::Millis, i32)>> {
                 use $crate::sqlx::Row as _;
-                $crate::sqlx::query("SELECT id, last_active_at, retention_warned FROM users WHERE last_active_at < $1 ORDER BY last_active_at, id LIMIT $2")
-                    .bind(before).bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?
+                let (at, id) = after.map(|(a, u)| (a, u.to_string())).unwrap_or((i64::MIN, String::new()));
+                $crate::sqlx::query("SELECT id, last_active_at, retention_warned FROM users WHERE last_active_at < $1 AND (last_active_at > $2 OR (last_active_at = $2 AND id > $3)) ORDER BY last_active_at, id LIMIT $4")
+                    .bind(before).bind(at).bind(id).bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?
                     .iter()
                     .map(|r| Ok((
                         meshwork_domain::UserId($crate::uuid(&r.try_get::<String, _>("id").map_err($crate::db)?, "users.id")?),

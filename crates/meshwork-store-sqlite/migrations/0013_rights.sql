@@ -9,7 +9,8 @@ UPDATE sessions SET reauth_at = created_at;
 -- the days-before-deletion of the last warning sent (0: none since the last sign-in).
 ALTER TABLE users ADD COLUMN last_active_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN retention_warned INTEGER NOT NULL DEFAULT 0;
-UPDATE users SET last_active_at = updated_at;
+-- Existing accounts start their window now: nobody is deleted by an upgrade.
+UPDATE users SET last_active_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
 CREATE INDEX users_last_active ON users (last_active_at);
 
 -- pm13: the person does not want product news (security and account mail still arrive).

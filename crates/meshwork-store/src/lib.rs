@@ -212,11 +212,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records that the account was used (a sign-in): it is active, and no retention warning
     /// is pending any more.
     async fn set_user_active(&self, user: UserId, now: Millis) -> Result<()>;
-    /// Accounts not active since `before`, oldest first: (id, last active, last warning sent,
-    /// in days before deletion; 0 none).
+    /// Accounts not active since `before`, oldest first, after the `(last active, id)` cursor:
+    /// (id, last active, last warning sent, in days before deletion; 0 none).
     async fn inactive_users(
         &self,
         before: Millis,
+        after: Option<(Millis, UserId)>,
         limit: i64,
     ) -> Result<Vec<(UserId, Millis, i32)>>;
     /// Records the retention warning sent (days before deletion), unless the account was

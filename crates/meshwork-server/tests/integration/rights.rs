@@ -400,3 +400,89 @@ async fn promise_mm17_an_erased_contact_is_gone_and_not_brought_back(s: &mut Tes
     assert!(!audit.to_string().contains("erin@erase.test"));
 }
 server_test!(promise_mm17_an_erased_contact_is_gone_and_not_brought_back);
+
+/// The subjects of the retention warnings queued for `to`, oldest first.
+async fn warnings_to(s: &TestServer, to: &str) -> Vec<String> {
+    meshwork_app::mail::unsent(s.state(), 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "retention_warning" && m.to == to)
+        .map(|m| m.subject)
+        .collect()
+}
+
+/// mm13: with the clock driven forward, an account unused for 12 months is warned 30, 7 and 1
+/// days before its deletion (once each), then deleted with the workspace only it used; an
+/// account that signs in is left alone; an account found past its date without its last
+/// warning (a server down that week) gets that warning first and a day's grace.
+async fn promise_mm13_inactive_accounts_are_warned_then_deleted(s: &mut TestServer) {
+    use meshwork_app::retention;
+    let day = 86_400_000i64;
+    let idle = s.signup("Idle", "idle@retention.test").await;
+    let busy = s.signup("Busy", "busy@retention.test").await;
+    let late = s.signup("Late", "late@retention.test").await;
+    let ws = s.create_workspace(&idle, "Idle Ltd").await;
+    let store = &s.state().store;
+    let id = |who: &Session| meshwork_domain::UserId(who.user_id.parse().unwrap());
+    let window = retention::window_ms(12);
+    let now = meshwork_app::state::now_millis();
+    // Idle last signed in 12 months less 31 days ago; Busy just now; Late 12 months and 3 days
+    // ago, never warned.
+    store
+        .set_user_active(id(&idle), now - window + 31 * day)
+        .await
+        .unwrap();
+    store
+        .set_user_active(id(&late), now - window - 3 * day)
+        .await
+        .unwrap();
+
+    let r = retention::run(s.state(), now).await.unwrap();
+    assert_eq!(
+        (r.warned, r.deleted),
+        (1, 0),
+        "only Late is warned today: {r:?}"
+    );
+    assert_eq!(
+        warnings_to(s, "late@retention.test").await,
+        ["Your Meshwork account will be deleted in 1 day"]
+    );
+    assert!(warnings_to(s, "idle@retention.test").await.is_empty());
+
+    // Day 1: Idle is 30 days from deletion; Late's grace has passed.
+    let r = retention::run(s.state(), now + day + 1).await.unwrap();
+    assert_eq!((r.warned, r.deleted), (1, 1), "{r:?}");
+    assert!(store.user(id(&late)).await.unwrap().is_none());
+    // The same day again warns nobody twice.
+    let r = retention::run(s.state(), now + day + 2).await.unwrap();
+    assert_eq!((r.warned, r.deleted), (0, 0), "{r:?}");
+    for d in [24, 30] {
+        retention::run(s.state(), now + d * day + 1).await.unwrap();
+    }
+    assert_eq!(
+        warnings_to(s, "idle@retention.test").await,
+        [
+            "Your Meshwork account will be deleted in 30 days",
+            "Your Meshwork account will be deleted in 7 days",
+            "Your Meshwork account will be deleted in 1 day",
+        ]
+    );
+    assert!(
+        store.user(id(&idle)).await.unwrap().is_some(),
+        "not before its day"
+    );
+    let r = retention::run(s.state(), now + 31 * day + 1).await.unwrap();
+    assert_eq!(r.deleted, 1, "{r:?}");
+    assert!(store.user(id(&idle)).await.unwrap().is_none());
+    let ws_id: uuid::Uuid = ws.parse().unwrap();
+    assert!(store
+        .workspace(meshwork_domain::WorkspaceId(ws_id))
+        .await
+        .unwrap()
+        .is_none());
+    // Busy was never warned nor deleted.
+    assert!(warnings_to(s, "busy@retention.test").await.is_empty());
+    assert!(store.user(id(&busy)).await.unwrap().is_some());
+}
+server_test!(promise_mm13_inactive_accounts_are_warned_then_deleted);
