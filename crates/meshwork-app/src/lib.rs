@@ -26,6 +26,7 @@ pub mod mail;
 pub mod notices;
 pub mod overlap;
 pub mod partnerships;
+pub mod preferences;
 pub mod pseudonyms;
 pub mod remote;
 pub mod retention;

@@ -185,19 +185,77 @@ fn header_text(text: &str) -> String {
         .collect()
 }
 
-/// The message as it goes out.
-pub fn message(from: &Mailbox, mail: &Mail, id: uuid::Uuid) -> Result<Message, Failure> {
+/// The kinds of mail a person may decline (pm13): everything else (verification, resets,
+/// security alerts, invitations, legal notices, retention warnings) always arrives.
+pub const OPTIONAL_KINDS: &[&str] = &["news"];
+
+/// Whether a mail of `kind` is one a person may decline.
+pub fn is_optional(kind: &str) -> bool {
+    OPTIONAL_KINDS.contains(&kind)
+}
+
+/// The one-click unsubscribe token of an address: a keyed hash of its blind index, so the link
+/// names no address and cannot be made for another one.
+fn unsubscribe_token(state: &AppState, index: &[u8; 32]) -> [u8; 32] {
+    use hmac::Mac;
+    let key = state.keyring.server_key("unsubscribe/v1");
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key.dangerously_expose())
+        .expect("HMAC takes any key");
+    mac.update(index);
+    mac.finalize().into_bytes().into()
+}
+
+/// The unsubscribe link of the account with this address (`List-Unsubscribe`, RFC 8058).
+pub fn unsubscribe_url(state: &AppState, email: &str) -> AppResult<String> {
+    let index = state.email_index(&email.trim().to_lowercase())?;
+    Ok(format!(
+        "{}/unsubscribe?a={}&t={}",
+        state.config.public_url.trim_end_matches('/'),
+        hex::encode(index),
+        hex::encode(unsubscribe_token(state, &index))
+    ))
+}
+
+/// The account an unsubscribe link names, when its token is right.
+pub fn unsubscribe_index(state: &AppState, a: &str, t: &str) -> Option<[u8; 32]> {
+    use subtle::ConstantTimeEq;
+    let index: [u8; 32] = hex::decode(a).ok()?.try_into().ok()?;
+    let token: [u8; 32] = hex::decode(t).ok()?.try_into().ok()?;
+    bool::from(unsubscribe_token(state, &index).ct_eq(&token)).then_some(index)
+}
+
+/// The message as it goes out. `unsubscribe` (for optional mail) adds the one-click
+/// unsubscribe headers of RFC 8058.
+pub fn message(
+    from: &Mailbox,
+    mail: &Mail,
+    id: uuid::Uuid,
+    unsubscribe: Option<&str>,
+) -> Result<Message, Failure> {
+    use lettre::message::header::{HeaderName, HeaderValue};
     let to: Mailbox = mail
         .to
         .parse()
         .map_err(|e| Failure::Permanent(format!("the recipient address cannot be used: {e}")))?;
     let domain = from.email.domain();
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(header_text(&mail.subject))
         .message_id(Some(format!("<{id}@{domain}>")))
-        .header(ContentType::TEXT_PLAIN)
+        .header(ContentType::TEXT_PLAIN);
+    if let Some(url) = unsubscribe {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{}>", header_text(url)),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ));
+    }
+    builder
         .body(mail.body.clone())
         .map_err(|e| Failure::Permanent(format!("the mail cannot be built: {e}")))
 }
@@ -243,7 +301,34 @@ pub async fn send_job(state: &AppState, input: &serde_json::Value) -> Result<(),
     let mail = open(state, &row).map_err(|_| {
         Failure::Permanent("the mail cannot be opened: the account key does not open it".into())
     })?;
-    let message = message(&mailer.from, &mail, id)?;
+    let unsubscribe = if is_optional(&mail.kind) {
+        // Declined since it was queued: it is not sent.
+        if let Some(u) = state
+            .store
+            .user_by_email_index(&state.email_index(&mail.to.trim().to_lowercase())?)
+            .await
+            .map_err(AppError::from)?
+        {
+            if state
+                .store
+                .marketing_opt_out(u.id)
+                .await
+                .map_err(AppError::from)?
+            {
+                state
+                    .store
+                    .mark_mail_sent(id, now_millis())
+                    .await
+                    .map_err(AppError::from)?;
+                tracing::info!(mail = %id, "optional mail not sent: its recipient declined it");
+                return Ok(());
+            }
+        }
+        Some(unsubscribe_url(state, &mail.to)?)
+    } else {
+        None
+    };
+    let message = message(&mailer.from, &mail, id, unsubscribe.as_deref())?;
     // lettre bounds each step by `smtp.timeout_seconds`, but not a TLS handshake that never
     // ends; the whole exchange gets a deadline of its own.
     match tokio::time::timeout(mailer.deadline, mailer.transport.send(message)).await {
@@ -290,7 +375,7 @@ mod tests {
             subject: subject.into(),
             body: "hello".into(),
         };
-        let m = message(&from, &mail, uuid::Uuid::nil())?;
+        let m = message(&from, &mail, uuid::Uuid::nil(), None)?;
         Ok(String::from_utf8(m.formatted()).unwrap())
     }
 

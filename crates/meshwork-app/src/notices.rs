@@ -27,6 +27,8 @@ pub enum Audience {
     Breach(WorkspaceId),
     /// A policy change: every account.
     Everyone,
+    /// Product news (optional mail, pm13): every account that has not declined it.
+    News,
 }
 
 impl Audience {
@@ -34,6 +36,7 @@ impl Audience {
         match self {
             Audience::Breach(_) => "notice_breach",
             Audience::Everyone => "notice_policy_change",
+            Audience::News => "news",
         }
     }
 }
@@ -45,6 +48,8 @@ pub struct Sent {
     pub queued: usize,
     /// Accounts left out: their email is not verified.
     pub unverified: usize,
+    /// Accounts left out: they declined this kind of mail (news only).
+    pub declined: usize,
 }
 
 fn check(subject: &str, body: &str) -> AppResult<()> {
@@ -72,11 +77,12 @@ fn check(subject: &str, body: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// The recipients' accounts: (id, verified email), and how many were left out.
+/// The recipients' accounts: (id, verified email), and how many were left out (unverified,
+/// declined).
 async fn recipients(
     state: &AppState,
     audience: Audience,
-) -> AppResult<(Vec<(UserId, String)>, usize)> {
+) -> AppResult<(Vec<(UserId, String)>, usize, usize)> {
     let mut users = Vec::new();
     match audience {
         Audience::Breach(ws) => {
@@ -92,7 +98,7 @@ async fn recipients(
                 }
             }
         }
-        Audience::Everyone => {
+        Audience::Everyone | Audience::News => {
             let mut after = None;
             loop {
                 let page = state.store.users_after(after, 1000).await?;
@@ -104,8 +110,11 @@ async fn recipients(
     }
     let mut out = Vec::new();
     let mut unverified = 0;
+    let mut declined = 0;
     for u in users {
-        if u.email_verified {
+        if audience == Audience::News && state.store.marketing_opt_out(u.id).await? {
+            declined += 1;
+        } else if u.email_verified {
             out.push((
                 u.id,
                 state.open_account_str(u.id, "email", &u.email_sealed)?,
@@ -114,7 +123,7 @@ async fn recipients(
             unverified += 1;
         }
     }
-    Ok((out, unverified))
+    Ok((out, unverified, declined))
 }
 
 /// Sends a notice to its audience (or, with `dry_run`, only counts them).
@@ -126,10 +135,11 @@ pub async fn send(
     dry_run: bool,
 ) -> AppResult<Sent> {
     check(subject, body)?;
-    let (to, unverified) = recipients(state, audience).await?;
+    let (to, unverified, declined) = recipients(state, audience).await?;
     let sent = Sent {
         queued: to.len(),
         unverified,
+        declined,
     };
     if dry_run {
         return Ok(sent);
@@ -137,8 +147,13 @@ pub async fn send(
     let footer = match audience {
         Audience::Breach(_) => "You receive this notice because you are a member of the affected workspace. It is sent to every member, whatever their mail preferences.",
         Audience::Everyone => "You receive this notice because you have an account on this Meshwork server. It is sent to every user, whatever their mail preferences.",
+        Audience::News => "",
     };
     for (_, email) in &to {
+        let footer = match audience {
+            Audience::News => format!("You receive product news from this Meshwork server. To receive no more, open {} (or change your mail preferences in settings). Mail about your account and its security still arrives.", mail::unsubscribe_url(state, email)?),
+            _ => footer.to_string(),
+        };
         mail::enqueue(
             state,
             Mail {
@@ -153,6 +168,7 @@ pub async fn send(
     let (kind, workspace) = match audience {
         Audience::Breach(ws) => ("notice.breach", Some(ws)),
         Audience::Everyone => ("notice.policy_change", None),
+        Audience::News => ("notice.news", None),
     };
     audit::record(
         state,
@@ -166,6 +182,7 @@ pub async fn send(
                 "subject": subject.trim(),
                 "recipients": sent.queued,
                 "unverified_left_out": sent.unverified,
+                "declined_left_out": sent.declined,
                 "by": "operator (meshwork notify)",
             }),
         },

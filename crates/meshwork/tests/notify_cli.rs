@@ -281,3 +281,145 @@ async fn promise_cl16_a_policy_change_notice_reaches_every_user_sqlite() {
 async fn promise_cl16_a_policy_change_notice_reaches_every_user_postgres() {
     a_policy_change_notice_reaches_every_user(TestBackend::Postgres).await;
 }
+
+/// pm13: product news goes only to those who have not declined it, each mail with a working
+/// one-click unsubscribe (RFC 8058 `List-Unsubscribe` and `List-Unsubscribe-Post`); opening the
+/// link changes nothing, posting it declines; legal and security mail still reach everyone.
+async fn product_news_can_be_declined_and_security_mail_still_arrives(backend: TestBackend) {
+    let Some(w) = world(backend).await else {
+        return;
+    };
+    let text = w.dir.path().join("news.txt");
+    std::fs::write(&text, "Meshwork now backs itself up every night.").unwrap();
+    let news = |subject: &str| {
+        cli(
+            &w.db,
+            &[
+                "news",
+                "--subject",
+                subject,
+                "--body-file",
+                text.to_str().unwrap(),
+            ],
+        )
+    };
+    // Ada declines in settings (the API).
+    let r = w
+        .http
+        .put(format!("{}/api/v1/me/mail-preferences", w.base))
+        .header("cookie", &w.ada.cookie)
+        .header("x-csrf-token", &w.ada.csrf)
+        .json(&json!({"product_news": false}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (ok, out, err) = news("News one");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("queued 1 notice") && out.contains("1 declined"),
+        "{out}"
+    );
+    assert_eq!(
+        with_subject(&w.sink, "News one", 1).await,
+        ["carol@notify.test"]
+    );
+    let mail = w
+        .sink
+        .messages()
+        .into_iter()
+        .find(|m| m.header("Subject").as_deref() == Some("News one"))
+        .unwrap();
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click"),
+        "{}",
+        mail.raw
+    );
+    let link = mail.header("List-Unsubscribe").unwrap();
+    let link = link.trim().trim_start_matches('<').trim_end_matches('>');
+    // The link is on the configured public_url; this server listens on a port of its own.
+    let query = link
+        .split_once("/unsubscribe?")
+        .expect("an unsubscribe link")
+        .1;
+    let link = format!("{}/unsubscribe?{query}", w.base);
+    assert!(
+        mail.body().contains("/unsubscribe?"),
+        "the body has the link too"
+    );
+    // Opening the link changes nothing (mail scanners open links).
+    let page = w
+        .http
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Unsubscribe"), "{page}");
+    let (_, out, _) = news("News two");
+    assert!(out.contains("queued 1 notice"), "{out}");
+    // A forged link does nothing.
+    let forged = format!("{}0", link.trim_end_matches(char::is_alphanumeric));
+    let r = w
+        .http
+        .post(&forged)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("does not work"));
+    // The mail client's one-click POST.
+    let r = w
+        .http
+        .post(&link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert!(r.text().await.unwrap().contains("You are unsubscribed"));
+    let (_, out, _) = news("News three");
+    assert!(
+        out.contains("queued 0 notices") && out.contains("2 declined"),
+        "{out}"
+    );
+    // A legal notice still reaches both.
+    let (ok, _, err) = cli(
+        &w.db,
+        &[
+            "policy-change",
+            "--subject",
+            "Policy update",
+            "--body-file",
+            text.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        with_subject(&w.sink, "Policy update", 2).await,
+        ["ada@notify.test", "carol@notify.test"]
+    );
+    let r = w
+        .http
+        .get(format!("{}/api/v1/me/mail-preferences", w.base))
+        .header("cookie", &w.ada.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["product_news"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_pm13_product_news_can_be_declined_and_security_mail_still_arrives_sqlite() {
+    product_news_can_be_declined_and_security_mail_still_arrives(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_pm13_product_news_can_be_declined_and_security_mail_still_arrives_postgres() {
+    product_news_can_be_declined_and_security_mail_still_arrives(TestBackend::Postgres).await;
+}

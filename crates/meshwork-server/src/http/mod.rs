@@ -200,6 +200,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             rights::delete_me
         ))
         .routes(routes!(rights::reauthenticate))
+        .routes(routes!(
+            rights::mail_preferences,
+            rights::set_mail_preferences
+        ))
         .routes(routes!(rights::export))
         .routes(routes!(rights::erase_contact))
         .routes(routes!(accounts::change_password))

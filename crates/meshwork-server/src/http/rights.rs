@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meshwork_app::actor::{Actor, InWorkspace};
+use meshwork_app::preferences::{self, MailPreferences};
 use meshwork_app::rights::{self, AccountDeleted, AccountExport, Erased};
 use meshwork_app::state::AppState;
 use meshwork_domain::{ErrorCode, RecordId};
@@ -137,5 +138,30 @@ pub async fn erase_contact(
     };
     Ok(Json(
         rights::erase_contact(&state, &client, &auth, session.as_ref(), RecordId(id)).await?,
+    ))
+}
+
+/// Your mail preferences (pm13).
+#[utoipa::path(get, path = "/api/v1/me/mail-preferences", tag = "rights", security(("session" = [])),
+    responses((status = 200, body = MailPreferences), (status = 401, body = ErrorBody)))]
+pub async fn mail_preferences(
+    State(state): State<AppState>,
+    user: SessionUser,
+) -> ApiResult<Json<MailPreferences>> {
+    Ok(Json(preferences::get(&state, user.id).await?))
+}
+
+/// Decline (or accept again) product news. Mail about your account, its security, legal
+/// notices and retention warnings always arrives.
+#[utoipa::path(put, path = "/api/v1/me/mail-preferences", tag = "rights", security(("session" = [])), request_body = MailPreferences,
+    responses((status = 200, body = MailPreferences), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_mail_preferences(
+    State(state): State<AppState>,
+    user: SessionUser,
+    Client(client): Client,
+    Json(req): Json<MailPreferences>,
+) -> ApiResult<Json<MailPreferences>> {
+    Ok(Json(
+        preferences::set(&state, &client, user.id, &req).await?,
     ))
 }

@@ -215,3 +215,55 @@ pub async fn invite_submit(
     };
     Ok(InvitePage { step })
 }
+
+#[derive(Debug, Deserialize)]
+pub struct UnsubscribeLink {
+    #[serde(default)]
+    a: String,
+    #[serde(default)]
+    t: String,
+}
+
+pub enum UnsubscribeStep {
+    Confirm { a: String, t: String },
+    Done,
+    Invalid,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "links/unsubscribe.html")]
+pub struct UnsubscribePage {
+    step: UnsubscribeStep,
+}
+
+/// The page an unsubscribe link opens: opening it changes nothing (mail scanners open links);
+/// its button declines product news (pm13).
+pub async fn unsubscribe_page(
+    State(state): State<AppState>,
+    Query(q): Query<UnsubscribeLink>,
+) -> UnsubscribePage {
+    let step = match meshwork_app::mail::unsubscribe_index(&state, &q.a, &q.t) {
+        Some(_) => UnsubscribeStep::Confirm { a: q.a, t: q.t },
+        None => UnsubscribeStep::Invalid,
+    };
+    UnsubscribePage { step }
+}
+
+/// Declines product news: the page's button, or a mail client's one-click `POST` (RFC 8058:
+/// the link's query, a body of `List-Unsubscribe=One-Click`). The link's keyed token is the
+/// authority, so no session is needed.
+pub async fn unsubscribe_submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Query(q): Query<UnsubscribeLink>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> Result<UnsubscribePage, PageError> {
+    let a = form.get("a").cloned().unwrap_or(q.a);
+    let t = form.get("t").cloned().unwrap_or(q.t);
+    let step = match meshwork_app::preferences::unsubscribe(&state, &client, &a, &t).await {
+        Ok(()) => UnsubscribeStep::Done,
+        Err(e) if e.code == ErrorCode::InvalidToken => UnsubscribeStep::Invalid,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(UnsubscribePage { step })
+}

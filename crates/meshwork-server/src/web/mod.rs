@@ -335,6 +335,12 @@ pub fn router() -> Router<AppState> {
             "/settings/picture/remove",
             axum::routing::post(settings::remove_picture),
         )
+        .route("/settings/mail", axum::routing::post(settings::save_mail))
+        .route("/settings/export", axum::routing::post(settings::export))
+        .route(
+            "/settings/delete-account",
+            axum::routing::post(settings::delete_account),
+        )
         .route(
             "/settings/password",
             axum::routing::post(settings::change_password),
@@ -358,6 +364,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/settings/sessions/{id}/end",
             axum::routing::post(settings::end_session),
+        )
+        .route(
+            "/unsubscribe",
+            get(links::unsubscribe_page).post(links::unsubscribe_submit),
         )
         .route(
             "/verify-email",

@@ -68,6 +68,10 @@ pub struct SettingsErrors {
     /// The profile form's refused field and why.
     profile: Option<(String, String)>,
     picture: Option<String>,
+    /// The data export form's refusal (a wrong password).
+    export: Option<String>,
+    /// The account deletion form's refusal and the field it names (`password` or `confirm`).
+    delete: Option<(String, String)>,
 }
 
 /// One input of the profile form.
@@ -168,6 +172,8 @@ pub struct SettingsPage {
     min_len: usize,
     form: ProfileForm,
     picture_max_mib: usize,
+    /// Whether product news is wanted (pm13).
+    product_news: bool,
 }
 
 /// What a user agent says, shortened to what a person recognises.
@@ -229,6 +235,9 @@ async fn page(
         errors: SettingsErrors::default(),
         notice: None,
         min_len: meshwork_domain::Password::MIN_LEN,
+        product_news: meshwork_app::preferences::get(state, session.id)
+            .await?
+            .product_news,
     };
     fill(&mut p);
     Ok(p)
@@ -261,6 +270,7 @@ pub async fn settings(
         "email" => Some("Your profile is saved. To move your account to the new email address, open the link we sent there."),
         "picture" => Some("Your picture is saved."),
         "picture-removed" => Some("Your picture is removed."),
+        "mail" => Some("Your mail preferences are saved."),
         _ => None,
     };
     Ok(page(&state, &session, |p| p.notice = notice)
@@ -555,4 +565,147 @@ pub async fn remove_picture(
 ) -> Result<Response, PageError> {
     accounts::remove_picture(&state, session.id).await?;
     Ok(Redirect::to("/settings?done=picture-removed#profile").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MailForm {
+    #[serde(default)]
+    product_news: Option<String>,
+}
+
+/// Saves the mail preferences (pm13).
+pub async fn save_mail(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Posted(SignedIn(session), form): Posted<MailForm>,
+) -> Result<Response, PageError> {
+    let prefs = meshwork_app::preferences::MailPreferences {
+        product_news: form.product_news.is_some(),
+    };
+    meshwork_app::preferences::set(&state, &client, session.id, &prefs).await?;
+    Ok(Redirect::to("/settings?done=mail").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ExportForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    format: String,
+}
+
+impl std::fmt::Debug for ExportForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportForm")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Downloads everything stored about the account (pm12, mm17), after the password again (mm18).
+pub async fn export(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Posted(SignedIn(session), form): Posted<ExportForm>,
+) -> Result<Response, PageError> {
+    use meshwork_app::rights;
+    if let Err(e) = rights::reauthenticate(
+        &state,
+        &client,
+        session.id,
+        &session.session_hash,
+        Some(form.password.clone()),
+        None,
+    )
+    .await
+    {
+        if e.code == ErrorCode::Internal {
+            return Err(e.into());
+        }
+        let (_, message) = field_of(&e);
+        return Ok(refused(
+            page(&state, &session, |p| p.errors.export = Some(message)).await?,
+        ));
+    }
+    let data = rights::export_account(&state, &client, session.id, &session.session_hash).await?;
+    let (ext, kind, body) = if form.format == "csv" {
+        ("csv", "text/csv; charset=utf-8", rights::export_csv(&data)?)
+    } else {
+        (
+            "json",
+            "application/json",
+            serde_json::to_vec_pretty(&data).map_err(meshwork_app::AppError::internal)?,
+        )
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"meshwork-account.{ext}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+impl std::fmt::Debug for DeleteForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteForm").finish_non_exhaustive()
+    }
+}
+
+/// Deletes the account (pm11), after the password again (mm18) and its email typed out.
+pub async fn delete_account(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Posted(SignedIn(session), form): Posted<DeleteForm>,
+) -> Result<Response, PageError> {
+    use meshwork_app::rights;
+    let done = async {
+        rights::reauthenticate(
+            &state,
+            &client,
+            session.id,
+            &session.session_hash,
+            Some(form.password.clone()),
+            None,
+        )
+        .await
+        .map_err(|e| ("password", e))?;
+        rights::delete_account(
+            &state,
+            &client,
+            session.id,
+            &session.session_hash,
+            &form.confirm,
+        )
+        .await
+        .map_err(|e| ("confirm", e))
+    }
+    .await;
+    match done {
+        Ok(_) => {
+            let mut r = Redirect::to("/sign-in?deleted=1").into_response();
+            r.headers_mut()
+                .insert(header::SET_COOKIE, session_cookie("", 0));
+            Ok(r)
+        }
+        Err((_, e)) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err((field, e)) => Ok(refused(
+            page(&state, &session, |p| {
+                p.errors.delete = Some((field.to_string(), e.message.clone()))
+            })
+            .await?,
+        )),
+    }
 }

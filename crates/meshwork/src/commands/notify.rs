@@ -44,6 +44,16 @@ pub enum NotifyCommand {
         #[command(flatten)]
         text: Text,
     },
+    /// Send product news to every user who has not declined it (pm13); each mail carries a
+    /// one-click unsubscribe link (RFC 8058).
+    ///
+    /// Example: `meshwork notify news --subject 'What is new in Meshwork' --body-file news.txt`
+    News {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        text: Text,
+    },
 }
 
 pub fn run(cmd: NotifyCommand) -> anyhow::Result<()> {
@@ -59,6 +69,7 @@ pub fn run(cmd: NotifyCommand) -> anyhow::Result<()> {
                 text,
             ),
             NotifyCommand::PolicyChange { data, text } => (data, Audience::Everyone, text),
+            NotifyCommand::News { data, text } => (data, Audience::News, text),
         };
         let body = std::fs::read_to_string(&text.body_file)
             .with_context(|| format!("reading {}", text.body_file.display()))?;
@@ -72,11 +83,16 @@ pub fn run(cmd: NotifyCommand) -> anyhow::Result<()> {
             "queued"
         };
         println!(
-            "{verb} {} notice{}; {} account{} left out (email not verified)",
+            "{verb} {} notice{}; {} account{} left out (email not verified){}",
             sent.queued,
             if sent.queued == 1 { "" } else { "s" },
             sent.unverified,
             if sent.unverified == 1 { "" } else { "s" },
+            if audience == Audience::News {
+                format!("; {} declined product news", sent.declined)
+            } else {
+                String::new()
+            }
         );
         state.store.close().await;
         Ok(())
