@@ -142,3 +142,54 @@ test('a chosen theme and text size apply at once and are remembered', async () =
   assert.deepEqual(await looks(), [undefined, undefined]);
   await page.close();
 });
+
+test('mail preferences, downloading my data and deleting my account from settings', async () => {
+  const context = await browser.newContext({ acceptDownloads: true });
+  const page = await context.newPage();
+  await signUpAndIn(page, 'rights@browser.test');
+  await page.goto(`${server.url}/settings`);
+  // Product news: on by default, declined with the checkbox.
+  const news = page.getByLabel('Send me product news');
+  assert.equal(await news.isChecked(), true);
+  await news.uncheck();
+  await page.getByRole('button', { name: 'Save mail preferences' }).click();
+  await page.getByRole('status').filter({ hasText: 'Your mail preferences are saved.' }).waitFor();
+  assert.equal(await page.getByLabel('Send me product news').isChecked(), false);
+  // The data export asks for the password again; a wrong one is named.
+  await page.getByLabel('Your password').nth(0).waitFor();
+  const exportPassword = page.locator('#export-password');
+  await exportPassword.fill('not my password');
+  await page.getByRole('button', { name: 'Download as JSON' }).click();
+  await page.locator('#export-error').waitFor();
+  for (const look of LOOKS) {
+    const view = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport, storageState: await context.storageState() });
+    const p = await view.newPage();
+    await p.goto(`${server.url}/settings#data-heading`);
+    await p.getByRole('heading', { name: 'Delete your account' }).scrollIntoViewIfNeeded();
+    assert.deepEqual(await axeViolations(p), [], `settings rights (${look.name})`);
+    await screenshot(p, 'settings-rights', look.name);
+    await view.close();
+  }
+  await page.locator('#export-password').fill(PASSWORD);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download as JSON' }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'meshwork-account.json');
+  const data = JSON.parse(await (await download.createReadStream()).toArray().then((c) => Buffer.concat(c).toString()));
+  assert.equal(data.profile.email, 'rights@browser.test');
+  assert.equal(data.marketing_opt_out, true);
+  // Deleting the account: the email typed out and the password again.
+  await page.goto(`${server.url}/settings`);
+  await page.getByLabel('Type your email address to confirm').fill('someone@else.test');
+  await page.locator('#delete-password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Delete my account' }).click();
+  await page.locator('#delete-error').waitFor();
+  await page.getByLabel('Type your email address to confirm').fill('rights@browser.test');
+  await page.locator('#delete-password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Delete my account' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await signIn(page, 'rights@browser.test');
+  await page.getByRole('alert').waitFor();
+  await context.close();
+});
