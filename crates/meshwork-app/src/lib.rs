@@ -34,6 +34,7 @@ pub mod rights;
 pub mod search;
 pub mod sources;
 pub mod state;
+pub mod support;
 pub mod upload;
 pub mod views;
 pub mod workspaces;

@@ -57,7 +57,7 @@ impl Role {
             }
             CrmRead | SearchRead => true,
             CrmWrite | PartnersRead => matches!(self, Owner | Admin | Member),
-            AuditRead | WorkspaceDelete => matches!(self, Owner),
+            AuditRead | WorkspaceDelete | SupportManage => matches!(self, Owner),
         }
     }
 }
@@ -108,10 +108,11 @@ pub enum Permission {
     PartnersRead,
     PartnersManage,
     JobsRead,
+    SupportManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 21] = [
+    pub const ALL: [Permission; 22] = [
         Permission::WorkspaceRead,
         Permission::WorkspaceRename,
         Permission::WorkspaceDelete,
@@ -133,6 +134,7 @@ impl Permission {
         Permission::PartnersRead,
         Permission::PartnersManage,
         Permission::JobsRead,
+        Permission::SupportManage,
     ];
 
     /// The stable name used in `docs/permissions.md` and in the OpenAPI document's security scopes.
@@ -159,6 +161,7 @@ impl Permission {
             Permission::PartnersRead => "partners.read",
             Permission::PartnersManage => "partners.manage",
             Permission::JobsRead => "jobs.read",
+            Permission::SupportManage => "support.manage",
         }
     }
 

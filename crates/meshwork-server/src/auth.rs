@@ -272,7 +272,8 @@ pub mod perm {
         SourcesWrite,
         PartnersRead,
         PartnersManage,
-        JobsRead
+        JobsRead,
+        SupportManage
     );
 }
 

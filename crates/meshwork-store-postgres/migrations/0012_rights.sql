@@ -38,3 +38,20 @@ END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER crm_keys_not_suppressed BEFORE INSERT ON crm_keys
 FOR EACH ROW EXECUTE FUNCTION crm_keys_not_suppressed();
+
+-- mm09: an operator reads a workspace's data only under a grant one of its owners approved, for
+-- a limited time, revocable; every read under it is in the workspace's audit log.
+CREATE TABLE support_grants (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    -- Who asks and why, sealed with the workspace key.
+    operator_sealed BYTEA NOT NULL,
+    reason_sealed BYTEA NOT NULL,
+    minutes BIGINT NOT NULL,
+    requested_at BIGINT NOT NULL,
+    approved_by TEXT,
+    approved_at BIGINT,
+    expires_at BIGINT,
+    revoked_at BIGINT
+);
+CREATE INDEX support_grants_workspace ON support_grants (workspace_id);

@@ -203,6 +203,22 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            pub(super) fn support_grant(r: &DbRow) -> Result<meshwork_store::SupportGrantRow> {
+                let approved_by: Option<String> = r.try_get("approved_by").map_err(db)?;
+                Ok(meshwork_store::SupportGrantRow {
+                    id: uuid(&r.try_get::<String, _>("id").map_err(db)?, "support_grants.id")?,
+                    workspace_id: WorkspaceId(uuid(&r.try_get::<String, _>("workspace_id").map_err(db)?, "support_grants.workspace_id")?),
+                    operator_sealed: r.try_get("operator_sealed").map_err(db)?,
+                    reason_sealed: r.try_get("reason_sealed").map_err(db)?,
+                    minutes: r.try_get("minutes").map_err(db)?,
+                    requested_at: r.try_get("requested_at").map_err(db)?,
+                    approved_by: approved_by.map(|u| uuid(&u, "support_grants.approved_by").map(UserId)).transpose()?,
+                    approved_at: r.try_get("approved_at").map_err(db)?,
+                    expires_at: r.try_get("expires_at").map_err(db)?,
+                    revoked_at: r.try_get("revoked_at").map_err(db)?,
+                })
+            }
+
             pub(super) const USER_COLUMNS: &str = "id, email_index, email_sealed, name_sealed, company_sealed, job_title_sealed, password_hash, email_verified, age_confirmed_at, totp_secret_sealed, totp_enabled, failed_logins, locked_until, created_at, updated_at";
 
             pub(super) fn user(r: &DbRow) -> Result<UserRow> {
@@ -871,6 +887,40 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx).await.map_err($crate::db)?;
                 }
                 tx.commit().await.map_err($crate::db)
+            }
+
+            async fn support_grant_create(&self, g: &meshwork_store::SupportGrantRow) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("INSERT INTO support_grants (id, workspace_id, operator_sealed, reason_sealed, minutes, requested_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(g.id.to_string()).bind(g.workspace_id.to_string()).bind(&g.operator_sealed).bind(&g.reason_sealed)
+                    .bind(g.minutes).bind(g.requested_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn support_grant(&self, id: uuid::Uuid) -> meshwork_store::Result<Option<meshwork_store::SupportGrantRow>> {
+                $crate::sqlx::query("SELECT * FROM support_grants WHERE id = $1")
+                    .bind(id.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .as_ref().map(sql_store_rows::support_grant).transpose()
+            }
+
+            async fn support_grants(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_store::SupportGrantRow>> {
+                $crate::sqlx::query("SELECT * FROM support_grants WHERE workspace_id = $1 ORDER BY requested_at DESC, id DESC")
+                    .bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::support_grant).collect()
+            }
+
+            async fn support_grant_approve(&self, ws: meshwork_domain::WorkspaceId, id: uuid::Uuid, by: meshwork_domain::UserId, now: meshwork_domain::Millis, expires_at: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE support_grants SET approved_by = $3, approved_at = $4, expires_at = $5 WHERE workspace_id = $1 AND id = $2 AND approved_at IS NULL AND revoked_at IS NULL")
+                    .bind(ws.to_string()).bind(id.to_string()).bind(by.to_string()).bind(now).bind(expires_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn support_grant_revoke(&self, ws: meshwork_domain::WorkspaceId, id: uuid::Uuid, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE support_grants SET revoked_at = $3 WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL")
+                    .bind(ws.to_string()).bind(id.to_string()).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn crm_has_suppressions(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<bool> {

@@ -31,3 +31,20 @@ WHEN EXISTS (SELECT 1 FROM crm_suppressions s
              WHERE s.workspace_id = NEW.workspace_id AND s.key_kind = NEW.key_kind
                AND s.key_index = NEW.key_index)
 BEGIN SELECT RAISE(ABORT, 'crm_suppressed'); END;
+
+-- mm09: an operator reads a workspace's data only under a grant one of its owners approved, for
+-- a limited time, revocable; every read under it is in the workspace's audit log.
+CREATE TABLE support_grants (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    -- Who asks and why, sealed with the workspace key.
+    operator_sealed BLOB NOT NULL,
+    reason_sealed BLOB NOT NULL,
+    minutes INTEGER NOT NULL,
+    requested_at INTEGER NOT NULL,
+    approved_by TEXT,
+    approved_at INTEGER,
+    expires_at INTEGER,
+    revoked_at INTEGER
+) STRICT;
+CREATE INDEX support_grants_workspace ON support_grants (workspace_id);

@@ -236,6 +236,26 @@ pub trait Store: Send + Sync + 'static {
         keys: &[crate::KeyEntry],
         now: Millis,
     ) -> Result<()>;
+    async fn support_grant_create(&self, grant: &SupportGrantRow) -> Result<()>;
+    async fn support_grant(&self, id: uuid::Uuid) -> Result<Option<SupportGrantRow>>;
+    /// The workspace's grants, newest first.
+    async fn support_grants(&self, ws: WorkspaceId) -> Result<Vec<SupportGrantRow>>;
+    /// Approves a pending grant (not approved, not revoked); false when it is not one.
+    async fn support_grant_approve(
+        &self,
+        ws: WorkspaceId,
+        id: uuid::Uuid,
+        by: UserId,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool>;
+    /// Revokes a grant not yet revoked; false when there is none.
+    async fn support_grant_revoke(
+        &self,
+        ws: WorkspaceId,
+        id: uuid::Uuid,
+        now: Millis,
+    ) -> Result<bool>;
     /// Whether the workspace has erased anyone (so writers need to look keys up at all).
     async fn crm_has_suppressions(&self, ws: WorkspaceId) -> Result<bool>;
     /// Which of these keys of `key_kind` are suppressed.

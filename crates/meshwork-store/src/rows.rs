@@ -187,3 +187,21 @@ pub enum JobOutcome {
     /// Put back untouched (shutdown): the attempt does not count.
     Released,
 }
+
+/// An operator's request to read a workspace's data (mm09), and, once an owner approved it,
+/// until when it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportGrantRow {
+    pub id: uuid::Uuid,
+    pub workspace_id: WorkspaceId,
+    /// Who asks, and why: sealed with the workspace key.
+    pub operator_sealed: Vec<u8>,
+    pub reason_sealed: Vec<u8>,
+    /// How long it holds once approved.
+    pub minutes: i64,
+    pub requested_at: Millis,
+    pub approved_by: Option<UserId>,
+    pub approved_at: Option<Millis>,
+    pub expires_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}

@@ -12,6 +12,7 @@ use meshwork_app::actor::{Actor, InWorkspace};
 use meshwork_app::preferences::{self, MailPreferences};
 use meshwork_app::rights::{self, AccountDeleted, AccountExport, Erased};
 use meshwork_app::state::AppState;
+use meshwork_app::support::{self, Grant};
 use meshwork_domain::{ErrorCode, RecordId};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -164,4 +165,46 @@ pub async fn set_mail_preferences(
     Ok(Json(
         preferences::set(&state, &client, user.id, &req).await?,
     ))
+}
+
+/// The operator's requests to read this workspace's data (mm09), newest first: pending,
+/// active, expired or revoked. Owners only.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/support-grants", tag = "rights",
+    security(("session" = ["support.manage"]), ("api_key" = ["support.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Vec<Grant>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn support_grants(
+    State(state): State<AppState>,
+    auth: Authorized<perm::SupportManage>,
+) -> ApiResult<Json<Vec<Grant>>> {
+    Ok(Json(support::list(&state, &auth).await?))
+}
+
+/// Approve a support request: the operator may read the workspace's CRM data (never connected
+/// tools' documents) from now for the minutes it asked, each read in the audit log.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/support-grants/{grant_id}/approve", tag = "rights",
+    security(("session" = ["support.manage"]), ("api_key" = ["support.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("grant_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Grant), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn approve_support(
+    State(state): State<AppState>,
+    auth: Authorized<perm::SupportManage>,
+    Client(client): Client,
+    Path((_, id)): Path<(uuid::Uuid, uuid::Uuid)>,
+) -> ApiResult<Json<Grant>> {
+    Ok(Json(support::approve(&state, &client, &auth, id).await?))
+}
+
+/// Revoke support access (or refuse a request): reads under it stop at once.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/support-grants/{grant_id}/revoke", tag = "rights",
+    security(("session" = ["support.manage"]), ("api_key" = ["support.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("grant_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Grant), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn revoke_support(
+    State(state): State<AppState>,
+    auth: Authorized<perm::SupportManage>,
+    Client(client): Client,
+    Path((_, id)): Path<(uuid::Uuid, uuid::Uuid)>,
+) -> ApiResult<Json<Grant>> {
+    Ok(Json(support::revoke(&state, &client, &auth, id).await?))
 }

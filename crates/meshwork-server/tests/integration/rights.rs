@@ -486,3 +486,136 @@ async fn promise_mm13_inactive_accounts_are_warned_then_deleted(s: &mut TestServ
     assert!(store.user(id(&busy)).await.unwrap().is_some());
 }
 server_test!(promise_mm13_inactive_accounts_are_warned_then_deleted);
+
+/// mm09: the operator reads a workspace's data only under a grant an owner approved: nothing
+/// while it is pending or after it is revoked or its time is up (the clock driven forward);
+/// admins cannot approve; source documents are never readable; every read is in the
+/// workspace's audit log with the operator's name; the owners are told by mail.
+async fn promise_mm09_support_reads_only_under_an_approved_grant(s: &mut TestServer) {
+    use meshwork_app::support;
+    let ada = s.signup("Ada", "ada@support.test").await;
+    let adam = s.signup("Adam", "adam@support.test").await;
+    let ws = s.create_workspace(&ada, "Supported Ltd").await;
+    s.add_member(&ada, &ws, &adam, "admin").await;
+    s.call(
+        Method::POST,
+        &format!("/api/v1/workspaces/{ws}/contacts"),
+        &As::User(&ada),
+        Some(json!({"first_name": "Carla", "emails": ["carla@support.test"]})),
+    )
+    .await;
+    let wsid = meshwork_domain::WorkspaceId(ws.parse().unwrap());
+    let state = s.state();
+    let now = meshwork_app::state::now_millis;
+    for (operator, reason, minutes, field) in [
+        ("", "why", 60, "operator"),
+        ("Sam", "", 60, "reason"),
+        ("Sam", "why", 0, "minutes"),
+        ("Sam", "why", 100_000, "minutes"),
+    ] {
+        let e = support::request(state, wsid, operator, reason, minutes)
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.contains(&format!("field `{field}`")),
+            "{}",
+            e.message
+        );
+    }
+    let g = support::request(
+        state,
+        wsid,
+        "Sam (support)",
+        "Ticket 4411: an import fails",
+        30,
+    )
+    .await
+    .unwrap();
+    assert_eq!(g.state, "pending");
+    let mail = meshwork_app::mail::unsent(state, 100).await.unwrap();
+    assert!(mail.iter().any(|m| m.kind == "support_request"
+        && m.to == "ada@support.test"
+        && m.body.contains("Ticket 4411")));
+    let e = support::read(state, g.id, "contact", 10, now())
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("not approved"), "{}", e.message);
+
+    // Owners list and approve it; an admin cannot.
+    let grants = format!("/api/v1/workspaces/{ws}/support-grants");
+    let (status, list) = s.call(Method::GET, &grants, &As::User(&ada), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["operator"], "Sam (support)");
+    assert_eq!(list[0]["state"], "pending");
+    let approve = format!("{grants}/{}/approve", g.id);
+    let (status, _) = s.call(Method::POST, &approve, &As::User(&adam), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = s.call(Method::POST, &approve, &As::User(&ada), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "active");
+    let until = body["expires_at"].as_i64().unwrap();
+
+    let read = support::read(state, g.id, "contact", 10, now())
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].fields["first_name"], "Carla");
+    // Documents of connected tools are not readable at all.
+    let e = support::read(state, g.id, "document", 10, now())
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("never shown to support"),
+        "{}",
+        e.message
+    );
+    // Its time ends it (the clock driven past it).
+    let e = support::read(state, g.id, "contact", 10, until + 1)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("ended"), "{}", e.message);
+    // Revoked: at once.
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &format!("{grants}/{}/revoke", g.id),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let e = support::read(state, g.id, "contact", 10, now())
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("revoked"), "{}", e.message);
+    // A revoked grant cannot be approved again.
+    let (status, _) = s.call(Method::POST, &approve, &As::User(&ada), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/audit"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    let kinds = super::common::kinds(&audit);
+    for k in [
+        "support.requested",
+        "support.approved",
+        "support.read",
+        "support.revoked",
+    ] {
+        assert!(kinds.contains(&k), "{k}: {kinds:?}");
+    }
+    let read_entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "support.read")
+        .unwrap();
+    assert_eq!(read_entry["details"]["operator"], "Sam (support)");
+    assert_eq!(read_entry["details"]["records"], 1);
+}
+server_test!(promise_mm09_support_reads_only_under_an_approved_grant);

@@ -9,6 +9,7 @@ mod jobs;
 mod notify;
 mod search;
 mod serve;
+mod support;
 
 use clap::{Parser, Subcommand};
 
@@ -92,6 +93,12 @@ enum Command {
     ///
     /// Example: `meshwork restore --data-dir ./restored --keyring FILE.keyring FILE.backup`
     Restore(backup::RestoreArgs),
+    /// Support access (mm09): ask a workspace's owners for access to its CRM data, then read it
+    /// while an owner's approval holds; every read is in the workspace's audit log.
+    ///
+    /// Example: `meshwork support request --workspace WS --operator Sam --reason 'Ticket 4411'`
+    #[command(subcommand)]
+    Support(support::SupportCommand),
     /// Developer tools: test-data generation.
     ///
     /// Example: `meshwork dev generate --type contact --rows 1048576 --seed 7 --out contacts.csv`
@@ -120,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(cmd) => jobs::users(cmd),
         Command::Notify(cmd) => notify::run(cmd),
         Command::Backup(args) => backup::backup(args),
+        Command::Support(cmd) => support::run(cmd),
         Command::Restore(args) => backup::restore(args),
         Command::Dev(cmd) => crm::dev(cmd),
         Command::ExtractText(args) => extract_text::run(args),
