@@ -193,3 +193,46 @@ test('mail preferences, downloading my data and deleting my account from setting
   await page.getByRole('alert').waitFor();
   await context.close();
 });
+
+test('an owner approves, then revokes, support access in the workspace settings', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const bin = process.env.MESHWORK_BIN ?? `${harness.repo}/target/debug/meshwork`;
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signUpAndIn(page, 'owner@support.test');
+  await page.getByLabel('Workspace name').fill('Supported Ltd');
+  await page.getByRole('button', { name: 'Create workspace' }).click();
+  await page.getByRole('heading', { name: 'Supported Ltd' }).waitFor();
+  const ws = new URL(page.url()).pathname.split('/')[2];
+  // The operator asks, from the command line beside the running server.
+  const grant = execFileSync(bin, ['support', 'request', '--data-dir', server.dir, '--workspace', ws, '--operator', 'Sam (support)', '--reason', 'Ticket 4411: an import fails', '--minutes', '30'], { env: { PATH: process.env.PATH, MESHWORK_BACKUP__ENABLED: 'false' } }).toString().trim();
+  const read = () => {
+    try {
+      return execFileSync(bin, ['support', 'read', '--data-dir', server.dir, '--grant', grant, '--type', 'contact'], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    } catch (e) {
+      return `refused: ${e.stderr}`;
+    }
+  };
+  assert.match(read(), /refused: .*not approved/);
+  await page.goto(`${server.url}/w/${ws}/settings`);
+  const section = page.getByRole('region', { name: 'Support access' });
+  await section.getByText('Ticket 4411: an import fails').waitFor();
+  for (const look of LOOKS) {
+    const view = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport, storageState: await context.storageState() });
+    const p = await view.newPage();
+    await p.goto(`${server.url}/w/${ws}/settings`);
+    await p.getByRole('heading', { name: 'Support access' }).scrollIntoViewIfNeeded();
+    assert.deepEqual(await axeViolations(p), [], `support access (${look.name})`);
+    await screenshot(p, 'workspace-support-access', look.name);
+    await view.close();
+  }
+  await section.getByRole('button', { name: 'Approve support access for Sam (support)' }).click();
+  await page.getByRole('status').filter({ hasText: 'Support access is approved' }).waitFor();
+  assert.doesNotMatch(read(), /refused/);
+  await page.getByRole('region', { name: 'Support access' }).getByRole('button', { name: 'Revoke support access for Sam (support)' }).click();
+  await page.getByRole('status').filter({ hasText: 'Support access is revoked' }).waitFor();
+  assert.match(read(), /refused: .*revoked/);
+  // The audit log on the same page shows the reads.
+  await page.getByText('support read').first().waitFor();
+  await context.close();
+});

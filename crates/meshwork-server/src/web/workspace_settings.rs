@@ -32,6 +32,14 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{ws}/settings/members/{user}/remove", post(remove))
         .route("/w/{ws}/settings/keys", post(create_key))
         .route("/w/{ws}/settings/keys/{key}/revoke", post(revoke_key))
+        .route(
+            "/w/{ws}/settings/support/{grant}/approve",
+            post(approve_support),
+        )
+        .route(
+            "/w/{ws}/settings/support/{grant}/revoke",
+            post(revoke_support),
+        )
 }
 
 #[derive(Debug)]
@@ -54,6 +62,18 @@ pub struct KeyLine {
     pub created: String,
     pub state: String,
     pub live: bool,
+}
+
+/// A support access request or grant (mm09), as owners see it.
+#[derive(Debug)]
+pub struct SupportLine {
+    pub id: String,
+    pub operator: String,
+    pub reason: String,
+    pub minutes: i64,
+    pub state: String,
+    /// What the state means, in words.
+    pub detail: String,
 }
 
 #[derive(Debug)]
@@ -89,6 +109,8 @@ pub struct SettingsPage {
     can_export: bool,
     can_shape: bool,
     can_connect: bool,
+    can_support: bool,
+    support: Vec<SupportLine>,
     members: Vec<MemberLine>,
     roles: Vec<&'static str>,
     keys: Vec<KeyLine>,
@@ -199,6 +221,33 @@ async fn page(
         can_manage_keys: allows(Permission::ApiKeysManage),
         can_audit: allows(Permission::AuditRead),
         can_export: allows(Permission::CrmExport),
+        can_support: allows(Permission::SupportManage),
+        support: if allows(Permission::SupportManage) {
+            meshwork_app::support::list(state, &page.member)
+                .await?
+                .into_iter()
+                .map(|g| SupportLine {
+                    detail: match g.state.as_str() {
+                        "pending" => format!(
+                            "asked {}; nothing can be read until you approve",
+                            when(g.requested_at)
+                        ),
+                        "active" => {
+                            format!("approved; ends {}", when(g.expires_at.unwrap_or_default()))
+                        }
+                        "revoked" => format!("revoked {}", when(g.revoked_at.unwrap_or_default())),
+                        _ => format!("ended {}", when(g.expires_at.unwrap_or_default())),
+                    },
+                    id: g.id.to_string(),
+                    operator: g.operator,
+                    reason: g.reason,
+                    minutes: g.minutes,
+                    state: g.state,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         members,
         // Nobody grants more than they hold.
         roles: ROLES
@@ -256,6 +305,8 @@ async fn settings(
         "role" => Some("The role is changed."),
         "removed" => Some("The member is removed."),
         "revoked" => Some("The key is revoked; it stops working at once."),
+        "support-approved" => Some("Support access is approved; every read is in the audit log."),
+        "support-revoked" => Some("Support access is revoked; it stops at once."),
         _ => None,
     };
     Ok(page(&state, &p, |p| p.notice = notice.map(Into::into))
@@ -490,4 +541,32 @@ async fn revoke_key(
         .map_err(|_| PageError::new(ErrorCode::ApiKeyNotFound, "there is no such key"))?;
     workspaces::revoke_key(&state, &client, &p.member, key).await?;
     Ok(done(p.ws(), "revoked"))
+}
+
+async fn approve_support(
+    State(state): State<AppState>,
+    Client(client): Client,
+    p: InWorkspace<perm::SupportManage>,
+    Path((_, grant)): Path<(String, String)>,
+    Posted(_, Nothing {}): Posted<Nothing>,
+) -> Result<Response, PageError> {
+    let grant: uuid::Uuid = grant
+        .parse()
+        .map_err(|_| PageError::new(ErrorCode::InvalidField, "there is no such request"))?;
+    meshwork_app::support::approve(&state, &client, &p.member, grant).await?;
+    Ok(done(p.ws(), "support-approved"))
+}
+
+async fn revoke_support(
+    State(state): State<AppState>,
+    Client(client): Client,
+    p: InWorkspace<perm::SupportManage>,
+    Path((_, grant)): Path<(String, String)>,
+    Posted(_, Nothing {}): Posted<Nothing>,
+) -> Result<Response, PageError> {
+    let grant: uuid::Uuid = grant
+        .parse()
+        .map_err(|_| PageError::new(ErrorCode::InvalidField, "there is no such request"))?;
+    meshwork_app::support::revoke(&state, &client, &p.member, grant).await?;
+    Ok(done(p.ws(), "support-revoked"))
 }
