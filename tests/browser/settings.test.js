@@ -234,5 +234,12 @@ test('an owner approves, then revokes, support access in the workspace settings'
   assert.match(read(), /refused: .*revoked/);
   // The audit log on the same page shows the reads.
   await page.getByText('support read').first().waitFor();
+  // Third-party processing: on by default, off with the checkbox.
+  const analytics = page.getByLabel(/Count this workspace's use/);
+  assert.equal(await analytics.isChecked(), true);
+  await analytics.uncheck();
+  await page.getByRole('region', { name: 'Third-party processing' }).getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('status').filter({ hasText: 'Third-party processing is saved.' }).waitFor();
+  assert.equal(await page.getByLabel(/Count this workspace's use/).isChecked(), false);
   await context.close();
 });

@@ -755,6 +755,7 @@ pub async fn run_job(
         .get("trigger")
         .and_then(|v| v.as_str())
         .unwrap_or("manual");
+    state.usage.count(ws, "connector.sync");
     let Some(connector) = state
         .store
         .connector(ws, id)

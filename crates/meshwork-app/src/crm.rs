@@ -708,6 +708,7 @@ impl<'a> Crm<'a> {
     /// Applies a batch, answering a lost race on a dedup key or a version as a conflict.
     pub async fn apply(&self, batch: &CrmBatch, now: i64) -> AppResult<()> {
         self.apply_unindexed(batch, now).await?;
+        self.state.usage.count(self.ws, "crm.write");
         // Searchable when the write returns.
         self.state
             .search

@@ -32,6 +32,7 @@ pub fn file_names() -> Vec<String> {
 
 /// One export file's bytes.
 pub async fn file(crm: &Crm<'_>, name: &str) -> AppResult<(Vec<u8>, &'static str)> {
+    crm.state.usage.count(crm.ws, "export");
     if name == "events.json" {
         return Ok((
             serde_json::to_vec_pretty(&events(crm).await?).map_err(AppError::internal)?,

@@ -133,6 +133,7 @@ pub async fn submit(
     answers: Vec<(String, String)>,
 ) -> AppResult<(Submitted, RecordView)> {
     let (crm, _, questions) = load(state, ws, form).await?;
+    state.usage.count(ws, "form.submit");
     // Check every answer before writing anything.
     let mut given = serde_json::Map::new();
     for (name, value) in answers {

@@ -541,6 +541,7 @@ pub async fn run(
     tick: &(dyn Fn(&Progress) + Sync),
 ) -> anyhow::Result<Summary> {
     let crm = Crm::new(state, ws).map_err(|e| anyhow::anyhow!(e.message))?;
+    state.usage.count(ws, "import");
     // Held by this run and by its write in flight: a run of this job stopped part-way (its
     // task cancelled) may still be committing its last batch, and this run reads the job's
     // cursor only once that write has landed or failed.

@@ -493,6 +493,9 @@ async fn run_loop(state: AppState, mut stopped: watch::Receiver<Option<Duration>
     loop {
         if pruned.elapsed() > Duration::from_secs(60) {
             state.prune_rate_limiters();
+            if let Err(e) = crate::usage::flush(&state).await {
+                tracing::warn!(error = %e, "could not write the usage counts");
+            }
             pruned = std::time::Instant::now();
         }
         while let Some(done) = running.try_join_next_with_id() {

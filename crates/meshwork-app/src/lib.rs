@@ -36,6 +36,7 @@ pub mod sources;
 pub mod state;
 pub mod support;
 pub mod upload;
+pub mod usage;
 pub mod views;
 pub mod workspaces;
 

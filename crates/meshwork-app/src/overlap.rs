@@ -950,6 +950,7 @@ pub async fn run(
     if p.lifecycle() != PartnershipState::Active {
         return Err(not_active());
     }
+    state.usage.count(requester, "overlap.run");
     let (inviter_settings, invitee_settings) = settings(p)?;
     let seq_a = workspace_seq(state, p.inviter).await?;
     let seq_b = workspace_seq(state, p.invitee).await?;

@@ -293,6 +293,7 @@ impl Search {
         limit: usize,
     ) -> AppResult<SearchResults> {
         let parsed = meshwork_search::query::parse(q).map_err(|e| search_err(e.into()))?;
+        state.usage.count(ws, "search");
         let w = self.current(state, ws, "search through the server").await?;
         let access = self.access(state, ws, actor, role).await?;
         let me = match actor {

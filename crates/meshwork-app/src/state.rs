@@ -41,6 +41,8 @@ pub struct Inner {
     /// What each workspace's records stand for in same-server overlap runs (kinds and identity
     /// pseudonyms), kept between runs and caught up from the change feed.
     pub pseudonyms: crate::pseudonyms::Pseudonyms,
+    /// Usage counts not yet written (aggregates only: `usage.rs`).
+    pub usage: crate::usage::Usage,
     /// The operator's SMTP server; `None` keeps mail queued.
     pub mailer: Option<crate::mail::Mailer>,
     /// This process's name as a job runner: its process id and a random part (each claim's lease
@@ -109,6 +111,7 @@ impl AppState {
                 remote: crate::remote::RemoteState::new(&config, peers)?,
                 job_locks: Default::default(),
                 pseudonyms: Default::default(),
+                usage: Default::default(),
                 mailer: crate::mail::Mailer::from_config(&config.smtp)?,
                 runner_id: format!(
                     "{}-{}",

@@ -57,7 +57,9 @@ impl Role {
             }
             CrmRead | SearchRead => true,
             CrmWrite | PartnersRead => matches!(self, Owner | Admin | Member),
-            AuditRead | WorkspaceDelete | SupportManage => matches!(self, Owner),
+            AuditRead | WorkspaceDelete | SupportManage | ProcessingManage => {
+                matches!(self, Owner)
+            }
         }
     }
 }
@@ -109,10 +111,11 @@ pub enum Permission {
     PartnersManage,
     JobsRead,
     SupportManage,
+    ProcessingManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 22] = [
+    pub const ALL: [Permission; 23] = [
         Permission::WorkspaceRead,
         Permission::WorkspaceRename,
         Permission::WorkspaceDelete,
@@ -135,6 +138,7 @@ impl Permission {
         Permission::PartnersManage,
         Permission::JobsRead,
         Permission::SupportManage,
+        Permission::ProcessingManage,
     ];
 
     /// The stable name used in `docs/permissions.md` and in the OpenAPI document's security scopes.
@@ -162,6 +166,7 @@ impl Permission {
             Permission::PartnersManage => "partners.manage",
             Permission::JobsRead => "jobs.read",
             Permission::SupportManage => "support.manage",
+            Permission::ProcessingManage => "processing.manage",
         }
     }
 

@@ -273,7 +273,8 @@ pub mod perm {
         PartnersRead,
         PartnersManage,
         JobsRead,
-        SupportManage
+        SupportManage,
+        ProcessingManage
     );
 }
 

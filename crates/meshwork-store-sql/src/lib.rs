@@ -923,6 +923,49 @@ macro_rules! impl_sql_store {
                 Ok(r.rows_affected() == 1)
             }
 
+            async fn usage_add(&self, counts: &[(i64, String, i64)]) -> meshwork_store::Result<()> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                for (day, feature, n) in counts {
+                    $crate::sqlx::query("INSERT INTO usage_counts (day, feature, count) VALUES ($1, $2, $3) ON CONFLICT (day, feature) DO UPDATE SET count = usage_counts.count + excluded.count")
+                        .bind(*day).bind(feature).bind(*n)
+                        .execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn usage(&self, since_day: i64) -> meshwork_store::Result<Vec<(i64, String, i64)>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT day, feature, count FROM usage_counts WHERE day >= $1 ORDER BY day, feature")
+                    .bind(since_day).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter()
+                    .map(|r| Ok((r.try_get("day").map_err($crate::db)?, r.try_get("feature").map_err($crate::db)?, r.try_get("count").map_err($crate::db)?)))
+                    .collect()
+            }
+
+            async fn processors_off(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<bool> {
+                Ok($crate::sqlx::query_scalar::<_, bool>("SELECT processors_off FROM workspaces WHERE id = $1")
+                    .bind(ws.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .unwrap_or(true))
+            }
+
+            async fn set_processors_off(&self, ws: meshwork_domain::WorkspaceId, off: bool) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE workspaces SET processors_off = $2 WHERE id = $1")
+                    .bind(ws.to_string()).bind(off).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn workspaces_processors_off(&self) -> meshwork_store::Result<Vec<meshwork_domain::WorkspaceId>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT id FROM workspaces WHERE processors_off")
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter()
+                    .map(|r| {
+                        let id: String = r.try_get("id").map_err($crate::db)?;
+                        $crate::uuid(&id, "workspaces.id").map(meshwork_domain::WorkspaceId)
+                    })
+                    .collect()
+            }
+
             async fn crm_has_suppressions(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<bool> {
                 Ok($crate::sqlx::query("SELECT 1 FROM crm_suppressions WHERE workspace_id = $1 LIMIT 1")
                     .bind(ws.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?

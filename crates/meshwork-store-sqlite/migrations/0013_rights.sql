@@ -48,3 +48,14 @@ CREATE TABLE support_grants (
     revoked_at INTEGER
 ) STRICT;
 CREATE INDEX support_grants_workspace ON support_grants (workspace_id);
+
+-- pm03, mm07: product usage, counted only as aggregates: a feature, a day, a count. No
+-- workspace, person or record is named here. A workspace that turns third-party processing off
+-- (`processors_off`) is left out of the counts (and of any outbound processor).
+CREATE TABLE usage_counts (
+    day INTEGER NOT NULL,
+    feature TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, feature)
+) STRICT, WITHOUT ROWID;
+ALTER TABLE workspaces ADD COLUMN processors_off INTEGER NOT NULL DEFAULT 0;

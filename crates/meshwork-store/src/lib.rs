@@ -256,6 +256,15 @@ pub trait Store: Send + Sync + 'static {
         id: uuid::Uuid,
         now: Millis,
     ) -> Result<bool>;
+    /// Adds to the usage counts: (day since the epoch, feature, how many).
+    async fn usage_add(&self, counts: &[(i64, String, i64)]) -> Result<()>;
+    /// The usage counts from `since_day` on, by day then feature.
+    async fn usage(&self, since_day: i64) -> Result<Vec<(i64, String, i64)>>;
+    /// Whether the workspace turned third-party processing (analytics, AI) off.
+    async fn processors_off(&self, ws: WorkspaceId) -> Result<bool>;
+    async fn set_processors_off(&self, ws: WorkspaceId, off: bool) -> Result<()>;
+    /// Every workspace that turned third-party processing off.
+    async fn workspaces_processors_off(&self) -> Result<Vec<WorkspaceId>>;
     /// Whether the workspace has erased anyone (so writers need to look keys up at all).
     async fn crm_has_suppressions(&self, ws: WorkspaceId) -> Result<bool>;
     /// Which of these keys of `key_kind` are suppressed.

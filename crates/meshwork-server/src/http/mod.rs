@@ -207,6 +207,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(rights::export))
         .routes(routes!(rights::erase_contact))
         .routes(routes!(rights::support_grants))
+        .routes(routes!(rights::processing, rights::set_processing))
         .routes(routes!(rights::approve_support))
         .routes(routes!(rights::revoke_support))
         .routes(routes!(accounts::change_password))

@@ -13,6 +13,7 @@ use meshwork_app::preferences::{self, MailPreferences};
 use meshwork_app::rights::{self, AccountDeleted, AccountExport, Erased};
 use meshwork_app::state::AppState;
 use meshwork_app::support::{self, Grant};
+use meshwork_app::usage::{self, Processing};
 use meshwork_domain::{ErrorCode, RecordId};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -207,4 +208,34 @@ pub async fn revoke_support(
     Path((_, id)): Path<(uuid::Uuid, uuid::Uuid)>,
 ) -> ApiResult<Json<Grant>> {
     Ok(Json(support::revoke(&state, &client, &auth, id).await?))
+}
+
+/// Whether third-party processing is on for the workspace (mm07): aggregate usage analytics,
+/// and any outbound processor such as an AI provider.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/processing", tag = "rights",
+    security(("session" = ["workspace.read"]), ("api_key" = ["workspace.read"])),
+    params(("workspace_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Processing), (status = 404, body = ErrorBody)))]
+pub async fn processing(
+    State(state): State<AppState>,
+    auth: Authorized<perm::WorkspaceRead>,
+) -> ApiResult<Json<Processing>> {
+    Ok(Json(usage::processing(&state, &auth).await?))
+}
+
+/// Turn third-party processing on or off for the workspace (owners). Off, the workspace's use
+/// is left out of the server's usage counts and no outbound processor is used for it.
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/processing", tag = "rights",
+    security(("session" = ["processing.manage"]), ("api_key" = ["processing.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path)), request_body = Processing,
+    responses((status = 200, body = Processing), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_processing(
+    State(state): State<AppState>,
+    auth: Authorized<perm::ProcessingManage>,
+    Client(client): Client,
+    Json(req): Json<Processing>,
+) -> ApiResult<Json<Processing>> {
+    Ok(Json(
+        usage::set_processing(&state, &client, &auth, &req).await?,
+    ))
 }

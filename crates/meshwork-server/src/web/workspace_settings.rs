@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{ws}/settings/members/{user}/remove", post(remove))
         .route("/w/{ws}/settings/keys", post(create_key))
         .route("/w/{ws}/settings/keys/{key}/revoke", post(revoke_key))
+        .route("/w/{ws}/settings/processing", post(save_processing))
         .route(
             "/w/{ws}/settings/support/{grant}/approve",
             post(approve_support),
@@ -111,6 +112,8 @@ pub struct SettingsPage {
     can_connect: bool,
     can_support: bool,
     support: Vec<SupportLine>,
+    can_processing: bool,
+    third_party: bool,
     members: Vec<MemberLine>,
     roles: Vec<&'static str>,
     keys: Vec<KeyLine>,
@@ -222,6 +225,10 @@ async fn page(
         can_audit: allows(Permission::AuditRead),
         can_export: allows(Permission::CrmExport),
         can_support: allows(Permission::SupportManage),
+        can_processing: allows(Permission::ProcessingManage),
+        third_party: meshwork_app::usage::processing(state, &page.member)
+            .await?
+            .third_party,
         support: if allows(Permission::SupportManage) {
             meshwork_app::support::list(state, &page.member)
                 .await?
@@ -305,6 +312,7 @@ async fn settings(
         "role" => Some("The role is changed."),
         "removed" => Some("The member is removed."),
         "revoked" => Some("The key is revoked; it stops working at once."),
+        "processing" => Some("Third-party processing is saved."),
         "support-approved" => Some("Support access is approved; every read is in the audit log."),
         "support-revoked" => Some("Support access is revoked; it stops at once."),
         _ => None,
@@ -569,4 +577,23 @@ async fn revoke_support(
         .map_err(|_| PageError::new(ErrorCode::InvalidField, "there is no such request"))?;
     meshwork_app::support::revoke(&state, &client, &p.member, grant).await?;
     Ok(done(p.ws(), "support-revoked"))
+}
+
+#[derive(Debug, Deserialize)]
+struct ProcessingForm {
+    #[serde(default)]
+    third_party: Option<String>,
+}
+
+async fn save_processing(
+    State(state): State<AppState>,
+    Client(client): Client,
+    p: InWorkspace<perm::ProcessingManage>,
+    Posted(_, form): Posted<ProcessingForm>,
+) -> Result<Response, PageError> {
+    let processing = meshwork_app::usage::Processing {
+        third_party: form.third_party.is_some(),
+    };
+    meshwork_app::usage::set_processing(&state, &client, &p.member, &processing).await?;
+    Ok(done(p.ws(), "processing"))
 }

@@ -619,3 +619,138 @@ async fn promise_mm09_support_reads_only_under_an_approved_grant(s: &mut TestSer
     assert_eq!(read_entry["details"]["records"], 1);
 }
 server_test!(promise_mm09_support_reads_only_under_an_approved_grant);
+
+/// pm03 and mm07: usage is stored only as (day, feature, count) aggregates, and a workspace
+/// that turns third-party processing off is left out of them at once (owners only).
+async fn promise_pm03_usage_is_counted_only_as_aggregates_and_can_be_switched_off(
+    s: &mut TestServer,
+) {
+    let ada = s.signup("Ada", "ada@usage.test").await;
+    let on = s.create_workspace(&ada, "Counted Ltd").await;
+    let off = s.create_workspace(&ada, "Private Ltd").await;
+    let bob = s.signup("Bob", "bob@usage.test").await;
+    s.add_member(&ada, &off, &bob, "admin").await;
+    let processing = format!("/api/v1/workspaces/{off}/processing");
+    let (status, body) = s
+        .call(Method::GET, &processing, &As::User(&ada), None)
+        .await;
+    assert_eq!(
+        (status, body["third_party"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (status, _) = s
+        .call(
+            Method::PUT,
+            &processing,
+            &As::User(&bob),
+            Some(json!({"third_party": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "admins cannot");
+    for ws in [&on, &off] {
+        for i in 0..3 {
+            s.call(
+                Method::POST,
+                &format!("/api/v1/workspaces/{ws}/contacts"),
+                &As::User(&ada),
+                Some(json!({"first_name": format!("Person{i}"), "emails": [format!("p{i}@{ws}.test")]})),
+            )
+            .await;
+        }
+        s.call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/search?q=person"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    }
+    // Turned off before the counts are written: its use is dropped.
+    let (status, body) = s
+        .call(
+            Method::PUT,
+            &processing,
+            &As::User(&ada),
+            Some(json!({"third_party": false})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["third_party"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{body}"
+    );
+    meshwork_app::usage::flush(s.state()).await.unwrap();
+    let counts = meshwork_app::usage::report(s.state(), 1).await.unwrap();
+    let of = |f: &str| counts.iter().find(|c| c.feature == f).map(|c| c.count);
+    assert_eq!(of("crm.write"), Some(3), "{counts:?}");
+    assert_eq!(of("search"), Some(1), "{counts:?}");
+    // What is stored names no workspace, person or record: only day, feature and count.
+    let rows = s.state().store.usage(0).await.unwrap();
+    for (_, feature, _) in &rows {
+        assert!(
+            meshwork_app::usage::FEATURES.contains(&feature.as_str()),
+            "{feature}"
+        );
+    }
+    super::common::assert_absent(s, &["Person0@", "p0@"]).await;
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{off}/audit"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert!(super::common::kinds(&audit).contains(&"workspace.processing_changed"));
+}
+server_test!(promise_pm03_usage_is_counted_only_as_aggregates_and_can_be_switched_off);
+
+/// mm07: the per-workspace switch is what turns every outbound processor off; with it off the
+/// workspace's use reaches no counter, whatever it does afterwards.
+async fn promise_mm07_a_workspace_switch_turns_processors_off(s: &mut TestServer) {
+    let ada = s.signup("Ada", "ada@mm07.test").await;
+    let ws = s.create_workspace(&ada, "Switched Ltd").await;
+    let (status, _) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/processing"),
+            &As::User(&ada),
+            Some(json!({"third_party": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..5 {
+        s.call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/search?q=x"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    }
+    meshwork_app::usage::flush(s.state()).await.unwrap();
+    assert!(meshwork_app::usage::report(s.state(), 1)
+        .await
+        .unwrap()
+        .is_empty());
+    // Switched back on, it counts again.
+    s.call(
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/processing"),
+        &As::User(&ada),
+        Some(json!({"third_party": true})),
+    )
+    .await;
+    s.call(
+        Method::GET,
+        &format!("/api/v1/workspaces/{ws}/search?q=x"),
+        &As::User(&ada),
+        None,
+    )
+    .await;
+    meshwork_app::usage::flush(s.state()).await.unwrap();
+    let counts = meshwork_app::usage::report(s.state(), 1).await.unwrap();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!((counts[0].feature.as_str(), counts[0].count), ("search", 1));
+}
+server_test!(promise_mm07_a_workspace_switch_turns_processors_off);

@@ -99,6 +99,11 @@ enum Command {
     /// Example: `meshwork support request --workspace WS --operator Sam --reason 'Ticket 4411'`
     #[command(subcommand)]
     Support(support::SupportCommand),
+    /// Product usage, as the server counts it (pm03): per day and feature, a count and nothing
+    /// else. Workspaces that turned third-party processing off are not counted.
+    ///
+    /// Example: `meshwork usage --days 7`
+    Usage(support::UsageArgs),
     /// Developer tools: test-data generation.
     ///
     /// Example: `meshwork dev generate --type contact --rows 1048576 --seed 7 --out contacts.csv`
@@ -128,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Notify(cmd) => notify::run(cmd),
         Command::Backup(args) => backup::backup(args),
         Command::Support(cmd) => support::run(cmd),
+        Command::Usage(args) => support::usage(args),
         Command::Restore(args) => backup::restore(args),
         Command::Dev(cmd) => crm::dev(cmd),
         Command::ExtractText(args) => extract_text::run(args),

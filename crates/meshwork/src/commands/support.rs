@@ -91,3 +91,35 @@ pub fn run(cmd: SupportCommand) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// `meshwork usage`: the aggregate product usage counts (pm03): day, feature, count.
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// How many days back, today included.
+    #[arg(long, default_value_t = 30)]
+    days: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn usage(args: UsageArgs) -> anyhow::Result<()> {
+    super::jobs::rt()?.block_on(async move {
+        let state = args.data.open().await?;
+        let counts = meshwork_app::usage::report(&state, args.days)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&counts)?);
+        } else {
+            println!("{:<12} {:<16} {:>10}", "day", "feature", "count");
+            for c in counts {
+                println!("{:<12} {:<16} {:>10}", c.day, c.feature, c.count);
+            }
+        }
+        state.store.close().await;
+        Ok(())
+    })
+}
