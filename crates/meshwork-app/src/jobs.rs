@@ -43,6 +43,9 @@ pub const PRUNE: &str = "jobs.prune";
 /// Warns, then deletes, accounts unused for `retention.inactive_months` (mm13), daily with
 /// housekeeping.
 pub const RETENTION: &str = "accounts.retention";
+/// Finishes deleting a workspace whose key is destroyed (payload `{"workspace": id}`): queued
+/// before the key goes, so a deletion cut short by a stop completes when a server runs it.
+pub const WORKSPACE_DELETE: &str = "workspace.delete";
 /// The daily backup (`backup.enabled`, at `backup.at`): `docs/backups.md`.
 pub const BACKUP: &str = "backup";
 
@@ -376,6 +379,27 @@ async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
             }
             Ok(())
         }
+        WORKSPACE_DELETE => {
+            let ws: WorkspaceId = input
+                .get("workspace")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| Failure::Permanent("a deletion job without a workspace".into()))?;
+            // Only a workspace whose key is gone: a job can never delete a live one.
+            match state.keyring.workspace_key(ws.as_uuid()) {
+                Err(meshwork_keyring::KeyringError::MissingWorkspaceKey(_)) => {
+                    crate::workspaces::remove_rest(state, ws)
+                        .await
+                        .map_err(|e| Failure::Temporary(e.to_string()))
+                }
+                // Run before the deleting request destroyed the key (it queues this job just
+                // before): look again later. A workspace not being deleted fails it in the end.
+                Ok(_) => Err(Failure::Temporary(
+                    "the workspace's key still exists: not deleted (yet)".into(),
+                )),
+                Err(e) => Err(Failure::Temporary(e.to_string())),
+            }
+        }
         RETENTION => crate::retention::run(state, now_millis())
             .await
             .map(|_| ())
@@ -467,6 +491,7 @@ fn kinds(state: &AppState) -> Vec<&'static str> {
         CONNECTORS_DUE,
         BACKUP,
         RETENTION,
+        WORKSPACE_DELETE,
     ];
     if state.mailer.is_some() {
         kinds.push(MAIL_SEND);

@@ -18,6 +18,7 @@ pub mod crm;
 pub mod document_marks;
 pub mod error;
 pub mod export;
+pub mod faults;
 pub mod forms;
 pub mod import;
 pub mod jobs;

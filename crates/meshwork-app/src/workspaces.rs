@@ -120,20 +120,21 @@ pub async fn destroy(
     ws: WorkspaceId,
     actor: UserId,
 ) -> AppResult<()> {
-    // The key first: once it is gone nothing of the workspace can be read anywhere, even if
-    // removing the rows fails (they can then be removed by deleting again, confirmed by id).
+    // A durable job first: if this server stops anywhere below, the job finishes the deletion
+    // when a server runs it (at once, or at the next start). It names no workspace of the
+    // queue's own (those jobs go with the workspace), only the one to delete.
+    let mut job = crate::jobs::NewJob::new(
+        crate::jobs::WORKSPACE_DELETE,
+        json!({"workspace": ws.to_string()}),
+    );
+    job.unique_key = Some(format!("{}@{ws}", crate::jobs::WORKSPACE_DELETE));
+    crate::jobs::enqueue(state, job).await?;
+    // The key next: once it is gone nothing of the workspace can be read anywhere, even if
+    // removing the rows fails (the job removes them).
     state.key_cache.forget_workspace(ws);
     state.keyring.destroy_workspace_key(ws.as_uuid())?;
-    // The index is sealed with the destroyed key; its files go too. The overlap cache's
-    // pseudonyms are keyed by a server key, not the workspace's: they are dropped here.
-    state.search.forget(ws).await;
-    state.pseudonyms.forget(ws);
-    // Its uploads (import files, kept rejected rows), sealed with the same key.
-    let _ = std::fs::remove_dir_all(state.config.data_dir.join("uploads").join(ws.to_string()));
-    state.store.delete_workspace(ws).await?;
-    // Again: a key look-up or an overlap run that ran meanwhile may have remembered some.
-    state.key_cache.forget_workspace(ws);
-    state.pseudonyms.forget(ws);
+    crate::faults::hit("workspace.delete.after_key");
+    remove_rest(state, ws).await?;
     audit::record(
         state,
         Some(client),
@@ -146,6 +147,22 @@ pub async fn destroy(
         },
     )
     .await?;
+    Ok(())
+}
+
+/// What a workspace leaves once its key is destroyed: its index, cached pseudonyms, uploads and
+/// rows. Idempotent: the deletion job runs it again after a stop.
+pub async fn remove_rest(state: &AppState, ws: WorkspaceId) -> AppResult<()> {
+    // The index is sealed with the destroyed key; its files go too. The overlap cache's
+    // pseudonyms are keyed by a server key, not the workspace's: they are dropped here.
+    state.search.forget(ws).await;
+    state.pseudonyms.forget(ws);
+    // Its uploads (import files, kept rejected rows), sealed with the same key.
+    let _ = std::fs::remove_dir_all(state.config.data_dir.join("uploads").join(ws.to_string()));
+    state.store.delete_workspace(ws).await?;
+    // Again: a key look-up or an overlap run that ran meanwhile may have remembered some.
+    state.key_cache.forget_workspace(ws);
+    state.pseudonyms.forget(ws);
     Ok(())
 }
 

@@ -473,8 +473,10 @@ impl Config {
             let Some(key) = var.strip_prefix("MESHWORK_") else {
                 continue;
             };
-            if matches!(key, "LOG" | "MASTER_KEY_FILE_CONTENT" | "SMTP_PASSWORD")
-                || key.starts_with("TEST_")
+            if matches!(
+                key,
+                "LOG" | "MASTER_KEY_FILE_CONTENT" | "SMTP_PASSWORD" | "FAULT"
+            ) || key.starts_with("TEST_")
                 || key == "CONFIG"
             {
                 continue;

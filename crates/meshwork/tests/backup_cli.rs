@@ -464,3 +464,109 @@ fn promise_mm16_backups_are_kept_seven_days_by_default_and_never_forever() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("backup.keep_days is 0"));
 }
+
+/// cl14 and pm11: a server killed in the middle of deleting a workspace (its key destroyed, its
+/// rows not yet removed: `MESHWORK_FAULT` aborts it exactly there) finishes the deletion when
+/// it starts again, by the job queued before the key went; the other workspace is untouched.
+async fn a_deletion_cut_by_a_crash_resumes_and_completes(backend: TestBackend) {
+    let Some(db) = TestDatabase::new(backend).await else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    let env = [
+        ("MESHWORK_FAULT", "workspace.delete.after_key".to_string()),
+        ("MESHWORK_JOBS__POLL_MILLIS", "20".to_string()),
+        ("MESHWORK_JOBS__RETRY_BASE_SECONDS", "1".to_string()),
+    ];
+    let (mut server, base) = serve_with(&db, &http, &env).await;
+    let ada = signup(&http, &base, "ada@crash.test").await;
+    let kept = workspace_with_contact(&http, &base, &ada, "Kept Ltd", "Keptcrash").await;
+    let doomed = workspace_with_contact(&http, &base, &ada, "Doomed Ltd", "Doomedcrash").await;
+    // The server dies mid-deletion: the request gets no answer.
+    let r = http
+        .delete(format!("{base}/api/v1/workspaces/{doomed}"))
+        .header("x-csrf-token", &ada.csrf)
+        .header("cookie", &ada.cookie)
+        .json(&json!({"confirm": "Doomed Ltd"}))
+        .send()
+        .await;
+    assert!(
+        r.is_err(),
+        "the server answered: {:?}",
+        r.map(|r| r.status())
+    );
+    let status = server.wait().unwrap();
+    assert!(!status.success(), "the server was to abort");
+    // Cut there: the key is gone, the rows are not.
+    assert!(!db
+        .dir
+        .path()
+        .join(format!("keyring/workspaces/{doomed}.key"))
+        .exists());
+    {
+        let store = db.open_store().await;
+        let id = meshwork_domain::WorkspaceId(doomed.parse().unwrap());
+        assert!(
+            store.workspace(id).await.unwrap().is_some(),
+            "rows were to remain"
+        );
+        store.close().await;
+    }
+    // Started again (no fault armed), it finishes the deletion by itself.
+    let (mut server, base) = serve_with(&db, &http, &env[1..]).await;
+    let ada = sign_in(&http, &base, "ada@crash.test").await;
+    let started = Instant::now();
+    loop {
+        let store = db.open_store().await;
+        let id = meshwork_domain::WorkspaceId(doomed.parse().unwrap());
+        let gone = store.workspace(id).await.unwrap().is_none();
+        store.close().await;
+        if gone {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the deletion did not resume\n{}",
+            common::server_log(&base)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, list) = call(
+        &http,
+        &base,
+        &ada,
+        reqwest::Method::GET,
+        "/api/v1/workspaces",
+        None,
+    )
+    .await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Kept Ltd"]);
+    let (s, _) = call(
+        &http,
+        &base,
+        &ada,
+        reqwest::Method::GET,
+        &format!("/api/v1/workspaces/{kept}/contacts"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[tokio::test]
+async fn promise_cl14_a_deletion_cut_by_a_crash_resumes_and_completes_sqlite() {
+    a_deletion_cut_by_a_crash_resumes_and_completes(TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn promise_cl14_a_deletion_cut_by_a_crash_resumes_and_completes_postgres() {
+    a_deletion_cut_by_a_crash_resumes_and_completes(TestBackend::Postgres).await;
+}
