@@ -545,10 +545,14 @@ async fn membership<T: Default>(
     // Records only a deal named (its companies and contacts) are read now.
     let named: Vec<RecordId> = by_record.iter().map(|(id, _)| *id).collect();
     read_into(state, &crm, ws, &named, known, &carry).await?;
-    // A deal's link to something that is not a company or contact names nothing.
-    by_record.retain(
-        |(id, _)| matches!(known.get(id), Some(k) if matches!(k.stands, Stands::Itself(_))),
-    );
+    // A deal's link to something that is not a company or contact names nothing; a record
+    // whose processing is restricted at the person's request is never matched (mm17).
+    let restricted: std::collections::HashSet<RecordId> =
+        state.store.crm_restricted(ws).await?.into_iter().collect();
+    by_record.retain(|(id, _)| {
+        !restricted.contains(id)
+            && matches!(known.get(id), Some(k) if matches!(k.stands, Stands::Itself(_)))
+    });
     Ok(by_record)
 }
 

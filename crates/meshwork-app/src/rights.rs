@@ -379,3 +379,75 @@ pub async fn erase_contact(
         suppressed_keys: keys.len(),
     })
 }
+
+/// Whether a contact's processing is restricted (mm17).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Restriction {
+    /// Restricted: kept and visible, but no connector changes it, no overlap run matches it, no
+    /// mail is logged on it, and no outside processor sees it.
+    pub restricted: bool,
+}
+
+pub async fn restriction(
+    state: &AppState,
+    auth: &impl InWorkspace,
+    id: RecordId,
+) -> AppResult<Restriction> {
+    let crm = Crm::new(state, auth.workspace())?;
+    crm.record(Kind::Contact, id).await?;
+    Ok(Restriction {
+        restricted: state
+            .store
+            .crm_restricted(auth.workspace())
+            .await?
+            .contains(&id),
+    })
+}
+
+/// Restricts a contact's processing at their request, or lifts it (mm17). A signed-in member
+/// with a fresh authentication. Audited.
+pub async fn restrict_contact(
+    state: &AppState,
+    client: &ClientInfo,
+    auth: &impl InWorkspace,
+    session: Option<&[u8; 32]>,
+    id: RecordId,
+    restricted: bool,
+) -> AppResult<Restriction> {
+    match session {
+        Some(s) => require_fresh(state, s).await?,
+        None => {
+            return Err(AppError::new(
+                ErrorCode::ReauthenticationRequired,
+                "restricting a person's processing is done by a signed-in member who confirms it is them, not by an API key",
+            ))
+        }
+    }
+    let crm = Crm::new(state, auth.workspace())?;
+    crm.record(Kind::Contact, id).await?;
+    state
+        .store
+        .crm_restrict(auth.workspace(), id, restricted, now_millis())
+        .await?;
+    // Same-server overlap keeps pseudonyms between runs: the next run reads the set again.
+    state.pseudonyms.forget(auth.workspace());
+    audit::record(
+        state,
+        Some(client),
+        Event {
+            kind: if restricted {
+                "contact.restricted"
+            } else {
+                "contact.unrestricted"
+            },
+            workspace: Some(auth.workspace()),
+            actor: Some(auth.actor().user_id()),
+            subject: None,
+            details: json!({"record": id.to_string()}),
+        },
+    )
+    .await?;
+    Ok(Restriction { restricted })
+}

@@ -66,3 +66,12 @@ CREATE TABLE usage_counts (
     PRIMARY KEY (day, feature)
 );
 ALTER TABLE workspaces ADD COLUMN processors_off BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- mm17 "restrict": a contact whose processing is restricted at their request stays stored and
+-- visible, but no connector changes it, no overlap run matches it and no mail is logged on it.
+CREATE TABLE crm_restrictions (
+    workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    record_id TEXT COLLATE "C" NOT NULL REFERENCES crm_records (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, record_id)
+);

@@ -966,6 +966,33 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
+            async fn crm_restrict(&self, ws: meshwork_domain::WorkspaceId, id: meshwork_domain::RecordId, on: bool, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                let q = if on {
+                    "INSERT INTO crm_restrictions (workspace_id, record_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+                } else {
+                    "DELETE FROM crm_restrictions WHERE workspace_id = $1 AND record_id = $2 AND $3 = $3"
+                };
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                $crate::sqlx::query(q).bind(ws.to_string()).bind(id.to_string()).bind(now)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                // A change of the record for whatever follows the feed (overlap views are
+                // computed again when their workspaces changed).
+                append_change(&mut tx, ws, "contact", &id.to_string(), "update", now).await?;
+                tx.commit().await.map_err($crate::db)
+            }
+
+            async fn crm_restricted(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<Vec<meshwork_domain::RecordId>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT record_id FROM crm_restrictions WHERE workspace_id = $1 ORDER BY record_id")
+                    .bind(ws.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter()
+                    .map(|r| {
+                        let id: String = r.try_get("record_id").map_err($crate::db)?;
+                        $crate::uuid(&id, "crm_restrictions.record_id").map(meshwork_domain::RecordId)
+                    })
+                    .collect()
+            }
+
             async fn crm_has_suppressions(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<bool> {
                 Ok($crate::sqlx::query("SELECT 1 FROM crm_suppressions WHERE workspace_id = $1 LIMIT 1")
                     .bind(ws.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?

@@ -59,3 +59,12 @@ CREATE TABLE usage_counts (
     PRIMARY KEY (day, feature)
 ) STRICT, WITHOUT ROWID;
 ALTER TABLE workspaces ADD COLUMN processors_off INTEGER NOT NULL DEFAULT 0;
+
+-- mm17 "restrict": a contact whose processing is restricted at their request stays stored and
+-- visible, but no connector changes it, no overlap run matches it and no mail is logged on it.
+CREATE TABLE crm_restrictions (
+    workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    record_id TEXT NOT NULL REFERENCES crm_records (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, record_id)
+) STRICT, WITHOUT ROWID;

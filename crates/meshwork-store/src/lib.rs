@@ -265,6 +265,16 @@ pub trait Store: Send + Sync + 'static {
     async fn set_processors_off(&self, ws: WorkspaceId, off: bool) -> Result<()>;
     /// Every workspace that turned third-party processing off.
     async fn workspaces_processors_off(&self) -> Result<Vec<WorkspaceId>>;
+    /// Restricts (or lifts the restriction of) a record's processing (mm17).
+    async fn crm_restrict(
+        &self,
+        ws: WorkspaceId,
+        id: RecordId,
+        on: bool,
+        now: Millis,
+    ) -> Result<()>;
+    /// The workspace's restricted records.
+    async fn crm_restricted(&self, ws: WorkspaceId) -> Result<Vec<RecordId>>;
     /// Whether the workspace has erased anyone (so writers need to look keys up at all).
     async fn crm_has_suppressions(&self, ws: WorkspaceId) -> Result<bool>;
     /// Which of these keys of `key_kind` are suppressed.

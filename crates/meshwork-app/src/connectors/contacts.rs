@@ -433,10 +433,12 @@ async fn one_card(
                     report.counts.stored += 1;
                 }
             } else if let Some(holder) = holder_by_email(crm, &new, rows).await? {
-                // A contact someone already has: linked, and only what it lacks is filled in.
+                // A contact someone already has: linked, and only what it lacks is filled in
+                // (nothing, when its processing is restricted at the person's request).
                 row.record_id = holder.id;
                 row.created = false;
                 let cur = crm.open_doc(&holder)?;
+                let restricted = state.store.crm_restricted(ws).await?.contains(&holder.id);
                 let fill: Doc = FIELDS
                     .iter()
                     .filter_map(|f| {
@@ -452,7 +454,7 @@ async fn one_card(
                         }
                     })
                     .collect();
-                row.version = if fill.is_empty() {
+                row.version = if fill.is_empty() || restricted {
                     holder.version
                 } else {
                     report.counts.stored += 1;
@@ -475,12 +477,22 @@ async fn one_card(
             row.record_id = old.record_id;
             row.created = old.created;
             row.version = old.version;
+            let restricted = state.store.crm_restricted(ws).await?;
             match state
                 .store
                 .crm_record(ws, old.record_id)
                 .await?
                 .filter(|r| r.kind == Kind::Contact.as_str())
             {
+                // Processing restricted at the person's request (mm17): the card changes nothing.
+                Some(contact) if restricted.contains(&contact.id) => {
+                    st.base = prev.base;
+                    report.counts.unchanged += 1;
+                    report.problem(format!(
+                        "card {}: its contact's processing is restricted at their request; the card's changes are not applied",
+                        card.href
+                    ));
+                }
                 None => {
                     // Deleted in Meshwork: the card does not bring it back.
                     st.base = prev.base;

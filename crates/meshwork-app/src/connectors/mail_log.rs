@@ -74,6 +74,11 @@ async fn contact_of(crm: &Crm<'_>, log: &mut Log, address: &str) -> AppResult<Op
         }
         Err(_) => None, // not an address a contact could have
     };
+    // A contact whose processing is restricted at their request gets nothing logged (mm17).
+    let found = match found {
+        Some(id) if crm.state.store.crm_restricted(crm.ws).await?.contains(&id) => None,
+        other => other,
+    };
     log.contacts.insert(address, found);
     Ok(found)
 }

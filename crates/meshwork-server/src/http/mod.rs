@@ -206,6 +206,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(rights::export))
         .routes(routes!(rights::erase_contact))
+        .routes(routes!(rights::restriction, rights::set_restriction))
         .routes(routes!(rights::support_grants))
         .routes(routes!(rights::processing, rights::set_processing))
         .routes(routes!(rights::approve_support))

@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meshwork_app::actor::{Actor, InWorkspace};
 use meshwork_app::preferences::{self, MailPreferences};
-use meshwork_app::rights::{self, AccountDeleted, AccountExport, Erased};
+use meshwork_app::rights::{self, AccountDeleted, AccountExport, Erased, Restriction};
 use meshwork_app::state::AppState;
 use meshwork_app::support::{self, Grant};
 use meshwork_app::usage::{self, Processing};
@@ -237,5 +237,51 @@ pub async fn set_processing(
 ) -> ApiResult<Json<Processing>> {
     Ok(Json(
         usage::set_processing(&state, &client, &auth, &req).await?,
+    ))
+}
+
+/// Whether a contact's processing is restricted at their request (mm17).
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/contacts/{id}/restriction", tag = "rights",
+    security(("session" = ["crm.read"]), ("api_key" = ["crm.read"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Restriction), (status = 404, body = ErrorBody)))]
+pub async fn restriction(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CrmRead>,
+    Path((_, id)): Path<(uuid::Uuid, uuid::Uuid)>,
+) -> ApiResult<Json<Restriction>> {
+    Ok(Json(
+        rights::restriction(&state, &auth, RecordId(id)).await?,
+    ))
+}
+
+/// Restrict a contact's processing at their request, or lift it (mm17): kept and visible, but no
+/// connector changes it, no overlap run matches it, no mail is logged on it. Owners and admins,
+/// signed in, with a fresh authentication.
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/contacts/{id}/restriction", tag = "rights",
+    security(("session" = ["crm.bulk"])),
+    params(("workspace_id" = uuid::Uuid, Path), ("id" = uuid::Uuid, Path)), request_body = Restriction,
+    responses((status = 200, body = Restriction), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_restriction(
+    State(state): State<AppState>,
+    auth: Authorized<perm::CrmBulk>,
+    Client(client): Client,
+    Path((_, id)): Path<(uuid::Uuid, uuid::Uuid)>,
+    Json(req): Json<Restriction>,
+) -> ApiResult<Json<Restriction>> {
+    let session = match auth.actor() {
+        Actor::User { session_hash, .. } => Some(*session_hash),
+        Actor::ApiKey { .. } => None,
+    };
+    Ok(Json(
+        rights::restrict_contact(
+            &state,
+            &client,
+            &auth,
+            session.as_ref(),
+            RecordId(id),
+            req.restricted,
+        )
+        .await?,
     ))
 }

@@ -1023,3 +1023,54 @@ async fn overlap_views_stay_exact_as_records_change_between_runs(s: &mut TestSer
     assert_eq!(cached(s), model[0].len());
 }
 server_test!(overlap_views_stay_exact_as_records_change_between_runs);
+
+/// mm17 ("restrict"): a contact whose processing is restricted at their request stays stored
+/// and visible but is never matched in an overlap run; lifting the restriction brings it back.
+async fn promise_mm17_a_restricted_contact_is_never_matched(s: &mut TestServer) {
+    let ada = setup(s, "Ada").await;
+    let bob = setup(s, "Bob").await;
+    let a = ada_data(&ada).await;
+    bob_data(&bob).await;
+    let pid = partner(&ada, &bob).await;
+    share(
+        &bob,
+        &pid,
+        json!({"customers": "indicators", "prospects": "indicators"}),
+        1,
+    )
+    .await;
+    share(&ada, &pid, json!({"customers": "indicators"}), 1).await;
+    let restriction = format!("contacts/{}/restriction", a.grace);
+    let (status, v) = call(
+        &ada,
+        Method::PUT,
+        &restriction,
+        Some(json!({"restricted": true})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["restricted"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{v}"
+    );
+    let (_, v) = overlap(&ada, &pid).await;
+    let mut expected = vec![a.acme.clone(), a.katherine.clone()];
+    expected.sort();
+    assert_eq!(record_ids(&v), expected, "Grace is restricted");
+    // Still stored and visible.
+    let (status, _) = call(&ada, Method::GET, &format!("contacts/{}", a.grace), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, v) = call(&ada, Method::GET, &restriction, None).await;
+    assert_eq!(v["restricted"], true);
+    let (status, _) = call(
+        &ada,
+        Method::PUT,
+        &restriction,
+        Some(json!({"restricted": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, v) = overlap(&ada, &pid).await;
+    assert!(record_ids(&v).contains(&a.grace), "{v}");
+}
+server_test!(promise_mm17_a_restricted_contact_is_never_matched);
