@@ -110,9 +110,9 @@ pub async fn run(state: &AppState, now: Millis) -> AppResult<Report> {
                     to,
                     subject: format!("Your Meshwork account will be deleted in {days}"),
                     body: format!(
-                        "Nobody has signed in to your Meshwork account for a long time. Accounts unused for {} months are deleted with their data, and yours will be in {days}.\n\nTo keep it, sign in: {}\n\nTo let it go, do nothing.",
+                        "Nobody has signed in to your Meshwork account for a long time. Accounts unused for {} months are deleted with their data, and yours will be in {days}.\n\nTo keep it, sign in: {}/sign-in\n\nTo let it go, do nothing.",
                         cfg.inactive_months,
-                        format!("{}/sign-in", state.config.public_url.trim_end_matches('/'))
+                        state.config.public_url.trim_end_matches('/')
                     ),
                 },
             )

@@ -570,3 +570,57 @@ async fn promise_cl14_a_deletion_cut_by_a_crash_resumes_and_completes_sqlite() {
 async fn promise_cl14_a_deletion_cut_by_a_crash_resumes_and_completes_postgres() {
     a_deletion_cut_by_a_crash_resumes_and_completes(TestBackend::Postgres).await;
 }
+
+/// Disaster recovery: with only the master key kept apart, a backup and its keyring backup
+/// restore a whole server into an empty directory; a keyring backup is never written over an
+/// existing keyring.
+#[tokio::test]
+async fn a_backup_and_its_keyring_restore_with_only_the_master_key() {
+    let db = TestDatabase::new(TestBackend::Sqlite).await.unwrap();
+    let http = reqwest::Client::new();
+    let (mut server, base) = serve_with(&db, &http, &[]).await;
+    let ada = signup(&http, &base, "ada@recover.test").await;
+    let ws = workspace_with_contact(&http, &base, &ada, "Recovered Ltd", "Recoverable").await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run(
+        &["backup", "--out", out_dir.path().to_str().unwrap()],
+        &db,
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    let files: Vec<&str> = stdout.lines().collect();
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let target = TestDatabase::new(TestBackend::Sqlite).await.unwrap();
+    let key = target.dir.path().join("master.key");
+    std::fs::copy(db.dir.path().join("master.key"), &key).unwrap();
+    // An existing keyring is never overwritten by a keyring backup.
+    std::fs::create_dir_all(target.dir.path().join("keyring/workspaces")).unwrap();
+    std::fs::write(target.dir.path().join("keyring/placeholder"), b"x").unwrap();
+    let (ok, _, stderr) = run(&["restore", "--keyring", files[1], files[0]], &target, &[]);
+    assert!(!ok && stderr.contains("is not empty"), "{stderr}");
+    assert!(!target.dir.path().join("meshwork.db").exists());
+    std::fs::remove_dir_all(target.dir.path().join("keyring")).unwrap();
+    let (ok, stdout, stderr) = run(&["restore", "--keyring", files[1], files[0]], &target, &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("1 workspaces") && stdout.contains("keys from the keyring backup"),
+        "{stdout}"
+    );
+    let (mut restored, base) = serve_with(&target, &http, &[]).await;
+    let ada = sign_in(&http, &base, "ada@recover.test").await;
+    let (s, contacts) = call(
+        &http,
+        &base,
+        &ada,
+        reqwest::Method::GET,
+        &format!("/api/v1/workspaces/{ws}/contacts"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(contacts.to_string().contains("Recoverable"), "{contacts}");
+    let _ = restored.kill();
+    let _ = restored.wait();
+}
