@@ -243,3 +243,52 @@ test('an owner approves, then revokes, support access in the workspace settings'
   assert.equal(await page.getByLabel(/Count this workspace's use/).isChecked(), false);
   await context.close();
 });
+
+test('restricting, then erasing, a contact at their request from its page', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signUpAndIn(page, 'dpo@rights.test');
+  await page.getByLabel('Workspace name').fill('Rights Ltd');
+  await page.getByRole('button', { name: 'Create workspace' }).click();
+  await page.getByRole('heading', { name: 'Rights Ltd' }).waitFor();
+  const ws = new URL(page.url()).pathname.split('/')[2];
+  await page.goto(`${server.url}/w/${ws}/contacts`);
+  await page.getByText('New contact', { exact: true }).click();
+  await page.getByLabel('First name').fill('Erin');
+  await page.getByLabel('Last name').fill('Erasable');
+  await page.getByLabel('Email addresses').fill('erin@rights.test');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  await page.getByRole('heading', { name: 'Erin Erasable' }).waitFor();
+  const contact = page.url();
+  const rights = () => page.getByRole('region', { name: "This person's rights" });
+  await rights().getByLabel('Your password').first().fill(PASSWORD);
+  await rights().getByRole('button', { name: 'Restrict processing' }).click();
+  await page.getByText('Processing restricted').waitFor();
+  for (const look of LOOKS) {
+    const view = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport, storageState: await context.storageState() });
+    const p = await view.newPage();
+    await p.goto(contact);
+    await p.getByRole('heading', { name: "This person's rights" }).scrollIntoViewIfNeeded();
+    assert.deepEqual(await axeViolations(p), [], `contact rights (${look.name})`);
+    await screenshot(p, 'contact-rights', look.name);
+    await view.close();
+  }
+  // A wrong password is named and nothing happens.
+  await rights().locator('#erase-password').fill('not my password');
+  await rights().getByLabel(/Yes, erase Erin Erasable everywhere/).check();
+  await rights().getByRole('button', { name: 'Erase this person' }).click();
+  await page.locator('#rights-error').waitFor();
+  await page.getByRole('heading', { name: 'Erin Erasable' }).waitFor();
+  await rights().locator('#erase-password').fill(PASSWORD);
+  await rights().getByLabel(/Yes, erase Erin Erasable everywhere/).check();
+  await rights().getByRole('button', { name: 'Erase this person' }).click();
+  await page.getByRole('heading', { name: /^Contacts/ }).waitFor();
+  await page.getByText('No contacts yet').waitFor();
+  // The same email cannot be added again.
+  await page.getByText('New contact', { exact: true }).click();
+  await page.getByLabel('First name').fill('Erin');
+  await page.getByLabel('Email addresses').fill('erin@rights.test');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  await page.getByRole('alert').filter({ hasText: 'erased' }).waitFor();
+  await context.close();
+});

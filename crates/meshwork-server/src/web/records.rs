@@ -89,7 +89,85 @@ pub fn routes() -> Router<AppState> {
                 post(move |s, p, id, f| add_to_timeline(s, p, id, f, kind)),
             );
     }
-    r
+    r.route("/w/{ws}/contacts/{id}/restriction", post(restrict))
+        .route("/w/{ws}/contacts/{id}/erase", post(erase))
+}
+
+/// Proves the person at the keyboard again with the password typed in a rights form (mm18),
+/// or answers the contact's page with why not.
+async fn fresh(
+    state: &AppState,
+    client: &meshwork_app::actor::ClientInfo,
+    page: &InWorkspace<perm::CrmBulk>,
+    id: RecordId,
+    form: &HashMap<String, String>,
+) -> Result<Option<Response>, PageError> {
+    let password = form.get("password").cloned().unwrap_or_default();
+    let s = &page.session.0;
+    match meshwork_app::rights::reauthenticate(
+        state,
+        client,
+        s.id,
+        &s.session_hash,
+        Some(password),
+        None,
+    )
+    .await
+    {
+        Ok(()) => Ok(None),
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => {
+            let read = page.also::<perm::CrmRead>()?;
+            let mut r = record_page(state, &read, Kind::Contact, id, |p| {
+                p.rights_error = Some(super::accounts::field_of(&e).1)
+            })
+            .await?
+            .into_response();
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(Some(r))
+        }
+    }
+}
+
+/// Restricts the contact's processing, or lifts it (mm17), after the password again.
+async fn restrict(
+    State(state): State<AppState>,
+    crate::client::Client(client): crate::client::Client,
+    page: InWorkspace<perm::CrmBulk>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let id = record_id(&id)?;
+    if let Some(refused) = fresh(&state, &client, &page, id, &form).await? {
+        return Ok(refused);
+    }
+    let on = form.get("restricted").map(String::as_str) == Some("yes");
+    let s = page.session.0.session_hash;
+    meshwork_app::rights::restrict_contact(&state, &client, &page.member, Some(&s), id, on).await?;
+    Ok(Redirect::to(&format!("/w/{}/contacts/{id}", page.ws())).into_response())
+}
+
+/// Erases the person everywhere (mm17), after the password again and a ticked confirmation.
+async fn erase(
+    State(state): State<AppState>,
+    crate::client::Client(client): crate::client::Client,
+    page: InWorkspace<perm::CrmBulk>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(_, form): Posted<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let id = record_id(&id)?;
+    if form.get("confirm").map(String::as_str) != Some("yes") {
+        return Err(PageError::new(
+            ErrorCode::InvalidField,
+            "tick the box that confirms the erasure",
+        ));
+    }
+    if let Some(refused) = fresh(&state, &client, &page, id, &form).await? {
+        return Ok(refused);
+    }
+    let s = page.session.0.session_hash;
+    meshwork_app::rights::erase_contact(&state, &client, &page.member, Some(&s), id).await?;
+    Ok(Redirect::to(&format!("/w/{}/contacts?erased=1", page.ws())).into_response())
 }
 
 pub(super) fn section(kind: Kind) -> Section {
@@ -553,6 +631,10 @@ pub struct RecordPage {
     notice: Option<String>,
     general: Option<String>,
     composer_form_id: String,
+    /// A contact's page, for owners and admins: restrict or erase the person (mm17).
+    can_rights: bool,
+    restricted: bool,
+    rights_error: Option<String>,
 }
 
 fn entry(item: &TimelineItem) -> Entry {
@@ -859,6 +941,10 @@ async fn record_page(
         notice: None,
         general: None,
         composer_form_id: RecordId::new().to_string(),
+        can_rights: kind == Kind::Contact && page.member.role.allows(Permission::CrmBulk),
+        restricted: kind == Kind::Contact
+            && state.store.crm_restricted(page.ws()).await?.contains(&id),
+        rights_error: None,
     };
     fill(&mut p);
     Ok(p)
