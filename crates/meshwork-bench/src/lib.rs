@@ -246,6 +246,8 @@ async fn start_server_in(
     }
     cmd.env("MESHWORK_LOG", "warn")
         .env("MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "1000")
+        // No daily backup at start-up in the middle of a measurement.
+        .env("MESHWORK_BACKUP__ENABLED", "false")
         // The connectors bench reads folders in temp dirs.
         .env("MESHWORK_CONNECTORS__FOLDER_ROOTS", std::env::temp_dir())
         .stdout(Stdio::null());

@@ -88,6 +88,7 @@ impl Side {
             .arg(format!("127.0.0.1:{}", self.port))
             .env("MESHWORK_LOG", log)
             .env("MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "1000")
+            .env("MESHWORK_BACKUP__ENABLED", "false")
             .env("MESHWORK_TLS_CERT", &tls.0)
             .env("MESHWORK_TLS_KEY", &tls.1)
             .env("MESHWORK_PUBLIC_URL", self.base())

@@ -443,7 +443,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_user(&self, u: &meshwork_store::UserRow) -> meshwork_store::Result<()> {
-                $crate::sqlx::query("INSERT INTO users (id, email_index, email_sealed, name_sealed, company_sealed, job_title_sealed, password_hash, email_verified, age_confirmed_at, totp_secret_sealed, totp_enabled, failed_logins, locked_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+                // A new account counts as active from its creation (retention, mm13).
+                $crate::sqlx::query("INSERT INTO users (id, email_index, email_sealed, name_sealed, company_sealed, job_title_sealed, password_hash, email_verified, age_confirmed_at, totp_secret_sealed, totp_enabled, failed_logins, locked_until, created_at, updated_at, last_active_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14)")
                     .bind(u.id.to_string())
                     .bind(&u.email_index[..])
                     .bind(&u.email_sealed)

@@ -423,6 +423,11 @@ async fn promise_mm13_inactive_accounts_are_warned_then_deleted(s: &mut TestServ
     let busy = s.signup("Busy", "busy@retention.test").await;
     let late = s.signup("Late", "late@retention.test").await;
     let ws = s.create_workspace(&idle, "Idle Ltd").await;
+    // An account just signed up, never signed in: active from its creation, never warned.
+    let (status, _, _) = s
+        .signup_with(json!({"name": "New", "email": "new@retention.test", "password": "correct horse battery staple", "confirm_age_16_or_over": true}))
+        .await;
+    assert!(status.is_success());
     let store = &s.state().store;
     let id = |who: &Session| meshwork_domain::UserId(who.user_id.parse().unwrap());
     let window = retention::window_ms(12);
@@ -481,8 +486,9 @@ async fn promise_mm13_inactive_accounts_are_warned_then_deleted(s: &mut TestServ
         .await
         .unwrap()
         .is_none());
-    // Busy was never warned nor deleted.
+    // Busy and the new account were never warned nor deleted.
     assert!(warnings_to(s, "busy@retention.test").await.is_empty());
+    assert!(warnings_to(s, "new@retention.test").await.is_empty());
     assert!(store.user(id(&busy)).await.unwrap().is_some());
 }
 server_test!(promise_mm13_inactive_accounts_are_warned_then_deleted);
