@@ -573,7 +573,7 @@ mod tests {
     #[test]
     fn names_sort_by_time_and_only_backup_files_are_pruned() {
         assert_eq!(stem(0), "meshwork-19700101T000000Z");
-        assert_eq!(stem(1_796_573_880_000), "meshwork-20261206T173800Z");
+        assert_eq!(stem(1_796_578_680_000), "meshwork-20261206T173800Z");
         assert!(is_backup_file("meshwork-20261206T173800Z.backup"));
         assert!(is_backup_file("meshwork-20261206T173800Z-2.keyring"));
         assert!(!is_backup_file("notes.txt"));
