@@ -328,26 +328,29 @@ pub async fn erase_contact(
     let keys = crm.key_entries(Kind::Contact, &validated);
     // The records about it that are about nothing else.
     let mut ops = Vec::new();
-    for link in state
+    let ws = auth.workspace();
+    let about: Vec<RecordId> = state
         .store
-        .crm_links_to(auth.workspace(), id, Some("about"))
+        .crm_links_to(ws, id, Some("about"))
         .await?
-    {
-        let others = state
-            .store
-            .crm_links_from(auth.workspace(), &[link.from])
-            .await?
-            .into_iter()
-            .filter(|l| l.role == "about" && l.to != id)
-            .count();
-        if others == 0 {
-            if let Some(r) = state.store.crm_record(auth.workspace(), link.from).await? {
-                ops.push(CrmOp::Delete {
-                    id: r.id,
-                    kind: r.kind,
-                });
-            }
-        }
+        .into_iter()
+        .map(|l| l.from)
+        .collect();
+    // Those also about another record stay; one read of their links and records each.
+    let shared: std::collections::HashSet<RecordId> = state
+        .store
+        .crm_links_from(ws, &about)
+        .await?
+        .into_iter()
+        .filter(|l| l.role == "about" && l.to != id)
+        .map(|l| l.from)
+        .collect();
+    let only: Vec<RecordId> = about.into_iter().filter(|r| !shared.contains(r)).collect();
+    for r in state.store.crm_records(ws, &only).await? {
+        ops.push(CrmOp::Delete {
+            id: r.id,
+            kind: r.kind,
+        });
     }
     ops.push(CrmOp::Delete {
         id,

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{meshwork, serve_with, signup, store_args, Session};
+use common::{meshwork, serve_with, sign_in, signup, store_args, Session};
 use meshwork_testkit::{TestBackend, TestDatabase};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -76,28 +76,6 @@ async fn workspace_with_contact(
     .await;
     assert_eq!(s, 201, "{c}");
     ws
-}
-
-async fn sign_in(http: &reqwest::Client, base: &str, email: &str) -> Session {
-    let r = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": "correct horse battery staple"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "login: {}", r.status());
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    Session { cookie, csrf }
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -34,12 +34,8 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{ws}/settings/keys/{key}/revoke", post(revoke_key))
         .route("/w/{ws}/settings/processing", post(save_processing))
         .route(
-            "/w/{ws}/settings/support/{grant}/approve",
-            post(approve_support),
-        )
-        .route(
-            "/w/{ws}/settings/support/{grant}/revoke",
-            post(revoke_support),
+            "/w/{ws}/settings/support/{grant}/{action}",
+            post(support_action),
         )
 }
 
@@ -551,32 +547,23 @@ async fn revoke_key(
     Ok(done(p.ws(), "revoked"))
 }
 
-async fn approve_support(
+/// Approves or revokes (refuses) a support access request: `{action}` is `approve` or `revoke`.
+async fn support_action(
     State(state): State<AppState>,
     Client(client): Client,
     p: InWorkspace<perm::SupportManage>,
-    Path((_, grant)): Path<(String, String)>,
+    Path((_, grant, action)): Path<(String, String, String)>,
     Posted(_, Nothing {}): Posted<Nothing>,
 ) -> Result<Response, PageError> {
     let grant: uuid::Uuid = grant
         .parse()
         .map_err(|_| PageError::new(ErrorCode::InvalidField, "there is no such request"))?;
-    meshwork_app::support::approve(&state, &client, &p.member, grant).await?;
-    Ok(done(p.ws(), "support-approved"))
-}
-
-async fn revoke_support(
-    State(state): State<AppState>,
-    Client(client): Client,
-    p: InWorkspace<perm::SupportManage>,
-    Path((_, grant)): Path<(String, String)>,
-    Posted(_, Nothing {}): Posted<Nothing>,
-) -> Result<Response, PageError> {
-    let grant: uuid::Uuid = grant
-        .parse()
-        .map_err(|_| PageError::new(ErrorCode::InvalidField, "there is no such request"))?;
-    meshwork_app::support::revoke(&state, &client, &p.member, grant).await?;
-    Ok(done(p.ws(), "support-revoked"))
+    match action.as_str() {
+        "approve" => meshwork_app::support::approve(&state, &client, &p.member, grant).await?,
+        "revoke" => meshwork_app::support::revoke(&state, &client, &p.member, grant).await?,
+        _ => return Err(PageError::new(ErrorCode::InvalidField, "approve or revoke")),
+    };
+    Ok(done(p.ws(), &format!("support-{action}d")))
 }
 
 #[derive(Debug, Deserialize)]

@@ -108,6 +108,11 @@ pub async fn signup(http: &reqwest::Client, base: &str, email: &str) -> Session 
         .unwrap();
     assert!(r.status().is_success(), "signup: {}", r.status());
     // A sign-up starts no session: sign in.
+    sign_in(http, base, email).await
+}
+
+/// Signs in an account made by [`signup`] (its password).
+pub async fn sign_in(http: &reqwest::Client, base: &str, email: &str) -> Session {
     let r = http
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"email": email, "password": "correct horse battery staple"}))
