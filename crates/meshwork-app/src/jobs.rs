@@ -730,6 +730,7 @@ async fn schedule_periodic(state: &AppState, scheduled: &mut HashMap<&'static st
 /// take the job over.
 async fn work(state: &AppState, job: QueuedJobRow, holder: &str, lease: Duration) {
     let id = job.id;
+    let started = std::time::Instant::now();
     let renew = async {
         let mut confirmed_until = job.lease_until.unwrap_or_else(now_millis);
         let tick = lease / 3;
@@ -777,6 +778,16 @@ async fn work(state: &AppState, job: QueuedJobRow, holder: &str, lease: Duration
             JobOutcome::Failed(seal_reason(state, id, why))
         }
     };
+    state.job_runs.record(
+        &job.kind,
+        match &outcome {
+            JobOutcome::Done => crate::operations::RunOutcome::Done,
+            JobOutcome::Failed(_) => crate::operations::RunOutcome::Failed,
+            _ if job.attempts >= job.max_attempts => crate::operations::RunOutcome::Failed,
+            _ => crate::operations::RunOutcome::Retried,
+        },
+        started.elapsed(),
+    );
     match state.store.end_job_run(id, holder, &outcome, now).await {
         Ok(true) => {
             let ended_badly = matches!(outcome, JobOutcome::Failed(_))

@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod key_cache;
 pub mod mail;
 pub mod notices;
+pub mod operations;
 pub mod overlap;
 pub mod partnerships;
 pub mod preferences;

@@ -92,6 +92,14 @@ fn join_err(e: tokio::task::JoinError) -> AppError {
 }
 
 impl Search {
+    /// The sequence number each index open in this process has applied, by workspace.
+    pub async fn applied_seqs(&self) -> Vec<(WorkspaceId, i64)> {
+        let open = self.open.lock().await;
+        open.iter()
+            .map(|(ws, w)| (*ws, w.index.applied_seq()))
+            .collect()
+    }
+
     pub fn new(root: PathBuf) -> Self {
         Self {
             root,

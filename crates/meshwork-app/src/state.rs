@@ -43,6 +43,8 @@ pub struct Inner {
     pub pseudonyms: crate::pseudonyms::Pseudonyms,
     /// Usage counts not yet written (aggregates only: `usage.rs`).
     pub usage: crate::usage::Usage,
+    /// How this process's job runs ended, by kind (`/metrics`).
+    pub job_runs: crate::operations::JobRuns,
     /// The operator's SMTP server; `None` keeps mail queued.
     pub mailer: Option<crate::mail::Mailer>,
     /// This process's name as a job runner: its process id and a random part (each claim's lease
@@ -112,6 +114,7 @@ impl AppState {
                 job_locks: Default::default(),
                 pseudonyms: Default::default(),
                 usage: Default::default(),
+                job_runs: Default::default(),
                 mailer: crate::mail::Mailer::from_config(&config.smtp)?,
                 runner_id: format!(
                     "{}-{}",

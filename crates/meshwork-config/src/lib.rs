@@ -38,6 +38,7 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
     pub backup: BackupConfig,
     pub retention: RetentionConfig,
+    pub metrics: MetricsConfig,
     /// The program that reads PDF text in a child process (`<program> extract-text`); the CLI
     /// sets its own executable. Not a setting of the file: `None` indexes PDFs by name only.
     #[serde(skip)]
@@ -212,6 +213,7 @@ impl Default for Config {
             connectors: ConnectorsConfig::default(),
             backup: BackupConfig::default(),
             retention: RetentionConfig::default(),
+            metrics: MetricsConfig::default(),
             file_text_helper: None,
         }
     }
@@ -239,6 +241,25 @@ impl Default for BackupConfig {
             keep_days: 7,
             at: "02:30".into(),
         }
+    }
+}
+
+/// Prometheus metrics (`GET /metrics`, `docs/deploy.md`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// An address of its own serving only `/metrics` (e.g. `127.0.0.1:9464`); empty: none.
+    pub listen: String,
+    /// A bearer token scrapers present (`Authorization: Bearer …`), at least 24 characters.
+    /// Set, `/metrics` is also served on the main listener to holders of it; empty, the main
+    /// listener has no `/metrics`.
+    pub token: String,
+}
+
+impl MetricsConfig {
+    /// `listen`, parsed (validation has checked it).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
     }
 }
 
@@ -414,6 +435,15 @@ at = "02:30"
 inactive_months = 12
 # Days before that deletion when the account's owner is warned by email.
 warn_days = [30, 7, 1]
+
+[metrics]
+# Prometheus metrics (requests, latencies, jobs, search index lag, outbox backlog).
+# An address of its own that serves only /metrics, e.g. "127.0.0.1:9464"; empty: none. An
+# address other than loopback needs the token.
+listen = ""
+# A bearer token scrapers present (Authorization: Bearer ...), at least 24 characters; set, the
+# main listener serves /metrics too, to holders of it. Prefer MESHWORK_METRICS__TOKEN.
+token = ""
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -585,6 +615,24 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "backup.keep_days is 0: keep backups at least a day (set backup.enabled = false to take none)".into(),
             ));
+        }
+        if !self.metrics.token.is_empty() && self.metrics.token.chars().count() < 24 {
+            return Err(ConfigError::Invalid(
+                "metrics.token is shorter than 24 characters: use a long random value (openssl rand -hex 24)".into(),
+            ));
+        }
+        if !self.metrics.listen.is_empty() {
+            let Ok(addr) = self.metrics.listen.parse::<SocketAddr>() else {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics.listen is {:?}, expected an address and port such as 127.0.0.1:9464",
+                    self.metrics.listen
+                )));
+            };
+            if !addr.ip().is_loopback() && self.metrics.token.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics.listen is {addr}, not a loopback address: set metrics.token so only scrapers holding it read the metrics"
+                )));
+            }
         }
         if self.retention.warn_days.iter().any(|&d| d == 0 || d > 365) {
             return Err(ConfigError::Invalid(format!(
@@ -787,6 +835,43 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("not supported") && !e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn metrics_off_loopback_need_a_long_token() {
+        let load = |env: &[(&str, &str)]| {
+            Config::load(
+                None,
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let c = load(&[("MESHWORK_METRICS__LISTEN", "127.0.0.1:9464")]).unwrap();
+        assert_eq!(c.metrics.listen_addr().unwrap().port(), 9464);
+        let e = load(&[("MESHWORK_METRICS__LISTEN", "0.0.0.0:9464")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.listen") && e.contains("metrics.token"),
+            "{e}"
+        );
+        let e = load(&[("MESHWORK_METRICS__TOKEN", "short")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.token") && e.contains("24"), "{e}");
+        let e = load(&[("MESHWORK_METRICS__LISTEN", "localhost")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.listen") && e.contains("localhost"),
+            "{e}"
+        );
+        load(&[
+            ("MESHWORK_METRICS__LISTEN", "0.0.0.0:9464"),
+            ("MESHWORK_METRICS__TOKEN", "0123456789abcdef01234567"),
+        ])
+        .unwrap();
     }
 
     #[test]

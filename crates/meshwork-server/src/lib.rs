@@ -11,6 +11,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod web;
 
 pub use meshwork_app::config;
@@ -27,7 +28,13 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     pub tls: bool,
+    /// `metrics.listen`'s address, when it is set.
+    pub metrics_addr: Option<SocketAddr>,
     handle: axum_server::Handle,
+    metrics_task: Option<(
+        axum_server::Handle,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     runner: meshwork_app::jobs::Runner,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -37,6 +44,10 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         self.task.await.context("server task")??;
+        if let Some((handle, task)) = self.metrics_task {
+            handle.graceful_shutdown(Some(Duration::from_secs(1)));
+            task.await.context("metrics server task")??;
+        }
         self.runner.stop(Duration::from_secs(10)).await;
         self.state.store.close().await;
         Ok(())
@@ -64,7 +75,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let runner = meshwork_app::jobs::Runner::start(&state)
         .await
         .map_err(|e| anyhow::anyhow!("starting the job runner: {e}"))?;
-    let (router, _) = http::router(state.clone());
+    let (router, _, metrics) = http::router(state.clone());
+    let metrics_task = match state.config.metrics.listen_addr() {
+        Some(at) => {
+            let listener = std::net::TcpListener::bind(at)
+                .with_context(|| format!("binding {at} (metrics.listen)"))?;
+            listener.set_nonblocking(true)?;
+            let bound = listener.local_addr()?;
+            let handle = axum_server::Handle::new();
+            let app = metrics::own_router(state.clone(), metrics.clone()).into_make_service();
+            let task = tokio::spawn(
+                axum_server::from_tcp(listener)
+                    .handle(handle.clone())
+                    .serve(app),
+            );
+            tracing::info!(addr = %bound, "metrics are served at /metrics");
+            Some((bound, handle, task))
+        }
+        None => None,
+    };
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let listener =
         std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
@@ -86,11 +115,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     };
     tracing::info!(%addr, tls = tls_files.is_some(), backend = ?state.store.backend(), "meshwork is listening");
+    let (metrics_addr, metrics_task) = match metrics_task {
+        Some((a, h, t)) => (Some(a), Some((h, t))),
+        None => (None, None),
+    };
     Ok(Running {
         addr,
         state,
         tls: tls_files.is_some(),
+        metrics_addr,
         handle,
+        metrics_task,
         runner,
         task,
     })

@@ -16,6 +16,7 @@ mod integration {
     mod jobs;
     mod lists;
     mod mail;
+    mod operations;
     mod overlap;
     mod pages;
     mod radicale;

@@ -1185,6 +1185,28 @@ macro_rules! impl_sql_store {
                     .iter().map(sql_store_rows::mail).collect()
             }
 
+            async fn operations(&self) -> meshwork_store::Result<meshwork_store::OperationsRow> {
+                use $crate::sqlx::Row as _;
+                let jobs = $crate::sqlx::query("SELECT kind, state, COUNT(*) AS n FROM job_queue WHERE state IN ('queued', 'running', 'failed') GROUP BY kind, state ORDER BY kind, state")
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter()
+                    .map(|r| Ok((r.try_get("kind").map_err($crate::db)?, r.try_get("state").map_err($crate::db)?, r.try_get("n").map_err($crate::db)?)))
+                    .collect::<meshwork_store::Result<Vec<(String, String, i64)>>>()?;
+                let outbox = $crate::sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE sent_at IS NULL")
+                    .fetch_one(self.reader()).await.map_err($crate::db)?;
+                let last_seqs = $crate::sqlx::query("SELECT id, last_seq FROM workspaces")
+                    .fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter()
+                    .map(|r| Ok((meshwork_domain::WorkspaceId($crate::uuid(&r.try_get::<String, _>("id").map_err($crate::db)?, "workspaces.id")?), r.try_get("last_seq").map_err($crate::db)?)))
+                    .collect::<meshwork_store::Result<Vec<_>>>()?;
+                Ok(meshwork_store::OperationsRow {
+                    jobs,
+                    unsent_mail: outbox.try_get("n").map_err($crate::db)?,
+                    oldest_unsent_at: outbox.try_get("oldest").map_err($crate::db)?,
+                    last_seqs,
+                })
+            }
+
             async fn changes_since(&self, ws: meshwork_domain::WorkspaceId, after: i64, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::ChangeRow>> {
                 $crate::sqlx::query("SELECT workspace_id, seq, entity, entity_id, op, at FROM changes WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
                     .bind(ws.to_string()).bind(after).bind(limit).fetch_all(self.reader()).await.map_err($crate::db)?

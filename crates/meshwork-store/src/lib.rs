@@ -310,6 +310,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<AuditRow>>;
     async fn enqueue_mail(&self, mail: &MailRow) -> Result<()>;
     async fn unsent_mail(&self, limit: i64) -> Result<Vec<MailRow>>;
+    /// What an operator watches (`/metrics`): queued jobs by kind and state, the outbox's
+    /// backlog, and each workspace's last change-feed sequence number.
+    async fn operations(&self) -> Result<OperationsRow>;
     /// Changes of `ws` with `seq > after`, in order.
     async fn changes_since(
         &self,

@@ -134,6 +134,18 @@ pub struct MailRow {
     pub created_at: Millis,
 }
 
+/// The queues and the feed at one moment ([`crate::Store::operations`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationsRow {
+    /// (kind, state, count) of the job queue's jobs not yet done: `queued`, `running`, `failed`.
+    pub jobs: Vec<(String, String, i64)>,
+    /// Mail in the outbox not yet sent, and when the oldest of it was queued.
+    pub unsent_mail: i64,
+    pub oldest_unsent_at: Option<Millis>,
+    /// Each workspace's last change-feed sequence number.
+    pub last_seqs: Vec<(WorkspaceId, i64)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeRow {
     pub workspace_id: WorkspaceId,

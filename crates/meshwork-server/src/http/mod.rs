@@ -174,7 +174,9 @@ fn overlap_routes() -> OpenApiRouter<AppState> {
         .merge(lists)
 }
 
-pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+/// The routes, the OpenAPI document, and the HTTP metrics the routes count into.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi, crate::metrics::Metrics) {
+    let metrics = crate::metrics::Metrics::default();
     let pictures = OpenApiRouter::new()
         .routes(routes!(
             accounts::put_picture,
@@ -256,6 +258,14 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                 }
             }),
         )
+        .merge(
+            Router::new()
+                .route(
+                    "/metrics",
+                    axum::routing::get(crate::metrics::on_main_listener),
+                )
+                .with_state((state.clone(), metrics.clone())),
+        )
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::RouteNotFound,
@@ -280,6 +290,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            crate::metrics::track,
+        ))
         // Spans name the path only: queries can carry single-use tokens (the links in mail).
         .layer(TraceLayer::new_for_http().make_span_with(
             |req: &axum::http::Request<axum::body::Body>| {
@@ -287,5 +301,5 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             },
         ))
         .with_state(state);
-    (router, doc)
+    (router, doc, metrics)
 }
