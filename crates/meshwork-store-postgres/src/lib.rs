@@ -35,7 +35,7 @@ impl PostgresStore {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Database(format!("migrating PostgreSQL: {e}").into()))?;
+            .map_err(|e| meshwork_store_sql::migrate_err("the PostgreSQL database", e))?;
         tracing::info!("opened PostgreSQL store");
         Ok(Self { pool })
     }

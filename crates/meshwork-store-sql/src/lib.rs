@@ -27,6 +27,23 @@ pub fn db_err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     }
 }
 
+/// A migration failure, named for the operator. A database that has a migration this binary
+/// does not know was written by a newer release: this one refuses it rather than run on a
+/// schema it does not understand.
+pub fn migrate_err(what: &str, e: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError;
+    let message = match e {
+        MigrateError::VersionMissing(v) => format!(
+            "{what} was written by a newer Meshwork release (its migration {v} is unknown to this one): run that release, or restore a backup taken before the upgrade"
+        ),
+        MigrateError::VersionMismatch(v) => format!(
+            "{what}: migration {v} differs from the one this release ships; the database was migrated by another build"
+        ),
+        other => format!("migrating {what}: {other}"),
+    };
+    StoreError::Database(message.into())
+}
+
 pub fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(Box::new(e))
 }

@@ -77,7 +77,7 @@ impl SqliteStore {
             .map_err(|e| open_error(path, e))?;
         MIGRATOR.run(&writer).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => open_error(path, e),
-            other => StoreError::Database(format!("migrating {}: {other}", path.display()).into()),
+            other => meshwork_store_sql::migrate_err(&path.display().to_string(), other),
         })?;
         let readers = std::thread::available_parallelism()
             .map(|n| n.get())
