@@ -620,6 +620,7 @@ pub async fn archive(
     require(auth)?;
     let ws = auth.workspace();
     check_source(source)?;
+    crate::sources::check_id("document_id", document)?;
     let id = document_id(state, ws, source, document)?;
     state
         .store
@@ -648,6 +649,7 @@ pub async fn unarchive(
     require(auth)?;
     let ws = auth.workspace();
     check_source(source)?;
+    crate::sources::check_id("document_id", document)?;
     let id = document_id(state, ws, source, document)?;
     if !state.store.source_unarchive(ws, &id).await? {
         return Err(AppError::new(

@@ -169,8 +169,8 @@ pub async fn list(state: &AppState, auth: &impl InWorkspace) -> AppResult<Vec<Gr
 
 fn not_found() -> AppError {
     AppError::new(
-        ErrorCode::InvalidField,
-        "path `grant_id`: no support request with this id in the workspace",
+        ErrorCode::SupportGrantNotFound,
+        "no support request with this id in the workspace",
     )
 }
 

@@ -82,6 +82,7 @@ error_codes! {
     ConcurrentChange => ("concurrent_change", 409, InvalidRequest, "The thing changed while the request ran; reload it and retry."),
     EmailNotVerified => ("email_not_verified", 403, Auth, "Confirm your email address first (see the verification mail)."),
     SessionNotFound => ("session_not_found", 404, InvalidRequest, "No session of yours has this id."),
+    SupportGrantNotFound => ("support_grant_not_found", 404, InvalidRequest, "No support request with this id in the workspace."),
     InviteNotFound => ("invite_not_found", 404, InvalidRequest, "No pending invitation with this id in the workspace."),
     LastOwner => ("last_owner", 409, InvalidRequest, "A workspace must keep at least one owner."),
     AlreadyMember => ("already_member", 409, InvalidRequest, "The user is already a member of this workspace."),

@@ -141,10 +141,93 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// `axum::Json` with rejections answered from the error table.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` with rejections answered from the error table. A number written with a zero
+/// fraction (`5.0`) is taken where a whole number is expected: JSON Schema counts it as an
+/// integer, so clients and generators that write it so are right to.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+/// Whether a request's content type is JSON (`application/json` or `application/…+json`).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Rewrites numbers with a zero fraction as whole numbers; says whether any changed.
+fn integral_floats(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+                *v = Value::from(f as i64);
+                true
+            } else {
+                false
+            }
+        }
+        // Every item is visited (no short cut): each may need rewriting.
+        Value::Array(items) => {
+            let mut changed = false;
+            for item in items {
+                changed |= integral_floats(item);
+            }
+            changed
+        }
+        Value::Object(map) => {
+            let mut changed = false;
+            for item in map.values_mut() {
+                changed |= integral_floats(item);
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+impl<T, S> axum::extract::FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(Self::Rejection::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(e @ JsonRejection::JsonDataError(_)) => {
+                if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    if integral_floats(&mut value) {
+                        if let Ok(v) = serde_json::from_value(value) {
+                            return Ok(Json(v));
+                        }
+                    }
+                }
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -207,3 +290,18 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 #[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
+
+#[cfg(test)]
+mod json_tests {
+    #[test]
+    fn numbers_with_a_zero_fraction_become_whole() {
+        let mut v = serde_json::json!({"version": 3.0, "n": [1.5, 2.0], "s": "4.0"});
+        assert!(super::integral_floats(&mut v));
+        assert_eq!(
+            v,
+            serde_json::json!({"version": 3, "n": [1.5, 2], "s": "4.0"})
+        );
+        let mut whole = serde_json::json!({"version": 3});
+        assert!(!super::integral_floats(&mut whole));
+    }
+}

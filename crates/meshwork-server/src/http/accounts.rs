@@ -393,6 +393,7 @@ pub async fn totp_disable(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditPage {
     /// Return entries older than this id (from the previous page's last entry).

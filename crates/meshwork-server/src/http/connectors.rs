@@ -19,7 +19,7 @@ use utoipa::IntoParams;
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/connector-kinds", tag = "connectors",
     security(("session" = ["sources.write"]), ("api_key" = ["sources.write"])),
     params(("workspace_id" = uuid::Uuid, Path)),
-    responses((status = 200, body = Object, description = "`[{kind, name, scopes: [{name, description}]}]`")))]
+    responses((status = 200, body = [Object], description = "`[{kind, name, scopes: [{name, description}]}]`")))]
 pub async fn kinds(_auth: Authorized<perm::SourcesWrite>) -> Json<Value> {
     Json(connectors::kinds())
 }
@@ -156,6 +156,7 @@ pub async fn sync(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsParams {
     /// How many, newest first (1 to 200, default 20).
     pub limit: Option<i64>,

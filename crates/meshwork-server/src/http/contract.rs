@@ -80,7 +80,16 @@ fn error_statuses(path: &str, op: &Value) -> BTreeMap<u16, &'static str> {
 /// Statuses that only some operations answer, by (method, path): the limiters of sign-in,
 /// sign-up, password resets and public forms (429), and the lock that too many wrong
 /// passwords put on an account (423).
-const LIMITED: &[(&str, &str, &[u16])] = &[("post", "/api/v1/auth/password-reset", &[429])];
+const LIMITED: &[(&str, &str, &[u16])] = &[
+    ("post", "/api/v1/auth/password-reset", &[429]),
+    ("patch", "/api/v1/me", &[423]),
+    ("post", "/api/v1/me/password", &[423]),
+    ("post", "/api/v1/me/mfa/totp/confirm", &[423]),
+    ("post", "/api/v1/me/mfa/totp/disable", &[423]),
+    ("post", "/api/v1/me/reauthenticate", &[409, 423]),
+    ("delete", "/api/v1/me", &[423]),
+    ("post", "/api/v1/workspaces/{workspace_id}/api-keys", &[423]),
+];
 
 fn extra_statuses(method: &str, path: &str) -> &'static [u16] {
     LIMITED
@@ -103,6 +112,7 @@ pub fn complete(doc: utoipa::openapi::OpenApi) -> Value {
                         *status,
                         match status {
                             423 => "Too many wrong passwords: the account is locked for a while.",
+                            409 => "Two-factor authentication is not on: send the password.",
                             _ => "Too many requests from this address; wait and retry.",
                         },
                     );
@@ -115,11 +125,405 @@ pub fn complete(doc: utoipa::openapi::OpenApi) -> Value {
                         .entry(status.to_string())
                         .or_insert_with(|| error_response(status, what));
                 }
+                // Error answers declared on a handler without words get the codes they carry.
+                for (status, response) in responses.iter_mut() {
+                    let Ok(code) = status.parse::<u16>() else {
+                        continue;
+                    };
+                    if code >= 400 && response["description"].as_str().is_some_and(str::is_empty) {
+                        response["description"] = Value::String(format!(
+                            "The body is an error (`code` is one of {}).",
+                            codes_for(code)
+                        ));
+                    }
+                }
             }
         }
         add_links(paths);
+        // A source's name, wherever a path names one.
+        for item in paths.values_mut() {
+            for m in METHODS {
+                let Some(params) = item
+                    .get_mut(m)
+                    .and_then(|op| op.get_mut("parameters"))
+                    .and_then(Value::as_array_mut)
+                else {
+                    continue;
+                };
+                for p in params
+                    .iter_mut()
+                    .filter(|p| p["name"] == "source" && p["in"] == "path")
+                {
+                    merge(&mut p["schema"], json!({"pattern": "^[a-z0-9_-]{1,64}$"}));
+                }
+            }
+        }
+        for (method, path, name, schema) in parameter_constraints() {
+            let params = paths
+                .get_mut(path)
+                .and_then(|item| item.get_mut(method))
+                .and_then(|op| op.get_mut("parameters"))
+                .and_then(Value::as_array_mut)
+                .unwrap_or_else(|| panic!("{method} {path} has parameters"));
+            let param = params
+                .iter_mut()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{method} {path} has a parameter {name}"));
+            merge(&mut param["schema"], schema);
+        }
+    }
+    crm_records(&mut v);
+    if let Some(schemas) = v
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (schema, property, constraint) in schema_constraints() {
+            let target = schemas
+                .get_mut(schema)
+                .unwrap_or_else(|| panic!("no schema {schema}"));
+            if property.is_empty() {
+                merge(target, constraint);
+            } else {
+                let prop = target
+                    .pointer_mut(&format!("/properties/{property}"))
+                    .unwrap_or_else(|| panic!("{schema} has no property {property}"));
+                merge(prop, constraint);
+            }
+        }
     }
     v
+}
+
+/// Each CRM record route takes its type's fields (`crm_schemas`), not any object.
+fn crm_records(v: &mut Value) {
+    use super::crm_schemas;
+    let ws = "/api/v1/workspaces/{workspace_id}";
+    let body = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    for kind in meshwork_crm::Kind::ALL {
+        let (create, fields) = crm_schemas::names(kind);
+        let schemas = v
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+            .expect("the document has schemas");
+        schemas.insert(create.clone(), crm_schemas::record(kind, true));
+        schemas.insert(fields.clone(), crm_schemas::record(kind, false));
+        let fields_ref = json!({"$ref": format!("#/components/schemas/{fields}")});
+        let plural = kind.plural();
+        let paths = v["paths"].as_object_mut().expect("the document has paths");
+        let mut set = |path: String, method: &str, schema: Value| {
+            if let Some(op) = paths.get_mut(&path).and_then(|i| i.get_mut(method)) {
+                op["requestBody"] = body(schema);
+            }
+        };
+        set(
+            format!("{ws}/{plural}"),
+            "post",
+            json!({"$ref": format!("#/components/schemas/{create}")}),
+        );
+        set(
+            format!("{ws}/{plural}/{{record_id}}"),
+            "patch",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["fields"],
+                "properties": {
+                    "fields": fields_ref.clone(),
+                    "version": {"type": ["integer", "null"], "format": "int64", "description": "The version you read; the update is refused if the record has changed since."}
+                }
+            }),
+        );
+        set(
+            format!("{ws}/{plural}/bulk-update"),
+            "post",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["filter", "set"],
+                "properties": {"filter": crm_schemas::filter(kind), "set": fields_ref}
+            }),
+        );
+        set(
+            format!("{ws}/{plural}/bulk-delete"),
+            "post",
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["filter", "confirm"],
+                "properties": {
+                    "filter": crm_schemas::filter(kind),
+                    "confirm": {"enum": [true], "description": "Must be `true`: deleting a filtered set cannot be undone."}
+                }
+            }),
+        );
+    }
+}
+
+/// Adds the keys of `extra` to the object `target` (replacing those it has).
+fn merge(target: &mut Value, extra: Value) {
+    if let (Some(t), Value::Object(e)) = (target.as_object_mut(), extra) {
+        t.extend(e);
+    }
+}
+
+/// No control characters (what `char::is_control` refuses), no leading or trailing space: a
+/// text the server takes as it is (it trims, and refuses control characters).
+const PLAIN_TEXT: &str =
+    "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]([^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f])?$";
+
+/// A text of 1 to `max` characters the server's text fields accept.
+fn text(max: usize) -> Value {
+    json!({"minLength": 1, "maxLength": max, "pattern": PLAIN_TEXT})
+}
+
+/// Email addresses the server accepts (`EmailAddress::parse`), in a plain ASCII form: a local
+/// part without misplaced dots, a host name of labels that neither start nor end with `-`.
+fn email() -> Value {
+    json!({
+        "maxLength": 254,
+        "pattern": "^[A-Za-z0-9_%+-]{1,32}(\\.[A-Za-z0-9_%+-]{1,16})?@([A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\\.){1,4}[A-Za-z]{2,12}$"
+    })
+}
+
+/// A text of at most `max` characters that may be empty (clearing the field).
+fn optional_text(max: usize) -> Value {
+    json!({"maxLength": max, "pattern": format!("^({})?$", PLAIN_TEXT.trim_start_matches('^').trim_end_matches('$'))})
+}
+
+fn choice(options: &[&str]) -> Value {
+    json!({"enum": options})
+}
+
+fn range(min: i64, max: i64) -> Value {
+    json!({"minimum": min, "maximum": max})
+}
+
+/// An id in a connected source: 1 to 512 characters, no control characters.
+fn source_id_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"})
+}
+
+fn role() -> Value {
+    json!({"enum": ["owner", "admin", "member", "viewer"]})
+}
+
+/// The constraints the server enforces on request bodies that their Rust types do not say, by
+/// (schema, property): lengths, patterns, enums. What a schema allows, the server accepts.
+fn schema_constraints() -> Vec<(&'static str, &'static str, Value)> {
+    let password = json!({"minLength": 12, "maxLength": 1024});
+    let source_id = source_id_schema();
+    vec![
+        ("SignupRequest", "name", text(200)),
+        ("SignupRequest", "email", email()),
+        ("SignupRequest", "password", password.clone()),
+        (
+            "SignupRequest",
+            "confirm_age_16_or_over",
+            json!({"enum": [true]}),
+        ),
+        ("SignupRequest", "company", optional_text(200)),
+        ("SignupRequest", "job_title", optional_text(200)),
+        ("ProfilePatch", "company", optional_text(200)),
+        ("ProfilePatch", "job_title", optional_text(200)),
+        ("ProfilePatch", "name", text(200)),
+        ("ProfilePatch", "email", email()),
+        ("WorkspaceInput", "name", text(100)),
+        ("ApiKeyInput", "name", text(100)),
+        ("ApiKeyInput", "role", role()),
+        (
+            "ApiKeyInput",
+            "expires_in_days",
+            json!({"minimum": 1, "maximum": 3650}),
+        ),
+        ("ResetRequest", "email", email()),
+        ("ResetConfirm", "new_password", password.clone()),
+        ("PasswordChange", "new_password", password),
+        ("InviteInput", "email", email()),
+        ("InviteInput", "role", role()),
+        ("RoleInput", "role", role()),
+        (
+            "NewConnector",
+            "source",
+            json!({"pattern": "^[a-z0-9_-]{1,64}$"}),
+        ),
+        (
+            "NewConnector",
+            "every_minutes",
+            json!({"minimum": 1, "maximum": 1440}),
+        ),
+        ("PopulationInput", "name", text(100)),
+        ("JoinInput", "invitation", json!({"pattern": "^mwinv1\\."})),
+        ("DocumentInput", "id", source_id.clone()),
+        ("PrincipalInput", "id", source_id.clone()),
+        ("MemberInput", "id", source_id),
+        ("PrincipalInput", "email", email()),
+        (
+            "DocumentInput",
+            "url",
+            json!({"maxLength": 2048, "pattern": "^https?://[A-Za-z0-9.-]+(/[A-Za-z0-9._~/-]*)?$"}),
+        ),
+        // A password or a code: one of them, as text.
+        ("Reauthenticate", "", json!({"minProperties": 1})),
+        ("Reauthenticate", "password", json!({"type": "string"})),
+        ("Reauthenticate", "totp_code", json!({"type": "string"})),
+        ("SideSettings", "threshold", range(1, 1000)),
+        (
+            "PermissionsInput",
+            "users",
+            json!({"items": source_id_schema()}),
+        ),
+        (
+            "PermissionsInput",
+            "groups",
+            json!({"items": source_id_schema()}),
+        ),
+        (
+            "SubmitInput",
+            "answers",
+            json!({"additionalProperties": {"type": "string"}}),
+        ),
+        ("BulkDeleteInput", "confirm", json!({"enum": [true]})),
+        (
+            "BulkDeleteInput",
+            "",
+            json!({"required": ["filter", "confirm"]}),
+        ),
+        (
+            "BulkDeleteInput",
+            "filter",
+            json!({"additionalProperties": {"type": "string"}}),
+        ),
+        (
+            "BulkUpdateInput",
+            "filter",
+            json!({"additionalProperties": {"type": "string"}}),
+        ),
+    ]
+}
+
+/// The same for query parameters, by (method, path, parameter).
+fn parameter_constraints() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    let ws = "/api/v1/workspaces/{workspace_id}";
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut out = vec![
+        (
+            "get",
+            "/api/v1/me/export",
+            "format",
+            choice(&["json", "csv"]),
+        ),
+        ("get", "/api/v1/me/audit", "limit", range(1, 200)),
+        ("get", leak(format!("{ws}/audit")), "limit", range(1, 200)),
+        (
+            "get",
+            leak(format!("{ws}/changes")),
+            "limit",
+            range(1, 1000),
+        ),
+        ("get", leak(format!("{ws}/search")), "limit", range(1, 100)),
+        ("get", leak(format!("{ws}/jobs")), "limit", range(1, 200)),
+        (
+            "get",
+            leak(format!("{ws}/jobs")),
+            "state",
+            choice(&["queued", "running", "done", "failed", "cancelled"]),
+        ),
+        (
+            "post",
+            leak(format!("{ws}/imports")),
+            "type",
+            choice(&["company", "contact", "deal"]),
+        ),
+        (
+            "post",
+            leak(format!("{ws}/imports")),
+            "layout",
+            choice(&["hubspot", "salesforce", "pipedrive", "vcard"]),
+        ),
+        (
+            "post",
+            leak(format!("{ws}/imports")),
+            "mode",
+            choice(&["upsert", "create", "update"]),
+        ),
+        (
+            "post",
+            leak(format!("{ws}/imports")),
+            "match_on",
+            choice(&["email", "domain", "external_id"]),
+        ),
+        ("post", leak(format!("{ws}/match-lists")), "name", text(100)),
+        (
+            "post",
+            leak(format!("{ws}/match-lists")),
+            "kind",
+            choice(&["contacts", "companies"]),
+        ),
+        (
+            "post",
+            leak(format!("{ws}/match-lists")),
+            "layout",
+            choice(&["hubspot", "salesforce", "pipedrive"]),
+        ),
+        (
+            "get",
+            leak(format!(
+                "{ws}/partnerships/{{partnership_id}}/overlap/export"
+            )),
+            "format",
+            choice(&["csv", "json"]),
+        ),
+        (
+            "get",
+            leak(format!(
+                "{ws}/remote-partnerships/{{partnership_id}}/overlap/export"
+            )),
+            "format",
+            choice(&["csv", "json"]),
+        ),
+    ];
+    let sources = format!("{ws}/sources/{{source}}");
+    for (method, path, param) in [
+        (
+            "delete",
+            format!("{sources}/archived/{{document_id}}"),
+            "document_id",
+        ),
+        (
+            "post",
+            format!("{sources}/archived/{{document_id}}"),
+            "document_id",
+        ),
+        (
+            "delete",
+            format!("{sources}/documents/{{document_id}}"),
+            "document_id",
+        ),
+        (
+            "delete",
+            format!("{sources}/groups/{{group_id}}"),
+            "group_id",
+        ),
+        ("put", format!("{sources}/groups/{{group_id}}"), "group_id"),
+        (
+            "delete",
+            format!("{sources}/principals/{{principal_id}}"),
+            "principal_id",
+        ),
+    ] {
+        out.push((method, leak(path), param, source_id_schema()));
+    }
+    for subject in ["companies", "contacts", "deals"] {
+        out.push((
+            "get",
+            leak(format!("{ws}/{subject}/{{record_id}}/timeline")),
+            "limit",
+            range(1, 200),
+        ));
+    }
+    for kind in meshwork_crm::Kind::ALL {
+        out.push((
+            "get",
+            leak(format!("{ws}/{}", kind.plural())),
+            "limit",
+            range(1, 500),
+        ));
+    }
+    out
 }
 
 /// The names of a path's parameters, in order.

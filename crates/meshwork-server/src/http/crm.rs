@@ -74,6 +74,7 @@ pub struct BulkResult {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineQuery {
     /// The `cursor` of the previous page.
     pub cursor: Option<String>,

@@ -2,14 +2,17 @@
 //! else runs in the workspace, with their state, attempts and the reason a run failed.
 
 use crate::auth::{perm, Authorized};
+use crate::error::ApiError;
 use crate::error::{ApiResult, ErrorBody, Json, Query};
 use axum::extract::State;
 use meshwork_app::jobs::{self, JobView};
 use meshwork_app::AppState;
+use meshwork_domain::ErrorCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     /// Only jobs in this state: `queued`, `running`, `done`, `failed` or `cancelled`.
@@ -28,7 +31,16 @@ pub async fn list(
     auth: Authorized<perm::JobsRead>,
     Query(q): Query<JobsQuery>,
 ) -> ApiResult<Json<Vec<JobView>>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let limit = match q.limit {
+        None => 50,
+        Some(n) if (1..=200).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("query `limit`: must be 1 to 200, got {n}"),
+            ))
+        }
+    };
     Ok(Json(
         jobs::list(&state, Some(auth.workspace), q.state.as_deref(), limit).await?,
     ))

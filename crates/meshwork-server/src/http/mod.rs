@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod connectors;
 pub mod contract;
 pub mod crm;
+pub mod crm_schemas;
 pub mod forms;
 pub mod imports;
 pub mod jobs;

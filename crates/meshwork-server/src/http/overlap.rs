@@ -72,6 +72,7 @@ pub async fn delete_population(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MatchListParams {
     /// The list's name.
     pub name: String,
@@ -133,6 +134,7 @@ pub async fn list_partnerships(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PartnerInviteInput)]
 pub struct InviteInput {
     /// The partner's workspace on this server (they give you its id). Nothing is shared until
     /// they accept.
@@ -246,6 +248,7 @@ pub async fn view(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `csv` (default) or `json`.
     pub format: Option<String>,

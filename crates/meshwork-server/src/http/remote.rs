@@ -124,6 +124,7 @@ pub async fn set_sharing(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunParams {
     /// Answer when the run is over instead of at once (default false).
     pub wait: Option<bool>,

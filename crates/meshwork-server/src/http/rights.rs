@@ -59,7 +59,7 @@ pub struct ExportFormat {
 /// Everything stored about your account, to keep or take elsewhere (pm12, mm17): profile,
 /// memberships, sessions, mail preference, your audit trail. Needs a fresh authentication.
 #[utoipa::path(get, path = "/api/v1/me/export", tag = "rights", security(("session" = [])), params(ExportFormat),
-    responses((status = 200, body = AccountExport), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, content((AccountExport = "application/json"), (String = "text/csv")), description = "JSON, or CSV with `format=csv`"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     user: SessionUser,

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// What was typed in the search box (the last word is a prefix unless a space follows).
     /// Filters: `type:`, `stage:`, `owner:me`, `source:`, `tag:`, `pipeline:`. Empty: recent items.

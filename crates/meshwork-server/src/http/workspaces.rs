@@ -256,6 +256,7 @@ pub async fn workspace_audit(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesPage {
     /// Changes with a sequence number above this (default 0).

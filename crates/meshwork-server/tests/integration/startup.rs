@@ -230,6 +230,111 @@ async fn openapi_document_describes_the_api(s: &mut TestServer) {
 }
 server_test!(openapi_document_describes_the_api);
 
+/// The contract is exact enough for a client or fuzzer to rely on: every operation declares the
+/// error answers its extractors can give, each with the error body; every creation links to the
+/// operations on what it made, and each link names an operation that exists; constrained inputs
+/// say their constraints.
+async fn the_openapi_contract_declares_errors_links_and_constraints(s: &mut TestServer) {
+    let (_, doc) = s
+        .call(Method::GET, "/api/openapi.json", &As::Anonymous, None)
+        .await;
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    let mut links = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            let responses = op["responses"].as_object().unwrap();
+            let has = |status: &str| responses.contains_key(status);
+            assert!(has("500"), "{method} {path} declares no 500");
+            if path.contains('{') {
+                assert!(
+                    has("404") && has("400"),
+                    "{method} {path}: a path parameter can name nothing or be malformed"
+                );
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                assert!(
+                    has("401") && has("403"),
+                    "{method} {path}: authenticated, so 401 and 403"
+                );
+            }
+            if op.get("requestBody").is_some() {
+                assert!(
+                    has("413") && has("415"),
+                    "{method} {path}: a body can be too large or of another type"
+                );
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    if let Some(schema) = response.pointer("/content/application~1json/schema/$ref")
+                    {
+                        assert_eq!(
+                            schema, "#/components/schemas/ErrorBody",
+                            "{method} {path} {status}"
+                        );
+                    }
+                    assert!(
+                        !response["description"].as_str().unwrap().is_empty(),
+                        "{method} {path} {status} says nothing"
+                    );
+                }
+                for (_, link) in response["links"].as_object().into_iter().flatten() {
+                    links += 1;
+                    let target = link["operationRef"]
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches('#');
+                    assert!(
+                        doc.pointer(target).is_some(),
+                        "{method} {path} links to {target}, which does not exist"
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations >= 170, "{operations} operations");
+    assert!(links >= 100, "{links} links");
+    // Creating a contact links to reading it with the id it answers.
+    let link = &doc["paths"]["/api/v1/workspaces/{workspace_id}/contacts"]["post"]["responses"]
+        ["201"]["links"]["get /api/v1/workspaces/{workspace_id}/contacts/{record_id}"];
+    assert_eq!(link["parameters"]["path.record_id"], "$response.body#/id");
+    assert_eq!(
+        link["parameters"]["path.workspace_id"],
+        "$request.path.workspace_id"
+    );
+    // Constraints the server enforces are in the schema.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["WorkspaceInput"]["properties"]["name"]["maxLength"],
+        100
+    );
+    assert_eq!(
+        schemas["RoleInput"]["properties"]["role"]["enum"],
+        serde_json::json!(["owner", "admin", "member", "viewer"])
+    );
+    assert_eq!(
+        schemas["BulkDeleteInput"]["properties"]["confirm"]["enum"],
+        serde_json::json!([true])
+    );
+    let limit = doc["paths"]["/api/v1/workspaces/{workspace_id}/contacts"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(
+        (limit["in"].as_str(), &limit["schema"]["maximum"]),
+        (Some("query"), &serde_json::json!(500))
+    );
+    // Two request types never share a name (one would document the other's route).
+    assert!(schemas.get("PartnerInviteInput").is_some() && schemas.get("InviteInput").is_some());
+}
+server_test!(the_openapi_contract_declares_errors_links_and_constraints);
+
 /// `/readyz` answers whether the store answers; `/healthz` only that the process serves. With
 /// the store closed under it, the server says it is not ready (503) and still alive (200).
 async fn readyz_follows_the_store_and_healthz_the_process(s: &mut TestServer) {
