@@ -9,6 +9,7 @@ mod integration {
     mod carddav;
     pub mod common;
     mod connectors;
+    mod contract;
     pub mod crm;
     mod dovecot;
     mod forms;

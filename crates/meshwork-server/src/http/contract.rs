@@ -4,12 +4,13 @@
 //! (OpenAPI links), so a stateful client or fuzzer walks real ids.
 //!
 //! The statuses follow from what an operation has, because the extractors decide them: a path
-//! parameter can name nothing (404) or be malformed (400); a JSON body can be malformed (400),
-//! too large (413), of another content type (415) or fail validation (422); a query can be
-//! malformed (400) or fail validation (422); an authenticated route can be called without or
-//! with dead credentials (401), by a role without the permission or a session without its CSRF
-//! token (403); every route can fail (500). The limiters' 429 is declared on the few routes they
-//! guard ([`LIMITED`]). Statuses a handler answers besides these are declared on the handler itself
+//! parameter can name nothing (404) or be malformed (400, or 422 as a source's name is); a JSON
+//! body can be malformed (400), too large (413), of another content type (415) or fail
+//! validation (422); a query can be malformed (400) or fail validation (422); an authenticated
+//! route can be called without or with dead credentials (401), by a role without the
+//! permission or a session without its CSRF token (403); every route can fail (500). The
+//! limiters' 429 and the locked account's 423 are declared on the routes they guard
+//! ([`LIMITED`]). Statuses a handler answers besides these are declared on the handler itself
 //! (`#[utoipa::path(responses(…))]`); the Schemathesis run in CI finds any that are missing.
 
 use meshwork_domain::ErrorCode;
@@ -70,8 +71,11 @@ fn error_statuses(path: &str, op: &Value) -> BTreeMap<u16, &'static str> {
         out.insert(413, "The body is larger than this route accepts.");
         out.insert(415, "The body's content type is not accepted here.");
     }
-    if json_body || has_query {
-        out.insert(422, "A field failed validation; the message names it.");
+    if json_body || has_query || has_path {
+        out.insert(
+            422,
+            "A field or path segment failed validation; the message names it.",
+        );
     }
     out.insert(500, "The server failed; the error is logged.");
     out

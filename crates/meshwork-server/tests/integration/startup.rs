@@ -326,11 +326,39 @@ async fn the_openapi_contract_declares_errors_links_and_constraints(s: &mut Test
         .iter()
         .find(|p| p["name"] == "limit")
         .unwrap();
+    // Finding 1: every query parameter was declared as a path parameter.
     assert_eq!(
         (limit["in"].as_str(), &limit["schema"]["maximum"]),
         (Some("query"), &serde_json::json!(500))
     );
-    // Two request types never share a name (one would document the other's route).
+    // Finding 7: an account export in CSV answered a content type the document did not name.
+    assert!(
+        doc["paths"]["/api/v1/me/export"]["get"]["responses"]["200"]["content"]
+            .get("text/csv")
+            .is_some()
+    );
+    // Finding 8: the connector kinds are a list, not an object.
+    assert_eq!(
+        doc["paths"]["/api/v1/workspaces/{workspace_id}/connector-kinds"]["get"]["responses"]
+            ["200"]["content"]["application/json"]["schema"]["type"],
+        "array"
+    );
+    // Finding 9: password re-checks answer 423 once the account is locked; reauthenticating
+    // with a code while two-factor authentication is off answers 409.
+    for (path, method, status) in [
+        ("/api/v1/me/password", "post", "423"),
+        ("/api/v1/workspaces/{workspace_id}/api-keys", "post", "423"),
+        ("/api/v1/me/reauthenticate", "post", "409"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]
+                .get(status)
+                .is_some(),
+            "{method} {path} {status}"
+        );
+    }
+    // Finding 2: two request types shared the name InviteInput, so the partnership route was
+    // documented with a workspace invitation's body.
     assert!(schemas.get("PartnerInviteInput").is_some() && schemas.get("InviteInput").is_some());
 }
 server_test!(the_openapi_contract_declares_errors_links_and_constraints);
