@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{serve_with, signup, Session};
+use common::{call, serve_with, signup, Auth};
 use meshwork_testkit::{TestBackend, TestDatabase};
 use serde_json::{json, Value};
 use std::process::{Child, Command};
@@ -19,33 +19,6 @@ fn stop(mut child: Child) {
         .status()
         .unwrap();
     child.wait().unwrap();
-}
-
-enum Auth<'a> {
-    Session(&'a Session),
-    Key(&'a str),
-}
-
-async fn call(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    auth: &Auth<'_>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = http.request(method, url);
-    req = match auth {
-        Auth::Session(s) => req
-            .header("cookie", &s.cookie)
-            .header("x-csrf-token", &s.csrf),
-        Auth::Key(k) => req.bearer_auth(k),
-    };
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 fn hit_ids(v: &Value) -> Vec<String> {

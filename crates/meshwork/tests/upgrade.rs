@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{meshwork, serve_with};
+use common::{call, meshwork, serve_with, sign_in, Auth};
 use meshwork_testkit::{TestBackend, TestDatabase};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -67,59 +67,15 @@ fn stop(mut server: Child) {
     );
 }
 
-async fn call(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    auth: &Auth<'_>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = http.request(method, url);
-    match auth {
-        Auth::Session { cookie, csrf } => {
-            req = req.header("cookie", *cookie).header("x-csrf-token", *csrf)
-        }
-        Auth::Key(k) => req = req.bearer_auth(k),
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-enum Auth<'a> {
-    Session { cookie: &'a str, csrf: &'a str },
-    Key(&'a str),
-}
-
 /// Everything the old release wrote is there, and the new release's features work on it.
 async fn check_upgraded(base: &str, m: &Value, release: &str) {
     let http = reqwest::Client::new();
     let s = |k: &str| m[k].as_str().unwrap().to_string();
-    let r = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": s("email"), "password": s("password")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{release}: the account signs in");
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let me = Auth::Session {
-        cookie: &cookie,
-        csrf: &csrf,
-    };
+    // The account signs in with the password the old release stored (the fixture's is the one
+    // `sign_in` sends).
+    assert_eq!(s("password"), "correct horse battery staple", "{release}");
+    let session = sign_in(&http, base, &s("email")).await;
+    let me = Auth::Session(&session);
     let w = format!("{base}/api/v1/workspaces/{}", s("workspace"));
     let get = reqwest::Method::GET;
 

@@ -133,3 +133,32 @@ pub async fn sign_in(http: &reqwest::Client, base: &str, email: &str) -> Session
         .to_string();
     Session { cookie, csrf }
 }
+
+/// How a request authenticates: a signed-in session (cookie and CSRF token) or an API key.
+pub enum Auth<'a> {
+    Session(&'a Session),
+    Key(&'a str),
+}
+
+/// Sends a request and returns its status and JSON body (`Null` when it has none).
+pub async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    auth: &Auth<'_>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http.request(method, url);
+    req = match auth {
+        Auth::Session(s) => req
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf),
+        Auth::Key(k) => req.bearer_auth(k),
+    };
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
