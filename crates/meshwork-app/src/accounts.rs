@@ -865,6 +865,56 @@ pub async fn require_password(
     password: String,
     field: &str,
 ) -> AppResult<()> {
+    let hash = u.password_hash.clone();
+    if recheck(state, client, u, field, verify_password(password, hash)).await? {
+        return Ok(());
+    }
+    Err(AppError::new(
+        ErrorCode::InvalidCredentials,
+        format!("field `{field}`: the password is wrong"),
+    ))
+}
+
+/// Re-authentication with a current TOTP code alone, given in `field`: counted toward the
+/// lockout exactly like a password re-check (security finding 15), so a stolen session cannot
+/// try codes until one is accepted. A code is accepted once (`accept_totp`).
+pub async fn require_totp(
+    state: &AppState,
+    client: &ClientInfo,
+    u: &UserRow,
+    secret: &[u8],
+    code: &str,
+    field: &str,
+) -> AppResult<()> {
+    if recheck(
+        state,
+        client,
+        u,
+        field,
+        accept_totp(state, u.id, secret, code),
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    Err(AppError::new(
+        ErrorCode::InvalidMfaCode,
+        format!("field `{field}`: the code is wrong or already used"),
+    ))
+}
+
+/// One re-check of a secret for a signed-in account, as a sign-in attempt: reserves an
+/// attempt before the (slow) check so parallel guesses each take one, refuses while the account
+/// is locked, clears the count on success, and on failure audits it and, on the attempt that
+/// reaches the threshold, locks the account and tells its owner by mail. `Ok(false)` is a
+/// wrong answer, already recorded.
+async fn recheck(
+    state: &AppState,
+    client: &ClientInfo,
+    u: &UserRow,
+    field: &str,
+    check: impl std::future::Future<Output = AppResult<bool>>,
+) -> AppResult<bool> {
     let auth = &state.config.auth;
     let now = now_millis();
     let Some(count) = state
@@ -880,14 +930,14 @@ pub async fn require_password(
         return Err(AppError::new(
             ErrorCode::AccountLocked,
             format!(
-                "too many wrong passwords: the account is locked for up to {} minutes",
+                "too many wrong passwords or codes: the account is locked for up to {} minutes",
                 auth.lockout_minutes
             ),
         ));
     };
-    if verify_password(password, u.password_hash.clone()).await? {
+    if check.await? {
         state.store.reset_login_failures(u.id).await?;
-        return Ok(());
+        return Ok(true);
     }
     audit::account_event(
         state,
@@ -910,14 +960,11 @@ pub async fn require_password(
             kind: "account_locked".into(),
             to: state.open_account_str(u.id, "email", &u.email_sealed)?,
             subject: "Your Meshwork account is locked for a while".into(),
-            body: format!("After {count} wrong passwords in a row, your account is locked for {} minutes.\n\nIf these were not you, someone may be using one of your sessions: once the lock ends, change your password (which signs out every session), and turn on two-factor authentication.", auth.lockout_minutes),
+            body: format!("After {count} wrong passwords or codes in a row, your account is locked for {} minutes.\n\nIf these were not you, someone may be using one of your sessions: once the lock ends, change your password (which signs out every session), and turn on two-factor authentication.", auth.lockout_minutes),
         })
         .await?;
     }
-    Err(AppError::new(
-        ErrorCode::InvalidCredentials,
-        format!("field `{field}`: the password is wrong"),
-    ))
+    Ok(false)
 }
 
 /// Starts turning on two-factor authentication: a new secret, kept sealed until confirmed.

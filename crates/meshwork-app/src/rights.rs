@@ -43,14 +43,7 @@ pub async fn reauthenticate(
                     ))
                 }
             };
-            if !crate::accounts::accept_totp(state, u.id, &secret, code).await? {
-                audit::account_event(state, client, "reauth.failed", u.id, json!({"field": "totp_code"}))
-                    .await?;
-                return Err(AppError::new(
-                    ErrorCode::InvalidMfaCode,
-                    "field `totp_code`: the code is wrong or already used",
-                ));
-            }
+            crate::accounts::require_totp(state, client, &u, &secret, code, "totp_code").await?;
         }
         (None, None) => {
             return Err(AppError::new(

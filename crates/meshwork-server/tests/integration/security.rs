@@ -314,6 +314,66 @@ async fn password_rechecks_count_toward_lockout(s: &mut TestServer) {
 }
 server_test!(password_rechecks_count_toward_lockout);
 
+/// Finding 15: a re-authentication with a TOTP code alone counts toward the lockout like a
+/// password re-check, so a stolen session cannot try codes until one is accepted: after five
+/// wrong codes even the right one is refused, and the owner is mailed.
+async fn finding_15_totp_reauthentication_counts_toward_lockout(s: &mut TestServer) {
+    let me = s.signup("Coded", "coded@security.test").await;
+    let (status, setup) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/setup",
+            &As::User(&me),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{setup}");
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            &As::User(&me),
+            Some(json!({"code": super::accounts::totp_at(&secret, -1), "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reauth = |code: &str| json!({"totp_code": code});
+    for guess in ["000000", "111111", "222222", "333333", "444444"] {
+        let (status, body) = s
+            .call(
+                Method::POST,
+                "/api/v1/me/reauthenticate",
+                &As::User(&me),
+                Some(reauth(guess)),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")),
+            "{body}"
+        );
+    }
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/reauthenticate",
+            &As::User(&me),
+            Some(reauth(&super::accounts::totp_at(&secret, 1))),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::LOCKED, Some("account_locked")),
+        "the right code is refused while the account is locked: {body}"
+    );
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    assert!(mail
+        .iter()
+        .any(|m| m.kind == "account_locked" && m.to == "coded@security.test"));
+}
+server_test!(finding_15_totp_reauthentication_counts_toward_lockout);
+
 /// Finding 7: sign-up, email change and a locked account answer the same whether or not an
 /// address has an account; the owner of an existing address is mailed instead, and nothing
 /// of theirs changes.
