@@ -126,14 +126,15 @@ fn header(kind: &str, engine: &str, now: i64) -> Vec<u8> {
     .expect("a header serializes")
 }
 
-/// Seals `input` into `dest` through a temporary file beside it, renamed into place only once
-/// whole and flushed to disk: a full or failing disk leaves no partial backup behind.
-fn seal_into(
+/// Seals `input` into a temporary file beside `dest`, whole and flushed to disk; [`persist`]
+/// renames it into place. A full or failing disk, or a crash, leaves no partial backup behind
+/// (only a `.meshwork-*.partial` file, which [`prune`] deletes a day later).
+fn seal_to_temp(
     key: &SecretKey,
     header: &[u8],
     input: &mut impl std::io::Read,
     dest: &Path,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(tempfile::NamedTempFile, u64)> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".meshwork-")
@@ -149,9 +150,14 @@ fn seal_into(
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("writing {}", dest.display()))?;
+    Ok((tmp, bytes))
+}
+
+/// Renames a sealed temporary file (from [`seal_to_temp`]) to `dest`, never over a file.
+fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> anyhow::Result<()> {
     tmp.persist_noclobber(dest)
         .map_err(|e| anyhow!("writing {}: {}", dest.display(), e.error))?;
-    Ok(bytes)
+    Ok(())
 }
 
 fn write_backup(
@@ -166,7 +172,10 @@ fn write_backup(
     // Two backups in one second get distinct names.
     let mut name = stem(now);
     for n in 2.. {
-        if !dir.join(format!("{name}.backup")).exists() {
+        // A keyring alone (left by a crash) takes its name too.
+        if !dir.join(format!("{name}.backup")).exists()
+            && !dir.join(format!("{name}.keyring")).exists()
+        {
             break;
         }
         name = format!("{}-{n}", stem(now));
@@ -174,7 +183,9 @@ fn write_backup(
     let database = dir.join(format!("{name}.backup"));
     let keyring = dir.join(format!("{name}.keyring"));
     // The plain copy waits in the data directory (private, like the database itself), and is
-    // deleted when this returns, whatever happens.
+    // deleted when this returns, whatever happens; one a crash left behind is deleted by the
+    // next backup once a day old (a younger one may be another backup's, running now).
+    sweep_copies(&config.data_dir, now);
     let copy = tempfile::Builder::new()
         .prefix(".backup-")
         .tempfile_in(&config.data_dir)
@@ -187,16 +198,23 @@ fn write_backup(
     let mut input = BufReader::new(
         std::fs::File::open(copy.path()).with_context(|| format!("{}", copy.path().display()))?,
     );
-    let bytes = seal_into(key, &header("database", engine, now), &mut input, &database)?;
+    let (sealed, bytes) =
+        seal_to_temp(key, &header("database", engine, now), &mut input, &database)?;
     drop(copy);
+    // The keyring is read after the database was copied, so it holds the key of every workspace
+    // in the copy; it is written first, so a `.backup` file in place always has its `.keyring`
+    // beside it (a crash in between leaves a `.keyring` alone, which `prune` deletes a day later).
     let keys = serde_json::to_vec(&read_keyring(keyring_dir)?)?;
-    if let Err(e) = seal_into(
+    let (keys_sealed, _) = seal_to_temp(
         key,
         &header("keyring", engine, now),
         &mut &keys[..],
         &keyring,
-    ) {
-        let _ = std::fs::remove_file(&database);
+    )?;
+    persist(keys_sealed, &keyring)?;
+    crate::faults::hit("backup.between_files");
+    if let Err(e) = persist(sealed, &database) {
+        let _ = std::fs::remove_file(&keyring);
         return Err(e);
     }
     let removed = prune(dir, config.backup.keep_days, now)?;
@@ -206,6 +224,34 @@ fn write_backup(
         bytes,
         removed,
     })
+}
+
+/// Deletes the plain database copies (`.backup-*`) that backups killed mid-way left in the
+/// data directory more than a day before `now`. Best effort: a copy it cannot delete only
+/// takes space.
+fn sweep_copies(data_dir: &Path, now: i64) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|d| (d.as_millis() as i64) < now - 86_400_000);
+        if name.to_string_lossy().starts_with(".backup-") && old {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "deleted a database copy a crashed backup left")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "could not delete a database copy a crashed backup left")
+                }
+            }
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -257,7 +303,12 @@ pub fn prune(dir: &Path, keep_days: u32, now: i64) -> anyhow::Result<Vec<PathBuf
     {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let partial = name.starts_with(".meshwork-") && name.ends_with(".partial");
+        // Left by a crash: a sealed file not yet renamed, or a keyring written without its
+        // database file (the keyring is written first).
+        let partial = (name.starts_with(".meshwork-") && name.ends_with(".partial"))
+            || name
+                .strip_suffix(".keyring")
+                .is_some_and(|stem| !dir.join(format!("{stem}.backup")).exists());
         if !(is_backup_file(&name) || partial) || !entry.file_type()?.is_file() {
             continue;
         }
@@ -578,5 +629,49 @@ mod tests {
         assert!(is_backup_file("meshwork-20261206T173800Z-2.keyring"));
         assert!(!is_backup_file("notes.txt"));
         assert!(!is_backup_file("meshwork.db"));
+    }
+
+    /// Finding 17: what a backup killed mid-way leaves (a keyring without its database file, a
+    /// sealed file not yet renamed, a plain database copy in the data directory) is deleted once
+    /// a day old; a whole backup is kept for `keep_days`, and a young leftover may be a running
+    /// backup's, so it is kept.
+    #[test]
+    fn finding_17_what_a_killed_backup_left_is_deleted_a_day_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            "meshwork-20261206T173800Z.backup",
+            "meshwork-20261206T173800Z.keyring",
+            "meshwork-20261206T180000Z.keyring",
+            ".meshwork-abc.partial",
+            ".backup-xyz",
+            "notes.txt",
+        ];
+        for f in files {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let now = now_millis();
+        assert!(prune(dir.path(), 7, now).unwrap().is_empty(), "all young");
+        sweep_copies(dir.path(), now);
+        assert!(dir.path().join(".backup-xyz").exists());
+        let later = now + 2 * 86_400_000;
+        let mut removed: Vec<String> = prune(dir.path(), 7, later)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [".meshwork-abc.partial", "meshwork-20261206T180000Z.keyring"]
+        );
+        sweep_copies(dir.path(), later);
+        assert!(!dir.path().join(".backup-xyz").exists());
+        for kept in [
+            "meshwork-20261206T173800Z.backup",
+            "meshwork-20261206T173800Z.keyring",
+            "notes.txt",
+        ] {
+            assert!(dir.path().join(kept).exists(), "{kept}");
+        }
     }
 }

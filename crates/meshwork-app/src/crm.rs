@@ -708,6 +708,8 @@ impl<'a> Crm<'a> {
     /// Applies a batch, answering a lost race on a dedup key or a version as a conflict.
     pub async fn apply(&self, batch: &CrmBatch, now: i64) -> AppResult<()> {
         self.apply_unindexed(batch, now).await?;
+        // A crash test's cut: the write is committed, the index not yet caught up.
+        crate::faults::hit("crm.apply.committed");
         self.state.usage.count(self.ws, "crm.write");
         // Searchable when the write returns.
         self.state
@@ -1243,15 +1245,9 @@ impl<'a> Crm<'a> {
             .iter()
             .filter(|o| matches!(o, CrmOp::Put { .. }))
             .count();
-        for chunk in ops.chunks(2000) {
-            self.apply(
-                &CrmBatch {
-                    ops: chunk.to_vec(),
-                },
-                now,
-            )
-            .await?;
-        }
+        // One transaction (security finding 16): a bulk change cut short by a crash or a
+        // conflict leaves every record as it was, never half of them changed.
+        self.apply(&CrmBatch { ops }, now).await?;
         Ok(n)
     }
 
@@ -1274,16 +1270,10 @@ impl<'a> Crm<'a> {
                 kind: kind.as_str().into(),
             });
         }
-        for chunk in ops.chunks(2000) {
-            self.apply(
-                &CrmBatch {
-                    ops: chunk.to_vec(),
-                },
-                now_millis(),
-            )
-            .await?;
-        }
-        Ok(ops.len())
+        // One transaction, as for a bulk update (finding 16).
+        let n = ops.len();
+        self.apply(&CrmBatch { ops }, now_millis()).await?;
+        Ok(n)
     }
 }
 
