@@ -14,6 +14,7 @@
 
 mod connectors;
 mod import;
+mod load;
 mod overlap;
 mod overlap_remote;
 mod pages;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n  meshwork bench overlap --rows 1048576\n  meshwork bench import --rows 1048576\n  meshwork bench pages --contacts 1000000\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
+    after_help = "Examples:\n  meshwork bench api\n  meshwork bench api --database-url postgres://postgres@127.0.0.1:5432/meshwork_bench --duration 10\n  meshwork bench search --records 20000 --documents 20000 --queries 500\n  meshwork bench overlap --rows 1048576\n  meshwork bench import --rows 1048576\n  meshwork bench pages --contacts 1000000\n  meshwork bench load --duration 600\n\nUse a release build (`cargo run --release -- bench api`): debug builds are many times slower."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -57,6 +58,10 @@ enum What {
     /// mailbox) synced, with throughput and peak memory; and how soon an access change at the
     /// source shows in search with "sync now".
     Connectors(crate::connectors::ConnectorsArgs),
+    /// Sustained mixed load for 10 minutes (reads, writes, searches, list views, pages, and an
+    /// import every 30 s): per kind of request the rate, p50 and p99, errors (must be none),
+    /// and the server's memory over time.
+    Load(crate::load::LoadArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(crate::connectors::run(a)),
+        What::Load(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::load::run(a)),
     }
 }
 
