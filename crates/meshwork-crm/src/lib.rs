@@ -10,6 +10,7 @@
 mod kind;
 mod normalize;
 mod record;
+pub mod typed;
 
 pub use kind::{FieldSpec, FieldType, Kind};
 pub use normalize::{

@@ -2,19 +2,10 @@
 //! type's input, its display, and how typed text becomes the JSON the CRM service validates
 //! (which then checks it exactly as it checks the API's).
 
-use meshwork_crm::{Doc, FieldSpec, FieldType, Kind};
+pub use meshwork_crm::typed::{doc_from_form, editable, parse};
+use meshwork_crm::{Doc, FieldType, Kind};
 use serde_json::Value;
 use std::collections::HashMap;
-
-/// The fields a person edits on a page, in order. Links to other records are edited through
-/// the related lists, custom fields in their own section, and the owner as a member.
-pub fn editable(kind: Kind) -> impl Iterator<Item = &'static FieldSpec> {
-    kind.fields().iter().filter(move |f| {
-        let linked = matches!(f.ty, FieldType::Refs(..) | FieldType::Custom);
-        let staged = kind == Kind::Deal && matches!(f.name, "pipeline" | "stage");
-        !linked && !staged
-    })
-}
 
 /// What a field is called on a page.
 pub fn label(name: &str) -> String {
@@ -30,14 +21,6 @@ pub fn label(name: &str) -> String {
         other => other,
     };
     super::accounts::capitalized(&s.replace('_', " "))
-}
-
-/// Fields that hold a list, typed as comma-separated text.
-pub fn is_list(ty: FieldType) -> bool {
-    matches!(
-        ty,
-        FieldType::Emails | FieldType::Phones | FieldType::Domains | FieldType::Texts
-    )
 }
 
 /// The HTML input a field is typed in.
@@ -144,51 +127,6 @@ pub fn inputs(kind: Kind, doc: &Doc, members: &[(String, String)]) -> Vec<Input>
             }
         })
         .collect()
-}
-
-/// The typed text of one field as the JSON value the CRM takes: lists split on commas and
-/// line breaks; an empty input is `null` (the field is removed).
-pub fn parse(ty: FieldType, typed: &str) -> Value {
-    let t = typed.trim();
-    if t.is_empty() {
-        return Value::Null;
-    }
-    if is_list(ty) {
-        return Value::Array(
-            t.split([',', '\n', ';'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.to_string()))
-                .collect(),
-        );
-    }
-    match ty {
-        FieldType::LongText => Value::String(typed.replace("\r\n", "\n")),
-        _ => Value::String(t.to_string()),
-    }
-}
-
-/// The fields of `kind` present in a posted form, as a patch (an update) or, leaving out the
-/// empty ones, a new record's document (`create`).
-pub fn doc_from_form(kind: Kind, form: &HashMap<String, String>, create: bool) -> Doc {
-    let mut doc = Doc::new();
-    for f in editable(kind) {
-        if let Some(typed) = form.get(f.name) {
-            let v = parse(f.ty, typed);
-            if !(create && v.is_null()) {
-                doc.insert(f.name.to_string(), v);
-            }
-        }
-    }
-    if kind == Kind::Deal {
-        // Pipeline and stage come as one choice, `pipeline-id/stage-id`.
-        if let Some((pipeline, stage)) = form.get("pipeline_stage").and_then(|p| p.split_once('/'))
-        {
-            doc.insert("pipeline".into(), Value::String(pipeline.into()));
-            doc.insert("stage".into(), Value::String(stage.into()));
-        }
-    }
-    doc
 }
 
 /// The field errors of a refused write, by field name; errors naming no shown field are
