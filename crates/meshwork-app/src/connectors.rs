@@ -230,10 +230,32 @@ pub fn check_allowed(state: &AppState, settings: &Settings) -> AppResult<()> {
         }
     }
     for (field, p) in paths {
-        let real = std::fs::canonicalize(p)
-            .map_err(|e| refused(field, format!("cannot read {p}: {e}")))?;
+        let outside = || {
+            refused(field, format!("{p} is not under a folder this server lets connectors read (`connectors.folder_roots`)"))
+        };
+        // Why a path cannot be read is told only for a path plainly under a root (no `..`):
+        // elsewhere it would let a workspace admin probe which paths exist on the server
+        // (security finding 21).
+        let path = std::path::Path::new(p);
+        let plainly_inside = !path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+            && (roots.iter().any(|r| path.starts_with(r))
+                || state
+                    .config
+                    .connectors
+                    .folder_roots
+                    .iter()
+                    .any(|r| path.starts_with(r)));
+        let real = match std::fs::canonicalize(p) {
+            Ok(real) => real,
+            Err(e) if plainly_inside => {
+                return Err(refused(field, format!("cannot read {p}: {e}")))
+            }
+            Err(_) => return Err(outside()),
+        };
         if !roots.iter().any(|r| real.starts_with(r)) {
-            return Err(refused(field, format!("{p} is not under a folder this server lets connectors read (`connectors.folder_roots`)")));
+            return Err(outside());
         }
     }
     Ok(())

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod download;
 pub mod error;
 pub mod http;
 pub mod metrics;

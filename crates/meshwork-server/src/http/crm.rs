@@ -595,21 +595,8 @@ pub async fn get_file(
         .and_then(|v| v.as_str())
         .unwrap_or("application/octet-stream")
         .to_string();
-    let name = doc
-        .get("name")
-        .and_then(|v| v.as_str())
-        .unwrap_or("file")
-        .replace(['"', '\\', '\r', '\n'], "_");
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        content,
-    ))
+    let name = doc.get("name").and_then(|v| v.as_str()).unwrap_or("file");
+    Ok(crate::download::attachment(name, &content_type, content))
 }
 
 pub mod export {

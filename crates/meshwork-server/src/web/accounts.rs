@@ -20,9 +20,15 @@ use meshwork_crm::Kind;
 use meshwork_domain::{EmailAddress, ErrorCode};
 use serde::Deserialize;
 
-/// A local path to go on to after signing in: only this server's own pages.
+/// A local path to go on to after signing in: only this server's own pages. Browsers drop tabs
+/// and line breaks from a URL and read a backslash as a slash, so `/<TAB>/evil.example` would
+/// become `//evil.example`, another site (security finding 18): any control character or
+/// backslash, or a second slash at the start, sends the person home instead.
 fn local_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.chars().any(|c| c == '\\' || c.is_control());
+    if local {
         next
     } else {
         "/"
@@ -419,4 +425,39 @@ pub async fn workspace(
         counts,
     }
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_next;
+
+    /// Finding 18: `next` after signing in went to another site when it held a tab or a line
+    /// break (`/%09/evil.example`), which browsers remove before reading the URL.
+    #[test]
+    fn finding_18_the_page_after_sign_in_is_always_on_this_server() {
+        for ok in [
+            "/",
+            "/w/0190a1b2/contacts?sort=name",
+            "/w/0190a1b2/contacts?q=ada lovelace",
+            "/settings#security",
+            "/a/b//c",
+        ] {
+            assert_eq!(local_next(ok), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+            "/\u{0}/x",
+            "/\u{7f}/x",
+        ] {
+            assert_eq!(local_next(bad), "/", "{bad:?}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use super::extract::{read_upload, InWorkspace};
 use super::PageError;
 use crate::auth::perm;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use meshwork_app::crm::{Crm, MAX_FILE_BYTES};
 use meshwork_app::AppState;
@@ -102,18 +102,6 @@ pub async fn attach(
     }
 }
 
-/// Types a browser may be told a download is; anything else is sent as bytes. Always as an
-/// attachment, never shown inside the site.
-const NAMED_TYPES: &[&str] = &[
-    "application/pdf",
-    "image/png",
-    "image/jpeg",
-    "image/gif",
-    "image/webp",
-    "text/plain",
-    "text/csv",
-];
-
 /// A file's content, as a download.
 pub async fn download(
     State(state): State<AppState>,
@@ -124,38 +112,5 @@ pub async fn download(
         .parse()
         .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such file"))?;
     let (name, content_type, bytes) = Crm::new(&state, page.ws())?.file_content(id).await?;
-    let content_type = if NAMED_TYPES.contains(&content_type.as_str()) {
-        content_type
-    } else {
-        "application/octet-stream".into()
-    };
-    let quoted: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20");
-    let disposition = format!("attachment; filename=\"{quoted}\"; filename*=UTF-8''{encoded}");
-    let mut r = bytes.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    Ok(r)
+    Ok(crate::download::attachment(&name, &content_type, bytes))
 }

@@ -374,6 +374,85 @@ async fn finding_15_totp_reauthentication_counts_toward_lockout(s: &mut TestServ
 }
 server_test!(finding_15_totp_reauthentication_counts_toward_lockout);
 
+/// Finding 20: the API's file download sent the stored content type, whatever it was
+/// (`text/html`, `image/svg+xml`); the pages' download allowed only harmless types. Both now
+/// send one way: an attachment, a named harmless type or bytes, not sniffed, sandboxed.
+async fn finding_20_a_file_download_is_never_typed_as_a_page(s: &mut TestServer) {
+    let c = setup(s, "Filer").await;
+    for (name, stored, sent) in [
+        ("page.html", "text/html", "application/octet-stream"),
+        ("logo.svg", "image/svg+xml", "application/octet-stream"),
+        ("quote.pdf", "application/pdf", "application/pdf"),
+    ] {
+        let file = c
+            .create("files", json!({"name": name, "content_type": stored}))
+            .await;
+        let url = format!(
+            "/api/v1/workspaces/{}/files/{}/content",
+            c.ws,
+            file["id"].as_str().unwrap()
+        );
+        let put = s
+            .req(Method::PUT, &url, &As::User(&c.who))
+            .header("content-type", "application/octet-stream")
+            .body(b"<script>alert(1)</script>".to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::OK);
+        let got = s
+            .req(Method::GET, &url, &As::User(&c.who))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), StatusCode::OK);
+        let h = got.headers();
+        assert_eq!(h["content-type"], sent, "{name}");
+        assert!(h["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox"));
+    }
+}
+server_test!(finding_20_a_file_download_is_never_typed_as_a_page);
+
+/// Finding 21: a folder connector's settings answered the system's reason for any path it could
+/// not read ("No such file or directory", "Permission denied"), so a workspace admin could probe
+/// which paths exist anywhere on the server. Outside the operator's roots, every path now gets
+/// the same answer.
+async fn finding_21_folder_settings_do_not_tell_which_paths_exist(s: &mut TestServer) {
+    let c = setup(s, "Prober").await;
+    let mut answers = Vec::new();
+    for path in [
+        "/etc",
+        "/nonexistent-meshwork-probe",
+        "/root/.ssh/id_ed25519",
+    ] {
+        let (status, body) = s
+            .call(
+                Method::POST,
+                &format!("/api/v1/workspaces/{}/connectors", c.ws),
+                &As::User(&c.who),
+                Some(json!({"source": "files", "settings": {"kind": "folder", "path": path}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = body["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("is not under a folder this server lets connectors read"),
+            "{message}"
+        );
+        answers.push(message.replace(path, "PATH"));
+    }
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+}
+server_test!(finding_21_folder_settings_do_not_tell_which_paths_exist);
+
 /// Finding 7: sign-up, email change and a locked account answer the same whether or not an
 /// address has an account; the owner of an existing address is mailed instead, and nothing
 /// of theirs changes.
