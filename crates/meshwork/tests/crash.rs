@@ -1047,3 +1047,64 @@ async fn finding_17_a_backup_killed_between_its_two_files_leaves_no_backup_witho
     }
     kill(&mut server);
 }
+
+/// Finding 22 (the 10-minute load, `docs/hardening.md`): a change sent without `version` asks
+/// for no conflict check, yet it was refused (409 `concurrent_change`) when another change to
+/// the same record landed between the server's read and its write. Here every update waits
+/// 300 ms after its read (`MESHWORK_FAULT=pause:crm.update.read`), so two changes sent 100 ms
+/// apart always cross: both now succeed, each applied once.
+async fn finding_22_two_changes_without_a_version_crossing_both_apply(backend: TestBackend) {
+    let Some(mut h) = Harness::start(backend, 22).await else {
+        return;
+    };
+    let ws = h.workspace("Crossing").await;
+    let contact = h
+        .ok(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/contacts"),
+            Some(json!({"first_name": "Crossed"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    kill(&mut h.server);
+    let mut env = h.env.clone();
+    env.push(("MESHWORK_FAULT", "pause:crm.update.read".to_string()));
+    let (server, base) = serve_with(&h.db, &h.http, &env).await;
+    h.server = server;
+    h.base = base;
+    let path = format!("/api/v1/workspaces/{ws}/contacts/{contact}");
+    let first = h.spawn(
+        Method::PATCH,
+        path.clone(),
+        json!({"fields": {"title": "First"}}),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = h.spawn(
+        Method::PATCH,
+        path.clone(),
+        json!({"fields": {"last_name": "Second"}}),
+    );
+    assert_eq!(first.await.unwrap(), Some(200));
+    assert_eq!(
+        second.await.unwrap(),
+        Some(200),
+        "the crossing change applies too"
+    );
+    let now = h.ok(Method::GET, &path, None).await;
+    assert_eq!(now["version"], 3, "two changes, each once: {now}");
+    assert_eq!(now["fields"]["title"], "First", "{now}");
+    assert_eq!(now["fields"]["last_name"], "Second", "{now}");
+    kill(&mut h.server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_22_two_changes_without_a_version_crossing_both_apply_sqlite() {
+    finding_22_two_changes_without_a_version_crossing_both_apply(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_22_two_changes_without_a_version_crossing_both_apply_postgres() {
+    finding_22_two_changes_without_a_version_crossing_both_apply(TestBackend::Postgres).await;
+}
