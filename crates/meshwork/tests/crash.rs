@@ -116,6 +116,14 @@ struct Harness {
     workspaces: Vec<String>,
 }
 
+/// A failing check must not leave its server running (it would poll the store for good).
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
 fn kill(child: &mut Child) {
     Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
