@@ -18,7 +18,8 @@ let connectorPath;
 let radicale;
 
 before(async () => {
-  server = await startServer({ MESHWORK_CONNECTORS__FOLDER_ROOTS: tmpdir() });
+  // Radicale is on loopback, an internal address the operator must list.
+  server = await startServer({ MESHWORK_CONNECTORS__FOLDER_ROOTS: tmpdir(), MESHWORK_CONNECTORS__PRIVATE_HOSTS: '127.0.0.1' });
   browser = await launch();
   page = await browser.newPage();
   folder = await mkdtemp(join(tmpdir(), 'meshwork-folder-'));

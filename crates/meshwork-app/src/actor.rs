@@ -29,6 +29,14 @@ impl Actor {
             Actor::ApiKey { created_by, .. } => *created_by,
         }
     }
+
+    /// Who is acting, for the log: `user <id>` or `api key <id>` (never a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Actor::User { id, .. } => format!("user {id}"),
+            Actor::ApiKey { id, .. } => format!("api key {id}"),
+        }
+    }
 }
 
 /// An actor already authorised in one workspace (the edge's `Authorized<P>`): what the audit log

@@ -296,6 +296,7 @@ fn clients(state: &AppState) -> Clients {
                 .map(meshwork_extract::sandbox::Helper::meshwork),
         },
         http: state.connector_http(),
+        addresses: state.connector_addresses.clone(),
     }
 }
 

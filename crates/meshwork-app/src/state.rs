@@ -54,6 +54,8 @@ pub struct Inner {
     pub jobs_wake: tokio::sync::Notify,
     /// `trusted_proxies`, parsed: whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `connectors.private_hosts`, parsed: where connectors may connect (security finding 19).
+    pub connector_addresses: meshwork_connectors::address::AddressPolicy,
     /// The HTTP transport of connectors that speak HTTP (CardDAV), plugged in by the binary
     /// ([`AppState::plug_connector_http`]); without one, such connectors fail saying so.
     connector_http: std::sync::OnceLock<Arc<dyn meshwork_connectors::HttpTransport>>,
@@ -109,6 +111,10 @@ impl AppState {
                     config.auth.api_key_cache_seconds as u64,
                 )),
                 trusted_proxies: config.trusted_proxy_nets()?,
+                connector_addresses: {
+                    let (names, nets) = config.connectors.private_host_rules()?;
+                    meshwork_connectors::address::AddressPolicy::new(names, nets)
+                },
                 search: crate::search::Search::new(config.data_dir.join("search")),
                 remote: crate::remote::RemoteState::new(&config, peers)?,
                 job_locks: Default::default(),

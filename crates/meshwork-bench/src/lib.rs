@@ -257,8 +257,10 @@ async fn start_server_in(
         .env("MESHWORK_AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "1000")
         // No daily backup at start-up in the middle of a measurement.
         .env("MESHWORK_BACKUP__ENABLED", "false")
-        // The connectors bench reads folders in temp dirs.
+        // The connectors bench reads folders in temp dirs,
         .env("MESHWORK_CONNECTORS__FOLDER_ROOTS", std::env::temp_dir())
+        // and the IMAP server it starts is on loopback.
+        .env("MESHWORK_CONNECTORS__PRIVATE_HOSTS", "127.0.0.1")
         .stdout(Stdio::null());
     let child = cmd.spawn().context("starting the server")?;
     let server = ServerChild {

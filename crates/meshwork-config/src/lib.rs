@@ -129,6 +129,49 @@ pub struct ConnectorsConfig {
     /// connector can be added. A workspace's admin chooses the folder; only the operator chooses
     /// where folders may be, so no workspace can read the server's own files.
     pub folder_roots: Vec<PathBuf>,
+    /// Internal servers connectors may connect to (security finding 19): host names
+    /// (`ldap.corp.example`, or `*.corp.example` for every name under it), addresses
+    /// (`10.0.0.5`) and ranges (`10.0.0.0/8`). A connector's host at a loopback, private or
+    /// other special-purpose address is refused unless listed; link-local and cloud metadata
+    /// addresses are refused whatever is listed; public addresses need no listing.
+    pub private_hosts: Vec<String>,
+}
+
+impl ConnectorsConfig {
+    /// `private_hosts` parsed: the names (lower case) and the addresses and ranges.
+    pub fn private_host_rules(&self) -> Result<(Vec<String>, Vec<ipnet::IpNet>), ConfigError> {
+        let mut names = Vec::new();
+        let mut nets = Vec::new();
+        for (i, raw) in self.private_hosts.iter().enumerate() {
+            let entry = raw.trim().trim_start_matches('[').trim_end_matches(']');
+            let bad = |why: &str| {
+                ConfigError::Invalid(format!("connectors.private_hosts[{i}] is {raw:?}: {why}"))
+            };
+            if let Ok(net) = entry.parse::<ipnet::IpNet>() {
+                nets.push(net);
+            } else if let Ok(ip) = entry.parse::<std::net::IpAddr>() {
+                nets.push(ipnet::IpNet::from(ip));
+            } else if entry.contains('/') {
+                return Err(bad("expected a range such as \"10.0.0.0/8\""));
+            } else {
+                let name = entry
+                    .strip_prefix("*.")
+                    .unwrap_or(entry)
+                    .trim_end_matches('.');
+                let label_ok = |l: &str| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                };
+                if name.is_empty() || !name.split('.').all(label_ok) {
+                    return Err(bad("expected a host name (ldap.corp.example, *.corp.example), an address or a range"));
+                }
+                names.push(entry.to_ascii_lowercase());
+            }
+        }
+        Ok((names, nets))
+    }
 }
 
 /// The durable job runner (DESIGN.md decision 8).
@@ -416,6 +459,13 @@ connectors_check_seconds = 30
 # no folder connector can be added. A workspace's admin chooses the folder; only you choose
 # where folders may be, so no workspace can read this server's own files.
 folder_roots = []
+# Internal servers connectors may connect to: host names ("ldap.corp.example", or
+# "*.corp.example" for every name under it), addresses ("10.0.0.5") and ranges ("10.0.0.0/8").
+# A connector whose host is at a loopback, private or other internal address is refused unless
+# listed here, so a workspace admin cannot aim this server at your internal network; link-local
+# and cloud metadata addresses (169.254.169.254) are refused whatever is listed. Public
+# addresses need no listing. In the environment, comma-separated.
+private_hosts = []
 
 [backup]
 # A backup of the database every day, sealed with a key derived from the master key (so a backup
@@ -550,6 +600,7 @@ impl Config {
             )));
         }
         self.trusted_proxy_nets()?;
+        self.connectors.private_host_rules()?;
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "tls_cert and tls_key must be set together".into(),

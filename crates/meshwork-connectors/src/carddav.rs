@@ -268,6 +268,7 @@ impl CardDav {
             .await
             .map_err(|e| match e {
                 HttpError::Unreachable(why) => ConnectorError::Unreachable(format!("{url}: {why}")),
+                HttpError::Refused(why) => ConnectorError::Settings(why),
                 HttpError::TooLarge(_) => ConnectorError::Protocol(format!(
                     "{url}: the answer is larger than {} MiB",
                     MAX_RESPONSE >> 20

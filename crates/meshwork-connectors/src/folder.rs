@@ -10,6 +10,7 @@
 //! Symbolic links are never followed, so nothing outside the folder is read. Text comes from
 //! the app's extractors; a file too large or unreadable is still found by its name.
 
+use crate::address::AddressPolicy;
 use crate::posix_acl::{Acl, EXECUTE, READ};
 use crate::{
     fingerprint, Access, ConnectorError, Directory, Document, ItemError, Listed, Principal, Result,
@@ -124,9 +125,9 @@ struct Account {
 
 /// Accounts (people only: `min_uid` and up, not `nobody`) with every group they are in: from
 /// the LDAP directory when the settings name one, else from the files.
-async fn load_accounts(s: &FolderSettings) -> Result<Vec<Account>> {
+async fn load_accounts(s: &FolderSettings, addresses: &AddressPolicy) -> Result<Vec<Account>> {
     match &s.ldap {
-        Some(l) => Ok(crate::ldap::Ldap::new(l.clone())
+        Some(l) => Ok(crate::ldap::Ldap::new(l.clone(), addresses.clone())
             .posix_accounts(s.min_uid)
             .await?
             .into_iter()
@@ -201,15 +202,18 @@ fn parse_accounts(passwd: &str, group: &str, min_uid: u32) -> Vec<Account> {
 pub struct Folder {
     settings: FolderSettings,
     text: TextReader,
+    /// Where its directory (when the settings name one) may be.
+    addresses: AddressPolicy,
     /// Each listed file's path and access, kept from the listing for the fetch that follows.
     listed: Arc<Mutex<HashMap<String, Found>>>,
 }
 
 impl Folder {
-    pub fn new(settings: FolderSettings, text: TextReader) -> Self {
+    pub fn new(settings: FolderSettings, text: TextReader, addresses: AddressPolicy) -> Self {
         Self {
             settings,
             text,
+            addresses,
             listed: Default::default(),
         }
     }
@@ -465,7 +469,7 @@ impl crate::Connector for Folder {
     }
 
     async fn check(&self) -> Result<String> {
-        let accounts = load_accounts(&self.settings).await?;
+        let accounts = load_accounts(&self.settings, &self.addresses).await?;
         let s = self.settings.clone();
         blocking(move || {
             let w = walk(&s, &accounts)?;
@@ -480,7 +484,7 @@ impl crate::Connector for Folder {
 
     async fn directory(&self) -> Result<Directory> {
         let s = &self.settings;
-        let principals = load_accounts(s)
+        let principals = load_accounts(s, &self.addresses)
             .await?
             .into_iter()
             .map(|a| Principal {
@@ -498,7 +502,7 @@ impl crate::Connector for Folder {
     }
 
     async fn list(&self) -> Result<crate::Listing> {
-        let accounts = load_accounts(&self.settings).await?;
+        let accounts = load_accounts(&self.settings, &self.addresses).await?;
         let s = self.settings.clone();
         let w = blocking(move || walk(&s, &accounts)).await?;
         let mut listed = self.listed.lock().unwrap_or_else(|e| e.into_inner());

@@ -12,6 +12,7 @@
 //! nothing, not even the `\Seen` flag. A message's id is its owner, mailbox, UIDVALIDITY and UID,
 //! so a renumbered mailbox is read again and the old ids pruned.
 
+use crate::address::AddressPolicy;
 use crate::{
     fingerprint, Access, ConnectorError, Directory, Document, Group, ItemError, Listed, Listing,
     MailMeta, Member, Principal, Result, Scope,
@@ -152,6 +153,8 @@ impl Mailbox {
 /// The connector. Sessions are kept open between calls of one sync.
 pub struct Imap {
     settings: ImapSettings,
+    /// Where the server may be.
+    addresses: AddressPolicy,
     sessions: Mutex<BTreeMap<String, Conn>>,
     /// Each listed message's mailbox and UID, from the listing.
     listed: Mutex<BTreeMap<String, (Mailbox, u32)>>,
@@ -184,9 +187,10 @@ fn quote(s: &str) -> String {
 }
 
 impl Imap {
-    pub fn new(settings: ImapSettings) -> Self {
+    pub fn new(settings: ImapSettings, addresses: AddressPolicy) -> Self {
         Self {
             settings,
+            addresses,
             sessions: Mutex::new(BTreeMap::new()),
             listed: Mutex::new(BTreeMap::new()),
         }
@@ -195,13 +199,10 @@ impl Imap {
     async fn connect(&self, account: &ImapAccount) -> Result<Session> {
         let s = &self.settings;
         let host = s.host.as_str();
-        let tcp = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::net::TcpStream::connect((host, s.port)),
-        )
-        .await
-        .map_err(|_| ConnectorError::Unreachable(format!("{host}:{}: timed out", s.port)))?
-        .map_err(|e| ConnectorError::Unreachable(format!("{host}:{}: {e}", s.port)))?;
+        let tcp = self
+            .addresses
+            .connect(host, s.port, Duration::from_secs(10))
+            .await?;
         let stream: Box<dyn Io> = match s.security {
             Security::None => Box::new(tcp),
             Security::Tls => {

@@ -6,9 +6,10 @@
 //! `cn`. Members are DNs: a DN that names a person or group read in the same pass becomes that
 //! member; any other (outside the base, or not matched by the filters) is skipped and counted.
 
+use crate::address::AddressPolicy;
 use crate::{ConnectorError, Directory, Group, Listing, Member, Principal, Result, Scope};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, SearchEntry};
+use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, SearchEntry, StdStream};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -119,18 +120,39 @@ impl LdapSettings {
 #[derive(Debug)]
 pub struct Ldap {
     settings: LdapSettings,
+    addresses: AddressPolicy,
 }
 
 impl Ldap {
-    pub fn new(settings: LdapSettings) -> Self {
-        Self { settings }
+    pub fn new(settings: LdapSettings, addresses: AddressPolicy) -> Self {
+        Self {
+            settings,
+            addresses,
+        }
     }
 
     async fn bind(&self) -> Result<ldap3::Ldap> {
         let s = &self.settings;
+        // The connection is opened here, to an address the policy allows, and handed to ldap3
+        // (which would otherwise connect wherever the URL's name resolves).
+        let url = url::Url::parse(&s.url)
+            .map_err(|e| ConnectorError::Settings(format!("field `url`: {e}")))?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
+            ConnectorError::Settings(format!("field `url`: {:?} names no host", s.url))
+        })?;
+        let port = url
+            .port()
+            .unwrap_or(if url.scheme() == "ldaps" { 636 } else { 389 });
+        let tcp = self
+            .addresses
+            .connect(host, port, Duration::from_secs(10))
+            .await?
+            .into_std()
+            .map_err(|e| ConnectorError::Unreachable(format!("{}: {e}", s.url)))?;
         let conn_settings = LdapConnSettings::new()
             .set_conn_timeout(Duration::from_secs(10))
-            .set_starttls(s.starttls);
+            .set_starttls(s.starttls)
+            .set_std_stream(StdStream::Tcp(tcp));
         let (conn, mut ldap) = LdapConnAsync::with_settings(conn_settings, &s.url)
             .await
             .map_err(|e| error(&s.url, e))?;

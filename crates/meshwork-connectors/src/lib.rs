@@ -16,6 +16,7 @@
 //! A document whose readers cannot be read is given none ([`Access::nobody`]): it is stored and
 //! searchable by nobody (fail closed).
 
+pub mod address;
 pub mod carddav;
 pub mod folder;
 pub mod imap;
@@ -223,6 +224,9 @@ pub enum HttpError {
     /// The answer was larger than the request's `max_answer`.
     #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
+    /// The address (or a redirect's) is one the [`address::AddressPolicy`] refuses.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Carries connectors' HTTP requests. This crate knows no HTTP client (the application layer
@@ -239,6 +243,9 @@ pub struct Clients {
     pub text: TextReader,
     /// `None` in a process that plugged in none: HTTP sources then fail, saying so.
     pub http: Option<std::sync::Arc<dyn HttpTransport>>,
+    /// Where connectors that open their own connections (LDAP, IMAP) may connect; the HTTP
+    /// transport applies the same policy itself.
+    pub addresses: address::AddressPolicy,
 }
 
 /// A connector: read-only access to one source.
@@ -449,11 +456,17 @@ impl Settings {
     /// The connector these settings describe.
     pub fn source(&self, clients: Clients) -> Source {
         match self {
-            Settings::Ldap(s) => Source::Documents(Box::new(ldap::Ldap::new(s.clone()))),
-            Settings::Folder(s) => {
-                Source::Documents(Box::new(folder::Folder::new(s.clone(), clients.text)))
+            Settings::Ldap(s) => {
+                Source::Documents(Box::new(ldap::Ldap::new(s.clone(), clients.addresses)))
             }
-            Settings::Imap(s) => Source::Documents(Box::new(imap::Imap::new(s.clone()))),
+            Settings::Folder(s) => Source::Documents(Box::new(folder::Folder::new(
+                s.clone(),
+                clients.text,
+                clients.addresses,
+            ))),
+            Settings::Imap(s) => {
+                Source::Documents(Box::new(imap::Imap::new(s.clone(), clients.addresses)))
+            }
             Settings::Carddav(s) => {
                 Source::Contacts(carddav::CardDav::new(s.clone(), clients.http))
             }

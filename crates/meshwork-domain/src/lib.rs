@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod net;
 pub mod role;
 pub mod values;
 

@@ -313,8 +313,12 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for Authorized<P> {
                 ..
             } => role.filter(|_| *key_ws == workspace),
         };
-        let role = role.ok_or_else(ApiError::not_found_workspace)?;
+        let Some(role) = role else {
+            tracing::warn!(caller = %actor.describe(), %workspace, "access refused: not a member of the workspace");
+            return Err(ApiError::not_found_workspace());
+        };
         if !role.allows(P::PERMISSION) {
+            tracing::warn!(caller = %actor.describe(), %workspace, %role, permission = %P::PERMISSION, "access refused: the role does not allow it");
             return Err(ApiError::new(
                 ErrorCode::PermissionDenied,
                 format!(

@@ -126,7 +126,8 @@ impl IntoResponse for ApiError {
             kind: error.code.error_type(),
             link: error.code.link(),
         };
-        match error.details {
+        let code = crate::refusals::Code(body.code);
+        let mut response = match error.details {
             None => (status, axum::Json(body)).into_response(),
             Some(details) => {
                 let mut value = serde_json::to_value(body).unwrap_or_default();
@@ -135,7 +136,9 @@ impl IntoResponse for ApiError {
                 }
                 (status, axum::Json(value)).into_response()
             }
-        }
+        };
+        response.extensions_mut().insert(code);
+        response
     }
 }
 

@@ -13,6 +13,7 @@ pub mod download;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod refusals;
 pub mod web;
 
 pub use meshwork_app::config;
@@ -63,7 +64,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let peers = meshwork_peer_client::HttpsPeers::shared(&config)?;
     let state = meshwork_app::open_state(config, peers).await?;
     state.plug_connector_http(
-        meshwork_connector_http::ConnectorHttp::shared().map_err(anyhow::Error::msg)?,
+        meshwork_connector_http::ConnectorHttp::shared(state.connector_addresses.clone())
+            .map_err(anyhow::Error::msg)?,
     );
     // Imports uploaded through the API that a stop or a crash interrupted go on.
     import::background::resume_all(&state)

@@ -82,7 +82,7 @@ impl Default for Metrics {
 }
 
 /// A bounded label for a request's method: the ones routes use, or `other`.
-fn method_label(m: &Method) -> &'static str {
+pub(crate) fn method_label(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
         Method::POST => "POST",

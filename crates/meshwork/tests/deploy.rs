@@ -83,16 +83,13 @@ async fn the_server_starts_on_the_sample_configuration() {
         ],
     )
     .await;
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    // The sample's public_url is https://: browsers are told to keep to HTTPS.
     assert_eq!(
-        http.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "ready"
+        ready.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
     );
+    assert_eq!(ready.text().await.unwrap(), "ready");
     let metrics = http
         .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .send()
@@ -123,6 +120,73 @@ async fn the_server_starts_on_the_sample_configuration() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// ASVS 7.2.1 and 7.2.2: a refused request is a warning in the log, naming the route template,
+/// the status, the error code and the client, and who was refused where that is known; never
+/// the credential. A plain-HTTP server sends no HSTS; a JSON answer is an attachment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_logged_with_route_code_and_client_never_the_secret() {
+    let db = TestDatabase::new(TestBackend::Sqlite).await.unwrap();
+    let http = reqwest::Client::new();
+    let (mut server, base) = common::serve(&db, &http).await;
+    let elsewhere = "0190e3b4-0000-7000-8000-000000000001";
+    let bad_key = "mw_live_notarealkeybutlongenoughtolooklikeone";
+    let r = http
+        .get(format!("{base}/api/v1/workspaces/{elsewhere}/contacts"))
+        .bearer_auth(bad_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("strict-transport-security").is_none());
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"api.json\""
+    );
+
+    let ann = common::signup(&http, &base, "ann@refused.test").await;
+    let (status, _) = common::call(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/api/v1/workspaces/{elsewhere}/contacts"),
+        &common::Auth::Session(&ann),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let log = common::server_log(&base);
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("refused")).collect();
+    let line = |needles: &[&str]| {
+        refused
+            .iter()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+    };
+    assert!(
+        line(&[
+            "request refused",
+            "/api/v1/workspaces/{workspace_id}/contacts",
+            "401",
+            "invalid_api_key",
+            "127.0.0.1"
+        ]),
+        "{log}"
+    );
+    assert!(
+        line(&["access refused", "not a member", elsewhere, "caller=user "]),
+        "{log}"
+    );
+    assert!(
+        line(&["request refused", "404", "workspace_not_found"]),
+        "{log}"
+    );
+    assert!(
+        !log.contains(bad_key) && !log.contains(&ann.csrf),
+        "a secret was logged"
+    );
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -326,58 +326,7 @@ impl PeerAddressPolicy {
     }
 }
 
-/// Whether `ip` is in a special-purpose range no partner server on the internet is at
-/// (RFC 6890 and the IANA registries): unspecified, "this network", loopback, private,
-/// shared (CGNAT), link-local, IETF protocol assignments, documentation, benchmarking,
-/// reserved, multicast and broadcast; for IPv6 also unique-local, site-local, discard,
-/// NAT64 (64:ff9b::/96 and 64:ff9b:1::/48), the IPv4-compatible and IPv4-mapped forms, and
-/// 6to4 (2002::/16) and Teredo (2001::/32) addresses, whose embedded IPv4 address is where
-/// the packets really go.
-pub fn is_special_purpose(ip: std::net::IpAddr) -> bool {
-    use std::net::{IpAddr, Ipv4Addr};
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            a == 0 // 0.0.0.0/8, "this network"
-                || a == 10
-                || a == 127
-                || a == 100 && (b & 0xc0) == 64 // 100.64.0.0/10, shared
-                || a == 169 && b == 254
-                || a == 172 && (b & 0xf0) == 16
-                || a == 192 && b == 0 && c == 0 // 192.0.0.0/24, IETF protocol assignments
-                || a == 192 && b == 0 && c == 2 // TEST-NET-1
-                || a == 192 && b == 88 && c == 99 // 6to4 relay anycast (deprecated)
-                || a == 192 && b == 168
-                || a == 198 && (b & 0xfe) == 18 // 198.18.0.0/15, benchmarking
-                || a == 198 && b == 51 && c == 100 // TEST-NET-2
-                || a == 203 && b == 0 && c == 113 // TEST-NET-3
-                || a >= 224 // multicast 224/4, reserved 240/4, broadcast
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_special_purpose(IpAddr::V4(v4));
-            }
-            let embedded = |hi: u16, lo: u16| {
-                is_special_purpose(IpAddr::V4(Ipv4Addr::from(((hi as u32) << 16) | lo as u32)))
-            };
-            v6.is_unspecified()
-                || v6.is_loopback()
-                || s[..6] == [0; 6] // ::/96, IPv4-compatible (deprecated)
-                || s[..4] == [0x100, 0, 0, 0] // 100::/64, discard
-                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] // 64:ff9b::/96, NAT64
-                || s[..3] == [0x64, 0xff9b, 1] // 64:ff9b:1::/48, local NAT64
-                || s[0] == 0x2001 && s[1] == 0 // 2001::/32, Teredo
-                || s[0] == 0x2001 && s[1] == 0xdb8 // documentation
-                || s[0] == 0x2001 && (s[1] & 0xfff0) == 0x10 // ORCHIDv1 (2001:10::/28)
-                || s[0] == 0x2002 && embedded(s[1], s[2]) // 6to4 around a special IPv4
-                || (s[0] & 0xfe00) == 0xfc00 // fc00::/7, unique local
-                || (s[0] & 0xffc0) == 0xfe80 // fe80::/10, link local
-                || (s[0] & 0xffc0) == 0xfec0 // fec0::/10, site local (deprecated)
-                || (s[0] & 0xff00) == 0xff00 // multicast
-        }
-    }
-}
+pub use meshwork_domain::net::is_special_purpose;
 
 /// An answer of a partner server that is not a success.
 #[derive(Debug)]
@@ -573,54 +522,6 @@ mod tests {
         let e = Invitation::decode(&http.encode()).unwrap_err();
         assert!(e.message.contains("HTTPS only"), "{}", e.message);
         assert!(!format!("{http:?}").contains(&http.secret));
-    }
-
-    #[test]
-    fn ssrf_special_purpose_ranges_refused() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.4",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "0.1.2.3",
-            "192.0.0.8",
-            "198.18.0.1",
-            "198.19.255.254",
-            "240.0.0.1",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::",
-            "::1",
-            "::127.0.0.1",
-            "fd00::1",
-            "fe80::1",
-            "fec0::1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::a00:1",
-            "64:ff9b::808:808",
-            "64:ff9b:1::1",
-            "2002:7f00:1::1",
-            "2002:a9fe:a9fe::1",
-            "2001::1",
-            "2001:db8::1",
-            "100::1",
-            "ff02::1",
-        ] {
-            assert!(is_special_purpose(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in [
-            "8.8.8.8",
-            "2606:4700::1111",
-            "100.128.0.1",
-            "198.20.0.1",
-            "2002:808:808::1",
-            "2a00:1450::1",
-        ] {
-            assert!(!is_special_purpose(ip.parse().unwrap()), "{ip}");
-        }
     }
 
     #[test]

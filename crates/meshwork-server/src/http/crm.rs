@@ -646,6 +646,16 @@ pub mod export {
             json!({"file": name, "bytes": bytes.len()}),
         )
         .await?;
-        Ok(([(header::CONTENT_TYPE, content_type)], bytes))
+        // `name` is one of the export's own file names (any other was refused above).
+        Ok((
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            bytes,
+        ))
     }
 }

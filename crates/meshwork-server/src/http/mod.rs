@@ -244,6 +244,9 @@ pub fn router(state: AppState) -> (Router, serde_json::Value, crate::metrics::Me
         .merge(overlap_routes())
         .merge(pictures);
     let (router, doc) = api.split_for_parts();
+    let hsts = (state.config.public_url.starts_with("https://")
+        || !state.config.tls_cert.is_empty())
+    .then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     let doc = contract::complete(doc);
     let doc_json = std::sync::Arc::new(doc.to_string());
     let router = router
@@ -281,6 +284,34 @@ pub fn router(state: AppState) -> (Router, serde_json::Value, crate::metrics::Me
                 "this route does not accept this method; see /api/openapi.json",
             )
         })
+        // A handler that panics answers the error table's 500, logged (ASVS 7.4.3).
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                axum::response::IntoResponse::into_response(ApiError::internal(format!(
+                    "a request handler panicked: {what}"
+                )))
+            },
+        ))
+        // A JSON answer opened as a page is saved, never rendered (ASVS 14.4.2).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_DISPOSITION,
+            |res: &axum::response::Response| {
+                res.headers()
+                    .get(header::CONTENT_TYPE)
+                    .is_some_and(|t| t.as_bytes().starts_with(b"application/json"))
+                    .then(|| HeaderValue::from_static("attachment; filename=\"api.json\""))
+            },
+        ))
+        // Browsers that reached this server over HTTPS keep to it (ASVS 14.4.5).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &axum::response::Response| hsts.clone(),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -292,6 +323,10 @@ pub fn router(state: AppState) -> (Router, serde_json::Value, crate::metrics::Me
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::refusals::log,
         ))
         .layer(axum::middleware::from_fn_with_state(
             metrics.clone(),

@@ -128,6 +128,7 @@ impl<P> InWorkspace<P> {
     /// with what reading needs).
     pub fn also<Q: RequiredPermission>(&self) -> Result<InWorkspace<Q>, PageError> {
         if !self.member.role.allows(Q::PERMISSION) {
+            tracing::warn!(caller = %format!("user {}", self.session.0.id), ws = %self.member.workspace, permission = %Q::PERMISSION, "access refused");
             return Err(PageError::new(
                 ErrorCode::PermissionDenied,
                 format!(
@@ -167,7 +168,15 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for InWorkspace<P> {
             P::PERMISSION,
         )
         .await
-        .map_err(|e| PageError(e).into_response())?;
+        .map_err(|e| {
+            if matches!(
+                e.code,
+                ErrorCode::WorkspaceNotFound | ErrorCode::PermissionDenied
+            ) {
+                tracing::warn!(caller = %format!("user {}", session.0.id), %ws, permission = %P::PERMISSION, code = e.code.as_str(), "access refused");
+            }
+            PageError(e).into_response()
+        })?;
         Ok(Self {
             member,
             session,

@@ -147,10 +147,14 @@ impl IntoResponse for PageError {
         let page = ErrorPage {
             message: &self.0.message,
         };
-        match askama::Template::render(&page) {
+        let mut response = match askama::Template::render(&page) {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             Err(_) => (status, self.0.message).into_response(),
-        }
+        };
+        response
+            .extensions_mut()
+            .insert(crate::refusals::Code(self.0.code.as_str()));
+        response
     }
 }
 

@@ -44,6 +44,8 @@ pub fn config_for(db: &TestDatabase) -> Config {
     config.auth.signups_per_hour = 1000;
     // The connector tests' folders are temp dirs.
     config.connectors.folder_roots = vec![std::env::temp_dir()];
+    // The connector tests' servers (slapd, Dovecot, Radicale) are on loopback.
+    config.connectors.private_hosts = vec!["127.0.0.0/8".into(), "::1".into()];
     // Backups have their own tests; the others take none at start-up.
     config.backup.enabled = false;
     config

@@ -453,6 +453,89 @@ async fn finding_21_folder_settings_do_not_tell_which_paths_exist(s: &mut TestSe
 }
 server_test!(finding_21_folder_settings_do_not_tell_which_paths_exist);
 
+/// "Try settings" of a connector in `c`'s workspace.
+async fn try_connector(
+    s: &TestServer,
+    (ws, who): (&str, &Session),
+    settings: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    s.call(
+        Method::POST,
+        &format!("/api/v1/workspaces/{ws}/connectors/try"),
+        &As::User(who),
+        Some(json!({ "settings": settings })),
+    )
+    .await
+}
+
+/// Finding 19 (SSRF): a workspace admin's connector settings cannot aim the server at internal
+/// addresses the operator has not listed in `connectors.private_hosts`, nor ever at a cloud
+/// metadata address; a refused address is never connected to, and the answer says which
+/// setting would allow it.
+async fn finding_19_connectors_reach_internal_hosts_only_when_the_operator_lists_them(
+    s: &mut TestServer,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    s.config.connectors.private_hosts.clear();
+    s.restart().await;
+    let super::crm::Crm { who, ws, .. } = setup(s, "Internal").await;
+    let c = (ws.as_str(), &who);
+    let ldap = |host: &str| json!({"kind": "ldap", "url": format!("ldap://{host}:{port}"), "base_dn": "dc=x", "bind_dn": "cn=r,dc=x", "password": "pw"});
+    let imap = |host: &str| json!({"kind": "imap", "host": host, "port": port, "security": "none", "accounts": [{"user": "u", "password": "pw"}]});
+    let carddav = |host: &str| json!({"kind": "carddav", "url": format!("http://{host}:{port}/dav/"), "user": "u", "password": "pw"});
+    for (settings, setting) in [
+        (ldap("127.0.0.1"), "connectors.private_hosts"),
+        (ldap("localhost"), "connectors.private_hosts"),
+        (imap("127.0.0.1"), "connectors.private_hosts"),
+        (carddav("127.0.0.1"), "connectors.private_hosts"),
+        (carddav("[::ffff:127.0.0.1]"), "connectors.private_hosts"),
+        (ldap("169.254.169.254"), "never"),
+        (carddav("169.254.169.254"), "never"),
+    ] {
+        let (status, body) = try_connector(s, c, settings.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{settings}: {body}"
+        );
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(setting), "{settings}: {message}");
+    }
+    let accepted =
+        tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "a refused address was connected to");
+
+    // Listed, the same address is connected to (and answers nothing an LDAP client reads).
+    s.config.connectors.private_hosts = vec!["127.0.0.1".into()];
+    s.restart().await;
+    let accepting = tokio::spawn(async move { listener.accept().await.is_ok() });
+    let (status, body) = try_connector(s, c, ldap("127.0.0.1")).await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    assert!(
+        !body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("private_hosts"),
+        "{body}"
+    );
+    assert!(
+        accepting.await.unwrap(),
+        "the listed address was not connected to"
+    );
+    // An address beside it is still refused.
+    let (status, body) = try_connector(s, c, ldap("127.0.0.2")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("private_hosts"),
+        "{body}"
+    );
+}
+server_test!(finding_19_connectors_reach_internal_hosts_only_when_the_operator_lists_them);
+
 /// Finding 7: sign-up, email change and a locked account answer the same whether or not an
 /// address has an account; the owner of an existing address is mailed instead, and nothing
 /// of theirs changes.

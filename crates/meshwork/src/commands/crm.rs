@@ -44,7 +44,8 @@ impl StoreArgs {
         )
         .await?;
         state.plug_connector_http(
-            meshwork_connector_http::ConnectorHttp::shared().map_err(anyhow::Error::msg)?,
+            meshwork_connector_http::ConnectorHttp::shared(state.connector_addresses.clone())
+                .map_err(anyhow::Error::msg)?,
         );
         let ws = WorkspaceId(self.workspace);
         anyhow::ensure!(

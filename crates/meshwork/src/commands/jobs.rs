@@ -43,7 +43,8 @@ impl DataArgs {
         )
         .await?;
         state.plug_connector_http(
-            meshwork_connector_http::ConnectorHttp::shared().map_err(anyhow::Error::msg)?,
+            meshwork_connector_http::ConnectorHttp::shared(state.connector_addresses.clone())
+                .map_err(anyhow::Error::msg)?,
         );
         Ok(state)
     }

@@ -76,4 +76,19 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+    // A panic anywhere (a request handler's, a job's) is an error line of the log, in its
+    // format, rather than bare text on stderr (ASVS 7.4.3).
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location, "panic: {what}");
+    }));
 }
