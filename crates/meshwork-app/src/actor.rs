@@ -21,12 +21,27 @@ pub enum Actor {
     },
 }
 
+/// A person or an API key, each with its own allowance of API requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallerKey {
+    User(UserId),
+    ApiKey(ApiKeyId),
+}
+
 impl Actor {
     /// The person behind the request (an API key's creator), for the audit log.
     pub fn user_id(&self) -> UserId {
         match self {
             Actor::User { id, .. } => *id,
             Actor::ApiKey { created_by, .. } => *created_by,
+        }
+    }
+
+    /// Whose allowance of requests this one counts against (`AppState::caller_limiter`).
+    pub fn limit_key(&self) -> CallerKey {
+        match self {
+            Actor::User { id, .. } => CallerKey::User(*id),
+            Actor::ApiKey { id, .. } => CallerKey::ApiKey(*id),
         }
     }
 

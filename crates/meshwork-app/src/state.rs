@@ -27,6 +27,8 @@ pub struct Inner {
     pub form_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Sign-ups per client address (`auth.signups_per_hour`).
     pub signup_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// API requests per person or per API key (`auth.api_requests_per_minute`).
+    pub caller_limiter: DefaultKeyedRateLimiter<crate::actor::CallerKey>,
     pub key_cache: crate::key_cache::KeyCache,
     /// A precomputed hash verified when an email is unknown, so a sign-in takes as long whether
     /// or not the account exists.
@@ -104,6 +106,9 @@ impl AppState {
                 signup_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_hour(
                     NonZeroU32::new(config.auth.signups_per_hour).unwrap_or(NonZeroU32::MIN),
                 )),
+                caller_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(
+                    NonZeroU32::new(config.auth.api_requests_per_minute).unwrap_or(NonZeroU32::MIN),
+                )),
                 form_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(
                     NonZeroU32::new(30).expect("30 is not zero"),
                 )),
@@ -157,6 +162,8 @@ impl AppState {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.caller_limiter.retain_recent();
+        self.caller_limiter.shrink_to_fit();
     }
 
     pub fn account_key(&self) -> AppResult<Arc<DataKey>> {

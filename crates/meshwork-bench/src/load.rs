@@ -38,6 +38,10 @@ pub struct LoadArgs {
     /// Seconds between the imports (of 500 new contacts each) that run beside the requests.
     #[arg(long, default_value_t = 30)]
     import_every: u64,
+    /// Keep the data's size constant, to tell a leak from growth with the data: no imports,
+    /// and notes changed (a pool of 500 made before the load) instead of added.
+    #[arg(long)]
+    steady: bool,
 }
 
 /// The kinds of request and their share of the mix, in percent.
@@ -66,6 +70,16 @@ struct Ctx {
     cookie: String,
     ids: Vec<String>,
     names: Vec<String>,
+    /// `--steady`: the notes changed instead of added.
+    notes: Vec<String>,
+}
+
+/// The name of a kind of request (a note is changed, not added, with `--steady`).
+fn label(kind: usize, steady: bool) -> &'static str {
+    match (kind, steady) {
+        (1, true) => "write: PATCH a note",
+        _ => MIX[kind].0,
+    }
 }
 
 impl Ctx {
@@ -89,6 +103,12 @@ impl Ctx {
         };
         match kind {
             0 => api(reqwest::Method::GET, format!("/contacts/{id}")),
+            1 if !self.notes.is_empty() => {
+                let note = &self.notes[rng.gen_range(0..self.notes.len())];
+                api(reqwest::Method::PATCH, format!("/notes/{note}")).json(
+                    &serde_json::json!({"fields": {"body": format!("Load note {n}: called again.")}}),
+                )
+            }
             1 => api(reqwest::Method::POST, "/notes".into()).json(&serde_json::json!({
                 "body": format!("Load note {n}: called about the renewal."), "about": [id]})),
             2 => api(reqwest::Method::PATCH, format!("/contacts/{id}"))
@@ -180,6 +200,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         cookie: session.cookie.clone(),
         ids: Vec::new(),
         names: Vec::new(),
+        notes: Vec::new(),
     };
     eprintln!("importing {} contacts", args.contacts);
     let took = import(&ctx, 7, args.contacts).await?;
@@ -214,17 +235,36 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         !ctx.ids.is_empty() && !ctx.names.is_empty(),
         "no contacts to load"
     );
+    if args.steady {
+        for n in 0..500 {
+            let note: serde_json::Value = client
+                .post(format!("{base}/api/v1/workspaces/{}/notes", ctx.ws))
+                .bearer_auth(&ctx.key)
+                .json(&serde_json::json!({"body": format!("Steady note {n}"), "about": [&ctx.ids[n % ctx.ids.len()]]}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            ctx.notes
+                .push(note["id"].as_str().context("no note id")?.to_string());
+        }
+    }
     let pid = server.pid();
     let ctx = Arc::new(ctx);
     let backend = if db.is_some() { "PostgreSQL" } else { "SQLite" };
+    let beside = match args.steady {
+        true => "steady: no imports, notes changed not added".to_string(),
+        false => format!("an import of 500 contacts every {} s", args.import_every),
+    };
     println!(
-        "meshwork bench load: backend {backend}, {} contacts, {} connections, {} s (after 10 s of warm-up), an import of 500 contacts every {} s, {} cores",
+        "meshwork bench load: backend {backend}, {} contacts, {} connections, {} s (after 10 s of warm-up), {beside}, {} cores",
         args.contacts,
         args.connections,
         args.duration,
-        args.import_every,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
+    let steady = args.steady;
 
     let warm_until = Instant::now() + Duration::from_secs(10);
     let deadline = warm_until + Duration::from_secs(args.duration);
@@ -233,6 +273,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for t in 0..args.connections {
         let (ctx, stats, counted) = (ctx.clone(), stats.clone(), counted.clone());
+        let name = move |kind: usize| label(kind, steady);
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
             let mut local: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
@@ -257,25 +298,22 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                             Ok(_) if status.is_success() => Ok(()),
                             Ok(body) => Err(format!(
                                 "{}: {status} {}",
-                                MIX[kind].0,
+                                name(kind),
                                 String::from_utf8_lossy(&body[..body.len().min(200)])
                             )),
-                            Err(e) => Err(format!("{}: {e}", MIX[kind].0)),
+                            Err(e) => Err(format!("{}: {e}", name(kind))),
                         }
                     }
-                    Err(e) => Err(format!("{}: {e}", MIX[kind].0)),
+                    Err(e) => Err(format!("{}: {e}", name(kind))),
                 };
                 if started < warm_until {
                     continue;
                 }
-                local
-                    .entry(MIX[kind].0)
-                    .or_default()
-                    .push(started.elapsed());
+                local.entry(name(kind)).or_default().push(started.elapsed());
                 counted.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = outcome {
                     let mut s = stats.lock().expect("stats");
-                    *s.errors.entry(MIX[kind].0).or_default() += 1;
+                    *s.errors.entry(name(kind)).or_default() += 1;
                     if s.first_errors.len() < 5 {
                         s.first_errors.push(e);
                     }
@@ -296,7 +334,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             let mut failures = Vec::new();
             let mut seed = 1000;
             tokio::time::sleep_until(warm_until.into()).await;
-            while Instant::now() + every <= deadline {
+            while !steady && Instant::now() + every <= deadline {
                 let next = Instant::now() + every;
                 seed += 1;
                 match import(&ctx, seed, 500).await {
@@ -312,7 +350,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut samples = Vec::new();
     tokio::time::sleep_until(warm_until.into()).await;
     let mut last = (Instant::now(), counted.load(Ordering::Relaxed));
-    samples.push((0u64, crate::rss_kib(pid).unwrap_or(0), 0.0));
+    let heap = || crate::status_kib(pid, "RssAnon:").unwrap_or(0);
+    samples.push((0u64, crate::rss_kib(pid).unwrap_or(0), heap(), 0.0));
     while Instant::now() < deadline {
         let next = (Instant::now() + Duration::from_secs(args.sample_seconds)).min(deadline);
         tokio::time::sleep_until(next.into()).await;
@@ -321,6 +360,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         samples.push((
             (now.0 - warm_until).as_secs(),
             crate::rss_kib(pid).unwrap_or(0),
+            heap(),
             rate,
         ));
         last = now;
@@ -340,7 +380,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut all = Vec::new();
     let mut errors = 0;
-    for (name, _) in MIX {
+    for kind in 0..MIX.len() {
+        let name = label(kind, steady);
         let mut l = stats.latencies.get(name).cloned().unwrap_or_default();
         l.sort_unstable();
         let e = stats.errors.get(name).copied().unwrap_or(0);
@@ -375,25 +416,37 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         it.last().copied().unwrap_or_default().as_secs_f64()
     );
     println!();
-    println!("| seconds into the load | server RSS | requests/s over the interval |");
-    println!("| ---: | ---: | ---: |");
-    for (t, kib, rate) in &samples {
-        println!("| {t} | {:.1} MiB | {rate:.1} |", *kib as f64 / 1024.0);
+    // RSS counts the search index's memory-mapped pages (file-backed, growing with the index
+    // and given back under pressure); the anonymous part is the heap, where a leak would show.
+    println!("| seconds into the load | server RSS | of it anonymous (heap) | requests/s over the interval |");
+    println!("| ---: | ---: | ---: | ---: |");
+    for (t, kib, anon, rate) in &samples {
+        println!(
+            "| {t} | {:.1} MiB | {:.1} MiB | {rate:.1} |",
+            *kib as f64 / 1024.0,
+            *anon as f64 / 1024.0
+        );
     }
     if samples.len() >= 4 {
         // Flat: the last quarter's memory against the second quarter's (the first holds the
         // caches' warm-up).
         let q = samples.len() / 4;
-        let mean =
-            |s: &[(u64, u64, f64)]| s.iter().map(|x| x.1 as f64).sum::<f64>() / s.len() as f64;
-        let early = mean(&samples[q..2 * q]);
-        let late = mean(&samples[samples.len() - q..]);
-        println!(
-            "\nmemory: {:.1} MiB in the second quarter, {:.1} MiB in the last ({:+.1} %)",
-            early / 1024.0,
-            late / 1024.0,
-            (late / early - 1.0) * 100.0
-        );
+        let mean = |s: &[(u64, u64, u64, f64)], f: fn(&(u64, u64, u64, f64)) -> u64| {
+            s.iter().map(|x| f(x) as f64).sum::<f64>() / s.len() as f64
+        };
+        for (what, f) in [
+            ("RSS", (|x: &(u64, u64, u64, f64)| x.1) as fn(&_) -> u64),
+            ("anonymous", |x: &(u64, u64, u64, f64)| x.2),
+        ] {
+            let early = mean(&samples[q..2 * q], f);
+            let late = mean(&samples[samples.len() - q..], f);
+            println!(
+                "memory ({what}): {:.1} MiB in the second quarter, {:.1} MiB in the last ({:+.1} %)",
+                early / 1024.0,
+                late / 1024.0,
+                (late / early - 1.0) * 100.0
+            );
+        }
     }
     for e in stats.first_errors.iter().chain(&import_failures) {
         println!("error: {e}");

@@ -38,11 +38,36 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
     pub backup: BackupConfig,
     pub retention: RetentionConfig,
+    pub quotas: QuotasConfig,
     pub metrics: MetricsConfig,
     /// The program that reads PDF text in a child process (`<program> extract-text`); the CLI
     /// sets its own executable. Not a setting of the file: `None` indexes PDFs by name only.
     #[serde(skip)]
     pub file_text_helper: Option<PathBuf>,
+}
+
+/// Storage each workspace may take (OWASP ASVS 12.1.3), so that whoever may sign up cannot fill
+/// the server's disk. 0 lifts a limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// Bytes of attached files per workspace, counted as stored (sealed).
+    pub workspace_file_bytes: u64,
+    /// Attached files per workspace.
+    pub workspace_files: u64,
+    /// Bytes of import uploads a workspace holds on disk at once: files being imported, and
+    /// files uploaded on the import page and not imported yet (each kept a day).
+    pub workspace_upload_bytes: u64,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        Self {
+            workspace_file_bytes: 10 << 30,
+            workspace_files: 100_000,
+            workspace_upload_bytes: 4 << 30,
+        }
+    }
 }
 
 /// Partner overlap with workspaces on other Meshwork servers.
@@ -231,6 +256,9 @@ pub struct AuthConfig {
     pub open_signup: bool,
     /// How long a verified API key is remembered in memory (0: look it up on every request).
     pub api_key_cache_seconds: u32,
+    /// API requests allowed per person (a session) or per API key per minute, in bursts of up
+    /// to as many (then 429 `rate_limited`): one runaway script cannot take the whole server.
+    pub api_requests_per_minute: u32,
     pub lockout_threshold: u32,
     pub lockout_minutes: u32,
 }
@@ -256,6 +284,7 @@ impl Default for Config {
             connectors: ConnectorsConfig::default(),
             backup: BackupConfig::default(),
             retention: RetentionConfig::default(),
+            quotas: QuotasConfig::default(),
             metrics: MetricsConfig::default(),
             file_text_helper: None,
         }
@@ -334,6 +363,7 @@ impl Default for AuthConfig {
             signups_per_hour: 20,
             open_signup: true,
             api_key_cache_seconds: 2,
+            api_requests_per_minute: 3000,
             lockout_threshold: 5,
             lockout_minutes: 15,
         }
@@ -387,6 +417,9 @@ open_signup = true
 # Revoking a key, or changing its creator's role, takes effect at once on the server that did it;
 # other servers sharing a PostgreSQL database notice within this many seconds. 0 turns it off.
 api_key_cache_seconds = 2
+# API requests allowed per person (signed in) or per API key per minute, refilled steadily and
+# in bursts of up to as many; then 429 rate_limited. One runaway script cannot take the server.
+api_requests_per_minute = 3000
 # Consecutive failed sign-ins that lock an account, and for how long.
 lockout_threshold = 5
 lockout_minutes = 15
@@ -485,6 +518,17 @@ at = "02:30"
 inactive_months = 12
 # Days before that deletion when the account's owner is warned by email.
 warn_days = [30, 7, 1]
+
+[quotas]
+# Storage each workspace may take, so that whoever may sign up cannot fill this server's disk;
+# past a limit, 413 quota_exceeded naming it. 0 lifts a limit.
+# Bytes of attached files per workspace (10 GiB), counted as stored.
+workspace_file_bytes = 10737418240
+# Attached files per workspace.
+workspace_files = 100000
+# Bytes of import uploads a workspace holds on disk at once (4 GiB): files being imported, and
+# files uploaded on the import page and not imported yet (each kept a day).
+workspace_upload_bytes = 4294967296
 
 [metrics]
 # Prometheus metrics (requests, latencies, jobs, search index lag, outbox backlog).
@@ -618,6 +662,7 @@ impl Config {
         }
         if self.auth.lockout_threshold == 0
             || self.auth.login_attempts_per_minute == 0
+            || self.auth.api_requests_per_minute == 0
             || self.auth.signups_per_hour == 0
             || self.auth.session_ttl_hours == 0
             || self.auth.session_idle_hours == 0

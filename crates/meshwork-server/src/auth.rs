@@ -203,6 +203,25 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(c.clone());
         }
         let caller = Caller(authenticate(parts, state).await?);
+        // Each request counts once against its caller's allowance (ASVS 8.1.4).
+        if state
+            .caller_limiter
+            .check_key(&caller.0.limit_key())
+            .is_err()
+        {
+            let who = match caller.0 {
+                Actor::User { .. } => "person",
+                Actor::ApiKey { .. } => "API key",
+            };
+            tracing::warn!(caller = %caller.0.describe(), "API requests over the allowance");
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many requests from this {who}: at most {} a minute (auth.api_requests_per_minute); wait and retry",
+                    state.config.auth.api_requests_per_minute
+                ),
+            ));
+        }
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }

@@ -1304,8 +1304,8 @@ macro_rules! impl_sql_store {
                                 .execute(&mut *tx).await.map_err($crate::db)?;
                         }
                         CrmOp::Blob { record, content_sealed } => {
-                            $crate::sqlx::query("INSERT INTO crm_blobs (record_id, workspace_id, content_sealed) VALUES ($1, $2, $3) ON CONFLICT (record_id) DO UPDATE SET content_sealed = excluded.content_sealed")
-                                .bind(record.to_string()).bind(&wss).bind(content_sealed)
+                            $crate::sqlx::query("INSERT INTO crm_blobs (record_id, workspace_id, content_sealed, size_bytes) VALUES ($1, $2, $3, $4) ON CONFLICT (record_id) DO UPDATE SET content_sealed = excluded.content_sealed, size_bytes = excluded.size_bytes")
+                                .bind(record.to_string()).bind(&wss).bind(content_sealed).bind(content_sealed.len() as i64)
                                 .execute(&mut *tx).await.map_err($crate::db)?;
                         }
                         CrmOp::ImportItem(i) => ins.items.push(i),
@@ -1449,6 +1449,15 @@ macro_rules! impl_sql_store {
                     Some(r) => Ok(Some(r.try_get(0).map_err($crate::db)?)),
                     None => Ok(None),
                 }
+            }
+
+            async fn crm_blob_usage(&self, ws: meshwork_domain::WorkspaceId, except: meshwork_domain::RecordId) -> meshwork_store::Result<(u64, u64)> {
+                use $crate::sqlx::Row as _;
+                let r = $crate::sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM crm_blobs WHERE workspace_id = $1 AND record_id <> $2")
+                    .bind(ws.to_string()).bind(except.to_string())
+                    .fetch_one(self.reader()).await.map_err($crate::db)?;
+                let (files, bytes): (i64, i64) = (r.try_get(0).map_err($crate::db)?, r.try_get(1).map_err($crate::db)?);
+                Ok((files.max(0) as u64, bytes.max(0) as u64))
             }
 
             async fn enqueue_job(&self, j: &meshwork_store::QueuedJobRow) -> meshwork_store::Result<bool> {

@@ -362,6 +362,9 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<TimelineEntry>>;
     async fn crm_blob(&self, ws: WorkspaceId, record: RecordId) -> Result<Option<Vec<u8>>>;
+    /// The workspace's attached files, but for `except`'s (whose content is being replaced):
+    /// how many, and their stored (sealed) bytes.
+    async fn crm_blob_usage(&self, ws: WorkspaceId, except: RecordId) -> Result<(u64, u64)>;
 
     // --- the job queue ------------------------------------------------------------------------------
     /// Adds a job. Answers false (and writes nothing) when its `unique_key` is taken.

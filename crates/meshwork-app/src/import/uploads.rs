@@ -217,6 +217,9 @@ pub struct Upload {
     path: PathBuf,
     writer: Option<crate::upload::SealedWriter>,
     size: u64,
+    /// What `quotas.workspace_upload_bytes` leaves this upload, given the workspace's other
+    /// uploads on disk when it began (`None`: no limit).
+    room: Option<u64>,
 }
 
 impl Upload {
@@ -225,6 +228,19 @@ impl Upload {
         let id = uuid::Uuid::now_v7().to_string();
         let path = background::upload_path(state, ws, &id);
         let key = state.workspace_key(ws)?;
+        let limit = state.config.quotas.workspace_upload_bytes;
+        let room = (limit > 0).then(|| {
+            let held: u64 = path
+                .parent()
+                .and_then(|dir| std::fs::read_dir(dir).ok())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+            limit.saturating_sub(held)
+        });
         let writer = crate::upload::SealedWriter::create(&path, key, ws, &id)
             .map_err(|e| AppError::internal(format!("creating {}: {e}", path.display())))?;
         Ok(Self {
@@ -232,6 +248,7 @@ impl Upload {
             path,
             writer: Some(writer),
             size: 0,
+            room,
         })
     }
 
@@ -242,6 +259,12 @@ impl Upload {
             return Err(AppError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("an import takes at most {MAX_IMPORT_BYTES} bytes; split the file"),
+            ));
+        }
+        if self.room.is_some_and(|room| self.size > room) {
+            return Err(AppError::new(
+                ErrorCode::QuotaExceeded,
+                "this workspace's import uploads would take more disk than this server allows one (quotas.workspace_upload_bytes): import or let go of the files already uploaded (an upload not imported is removed after a day), or split this one",
             ));
         }
         self.writer

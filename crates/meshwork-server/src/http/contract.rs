@@ -8,8 +8,9 @@
 //! body can be malformed (400), too large (413), of another content type (415) or fail
 //! validation (422); a query can be malformed (400) or fail validation (422); an authenticated
 //! route can be called without or with dead credentials (401), by a role without the
-//! permission or a session without its CSRF token (403); every route can fail (500). The
-//! limiters' 429 and the locked account's 423 are declared on the routes they guard
+//! permission or a session without its CSRF token (403), or past the caller's allowance of
+//! requests (429); every route can fail (500). The address limiters' 429 and the locked
+//! account's 423 are declared on the routes they guard
 //! ([`LIMITED`]). Statuses a handler answers besides these are declared on the handler itself
 //! (`#[utoipa::path(responses(…))]`); the Schemathesis run in CI finds any that are missing.
 
@@ -60,6 +61,10 @@ fn error_statuses(path: &str, op: &Value) -> BTreeMap<u16, &'static str> {
             403,
             "The role lacks the permission, or a session's state-changing request lacks its CSRF token.",
         );
+        out.insert(
+            429,
+            "The caller (a person or an API key) sent more requests than `auth.api_requests_per_minute` allows.",
+        );
     }
     if has_path {
         out.insert(
@@ -106,6 +111,9 @@ fn extra_statuses(method: &str, path: &str) -> &'static [u16] {
 /// Adds the error statuses each operation can answer, and the links from creations.
 pub fn complete(doc: utoipa::openapi::OpenApi) -> Value {
     let mut v = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    // The API's version (its paths are /api/v1), not the build's: the public document tells no
+    // one which release, with which known flaws, a server runs (ASVS 14.3.3).
+    v["info"]["version"] = json!("1");
     if let Some(paths) = v["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
             for m in METHODS {

@@ -18,7 +18,6 @@ use meshwork_app::crm::{
 use meshwork_app::state::AppState;
 use meshwork_crm::{Doc, Kind};
 use meshwork_domain::{ErrorCode, RecordId, WorkspaceId};
-use meshwork_store::CrmOp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -547,22 +546,7 @@ pub async fn put_file(
         )
     })?;
     let crm = Crm::new(&state, auth.workspace)?;
-    let id = record_id(id);
-    let row = crm.record(Kind::File, id).await?;
-    let before = crm.open_doc(&row)?;
-    let mut patch = Doc::new();
-    patch.insert("size".into(), json!(body.len()));
-    let customs = crm.customs().await?;
-    let doc = Crm::patched(&before, &patch, &customs, Kind::File);
-    let p = crm.prepare(Kind::File, id, &doc, &customs).await?;
-    let now = meshwork_app::state::now_millis();
-    let (mut ops, next) = crm.update_ops(&row, &before, p, now, "field_change");
-    ops.push(CrmOp::Blob {
-        record: id,
-        content_sealed: crm.seal_bytes(id, "content", &body),
-    });
-    crm.apply(&meshwork_store::CrmBatch { ops }, now).await?;
-    Ok(Json(crm.view(&next)?))
+    Ok(Json(crm.put_file_content(record_id(id), &body).await?))
 }
 
 /// Download a file record's content.

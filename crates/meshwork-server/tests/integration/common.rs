@@ -42,6 +42,8 @@ pub fn config_for(db: &TestDatabase) -> Config {
     };
     config.auth.login_attempts_per_minute = 1000;
     config.auth.signups_per_hour = 1000;
+    // Some tests send thousands of requests; the allowance has its own test.
+    config.auth.api_requests_per_minute = 1_000_000;
     // The connector tests' folders are temp dirs.
     config.connectors.folder_roots = vec![std::env::temp_dir()];
     // The connector tests' servers (slapd, Dovecot, Radicale) are on loopback.

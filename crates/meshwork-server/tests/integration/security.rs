@@ -175,6 +175,44 @@ async fn a_burst_of_signups_from_one_address_is_limited() {
     s.stop().await;
 }
 
+/// ASVS 8.1.4: each person and each API key has its own allowance of API requests
+/// (`auth.api_requests_per_minute`); past it, 429 `rate_limited`, and the others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_requests_are_limited_per_key_and_per_person() {
+    let mut s = TestServer::start_with(TestBackend::Sqlite, |c| c.auth.api_requests_per_minute = 5)
+        .await
+        .unwrap();
+    let ann = s.signup("Ann", "ann@limits.test").await;
+    let ws = s.create_workspace(&ann, "Limits").await;
+    let (busy, other) = (
+        s.create_key(&ann, &ws, "admin").await,
+        s.create_key(&ann, &ws, "admin").await,
+    );
+    let contacts = format!("/api/v1/workspaces/{ws}/contacts");
+    for _ in 0..5 {
+        let (status, body) = s.call(Method::GET, &contacts, &As::Key(&busy), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = s.call(Method::GET, &contacts, &As::Key(&busy), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("auth.api_requests_per_minute"),
+        "{body}"
+    );
+    // Another key, and the person (who has used a few on sign-in and set-up), are not held back.
+    let (status, body) = s.call(Method::GET, &contacts, &As::Key(&other), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&ann), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.stop().await;
+}
+
 /// Security review finding 14: an existing data directory readable by others is made private.
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,6 +505,99 @@ async fn try_connector(
     )
     .await
 }
+
+/// ASVS 12.1.3: a workspace's attached files (their number and stored bytes) and its import
+/// uploads on disk are bounded by the operator's `quotas`; past a limit, 413 `quota_exceeded`
+/// names it, and nothing already stored is lost. Replacing a file's content does not count its
+/// old content.
+async fn storage_quotas_bound_a_workspaces_files_and_uploads(s: &mut TestServer) {
+    s.config.quotas.workspace_files = 2;
+    s.config.quotas.workspace_file_bytes = 1000;
+    s.config.quotas.workspace_upload_bytes = 2000;
+    s.restart().await;
+    let c = setup(s, "Quota").await;
+    let contact = c.create("contacts", json!({"first_name": "Grace"})).await;
+    let mut files = Vec::new();
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        let f = c
+            .create("files", json!({"name": name, "about": [contact["id"]]}))
+            .await;
+        files.push(f["id"].as_str().unwrap().to_string());
+    }
+    let put = |file: &str, len: usize| {
+        c.s.req(
+            Method::PUT,
+            &format!("/api/v1/workspaces/{}/files/{file}/content", c.ws),
+            &As::User(&c.who),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(vec![b'x'; len])
+        .send()
+    };
+    let refused = |r: reqwest::Response, setting: &'static str| async move {
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "quota_exceeded", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(setting),
+            "{body}"
+        );
+    };
+    assert_eq!(put(&files[0], 400).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(put(&files[1], 400).await.unwrap().status(), StatusCode::OK);
+    // Replaced, a file's old content does not count against it.
+    assert_eq!(put(&files[0], 500).await.unwrap().status(), StatusCode::OK);
+    // A third file is one too many; more bytes for the second, too much.
+    refused(put(&files[2], 10).await.unwrap(), "quotas.workspace_files").await;
+    refused(
+        put(&files[1], 600).await.unwrap(),
+        "quotas.workspace_file_bytes",
+    )
+    .await;
+    let kept =
+        c.s.req(
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/files/{}/content", c.ws, files[1]),
+            &As::User(&c.who),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.bytes().await.unwrap().len(),
+        400,
+        "nothing stored was lost"
+    );
+
+    // An import upload past the upload quota is refused, and leaves nothing on disk.
+    let import = |csv: String| {
+        c.s.req(
+            Method::POST,
+            &format!(
+                "/api/v1/workspaces/{}/imports?type=contact&layout=hubspot",
+                c.ws
+            ),
+            &As::User(&c.who),
+        )
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+    };
+    let header = "First Name,Last Name,Email\n";
+    let big = header.to_string() + &"Ada,Lovelace,ada@quota.test\n".repeat(100);
+    refused(import(big).await.unwrap(), "quotas.workspace_upload_bytes").await;
+    let uploads = s.data_dir().join("uploads").join(&c.ws);
+    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        left,
+        0,
+        "a refused upload left files in {}",
+        uploads.display()
+    );
+    let small = header.to_string() + "Ada,Lovelace,ada@quota.test\n";
+    assert_eq!(import(small).await.unwrap().status(), StatusCode::ACCEPTED);
+}
+server_test!(storage_quotas_bound_a_workspaces_files_and_uploads);
 
 /// Finding 19 (SSRF): a workspace admin's connector settings cannot aim the server at internal
 /// addresses the operator has not listed in `connectors.private_hosts`, nor ever at a cloud
