@@ -9,7 +9,9 @@
 use crate::address::AddressPolicy;
 use crate::{ConnectorError, Directory, Group, Listing, Member, Principal, Result, Scope};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, SearchEntry, StdStream};
+/// An entry as read from the directory (for [`directory_from`]).
+pub use ldap3::SearchEntry;
+use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, StdStream};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -305,6 +307,79 @@ fn error(url: &str, e: LdapError) -> ConnectorError {
     }
 }
 
+/// The directory the entries read under the base make (`s` names the attributes): people by
+/// their id attribute; groups by their `cn`, or by their whole DN when another group has the
+/// same `cn` (never merged); members resolved by DN, nested groups included; and each entry
+/// skipped, in `problems`. Pure, so the fuzz target `ldap_entries` feeds it any entries.
+pub fn directory_from(
+    s: &LdapSettings,
+    users: &[SearchEntry],
+    groups: &[SearchEntry],
+) -> Directory {
+    let mut dir = Directory::default();
+    let mut by_dn: HashMap<String, Member> = HashMap::new();
+    for u in users {
+        let Some(id) = first(u, &s.user_id_attribute) else {
+            dir.problems
+                .push(format!("{}: no `{}`; skipped", u.dn, s.user_id_attribute));
+            continue;
+        };
+        by_dn.insert(norm_dn(&u.dn), Member::User(id.to_string()));
+        dir.principals.push(Principal {
+            id: id.to_string(),
+            email: first(u, &s.email_attribute).map(str::to_string),
+        });
+    }
+    // A group is named by its `cn` (what pushed documents and people use); two groups with
+    // one `cn` in different branches are told apart by their whole DN, never merged.
+    let mut cns: HashMap<String, usize> = HashMap::new();
+    for g in groups {
+        if let Some(id) = first(g, &s.group_id_attribute) {
+            *cns.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    let mut named = Vec::new();
+    for g in groups {
+        let Some(cn) = first(g, &s.group_id_attribute) else {
+            dir.problems
+                .push(format!("{}: no `{}`; skipped", g.dn, s.group_id_attribute));
+            continue;
+        };
+        let id = if cns.get(cn).copied().unwrap_or(0) > 1 {
+            dir.problems.push(format!(
+                "{}: another group is also named {cn:?}; this one is named by its DN",
+                g.dn
+            ));
+            norm_dn(&g.dn)
+        } else {
+            cn.to_string()
+        };
+        by_dn.insert(norm_dn(&g.dn), Member::Group(id.clone()));
+        named.push((id, g));
+    }
+    for (id, g) in named {
+        let mut members = Vec::new();
+        let mut unknown = 0usize;
+        for dn in all(g, "member").chain(all(g, "uniqueMember")) {
+            // `uniqueMember` may carry `#'0101'B` after the DN.
+            let dn = dn.split('#').next().unwrap_or(dn);
+            match by_dn.get(&norm_dn(dn)) {
+                Some(m) => members.push(m.clone()),
+                None => unknown += 1,
+            }
+        }
+        if unknown > 0 {
+            dir.problems.push(format!(
+                "group {id}: {unknown} members are not people or groups under the base; left out"
+            ));
+        }
+        members.sort();
+        members.dedup();
+        dir.groups.push(Group { id, members });
+    }
+    dir
+}
+
 /// A DN in one spelling: lower case, no spaces around separators.
 fn norm_dn(dn: &str) -> String {
     dn.split(',')
@@ -388,67 +463,7 @@ impl crate::Connector for Ldap {
             )
             .await?;
         let _ = ldap.unbind().await;
-
-        let mut dir = Directory::default();
-        let mut by_dn: HashMap<String, Member> = HashMap::new();
-        for u in &users {
-            let Some(id) = first(u, &s.user_id_attribute) else {
-                dir.problems
-                    .push(format!("{}: no `{}`; skipped", u.dn, s.user_id_attribute));
-                continue;
-            };
-            by_dn.insert(norm_dn(&u.dn), Member::User(id.to_string()));
-            dir.principals.push(Principal {
-                id: id.to_string(),
-                email: first(u, &s.email_attribute).map(str::to_string),
-            });
-        }
-        // A group is named by its `cn` (what pushed documents and people use); two groups with
-        // one `cn` in different branches are told apart by their whole DN, never merged.
-        let mut cns: HashMap<String, usize> = HashMap::new();
-        for g in &groups {
-            if let Some(id) = first(g, &s.group_id_attribute) {
-                *cns.entry(id.to_string()).or_default() += 1;
-            }
-        }
-        let mut named = Vec::new();
-        for g in &groups {
-            let Some(cn) = first(g, &s.group_id_attribute) else {
-                dir.problems
-                    .push(format!("{}: no `{}`; skipped", g.dn, s.group_id_attribute));
-                continue;
-            };
-            let id = if cns.get(cn).copied().unwrap_or(0) > 1 {
-                dir.problems.push(format!(
-                    "{}: another group is also named {cn:?}; this one is named by its DN",
-                    g.dn
-                ));
-                norm_dn(&g.dn)
-            } else {
-                cn.to_string()
-            };
-            by_dn.insert(norm_dn(&g.dn), Member::Group(id.clone()));
-            named.push((id, g));
-        }
-        for (id, g) in named {
-            let mut members = Vec::new();
-            let mut unknown = 0usize;
-            for dn in all(g, "member").chain(all(g, "uniqueMember")) {
-                // `uniqueMember` may carry `#'0101'B` after the DN.
-                let dn = dn.split('#').next().unwrap_or(dn);
-                match by_dn.get(&norm_dn(dn)) {
-                    Some(m) => members.push(m.clone()),
-                    None => unknown += 1,
-                }
-            }
-            if unknown > 0 {
-                dir.problems.push(format!("group {id}: {unknown} members are not people or groups under the base; left out"));
-            }
-            members.sort();
-            members.dedup();
-            dir.groups.push(Group { id, members });
-        }
-        Ok(dir)
+        Ok(directory_from(&s, &users, &groups))
     }
 
     async fn list(&self) -> Result<Listing> {
