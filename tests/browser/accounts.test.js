@@ -66,6 +66,30 @@ test('a wrong password is said beside the form and the email is kept', async () 
   await page.close();
 });
 
+test('a typed password can be shown to check it, and is masked again when sent', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/sign-in`);
+  const field = page.getByLabel('Password');
+  await page.getByLabel('Email').fill('nobody@browser.test');
+  await field.fill('correct horse battery');
+  const show = page.getByRole('button', { name: 'Show password' });
+  assert.equal(await field.getAttribute('type'), 'password');
+  assert.equal(await show.getAttribute('aria-pressed'), 'false');
+  await show.click();
+  assert.equal(await field.getAttribute('type'), 'text');
+  assert.equal(await show.getAttribute('aria-pressed'), 'true');
+  assert.equal(await field.inputValue(), 'correct horse battery');
+  await screenshot(page, 'password-shown', 'light');
+  await show.click();
+  assert.equal(await field.getAttribute('type'), 'password');
+  // Shown when sent: the answer's field is masked again.
+  await show.click();
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'The email or password is wrong' }).waitFor();
+  assert.equal(await page.getByLabel('Password').getAttribute('type'), 'password');
+  await page.close();
+});
+
 test('a weak password is named beside its field, the other entries kept', async () => {
   const page = await browser.newPage();
   await page.goto(`${server.url}/sign-up`);

@@ -65,6 +65,7 @@ test('two-factor enrolment, then sign-in with a code', async () => {
   await page.getByRole('button', { name: 'Turn on two-factor authentication' }).click();
   await page.getByText('Keep these recovery codes somewhere safe').waitFor();
   assert.equal(await page.locator('.codes li').count(), 10);
+  const codes = (await page.locator('.codes li').allInnerTexts()).map((c) => c.trim());
   await page.getByRole('button', { name: 'Sign out' }).first().click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   // The password alone is not enough now.
@@ -75,6 +76,22 @@ test('two-factor enrolment, then sign-in with a code', async () => {
   await page.getByLabel('Code from your authenticator app').fill(totp(key, 1));
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+  // The device is lost: a recovery code makes new codes (the old ones stop working)...
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Code from your authenticator app, or a recovery code').fill(codes[0]);
+  await page.getByRole('button', { name: 'Make new recovery codes' }).click();
+  await page.getByText('Any older codes no longer work').waitFor();
+  const fresh = (await page.locator('.codes li').allInnerTexts()).map((c) => c.trim());
+  assert.equal(fresh.length, 10);
+  assert.ok(!fresh.includes(codes[1]));
+  await screenshot(page, 'mfa-new-codes', 'light');
+  // ...and one of the new ones turns two-factor authentication off.
+  await page.goto(`${server.url}/settings`);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Code from your authenticator app, or a recovery code').fill(fresh[0]);
+  await page.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
+  await page.getByText('Two-factor authentication is off.').waitFor();
   await page.close();
 });
 

@@ -119,9 +119,60 @@ pub async fn accept_totp(
     secret: &[u8],
     code: &str,
 ) -> AppResult<bool> {
-    match check_totp(secret, code)? {
-        Some(step) => Ok(state.store.use_totp_step(user, step as i64).await?),
-        None => Ok(false),
+    Ok(totp_use(state, user, secret, code).await? == TotpUse::Accepted)
+}
+
+/// What became of a TOTP code sent for an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpUse {
+    Accepted,
+    Wrong,
+    /// Right for its time step, but that step (or a later one) was already used: a replay.
+    Reused,
+}
+
+/// Checks a code and consumes its step: accepted once, then reported as reused.
+pub async fn totp_use(
+    state: &crate::AppState,
+    user: meshwork_domain::UserId,
+    secret: &[u8],
+    code: &str,
+) -> AppResult<TotpUse> {
+    Ok(match check_totp(secret, code)? {
+        Some(step) if state.store.use_totp_step(user, step as i64).await? => TotpUse::Accepted,
+        Some(_) => TotpUse::Reused,
+        None => TotpUse::Wrong,
+    })
+}
+
+/// `accept_totp` for a sign-in or a re-check, where a reused code is told apart (OWASP ASVS
+/// 2.8.5): refused like a wrong one, audited as `mfa.totp_reused`, and the account holder is
+/// mailed, since whoever replays a code has seen one and holds the password or a session.
+async fn accept_totp_reporting_reuse(
+    state: &AppState,
+    client: &ClientInfo,
+    u: &UserRow,
+    secret: &[u8],
+    code: &str,
+) -> AppResult<bool> {
+    match totp_use(state, u.id, secret, code).await? {
+        TotpUse::Accepted => Ok(true),
+        TotpUse::Wrong => Ok(false),
+        TotpUse::Reused => {
+            audit::account_event(state, client, "mfa.totp_reused", u.id, json!({})).await?;
+            mail::enqueue(state, Mail {
+                kind: "totp_reused".into(),
+                to: state.open_account_str(u.id, "email", &u.email_sealed)?,
+                subject: "A used two-factor code was sent for your Meshwork account".into(),
+                body: format!(
+                    "A two-factor code that had already been used was sent for your account, and refused.\n\nAddress: {}\nDevice: {}\n\nWhoever sent it had seen one of your codes, and had your password or a signed-in session. If this was not you, change your password now and end your other sessions in Settings.",
+                    client.ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into()),
+                    if client.user_agent.is_empty() { "unknown" } else { &client.user_agent },
+                ),
+            })
+            .await?;
+            Ok(false)
+        }
     }
 }
 
@@ -753,6 +804,9 @@ pub async fn sign_in(
             Ok::<_, AppError>(())
         }
     };
+    // ASVS 2.1.7: a password set before the common-password check (or before it grew) is found
+    // at sign-in, when it is known to be right.
+    let well_known = Password::is_well_known(&input.password);
     if !verify_password(input.password, user.password_hash.clone()).await? {
         fail("wrong password").await?;
         return Err(wrong());
@@ -764,7 +818,7 @@ pub async fn sign_in(
         };
         match (input.totp_code, input.recovery_code) {
             (Some(code), _) => {
-                if !accept_totp(state, user.id, &secret, code).await? {
+                if !accept_totp_reporting_reuse(state, client, &user, &secret, code).await? {
                     fail("wrong TOTP code").await?;
                     return Err(AppError::new(
                         ErrorCode::InvalidMfaCode,
@@ -773,15 +827,7 @@ pub async fn sign_in(
                 }
             }
             (None, Some(code)) => {
-                let taken = state
-                    .store
-                    .take_recovery_code(user.id, &recovery_code_hash(state, code)?)
-                    .await?
-                    || state
-                        .store
-                        .take_recovery_code(user.id, &legacy_recovery_code_hash(code))
-                        .await?;
-                if !taken {
+                if !take_recovery_code(state, user.id, code).await? {
                     fail("wrong recovery code").await?;
                     return Err(AppError::new(
                         ErrorCode::InvalidMfaCode,
@@ -823,6 +869,16 @@ pub async fn sign_in(
         })
         .await?;
         audit::account_event(state, client, "login.new_device", user.id, json!({})).await?;
+    }
+    if well_known {
+        audit::account_event(state, client, "password.well_known", user.id, json!({})).await?;
+        mail::enqueue(state, Mail {
+            kind: "password_well_known".into(),
+            to: state.open_account_str(user.id, "email", &user.email_sealed)?,
+            subject: "Change your Meshwork password: it is a commonly leaked one".into(),
+            body: "You signed in with a password that is on the lists of the most common leaked passwords, which attackers try first. Choose a new one in Settings, under Password.\n\nThis mail comes at each sign-in until the password is changed.".into(),
+        })
+        .await?;
     }
     audit::account_event(
         state,
@@ -891,7 +947,7 @@ pub async fn require_totp(
         client,
         u,
         field,
-        accept_totp(state, u.id, secret, code),
+        accept_totp_reporting_reuse(state, client, u, secret, code),
     )
     .await?
     {
@@ -1056,7 +1112,80 @@ pub async fn totp_confirm(
     Ok(codes)
 }
 
-/// Turns two-factor authentication off, with the password and a current code.
+/// Uses up one of the account's recovery codes; false when it is not one of them (or was used).
+async fn take_recovery_code(state: &AppState, user: UserId, code: &str) -> AppResult<bool> {
+    Ok(state
+        .store
+        .take_recovery_code(user, &recovery_code_hash(state, code)?)
+        .await?
+        || state
+            .store
+            .take_recovery_code(user, &legacy_recovery_code_hash(code))
+            .await?)
+}
+
+/// The password and a second factor, for a change to two-factor authentication itself. The
+/// factor is a current TOTP code, or one of the account's recovery codes, used up (OWASP ASVS
+/// 2.5.7: a person who lost their authenticator can still turn it off or replace it); it is
+/// looked at only when the password is right, so a typo never burns a recovery code. Both are
+/// one attempt toward the lockout, like a sign-in (security finding 23: the password was
+/// checked, and counted, apart, and a right password cleared the count, so a stolen session
+/// that knew the password could try codes without end).
+async fn password_and_second_factor(
+    state: &AppState,
+    client: &ClientInfo,
+    u: &UserRow,
+    secret: &[u8],
+    password: String,
+    code: &str,
+) -> AppResult<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let code = code.trim();
+    let totp_shaped = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+    let password_right = AtomicBool::new(false);
+    let check = async {
+        if !verify_password(password, u.password_hash.clone()).await? {
+            return Ok(false);
+        }
+        password_right.store(true, Ordering::Relaxed);
+        if totp_shaped {
+            accept_totp_reporting_reuse(state, client, u, secret, code).await
+        } else {
+            take_recovery_code(state, u.id, code).await
+        }
+    };
+    if !recheck(state, client, u, "password_and_code", check).await? {
+        return Err(if password_right.load(Ordering::Relaxed) {
+            AppError::new(
+                ErrorCode::InvalidMfaCode,
+                "field `code`: the code is wrong, expired or already used",
+            )
+        } else {
+            AppError::new(
+                ErrorCode::InvalidCredentials,
+                "field `password`: the password is wrong",
+            )
+        });
+    }
+    if !totp_shaped {
+        audit::account_event(state, client, "mfa.recovery_code_used", u.id, json!({})).await?;
+    }
+    Ok(())
+}
+
+/// The account's TOTP secret, when two-factor authentication is on.
+fn enabled_totp_secret(state: &AppState, u: &UserRow) -> AppResult<Vec<u8>> {
+    match (u.totp_enabled, &u.totp_secret_sealed) {
+        (true, Some(sealed)) => state.open_account(u.id, "totp_secret", sealed),
+        _ => Err(AppError::new(
+            ErrorCode::MfaNotEnabled,
+            "two-factor authentication is not on",
+        )),
+    }
+}
+
+/// Turns two-factor authentication off, with the password and a current code or a recovery
+/// code.
 pub async fn totp_disable(
     state: &AppState,
     client: &ClientInfo,
@@ -1065,20 +1194,8 @@ pub async fn totp_disable(
     password: String,
 ) -> AppResult<()> {
     let u = load_user(state, user).await?;
-    let (true, Some(sealed)) = (u.totp_enabled, &u.totp_secret_sealed) else {
-        return Err(AppError::new(
-            ErrorCode::MfaNotEnabled,
-            "two-factor authentication is not on",
-        ));
-    };
-    require_password(state, client, &u, password, "password").await?;
-    let secret = state.open_account(u.id, "totp_secret", sealed)?;
-    if !accept_totp(state, u.id, &secret, code).await? {
-        return Err(AppError::new(
-            ErrorCode::InvalidMfaCode,
-            "field `code`: the code is wrong or expired",
-        ));
-    }
+    let secret = enabled_totp_secret(state, &u)?;
+    password_and_second_factor(state, client, &u, &secret, password, code).await?;
     state.store.set_totp_secret(u.id, None).await?;
     audit::account_event(state, client, "mfa.disabled", u.id, json!({})).await?;
     notify_security_change(
@@ -1089,6 +1206,43 @@ pub async fn totp_disable(
     )
     .await?;
     Ok(())
+}
+
+/// Ten new recovery codes for an account with two-factor authentication on, with the password
+/// and a current code or a recovery code; the old codes stop working (ASVS 2.5.7). The codes are
+/// answered this once and stored as keyed hashes. Audited; the holder is mailed.
+pub async fn replace_recovery_codes(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    code: &str,
+    password: String,
+) -> AppResult<Vec<String>> {
+    let u = load_user(state, user).await?;
+    let secret = enabled_totp_secret(state, &u)?;
+    password_and_second_factor(state, client, &u, &secret, password, code).await?;
+    let codes = new_recovery_codes();
+    let hashes: Vec<[u8; 32]> = codes
+        .iter()
+        .map(|c| recovery_code_hash(state, c))
+        .collect::<AppResult<_>>()?;
+    state.store.enable_totp(u.id, &hashes).await?;
+    audit::account_event(
+        state,
+        client,
+        "mfa.recovery_codes_replaced",
+        u.id,
+        json!({}),
+    )
+    .await?;
+    notify_security_change(
+        state,
+        "mfa_changed",
+        &state.open_account_str(u.id, "email", &u.email_sealed)?,
+        "New recovery codes were made for your Meshwork account; the old ones no longer work.",
+    )
+    .await?;
+    Ok(codes)
 }
 
 // --- the profile, its picture and the password ----------------------------------------------------

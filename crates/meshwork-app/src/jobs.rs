@@ -372,6 +372,13 @@ async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
                 .await
                 .map_err(AppError::from)?;
             tracing::info!(jobs = n, "pruned finished jobs");
+            let n = crate::retention::prune_audit(state, now_millis()).await?;
+            if n > 0 {
+                tracing::info!(
+                    entries = n,
+                    "pruned audit entries past retention.audit_months"
+                );
+            }
             // Uploads staged for a preview and never imported.
             let n = crate::import::uploads::sweep_staged(state);
             if n > 0 {

@@ -6,15 +6,18 @@
 //! changes there, so on one server every change is immediate. Other servers on the same
 //! PostgreSQL notice within the TTL.
 
-use meshwork_domain::{Role, WorkspaceId};
+use meshwork_domain::{ApiKeyId, Millis, Role, WorkspaceId};
 use meshwork_store::ApiKeyRow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// The most keys remembered; past that the memory is simply cleared (keys are few in practice).
 const MAX_ENTRIES: usize = 10_000;
+
+/// How often a key's last use is written to the store, per key and server.
+pub const USE_WRITTEN_EVERY_MS: Millis = 60_000;
 
 /// When the key was looked up, its row, and its creator's role then.
 type Entry = (Instant, ApiKeyRow, Option<Role>);
@@ -26,6 +29,8 @@ pub struct KeyCache {
     /// Bumped by every `forget_workspace`: a look-up that started before a revocation must not
     /// put its (now stale) row back afterwards.
     generation: AtomicU64,
+    /// When this server last wrote each key's last use.
+    uses: Mutex<HashMap<ApiKeyId, Millis>>,
 }
 
 impl KeyCache {
@@ -34,7 +39,25 @@ impl KeyCache {
             ttl,
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            uses: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// True when `key`'s last use should be written now (none written by this server in the
+    /// last `USE_WRITTEN_EVERY_MS`), and notes that it is.
+    pub fn use_is_due(&self, key: ApiKeyId, now: Millis) -> bool {
+        let mut uses = self.uses.lock().expect("key use lock");
+        if uses
+            .get(&key)
+            .is_some_and(|at| now - at < USE_WRITTEN_EVERY_MS)
+        {
+            return false;
+        }
+        if uses.len() >= MAX_ENTRIES {
+            uses.retain(|_, at| now - *at < USE_WRITTEN_EVERY_MS);
+        }
+        uses.insert(key, now);
+        true
     }
 
     pub fn get(&self, hash: &[u8; 32]) -> Option<(ApiKeyRow, Option<Role>)> {
@@ -91,6 +114,8 @@ mod tests {
             created_at: 0,
             expires_at: None,
             revoked_at: None,
+            last_used_at: None,
+            last_used_from_sealed: None,
         }
     }
 
@@ -106,6 +131,16 @@ mod tests {
         assert!(cache.get(&[1; 32]).is_some());
         cache.forget_workspace(ws);
         assert!(cache.get(&[1; 32]).is_none());
+    }
+
+    #[test]
+    fn a_keys_use_is_due_once_a_minute() {
+        let cache = KeyCache::new(Duration::ZERO);
+        let (a, b) = (ApiKeyId::new(), ApiKeyId::new());
+        assert!(cache.use_is_due(a, 1_000));
+        assert!(!cache.use_is_due(a, 1_000 + USE_WRITTEN_EVERY_MS - 1));
+        assert!(cache.use_is_due(b, 1_000), "each key counts apart");
+        assert!(cache.use_is_due(a, 1_000 + USE_WRITTEN_EVERY_MS));
     }
 
     #[test]

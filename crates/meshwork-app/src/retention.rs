@@ -4,6 +4,9 @@
 //! account is active again and the warnings start over. Runs daily in the job runner
 //! (`accounts.retention`), once across all servers.
 //!
+//! Audit entries older than `retention.audit_months` (24) are deleted by the daily
+//! housekeeping (`prune_audit`).
+//!
 //! An account that is the last owner of a workspace others still use is not deleted (that would
 //! strand the workspace without an owner): it is kept, and the run says so in the log and the
 //! audit log, until someone is made an owner.
@@ -22,6 +25,17 @@ const DAY_MS: i64 = 86_400_000;
 /// How long an account may stay unused: `months` of 30 days.
 pub fn window_ms(months: u32) -> i64 {
     months as i64 * 30 * DAY_MS
+}
+
+/// Deletes the audit entries older than `retention.audit_months` as of `now` (OWASP ASVS 8.3.8:
+/// the entries hold client addresses and user agents). Runs in the daily housekeeping job. The
+/// store never deletes an entry younger than 30 days. Answers how many went.
+pub async fn prune_audit(state: &AppState, now: Millis) -> AppResult<u64> {
+    let months = state.config.retention.audit_months;
+    if months == 0 {
+        return Ok(0);
+    }
+    Ok(state.store.prune_audit(now - window_ms(months)).await?)
 }
 
 /// What a retention run did.

@@ -90,6 +90,7 @@ pub async fn delete(
     client: &ClientInfo,
     auth: &impl crate::actor::InWorkspace,
     confirm: &str,
+    password: Option<String>,
 ) -> AppResult<()> {
     let ws = auth.workspace();
     let row = state
@@ -108,6 +109,18 @@ pub async fn delete(
             ErrorCode::ConfirmationRequired,
             "field `confirm`: send the workspace's exact name to delete it (or its id, if its key is already gone); this cannot be undone",
         ));
+    }
+    // Step-up (OWASP ASVS 3.7.1, 4.3.3): a person types their password again, so a stolen
+    // session alone cannot destroy a workspace. An API key was minted with the password.
+    if let crate::actor::Actor::User { id, .. } = auth.actor() {
+        let u = crate::accounts::load_user(state, *id).await?;
+        let Some(password) = password else {
+            return Err(AppError::new(
+                ErrorCode::InvalidCredentials,
+                "field `password`: your password is needed to delete a workspace",
+            ));
+        };
+        crate::accounts::require_password(state, client, &u, password, "password").await?;
     }
     destroy(state, client, ws, auth.actor().user_id()).await
 }
@@ -553,10 +566,25 @@ pub struct ApiKey {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// When the key was last used, to the minute (none: never).
+    pub last_used_at: Option<i64>,
+    /// The client address of that use.
+    pub last_used_from: Option<String>,
 }
 
 pub fn key_view(state: &AppState, k: &ApiKeyRow) -> AppResult<ApiKey> {
+    let last_used_from = match &k.last_used_from_sealed {
+        Some(sealed) => Some(state.open_workspace(
+            k.workspace_id,
+            &k.id.to_string(),
+            "last_used_from",
+            sealed,
+        )?),
+        None => None,
+    };
     Ok(ApiKey {
+        last_used_at: k.last_used_at,
+        last_used_from,
         id: k.id.as_uuid(),
         name: state.open_workspace(k.workspace_id, &k.id.to_string(), "name", &k.name_sealed)?,
         prefix: k.prefix.clone(),
@@ -669,6 +697,8 @@ pub async fn create_key(
         created_at: now,
         expires_at,
         revoked_at: None,
+        last_used_at: None,
+        last_used_from_sealed: None,
     };
     state.store.create_api_key(&row, now).await?;
     audit::workspace_event(
@@ -706,6 +736,38 @@ pub async fn create_key(
         key: key_view(state, &row)?,
         secret,
     })
+}
+
+/// Records that an API key was used, from `from` (OWASP ASVS 7.2.1: the keys page shows each
+/// key's last use, so a key used from an unknown place stands out). Written at most once a minute
+/// per key and server, so a busy script costs one write a minute, not one per request. A failed
+/// write is logged and never fails the request.
+pub async fn note_key_use(state: &AppState, key: &ApiKeyRow, from: Option<std::net::IpAddr>) {
+    let now = now_millis();
+    if key
+        .last_used_at
+        .is_some_and(|at| now - at < crate::key_cache::USE_WRITTEN_EVERY_MS)
+        || !state.key_cache.use_is_due(key.id, now)
+    {
+        return;
+    }
+    let from = from.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    let written = match state.seal_workspace(
+        key.workspace_id,
+        &key.id.to_string(),
+        "last_used_from",
+        &from,
+    ) {
+        Ok(sealed) => state
+            .store
+            .touch_api_key(key.id, now, &sealed)
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::warn!(key = %key.id, error = %e, "could not record an API key's last use");
+    }
 }
 
 /// Revokes an API key; it stops working at once on this server (others within the cache

@@ -23,6 +23,9 @@ pub struct Config {
     pub public_url: String,
     /// Where security researchers report vulnerabilities (`/.well-known/security.txt`).
     pub security_contact: String,
+    /// The operator's privacy notice, linked from the sign-up page (OWASP ASVS 8.3.3); empty:
+    /// no link.
+    pub privacy_url: String,
     /// PEM files; both set turns on TLS.
     pub tls_cert: String,
     pub tls_key: String,
@@ -273,6 +276,7 @@ impl Default for Config {
             keyring_dir: String::new(),
             public_url: "http://127.0.0.1:8080".into(),
             security_contact: "mailto:security@example.invalid".into(),
+            privacy_url: String::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
             log_format: "text".into(),
@@ -343,6 +347,9 @@ pub struct RetentionConfig {
     pub inactive_months: u32,
     /// Days before that deletion when the account's owner is warned by email.
     pub warn_days: Vec<u32>,
+    /// Audit entries (with the client addresses and user agents they hold) are deleted after
+    /// this many months of 30 days, by the daily housekeeping; 0 keeps them forever.
+    pub audit_months: u32,
 }
 
 impl Default for RetentionConfig {
@@ -350,6 +357,7 @@ impl Default for RetentionConfig {
         Self {
             inactive_months: 12,
             warn_days: vec![30, 7, 1],
+            audit_months: 24,
         }
     }
 }
@@ -390,6 +398,8 @@ keyring_dir = ""
 public_url = "http://127.0.0.1:8080"
 # Contact for vulnerability reports, served at /.well-known/security.txt.
 security_contact = "mailto:security@example.invalid"
+# Your privacy notice (what you collect and why), linked from the sign-up page. Empty: no link.
+privacy_url = ""
 # PEM certificate chain and private key; set both to serve HTTPS (rustls).
 tls_cert = ""
 tls_key = ""
@@ -518,6 +528,9 @@ at = "02:30"
 inactive_months = 12
 # Days before that deletion when the account's owner is warned by email.
 warn_days = [30, 7, 1]
+# Audit entries (sign-ins, changes, exports, with the client addresses and user agents they
+# hold) are deleted after this many months; 0 keeps them forever.
+audit_months = 24
 
 [quotas]
 # Storage each workspace may take, so that whoever may sign up cannot fill this server's disk;
@@ -645,6 +658,13 @@ impl Config {
         }
         self.trusted_proxy_nets()?;
         self.connectors.private_host_rules()?;
+        let url = &self.privacy_url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "privacy_url is {:?}: it must be an http:// or https:// address, or empty",
+                self.privacy_url
+            )));
+        }
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "tls_cert and tls_key must be set together".into(),
@@ -729,6 +749,12 @@ impl Config {
                     "metrics.listen is {addr}, not a loopback address: set metrics.token so only scrapers holding it read the metrics"
                 )));
             }
+        }
+        if self.retention.audit_months > 1200 {
+            return Err(ConfigError::Invalid(format!(
+                "retention.audit_months is {}: at most 1200 (100 years), or 0 to keep the audit log forever",
+                self.retention.audit_months
+            )));
         }
         if self.retention.warn_days.iter().any(|&d| d == 0 || d > 365) {
             return Err(ConfigError::Invalid(format!(

@@ -188,45 +188,71 @@ impl fmt::Debug for WorkspaceName {
     }
 }
 
-/// A password that meets the policy (NIST SP 800-63B style: length over composition rules):
-/// 12 to 1024 characters, at least 5 distinct characters, not a well-known password, and not
-/// containing the account's email local part.
+/// A password that meets the policy (NIST SP 800-63B and OWASP ASVS 2.1: length over
+/// composition rules): 12 to 128 characters, counted after runs of spaces are merged into one; at
+/// least 5 distinct characters; not one of the 10,000 most common leaked passwords, nor one of
+/// them padded with digits or symbols or repeated to reach the length; and not containing the
+/// account's email local part.
 pub struct Password(zeroize::Zeroizing<String>);
 
-/// A few of the most common passwords of 12+ characters (from public breach corpora); the length
-/// rule already excludes the shorter ones.
-const COMMON: &[&str] = &[
-    "123456789012",
-    "1234567890123",
-    "qwertyuiopas",
-    "password1234",
-    "passwordpassword",
-    "qwerty123456",
-    "iloveyou1234",
-    "111111111111",
-    "123123123123",
-    "abcdefghijkl",
-    "administrator",
-    "letmein12345",
-    "welcome12345",
-    "changeme1234",
-    "password123!",
-];
+/// The 10,000 most common leaked passwords (`common_passwords.txt`, from zxcvbn's lists).
+static COMMON: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        include_str!("common_passwords.txt")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+
+/// Why `lowered` is a well-known password, if it is: one of the list, one of them with digits or
+/// symbols before or after it (`dragon2024!!!`), or one of them repeated (`monkeymonkey`).
+fn commonness(lowered: &str) -> Option<&'static str> {
+    if COMMON.contains(lowered) {
+        return Some("is one of the most common passwords");
+    }
+    let core =
+        lowered.trim_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation() || c == ' ');
+    if !core.is_empty() && core != lowered && COMMON.contains(core) {
+        return Some("is a common password with digits or symbols added");
+    }
+    let n = lowered.len();
+    for times in 2..=n.min(8) {
+        if n.is_multiple_of(times) {
+            let part = &lowered[..n / times];
+            if lowered.is_char_boundary(n / times)
+                && part.repeat(times) == lowered
+                && COMMON.contains(part)
+            {
+                return Some("is a common password repeated");
+            }
+        }
+    }
+    None
+}
 
 impl Password {
     pub const MIN_LEN: usize = 12;
-    pub const MAX_LEN: usize = 1024;
+    /// ASVS 2.1.2: at least 64 allowed, at most 128.
+    pub const MAX_LEN: usize = 128;
 
     pub fn parse(field: &str, raw: &str, email: Option<&EmailAddress>) -> Result<Self, FieldError> {
         let weak = |why: String| FieldError::new(ErrorCode::WeakPassword, field, why);
-        let n = raw.chars().count();
+        // Runs of spaces count as one (ASVS 2.1.1), so padding with spaces does not make length.
+        let mut n = 0;
+        let mut after_space = false;
+        for c in raw.chars() {
+            if !(c == ' ' && after_space) {
+                n += 1;
+            }
+            after_space = c == ' ';
+        }
         if n < Self::MIN_LEN {
             return Err(weak(format!(
-                "must be at least {} characters, got {n}",
+                "must be at least {} characters (runs of spaces count as one), got {n}",
                 Self::MIN_LEN
             )));
         }
-        if n > Self::MAX_LEN {
+        if raw.chars().count() > Self::MAX_LEN {
             return Err(weak(format!(
                 "must be at most {} characters",
                 Self::MAX_LEN
@@ -239,8 +265,8 @@ impl Password {
             return Err(weak("must use at least 5 different characters".into()));
         }
         let lower = raw.to_lowercase();
-        if COMMON.contains(&lower.as_str()) {
-            return Err(weak("is one of the most common passwords".into()));
+        if let Some(why) = commonness(&lower) {
+            return Err(weak(why.into()));
         }
         if let Some(email) = email {
             let local = email.normalized();
@@ -250,6 +276,12 @@ impl Password {
             }
         }
         Ok(Self(zeroize::Zeroizing::new(raw.to_string())))
+    }
+
+    /// True when a password that was accepted once no longer meets the common-password part of
+    /// the policy (the list grew, or it was set before the check): sign-in then asks for a change.
+    pub fn is_well_known(raw: &str) -> bool {
+        commonness(&raw.to_lowercase()).is_some()
     }
 
     /// The password itself, for hashing. Named so that every use stands out in review.
@@ -336,6 +368,49 @@ mod tests {
         let email = EmailAddress::parse("email", "jonathan@example.com").unwrap();
         assert!(Password::parse("password", "xxjonathan-2024!", Some(&email)).is_err());
         assert!(Password::parse("password", "correct horse battery", Some(&email)).is_ok());
+    }
+
+    #[test]
+    fn asvs_2_1_1_runs_of_spaces_count_as_one() {
+        let e = Password::parse("password", "abcde       xy", None).unwrap_err();
+        assert!(e.message.contains("got 8"), "{}", e.message);
+        assert!(Password::parse("password", "abcde fghij kl", None).is_ok());
+        assert!(Password::parse("password", "  abcde fghij kl  ", None).is_ok());
+    }
+
+    #[test]
+    fn asvs_2_1_2_passwords_of_64_to_128_pass_and_longer_are_refused() {
+        let long = |n: usize| "abcdefghij".chars().cycle().take(n).collect::<String>();
+        assert!(Password::parse("password", &long(64), None).is_ok());
+        assert!(Password::parse("password", &long(128), None).is_ok());
+        let e = Password::parse("password", &long(129), None).unwrap_err();
+        assert!(e.message.contains("at most 128"), "{}", e.message);
+    }
+
+    #[test]
+    fn asvs_2_1_7_common_passwords_padded_or_repeated_are_refused() {
+        assert!(COMMON.len() >= 9_990, "the list has the top 10,000");
+        for weak in [
+            "qwerty123456",
+            "1qaz2wsx3edc",
+            "dragon2024!!!",
+            "Sunshine!!!!1234",
+            "!!!!baseball2020",
+            "monkeymonkey",
+            "PasswordPassword",
+        ] {
+            let e = Password::parse("password", weak, None).unwrap_err();
+            assert_eq!(e.code, ErrorCode::WeakPassword, "{weak}");
+            assert!(Password::is_well_known(weak), "{weak}");
+        }
+        for fine in [
+            "sunshine over the bay",
+            "dragon-fruit-salad",
+            "monkey wrench 42",
+        ] {
+            assert!(Password::parse("password", fine, None).is_ok(), "{fine}");
+            assert!(!Password::is_well_known(fine), "{fine}");
+        }
     }
 
     #[test]

@@ -294,3 +294,42 @@ window.addEventListener('pageshow', (e) => {
     send(form);
   });
 })();
+
+(() => {
+  'use strict';
+  // Every password field gets a "Show" button (OWASP ASVS 2.1.12), so a person can check what
+  // they typed. Its name says which field ("Show current password"); it is a toggle
+  // (aria-pressed), and the field is masked again when its form is sent.
+  function addReveal(input) {
+    if (!input.id || input.dataset.reveal) return;
+    input.dataset.reveal = 'on';
+    const label = document.querySelector(`label[for="${CSS.escape(input.id)}"]`);
+    const what = (label ? label.textContent : 'password').trim().toLowerCase();
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'quiet reveal';
+    button.setAttribute('aria-pressed', 'false');
+    button.setAttribute('aria-controls', input.id);
+    const hidden = document.createElement('span');
+    hidden.className = 'visually-hidden';
+    hidden.textContent = ` ${what}`;
+    button.append('Show', hidden);
+    button.addEventListener('click', () => {
+      const show = input.type === 'password';
+      input.type = show ? 'text' : 'password';
+      button.setAttribute('aria-pressed', show ? 'true' : 'false');
+    });
+    input.insertAdjacentElement('afterend', button);
+  }
+  document.querySelectorAll('input[type=password]').forEach(addReveal);
+  document.addEventListener(
+    'submit',
+    (e) => {
+      e.target.querySelectorAll?.('input[data-reveal]').forEach((i) => {
+        i.type = 'password';
+      });
+      e.target.querySelectorAll?.('button.reveal').forEach((b) => b.setAttribute('aria-pressed', 'false'));
+    },
+    true,
+  );
+})();

@@ -145,6 +145,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
                 row.role
             }
         });
+        meshwork_app::workspaces::note_key_use(
+            state,
+            &row,
+            crate::client::address(&parts.extensions, &parts.headers, state),
+        )
+        .await;
         return Ok(Actor::ApiKey {
             id: row.id,
             workspace: row.workspace_id,

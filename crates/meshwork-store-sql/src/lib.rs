@@ -267,7 +267,7 @@ macro_rules! impl_sql_store {
                 })
             }
 
-            pub(super) const API_KEY_COLUMNS: &str = "id, workspace_id, key_hash, prefix, name_sealed, role, created_by, created_at, expires_at, revoked_at";
+            pub(super) const API_KEY_COLUMNS: &str = "id, workspace_id, key_hash, prefix, name_sealed, role, created_by, created_at, expires_at, revoked_at, last_used_at, last_used_from_sealed";
 
             pub(super) fn api_key(r: &DbRow) -> Result<ApiKeyRow> {
                 Ok(ApiKeyRow {
@@ -281,6 +281,8 @@ macro_rules! impl_sql_store {
                     created_at: r.try_get("created_at").map_err(db)?,
                     expires_at: r.try_get("expires_at").map_err(db)?,
                     revoked_at: r.try_get("revoked_at").map_err(db)?,
+                    last_used_at: r.try_get("last_used_at").map_err(db)?,
+                    last_used_from_sealed: r.try_get("last_used_from_sealed").map_err(db)?,
                 })
             }
 
@@ -1117,7 +1119,7 @@ macro_rules! impl_sql_store {
 
             async fn api_key_by_hash(&self, hash: &meshwork_store::Hash32) -> meshwork_store::Result<Option<(meshwork_store::ApiKeyRow, Option<meshwork_domain::Role>)>> {
                 use $crate::sqlx::Row as _;
-                let sql = "SELECT k.id, k.workspace_id, k.key_hash, k.prefix, k.name_sealed, k.role, k.created_by, k.created_at, k.expires_at, k.revoked_at, m.role AS creator_role FROM api_keys k LEFT JOIN memberships m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by WHERE k.key_hash = $1";
+                let sql = "SELECT k.id, k.workspace_id, k.key_hash, k.prefix, k.name_sealed, k.role, k.created_by, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.last_used_from_sealed, m.role AS creator_role FROM api_keys k LEFT JOIN memberships m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by WHERE k.key_hash = $1";
                 let row = $crate::sqlx::query(sql).bind(&hash[..]).fetch_optional(self.reader()).await.map_err($crate::db)?;
                 let Some(r) = row else { return Ok(None) };
                 let creator = r.try_get::<Option<String>, _>("creator_role").map_err($crate::db)?.map(|s| $crate::role(&s)).transpose()?;
@@ -1141,6 +1143,13 @@ macro_rules! impl_sql_store {
                 append_change(&mut tx, ws, "api_key", &id.to_string(), "update", now).await?;
                 tx.commit().await.map_err($crate::db)?;
                 Ok(true)
+            }
+
+            async fn touch_api_key(&self, id: meshwork_domain::ApiKeyId, at: meshwork_domain::Millis, from_sealed: &[u8]) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE api_keys SET last_used_at = $2, last_used_from_sealed = $3 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+                    .bind(id.to_string()).bind(at).bind(from_sealed)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
             }
 
             async fn revoke_user_api_keys(&self, user: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<Vec<meshwork_domain::WorkspaceId>> {
@@ -1168,6 +1177,13 @@ macro_rules! impl_sql_store {
                     .bind(e.subject.map(|u| u.to_string())).bind(&e.kind).bind(&e.details_sealed).bind(e.at)
                     .execute(self.writer()).await.map_err($crate::db)?;
                 Ok(())
+            }
+
+            async fn prune_audit(&self, before: meshwork_domain::Millis) -> meshwork_store::Result<u64> {
+                let done = $crate::sqlx::query("DELETE FROM audit_log WHERE at < $1")
+                    .bind(before)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(done.rows_affected())
             }
 
             async fn audit(&self, scope: meshwork_store::AuditScope, before: Option<meshwork_domain::AuditId>, limit: i64) -> meshwork_store::Result<Vec<meshwork_store::AuditRow>> {

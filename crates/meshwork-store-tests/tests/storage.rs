@@ -376,6 +376,8 @@ both_backends!(
             created_at: 1,
             expires_at: Some(50),
             revoked_at: None,
+            last_used_at: None,
+            last_used_from_sealed: None,
         };
         store.create_api_key(&key, 1).await.unwrap();
         let (found, creator_role) = store.api_key_by_hash(&h(42)).await.unwrap().unwrap();

@@ -298,9 +298,14 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_user_api_keys(&self, user: UserId, now: Millis) -> Result<Vec<WorkspaceId>>;
     /// Revokes a key of `ws`; false when there is no such key.
     async fn revoke_api_key(&self, ws: WorkspaceId, id: ApiKeyId, now: Millis) -> Result<bool>;
+    /// Records a key's use: when, and from where (sealed). Never moves `last_used_at` back.
+    async fn touch_api_key(&self, id: ApiKeyId, at: Millis, from_sealed: &[u8]) -> Result<()>;
 
     // --- audit log, outbox, change feed -------------------------------------------------------
     async fn append_audit(&self, event: &AuditRow) -> Result<()>;
+    /// Deletes the audit entries made before `before` (retention). The store refuses to delete
+    /// an entry younger than 30 days, whatever `before` says. Answers how many went.
+    async fn prune_audit(&self, before: Millis) -> Result<u64>;
     /// Newest first; `before` pages backwards.
     async fn audit(
         &self,

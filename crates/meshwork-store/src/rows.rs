@@ -109,6 +109,10 @@ pub struct ApiKeyRow {
     pub created_at: Millis,
     pub expires_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
+    /// When the key was last used (written at most once a minute per key and server).
+    pub last_used_at: Option<Millis>,
+    /// The client address of that use, sealed with the workspace key.
+    pub last_used_from_sealed: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]

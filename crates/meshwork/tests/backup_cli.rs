@@ -183,7 +183,7 @@ async fn a_deleted_workspace_stays_deleted_in_a_restored_backup(backend: TestBac
         &ada,
         reqwest::Method::DELETE,
         &format!("/api/v1/workspaces/{doomed}"),
-        Some(json!({"confirm": "Doomed Ltd"})),
+        Some(json!({"confirm": "Doomed Ltd", "password": "correct horse battery staple"})),
     )
     .await;
     assert_eq!(s, 204, "{body}");
@@ -465,7 +465,7 @@ async fn a_deletion_cut_by_a_crash_resumes_and_completes(backend: TestBackend) {
         .delete(format!("{base}/api/v1/workspaces/{doomed}"))
         .header("x-csrf-token", &ada.csrf)
         .header("cookie", &ada.cookie)
-        .json(&json!({"confirm": "Doomed Ltd"}))
+        .json(&json!({"confirm": "Doomed Ltd", "password": "correct horse battery staple"}))
         .send()
         .await;
     assert!(

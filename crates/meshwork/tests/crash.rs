@@ -456,7 +456,7 @@ impl Harness {
                 request = Some(self.spawn(
                     Method::DELETE,
                     format!("/api/v1/workspaces/{ws}"),
-                    json!({"confirm": names["confirm"]}),
+                    json!({"confirm": names["confirm"], "password": "correct horse battery staple"}),
                 ));
             }
             Work::Backup => {

@@ -372,14 +372,24 @@ pub async fn totp_confirm(
     Ok(Json(RecoveryCodes { recovery_codes }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Your password and a second factor, for a change to two-factor authentication.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaDisable {
     pub password: String,
+    /// A current code from your authenticator app, or one of your recovery codes (which it uses
+    /// up), when the authenticator is lost.
     pub code: String,
 }
 
-/// Turn two-factor authentication off (needs your password and a current code).
+impl std::fmt::Debug for MfaDisable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaDisable").finish_non_exhaustive()
+    }
+}
+
+/// Turn two-factor authentication off (needs your password and a current code or a recovery
+/// code).
 #[utoipa::path(post, path = "/api/v1/me/mfa/totp/disable", tag = "accounts", security(("session" = [])), request_body = MfaDisable,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn totp_disable(
@@ -390,6 +400,21 @@ pub async fn totp_disable(
 ) -> ApiResult<StatusCode> {
     accounts::totp_disable(&state, &client, user.id, &req.code, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Make ten new recovery codes; the old ones stop working. Needs your password and a current
+/// code or a recovery code. The codes are in this answer only.
+#[utoipa::path(post, path = "/api/v1/me/mfa/recovery-codes", tag = "accounts", security(("session" = [])), request_body = MfaDisable,
+    responses((status = 200, body = RecoveryCodes), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn replace_recovery_codes(
+    State(state): State<AppState>,
+    user: SessionUser,
+    Client(client): Client,
+    Json(req): Json<MfaDisable>,
+) -> ApiResult<Json<RecoveryCodes>> {
+    let recovery_codes =
+        accounts::replace_recovery_codes(&state, &client, user.id, &req.code, req.password).await?;
+    Ok(Json(RecoveryCodes { recovery_codes }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

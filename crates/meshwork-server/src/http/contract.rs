@@ -95,9 +95,11 @@ const LIMITED: &[(&str, &str, &[u16])] = &[
     ("post", "/api/v1/me/password", &[423]),
     ("post", "/api/v1/me/mfa/totp/confirm", &[423]),
     ("post", "/api/v1/me/mfa/totp/disable", &[423]),
+    ("post", "/api/v1/me/mfa/recovery-codes", &[423]),
     ("post", "/api/v1/me/reauthenticate", &[409, 423]),
     ("delete", "/api/v1/me", &[423]),
     ("post", "/api/v1/workspaces/{workspace_id}/api-keys", &[423]),
+    ("delete", "/api/v1/workspaces/{workspace_id}", &[423]),
 ];
 
 fn extra_statuses(method: &str, path: &str) -> &'static [u16] {
@@ -316,7 +318,7 @@ fn role() -> Value {
 /// The constraints the server enforces on request bodies that their Rust types do not say, by
 /// (schema, property): lengths, patterns, enums. What a schema allows, the server accepts.
 fn schema_constraints() -> Vec<(&'static str, &'static str, Value)> {
-    let password = json!({"minLength": 12, "maxLength": 1024});
+    let password = json!({"minLength": 12, "maxLength": 128});
     let source_id = source_id_schema();
     vec![
         ("SignupRequest", "name", text(200)),

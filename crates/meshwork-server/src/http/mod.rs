@@ -219,6 +219,7 @@ pub fn router(state: AppState) -> (Router, serde_json::Value, crate::metrics::Me
         .routes(routes!(accounts::totp_setup))
         .routes(routes!(accounts::totp_confirm))
         .routes(routes!(accounts::totp_disable))
+        .routes(routes!(accounts::replace_recovery_codes))
         .routes(routes!(accounts::my_audit))
         .routes(routes!(accounts::my_sessions, accounts::end_other_sessions))
         .routes(routes!(accounts::end_session))

@@ -71,16 +71,27 @@ pub async fn rename(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteConfirm {
     /// The workspace's exact current name. (If its key is already gone, its id.)
     pub confirm: String,
+    /// Your password, when you delete from a session: a stolen session alone cannot destroy a
+    /// workspace. Not needed with an API key.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for DeleteConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteConfirm")
+            .field("confirm", &self.confirm)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Delete a workspace: its encryption key is destroyed, so every copy of its data, in every
 /// backup, becomes unreadable (crypto-shredding), and its records are removed from the store.
-/// The body confirms it with the workspace's exact name.
+/// The body confirms it with the workspace's exact name, and a person's password.
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
     security(("session" = ["workspace.delete"]), ("api_key" = ["workspace.delete"])),
     params(("workspace_id" = uuid::Uuid, Path)), request_body = DeleteConfirm,
@@ -91,7 +102,7 @@ pub async fn delete(
     Client(client): Client,
     Json(q): Json<DeleteConfirm>,
 ) -> ApiResult<StatusCode> {
-    meshwork_app::workspaces::delete(&state, &client, &auth, &q.confirm).await?;
+    meshwork_app::workspaces::delete(&state, &client, &auth, &q.confirm, q.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

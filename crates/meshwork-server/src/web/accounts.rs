@@ -201,6 +201,8 @@ pub struct SignUpPage {
     form: SignUpForm,
     errors: SignUpErrors,
     min_len: usize,
+    /// The operator's privacy notice, when configured.
+    privacy_url: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -209,11 +211,12 @@ pub struct CheckInboxPage {
     email: String,
 }
 
-pub async fn sign_up_page() -> SignUpPage {
+pub async fn sign_up_page(State(state): State<AppState>) -> SignUpPage {
     SignUpPage {
         form: SignUpForm::default(),
         errors: SignUpErrors::default(),
         min_len: meshwork_domain::Password::MIN_LEN,
+        privacy_url: state.config.privacy_url.clone(),
     }
 }
 
@@ -260,6 +263,7 @@ pub async fn sign_up_submit(
                 form,
                 errors,
                 min_len: meshwork_domain::Password::MIN_LEN,
+                privacy_url: state.config.privacy_url.clone(),
             }
             .into_response();
             *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;

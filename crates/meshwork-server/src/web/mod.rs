@@ -362,6 +362,10 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(settings::mfa_disable),
         )
         .route(
+            "/settings/mfa/recovery-codes",
+            axum::routing::post(settings::mfa_recovery_codes),
+        )
+        .route(
             "/settings/sessions/end-others",
             axum::routing::post(settings::end_other_sessions),
         )

@@ -389,6 +389,34 @@ pub async fn mfa_confirm(
     }
 }
 
+/// New recovery codes (ASVS 2.5.7), shown once, with the password and a code or a recovery code.
+pub async fn mfa_recovery_codes(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Posted(SignedIn(session), form): Posted<CodeForm>,
+) -> Result<Response, PageError> {
+    match accounts::replace_recovery_codes(
+        &state,
+        &client,
+        session.id,
+        form.code.trim(),
+        form.password.clone(),
+    )
+    .await
+    {
+        Ok(codes) => Ok(page(&state, &session, |p| p.recovery_codes = Some(codes))
+            .await?
+            .into_response()),
+        Err(e) if e.code == ErrorCode::Internal => Err(e.into()),
+        Err(e) => {
+            let message = capitalized(&field_of(&e).1);
+            Ok(refused(
+                page(&state, &session, |p| p.errors.mfa = Some(message)).await?,
+            ))
+        }
+    }
+}
+
 pub async fn mfa_disable(
     State(state): State<AppState>,
     Client(client): Client,

@@ -58,6 +58,8 @@ pub struct KeyLine {
     pub role: String,
     pub created: String,
     pub state: String,
+    /// When and from where it was last used.
+    pub used: String,
     pub live: bool,
 }
 
@@ -161,7 +163,13 @@ async fn page(
                     (None, Some(at)) => (format!("expires {}", when(at)), true),
                     (None, None) => ("never expires".into(), true),
                 };
+                let used = match (k.last_used_at, &k.last_used_from) {
+                    (Some(at), Some(from)) => format!("last used {} from {from}", when(at)),
+                    (Some(at), None) => format!("last used {}", when(at)),
+                    _ => "never used".into(),
+                };
                 KeyLine {
+                    used,
                     id: k.id.to_string(),
                     name: k.name,
                     prefix: k.prefix,
@@ -349,10 +357,20 @@ async fn rename(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct DeleteForm {
     #[serde(default)]
     confirm: String,
+    #[serde(default)]
+    password: String,
+}
+
+impl std::fmt::Debug for DeleteForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeleteForm")
+            .field("confirm", &self.confirm)
+            .finish_non_exhaustive()
+    }
 }
 
 async fn delete(
@@ -361,7 +379,8 @@ async fn delete(
     p: InWorkspace<perm::WorkspaceDelete>,
     Posted(_, form): Posted<DeleteForm>,
 ) -> Result<Response, PageError> {
-    match workspaces::delete(&state, &client, &p.member, &form.confirm).await {
+    let password = Some(form.password.clone());
+    match workspaces::delete(&state, &client, &p.member, &form.confirm, password).await {
         Ok(()) => Ok(Redirect::to("/").into_response()),
         Err(e) => {
             let message = shown(e)?;

@@ -1016,7 +1016,7 @@ async fn overlap_views_stay_exact_as_records_change_between_runs(s: &mut TestSer
             Method::DELETE,
             &format!("/api/v1/workspaces/{}", bob.ws),
             &As::User(&bob.who),
-            Some(json!({"confirm": "Bob Inc"})),
+            Some(json!({"confirm": "Bob Inc", "password": PASSWORD})),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{v}");

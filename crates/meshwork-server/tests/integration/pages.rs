@@ -535,7 +535,7 @@ async fn workspace_settings_show_each_role_only_what_it_may_do(s: &mut TestServe
         s,
         &owner,
         &format!("{path}/delete"),
-        &[("confirm", "Settings Ltd")],
+        &[("confirm", "Settings Ltd"), ("password", PASSWORD)],
     )
     .await;
     assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/"));

@@ -1009,3 +1009,444 @@ async fn sessions_idle_out_are_listed_and_end_everywhere(s: &mut TestServer) {
         .any(|m| m.kind == "password_changed" && m.to == "sessions@security.test"));
 }
 server_test!(sessions_idle_out_are_listed_and_end_everywhere);
+
+// --- OWASP ASVS rows fixed after the review, each test named after its row ----------------------
+
+/// ASVS 7.2.1: a key's use is recorded (when, from where, the address sealed) and shown to the
+/// workspace on the API and on the settings page.
+async fn asvs_7_2_1_an_api_keys_last_use_is_recorded_and_shown(s: &mut TestServer) {
+    let ann = s.signup("Ann", "ann@keyuse.test").await;
+    let ws = s.create_workspace(&ann, "Key use").await;
+    let key = s.create_key(&ann, &ws, "viewer").await;
+    let keys = format!("/api/v1/workspaces/{ws}/api-keys");
+    let (status, listed) = s.call(Method::GET, &keys, &As::User(&ann), None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert!(listed[0]["last_used_at"].is_null(), "{listed}");
+    let before = meshwork_app::state::now_millis();
+    let contacts = format!("/api/v1/workspaces/{ws}/contacts");
+    for _ in 0..3 {
+        let (status, body) = s.call(Method::GET, &contacts, &As::Key(&key), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, listed) = s.call(Method::GET, &keys, &As::User(&ann), None).await;
+    let used = listed[0]["last_used_at"].as_i64().expect("recorded");
+    assert!(used >= before, "{listed}");
+    assert_eq!(listed[0]["last_used_from"], "127.0.0.1", "{listed}");
+    // Stored sealed, never as the address itself.
+    let rows = s.state().store.api_keys(ws.parse().unwrap()).await.unwrap();
+    let sealed = rows[0].last_used_from_sealed.as_deref().unwrap();
+    assert!(!contains(sealed, b"127.0.0.1"));
+    // The settings page says it.
+    let page = s
+        .req(Method::GET, &format!("/w/{ws}/settings"), &As::User(&ann))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("from 127.0.0.1"), "{page}");
+    // A key never used says so.
+    let idle = s.create_key(&ann, &ws, "viewer").await;
+    drop(idle);
+    let (_, listed) = s.call(Method::GET, &keys, &As::User(&ann), None).await;
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["last_used_at"].is_null())
+            .count(),
+        1,
+        "{listed}"
+    );
+}
+server_test!(asvs_7_2_1_an_api_keys_last_use_is_recorded_and_shown);
+
+/// ASVS 8.3.8: audit entries past `retention.audit_months` are deleted by the housekeeping, and
+/// the store refuses to delete any entry younger than 30 days, whatever the code asks.
+async fn asvs_8_3_8_audit_entries_past_retention_are_deleted_and_recent_ones_never(
+    s: &mut TestServer,
+) {
+    use meshwork_store::{AuditRow, AuditScope};
+    const DAY: i64 = 86_400_000;
+    let subject = meshwork_domain::UserId::new();
+    let now = meshwork_app::state::now_millis();
+    let entry = |days_ago: i64| AuditRow {
+        id: meshwork_domain::AuditId::new(),
+        workspace_id: None,
+        actor: None,
+        subject: Some(subject),
+        kind: format!("test.{days_ago}_days_ago"),
+        details_sealed: vec![1, 2, 3],
+        at: now - days_ago * DAY,
+    };
+    let store = &s.state().store;
+    for days in [800, 400, 40, 0] {
+        store.append_audit(&entry(days)).await.unwrap();
+    }
+    let left = |rows: Vec<AuditRow>| {
+        let mut kinds: Vec<String> = rows.into_iter().map(|r| r.kind).collect();
+        kinds.sort();
+        kinds
+    };
+    assert_eq!(s.config.retention.audit_months, 24, "the default");
+    let gone = meshwork_app::retention::prune_audit(s.state(), now)
+        .await
+        .unwrap();
+    assert!(gone >= 1, "the 800-day-old entry");
+    let rows = store
+        .audit(AuditScope::User(subject), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        left(rows),
+        ["test.0_days_ago", "test.400_days_ago", "test.40_days_ago"]
+    );
+    // Asked to delete everything, the store refuses: the log is append-only for 30 days.
+    let refused = store.prune_audit(now + DAY).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let rows = store
+        .audit(AuditScope::User(subject), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3, "nothing went");
+    // Entries older than 30 days may go, when the setting says so.
+    store.prune_audit(now - 31 * DAY).await.unwrap();
+    let rows = store
+        .audit(AuditScope::User(subject), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(left(rows), ["test.0_days_ago"]);
+}
+server_test!(asvs_8_3_8_audit_entries_past_retention_are_deleted_and_recent_ones_never);
+
+/// ASVS 2.8.5: a TOTP code sent a second time is refused, audited as a reuse (not as a plain
+/// wrong code), and the account holder is mailed; a wrong code is not reported as a reuse.
+async fn asvs_2_8_5_a_reused_totp_code_is_audited_and_its_holder_told(s: &mut TestServer) {
+    use super::accounts::totp_at;
+    let me = s.signup("Tia", "tia@reuse.test").await;
+    let (_, setup) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/setup",
+            &As::User(&me),
+            None,
+        )
+        .await;
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            &As::User(&me),
+            Some(json!({"code": totp_at(&secret, -1), "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let wrong = s
+        .login_raw("tia@reuse.test", PASSWORD, json!({"totp_code": "000001"}))
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let code = totp_at(&secret, 0);
+    let first = s
+        .login_raw("tia@reuse.test", PASSWORD, json!({"totp_code": code}))
+        .await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            "/api/v1/me/audit?limit=200",
+            &As::User(&me),
+            None,
+        )
+        .await;
+    assert!(!kinds(&audit).contains(&"mfa.totp_reused"), "{audit}");
+    let again = s
+        .login_raw("tia@reuse.test", PASSWORD, json!({"totp_code": code}))
+        .await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        again.json::<serde_json::Value>().await.unwrap()["code"],
+        "invalid_mfa_code"
+    );
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            "/api/v1/me/audit?limit=200",
+            &As::User(&me),
+            None,
+        )
+        .await;
+    assert_eq!(
+        kinds(&audit)
+            .iter()
+            .filter(|k| **k == "mfa.totp_reused")
+            .count(),
+        1,
+        "{audit}"
+    );
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    let told: Vec<_> = mail.iter().filter(|m| m.kind == "totp_reused").collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].to, "tia@reuse.test");
+    assert!(
+        told[0].body.contains("change your password"),
+        "{}",
+        told[0].body
+    );
+}
+server_test!(asvs_2_8_5_a_reused_totp_code_is_audited_and_its_holder_told);
+
+/// ASVS 2.1.7: a well-known password (from the top 10,000, padded or repeated) is refused at
+/// sign-up, and one set before the check is found at sign-in: audited, and its holder is asked
+/// by mail to change it.
+async fn asvs_2_1_7_well_known_passwords_are_refused_and_found_at_sign_in(s: &mut TestServer) {
+    let (status, body, _) = s
+        .signup_with(json!({
+            "name": "Wes", "email": "wes@common.test", "password": "dragon2024!!!!", "company": "Acme", "job_title": "Engineer",
+            "confirm_age_16_or_over": true
+        }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "weak_password", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("common password"),
+        "{body}"
+    );
+
+    let me = s.signup("Wes", "wes@common.test").await;
+    let user: meshwork_domain::UserId = me.user_id.parse().unwrap();
+    let hash = meshwork_app::accounts::hash_password("monkeymonkey".into())
+        .await
+        .unwrap();
+    s.state()
+        .store
+        .set_password_hash(user, &hash, meshwork_app::state::now_millis())
+        .await
+        .unwrap();
+    let resp = s
+        .login_raw("wes@common.test", "monkeymonkey", json!({}))
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the right password still signs in"
+    );
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    assert!(mail
+        .iter()
+        .any(|m| m.kind == "password_well_known" && m.to == "wes@common.test"));
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            "/api/v1/me/audit?limit=200",
+            &As::User(&me),
+            None,
+        )
+        .await;
+    assert!(kinds(&audit).contains(&"password.well_known"), "{audit}");
+}
+server_test!(asvs_2_1_7_well_known_passwords_are_refused_and_found_at_sign_in);
+
+/// Turns TOTP on for `me` and answers its secret and recovery codes.
+async fn totp_on(s: &TestServer, me: &Session) -> (String, Vec<String>) {
+    use super::accounts::totp_at;
+    let (_, setup) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/setup",
+            &As::User(me),
+            None,
+        )
+        .await;
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            &As::User(me),
+            Some(json!({"code": totp_at(&secret, -1), "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let codes = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    (secret, codes)
+}
+
+/// Security finding 23: turning two-factor authentication off checked the password (a right
+/// one cleared the failure count) and then the code, which did not count; a stolen session that
+/// knew the password could try codes without end. Now both are one attempt toward the lockout,
+/// and a wrong password never uses up a recovery code.
+async fn finding_23_wrong_codes_to_turn_off_mfa_count_toward_lockout(s: &mut TestServer) {
+    use super::accounts::totp_at;
+    let me = s.signup("Fin", "fin@finding23.test").await;
+    let (secret, codes) = totp_on(s, &me).await;
+    let off = |password: &str, code: &str| json!({"password": password, "code": code});
+    // A wrong password with a real recovery code: refused, and the code is not used up.
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/disable",
+            &As::User(&me),
+            Some(off("not the password", &codes[0])),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials")),
+        "{body}"
+    );
+    let (_, profile) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&me), None)
+        .await;
+    assert_eq!(profile["recovery_codes_left"], 10, "{profile}");
+    for guess in ["000001", "000002", "000003", "000004"] {
+        let (status, body) = s
+            .call(
+                Method::POST,
+                "/api/v1/me/mfa/totp/disable",
+                &As::User(&me),
+                Some(off(PASSWORD, guess)),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")),
+            "{body}"
+        );
+    }
+    // Five wrong tries in all: locked, even with the right password and a right code.
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/disable",
+            &As::User(&me),
+            Some(off(PASSWORD, &totp_at(&secret, 0))),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::LOCKED, Some("account_locked")),
+        "{body}"
+    );
+    let (_, profile) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&me), None)
+        .await;
+    assert_eq!(profile["mfa_enabled"], true, "{profile}");
+}
+server_test!(finding_23_wrong_codes_to_turn_off_mfa_count_toward_lockout);
+
+/// ASVS 2.5.7: a person can make new recovery codes (the old ones stop working), and one who
+/// lost their authenticator turns it off with a recovery code.
+async fn asvs_2_5_7_recovery_codes_are_replaced_and_a_lost_authenticator_turned_off(
+    s: &mut TestServer,
+) {
+    use super::accounts::totp_at;
+    let me = s.signup("Rae", "rae@recovery.test").await;
+    let (secret, old) = totp_on(s, &me).await;
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/recovery-codes",
+            &As::User(&me),
+            Some(json!({"password": PASSWORD, "code": totp_at(&secret, 0)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|c| !old.contains(c)));
+    // An old code no longer signs in; a new one does.
+    let resp = s
+        .login_raw(
+            "rae@recovery.test",
+            PASSWORD,
+            json!({"recovery_code": old[1]}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = s
+        .login_raw(
+            "rae@recovery.test",
+            PASSWORD,
+            json!({"recovery_code": new[0]}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The device is lost: a recovery code turns two-factor authentication off.
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/totp/disable",
+            &As::User(&me),
+            Some(json!({"password": PASSWORD, "code": new[1]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, profile) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&me), None)
+        .await;
+    assert_eq!(profile["mfa_enabled"], false, "{profile}");
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            "/api/v1/me/audit?limit=200",
+            &As::User(&me),
+            None,
+        )
+        .await;
+    let kinds = kinds(&audit);
+    assert!(
+        kinds.contains(&"mfa.recovery_codes_replaced") && kinds.contains(&"mfa.disabled"),
+        "{audit}"
+    );
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    assert!(mail.iter().any(|m| m.kind == "mfa_changed"
+        && m.to == "rae@recovery.test"
+        && m.body.contains("New recovery codes")));
+}
+server_test!(asvs_2_5_7_recovery_codes_are_replaced_and_a_lost_authenticator_turned_off);
+
+/// ASVS 8.3.3: the sign-up page links the operator's privacy notice when one is configured (and
+/// shows no empty link when none is); a notice address that is not http(s) is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asvs_8_3_3_the_sign_up_page_links_the_privacy_notice() {
+    let sign_up = |s: &TestServer| {
+        let req = s.req(Method::GET, "/sign-up", &As::Anonymous);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let mut s = TestServer::start(TestBackend::Sqlite).await.unwrap();
+    assert!(!sign_up(&s).await.contains("privacy notice"));
+    s.stop().await;
+    let mut s = TestServer::start_with(TestBackend::Sqlite, |c| {
+        c.privacy_url = "https://example.org/privacy".into()
+    })
+    .await
+    .unwrap();
+    let page = sign_up(&s).await;
+    assert!(
+        page.contains(r#"<a href="https://example.org/privacy">the privacy notice</a>"#),
+        "{page}"
+    );
+    s.stop().await;
+    let bad = meshwork_config::Config {
+        privacy_url: "javascript:alert(1)".into(),
+        ..Default::default()
+    };
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("privacy_url"), "{e}");
+}

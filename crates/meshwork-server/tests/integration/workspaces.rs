@@ -156,6 +156,8 @@ async fn expired_keys_and_bad_expiry_are_refused(s: &mut TestServer) {
         created_at: 1,
         expires_at: Some(2),
         revoked_at: None,
+        last_used_at: None,
+        last_used_from_sealed: None,
     };
     s.state().store.create_api_key(&row, 1).await.unwrap();
     let (status, body) = s
@@ -521,12 +523,36 @@ async fn promise_cl12_deleting_a_workspace_removes_its_data_and_shreds_its_key(s
         "nothing was deleted yet"
     );
 
+    // A person types their password again (ASVS 3.7.1): a stolen session alone deletes nothing.
+    for (password, code) in [
+        (None, "invalid_credentials"),
+        (Some("not the password"), "invalid_credentials"),
+    ] {
+        let (status, body) = s
+            .call(
+                Method::DELETE,
+                &path,
+                &As::User(&owner),
+                Some(json!({"confirm": "Doomed", "password": password})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some(code)),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        s.status(Method::GET, &path, &As::User(&owner), None).await,
+        StatusCode::OK,
+        "nothing was deleted yet"
+    );
     assert_eq!(
         s.status(
             Method::DELETE,
             &path,
             &As::User(&owner),
-            Some(json!({"confirm": "Doomed"}))
+            Some(json!({"confirm": "Doomed", "password": PASSWORD}))
         )
         .await,
         StatusCode::NO_CONTENT

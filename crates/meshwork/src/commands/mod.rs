@@ -150,6 +150,68 @@ fn init_cli_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
+        .fmt_fields(escaped_fields())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// How the text log writes an event's fields: each value with its line breaks and other control
+/// characters escaped (`\n`, `\u{1b}`), so that no logged value, such as an error message
+/// quoting outside input, can forge a log line or drive a terminal (OWASP ASVS 7.3.1). The
+/// JSON log escapes by its nature.
+pub(crate) fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let mut text = String::new();
+        for c in format!("{value:?}").chars() {
+            if c.is_control() {
+                text.extend(c.escape_default());
+            } else {
+                text.push(c);
+            }
+        }
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{field}={text}")
+        }
+    })
+    .delimited(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// ASVS 7.3.1: a value holding a line break, a carriage return or a terminal escape stays on
+    /// its event's line in the text log.
+    #[test]
+    fn text_log_values_cannot_forge_lines() {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .fmt_fields(super::escaped_fields())
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let forged = "bad\n2026-12-07T00:00:00Z  WARN forged=line\r\u{1b}[2J";
+            tracing::warn!(error = %forged, name = forged, "refused: {forged}");
+        });
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("error=bad\\n2026"), "{text}");
+        assert!(text.contains("refused: bad\\n"), "{text}");
+    }
 }

@@ -74,7 +74,7 @@ fn init_logging(format: &str) {
     if format == "json" {
         builder.json().init();
     } else {
-        builder.init();
+        builder.fmt_fields(super::escaped_fields()).init();
     }
     // A panic anywhere (a request handler's, a job's) is an error line of the log, in its
     // format, rather than bare text on stderr (ASVS 7.4.3).
