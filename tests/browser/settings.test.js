@@ -78,6 +78,15 @@ test('two-factor enrolment, then sign-in with a code', async () => {
   await page.getByRole('heading', { name: 'Your workspaces' }).waitFor();
   // The device is lost: a recovery code makes new codes (the old ones stop working)...
   await page.getByRole('link', { name: 'Account' }).click();
+  const mfa = page.locator('section[aria-labelledby=mfa-heading]');
+  for (const look of LOOKS) {
+    await page.emulateMedia({ colorScheme: look.colorScheme });
+    await page.setViewportSize(look.viewport);
+    await mfa.screenshot({ path: `../../docs/screenshots/mfa-on-${look.name}.png` });
+  }
+  assert.deepEqual(await axeViolations(page), [], 'two-factor authentication on');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize(LOOKS[0].viewport);
   await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await page.getByLabel('Code from your authenticator app, or a recovery code').fill(codes[0]);
   await page.getByRole('button', { name: 'Make new recovery codes' }).click();

@@ -298,8 +298,8 @@ window.addEventListener('pageshow', (e) => {
 (() => {
   'use strict';
   // Every password field gets a "Show" button (OWASP ASVS 2.1.12), so a person can check what
-  // they typed. Its name says which field ("Show current password"); it is a toggle
-  // (aria-pressed), and the field is masked again when its form is sent.
+  // they typed. Its name says which field ("Show current password") and turns to "Hide" while
+  // the text shows; the field is masked again when its form is sent.
   function addReveal(input) {
     if (!input.id || input.dataset.reveal) return;
     input.dataset.reveal = 'on';
@@ -308,16 +308,17 @@ window.addEventListener('pageshow', (e) => {
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'quiet reveal';
-    button.setAttribute('aria-pressed', 'false');
     button.setAttribute('aria-controls', input.id);
+    const word = document.createElement('span');
+    word.textContent = 'Show';
     const hidden = document.createElement('span');
     hidden.className = 'visually-hidden';
     hidden.textContent = ` ${what}`;
-    button.append('Show', hidden);
+    button.append(word, hidden);
     button.addEventListener('click', () => {
       const show = input.type === 'password';
       input.type = show ? 'text' : 'password';
-      button.setAttribute('aria-pressed', show ? 'true' : 'false');
+      word.textContent = show ? 'Hide' : 'Show';
     });
     input.insertAdjacentElement('afterend', button);
   }
@@ -328,7 +329,9 @@ window.addEventListener('pageshow', (e) => {
       e.target.querySelectorAll?.('input[data-reveal]').forEach((i) => {
         i.type = 'password';
       });
-      e.target.querySelectorAll?.('button.reveal').forEach((b) => b.setAttribute('aria-pressed', 'false'));
+      e.target.querySelectorAll?.('button.reveal > span:first-child').forEach((w) => {
+        w.textContent = 'Show';
+      });
     },
     true,
   );
