@@ -87,9 +87,10 @@ test('two-factor enrolment, then sign-in with a code', async () => {
   assert.deepEqual(await axeViolations(page), [], 'two-factor authentication on');
   await page.emulateMedia({ colorScheme: 'light' });
   await page.setViewportSize(LOOKS[0].viewport);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Code from your authenticator app, or a recovery code').fill(codes[0]);
-  await page.getByRole('button', { name: 'Make new recovery codes' }).click();
+  const renew = page.getByRole('form', { name: 'New recovery codes' });
+  await renew.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await renew.getByLabel('Code from your authenticator app, or a recovery code').fill(codes[0]);
+  await renew.getByRole('button', { name: 'Make new recovery codes' }).click();
   await page.getByText('Any older codes no longer work').waitFor();
   const fresh = (await page.locator('.codes li').allInnerTexts()).map((c) => c.trim());
   assert.equal(fresh.length, 10);
@@ -97,9 +98,10 @@ test('two-factor enrolment, then sign-in with a code', async () => {
   await screenshot(page, 'mfa-new-codes', 'light');
   // ...and one of the new ones turns two-factor authentication off.
   await page.goto(`${server.url}/settings`);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Code from your authenticator app, or a recovery code').fill(fresh[0]);
-  await page.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
+  const off = page.getByRole('form', { name: 'Turn it off' });
+  await off.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await off.getByLabel('Code from your authenticator app, or a recovery code').fill(fresh[0]);
+  await off.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
   await page.getByText('Two-factor authentication is off.').waitFor();
   await page.close();
 });

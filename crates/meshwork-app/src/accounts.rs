@@ -146,26 +146,39 @@ pub async fn totp_use(
 }
 
 /// `accept_totp` for a sign-in or a re-check, where a reused code is told apart (OWASP ASVS
-/// 2.8.5): refused like a wrong one, audited as `mfa.totp_reused`, and the account holder is
-/// mailed, since whoever replays a code has seen one and holds the password or a session.
+/// 2.8.5): refused like a wrong one and audited as `mfa.totp_reused`. At sign-in (`at_sign_in`)
+/// the account holder is also mailed, since whoever replays a code there has seen one and holds
+/// the password; inside a signed-in session it is most likely the person typing the code they
+/// just used, so the answer alone tells them to wait for the next one.
 async fn accept_totp_reporting_reuse(
     state: &AppState,
     client: &ClientInfo,
     u: &UserRow,
     secret: &[u8],
     code: &str,
+    at_sign_in: bool,
 ) -> AppResult<bool> {
     match totp_use(state, u.id, secret, code).await? {
         TotpUse::Accepted => Ok(true),
         TotpUse::Wrong => Ok(false),
         TotpUse::Reused => {
-            audit::account_event(state, client, "mfa.totp_reused", u.id, json!({})).await?;
+            audit::account_event(
+                state,
+                client,
+                "mfa.totp_reused",
+                u.id,
+                json!({"at_sign_in": at_sign_in}),
+            )
+            .await?;
+            if !at_sign_in {
+                return Ok(false);
+            }
             mail::enqueue(state, Mail {
                 kind: "totp_reused".into(),
                 to: state.open_account_str(u.id, "email", &u.email_sealed)?,
                 subject: "A used two-factor code was sent for your Meshwork account".into(),
                 body: format!(
-                    "A two-factor code that had already been used was sent for your account, and refused.\n\nAddress: {}\nDevice: {}\n\nWhoever sent it had seen one of your codes, and had your password or a signed-in session. If this was not you, change your password now and end your other sessions in Settings.",
+                    "A sign-in to your account sent the right password with a two-factor code that had already been used (or was older than one used since), and was refused.\n\nAddress: {}\nDevice: {}\n\nIf this was you, typing a code twice, nothing is wrong: wait for the next code. If it was not you, someone has your password and has seen one of your codes: change your password now, and end your other sessions in Settings.",
                     client.ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into()),
                     if client.user_agent.is_empty() { "unknown" } else { &client.user_agent },
                 ),
@@ -818,7 +831,7 @@ pub async fn sign_in(
         };
         match (input.totp_code, input.recovery_code) {
             (Some(code), _) => {
-                if !accept_totp_reporting_reuse(state, client, &user, &secret, code).await? {
+                if !accept_totp_reporting_reuse(state, client, &user, &secret, code, true).await? {
                     fail("wrong TOTP code").await?;
                     return Err(AppError::new(
                         ErrorCode::InvalidMfaCode,
@@ -947,7 +960,7 @@ pub async fn require_totp(
         client,
         u,
         field,
-        accept_totp_reporting_reuse(state, client, u, secret, code),
+        accept_totp_reporting_reuse(state, client, u, secret, code, false),
     )
     .await?
     {
@@ -1149,7 +1162,7 @@ async fn password_and_second_factor(
         }
         password_right.store(true, Ordering::Relaxed);
         if totp_shaped {
-            accept_totp_reporting_reuse(state, client, u, secret, code).await
+            accept_totp_reporting_reuse(state, client, u, secret, code, false).await
         } else {
             take_recovery_code(state, u.id, code).await
         }
@@ -1226,7 +1239,12 @@ pub async fn replace_recovery_codes(
         .iter()
         .map(|c| recovery_code_hash(state, c))
         .collect::<AppResult<_>>()?;
-    state.store.enable_totp(u.id, &hashes).await?;
+    if !state.store.replace_recovery_codes(u.id, &hashes).await? {
+        return Err(AppError::new(
+            ErrorCode::MfaNotEnabled,
+            "two-factor authentication was turned off meanwhile",
+        ));
+    }
     audit::account_event(
         state,
         client,

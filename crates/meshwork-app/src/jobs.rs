@@ -38,7 +38,8 @@ pub const CONNECTOR_SYNC: &str = "connector.sync";
 /// Queues a sync of each connector whose interval has passed (`jobs.connectors_check_seconds`).
 pub const CONNECTORS_DUE: &str = "connectors.due";
 /// Housekeeping (`jobs.housekeeping_seconds`, daily by default): deletes finished jobs older
-/// than `jobs.keep_days`.
+/// than `jobs.keep_days` and audit entries older than `retention.audit_months`, and tells the
+/// creators of API keys that expire within a week.
 pub const PRUNE: &str = "jobs.prune";
 /// Warns, then deletes, accounts unused for `retention.inactive_months` (mm13), daily with
 /// housekeeping.
@@ -372,12 +373,24 @@ async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
                 .await
                 .map_err(AppError::from)?;
             tracing::info!(jobs = n, "pruned finished jobs");
-            let n = crate::retention::prune_audit(state, now_millis()).await?;
-            if n > 0 {
-                tracing::info!(
+            // Each chore on its own: one that fails is logged, and the others still run.
+            match crate::workspaces::warn_expiring_keys(state, now_millis()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    keys = n,
+                    "told the creators of API keys that expire within a week"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not tell the creators of expiring API keys")
+                }
+            }
+            match crate::retention::prune_audit(state, now_millis()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
                     entries = n,
                     "pruned audit entries past retention.audit_months"
-                );
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
             }
             // Uploads staged for a preview and never imported.
             let n = crate::import::uploads::sweep_staged(state);

@@ -738,6 +738,72 @@ pub async fn create_key(
     })
 }
 
+/// How long before an API key expires its creator is told (OWASP ASVS 2.3.3).
+pub const KEY_EXPIRY_WARNING_DAYS: i64 = 7;
+
+/// Tells the creator of each live API key that expires within `KEY_EXPIRY_WARNING_DAYS` of `now`,
+/// once per key (ASVS 2.3.3: renewal instructions before a time-bound credential expires), so a
+/// script does not stop without warning. Runs in the daily housekeeping; answers how many keys
+/// were announced. A key whose creator has left the workspace or deleted their account is
+/// skipped: it opens nothing any more.
+pub async fn warn_expiring_keys(state: &AppState, now: i64) -> AppResult<usize> {
+    let by = now + KEY_EXPIRY_WARNING_DAYS * 86_400_000;
+    let mut told = 0;
+    for key in state.store.api_keys_expiring(now, by).await? {
+        // Claimed first: a run cut short sends at most one warning too few, never two.
+        if !state
+            .store
+            .claim_api_key_expiry_warning(key.id, now)
+            .await?
+        {
+            continue;
+        }
+        let Some(creator) = state.store.user(key.created_by).await? else {
+            continue;
+        };
+        if state
+            .store
+            .role_of(key.workspace_id, creator.id)
+            .await?
+            .is_none()
+        {
+            continue;
+        }
+        let expires = key.expires_at.unwrap_or(by);
+        let days = (expires - now + 86_399_999) / 86_400_000;
+        let name = state.open_workspace(
+            key.workspace_id,
+            &key.id.to_string(),
+            "name",
+            &key.name_sealed,
+        )?;
+        let ws_name = workspace_name(state, key.workspace_id).await?;
+        let when = time::OffsetDateTime::from_unix_timestamp(expires.div_euclid(1000))
+            .map(|t| format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()))
+            .unwrap_or_default();
+        mail::enqueue(
+            state,
+            Mail {
+                kind: "api_key_expiring".into(),
+                to: state.open_account_str(creator.id, "email", &creator.email_sealed)?,
+                subject: format!(
+                    "Your Meshwork API key \"{name}\" stops working in {}",
+                    if days == 1 { "1 day".to_string() } else { format!("{days} days") }
+                ),
+                body: format!(
+                    "The API key \"{name}\" ({}…) in the workspace \"{ws_name}\" expires on {when}; requests with it are refused from then on.\n\nTo keep a script or integration working, create a new key in the workspace's settings (API keys), switch the script to it, then revoke the old one: {}/w/{}/settings",
+                    key.prefix,
+                    state.config.public_url.trim_end_matches('/'),
+                    key.workspace_id,
+                ),
+            },
+        )
+        .await?;
+        told += 1;
+    }
+    Ok(told)
+}
+
 /// Records that an API key was used, from `from` (OWASP ASVS 7.2.1: the keys page shows each
 /// key's last use, so a key used from an unknown place stands out). Written at most once a minute
 /// per key and server, so a busy script costs one write a minute, not one per request. A failed

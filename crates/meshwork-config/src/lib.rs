@@ -750,9 +750,9 @@ impl Config {
                 )));
             }
         }
-        if self.retention.audit_months > 1200 {
+        if self.retention.audit_months == 1 || self.retention.audit_months > 1200 {
             return Err(ConfigError::Invalid(format!(
-                "retention.audit_months is {}: at most 1200 (100 years), or 0 to keep the audit log forever",
+                "retention.audit_months is {}: 2 to 1200 (the last 30 days are never deleted), or 0 to keep the audit log forever",
                 self.retention.audit_months
             )));
         }

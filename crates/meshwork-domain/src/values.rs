@@ -215,14 +215,13 @@ fn commonness(lowered: &str) -> Option<&'static str> {
     if !core.is_empty() && core != lowered && COMMON.contains(core) {
         return Some("is a common password with digits or symbols added");
     }
-    let n = lowered.len();
+    // Counted in characters: a password is any Unicode text, and a cut inside a character panics.
+    let chars: Vec<char> = lowered.chars().collect();
+    let n = chars.len();
     for times in 2..=n.min(8) {
         if n.is_multiple_of(times) {
-            let part = &lowered[..n / times];
-            if lowered.is_char_boundary(n / times)
-                && part.repeat(times) == lowered
-                && COMMON.contains(part)
-            {
+            let part: String = chars[..n / times].iter().collect();
+            if part.repeat(times) == lowered && COMMON.contains(part.as_str()) {
                 return Some("is a common password repeated");
             }
         }
@@ -429,6 +428,14 @@ mod tests {
                 prop_assert_eq!(again.as_str(), e.as_str());
                 prop_assert!(e.as_str().len() <= EmailAddress::MAX_LEN);
             }
+        }
+
+        /// Any text, of any script, gets an answer, never a panic (found in review: the repeat
+        /// check cut a string inside a multi-byte character).
+        #[test]
+        fn password_parse_never_panics(s in "\\PC{0,140}") {
+            let _ = Password::parse("password", &s, None);
+            let _ = Password::is_well_known(&s);
         }
 
         #[test]

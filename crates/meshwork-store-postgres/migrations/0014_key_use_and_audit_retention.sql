@@ -3,6 +3,9 @@
 ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
 ALTER TABLE api_keys ADD COLUMN last_used_from_sealed BYTEA;
 
+-- When the key's creator was told that it expires soon (ASVS 2.3.3), so that it is said once.
+ALTER TABLE api_keys ADD COLUMN expiry_warned_at BIGINT;
+
 -- Audit retention (ASVS 8.3.8, `retention.audit_months`): entries older than the configured
 -- months are deleted by the daily housekeeping. The log stays append-only for everything
 -- younger than 30 days, whatever the code asks: no update ever, and no delete of a recent entry.
@@ -15,4 +18,9 @@ BEGIN
     RAISE EXCEPTION 'the audit log is append-only: entries younger than 30 days are never deleted';
 END;
 $$;
+CREATE FUNCTION audit_log_no_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit log is append-only: it is never truncated'; END;
+$$;
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+FOR EACH STATEMENT EXECUTE FUNCTION audit_log_no_truncate();
 CREATE INDEX audit_at ON audit_log (at);

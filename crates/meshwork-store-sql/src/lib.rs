@@ -593,6 +593,26 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::db)
             }
 
+            async fn replace_recovery_codes(&self, id: meshwork_domain::UserId, codes: &[meshwork_store::Hash32]) -> meshwork_store::Result<bool> {
+                let mut tx = self.writer().begin().await.map_err($crate::db)?;
+                // Takes the row's lock: a concurrent turn-off waits, or has already won.
+                let on = $crate::sqlx::query("UPDATE users SET totp_enabled = $2 WHERE id = $1 AND totp_enabled = $2 AND totp_secret_sealed IS NOT NULL")
+                    .bind(id.to_string()).bind(true)
+                    .execute(&mut *tx).await.map_err($crate::db)?;
+                if on.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                $crate::sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(id.to_string()).execute(&mut *tx).await.map_err($crate::db)?;
+                for c in codes {
+                    $crate::sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                        .bind(id.to_string()).bind(&c[..])
+                        .execute(&mut *tx).await.map_err($crate::db)?;
+                }
+                tx.commit().await.map_err($crate::db)?;
+                Ok(true)
+            }
+
             async fn take_recovery_code(&self, id: meshwork_domain::UserId, code: &meshwork_store::Hash32) -> meshwork_store::Result<bool> {
                 let r = $crate::sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2")
                     .bind(id.to_string()).bind(&code[..])
@@ -1143,6 +1163,19 @@ macro_rules! impl_sql_store {
                 append_change(&mut tx, ws, "api_key", &id.to_string(), "update", now).await?;
                 tx.commit().await.map_err($crate::db)?;
                 Ok(true)
+            }
+
+            async fn api_keys_expiring(&self, now: meshwork_domain::Millis, by: meshwork_domain::Millis) -> meshwork_store::Result<Vec<meshwork_store::ApiKeyRow>> {
+                let sql = format!("SELECT {} FROM api_keys WHERE revoked_at IS NULL AND expiry_warned_at IS NULL AND expires_at > $1 AND expires_at <= $2 ORDER BY expires_at, id", sql_store_rows::API_KEY_COLUMNS);
+                $crate::sqlx::query(&sql).bind(now).bind(by).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .iter().map(sql_store_rows::api_key).collect()
+            }
+
+            async fn claim_api_key_expiry_warning(&self, id: meshwork_domain::ApiKeyId, now: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE api_keys SET expiry_warned_at = $2 WHERE id = $1 AND expiry_warned_at IS NULL")
+                    .bind(id.to_string()).bind(now)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn touch_api_key(&self, id: meshwork_domain::ApiKeyId, at: meshwork_domain::Millis, from_sealed: &[u8]) -> meshwork_store::Result<()> {

@@ -3,6 +3,9 @@
 ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
 ALTER TABLE api_keys ADD COLUMN last_used_from_sealed BLOB;
 
+-- When the key's creator was told that it expires soon (ASVS 2.3.3), so that it is said once.
+ALTER TABLE api_keys ADD COLUMN expiry_warned_at INTEGER;
+
 -- Audit retention (ASVS 8.3.8, `retention.audit_months`): entries older than the configured
 -- months are deleted by the daily housekeeping. The log stays append-only for everything
 -- younger than 30 days, whatever the code asks: no update ever, and no delete of a recent entry.

@@ -124,6 +124,9 @@ pub trait Store: Send + Sync + 'static {
     async fn use_totp_step(&self, id: UserId, step: i64) -> Result<bool>;
     /// Turns TOTP on and replaces the recovery codes with `codes`.
     async fn enable_totp(&self, id: UserId, codes: &[Hash32]) -> Result<()>;
+    /// Replaces the recovery codes of an account whose TOTP is on, in one transaction; false (and
+    /// nothing changed) when TOTP was turned off meanwhile.
+    async fn replace_recovery_codes(&self, id: UserId, codes: &[Hash32]) -> Result<bool>;
     /// Consumes one recovery code; true when it existed.
     async fn take_recovery_code(&self, id: UserId, code: &Hash32) -> Result<bool>;
     async fn recovery_codes_left(&self, id: UserId) -> Result<i64>;
@@ -298,6 +301,11 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_user_api_keys(&self, user: UserId, now: Millis) -> Result<Vec<WorkspaceId>>;
     /// Revokes a key of `ws`; false when there is no such key.
     async fn revoke_api_key(&self, ws: WorkspaceId, id: ApiKeyId, now: Millis) -> Result<bool>;
+    /// Live keys that expire after `now` and by `by`, whose creator was not yet told (ASVS 2.3.3).
+    async fn api_keys_expiring(&self, now: Millis, by: Millis) -> Result<Vec<ApiKeyRow>>;
+    /// Notes that a key's creator is being told it expires soon; false when someone already did
+    /// (so each key is announced once, whichever server runs the housekeeping).
+    async fn claim_api_key_expiry_warning(&self, id: ApiKeyId, now: Millis) -> Result<bool>;
     /// Records a key's use: when, and from where (sealed). Never moves `last_used_at` back.
     async fn touch_api_key(&self, id: ApiKeyId, at: Millis, from_sealed: &[u8]) -> Result<()>;
 

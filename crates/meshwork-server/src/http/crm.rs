@@ -557,29 +557,12 @@ pub async fn put_file(
 pub async fn get_file(
     State(state): State<AppState>,
     auth: Authorized<perm::CrmRead>,
+    Client(client): Client,
     Path((_, id)): Path<(uuid::Uuid, uuid::Uuid)>,
 ) -> ApiResult<impl IntoResponse> {
-    let crm = Crm::new(&state, auth.workspace)?;
-    let id = record_id(id);
-    let row = crm.record(Kind::File, id).await?;
-    let doc = crm.open_doc(&row)?;
-    let sealed = state
-        .store
-        .crm_blob(auth.workspace, id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::RecordNotFound,
-                "this file has no content yet; upload it with PUT",
-            )
-        })?;
-    let content = crm.open_bytes(id, "content", &sealed)?;
-    let content_type = doc
-        .get("content_type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("application/octet-stream")
-        .to_string();
-    let name = doc.get("name").and_then(|v| v.as_str()).unwrap_or("file");
+    let (name, content_type, content) =
+        meshwork_app::crm::download_file(&state, &client, &auth, record_id(id)).await?;
+    let name = if name.is_empty() { "file" } else { &name };
     Ok(crate::download::attachment(name, &content_type, content))
 }
 

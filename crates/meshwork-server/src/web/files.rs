@@ -105,12 +105,14 @@ pub async fn attach(
 /// A file's content, as a download.
 pub async fn download(
     State(state): State<AppState>,
+    crate::client::Client(client): crate::client::Client,
     page: InWorkspace<perm::CrmRead>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let id: RecordId = id
         .parse()
         .map_err(|_| PageError::new(ErrorCode::RecordNotFound, "there is no such file"))?;
-    let (name, content_type, bytes) = Crm::new(&state, page.ws())?.file_content(id).await?;
+    let (name, content_type, bytes) =
+        meshwork_app::crm::download_file(&state, &client, &page.member, id).await?;
     Ok(crate::download::attachment(&name, &content_type, bytes))
 }

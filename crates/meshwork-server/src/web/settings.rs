@@ -65,6 +65,8 @@ pub struct SettingsErrors {
     current_password: Option<String>,
     new_password: Option<String>,
     mfa: Option<String>,
+    /// The new-recovery-codes form's error.
+    mfa_codes: Option<String>,
     /// The profile form's refused field and why.
     profile: Option<(String, String)>,
     picture: Option<String>,
@@ -411,7 +413,7 @@ pub async fn mfa_recovery_codes(
         Err(e) => {
             let message = capitalized(&field_of(&e).1);
             Ok(refused(
-                page(&state, &session, |p| p.errors.mfa = Some(message)).await?,
+                page(&state, &session, |p| p.errors.mfa_codes = Some(message)).await?,
             ))
         }
     }

@@ -417,10 +417,33 @@ server_test!(finding_15_totp_reauthentication_counts_toward_lockout);
 /// send one way: an attachment, a named harmless type or bytes, not sniffed, sandboxed.
 async fn finding_20_a_file_download_is_never_typed_as_a_page(s: &mut TestServer) {
     let c = setup(s, "Filer").await;
-    for (name, stored, sent) in [
-        ("page.html", "text/html", "application/octet-stream"),
-        ("logo.svg", "image/svg+xml", "application/octet-stream"),
-        ("quote.pdf", "application/pdf", "application/pdf"),
+    for (name, stored, sent, bytes) in [
+        (
+            "page.html",
+            "text/html",
+            "application/octet-stream",
+            &b"<script>alert(1)</script>"[..],
+        ),
+        (
+            "logo.svg",
+            "image/svg+xml",
+            "application/octet-stream",
+            b"<svg onload=alert(1)>",
+        ),
+        (
+            "quote.pdf",
+            "application/pdf",
+            "application/pdf",
+            b"%PDF-1.4\n%%EOF\n",
+        ),
+        // Declared a PDF, but a page by its bytes (ASVS 12.2.1): typed, and so served, as a page
+        // would never be.
+        (
+            "fake.pdf",
+            "application/pdf",
+            "application/octet-stream",
+            b"<script>alert(1)</script>",
+        ),
     ] {
         let file = c
             .create("files", json!({"name": name, "content_type": stored}))
@@ -433,7 +456,7 @@ async fn finding_20_a_file_download_is_never_typed_as_a_page(s: &mut TestServer)
         let put = s
             .req(Method::PUT, &url, &As::User(&c.who))
             .header("content-type", "application/octet-stream")
-            .body(b"<script>alert(1)</script>".to_vec())
+            .body(bytes.to_vec())
             .send()
             .await
             .unwrap();
@@ -1450,3 +1473,157 @@ async fn asvs_8_3_3_the_sign_up_page_links_the_privacy_notice() {
     let e = bad.validate().unwrap_err().to_string();
     assert!(e.contains("privacy_url"), "{e}");
 }
+
+/// ASVS 2.3.3: the creator of an API key that expires within a week is told once, with what to
+/// do; a key further off, a revoked key and a key without expiry are not announced.
+async fn asvs_2_3_3_an_api_keys_creator_is_told_before_it_expires(s: &mut TestServer) {
+    let ann = s.signup("Ann", "ann@expiry.test").await;
+    let ws = s.create_workspace(&ann, "Expiry").await;
+    let keys = format!("/api/v1/workspaces/{ws}/api-keys");
+    let mut ids = Vec::new();
+    for (name, days) in [
+        ("nightly sync", json!(3)),
+        ("later", json!(30)),
+        ("revoked", json!(2)),
+        ("forever", json!(null)),
+    ] {
+        let (status, key) = s
+            .call(
+                Method::POST,
+                &keys,
+                &As::User(&ann),
+                Some(json!({"name": name, "role": "viewer", "expires_in_days": days, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        ids.push(key["id"].as_str().unwrap().to_string());
+    }
+    let (status, _) = s
+        .call(
+            Method::DELETE,
+            &format!("{keys}/{}", ids[2]),
+            &As::User(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let now = meshwork_app::state::now_millis();
+    let told = meshwork_app::workspaces::warn_expiring_keys(s.state(), now)
+        .await
+        .unwrap();
+    assert_eq!(told, 1);
+    let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
+    let warned: Vec<_> = mail
+        .iter()
+        .filter(|m| m.kind == "api_key_expiring")
+        .collect();
+    assert_eq!(warned.len(), 1);
+    assert_eq!(warned[0].to, "ann@expiry.test");
+    assert!(
+        warned[0].subject.contains("\"nightly sync\"") && warned[0].subject.contains("3 days"),
+        "{}",
+        warned[0].subject
+    );
+    assert!(
+        warned[0].body.contains("create a new key"),
+        "{}",
+        warned[0].body
+    );
+    // Once: the next run (another server's, or tomorrow's) says nothing more.
+    let told = meshwork_app::workspaces::warn_expiring_keys(s.state(), now + 86_400_000)
+        .await
+        .unwrap();
+    assert_eq!(told, 0);
+    // The 30-day key is announced when its week comes.
+    let told = meshwork_app::workspaces::warn_expiring_keys(s.state(), now + 24 * 86_400_000)
+        .await
+        .unwrap();
+    assert_eq!(told, 1);
+}
+server_test!(asvs_2_3_3_an_api_keys_creator_is_told_before_it_expires);
+
+/// ASVS 12.2.1: a file's type is what its bytes are, where they carry a signature, whatever the
+/// client declared; a format without a signature keeps the declared type.
+async fn asvs_12_2_1_a_files_type_is_read_from_its_bytes(s: &mut TestServer) {
+    let c = setup(s, "Typer").await;
+    for (declared, bytes, recorded) in [
+        ("image/png", &b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00\x00\x00\x00\x00\x00\x00\x40\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x00\x00\x00PE\x00\x00"[..], "application/vnd.microsoft.portable-executable"),
+        ("text/plain", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "image/png"),
+        ("text/csv", b"name,email\nAda,ada@example.com\n", "text/csv"),
+    ] {
+        let file = c
+            .create("files", json!({"name": "upload", "content_type": declared}))
+            .await;
+        let id = file["id"].as_str().unwrap();
+        let url = format!("/api/v1/workspaces/{}/files/{id}/content", c.ws);
+        let put = s
+            .req(Method::PUT, &url, &As::User(&c.who))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::OK);
+        let (status, got) = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/workspaces/{}/files/{id}", c.ws),
+                &As::User(&c.who),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        assert_eq!(got["fields"]["content_type"], recorded, "{declared}: {got}");
+    }
+}
+server_test!(asvs_12_2_1_a_files_type_is_read_from_its_bytes);
+
+/// ASVS 8.3.5: downloading a file is audited, with its id and size, never its name or content.
+async fn asvs_8_3_5_file_downloads_are_audited_without_their_content(s: &mut TestServer) {
+    let c = setup(s, "Auditor").await;
+    let file = c
+        .create(
+            "files",
+            json!({"name": "salaries-2026.txt", "content_type": "text/plain"}),
+        )
+        .await;
+    let id = file["id"].as_str().unwrap();
+    let url = format!("/api/v1/workspaces/{}/files/{id}/content", c.ws);
+    let put = s
+        .req(Method::PUT, &url, &As::User(&c.who))
+        .body(b"confidential figures".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let got = s
+        .req(Method::GET, &url, &As::User(&c.who))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    let (status, audit) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/audit", c.ws),
+            &As::User(&c.who),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    assert_eq!(
+        kinds(&audit)
+            .iter()
+            .filter(|k| **k == "file.downloaded")
+            .count(),
+        1,
+        "{audit}"
+    );
+    let text = audit.to_string();
+    assert!(text.contains(id), "{text}");
+    assert!(
+        !text.contains("salaries") && !text.contains("confidential"),
+        "{text}"
+    );
+}
+server_test!(asvs_8_3_5_file_downloads_are_audited_without_their_content);

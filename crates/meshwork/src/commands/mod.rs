@@ -164,7 +164,11 @@ pub(crate) fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFi
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
         let mut text = String::new();
         for c in format!("{value:?}").chars() {
-            if c.is_control() {
+            // Control characters, and the line and paragraph separators and direction overrides
+            // that some viewers act on.
+            if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            {
                 text.extend(c.escape_default());
             } else {
                 text.push(c);
@@ -205,12 +209,14 @@ mod tests {
             .with_writer(move || Sink(sink.clone()))
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            let forged = "bad\n2026-12-07T00:00:00Z  WARN forged=line\r\u{1b}[2J";
+            let forged = "bad\n2026-12-07T00:00:00Z  WARN forged=line\r\u{1b}[2J\u{2028}\u{202e}";
             tracing::warn!(error = %forged, name = forged, "refused: {forged}");
         });
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text}");
+        for c in ['\r', '\u{1b}', '\u{2028}', '\u{202e}'] {
+            assert!(!text.contains(c), "{c:?} in {text}");
+        }
         assert!(text.contains("error=bad\\n2026"), "{text}");
         assert!(text.contains("refused: bad\\n"), "{text}");
     }
