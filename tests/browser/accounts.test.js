@@ -96,6 +96,27 @@ test('a typed password can be shown to check it, and is masked again when sent',
   await page.close();
 });
 
+test('a new password has a strength meter that reads its length as the server does', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/sign-up`);
+  const field = page.getByLabel('Password', { exact: true });
+  const said = page.locator('#password-strength');
+  await field.fill('short');
+  await said.filter({ hasText: 'Too short: 5 of at least 12 characters.' }).waitFor();
+  // Runs of spaces count as one, as on the server.
+  await field.fill('abcde        xy');
+  await said.filter({ hasText: 'Too short: 8 of at least 12' }).waitFor();
+  await field.fill('monkey wrench');
+  await said.filter({ hasText: 'Fair (13 characters)' }).waitFor();
+  await field.fill('correct horse battery staple');
+  await said.filter({ hasText: 'Strong (28 characters).' }).waitFor();
+  // Screen readers hear it with the field.
+  assert.match(await field.getAttribute('aria-describedby'), /password-strength/);
+  assert.equal(await page.locator('meter.strength').getAttribute('value'), '3');
+  await screenshot(page, 'password-strength', 'light');
+  await page.close();
+});
+
 test('a weak password is named beside its field, the other entries kept', async () => {
   const page = await browser.newPage();
   await page.goto(`${server.url}/sign-up`);

@@ -371,7 +371,7 @@ test('an owner invites a viewer and creates an API key, shown once', async () =>
   await page.getByRole('button', { name: 'Send invitation' }).click();
   await page.getByRole('status').filter({ hasText: 'The invitation is on its way' }).waitFor();
   await page.getByLabel('Key name').fill('Reporting');
-  await page.getByLabel('Your password').fill(harness.PASSWORD);
+  await page.getByLabel('Your password', { exact: true }).fill(harness.PASSWORD);
   await page.getByRole('button', { name: 'Create API key' }).click();
   const secret = await page.getByLabel('Secret').inputValue();
   assert.ok(secret.length > 20);

@@ -19,14 +19,55 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use totp_rs::{Algorithm, Secret, TOTP};
 
-/// argon2id with the crate's defaults (m = 19 MiB, t = 2, p = 1: OWASP's recommended minimum).
-/// The PHC string records the parameters, so they can be raised later without breaking old hashes.
-pub fn hash_password_blocking(password: &str) -> anyhow::Result<String> {
+/// The purpose of the password pepper among the server keys derived from the master key.
+pub const PEPPER_PURPOSE: &str = "password-pepper/v1";
+/// The pepper's id in a hash's PHC string (`keyid`): a hash that carries it was made with it.
+const PEPPER_ID: &[u8] = b"mwp1";
+
+/// argon2id with the crate's defaults (m = 19 MiB, t = 2, p = 1: OWASP's recommended minimum)
+/// and, as argon2's secret input, the pepper: a server secret derived from the master key and
+/// never stored beside the hashes (OWASP ASVS 2.4.5), so that a copy of the database alone
+/// cannot test a single guess. The PHC string records the parameters and the pepper's id, so
+/// either can change later without breaking old hashes.
+pub fn hash_password_blocking(pepper: &[u8], password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+    let params = argon2::ParamsBuilder::new()
+        .keyid(argon2::KeyId::new(PEPPER_ID).map_err(|e| anyhow::anyhow!("pepper id: {e}"))?)
+        .build()
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    Argon2::new_with_secret(
+        pepper,
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params,
+    )
+    .map_err(|e| anyhow::anyhow!("argon2 with the pepper: {e}"))?
+    .hash_password(password.as_bytes(), &salt)
+    .map(|h| h.to_string())
+    .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+}
+
+/// Whether `hash` was made with the pepper; hashes from before it are verified without one and
+/// replaced at the next sign-in (`sign_in`).
+pub fn is_peppered(hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| h.params.get("keyid").is_some())
+}
+
+fn verify_password_blocking(pepper: &[u8], password: &[u8], hash: &str) -> AppResult<bool> {
+    let parsed = PasswordHash::new(hash)
+        .map_err(|e| AppError::internal(format!("stored password hash: {e}")))?;
+    let argon = if parsed.params.get("keyid").is_some() {
+        Argon2::new_with_secret(
+            pepper,
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::default(),
+        )
+        .map_err(AppError::internal)?
+    } else {
+        Argon2::default()
+    };
+    Ok(argon.verify_password(password, &parsed).is_ok())
 }
 
 /// At most this many argon2id computations at once (one per core): each takes 19 MiB and a
@@ -41,24 +82,24 @@ static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLoc
 });
 
 /// Hashes off the async threads: argon2 is deliberately slow.
-pub async fn hash_password(password: String) -> AppResult<String> {
+pub async fn hash_password(state: &AppState, password: String) -> AppResult<String> {
     let _permit = HASHING.acquire().await.map_err(AppError::internal)?;
     let password = zeroize::Zeroizing::new(password);
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)
+    let pepper = state.password_pepper.clone();
+    tokio::task::spawn_blocking(move || {
+        hash_password_blocking(pepper.dangerously_expose(), &password)
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::internal)
 }
 
-pub async fn verify_password(password: String, hash: String) -> AppResult<bool> {
+pub async fn verify_password(state: &AppState, password: String, hash: String) -> AppResult<bool> {
     let _permit = HASHING.acquire().await.map_err(AppError::internal)?;
     let password = zeroize::Zeroizing::new(password);
+    let pepper = state.password_pepper.clone();
     tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|e| AppError::internal(format!("stored password hash: {e}")))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
+        verify_password_blocking(pepper.dangerously_expose(), password.as_bytes(), &hash)
     })
     .await
     .map_err(AppError::internal)?
@@ -495,7 +536,7 @@ pub async fn reset_password(
     else {
         return Err(invalid_link());
     };
-    let hash = hash_password(weak_check.dangerously_as_str().to_string()).await?;
+    let hash = hash_password(state, weak_check.dangerously_as_str().to_string()).await?;
     state
         .store
         .set_password_hash(user, &hash, now_millis())
@@ -582,7 +623,7 @@ pub async fn signup(state: &AppState, client: &ClientInfo, input: Signup<'_>) ->
     }
     let email_index = state.email_index(&email.normalized())?;
     // The hash is computed either way, so the answer's timing does not tell.
-    let password_hash = hash_password(password.dangerously_as_str().to_string()).await?;
+    let password_hash = hash_password(state, password.dangerously_as_str().to_string()).await?;
     if let Some(existing) = state.store.user_by_email_index(&email_index).await? {
         return signup_of_existing(state, client, &existing).await;
     }
@@ -730,7 +771,7 @@ pub async fn sign_in(
         .await?
     else {
         // Same work as a real check, so timing does not reveal which emails have accounts.
-        let _ = verify_password(input.password, state.dummy_password_hash.clone()).await?;
+        let _ = verify_password(state, input.password, state.dummy_password_hash.clone()).await?;
         audit::record(
             state,
             Some(client),
@@ -772,7 +813,7 @@ pub async fn sign_in(
         .await?;
         // The same answer as a wrong password (security finding 7): a lock must not tell
         // that the address has an account. The owner learned of the lock by mail.
-        let _ = verify_password(input.password, state.dummy_password_hash.clone()).await?;
+        let _ = verify_password(state, input.password, state.dummy_password_hash.clone()).await?;
         return Err(wrong());
     };
     let fail = |reason: &'static str| {
@@ -820,7 +861,10 @@ pub async fn sign_in(
     // ASVS 2.1.7: a password set before the common-password check (or before it grew) is found
     // at sign-in, when it is known to be right.
     let well_known = Password::is_well_known(&input.password);
-    if !verify_password(input.password, user.password_hash.clone()).await? {
+    // A hash from before the pepper is replaced once the password is known to be right.
+    let rehash = (!is_peppered(&user.password_hash))
+        .then(|| zeroize::Zeroizing::new(input.password.clone()));
+    if !verify_password(state, input.password, user.password_hash.clone()).await? {
         fail("wrong password").await?;
         return Err(wrong());
     }
@@ -864,6 +908,10 @@ pub async fn sign_in(
         }
     }
     state.store.reset_login_failures(user.id).await?;
+    if let Some(password) = rehash {
+        let hash = hash_password(state, password.to_string()).await?;
+        state.store.set_password_hash(user.id, &hash, now).await?;
+    }
     if state
         .store
         .remember_device(user.id, &device_hash(state, user.id, client)?, now)
@@ -935,7 +983,15 @@ pub async fn require_password(
     field: &str,
 ) -> AppResult<()> {
     let hash = u.password_hash.clone();
-    if recheck(state, client, u, field, verify_password(password, hash)).await? {
+    if recheck(
+        state,
+        client,
+        u,
+        field,
+        verify_password(state, password, hash),
+    )
+    .await?
+    {
         return Ok(());
     }
     Err(AppError::new(
@@ -1157,7 +1213,7 @@ async fn password_and_second_factor(
     let totp_shaped = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
     let password_right = AtomicBool::new(false);
     let check = async {
-        if !verify_password(password, u.password_hash.clone()).await? {
+        if !verify_password(state, password, u.password_hash.clone()).await? {
             return Ok(false);
         }
         password_right.store(true, Ordering::Relaxed);
@@ -1525,7 +1581,7 @@ pub async fn change_password(
     )?;
     let new = Password::parse("new_password", new_password, Some(&email))?;
     require_password(state, client, &u, current_password, "current_password").await?;
-    let hash = hash_password(new.dangerously_as_str().to_string()).await?;
+    let hash = hash_password(state, new.dangerously_as_str().to_string()).await?;
     state
         .store
         .set_password_hash(u.id, &hash, now_millis())
@@ -1760,16 +1816,34 @@ mod tests {
 
     #[test]
     fn passwords_hash_with_argon2id_and_verify() {
-        let h = hash_password_blocking("correct horse battery").unwrap();
+        let pepper = [7u8; 32];
+        let h = hash_password_blocking(&pepper, "correct horse battery").unwrap();
         assert!(h.starts_with("$argon2id$"), "{h}");
         assert!(!h.contains("correct"));
+        assert!(is_peppered(&h));
+        assert!(verify_password_blocking(&pepper, b"correct horse battery", &h).unwrap());
+        assert!(!verify_password_blocking(&pepper, b"wrong", &h).unwrap());
+    }
+
+    /// ASVS 2.4.5: a hash made with the pepper cannot be checked without it, so a copy of the
+    /// database alone (with the hashes) cannot test a guess; hashes from before the pepper still
+    /// verify, without one.
+    #[test]
+    fn asvs_2_4_5_a_peppered_hash_needs_the_pepper() {
+        let h = hash_password_blocking(&[7u8; 32], "correct horse battery").unwrap();
         let parsed = PasswordHash::new(&h).unwrap();
         assert!(Argon2::default()
             .verify_password(b"correct horse battery", &parsed)
-            .is_ok());
-        assert!(Argon2::default()
-            .verify_password(b"wrong", &parsed)
             .is_err());
+        assert!(!verify_password_blocking(&[8u8; 32], b"correct horse battery", &h).unwrap());
+        let salt = SaltString::generate(&mut OsRng);
+        let old = Argon2::default()
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        assert!(!is_peppered(&old));
+        assert!(verify_password_blocking(&[7u8; 32], b"correct horse battery", &old).unwrap());
+        assert!(!verify_password_blocking(&[7u8; 32], b"wrong", &old).unwrap());
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Inner {
     /// A precomputed hash verified when an email is unknown, so a sign-in takes as long whether
     /// or not the account exists.
     pub dummy_password_hash: String,
+    /// The password pepper (`accounts::hash_password`): a server secret derived from the master
+    /// key, never stored.
+    pub password_pepper: Arc<meshwork_keyring::SecretKey>,
     /// The search indexes of this process (one per workspace, opened on first use).
     pub search: crate::search::Search,
     /// Overlap with partner servers: the HTTPS client, served runs, run progress.
@@ -96,8 +99,11 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let per_minute =
             NonZeroU32::new(config.auth.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
-        let dummy_password_hash =
-            crate::accounts::hash_password_blocking("meshwork-dummy-password-for-timing")?;
+        let password_pepper = Arc::new(keyring.server_key(crate::accounts::PEPPER_PURPOSE));
+        let dummy_password_hash = crate::accounts::hash_password_blocking(
+            password_pepper.dangerously_expose(),
+            "meshwork-dummy-password-for-timing",
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -136,6 +142,7 @@ impl AppState {
                 connector_http: std::sync::OnceLock::new(),
                 config,
                 dummy_password_hash,
+                password_pepper,
             }),
         })
     }

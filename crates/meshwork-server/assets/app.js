@@ -336,3 +336,49 @@ window.addEventListener('pageshow', (e) => {
     true,
   );
 })();
+
+(() => {
+  'use strict';
+  // A strength meter under each new account password (OWASP ASVS 2.1.8), judged as the server
+  // judges length: runs of spaces count as one, 12 to 128 characters, longer is stronger. The
+  // server still has the last word (it also refuses well-known passwords, which only it knows).
+  function judge(value) {
+    const n = Array.from(value.replace(/ {2,}/g, ' ')).length;
+    const distinct = new Set(Array.from(value)).size;
+    if (n === 0) return [0, ''];
+    if (n < 12) return [0, `Too short: ${n} of at least 12 characters.`];
+    if (n > 128) return [0, 'Too long: at most 128 characters.'];
+    if (distinct < 5) return [0, 'Too repetitive: use at least 5 different characters.'];
+    if (n < 16) return [1, `Fair (${n} characters). Longer is stronger: a few words make a good password.`];
+    if (n < 20) return [2, `Good (${n} characters).`];
+    return [3, `Strong (${n} characters).`];
+  }
+  document.querySelectorAll('input[data-strength]').forEach((input) => {
+    const meter = document.createElement('meter');
+    meter.min = 0;
+    meter.max = 3;
+    meter.low = 1;
+    meter.high = 2;
+    meter.optimum = 3;
+    meter.value = 0;
+    meter.className = 'strength';
+    meter.setAttribute('aria-hidden', 'true');
+    const said = document.createElement('p');
+    said.className = 'strength muted';
+    said.id = `${input.id}-strength`;
+    said.setAttribute('aria-live', 'polite');
+    const after = input.nextElementSibling?.classList.contains('reveal') ? input.nextElementSibling : input;
+    after.insertAdjacentElement('afterend', said);
+    after.insertAdjacentElement('afterend', meter);
+    const described = input.getAttribute('aria-describedby');
+    input.setAttribute('aria-describedby', described ? `${described} ${said.id}` : said.id);
+    const update = () => {
+      const [level, text] = judge(input.value);
+      meter.value = level;
+      meter.hidden = text === '';
+      said.textContent = text;
+    };
+    input.addEventListener('input', update);
+    update();
+  });
+})();

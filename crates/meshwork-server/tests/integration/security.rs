@@ -1114,10 +1114,11 @@ async fn asvs_8_3_8_audit_entries_past_retention_are_deleted_and_recent_ones_nev
         kinds
     };
     assert_eq!(s.config.retention.audit_months, 24, "the default");
-    let gone = meshwork_app::retention::prune_audit(s.state(), now)
+    // The server's own housekeeping may run meanwhile (it runs at start when due): what is
+    // left counts, not who deleted it.
+    meshwork_app::retention::prune_audit(s.state(), now)
         .await
         .unwrap();
-    assert!(gone >= 1, "the 800-day-old entry");
     let rows = store
         .audit(AuditScope::User(subject), None, 100)
         .await
@@ -1243,7 +1244,7 @@ async fn asvs_2_1_7_well_known_passwords_are_refused_and_found_at_sign_in(s: &mu
 
     let me = s.signup("Wes", "wes@common.test").await;
     let user: meshwork_domain::UserId = me.user_id.parse().unwrap();
-    let hash = meshwork_app::accounts::hash_password("monkeymonkey".into())
+    let hash = meshwork_app::accounts::hash_password(s.state(), "monkeymonkey".into())
         .await
         .unwrap();
     s.state()
@@ -1508,10 +1509,11 @@ async fn asvs_2_3_3_an_api_keys_creator_is_told_before_it_expires(s: &mut TestSe
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let now = meshwork_app::state::now_millis();
-    let told = meshwork_app::workspaces::warn_expiring_keys(s.state(), now)
+    // The server's own housekeeping may run meanwhile (it runs at start when due): the mails
+    // count, not which run sent them.
+    meshwork_app::workspaces::warn_expiring_keys(s.state(), now)
         .await
         .unwrap();
-    assert_eq!(told, 1);
     let mail = meshwork_app::mail::unsent(s.state(), 100).await.unwrap();
     let warned: Vec<_> = mail
         .iter()
@@ -1627,3 +1629,51 @@ async fn asvs_8_3_5_file_downloads_are_audited_without_their_content(s: &mut Tes
     );
 }
 server_test!(asvs_8_3_5_file_downloads_are_audited_without_their_content);
+
+/// ASVS 2.4.5: passwords are hashed with a pepper (a server secret kept apart from the database),
+/// so the stored hash alone verifies nothing; an account whose hash is from before the pepper
+/// signs in as before, and its hash is replaced by a peppered one then.
+async fn asvs_2_4_5_passwords_are_peppered_and_older_hashes_replaced_at_sign_in(
+    s: &mut TestServer,
+) {
+    use argon2::password_hash::{
+        rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+    };
+    let me = s.signup("Pep", "pep@pepper.test").await;
+    let user: meshwork_domain::UserId = me.user_id.parse().unwrap();
+    let stored = |s: &TestServer| {
+        let store = s.state().store.clone();
+        async move { store.user(user).await.unwrap().unwrap().password_hash }
+    };
+    let hash = stored(s).await;
+    assert!(meshwork_app::accounts::is_peppered(&hash), "{hash}");
+    let parsed = PasswordHash::new(&hash).unwrap();
+    assert!(
+        argon2::Argon2::default()
+            .verify_password(PASSWORD.as_bytes(), &parsed)
+            .is_err(),
+        "the hash alone must not verify the password"
+    );
+    // A hash from before the pepper.
+    let old = argon2::Argon2::default()
+        .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    s.state()
+        .store
+        .set_password_hash(user, &old, meshwork_app::state::now_millis())
+        .await
+        .unwrap();
+    let wrong = s
+        .login_raw("pep@pepper.test", "not the password!", json!({}))
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(stored(s).await, old, "a wrong password changes nothing");
+    let right = s.login_raw("pep@pepper.test", PASSWORD, json!({})).await;
+    assert_eq!(right.status(), StatusCode::OK);
+    let upgraded = stored(s).await;
+    assert!(meshwork_app::accounts::is_peppered(&upgraded), "{upgraded}");
+    let right = s.login_raw("pep@pepper.test", PASSWORD, json!({})).await;
+    assert_eq!(right.status(), StatusCode::OK, "and signs in with it");
+}
+server_test!(asvs_2_4_5_passwords_are_peppered_and_older_hashes_replaced_at_sign_in);
