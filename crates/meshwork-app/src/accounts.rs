@@ -27,8 +27,9 @@ const PEPPER_ID: &[u8] = b"mwp1";
 /// argon2id with the crate's defaults (m = 19 MiB, t = 2, p = 1: OWASP's recommended minimum)
 /// and, as argon2's secret input, the pepper: a server secret derived from the master key and
 /// never stored beside the hashes (OWASP ASVS 2.4.5), so that a copy of the database alone
-/// cannot test a single guess. The PHC string records the parameters and the pepper's id, so
-/// either can change later without breaking old hashes.
+/// cannot test a single guess. The PHC string records the parameters (which can be raised later
+/// without breaking old hashes) and the pepper's id (`keyid`; a hash naming another id is
+/// refused rather than checked with the wrong pepper).
 pub fn hash_password_blocking(pepper: &[u8], password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     let params = argon2::ParamsBuilder::new()
@@ -50,13 +51,27 @@ pub fn hash_password_blocking(pepper: &[u8], password: &str) -> anyhow::Result<S
 /// Whether `hash` was made with the pepper; hashes from before it are verified without one and
 /// replaced at the next sign-in (`sign_in`).
 pub fn is_peppered(hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| h.params.get("keyid").is_some())
+    PasswordHash::new(hash).is_ok_and(|h| pepper_id(&h).as_deref() == Some(PEPPER_ID))
+}
+
+/// The pepper id a hash names (`keyid`, base64 in the PHC string), if it names one.
+fn pepper_id(hash: &PasswordHash<'_>) -> Option<Vec<u8>> {
+    hash.params.get("keyid")?;
+    argon2::Params::try_from(hash)
+        .ok()
+        .map(|p| p.keyid().to_vec())
 }
 
 fn verify_password_blocking(pepper: &[u8], password: &[u8], hash: &str) -> AppResult<bool> {
     let parsed = PasswordHash::new(hash)
         .map_err(|e| AppError::internal(format!("stored password hash: {e}")))?;
-    let argon = if parsed.params.get("keyid").is_some() {
+    let id = pepper_id(&parsed);
+    if id.as_deref().is_some_and(|id| id != PEPPER_ID) {
+        return Err(AppError::internal(
+            "a stored password hash names a pepper this server does not have",
+        ));
+    }
+    let argon = if id.is_some() {
         Argon2::new_with_secret(
             pepper,
             argon2::Algorithm::Argon2id,
@@ -910,7 +925,11 @@ pub async fn sign_in(
     state.store.reset_login_failures(user.id).await?;
     if let Some(password) = rehash {
         let hash = hash_password(state, password.to_string()).await?;
-        state.store.set_password_hash(user.id, &hash, now).await?;
+        // Only over the hash just checked: a reset or change that landed meanwhile stands.
+        state
+            .store
+            .upgrade_password_hash(user.id, &user.password_hash, &hash)
+            .await?;
     }
     if state
         .store
@@ -1290,15 +1309,20 @@ pub async fn replace_recovery_codes(
     let u = load_user(state, user).await?;
     let secret = enabled_totp_secret(state, &u)?;
     password_and_second_factor(state, client, &u, &secret, password, code).await?;
+    let sealed = u.totp_secret_sealed.as_deref().unwrap_or_default();
     let codes = new_recovery_codes();
     let hashes: Vec<[u8; 32]> = codes
         .iter()
         .map(|c| recovery_code_hash(state, c))
         .collect::<AppResult<_>>()?;
-    if !state.store.replace_recovery_codes(u.id, &hashes).await? {
+    if !state
+        .store
+        .replace_recovery_codes(u.id, sealed, &hashes)
+        .await?
+    {
         return Err(AppError::new(
             ErrorCode::MfaNotEnabled,
-            "two-factor authentication was turned off meanwhile",
+            "two-factor authentication was turned off, or set up anew, meanwhile; look at your settings",
         ));
     }
     audit::account_event(

@@ -1494,13 +1494,31 @@ pub async fn members_by_email(
     Ok(out)
 }
 
-/// A file's content type, from what its bytes are where their signature tells (OWASP ASVS
-/// 12.2.1: a program sent as `image/png` is recorded as the program it is), else the type the
-/// client declared (plain text, CSV and other formats without a signature), else none.
+/// How much of a file its type is read from: every signature `infer` knows sits well within it.
+const TYPE_HEAD: usize = 64 * 1024;
+
+/// A file's content type, read from its bytes (OWASP ASVS 12.2.1), with `declared` (what the
+/// client said, or what the record had) as the fallback:
+/// - text declared as text (valid UTF-8) keeps its declared type: a CSV that starts "BMW," is
+///   not a bitmap, and text is served as text or as a download whatever it holds;
+/// - bytes with a known signature are that type: a program sent as `image/png` is recorded as a
+///   program, a page sent as a PDF as a page;
+/// - a declared type that has a signature the bytes lack is not believed:
+///   `application/octet-stream`;
+/// - otherwise the declared type (formats without a signature), or none.
 pub fn file_type(declared: &str, bytes: &[u8]) -> Option<String> {
-    if let Some(t) = infer::get(bytes) {
+    let declared = declared.trim();
+    let head = &bytes[..bytes.len().min(TYPE_HEAD)];
+    // Valid UTF-8, but for a character cut at the end of the head.
+    let text = std::str::from_utf8(head).map_or_else(|e| e.error_len().is_none(), |_| true);
+    if text && declared.starts_with("text/") {
+        return Some(declared.chars().take(200).collect());
+    }
+    if let Some(t) = infer::get(head) {
         return Some(t.mime_type().to_string());
     }
-    let declared = declared.trim();
+    if infer::is_mime_supported(declared) {
+        return Some("application/octet-stream".into());
+    }
     (!declared.is_empty()).then(|| declared.chars().take(200).collect())
 }

@@ -406,6 +406,10 @@ mod tests {
             "sunshine over the bay",
             "dragon-fruit-salad",
             "monkey wrench 42",
+            // Any script (ASVS 2.1.4); the repeat check once cut these inside a character.
+            "€abcdefghijk",
+            "пароль для почты",
+            "www.пример.рф",
         ] {
             assert!(Password::parse("password", fine, None).is_ok(), "{fine}");
             assert!(!Password::is_well_known(fine), "{fine}");

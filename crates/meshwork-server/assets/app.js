@@ -344,10 +344,11 @@ window.addEventListener('pageshow', (e) => {
   // server still has the last word (it also refuses well-known passwords, which only it knows).
   function judge(value) {
     const n = Array.from(value.replace(/ {2,}/g, ' ')).length;
+    const raw = Array.from(value).length;
     const distinct = new Set(Array.from(value)).size;
     if (n === 0) return [0, ''];
     if (n < 12) return [0, `Too short: ${n} of at least 12 characters.`];
-    if (n > 128) return [0, 'Too long: at most 128 characters.'];
+    if (raw > 128) return [0, 'Too long: at most 128 characters.'];
     if (distinct < 5) return [0, 'Too repetitive: use at least 5 different characters.'];
     if (n < 16) return [1, `Fair (${n} characters). Longer is stronger: a few words make a good password.`];
     if (n < 20) return [2, `Good (${n} characters).`];

@@ -520,6 +520,13 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn upgrade_password_hash(&self, id: meshwork_domain::UserId, old: &str, new: &str) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                    .bind(id.to_string()).bind(old).bind(new)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn set_email_verified(&self, id: meshwork_domain::UserId, now: meshwork_domain::Millis) -> meshwork_store::Result<()> {
                 $crate::sqlx::query("UPDATE users SET email_verified = $2, updated_at = $3 WHERE id = $1")
                     .bind(id.to_string()).bind(true).bind(now)
@@ -593,11 +600,11 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::db)
             }
 
-            async fn replace_recovery_codes(&self, id: meshwork_domain::UserId, codes: &[meshwork_store::Hash32]) -> meshwork_store::Result<bool> {
+            async fn replace_recovery_codes(&self, id: meshwork_domain::UserId, secret_sealed: &[u8], codes: &[meshwork_store::Hash32]) -> meshwork_store::Result<bool> {
                 let mut tx = self.writer().begin().await.map_err($crate::db)?;
                 // Takes the row's lock: a concurrent turn-off waits, or has already won.
-                let on = $crate::sqlx::query("UPDATE users SET totp_enabled = $2 WHERE id = $1 AND totp_enabled = $2 AND totp_secret_sealed IS NOT NULL")
-                    .bind(id.to_string()).bind(true)
+                let on = $crate::sqlx::query("UPDATE users SET totp_enabled = $2 WHERE id = $1 AND totp_enabled = $2 AND totp_secret_sealed = $3")
+                    .bind(id.to_string()).bind(true).bind(secret_sealed)
                     .execute(&mut *tx).await.map_err($crate::db)?;
                 if on.rows_affected() != 1 {
                     return Ok(false);

@@ -89,6 +89,10 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the profile fields. Fails with `Conflict("users.email")` on a taken email.
     async fn update_profile(&self, id: UserId, profile: &ProfileUpdate, now: Millis) -> Result<()>;
     async fn set_password_hash(&self, id: UserId, hash: &str, now: Millis) -> Result<()>;
+    /// Replaces the password hash `old` by `new` (the same password, hashed anew), only if the
+    /// account still has `old`: a password set meanwhile is never overwritten. Nothing else
+    /// changes. True when it was replaced.
+    async fn upgrade_password_hash(&self, id: UserId, old: &str, new: &str) -> Result<bool>;
     async fn set_email_verified(&self, id: UserId, now: Millis) -> Result<()>;
     /// Marks the address with blind index `email_index` verified, in one statement: with
     /// `email_sealed` (an email change), moves the account to that address (`Conflict
@@ -124,9 +128,15 @@ pub trait Store: Send + Sync + 'static {
     async fn use_totp_step(&self, id: UserId, step: i64) -> Result<bool>;
     /// Turns TOTP on and replaces the recovery codes with `codes`.
     async fn enable_totp(&self, id: UserId, codes: &[Hash32]) -> Result<()>;
-    /// Replaces the recovery codes of an account whose TOTP is on, in one transaction; false (and
-    /// nothing changed) when TOTP was turned off meanwhile.
-    async fn replace_recovery_codes(&self, id: UserId, codes: &[Hash32]) -> Result<bool>;
+    /// Replaces the recovery codes of an account whose TOTP is on with the secret `secret_sealed`,
+    /// in one transaction; false (and nothing changed) when TOTP was turned off, or set up anew,
+    /// meanwhile.
+    async fn replace_recovery_codes(
+        &self,
+        id: UserId,
+        secret_sealed: &[u8],
+        codes: &[Hash32],
+    ) -> Result<bool>;
     /// Consumes one recovery code; true when it existed.
     async fn take_recovery_code(&self, id: UserId, code: &Hash32) -> Result<bool>;
     async fn recovery_codes_left(&self, id: UserId) -> Result<i64>;

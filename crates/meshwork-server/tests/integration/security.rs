@@ -1552,6 +1552,10 @@ async fn asvs_12_2_1_a_files_type_is_read_from_its_bytes(s: &mut TestServer) {
         ("image/png", &b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00\x00\x00\x00\x00\x00\x00\x40\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x00\x00\x00PE\x00\x00"[..], "application/vnd.microsoft.portable-executable"),
         ("text/plain", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "image/png"),
         ("text/csv", b"name,email\nAda,ada@example.com\n", "text/csv"),
+        // Text declared as text stays text, even where it starts like a bitmap ("BM").
+        ("text/csv", b"BMW,3 Series\nAudi,A4\n", "text/csv"),
+        // A type with a signature the bytes lack is not believed.
+        ("image/png", b"just some text", "application/octet-stream"),
     ] {
         let file = c
             .create("files", json!({"name": "upload", "content_type": declared}))
