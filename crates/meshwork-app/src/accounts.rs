@@ -269,6 +269,16 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
+/// Ten new recovery codes, and the keyed hashes stored in their place.
+fn recovery_codes_with_hashes(state: &AppState) -> AppResult<(Vec<String>, Vec<[u8; 32]>)> {
+    let codes = new_recovery_codes();
+    let hashes = codes
+        .iter()
+        .map(|c| recovery_code_hash(state, c))
+        .collect::<AppResult<_>>()?;
+    Ok((codes, hashes))
+}
+
 /// Recovery codes are compared without case or dashes.
 fn normalize_recovery_code(code: &str) -> String {
     code.chars()
@@ -1183,11 +1193,7 @@ pub async fn totp_confirm(
             "field `code`: the code is wrong or expired",
         ));
     }
-    let codes = new_recovery_codes();
-    let hashes: Vec<[u8; 32]> = codes
-        .iter()
-        .map(|c| recovery_code_hash(state, c))
-        .collect::<AppResult<_>>()?;
+    let (codes, hashes) = recovery_codes_with_hashes(state)?;
     state.store.enable_totp(u.id, &hashes).await?;
     audit::account_event(state, client, "mfa.enabled", u.id, json!({})).await?;
     notify_security_change(
@@ -1310,11 +1316,7 @@ pub async fn replace_recovery_codes(
     let secret = enabled_totp_secret(state, &u)?;
     password_and_second_factor(state, client, &u, &secret, password, code).await?;
     let sealed = u.totp_secret_sealed.as_deref().unwrap_or_default();
-    let codes = new_recovery_codes();
-    let hashes: Vec<[u8; 32]> = codes
-        .iter()
-        .map(|c| recovery_code_hash(state, c))
-        .collect::<AppResult<_>>()?;
+    let (codes, hashes) = recovery_codes_with_hashes(state)?;
     if !state
         .store
         .replace_recovery_codes(u.id, sealed, &hashes)

@@ -453,14 +453,7 @@ async fn finding_20_a_file_download_is_never_typed_as_a_page(s: &mut TestServer)
             c.ws,
             file["id"].as_str().unwrap()
         );
-        let put = s
-            .req(Method::PUT, &url, &As::User(&c.who))
-            .header("content-type", "application/octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), StatusCode::OK);
+        assert_eq!(put_content(s, &c.who, &url, bytes).await, StatusCode::OK);
         let got = s
             .req(Method::GET, &url, &As::User(&c.who))
             .send()
@@ -1150,24 +1143,7 @@ server_test!(asvs_8_3_8_audit_entries_past_retention_are_deleted_and_recent_ones
 async fn asvs_2_8_5_a_reused_totp_code_is_audited_and_its_holder_told(s: &mut TestServer) {
     use super::accounts::totp_at;
     let me = s.signup("Tia", "tia@reuse.test").await;
-    let (_, setup) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/totp/setup",
-            &As::User(&me),
-            None,
-        )
-        .await;
-    let secret = setup["secret"].as_str().unwrap().to_string();
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/totp/confirm",
-            &As::User(&me),
-            Some(json!({"code": totp_at(&secret, -1), "password": PASSWORD})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let (secret, _) = totp_on(s, &me).await;
     let wrong = s
         .login_raw("tia@reuse.test", PASSWORD, json!({"totp_code": "000001"}))
         .await;
@@ -1275,6 +1251,17 @@ async fn asvs_2_1_7_well_known_passwords_are_refused_and_found_at_sign_in(s: &mu
     assert!(kinds(&audit).contains(&"password.well_known"), "{audit}");
 }
 server_test!(asvs_2_1_7_well_known_passwords_are_refused_and_found_at_sign_in);
+
+/// Uploads `bytes` as a file's content at `url` (`…/files/{id}/content`); answers the status.
+async fn put_content(s: &TestServer, who: &Session, url: &str, bytes: &[u8]) -> StatusCode {
+    s.req(Method::PUT, url, &As::User(who))
+        .header("content-type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
 
 /// Turns TOTP on for `me` and answers its secret and recovery codes.
 async fn totp_on(s: &TestServer, me: &Session) -> (String, Vec<String>) {
@@ -1562,14 +1549,7 @@ async fn asvs_12_2_1_a_files_type_is_read_from_its_bytes(s: &mut TestServer) {
             .await;
         let id = file["id"].as_str().unwrap();
         let url = format!("/api/v1/workspaces/{}/files/{id}/content", c.ws);
-        let put = s
-            .req(Method::PUT, &url, &As::User(&c.who))
-            .header("content-type", "application/octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), StatusCode::OK);
+        assert_eq!(put_content(s, &c.who, &url, bytes).await, StatusCode::OK);
         let (status, got) = s
             .call(
                 Method::GET,
@@ -1595,13 +1575,10 @@ async fn asvs_8_3_5_file_downloads_are_audited_without_their_content(s: &mut Tes
         .await;
     let id = file["id"].as_str().unwrap();
     let url = format!("/api/v1/workspaces/{}/files/{id}/content", c.ws);
-    let put = s
-        .req(Method::PUT, &url, &As::User(&c.who))
-        .body(b"confidential figures".to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), StatusCode::OK);
+    assert_eq!(
+        put_content(s, &c.who, &url, b"confidential figures").await,
+        StatusCode::OK
+    );
     let got = s
         .req(Method::GET, &url, &As::User(&c.who))
         .send()
