@@ -2,7 +2,7 @@
 //! sign-out; email links (verification and password resets, single-use and expiring); TOTP and
 //! recovery codes; the profile, its picture and password changes; password hashing (argon2id).
 
-use crate::actor::ClientInfo;
+use crate::actor::{Actor, ClientInfo};
 use crate::audit::{self, Event};
 use crate::error::{AppError, AppResult};
 use crate::mail::{self, Mail};
@@ -1761,13 +1761,24 @@ pub async fn sessions(
     Ok(out)
 }
 
-/// Ends the person's session with public id `id`. Audited.
+/// Ends the person's session with public id `id`, from their session `current`, which must be
+/// freshly authenticated (ASVS 3.3.4: a stolen session cannot sign its owner out). Audited.
 pub async fn end_session(
     state: &AppState,
     client: &ClientInfo,
     user: UserId,
+    current: &[u8; 32],
     id: &str,
 ) -> AppResult<()> {
+    crate::rights::require_fresh_actor(
+        state,
+        &Actor::User {
+            id: user,
+            session_hash: *current,
+        },
+        "signing out a session",
+    )
+    .await?;
     let Some(s) = state
         .store
         .user_sessions(user)
@@ -1784,13 +1795,23 @@ pub async fn end_session(
     audit::account_event(state, client, "session.ended", user, json!({"session": id})).await
 }
 
-/// Signs the person out everywhere but here; answers how many sessions ended. Audited.
+/// Signs the person out everywhere but here; answers how many sessions ended. The session
+/// must be freshly authenticated (ASVS 3.3.4). Audited.
 pub async fn end_other_sessions(
     state: &AppState,
     client: &ClientInfo,
     user: UserId,
     current: &[u8; 32],
 ) -> AppResult<usize> {
+    crate::rights::require_fresh_actor(
+        state,
+        &Actor::User {
+            id: user,
+            session_hash: *current,
+        },
+        "signing out your other sessions",
+    )
+    .await?;
     let mut ended = 0;
     for s in state.store.user_sessions(user).await? {
         if &s.token_hash != current {

@@ -106,12 +106,14 @@ impl Member {
                 format!("your role ({role}) does not allow {permission} in this workspace"),
             ));
         }
+        let actor = Actor::User {
+            id: user,
+            session_hash,
+        };
+        crate::workspaces::check_admin_mfa(state, workspace, &actor, permission).await?;
         Ok(Self {
             workspace,
-            actor: Actor::User {
-                id: user,
-                session_hash,
-            },
+            actor,
             role,
         })
     }

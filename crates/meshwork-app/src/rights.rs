@@ -5,7 +5,7 @@
 //!
 //! `docs/privacy.md` maps each promise to what keeps it.
 
-use crate::actor::{ClientInfo, InWorkspace};
+use crate::actor::{Actor, ClientInfo, InWorkspace};
 use crate::audit::{self, Event};
 use crate::crm::Crm;
 use crate::error::{AppError, AppResult};
@@ -69,6 +69,32 @@ pub async fn require_fresh(state: &AppState, session: &[u8; 32]) -> AppResult<()
         ));
     }
     Ok(())
+}
+
+/// Until when the session counts as freshly authenticated (a sign-in, or a password or TOTP code
+/// given again), or `None` once that has passed. Pages show the confirmation form from it.
+pub async fn fresh_until(state: &AppState, session: &[u8; 32]) -> AppResult<Option<i64>> {
+    let at = state.store.session_reauth_at(session).await?.unwrap_or(0);
+    let until = at + REAUTH_WINDOW_MS;
+    Ok((until >= now_millis()).then_some(until))
+}
+
+/// Step-up for a sensitive change (OWASP ASVS 3.3.4, 3.7.1, 4.3.3): a person acting through a
+/// session must have proven it is them within the last 5 minutes, so a stolen session alone
+/// cannot end the owner's other sessions, grant roles or carry the whole workspace away. An API
+/// key passes: it was minted with its creator's password and is itself the credential. `what`
+/// names the change in the refusal.
+pub async fn require_fresh_actor(state: &AppState, actor: &Actor, what: &str) -> AppResult<()> {
+    let Actor::User { session_hash, .. } = actor else {
+        return Ok(());
+    };
+    if fresh_until(state, session_hash).await?.is_some() {
+        return Ok(());
+    }
+    Err(AppError::new(
+        ErrorCode::ReauthenticationRequired,
+        format!("{what} needs you to confirm it is you first: send your password (or a TOTP code) to POST /api/v1/me/reauthenticate, then repeat this request within 5 minutes"),
+    ))
 }
 
 /// Everything stored about an account, as data (pm12, mm17 "port"): its profile, memberships,

@@ -57,7 +57,7 @@ impl Role {
             }
             CrmRead | SearchRead => true,
             CrmWrite | PartnersRead => matches!(self, Owner | Admin | Member),
-            AuditRead | WorkspaceDelete | SupportManage | ProcessingManage => {
+            AuditRead | WorkspaceDelete | SupportManage | ProcessingManage | SecurityManage => {
                 matches!(self, Owner)
             }
         }
@@ -112,10 +112,12 @@ pub enum Permission {
     JobsRead,
     SupportManage,
     ProcessingManage,
+    /// The workspace's security rules (two-factor authentication required of admins).
+    SecurityManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 23] = [
+    pub const ALL: [Permission; 24] = [
         Permission::WorkspaceRead,
         Permission::WorkspaceRename,
         Permission::WorkspaceDelete,
@@ -139,6 +141,7 @@ impl Permission {
         Permission::JobsRead,
         Permission::SupportManage,
         Permission::ProcessingManage,
+        Permission::SecurityManage,
     ];
 
     /// The stable name used in `docs/permissions.md` and in the OpenAPI document's security scopes.
@@ -167,7 +170,14 @@ impl Permission {
             Permission::JobsRead => "jobs.read",
             Permission::SupportManage => "support.manage",
             Permission::ProcessingManage => "processing.manage",
+            Permission::SecurityManage => "security.manage",
         }
+    }
+
+    /// Whether this is one of an admin's rights, beyond a member's: what a workspace that
+    /// requires two-factor authentication of its admins guards with it (ASVS 4.3.1).
+    pub fn is_administrative(self) -> bool {
+        !Role::Member.allows(self)
     }
 
     pub fn parse(s: &str) -> Option<Permission> {

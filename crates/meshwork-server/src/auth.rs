@@ -299,7 +299,8 @@ pub mod perm {
         PartnersManage,
         JobsRead,
         SupportManage,
-        ProcessingManage
+        ProcessingManage,
+        SecurityManage
     );
 }
 
@@ -351,6 +352,12 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for Authorized<P> {
                     P::PERMISSION
                 ),
             ));
+        }
+        if let Err(e) =
+            meshwork_app::workspaces::check_admin_mfa(state, workspace, &actor, P::PERMISSION).await
+        {
+            tracing::warn!(caller = %actor.describe(), %workspace, permission = %P::PERMISSION, code = e.code.as_str(), "access refused");
+            return Err(e.into());
         }
         Ok(Self {
             workspace,

@@ -1001,6 +1001,18 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn admin_mfa_required(&self, ws: meshwork_domain::WorkspaceId) -> meshwork_store::Result<bool> {
+                Ok($crate::sqlx::query_scalar::<_, bool>("SELECT admin_mfa_required FROM workspaces WHERE id = $1")
+                    .bind(ws.to_string()).fetch_optional(self.reader()).await.map_err($crate::db)?
+                    .unwrap_or(false))
+            }
+
+            async fn set_admin_mfa_required(&self, ws: meshwork_domain::WorkspaceId, on: bool) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE workspaces SET admin_mfa_required = $2 WHERE id = $1")
+                    .bind(ws.to_string()).bind(on).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
             async fn workspaces_processors_off(&self) -> meshwork_store::Result<Vec<meshwork_domain::WorkspaceId>> {
                 use $crate::sqlx::Row as _;
                 $crate::sqlx::query("SELECT id FROM workspaces WHERE processors_off")

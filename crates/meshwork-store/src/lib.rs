@@ -276,6 +276,10 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the workspace turned third-party processing (analytics, AI) off.
     async fn processors_off(&self, ws: WorkspaceId) -> Result<bool>;
     async fn set_processors_off(&self, ws: WorkspaceId, off: bool) -> Result<()>;
+    /// Whether the workspace requires two-factor authentication of owners and admins (ASVS
+    /// 4.3.1). A workspace that is gone requires nothing (its routes answer 404 anyway).
+    async fn admin_mfa_required(&self, ws: WorkspaceId) -> Result<bool>;
+    async fn set_admin_mfa_required(&self, ws: WorkspaceId, on: bool) -> Result<()>;
     /// Every workspace that turned third-party processing off.
     async fn workspaces_processors_off(&self) -> Result<Vec<WorkspaceId>>;
     /// Restricts (or lifts the restriction of) a record's processing (mm17).

@@ -457,7 +457,8 @@ pub struct SessionsEnded {
     pub signed_out: usize,
 }
 
-/// Sign out everywhere else: every session but this one ends.
+/// Sign out everywhere else: every session but this one ends. The session must have confirmed
+/// it is you within 5 minutes (a sign-in, or `POST /api/v1/me/reauthenticate`).
 #[utoipa::path(delete, path = "/api/v1/me/sessions", tag = "accounts", security(("session" = [])),
     responses((status = 200, body = SessionsEnded), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn end_other_sessions(
@@ -470,7 +471,8 @@ pub async fn end_other_sessions(
     Ok(Json(SessionsEnded { signed_out }))
 }
 
-/// End one of your sessions (its id is in the list).
+/// End one of your sessions (its id is in the list). The session must have confirmed it is you
+/// within 5 minutes (a sign-in, or `POST /api/v1/me/reauthenticate`).
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{session_id}", tag = "accounts", security(("session" = [])),
     params(("session_id" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -480,7 +482,7 @@ pub async fn end_session(
     Client(client): Client,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    accounts::end_session(&state, &client, user.id, &id).await?;
+    accounts::end_session(&state, &client, user.id, &user.session_hash, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

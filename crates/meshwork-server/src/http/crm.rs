@@ -591,7 +591,8 @@ pub mod export {
     }
 
     /// One export file (`contacts.json`, `contacts.csv`, `events.json`…). CSV cells starting
-    /// with `=`, `+`, `-`, `@`, tab or carriage return are prefixed with `'`.
+    /// with `=`, `+`, `-`, `@`, tab or carriage return are prefixed with `'`. From a session,
+    /// the person must have confirmed it is them within 5 minutes (`POST /api/v1/me/reauthenticate`).
     #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/export/{file}", tag = "crm",
         security(("session" = ["crm.export"]), ("api_key" = ["crm.export"])),
         params(("workspace_id" = uuid::Uuid, Path), ("file" = String, Path)),
@@ -602,6 +603,13 @@ pub mod export {
         Client(client): Client,
         Path((_, name)): Path<(uuid::Uuid, String)>,
     ) -> ApiResult<impl IntoResponse> {
+        // The whole workspace leaving: a person confirms it is them first (ASVS 3.7.1, 4.3.3).
+        meshwork_app::rights::require_fresh_actor(
+            &state,
+            &auth.actor,
+            "exporting the whole workspace",
+        )
+        .await?;
         let crm = Crm::new(&state, auth.workspace)?;
         let (bytes, content_type) = meshwork_app::export::file(&crm, &name).await?;
         audit::workspace_event(

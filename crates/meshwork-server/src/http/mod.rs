@@ -231,6 +231,7 @@ pub fn router(state: AppState) -> (Router, serde_json::Value, crate::metrics::Me
         ))
         .routes(routes!(workspaces::members))
         .routes(routes!(workspaces::set_role, workspaces::remove_member))
+        .routes(routes!(workspaces::security, workspaces::set_security))
         .routes(routes!(workspaces::invite))
         .routes(routes!(workspaces::revoke_invite))
         .routes(routes!(workspaces::accept))

@@ -318,3 +318,37 @@ pub async fn changes(
             .collect(),
     ))
 }
+
+/// The workspace's security rules (owners): whether its owners and admins must use two-factor
+/// authentication, and which of them do not yet.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/security", tag = "workspaces",
+    security(("session" = ["security.manage"]), ("api_key" = ["security.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = workspaces::Security), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn security(
+    State(state): State<AppState>,
+    auth: Authorized<perm::SecurityManage>,
+) -> ApiResult<Json<workspaces::Security>> {
+    Ok(Json(workspaces::security(&state, &auth).await?))
+}
+
+/// Require two-factor authentication of the workspace's owners and admins, or stop requiring
+/// it (owners; OWASP ASVS 4.3.1). With it on, an owner or admin without it keeps only a
+/// member's rights here (`403 admin_mfa_required`); API keys are not asked. From a session, turning
+/// it on needs two-factor authentication on for yourself (`409 mfa_not_enabled`).
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/security", tag = "workspaces",
+    security(("session" = ["security.manage"]), ("api_key" = ["security.manage"])),
+    params(("workspace_id" = uuid::Uuid, Path)), request_body = workspaces::SecurityInput,
+    responses((status = 200, body = workspaces::Security), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Two-factor authentication is not on for you: turn it on before requiring it of others."),
+        (status = 422, body = ErrorBody)))]
+pub async fn set_security(
+    State(state): State<AppState>,
+    auth: Authorized<perm::SecurityManage>,
+    Client(client): Client,
+    Json(req): Json<workspaces::SecurityInput>,
+) -> ApiResult<Json<workspaces::Security>> {
+    Ok(Json(
+        workspaces::set_security(&state, &client, &auth, &req).await?,
+    ))
+}

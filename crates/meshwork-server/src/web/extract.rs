@@ -171,7 +171,7 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for InWorkspace<P> {
         .map_err(|e| {
             if matches!(
                 e.code,
-                ErrorCode::WorkspaceNotFound | ErrorCode::PermissionDenied
+                ErrorCode::WorkspaceNotFound | ErrorCode::PermissionDenied | ErrorCode::AdminMfaRequired
             ) {
                 tracing::warn!(caller = %format!("user {}", session.0.id), %ws, permission = %P::PERMISSION, code = e.code.as_str(), "access refused");
             }

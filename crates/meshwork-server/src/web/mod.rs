@@ -24,6 +24,7 @@ mod pipelines;
 mod records;
 mod search;
 mod settings;
+mod step_up;
 mod views;
 mod workspace_settings;
 
@@ -365,6 +366,7 @@ pub fn router() -> Router<AppState> {
             "/settings/mfa/recovery-codes",
             axum::routing::post(settings::mfa_recovery_codes),
         )
+        .route("/settings/confirm", axum::routing::post(settings::confirm))
         .route(
             "/settings/sessions/end-others",
             axum::routing::post(settings::end_other_sessions),

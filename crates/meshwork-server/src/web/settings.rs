@@ -7,6 +7,7 @@
 use super::accounts::{capitalized, field_of};
 use super::extract::{CsrfOnly, Posted, SignedIn};
 use super::fields::{iso, when};
+use super::step_up::{self, Confirm, ConfirmForm};
 use super::{Chrome, PageError};
 use crate::auth::SessionUser;
 use crate::client::Client;
@@ -176,6 +177,10 @@ pub struct SettingsPage {
     picture_max_mib: usize,
     /// Whether product news is wanted (pm13).
     product_news: bool,
+    /// Until when this session may sign out others without a password (ASVS 3.3.4).
+    fresh: Option<String>,
+    /// The "confirm it is you" form shown instead of the sign-out buttons after that.
+    confirm_sessions: Confirm,
 }
 
 /// What a user agent says, shortened to what a person recognises.
@@ -240,6 +245,13 @@ async fn page(
         product_news: meshwork_app::preferences::get(state, session.id)
             .await?
             .product_news,
+        fresh: step_up::fresh_until(state, session).await?,
+        confirm_sessions: Confirm::new(
+            "/settings/confirm".into(),
+            "sessions",
+            "Your password, to sign out other devices",
+            "Signing out your other devices needs your password again. It then holds for 5 minutes.",
+        ),
     };
     fill(&mut p);
     Ok(p)
@@ -268,6 +280,7 @@ pub async fn settings(
         "mfa-off" => Some("Two-factor authentication is off."),
         "sessions" => Some("Every other device is signed out."),
         "session" => Some("That device is signed out."),
+        "confirmed" => Some("Thank you: for 5 minutes you can sign out your other devices."),
         "profile" => Some("Your profile is saved."),
         "email" => Some("Your profile is saved. To move your account to the new email address, open the link we sent there."),
         "picture" => Some("Your picture is saved."),
@@ -444,14 +457,52 @@ pub async fn mfa_disable(
     }
 }
 
+/// Proves the person at the keyboard again (the sessions section's form), so that for 5
+/// minutes they may sign out their other devices.
+pub async fn confirm(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Posted(SignedIn(session), form): Posted<ConfirmForm>,
+) -> Result<Response, PageError> {
+    match step_up::confirm(&state, &client, &session, form.password).await? {
+        Ok(()) => Ok(Redirect::to("/settings?done=confirmed#sessions-heading").into_response()),
+        Err(message) => Ok(refused(
+            page(&state, &session, |p| {
+                p.confirm_sessions.error = Some(message)
+            })
+            .await?,
+        )),
+    }
+}
+
+/// The page again with a sign-out refused (a confirmation that lapsed), or where the sign-out
+/// leads.
+async fn after_sign_out(
+    state: &AppState,
+    session: &SessionUser,
+    outcome: meshwork_app::AppResult<()>,
+    done: &str,
+) -> Result<Response, PageError> {
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!("/settings?done={done}")).into_response()),
+        Err(e) => {
+            let message = step_up::refusal(e)?;
+            Ok(refused(
+                page(state, session, |p| p.confirm_sessions.error = Some(message)).await?,
+            ))
+        }
+    }
+}
+
 pub async fn end_session(
     State(state): State<AppState>,
     Client(client): Client,
     Path(id): Path<String>,
     Posted(SignedIn(session), CsrfOnly {}): Posted<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    accounts::end_session(&state, &client, session.id, &id).await?;
-    Ok(Redirect::to("/settings?done=session").into_response())
+    let outcome =
+        accounts::end_session(&state, &client, session.id, &session.session_hash, &id).await;
+    after_sign_out(&state, &session, outcome, "session").await
 }
 
 pub async fn end_other_sessions(
@@ -459,8 +510,10 @@ pub async fn end_other_sessions(
     Client(client): Client,
     Posted(SignedIn(session), CsrfOnly {}): Posted<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    accounts::end_other_sessions(&state, &client, session.id, &session.session_hash).await?;
-    Ok(Redirect::to("/settings?done=sessions").into_response())
+    let outcome = accounts::end_other_sessions(&state, &client, session.id, &session.session_hash)
+        .await
+        .map(|_| ());
+    after_sign_out(&state, &session, outcome, "sessions").await
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@
 
 use super::extract::{InWorkspace, Posted};
 use super::fields::when;
+use super::step_up::{Confirm, ConfirmForm};
 use super::{Chrome, PageError, Section};
 use crate::auth::perm;
 use crate::client::Client;
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/w/{ws}/settings", get(settings))
         .route("/w/{ws}/settings/rename", post(rename))
+        .route("/w/{ws}/settings/confirm", post(confirm))
         .route("/w/{ws}/settings/delete", post(delete))
         .route("/w/{ws}/settings/invite", post(invite))
         .route("/w/{ws}/settings/members/{user}/role", post(set_role))
@@ -33,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{ws}/settings/keys", post(create_key))
         .route("/w/{ws}/settings/keys/{key}/revoke", post(revoke_key))
         .route("/w/{ws}/settings/processing", post(save_processing))
+        .route("/w/{ws}/settings/security", post(save_security))
         .route(
             "/w/{ws}/settings/support/{grant}/{action}",
             post(support_action),
@@ -90,6 +93,7 @@ pub struct Errors {
     pub key_password: Option<String>,
     pub members: Option<String>,
     pub delete: Option<String>,
+    pub security: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -121,6 +125,18 @@ pub struct SettingsPage {
     notice: Option<String>,
     secret: Option<String>,
     typed: HashMap<String, String>,
+    /// Until when this session may change roles, invite admins and export without a password
+    /// (ASVS 3.7.1, 4.3.3); `None` shows the "confirm it is you" forms instead.
+    fresh: Option<String>,
+    /// Whether this owner or admin keeps only a member's rights here until they turn on
+    /// two-factor authentication (the workspace requires it: ASVS 4.3.1).
+    withheld: bool,
+    /// The security rules, for owners.
+    security: Option<workspaces::Security>,
+    /// Whether any member's role is the viewer's to change.
+    members_manageable: bool,
+    confirm_members: Confirm,
+    confirm_export: Confirm,
 }
 
 const ROLES: [&str; 4] = ["owner", "admin", "member", "viewer"];
@@ -131,7 +147,11 @@ async fn page(
     fill: impl FnOnce(&mut SettingsPage),
 ) -> Result<SettingsPage, PageError> {
     let role = page.member.role;
-    let allows = |p: Permission| role.allows(p);
+    // An owner or admin without two-factor authentication, where the workspace requires it,
+    // is shown a member's controls (the server refuses the rest: ASVS 4.3.1).
+    let withheld = role.at_least(Role::Admin)
+        && workspaces::admin_rights_withheld(state, page.ws(), &page.member.actor).await?;
+    let allows = |p: Permission| role.allows(p) && !(withheld && p.is_administrative());
     let me = page.session.0.id;
     let members = if allows(Permission::MembersRead) {
         workspaces::members(state, &page.member)
@@ -214,6 +234,7 @@ async fn page(
     } else {
         Vec::new()
     };
+    let members_manageable = members.iter().any(|m| m.manageable);
     let mut p = SettingsPage {
         chrome: Chrome::workspace(state, page, Section::Settings).await?,
         ws: page.ws().to_string(),
@@ -276,6 +297,26 @@ async fn page(
         notice: None,
         secret: None,
         typed: HashMap::new(),
+        fresh: super::step_up::fresh_until(state, &page.session.0).await?,
+        withheld,
+        security: if allows(Permission::SecurityManage) {
+            Some(workspaces::security(state, &page.member).await?)
+        } else {
+            None
+        },
+        members_manageable,
+        confirm_members: Confirm::new(
+            format!("/w/{}/settings/confirm", page.ws()),
+            "members",
+            "Your password, to change roles",
+            "Changing a member's role, or inviting an admin or owner, needs your password again. It then holds for 5 minutes.",
+        ),
+        confirm_export: Confirm::new(
+            format!("/w/{}/settings/confirm", page.ws()),
+            "export",
+            "Your password, to export",
+            "Downloading the whole workspace needs your password again. It then holds for 5 minutes.",
+        ),
     };
     fill(&mut p);
     Ok(p)
@@ -312,11 +353,15 @@ async fn settings(
 ) -> Result<Response, PageError> {
     let notice = match q.done.as_str() {
         "renamed" => Some("The workspace is renamed."),
+        "confirmed" => {
+            Some("Thank you: for 5 minutes you can change roles, invite admins and export.")
+        }
         "invited" => Some("The invitation is on its way; it works for 7 days."),
         "role" => Some("The role is changed."),
         "removed" => Some("The member is removed."),
         "revoked" => Some("The key is revoked; it stops working at once."),
         "processing" => Some("Third-party processing is saved."),
+        "security" => Some("The security rules are saved."),
         "support-approved" => Some("Support access is approved; every read is in the audit log."),
         "support-revoked" => Some("Support access is revoked; it stops at once."),
         _ => None,
@@ -324,6 +369,38 @@ async fn settings(
     Ok(page(&state, &p, |p| p.notice = notice.map(Into::into))
         .await?
         .into_response())
+}
+
+/// Proves the person at the keyboard again (the members or export section's form), so that
+/// for 5 minutes they may change roles, invite admins and export the workspace.
+async fn confirm(
+    State(state): State<AppState>,
+    Client(client): Client,
+    p: InWorkspace<perm::WorkspaceRead>,
+    Posted(_, form): Posted<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let section = if form.section == "export" {
+        "export"
+    } else {
+        "members"
+    };
+    match super::step_up::confirm(&state, &client, &p.session.0, form.password).await? {
+        Ok(()) => Ok(Redirect::to(&format!(
+            "/w/{}/settings?done=confirmed#{section}-h",
+            p.ws()
+        ))
+        .into_response()),
+        Err(message) => Ok(refused(
+            page(&state, &p, |s| {
+                if section == "export" {
+                    s.confirm_export.error = Some(message);
+                } else {
+                    s.confirm_members.error = Some(message);
+                }
+            })
+            .await?,
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,7 +490,7 @@ async fn invite(
     match workspaces::invite(&state, &client, &p.member, &input).await {
         Ok(_) => Ok(done(p.ws(), "invited")),
         Err(e) => {
-            let message = shown(e)?;
+            let message = super::step_up::refusal(e)?;
             let read = p.also::<perm::WorkspaceRead>()?;
             Ok(refused(
                 page(&state, &read, |s| {
@@ -449,7 +526,7 @@ async fn set_role(
     match workspaces::set_role(&state, &client, &p.member, user_id(&user)?, &input).await {
         Ok(()) => Ok(done(p.ws(), "role")),
         Err(e) => {
-            let message = shown(e)?;
+            let message = super::step_up::refusal(e)?;
             let read = p.also::<perm::WorkspaceRead>()?;
             Ok(refused(
                 page(&state, &read, |s| s.errors.members = Some(message)).await?,
@@ -602,4 +679,32 @@ async fn save_processing(
     };
     meshwork_app::usage::set_processing(&state, &client, &p.member, &processing).await?;
     Ok(done(p.ws(), "processing"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SecurityForm {
+    #[serde(default)]
+    admin_mfa: String,
+}
+
+/// Requires two-factor authentication of the owners and admins, or stops requiring it.
+async fn save_security(
+    State(state): State<AppState>,
+    Client(client): Client,
+    p: InWorkspace<perm::SecurityManage>,
+    Posted(_, form): Posted<SecurityForm>,
+) -> Result<Response, PageError> {
+    let input = workspaces::SecurityInput {
+        admin_mfa_required: form.admin_mfa == "yes",
+    };
+    match workspaces::set_security(&state, &client, &p.member, &input).await {
+        Ok(_) => Ok(done(p.ws(), "security")),
+        Err(e) => {
+            let message = shown(e)?;
+            let read = p.also::<perm::WorkspaceRead>()?;
+            Ok(refused(
+                page(&state, &read, |s| s.errors.security = Some(message)).await?,
+            ))
+        }
+    }
 }

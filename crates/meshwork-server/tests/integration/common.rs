@@ -277,6 +277,18 @@ impl TestServer {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    /// Makes the session's last authentication `minutes` old, as if time had passed.
+    pub async fn age_session(&self, who: &Session, minutes: i64) {
+        let token = who.cookie.split_once('=').unwrap().1;
+        let hash = meshwork_app::state::token_hash(token);
+        let at = meshwork_app::state::now_millis() - minutes * 60_000;
+        self.state()
+            .store
+            .set_session_reauth(&hash, at)
+            .await
+            .unwrap();
+    }
+
     pub async fn create_key(&self, s: &Session, ws: &str, role: &str) -> String {
         let (status, body) = self
             .call(

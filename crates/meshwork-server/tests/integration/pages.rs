@@ -1694,3 +1694,99 @@ async fn connector_pages_add_show_and_disconnect_a_connector(s: &mut TestServer)
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 server_test!(connector_pages_add_show_and_disconnect_a_connector);
+
+/// ASVS 3.3.4, 3.7.1 and 4.3.3 on the pages: once the sign-in is more than 5 minutes old, the
+/// sign-out buttons, the role controls and the export links give way to a "confirm it is you"
+/// form; a wrong password is refused beside it, the right one brings them back, and a change
+/// posted without it is refused with the form shown.
+async fn pages_ask_for_the_password_again_before_sensitive_changes(s: &mut TestServer) {
+    let owner = s.signup("Owner", "owner@confirm.test").await;
+    let ws = s.create_workspace(&owner, "Confirm Co").await;
+    let member = s.signup("Member", "member@confirm.test").await;
+    s.add_member(&owner, &ws, &member, "member").await;
+    let _elsewhere = s.login("owner@confirm.test").await;
+    let path = format!("/w/{ws}/settings");
+    let (_, _, html) = get(s, &path, Some(&owner.cookie)).await;
+    assert!(html.contains("Change role") && html.contains("/export/contacts.csv"));
+    assert!(!html.contains("Your password, to change roles"));
+    let (_, _, html) = get(s, "/settings", Some(&owner.cookie)).await;
+    assert!(html.contains("Sign out everywhere else"));
+
+    s.age_session(&owner, 6).await;
+    let (_, _, html) = get(s, &path, Some(&owner.cookie)).await;
+    assert!(html.contains("Your password, to change roles"), "{html}");
+    assert!(html.contains("Your password, to export"));
+    assert!(!html.contains("Change role") && !html.contains("/export/contacts.csv"));
+    let (_, _, html) = get(s, "/settings", Some(&owner.cookie)).await;
+    assert!(html.contains("Your password, to sign out other devices"));
+    assert!(!html.contains("Sign out everywhere else"));
+    // Posted anyway, a change is refused and nothing changes.
+    let (status, _, html) = post_form(
+        s,
+        &owner,
+        &format!("{path}/members/{}/role", member.user_id),
+        &[("role", "admin")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Confirm it is you first"), "{html}");
+    let (status, _, _) = post_form(s, &owner, "/settings/sessions/end-others", &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A wrong password is said beside the field.
+    let (status, _, html) = post_form(
+        s,
+        &owner,
+        &format!("{path}/confirm"),
+        &[("section", "export"), ("password", "not my password")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("confirm-export-error"), "{html}");
+    // The right one unlocks both pages for 5 minutes.
+    let (status, location, _) = post_form(
+        s,
+        &owner,
+        &format!("{path}/confirm"),
+        &[("section", "export"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            format!("{path}?done=confirmed#export-h").as_str()
+        )
+    );
+    let (_, _, html) = get(s, &path, Some(&owner.cookie)).await;
+    assert!(html.contains("Change role") && html.contains("/export/contacts.csv"));
+    let (status, _, _) = post_form(
+        s,
+        &owner,
+        &format!("{path}/members/{}/role", member.user_id),
+        &[("role", "admin")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, location, _) = post_form(s, &owner, "/settings/sessions/end-others", &[]).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/settings?done=sessions")
+    );
+    // The account page's own form works the same way.
+    s.age_session(&owner, 6).await;
+    let (status, location, _) = post_form(
+        s,
+        &owner,
+        "/settings/confirm",
+        &[("section", "sessions"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/settings?done=confirmed#sessions-heading"
+        )
+    );
+}
+server_test!(pages_ask_for_the_password_again_before_sensitive_changes);

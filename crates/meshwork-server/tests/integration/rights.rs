@@ -7,14 +7,6 @@ use crate::server_test;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Makes the session's last authentication `minutes` old, as if time had passed.
-async fn age_session(s: &TestServer, who: &Session, minutes: i64) {
-    let token = who.cookie.split_once('=').unwrap().1;
-    let hash = meshwork_app::state::token_hash(token);
-    let at = meshwork_app::state::now_millis() - minutes * 60_000;
-    s.state().store.set_session_reauth(&hash, at).await.unwrap();
-}
-
 /// mm18: export, account deletion and erasure all refuse a session whose sign-in is more than
 /// 5 minutes old, until the person gives their password again; a wrong password does not count
 /// (and counts toward the lockout).
@@ -35,7 +27,7 @@ async fn promise_mm18_rights_requests_need_a_fresh_authentication(s: &mut TestSe
         .call(Method::GET, "/api/v1/me/export", &As::User(&ada), None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    age_session(s, &ada, 6).await;
+    s.age_session(&ada, 6).await;
     for (method, path, body) in [
         (Method::GET, "/api/v1/me/export".to_string(), None),
         (

@@ -1658,3 +1658,246 @@ async fn asvs_2_4_5_passwords_are_peppered_and_older_hashes_replaced_at_sign_in(
     assert_eq!(right.status(), StatusCode::OK, "and signs in with it");
 }
 server_test!(asvs_2_4_5_passwords_are_peppered_and_older_hashes_replaced_at_sign_in);
+
+/// ASVS 3.3.4, 3.7.1 and 4.3.3: a session whose owner last proved it is them more than 5
+/// minutes ago cannot sign out their other sessions, change a member's role, invite an admin or
+/// export the whole workspace, until the password is given again. An API key (minted with the
+/// password) is not asked; inviting a plain member is not gated.
+async fn asvs_3_3_4_and_3_7_1_sensitive_changes_need_a_fresh_confirmation(s: &mut TestServer) {
+    let ada = s.signup("Ada", "ada@stepup.test").await;
+    let ws = s.create_workspace(&ada, "Step Up Ltd").await;
+    let bob = s.signup("Bob", "bob@stepup.test").await;
+    s.add_member(&ada, &ws, &bob, "member").await;
+    let key = s.create_key(&ada, &ws, "owner").await;
+    let elsewhere = s.login("ada@stepup.test").await;
+    let (_, sessions) = s
+        .call(Method::GET, "/api/v1/me/sessions", &As::User(&ada), None)
+        .await;
+    let other = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["current"] == false)
+        .expect("the second session is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let role_path = format!("/api/v1/workspaces/{ws}/members/{}", bob.user_id);
+    let export_path = format!("/api/v1/workspaces/{ws}/export/contacts.csv");
+    let invites = format!("/api/v1/workspaces/{ws}/invites");
+    s.age_session(&ada, 6).await;
+    let gated = [
+        (Method::DELETE, "/api/v1/me/sessions".to_string(), None),
+        (Method::DELETE, format!("/api/v1/me/sessions/{other}"), None),
+        (
+            Method::PATCH,
+            role_path.clone(),
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            Method::POST,
+            invites.clone(),
+            Some(json!({"email": "cy@stepup.test", "role": "admin"})),
+        ),
+        (Method::GET, export_path.clone(), None),
+    ];
+    for (method, path, body) in gated.clone() {
+        let (status, body) = s.call(method, &path, &As::User(&ada), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_eq!(body["code"], "reauthentication_required", "{path}");
+    }
+    let (_, members) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/members"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == "bob@stepup.test" && m["role"] == "member"),
+        "nothing changed: {members}"
+    );
+    let (status, _) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&elsewhere), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the other session still stands");
+    // A plain member's invitation is not gated; an API key is not asked.
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &invites,
+            &As::User(&ada),
+            Some(json!({"email": "di@stepup.test", "role": "member"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = s
+        .call(Method::GET, &export_path, &As::Key(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // With the password again, each goes through.
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/reauthenticate",
+            &As::User(&ada),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = s
+        .call(
+            Method::PATCH,
+            &role_path,
+            &As::User(&ada),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = s
+        .call(Method::GET, &export_path, &As::User(&ada), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/me/sessions/{other}"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = s
+        .call(Method::GET, "/api/v1/me", &As::User(&elsewhere), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "signed out");
+}
+server_test!(asvs_3_3_4_and_3_7_1_sensitive_changes_need_a_fresh_confirmation);
+
+/// ASVS 4.3.1: an owner may require two-factor authentication of the workspace's owners and
+/// admins (only with it on for themselves). Then an admin without it keeps a member's rights
+/// and is refused every admin right (`admin_mfa_required`) on the API and the pages, until they turn
+/// it on; the owners' list names them. API keys are not asked.
+async fn asvs_4_3_1_a_workspace_can_require_mfa_of_its_admins(s: &mut TestServer) {
+    let ada = s.signup("Ada", "ada@adminmfa.test").await;
+    let ws = s.create_workspace(&ada, "Two Factor Ltd").await;
+    let bob = s.signup("Bob", "bob@adminmfa.test").await;
+    s.add_member(&ada, &ws, &bob, "admin").await;
+    let key = s.create_key(&ada, &ws, "admin").await;
+    let security = format!("/api/v1/workspaces/{ws}/security");
+    let on = Some(json!({"admin_mfa_required": true}));
+    // Ada cannot require what she does not use herself.
+    let (status, body) = s
+        .call(Method::PUT, &security, &As::User(&ada), on.clone())
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "mfa_not_enabled");
+    let (_, body) = s.call(Method::GET, &security, &As::User(&ada), None).await;
+    assert_eq!(body["admin_mfa_required"], false);
+    let (status, _) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/api-keys"),
+            &As::User(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "not required yet");
+
+    totp_on(s, &ada).await;
+    let (status, body) = s
+        .call(Method::PUT, &security, &As::User(&ada), on.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["admin_mfa_required"], true);
+    let without: Vec<&str> = body["admins_without_mfa"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(without, ["bob@adminmfa.test"]);
+    // Bob, without it: an admin's rights are refused, a member's stay.
+    for (method, path, body) in [
+        (
+            Method::GET,
+            format!("/api/v1/workspaces/{ws}/api-keys"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/workspaces/{ws}/invites"),
+            Some(json!({"email": "cy@adminmfa.test", "role": "viewer"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/workspaces/{ws}/export/contacts.csv"),
+            None,
+        ),
+    ] {
+        let (status, body) = s.call(method, &path, &As::User(&bob), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert_eq!(body["code"], "admin_mfa_required", "{path}");
+    }
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/contacts"),
+            &As::User(&bob),
+            Some(json!({"first_name": "Kept"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a member's rights stay: {body}"
+    );
+    let page = reqwest::Client::new()
+        .get(format!("{}/w/{ws}/settings", s.base))
+        .header("cookie", &bob.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("turn it on for your account"), "{html}");
+    assert!(!html.contains("Create API key"));
+    // An API key is its own credential.
+    let (status, _) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/api-keys"),
+            &As::Key(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Ada, with it, keeps everything; Bob turns it on and gets his rights back.
+    let (status, _) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/api-keys"),
+            &As::User(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    totp_on(s, &bob).await;
+    let (status, _) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/api-keys"),
+            &As::User(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = s.call(Method::GET, &security, &As::User(&ada), None).await;
+    assert_eq!(body["admins_without_mfa"], json!([]));
+}
+server_test!(asvs_4_3_1_a_workspace_can_require_mfa_of_its_admins);
