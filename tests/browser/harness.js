@@ -125,6 +125,18 @@ export async function startServer(env = {}, { smtp = false } = {}) {
         await new Promise((r) => setTimeout(r, 100));
       }
     },
+    /**
+     * Makes every session's last proof of identity `minutes` old, as if time had passed, by
+     * writing the server's SQLite file (the one column, a plain number) with Python's sqlite3.
+     */
+    async ageSessions(minutes) {
+      const at = Date.now() - minutes * 60_000;
+      const script = `import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute('UPDATE sessions SET reauth_at = ?', (int(sys.argv[2]),))\nc.commit()`;
+      await new Promise((resolve, reject) => {
+        const p = spawn('python3', ['-c', script, join(dir, 'meshwork.db'), String(at)], { stdio: ['ignore', 'ignore', 'inherit'] });
+        p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`python3 sqlite3 exited with ${code}`))));
+      });
+    },
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));

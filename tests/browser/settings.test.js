@@ -147,6 +147,63 @@ test('signing out every other device from settings', async () => {
   await phone.close();
 });
 
+test('after 5 minutes, signing out other devices asks for the password again', async () => {
+  const laptop = await browser.newContext();
+  const phone = await browser.newContext({ userAgent: 'Mozilla/5.0 (iPhone) Safari/605.1' });
+  const a = await laptop.newPage();
+  const b = await phone.newPage();
+  await signUpAndIn(a, 'confirm@browser.test');
+  await signIn(b, 'confirm@browser.test');
+  await b.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+  await server.ageSessions(6);
+  await a.goto(`${server.url}/settings`);
+  await a.getByText('Safari on iPhone').waitFor();
+  assert.equal(await a.getByRole('button', { name: 'Sign out everywhere else' }).count(), 0);
+  for (const look of LOOKS) {
+    const view = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport, storageState: await laptop.storageState() });
+    const p = await view.newPage();
+    await p.goto(`${server.url}/settings#sessions-heading`);
+    assert.deepEqual(await axeViolations(p), [], `settings, confirm (${look.name})`);
+    await p.getByLabel('Your password, to sign out other devices').scrollIntoViewIfNeeded();
+    await screenshot(p, 'settings-confirm', look.name);
+    await view.close();
+  }
+  const password = a.getByLabel('Your password, to sign out other devices');
+  await password.fill('not my password');
+  await a.getByRole('button', { name: 'Confirm it is you' }).click();
+  await a.getByRole('alert').filter({ hasText: 'password is wrong' }).waitFor();
+  await a.getByLabel('Your password, to sign out other devices').fill(PASSWORD);
+  await a.getByRole('button', { name: 'Confirm it is you' }).click();
+  await a.getByRole('status').filter({ hasText: 'for 5 minutes you can sign out' }).waitFor();
+  await a.getByRole('button', { name: 'Sign out everywhere else' }).click();
+  await a.getByText('Every other device is signed out.').waitFor();
+  await b.goto(`${server.url}/`);
+  await b.getByRole('heading', { name: 'Sign in' }).waitFor();
+  // A workspace's export links and role controls wait for the same confirmation.
+  await a.goto(`${server.url}/`);
+  await a.getByLabel('Workspace name').fill('Confirmed Co');
+  await a.getByRole('button', { name: 'Create workspace' }).click();
+  await a.getByRole('heading', { name: 'Confirmed Co' }).waitFor();
+  const ws = new URL(a.url()).pathname.split('/')[2];
+  await server.ageSessions(6);
+  await a.goto(`${server.url}/w/${ws}/settings#export-h`);
+  assert.equal(await a.getByRole('link', { name: 'contacts.csv' }).count(), 0);
+  for (const look of LOOKS) {
+    const view = await browser.newContext({ colorScheme: look.colorScheme, viewport: look.viewport, storageState: await laptop.storageState() });
+    const p = await view.newPage();
+    await p.goto(`${server.url}/w/${ws}/settings`);
+    assert.deepEqual(await axeViolations(p), [], `workspace settings, confirm (${look.name})`);
+    await p.getByLabel('Your password, to export').scrollIntoViewIfNeeded();
+    await screenshot(p, 'workspace-settings-confirm', look.name);
+    await view.close();
+  }
+  await a.getByLabel('Your password, to export').fill(PASSWORD);
+  await a.locator('form', { has: a.getByLabel('Your password, to export') }).getByRole('button', { name: 'Confirm it is you' }).click();
+  await a.getByRole('link', { name: 'contacts.csv' }).waitFor();
+  await laptop.close();
+  await phone.close();
+});
+
 test('a chosen theme and text size apply at once and are remembered', async () => {
   const page = await browser.newPage();
   await signUpAndIn(page, 'looks@browser.test');
