@@ -1070,6 +1070,17 @@ async fn recheck(
     check: impl std::future::Future<Output = AppResult<bool>>,
 ) -> AppResult<bool> {
     let auth = &state.config.auth;
+    // One allowance per address for sign-ins and re-checks alike (ASVS 2.2.1): a client holding
+    // sessions of many accounts cannot test passwords through re-checks faster than it could
+    // sign in. The account's own lockout below bounds each account.
+    if let Some(ip) = client.rate_key() {
+        if state.login_limiter.check_key(&ip).is_err() {
+            return Err(AppError::new(
+                ErrorCode::RateLimited,
+                format!("field `{field}`: too many password or code checks from this address; wait a minute and retry"),
+            ));
+        }
+    }
     let now = now_millis();
     let Some(count) = state
         .store

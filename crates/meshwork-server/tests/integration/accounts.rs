@@ -481,6 +481,48 @@ async fn promise_pm15_sign_in_attempts_are_rate_limited_per_address() {
     s.stop().await;
 }
 
+/// ASVS 2.2.1: re-checks of the password inside a session (here, `reauthenticate`) draw on the
+/// same per-address allowance as sign-ins, so many sessions cannot test passwords faster than
+/// sign-in allows; the refusal comes before the password is looked at.
+#[tokio::test]
+async fn asvs_2_2_1_password_rechecks_share_the_per_address_allowance() {
+    let mut s = TestServer::start_with(TestBackend::Sqlite, |c| {
+        c.auth.login_attempts_per_minute = 3
+    })
+    .await
+    .unwrap();
+    // The sign-up helper signs in once: one of the three.
+    let me = s.signup("Re", "re@example.com").await;
+    for password in ["wrong password one", PASSWORD] {
+        let (status, body) = s
+            .call(
+                Method::POST,
+                "/api/v1/me/reauthenticate",
+                &As::User(&me),
+                Some(json!({"password": password})),
+            )
+            .await;
+        assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    }
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/reauthenticate",
+            &As::User(&me),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+    let resp = s.login_raw("re@example.com", PASSWORD, json!({})).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "and sign-ins from the address wait too"
+    );
+    s.stop().await;
+}
+
 async fn promise_pm01_profile_holds_name_email_company_job_title_editable(s: &mut TestServer) {
     let me = s.signup("Ann Lee", "ann@example.com").await;
     let (status, p) = s
