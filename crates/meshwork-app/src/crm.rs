@@ -620,6 +620,7 @@ impl<'a> Crm<'a> {
             ));
         }
         self.check_file_quota(id, name, bytes.len() as u64).await?;
+        crate::antivirus::check(self.state, name, bytes).await?;
         let mut doc = Doc::new();
         doc.insert(
             "name".into(),
@@ -655,6 +656,7 @@ impl<'a> Crm<'a> {
             .unwrap_or("the file")
             .to_string();
         self.check_file_quota(id, &name, bytes.len() as u64).await?;
+        crate::antivirus::check(self.state, &name, bytes).await?;
         let mut patch = Doc::new();
         patch.insert("size".into(), Value::from(bytes.len() as u64));
         // The type the new bytes show, or the one the record had (ASVS 12.2.1).

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod actor;
+pub mod antivirus;
 pub mod audit;
 pub mod backup;
 pub mod connectors;

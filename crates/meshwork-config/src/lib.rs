@@ -29,6 +29,11 @@ pub struct Config {
     /// PEM files; both set turns on TLS.
     pub tls_cert: String,
     pub tls_key: String,
+    /// The ClamAV daemon that scans every attached file before it is stored (OWASP ASVS
+    /// 12.4.2): `host:port`, or a Unix socket's absolute path (`/run/clamav/clamd.ctl`). A
+    /// file it finds malware in is refused, and so is every file while it does not answer.
+    /// Empty: files are not scanned.
+    pub clamd: String,
     /// `text` or `json`.
     pub log_format: String,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` header names the
@@ -279,6 +284,7 @@ impl Default for Config {
             privacy_url: String::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
+            clamd: String::new(),
             log_format: "text".into(),
             trusted_proxies: Vec::new(),
             auth: AuthConfig::default(),
@@ -403,6 +409,11 @@ privacy_url = ""
 # PEM certificate chain and private key; set both to serve HTTPS (rustls).
 tls_cert = ""
 tls_key = ""
+# The ClamAV daemon that scans every attached file before it is stored: "127.0.0.1:3310" or a
+# Unix socket's path ("/run/clamav/clamd.ctl"). Malware is refused, and every file is refused
+# while the daemon does not answer. Set its StreamMaxLength to at least 26M (files are up to
+# 25 MiB). Empty: files are not scanned.
+clamd = ""
 # Log format: "text" or "json". The level comes from MESHWORK_LOG (e.g. "info,meshwork=debug").
 log_format = "text"
 # Reverse proxies in front of this server (addresses or CIDR ranges, e.g. ["127.0.0.1",
@@ -663,6 +674,18 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "privacy_url is {:?}: it must be an http:// or https:// address, or empty",
                 self.privacy_url
+            )));
+        }
+        let clamd = self.clamd.trim();
+        if !(clamd.is_empty()
+            || clamd.starts_with('/')
+            || clamd.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+            }))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "clamd is {:?}: give the ClamAV daemon as host:port (127.0.0.1:3310) or a Unix socket's absolute path (/run/clamav/clamd.ctl), or leave it empty",
+                self.clamd
             )));
         }
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {

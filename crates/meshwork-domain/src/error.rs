@@ -108,6 +108,8 @@ error_codes! {
     PeerSignatureInvalid => ("peer_signature_invalid", 401, Auth, "A partner server's request is not signed with the partnership's link key, or its clock is more than five minutes off."),
     PeerRunNotFound => ("peer_run_not_found", 404, InvalidRequest, "The partner's server holds no such overlap run (finished, expired or restarted); start a new run."),
     OverlapProtocolError => ("overlap_protocol_error", 422, InvalidRequest, "A private set intersection message is malformed or out of place; the run is abandoned and nothing is revealed."),
+    FileInfected => ("file_infected", 422, InvalidRequest, "The virus scanner (`clamd`) found malware in the file; it was not stored. The message names the signature."),
+    ScannerUnavailable => ("scanner_unavailable", 503, Internal, "The virus scanner (`clamd`) could not check the file, so it was not stored; try again later."),
     PeerUnavailable => ("peer_unavailable", 502, Internal, "The partner's server could not be reached or refused the request; the message says how. Nothing was shared."),
     Internal => ("internal", 500, Internal, "The server failed. The error is logged; nothing about it is shown here."),
 }

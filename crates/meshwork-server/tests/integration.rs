@@ -7,6 +7,7 @@ mod integration {
     mod bad_input;
     mod canary;
     mod carddav;
+    mod clamd;
     pub mod common;
     mod connectors;
     mod contract;

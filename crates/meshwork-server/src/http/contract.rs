@@ -87,8 +87,8 @@ fn error_statuses(path: &str, op: &Value) -> BTreeMap<u16, &'static str> {
 }
 
 /// Statuses that only some operations answer, by (method, path): the limiters of sign-in,
-/// sign-up, password resets and public forms (429), and the lock that too many wrong
-/// passwords put on an account (423).
+/// sign-up, password resets and public forms (429), the lock that too many wrong passwords put
+/// on an account (423), and a virus scanner that does not answer (503).
 const LIMITED: &[(&str, &str, &[u16])] = &[
     ("post", "/api/v1/auth/password-reset", &[429]),
     ("patch", "/api/v1/me", &[423]),
@@ -100,6 +100,11 @@ const LIMITED: &[(&str, &str, &[u16])] = &[
     ("delete", "/api/v1/me", &[423]),
     ("post", "/api/v1/workspaces/{workspace_id}/api-keys", &[423]),
     ("delete", "/api/v1/workspaces/{workspace_id}", &[423]),
+    (
+        "put",
+        "/api/v1/workspaces/{workspace_id}/files/{record_id}/content",
+        &[503],
+    ),
 ];
 
 fn extra_statuses(method: &str, path: &str) -> &'static [u16] {
@@ -127,6 +132,7 @@ pub fn complete(doc: utoipa::openapi::OpenApi) -> Value {
                         match status {
                             423 => "Too many wrong passwords: the account is locked for a while.",
                             409 => "Two-factor authentication is not on: send the password.",
+                            503 => "The virus scanner (`clamd`) could not check the file; nothing was stored.",
                             _ => "Too many requests from this address; wait and retry.",
                         },
                     );

@@ -92,7 +92,15 @@ pub async fn attach(
         Ok(_) => {
             Ok(Redirect::to(&format!("/w/{ws}/{}/{about}#files", kind.plural())).into_response())
         }
-        Err(e) if matches!(e.code, ErrorCode::InvalidField | ErrorCode::PayloadTooLarge) => {
+        Err(e)
+            if matches!(
+                e.code,
+                ErrorCode::InvalidField
+                    | ErrorCode::PayloadTooLarge
+                    | ErrorCode::FileInfected
+                    | ErrorCode::ScannerUnavailable
+            ) =>
+        {
             let status =
                 StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
             // Messages name the file first, as it is spelt.

@@ -1901,3 +1901,83 @@ async fn asvs_4_3_1_a_workspace_can_require_mfa_of_its_admins(s: &mut TestServer
     assert_eq!(body["admins_without_mfa"], json!([]));
 }
 server_test!(asvs_4_3_1_a_workspace_can_require_mfa_of_its_admins);
+
+/// ASVS 12.4.2: with `clamd` set, every file's bytes go to a real ClamAV daemon before they are
+/// stored: malware is refused (`file_infected`, naming the signature) and nothing is kept; a
+/// clean file is stored; and while the daemon does not answer, uploads are refused
+/// (`scanner_unavailable`), never let through unscanned.
+async fn asvs_12_4_2_files_are_scanned_and_malware_is_refused(
+    s: &mut TestServer,
+    clamd: super::clamd::Clamd,
+) {
+    let c = setup(s, "Scanner").await;
+    let file = c
+        .create(
+            "files",
+            json!({"name": "invoice.txt", "content_type": "text/plain"}),
+        )
+        .await;
+    let id = file["id"].as_str().unwrap();
+    let url = format!("/api/v1/workspaces/{}/files/{id}/content", c.ws);
+    let put = |bytes: &'static [u8]| {
+        let req = s
+            .req(Method::PUT, &url, &As::User(&c.who))
+            .header("content-type", "application/octet-stream")
+            .body(bytes);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = put(super::clamd::EICAR).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "file_infected");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains(super::clamd::SIGNATURE),
+        "{body}"
+    );
+    let (status, _) = s.call(Method::GET, &url, &As::User(&c.who), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+    let (status, body) = put(b"Invoice 42: 3 hours of consulting").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["fields"]["size"], 33);
+    // The daemon stops: files wait, none is let through unscanned.
+    drop(clamd);
+    let (status, body) = put(b"Invoice 43: unscanned").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "scanner_unavailable");
+    let (_, got) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/files/{id}", c.ws),
+            &As::User(&c.who),
+            None,
+        )
+        .await;
+    assert_eq!(got["fields"]["size"], 33, "the clean file stands: {got}");
+}
+
+mod asvs_12_4_2 {
+    use super::super::clamd::Clamd;
+    use super::super::common::{TestBackend, TestServer};
+    async fn with(backend: TestBackend) {
+        let clamd = Clamd::start();
+        let address = clamd.address();
+        let Some(mut s) = TestServer::start_with(backend, |c| c.clamd = address).await else {
+            return;
+        };
+        super::asvs_12_4_2_files_are_scanned_and_malware_is_refused(&mut s, clamd).await;
+        s.stop().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        with(TestBackend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        with(TestBackend::Postgres).await
+    }
+}
