@@ -70,6 +70,9 @@ pub struct Member {
     pub workspace: WorkspaceId,
     pub actor: Actor,
     pub role: Role,
+    /// Whether the workspace withholds this owner's or admin's rights beyond a member's until
+    /// they use two-factor authentication (OWASP ASVS 4.3.1).
+    pub admin_withheld: bool,
 }
 
 impl InWorkspace for Member {
@@ -100,22 +103,43 @@ impl Member {
             .role_of(workspace, user)
             .await?
             .ok_or_else(crate::AppError::not_found_workspace)?;
-        if !role.allows(permission) {
-            return Err(crate::AppError::new(
-                meshwork_domain::ErrorCode::PermissionDenied,
-                format!("your role ({role}) does not allow {permission} in this workspace"),
-            ));
-        }
         let actor = Actor::User {
             id: user,
             session_hash,
         };
-        crate::workspaces::check_admin_mfa(state, workspace, &actor, permission).await?;
-        Ok(Self {
+        let admin_withheld = role.at_least(Role::Admin)
+            && crate::workspaces::admin_rights_withheld(state, workspace, &actor).await?;
+        let member = Self {
             workspace,
             actor,
             role,
-        })
+            admin_withheld,
+        };
+        member.require(permission)?;
+        Ok(member)
+    }
+
+    /// Whether the member may use `permission` now: their role allows it, and it is not an
+    /// admin's right the workspace withholds from them. Pages show controls by it.
+    pub fn may(&self, permission: meshwork_domain::Permission) -> bool {
+        self.role.allows(permission) && !(self.admin_withheld && permission.is_administrative())
+    }
+
+    /// Refuses `permission` when [`Member::may`] does not allow it, saying why.
+    pub fn require(&self, permission: meshwork_domain::Permission) -> crate::AppResult<()> {
+        if !self.role.allows(permission) {
+            return Err(crate::AppError::new(
+                meshwork_domain::ErrorCode::PermissionDenied,
+                format!(
+                    "your role ({}) does not allow {permission} in this workspace",
+                    self.role
+                ),
+            ));
+        }
+        if !self.may(permission) {
+            return Err(crate::workspaces::admin_mfa_refusal(permission));
+        }
+        Ok(())
     }
 }
 

@@ -77,7 +77,7 @@ pub async fn list(state: &AppState, member: &Member, kind: Kind) -> AppResult<Ve
                 query: s.query,
                 shared: r.shared,
                 mine,
-                deletable: mine || member.role.allows(Permission::CrmSchema),
+                deletable: mine || member.may(Permission::CrmSchema),
             })
         })
         .collect()

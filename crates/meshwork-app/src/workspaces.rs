@@ -918,26 +918,35 @@ async fn uses_mfa(state: &AppState, user: UserId) -> AppResult<bool> {
         .is_some_and(|u| u.totp_enabled && u.totp_secret_sealed.is_some()))
 }
 
-/// Turns the rule on or off. A person turns it on only with two-factor authentication on for
-/// themselves, so that it never locks out the one who set it. Audited.
+/// Turns the rule on or off, after a fresh confirmation from a person. It is turned on only by
+/// someone (or an API key's creator) with two-factor authentication on, so that it never locks
+/// out the one who set it. Audited.
 pub async fn set_security(
     state: &AppState,
     client: &ClientInfo,
     auth: &impl InWorkspace,
     input: &SecurityInput,
 ) -> AppResult<Security> {
-    if let Actor::User { id, .. } = auth.actor() {
-        if input.admin_mfa_required && !uses_mfa(state, *id).await? {
-            return Err(AppError::new(
-                ErrorCode::MfaNotEnabled,
-                "field `admin_mfa_required`: turn on two-factor authentication for yourself first (account settings), then require it of the workspace's admins",
-            ));
-        }
+    crate::rights::require_fresh_actor(
+        state,
+        auth.actor(),
+        "changing the workspace's security rules",
+    )
+    .await?;
+    // The person turning it on (an API key's creator) must use it, so that the rule never
+    // locks out the one who set it.
+    if input.admin_mfa_required && !uses_mfa(state, auth.actor().user_id()).await? {
+        return Err(AppError::new(
+            ErrorCode::MfaNotEnabled,
+            "field `admin_mfa_required`: turn on two-factor authentication for yourself first (account settings), then require it of the workspace's admins",
+        ));
     }
     state
         .store
         .set_admin_mfa_required(auth.workspace(), input.admin_mfa_required)
         .await?;
+    // Cached API keys carry their creator's effective role: read them again.
+    state.key_cache.forget_workspace(auth.workspace());
     audit::workspace_event(
         state,
         client,
@@ -963,10 +972,15 @@ pub async fn check_admin_mfa(
     if !permission.is_administrative() || !admin_rights_withheld(state, ws, actor).await? {
         return Ok(());
     }
-    Err(AppError::new(
+    Err(admin_mfa_refusal(permission))
+}
+
+/// The refusal of an admin's right the workspace withholds until two-factor authentication.
+pub fn admin_mfa_refusal(permission: Permission) -> AppError {
+    AppError::new(
         ErrorCode::AdminMfaRequired,
         format!("this workspace requires two-factor authentication of its owners and admins: turn it on in your account settings (/settings) to use {permission} here"),
-    ))
+    )
 }
 
 /// Whether the workspace withholds an admin's rights from this actor: it requires two-factor

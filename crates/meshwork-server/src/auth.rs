@@ -116,9 +116,27 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
             Some(hit) => hit,
             None => {
                 let generation = state.key_cache.generation();
-                let found = state.store.api_key_by_hash(&hash).await?.ok_or_else(|| {
+                let mut found = state.store.api_key_by_hash(&hash).await?.ok_or_else(|| {
                     ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid")
                 })?;
+                // A key made by an owner or admin whom the workspace's two-factor rule holds
+                // to a member's rights acts as a member too (ASVS 4.3.1), until its creator
+                // turns two-factor authentication on (within the cache's window).
+                let (row, creator_role) = (&found.0, found.1);
+                if creator_role.is_some_and(|r| r.at_least(Role::Admin))
+                    && row.role.at_least(Role::Admin)
+                    && meshwork_app::workspaces::admin_rights_withheld(
+                        state,
+                        row.workspace_id,
+                        &Actor::User {
+                            id: row.created_by,
+                            session_hash: [0; 32],
+                        },
+                    )
+                    .await?
+                {
+                    found.1 = Some(Role::Member);
+                }
                 state
                     .key_cache
                     .put(generation, hash, found.0.clone(), found.1);

@@ -334,8 +334,9 @@ pub async fn security(
 
 /// Require two-factor authentication of the workspace's owners and admins, or stop requiring
 /// it (owners; OWASP ASVS 4.3.1). With it on, an owner or admin without it keeps only a
-/// member's rights here (`403 admin_mfa_required`); API keys are not asked. From a session, turning
-/// it on needs two-factor authentication on for yourself (`409 mfa_not_enabled`).
+/// member's rights here (`403 admin_mfa_required`), and so do the API keys they made. Turning
+/// it on needs two-factor authentication on for yourself, or for the API key's creator
+/// (`409 mfa_not_enabled`); from a session, a confirmation within 5 minutes.
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/security", tag = "workspaces",
     security(("session" = ["security.manage"]), ("api_key" = ["security.manage"])),
     params(("workspace_id" = uuid::Uuid, Path)), request_body = workspaces::SecurityInput,

@@ -24,7 +24,7 @@ use serde::Deserialize;
 /// and line breaks from a URL and read a backslash as a slash, so `/<TAB>/evil.example` would
 /// become `//evil.example`, another site (security finding 18): any control character or
 /// backslash, or a second slash at the start, sends the person home instead.
-fn local_next(next: &str) -> &str {
+pub(super) fn local_next(next: &str) -> &str {
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.chars().any(|c| c == '\\' || c.is_control());

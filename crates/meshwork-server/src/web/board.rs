@@ -149,8 +149,8 @@ async fn board_page(
             .collect(),
         pipeline: chosen.map(|(r, _)| r.id.to_string()).unwrap_or_default(),
         columns,
-        can_write: page.member.role.allows(Permission::CrmWrite),
-        can_shape: page.member.role.allows(Permission::CrmSchema),
+        can_write: page.member.may(Permission::CrmWrite),
+        can_shape: page.member.may(Permission::CrmSchema),
         new_name: if pipelines.is_empty() {
             "Sales".into()
         } else {

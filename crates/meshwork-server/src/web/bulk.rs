@@ -241,10 +241,15 @@ pub async fn apply(
 /// The list as its view shows it (every page of it), as CSV: the name, then the list's columns.
 pub async fn export(
     State(state): State<AppState>,
+    crate::client::Client(client): crate::client::Client,
     page: InWorkspace<perm::CrmExport>,
     Query(params): Query<HashMap<String, String>>,
     kind: Kind,
 ) -> Result<Response, PageError> {
+    // A whole list leaving: a person confirms it is them first (ASVS 3.7.1), as for the
+    // workspace's export.
+    meshwork_app::rights::require_fresh_actor(&state, &page.member.actor, "downloading a list")
+        .await?;
     let read = page.also::<perm::CrmRead>()?;
     let crm = Crm::new(&state, page.ws())?;
     let stage_names: HashMap<String, String> = if kind == Kind::Deal {
@@ -264,9 +269,11 @@ pub async fn export(
     header.extend(cols.iter().map(|(h, _)| *h));
     let fail = |e: csv::Error| PageError(meshwork_app::AppError::internal(format!("csv: {e}")));
     out.write_record(&header).map_err(fail)?;
+    let mut exported = 0usize;
     loop {
         let list = RecordList::from_params(kind, &params)?;
         let p = crm.list(&read.member.actor, read.member.role, list).await?;
+        exported += p.records.len();
         for r in &p.records {
             let mut row = vec![fields::title(kind, &r.fields)];
             row.extend(
@@ -290,6 +297,16 @@ pub async fn export(
     let body = out
         .into_inner()
         .map_err(|e| PageError(meshwork_app::AppError::internal(format!("csv: {e}"))))?;
+    // Audited as the workspace's export is: what left and how much, never its content.
+    meshwork_app::audit::workspace_event(
+        &state,
+        &client,
+        "crm.exported",
+        &page.member,
+        None,
+        serde_json::json!({"file": format!("{}.csv", kind.plural()), "records": exported, "bytes": body.len(), "list": true}),
+    )
+    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),

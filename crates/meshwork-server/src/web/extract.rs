@@ -127,16 +127,9 @@ impl<P> InWorkspace<P> {
     /// The same member, checked for another permission (a page that wrote shows itself again
     /// with what reading needs).
     pub fn also<Q: RequiredPermission>(&self) -> Result<InWorkspace<Q>, PageError> {
-        if !self.member.role.allows(Q::PERMISSION) {
-            tracing::warn!(caller = %format!("user {}", self.session.0.id), ws = %self.member.workspace, permission = %Q::PERMISSION, "access refused");
-            return Err(PageError::new(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "your role ({}) does not allow {} in this workspace",
-                    self.member.role,
-                    Q::PERMISSION
-                ),
-            ));
+        if let Err(e) = self.member.require(Q::PERMISSION) {
+            tracing::warn!(caller = %format!("user {}", self.session.0.id), ws = %self.member.workspace, permission = %Q::PERMISSION, code = e.code.as_str(), "access refused");
+            return Err(PageError(e));
         }
         Ok(InWorkspace {
             member: self.member.clone(),

@@ -50,7 +50,7 @@ pub fn routes() -> Router<AppState> {
             )
             .route(
                 &format!("{base}/export.csv"),
-                get(move |s, p, q| super::bulk::export(s, p, q, kind)),
+                get(move |s, c, p, q| super::bulk::export(s, c, p, q, kind)),
             )
             .route(
                 &format!("{base}/{{id}}/merge"),
@@ -325,6 +325,10 @@ pub struct ListPage {
     can_write: bool,
     can_bulk: bool,
     can_export: bool,
+    /// Until when the download link works without the password again (ASVS 3.7.1); `None`
+    /// shows the "confirm it is you" form in its place.
+    fresh: Option<String>,
+    confirm_export: super::step_up::Confirm,
     can_import: bool,
     /// The view's query string (no cursor), carried by the bulk form and the download link.
     view: String,
@@ -500,10 +504,25 @@ async fn list_page(
         sorts,
         next,
         first,
-        can_write: page.member.role.allows(Permission::CrmWrite),
-        can_bulk: page.member.role.allows(Permission::CrmBulk),
-        can_export: page.member.role.allows(Permission::CrmExport),
-        can_import: page.member.role.allows(Permission::CrmImport),
+        can_write: page.member.may(Permission::CrmWrite),
+        can_bulk: page.member.may(Permission::CrmBulk),
+        can_export: page.member.may(Permission::CrmExport),
+        fresh: super::step_up::fresh_until(state, &page.session.0).await?,
+        confirm_export: {
+            let mut c = super::step_up::Confirm::new(
+                format!("/w/{ws}/settings/confirm"),
+                "list-export",
+                "Your password, to download this list",
+                "Downloading a list needs your password again. It then holds for 5 minutes.",
+            );
+            c.back = Some(format!(
+                "/w/{ws}/{}?{}",
+                kind.plural(),
+                query_string(&params, None)
+            ));
+            c
+        },
+        can_import: page.member.may(Permission::CrmImport),
         view: query_string(&params, None),
         notice,
         new_form,
@@ -937,11 +956,11 @@ async fn record_page(
         file_form_id: RecordId::new().to_string(),
         max_file_mib: meshwork_app::crm::MAX_FILE_BYTES / 1024 / 1024,
         timeline: loaded.timeline,
-        can_write: page.member.role.allows(Permission::CrmWrite),
+        can_write: page.member.may(Permission::CrmWrite),
         notice: None,
         general: None,
         composer_form_id: RecordId::new().to_string(),
-        can_rights: kind == Kind::Contact && page.member.role.allows(Permission::CrmBulk),
+        can_rights: kind == Kind::Contact && page.member.may(Permission::CrmBulk),
         restricted: kind == Kind::Contact
             && state.store.crm_restricted(page.ws()).await?.contains(&id),
         rights_error: None,

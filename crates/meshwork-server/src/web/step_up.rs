@@ -25,6 +25,8 @@ pub struct Confirm {
     pub why: &'static str,
     /// Why the last attempt was refused (a wrong password, a locked account).
     pub error: Option<String>,
+    /// The page to come back to once confirmed (a local path), when it is not the settings.
+    pub back: Option<String>,
 }
 
 impl Confirm {
@@ -40,6 +42,7 @@ impl Confirm {
             label,
             why,
             error: None,
+            back: None,
         }
     }
 }
@@ -60,6 +63,9 @@ pub struct ConfirmForm {
     pub password: String,
     #[serde(default)]
     pub section: String,
+    /// A local path to come back to (a list page), checked like a sign-in's `next`.
+    #[serde(default)]
+    pub back: String,
 }
 
 impl std::fmt::Debug for ConfirmForm {

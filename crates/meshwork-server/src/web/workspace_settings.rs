@@ -149,9 +149,8 @@ async fn page(
     let role = page.member.role;
     // An owner or admin without two-factor authentication, where the workspace requires it,
     // is shown a member's controls (the server refuses the rest: ASVS 4.3.1).
-    let withheld = role.at_least(Role::Admin)
-        && workspaces::admin_rights_withheld(state, page.ws(), &page.member.actor).await?;
-    let allows = |p: Permission| role.allows(p) && !(withheld && p.is_administrative());
+    let withheld = page.member.admin_withheld;
+    let allows = |p: Permission| page.member.may(p);
     let me = page.session.0.id;
     let members = if allows(Permission::MembersRead) {
         workspaces::members(state, &page.member)
@@ -384,7 +383,11 @@ async fn confirm(
     } else {
         "members"
     };
+    let ws_prefix = format!("/w/{}/", p.ws());
+    let back = super::accounts::local_next(&form.back);
     match super::step_up::confirm(&state, &client, &p.session.0, form.password).await? {
+        // A list page that asked (its CSV download) is where the person goes on.
+        Ok(()) if back.starts_with(&ws_prefix) => Ok(Redirect::to(back).into_response()),
         Ok(()) => Ok(Redirect::to(&format!(
             "/w/{}/settings?done=confirmed#{section}-h",
             p.ws()

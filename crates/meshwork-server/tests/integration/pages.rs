@@ -1730,8 +1730,92 @@ async fn pages_ask_for_the_password_again_before_sensitive_changes(s: &mut TestS
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("Confirm it is you first"), "{html}");
+    let (_, members) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/members"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == "member@confirm.test" && m["role"] == "member"),
+        "the role is unchanged: {members}"
+    );
     let (status, _, _) = post_form(s, &owner, "/settings/sessions/end-others", &[]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A list's CSV download waits for the same confirmation, which then leads back to the list.
+    s.call(
+        Method::POST,
+        &format!("/api/v1/workspaces/{ws}/contacts"),
+        &As::User(&owner),
+        Some(json!({"first_name": "Listed"})),
+    )
+    .await;
+    let list = format!("/w/{ws}/contacts");
+    let (_, _, html) = get(s, &list, Some(&owner.cookie)).await;
+    assert!(
+        html.contains("Your password, to download this list"),
+        "{html}"
+    );
+    assert!(!html.contains("contacts/export.csv"));
+    let (status, _, _) = get(s, &format!("{list}/export.csv?"), Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, location, _) = post_form(
+        s,
+        &owner,
+        &format!("{path}/confirm"),
+        &[
+            ("section", "list-export"),
+            ("back", &format!("{list}?")),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, format!("{list}?").as_str())
+    );
+    let (status, _, csv) = get(s, &format!("{list}/export.csv?"), Some(&owner.cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(csv.contains("Listed"), "{csv}");
+    let (_, audit) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/audit"),
+            &As::User(&owner),
+            None,
+        )
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "crm.exported"
+                && e["details"]["list"] == true
+                && e["details"]["records"] == 1),
+        "the download is audited: {audit}"
+    );
+    s.age_session(&owner, 6).await;
+    // A confirmation never leads off the workspace.
+    let (_, location, _) = post_form(
+        s,
+        &owner,
+        &format!("{path}/confirm"),
+        &[
+            ("section", "export"),
+            ("back", "//evil.example/"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(location, format!("{path}?done=confirmed#export-h"));
+    s.age_session(&owner, 6).await;
     // A wrong password is said beside the field.
     let (status, _, html) = post_form(
         s,

@@ -1781,14 +1781,15 @@ server_test!(asvs_3_3_4_and_3_7_1_sensitive_changes_need_a_fresh_confirmation);
 
 /// ASVS 4.3.1: an owner may require two-factor authentication of the workspace's owners and
 /// admins (only with it on for themselves). Then an admin without it keeps a member's rights
-/// and is refused every admin right (`admin_mfa_required`) on the API and the pages, until they turn
-/// it on; the owners' list names them. API keys are not asked.
+/// and is refused every admin right (`admin_mfa_required`) on the API and the pages, until they
+/// turn it on; the owners' list names them; their API keys act as a member's.
 async fn asvs_4_3_1_a_workspace_can_require_mfa_of_its_admins(s: &mut TestServer) {
     let ada = s.signup("Ada", "ada@adminmfa.test").await;
     let ws = s.create_workspace(&ada, "Two Factor Ltd").await;
     let bob = s.signup("Bob", "bob@adminmfa.test").await;
     s.add_member(&ada, &ws, &bob, "admin").await;
     let key = s.create_key(&ada, &ws, "admin").await;
+    let bobs_key = s.create_key(&bob, &ws, "admin").await;
     let security = format!("/api/v1/workspaces/{ws}/security");
     let on = Some(json!({"admin_mfa_required": true}));
     // Ada cannot require what she does not use herself.
@@ -1867,7 +1868,55 @@ async fn asvs_4_3_1_a_workspace_can_require_mfa_of_its_admins(s: &mut TestServer
     let html = page.text().await.unwrap();
     assert!(html.contains("turn it on for your account"), "{html}");
     assert!(!html.contains("Create API key"));
-    // An API key is its own credential.
+    // A page's admin form, posted anyway, is refused the same way.
+    let post = |who: &Session, path: String, fields: Vec<(&'static str, &'static str)>| {
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        body.append_pair("csrf_token", &who.csrf);
+        for (k, v) in fields {
+            body.append_pair(k, v);
+        }
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}{path}", s.base))
+            .header("cookie", &who.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(body.finish())
+            .send()
+    };
+    let r = post(
+        &bob,
+        format!("/w/{ws}/settings/keys"),
+        vec![("name", "mine"), ("role", "admin"), ("password", PASSWORD)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("two-factor authentication"));
+    // Ada turns the rule off and on again from the page.
+    let r = post(&ada, format!("/w/{ws}/settings/security"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, body) = s.call(Method::GET, &security, &As::User(&ada), None).await;
+    assert_eq!(body["admin_mfa_required"], false);
+    let r = post(
+        &ada,
+        format!("/w/{ws}/settings/security"),
+        vec![("admin_mfa", "yes")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, body) = s.call(Method::GET, &security, &As::User(&ada), None).await;
+    assert_eq!(body["admin_mfa_required"], true);
+    // An API key acts with its creator's rights: Ada's keeps an admin's, Bob's a member's.
     let (status, _) = s
         .call(
             Method::GET,
@@ -1877,6 +1926,24 @@ async fn asvs_4_3_1_a_workspace_can_require_mfa_of_its_admins(s: &mut TestServer
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    let (status, body) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/api-keys"),
+            &As::Key(&bobs_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/contacts"),
+            &As::Key(&bobs_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "a member's rights stay: {body}");
     // Ada, with it, keeps everything; Bob turns it on and gets his rights back.
     let (status, _) = s
         .call(

@@ -106,6 +106,7 @@ async fn owner(state: &AppState, ws: WorkspaceId) -> anyhow::Result<Member> {
             session_hash: [0; 32],
         },
         role: Role::Owner,
+        admin_withheld: false,
     })
 }
 
