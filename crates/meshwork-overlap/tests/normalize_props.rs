@@ -3,8 +3,13 @@
 use meshwork_overlap::normalize::{company_domain, email, phone, NormalizeError};
 use proptest::prelude::*;
 
+/// A DNS label a real host can have. Hyphens in the third and fourth places are reserved
+/// (RFC 5891 4.2.3.1): `xn--…` must be valid Punycode, and the normaliser rightly refuses a
+/// label like `xn--a`, so the generator leaves them out (found by CI's run of this test).
 fn label() -> impl Strategy<Value = String> {
-    "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?"
+    "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?".prop_filter("no reserved ??-- label", |l: &String| {
+        l.get(2..4) != Some("--")
+    })
 }
 
 fn company_suffix() -> impl Strategy<Value = &'static str> {
