@@ -354,6 +354,7 @@ async fn send_email_link(
             } else {
                 None
             },
+            payload_sealed: None,
         })
         .await?;
     let link = link(state, "/verify-email", &token);
@@ -504,6 +505,7 @@ pub async fn request_password_reset(
             expires_at: now_millis() + RESET_TTL_MS,
             email_index: None,
             email_sealed: None,
+            payload_sealed: None,
         })
         .await?;
     let link = link(state, "/reset-password", &token);
@@ -744,6 +746,9 @@ pub struct SignIn<'a> {
     pub totp_code: Option<&'a str>,
     /// A one-time recovery code, instead of `totp_code`.
     pub recovery_code: Option<&'a str>,
+    /// With no code given and the account's security keys registered, answer a challenge for
+    /// them ([`SignInStep::SecurityKey`]) instead of `mfa_required`.
+    pub offer_security_key: bool,
 }
 
 impl std::fmt::Debug for SignIn<'_> {
@@ -752,14 +757,71 @@ impl std::fmt::Debug for SignIn<'_> {
     }
 }
 
+/// Where a sign-in stands.
+#[derive(Debug)]
+pub enum SignInStep {
+    /// Signed in: the caller starts a session.
+    Done(UserId),
+    /// The password was right; one of the account's security keys must now answer this
+    /// challenge ([`sign_in_with_security_key`]).
+    SecurityKey(crate::security_keys::Challenge),
+}
+
+/// A failed sign-in attempt, `count` of the account's in a row: audited, and on the attempt
+/// that reaches the threshold, the lock is audited and its owner told by mail.
+async fn sign_in_failed(
+    state: &AppState,
+    client: &ClientInfo,
+    user: &UserRow,
+    count: i32,
+    reason: &str,
+) -> AppResult<()> {
+    audit::record(
+        state,
+        Some(client),
+        Event {
+            kind: "login.failed",
+            workspace: None,
+            actor: None,
+            subject: Some(user.id),
+            details: json!({"reason": reason}),
+        },
+    )
+    .await?;
+    if count == state.config.auth.lockout_threshold as i32 {
+        audit::record(
+            state,
+            Some(client),
+            Event {
+                kind: "account.locked",
+                workspace: None,
+                actor: None,
+                subject: Some(user.id),
+                details: json!({"failures": count}),
+            },
+        )
+        .await?;
+        let minutes = state.config.auth.lockout_minutes;
+        mail::enqueue(state, Mail {
+            kind: "account_locked".into(),
+            to: state.open_account_str(user.id, "email", &user.email_sealed)?,
+            subject: "Your Meshwork account is locked for a while".into(),
+            body: format!("After {count} failed sign-ins in a row, your account is locked for {minutes} minutes; sign-ins fail until then, even with the right password.\n\nIf these were not you, someone is guessing your password: once the lock ends, change it, and turn on two-factor authentication."),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// Checks a sign-in: the per-address rate limit, the lockout (an attempt is reserved before the
 /// slow password check), the password, the second factor; mails an alert for a device not seen
-/// before; audits every outcome. Answers the user, for the caller to start a session.
+/// before; audits every outcome. Answers the user, for the caller to start a session, or the
+/// challenge of the account's security keys.
 pub async fn sign_in(
     state: &AppState,
     client: &ClientInfo,
     input: SignIn<'_>,
-) -> AppResult<UserId> {
+) -> AppResult<SignInStep> {
     if let Some(ip) = client.rate_key() {
         if state.login_limiter.check_key(&ip).is_err() {
             audit::record(
@@ -841,48 +903,6 @@ pub async fn sign_in(
         let _ = verify_password(state, input.password, state.dummy_password_hash.clone()).await?;
         return Err(wrong());
     };
-    let fail = |reason: &'static str| {
-        let state = state.clone();
-        let client = client.clone();
-        let email_sealed = user.email_sealed.clone();
-        async move {
-            audit::record(
-                &state,
-                Some(&client),
-                Event {
-                    kind: "login.failed",
-                    workspace: None,
-                    actor: None,
-                    subject: Some(user.id),
-                    details: json!({"reason": reason}),
-                },
-            )
-            .await?;
-            if count == state.config.auth.lockout_threshold as i32 {
-                audit::record(
-                    &state,
-                    Some(&client),
-                    Event {
-                        kind: "account.locked",
-                        workspace: None,
-                        actor: None,
-                        subject: Some(user.id),
-                        details: json!({"failures": count}),
-                    },
-                )
-                .await?;
-                let minutes = state.config.auth.lockout_minutes;
-                mail::enqueue(&state, Mail {
-                    kind: "account_locked".into(),
-                    to: state.open_account_str(user.id, "email", &email_sealed)?,
-                    subject: "Your Meshwork account is locked for a while".into(),
-                    body: format!("After {count} failed sign-ins in a row, your account is locked for {minutes} minutes; sign-ins fail until then, even with the right password.\n\nIf these were not you, someone is guessing your password: once the lock ends, change it, and turn on two-factor authentication."),
-                })
-                .await?;
-            }
-            Ok::<_, AppError>(())
-        }
-    };
     // ASVS 2.1.7: a password set before the common-password check (or before it grew) is found
     // at sign-in, when it is known to be right.
     let well_known = Password::is_well_known(&input.password);
@@ -890,49 +910,9 @@ pub async fn sign_in(
     let rehash = (!is_peppered(&user.password_hash))
         .then(|| zeroize::Zeroizing::new(input.password.clone()));
     if !verify_password(state, input.password, user.password_hash.clone()).await? {
-        fail("wrong password").await?;
+        sign_in_failed(state, client, &user, count, "wrong password").await?;
         return Err(wrong());
     }
-    if user.totp_enabled {
-        let secret = match &user.totp_secret_sealed {
-            Some(s) => state.open_account(user.id, "totp_secret", s)?,
-            None => return Err(AppError::internal("TOTP enabled without a secret")),
-        };
-        match (input.totp_code, input.recovery_code) {
-            (Some(code), _) => {
-                if !accept_totp_reporting_reuse(state, client, &user, &secret, code, true).await? {
-                    fail("wrong TOTP code").await?;
-                    return Err(AppError::new(
-                        ErrorCode::InvalidMfaCode,
-                        "field `totp_code`: the code is wrong or expired",
-                    ));
-                }
-            }
-            (None, Some(code)) => {
-                if !take_recovery_code(state, user.id, code).await? {
-                    fail("wrong recovery code").await?;
-                    return Err(AppError::new(
-                        ErrorCode::InvalidMfaCode,
-                        "field `recovery_code`: the code is wrong or already used",
-                    ));
-                }
-                audit::account_event(state, client, "mfa.recovery_code_used", user.id, json!({}))
-                    .await?;
-            }
-            (None, None) => {
-                // The password was right: this was not a guess, so it does not count.
-                state
-                    .store
-                    .refund_login_attempt(user.id, auth.lockout_threshold as i32)
-                    .await?;
-                return Err(AppError::new(
-                    ErrorCode::MfaRequired,
-                    "two-factor authentication is on: send `totp_code` (or `recovery_code`)",
-                ));
-            }
-        }
-    }
-    state.store.reset_login_failures(user.id).await?;
     if let Some(password) = rehash {
         let hash = hash_password(state, password.to_string()).await?;
         // Only over the hash just checked: a reset or change that landed meanwhile stands.
@@ -941,6 +921,119 @@ pub async fn sign_in(
             .upgrade_password_hash(user.id, &user.password_hash, &hash)
             .await?;
     }
+    let mut factor = None;
+    if user.totp_enabled {
+        let secret = match &user.totp_secret_sealed {
+            Some(s) => state.open_account(user.id, "totp_secret", s)?,
+            None => return Err(AppError::internal("TOTP enabled without a secret")),
+        };
+        match (input.totp_code, input.recovery_code) {
+            (Some(code), _) => {
+                if !accept_totp_reporting_reuse(state, client, &user, &secret, code, true).await? {
+                    sign_in_failed(state, client, &user, count, "wrong TOTP code").await?;
+                    return Err(AppError::new(
+                        ErrorCode::InvalidMfaCode,
+                        "field `totp_code`: the code is wrong or expired",
+                    ));
+                }
+                factor = Some("totp");
+            }
+            (None, Some(code)) => {
+                if !take_recovery_code(state, user.id, code).await? {
+                    sign_in_failed(state, client, &user, count, "wrong recovery code").await?;
+                    return Err(AppError::new(
+                        ErrorCode::InvalidMfaCode,
+                        "field `recovery_code`: the code is wrong or already used",
+                    ));
+                }
+                audit::account_event(state, client, "mfa.recovery_code_used", user.id, json!({}))
+                    .await?;
+                factor = Some("recovery_code");
+            }
+            (None, None) => {
+                // The password was right: this was not a guess, so it does not count.
+                state
+                    .store
+                    .refund_login_attempt(user.id, auth.lockout_threshold as i32)
+                    .await?;
+                if input.offer_security_key {
+                    if let Some(challenge) =
+                        crate::security_keys::sign_in_challenge(state, &user, well_known).await?
+                    {
+                        return Ok(SignInStep::SecurityKey(challenge));
+                    }
+                }
+                return Err(AppError::new(
+                    ErrorCode::MfaRequired,
+                    "two-factor authentication is on: send `totp_code` (or `recovery_code`)",
+                ));
+            }
+        }
+    }
+    signed_in(state, client, &user, well_known, factor).await?;
+    Ok(SignInStep::Done(user.id))
+}
+
+/// The second step of a sign-in with a security key: the key's answer (`credential`, the
+/// `PublicKeyCredential` of `navigator.credentials.get` as JSON) to the challenge of
+/// [`SignInStep::SecurityKey`], whose `ceremony` token is used up either way. A wrong answer
+/// counts toward the lockout like a wrong code.
+pub async fn sign_in_with_security_key(
+    state: &AppState,
+    client: &ClientInfo,
+    ceremony: &str,
+    credential: &serde_json::Value,
+) -> AppResult<UserId> {
+    let (user, pending) = crate::security_keys::take_sign_in(state, ceremony).await?;
+    let auth = &state.config.auth;
+    let now = now_millis();
+    let Some(count) = state
+        .store
+        .begin_login_attempt(
+            user.id,
+            auth.lockout_threshold as i32,
+            now + auth.lockout_minutes as i64 * 60 * 1000,
+            now,
+        )
+        .await?
+    else {
+        return Err(AppError::new(
+            ErrorCode::AccountLocked,
+            format!(
+                "too many failed sign-ins: the account is locked for up to {} minutes",
+                auth.lockout_minutes
+            ),
+        ));
+    };
+    if !crate::security_keys::check_sign_in(state, &user, &pending, credential).await? {
+        sign_in_failed(state, client, &user, count, "security key").await?;
+        return Err(AppError::new(
+            ErrorCode::InvalidMfaCode,
+            "field `credential`: the security key's answer does not check out; sign in again",
+        ));
+    }
+    signed_in(
+        state,
+        client,
+        &user,
+        pending.well_known,
+        Some("security_key"),
+    )
+    .await?;
+    Ok(user.id)
+}
+
+/// The end of every successful sign-in: clears the failure count, mails an alert for a device
+/// not seen before and a warning for a leaked password, audits `login.succeeded`.
+async fn signed_in(
+    state: &AppState,
+    client: &ClientInfo,
+    user: &UserRow,
+    well_known: bool,
+    factor: Option<&str>,
+) -> AppResult<()> {
+    let now = now_millis();
+    state.store.reset_login_failures(user.id).await?;
     if state
         .store
         .remember_device(user.id, &device_hash(state, user.id, client)?, now)
@@ -975,10 +1068,9 @@ pub async fn sign_in(
         client,
         "login.succeeded",
         user.id,
-        json!({"mfa": user.totp_enabled}),
+        json!({"mfa": user.totp_enabled, "factor": factor}),
     )
-    .await?;
-    Ok(user.id)
+    .await
 }
 
 /// The blind index of a person's device (user and user agent), for new-device alerts.
@@ -1839,6 +1931,18 @@ pub async fn end_other_sessions(
     )
     .await?;
     Ok(ended)
+}
+
+/// Tells the person by mail of a change to how they sign in (ASVS 2.2.3), at their address.
+pub(crate) async fn notify_account(
+    state: &AppState,
+    user: UserId,
+    kind: &str,
+    what: &str,
+) -> AppResult<()> {
+    let u = load_user(state, user).await?;
+    let to = state.open_account_str(user, "email", &u.email_sealed)?;
+    notify_security_change(state, kind, &to, what).await
 }
 
 /// Tells the person by mail of a change to how they sign in (ASVS 2.2.3), at `to`.

@@ -35,6 +35,7 @@ pub mod remote;
 pub mod retention;
 pub mod rights;
 pub mod search;
+pub mod security_keys;
 pub mod sources;
 pub mod state;
 pub mod support;

@@ -64,6 +64,8 @@ pub struct Inner {
     /// The HTTP transport of connectors that speak HTTP (CardDAV), plugged in by the binary
     /// ([`AppState::plug_connector_http`]); without one, such connectors fail saying so.
     connector_http: std::sync::OnceLock<Arc<dyn meshwork_connectors::HttpTransport>>,
+    /// The WebAuthn relying party, built from `public_url` on first use (`security_keys`).
+    pub(crate) webauthn: std::sync::OnceLock<webauthn_rs::prelude::Webauthn>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -140,6 +142,7 @@ impl AppState {
                 ),
                 jobs_wake: tokio::sync::Notify::new(),
                 connector_http: std::sync::OnceLock::new(),
+                webauthn: std::sync::OnceLock::new(),
                 config,
                 dummy_password_hash,
                 password_pepper,

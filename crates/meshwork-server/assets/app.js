@@ -382,4 +382,71 @@ window.addEventListener('pageshow', (e) => {
     input.addEventListener('input', update);
     update();
   });
+
+  // Security keys (WebAuthn). An element with data-webauthn="create" (adding a key) or "get"
+  // (signing in) holds the server's options in data-options; the key's answer goes into its
+  // form's `credential` field as JSON and the form is sent. It starts at once, and again from
+  // the element's button (after a cancel, or a key plugged in late).
+  const fromB64url = (s) => {
+    const b = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
+    return Uint8Array.from(b, (c) => c.charCodeAt(0)).buffer;
+  };
+  const toB64url = (buf) =>
+    btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const withIds = (list) => (list ?? []).map((c) => ({ ...c, id: fromB64url(c.id) }));
+  function creationOptions(o) {
+    if (PublicKeyCredential.parseCreationOptionsFromJSON) return PublicKeyCredential.parseCreationOptionsFromJSON(o);
+    return { ...o, challenge: fromB64url(o.challenge), user: { ...o.user, id: fromB64url(o.user.id) }, excludeCredentials: withIds(o.excludeCredentials) };
+  }
+  function requestOptions(o) {
+    if (PublicKeyCredential.parseRequestOptionsFromJSON) return PublicKeyCredential.parseRequestOptionsFromJSON(o);
+    return { ...o, challenge: fromB64url(o.challenge), allowCredentials: withIds(o.allowCredentials) };
+  }
+  function answer(cred) {
+    if (cred.toJSON) return cred.toJSON();
+    const r = cred.response;
+    const response = { clientDataJSON: toB64url(r.clientDataJSON) };
+    if (r.attestationObject) {
+      response.attestationObject = toB64url(r.attestationObject);
+      response.transports = r.getTransports ? r.getTransports() : [];
+    } else {
+      response.authenticatorData = toB64url(r.authenticatorData);
+      response.signature = toB64url(r.signature);
+      if (r.userHandle) response.userHandle = toB64url(r.userHandle);
+    }
+    return { id: cred.id, rawId: toB64url(cred.rawId), type: cred.type, response, clientExtensionResults: cred.getClientExtensionResults() };
+  }
+  document.querySelectorAll('[data-webauthn]').forEach((block) => {
+    const form = block.querySelector('form');
+    const status = block.querySelector('[data-webauthn-status]');
+    const button = block.querySelector('[data-webauthn-start]');
+    if (!window.PublicKeyCredential) {
+      status.textContent = 'This browser cannot use security keys. Use a code instead.';
+      button.hidden = true;
+      return;
+    }
+    let busy = false;
+    const run = async () => {
+      if (busy) return;
+      busy = true;
+      button.disabled = true;
+      try {
+        const o = JSON.parse(block.dataset.options).publicKey;
+        const cred = block.dataset.webauthn === 'create'
+          ? await navigator.credentials.create({ publicKey: creationOptions(o) })
+          : await navigator.credentials.get({ publicKey: requestOptions(o) });
+        form.elements.credential.value = JSON.stringify(answer(cred));
+        status.textContent = 'Checking the key\u2019s answer\u2026';
+        form.submit();
+      } catch (e) {
+        status.textContent = e && e.name === 'InvalidStateError'
+          ? 'This security key is registered already.'
+          : 'The security key did not answer, or it was cancelled. Try again, or use a code.';
+        button.disabled = false;
+        busy = false;
+      }
+    };
+    button.addEventListener('click', run);
+    run();
+  });
 })();

@@ -26,6 +26,7 @@ mod integration {
     mod route_matrix;
     mod search;
     mod security;
+    mod security_keys;
     mod slapd;
     mod sources;
     mod startup;

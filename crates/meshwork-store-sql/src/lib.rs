@@ -575,7 +575,49 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx).await.map_err($crate::db)?;
                 $crate::sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
                     .bind(id.to_string()).execute(&mut *tx).await.map_err($crate::db)?;
+                // Security keys are a second factor beside the authenticator app: they go when
+                // it goes, with the recovery codes.
+                $crate::sqlx::query("DELETE FROM security_keys WHERE user_id = $1")
+                    .bind(id.to_string()).execute(&mut *tx).await.map_err($crate::db)?;
                 tx.commit().await.map_err($crate::db)
+            }
+
+            async fn add_security_key(&self, k: &meshwork_store::SecurityKeyRow) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("INSERT INTO security_keys (id, user_id, credential_index, key_sealed, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_index) DO NOTHING")
+                    .bind(k.id.to_string()).bind(k.user_id.to_string()).bind(&k.credential_index[..])
+                    .bind(&k.key_sealed).bind(k.created_at).bind(k.last_used_at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn security_keys(&self, user: meshwork_domain::UserId) -> meshwork_store::Result<Vec<meshwork_store::SecurityKeyRow>> {
+                use $crate::sqlx::Row as _;
+                $crate::sqlx::query("SELECT id, credential_index, key_sealed, created_at, last_used_at FROM security_keys WHERE user_id = $1 ORDER BY created_at, id")
+                    .bind(user.to_string()).fetch_all(self.reader()).await.map_err($crate::db)?
+                    .into_iter()
+                    .map(|r| Ok(meshwork_store::SecurityKeyRow {
+                        id: $crate::uuid(&r.try_get::<String, _>("id").map_err($crate::db)?, "security_keys.id")?,
+                        user_id: user,
+                        credential_index: $crate::hash32(r.try_get("credential_index").map_err($crate::db)?, "security_keys.credential_index")?,
+                        key_sealed: r.try_get("key_sealed").map_err($crate::db)?,
+                        created_at: r.try_get("created_at").map_err($crate::db)?,
+                        last_used_at: r.try_get("last_used_at").map_err($crate::db)?,
+                    }))
+                    .collect()
+            }
+
+            async fn security_key_used(&self, user: meshwork_domain::UserId, id: uuid::Uuid, key_sealed: &[u8], at: meshwork_domain::Millis) -> meshwork_store::Result<()> {
+                $crate::sqlx::query("UPDATE security_keys SET key_sealed = $3, last_used_at = $4 WHERE user_id = $1 AND id = $2")
+                    .bind(user.to_string()).bind(id.to_string()).bind(key_sealed).bind(at)
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(())
+            }
+
+            async fn delete_security_key(&self, user: meshwork_domain::UserId, id: uuid::Uuid) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("DELETE FROM security_keys WHERE user_id = $1 AND id = $2")
+                    .bind(user.to_string()).bind(id.to_string())
+                    .execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected() == 1)
             }
 
             async fn use_totp_step(&self, id: meshwork_domain::UserId, step: i64) -> meshwork_store::Result<bool> {
@@ -708,9 +750,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_token(&self, t: &meshwork_store::TokenRow) -> meshwork_store::Result<()> {
-                $crate::sqlx::query("INSERT INTO tokens (hash, kind, user_id, expires_at, email_index, email_sealed) VALUES ($1, $2, $3, $4, $5, $6)")
+                $crate::sqlx::query("INSERT INTO tokens (hash, kind, user_id, expires_at, email_index, email_sealed, payload_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(&t.hash[..]).bind(&t.kind).bind(t.user_id.to_string()).bind(t.expires_at)
-                    .bind(t.email_index.map(|i| i.to_vec())).bind(&t.email_sealed)
+                    .bind(t.email_index.map(|i| i.to_vec())).bind(&t.email_sealed).bind(&t.payload_sealed)
                     .execute(self.writer()).await.map_err($crate::db)?;
                 Ok(())
             }
@@ -723,7 +765,7 @@ macro_rules! impl_sql_store {
 
             async fn take_token(&self, kind: &str, hash: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<meshwork_store::TokenRow>> {
                 use $crate::sqlx::Row as _;
-                let row = $crate::sqlx::query("DELETE FROM tokens WHERE hash = $1 AND kind = $2 RETURNING user_id, expires_at, email_index, email_sealed")
+                let row = $crate::sqlx::query("DELETE FROM tokens WHERE hash = $1 AND kind = $2 RETURNING user_id, expires_at, email_index, email_sealed, payload_sealed")
                     .bind(&hash[..]).bind(kind)
                     .fetch_optional(self.writer()).await.map_err($crate::db)?;
                 let Some(r) = row else { return Ok(None) };
@@ -739,6 +781,7 @@ macro_rules! impl_sql_store {
                     expires_at: expires,
                     email_index: email_index.map(|i| $crate::hash32(i, "tokens.email_index")).transpose()?,
                     email_sealed: r.try_get("email_sealed").map_err($crate::db)?,
+                    payload_sealed: r.try_get("payload_sealed").map_err($crate::db)?,
                 }))
             }
 

@@ -284,6 +284,81 @@ both_backends!(
 );
 
 both_backends!(
+    security_keys_are_unique_per_credential_and_go_with_two_factor,
+    |db: TestDatabase| async move {
+        let store = db.open_store().await;
+        let (a, b) = (user(1), user(2));
+        store.create_user(&a).await.unwrap();
+        store.create_user(&b).await.unwrap();
+        let key = |n: u128, owner: &UserRow, cred: u8| SecurityKeyRow {
+            id: uuid::Uuid::from_u128(n),
+            user_id: owner.id,
+            credential_index: h(cred),
+            key_sealed: vec![cred; 4],
+            created_at: n as i64,
+            last_used_at: None,
+        };
+        assert!(store.add_security_key(&key(1, &a, 7)).await.unwrap());
+        assert!(store.add_security_key(&key(2, &a, 8)).await.unwrap());
+        // One credential, one account: not again, not for another.
+        assert!(!store.add_security_key(&key(3, &a, 7)).await.unwrap());
+        assert!(!store.add_security_key(&key(4, &b, 7)).await.unwrap());
+        assert!(store.add_security_key(&key(5, &b, 9)).await.unwrap());
+        let keys = store.security_keys(a.id).await.unwrap();
+        assert_eq!(
+            keys.iter().map(|k| k.id.as_u128()).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        store
+            .security_key_used(a.id, keys[0].id, b"new", 50)
+            .await
+            .unwrap();
+        // Another account's key is out of reach.
+        store
+            .security_key_used(b.id, keys[1].id, b"bad", 60)
+            .await
+            .unwrap();
+        assert!(!store.delete_security_key(b.id, keys[1].id).await.unwrap());
+        let keys = store.security_keys(a.id).await.unwrap();
+        assert_eq!(
+            (keys[0].key_sealed.as_slice(), keys[0].last_used_at),
+            (&b"new"[..], Some(50))
+        );
+        assert_eq!(
+            (keys[1].key_sealed.as_slice(), keys[1].last_used_at),
+            (&[8u8; 4][..], None)
+        );
+        assert!(store.delete_security_key(a.id, keys[1].id).await.unwrap());
+        assert!(!store.delete_security_key(a.id, keys[1].id).await.unwrap());
+        // Two-factor authentication turned off takes the keys with it; only that account's.
+        store.set_totp_secret(a.id, None).await.unwrap();
+        assert!(store.security_keys(a.id).await.unwrap().is_empty());
+        assert_eq!(store.security_keys(b.id).await.unwrap().len(), 1);
+        // A token carries its sealed payload back once.
+        store
+            .create_token(&TokenRow {
+                hash: h(11),
+                kind: "webauthn_sign_in".into(),
+                user_id: b.id,
+                expires_at: 100,
+                email_index: None,
+                email_sealed: None,
+                payload_sealed: Some(b"state".to_vec()),
+            })
+            .await
+            .unwrap();
+        let t = store
+            .take_token("webauthn_sign_in", &h(11), 1)
+            .await
+            .unwrap();
+        assert_eq!(t.and_then(|t| t.payload_sealed), Some(b"state".to_vec()));
+        // Deleting the account deletes its keys.
+        assert!(store.delete_user(b.id, 1).await.unwrap());
+        assert!(store.security_keys(b.id).await.unwrap().is_empty());
+    }
+);
+
+both_backends!(
     tokens_and_recovery_codes_are_taken_once,
     |db: TestDatabase| async move {
         let store = db.open_store().await;
@@ -297,6 +372,7 @@ both_backends!(
                 expires_at: 100,
                 email_index: None,
                 email_sealed: None,
+                payload_sealed: None,
             })
             .await
             .unwrap();
@@ -329,6 +405,7 @@ both_backends!(
                 expires_at: 100,
                 email_index: None,
                 email_sealed: None,
+                payload_sealed: None,
             })
             .await
             .unwrap();

@@ -138,6 +138,20 @@ pub trait Store: Send + Sync + 'static {
         codes: &[Hash32],
     ) -> Result<bool>;
     /// Consumes one recovery code; true when it existed.
+    /// Adds a security key; `false` when its credential is registered already (to any account).
+    async fn add_security_key(&self, key: &SecurityKeyRow) -> Result<bool>;
+    /// An account's security keys, oldest first.
+    async fn security_keys(&self, user: UserId) -> Result<Vec<SecurityKeyRow>>;
+    /// Saves a key's credential after a sign-in (its signature counter) and when it was used.
+    async fn security_key_used(
+        &self,
+        user: UserId,
+        id: uuid::Uuid,
+        key_sealed: &[u8],
+        at: Millis,
+    ) -> Result<()>;
+    /// Removes one of an account's keys; `false` when it has none with this id.
+    async fn delete_security_key(&self, user: UserId, id: uuid::Uuid) -> Result<bool>;
     async fn take_recovery_code(&self, id: UserId, code: &Hash32) -> Result<bool>;
     async fn recovery_codes_left(&self, id: UserId) -> Result<i64>;
     async fn set_picture(&self, id: UserId, picture: Option<&PictureRow>) -> Result<()>;

@@ -66,6 +66,21 @@ pub struct TokenRow {
     pub email_index: Option<Hash32>,
     /// For an email change, the new address, sealed: taking the link moves the account to it.
     pub email_sealed: Option<Vec<u8>>,
+    /// What the token carries, sealed: a WebAuthn ceremony's state.
+    pub payload_sealed: Option<Vec<u8>>,
+}
+
+/// A WebAuthn security key of an account.
+#[derive(Debug, Clone)]
+pub struct SecurityKeyRow {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    /// The blind index of the credential id, unique over all accounts.
+    pub credential_index: Hash32,
+    /// The credential and the name its owner gave it, sealed with the account key.
+    pub key_sealed: Vec<u8>,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use meshwork_app::accounts::{self};
 use meshwork_app::audit;
+use meshwork_app::security_keys::{self, Challenge, KeyInfo};
 use meshwork_app::state::AppState;
 use meshwork_domain::{EmailAddress, ErrorCode, UserId};
 use meshwork_store::AuditScope;
@@ -109,18 +110,25 @@ pub struct LoginRequest {
     pub totp_code: Option<String>,
     /// A one-time recovery code, instead of `totp_code`.
     pub recovery_code: Option<String>,
+    /// `true`: when two-factor authentication is on, no code is given and the account has
+    /// security keys, answer `202` with a challenge for them instead of `401 mfa_required`.
+    #[serde(default)]
+    pub security_key: bool,
 }
 
-/// Sign in with email and password (and a TOTP or recovery code when two-factor is on).
+/// Sign in with email and password (and a TOTP or recovery code when two-factor is on). With
+/// `security_key: true` and no code, an account with security keys gets a challenge (`202`)
+/// to answer at `POST /api/v1/auth/login/security-key`.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest,
     responses((status = 200, body = SignedIn, description = "Signed in; the session cookie is set."),
+              (status = 202, body = Challenge, description = "The password was right: pass `options` to `navigator.credentials.get` and send the key's answer with `ceremony` to `POST /api/v1/auth/login/security-key` within 5 minutes."),
               (status = 401, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let user = accounts::sign_in(
+    let step = accounts::sign_in(
         &state,
         &client,
         accounts::SignIn {
@@ -128,9 +136,44 @@ pub async fn login(
             password: req.password,
             totp_code: req.totp_code.as_deref(),
             recovery_code: req.recovery_code.as_deref(),
+            offer_security_key: req.security_key,
         },
     )
     .await?;
+    match step {
+        accounts::SignInStep::Done(user) => {
+            start_session(&state, &client, user, StatusCode::OK).await
+        }
+        accounts::SignInStep::SecurityKey(challenge) => {
+            Ok((StatusCode::ACCEPTED, Json(challenge)).into_response())
+        }
+    }
+}
+
+/// A security key's answer to a challenge.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyAnswer {
+    /// The `ceremony` of the challenge.
+    pub ceremony: String,
+    /// The `PublicKeyCredential` the browser answered, as JSON (its `toJSON()`; binary fields
+    /// in base64url).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// The second step of a sign-in with a security key: the key's answer to the challenge that
+/// `POST /api/v1/auth/login` gave. The ceremony works once, whatever the answer.
+#[utoipa::path(post, path = "/api/v1/auth/login/security-key", tag = "accounts", request_body = KeyAnswer,
+    responses((status = 200, body = SignedIn, description = "Signed in; the session cookie is set."),
+              (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)))]
+pub async fn login_security_key(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Json(req): Json<KeyAnswer>,
+) -> ApiResult<Response> {
+    let user = accounts::sign_in_with_security_key(&state, &client, &req.ceremony, &req.credential)
+        .await?;
     start_session(&state, &client, user, StatusCode::OK).await
 }
 
@@ -415,6 +458,69 @@ pub async fn replace_recovery_codes(
     let recovery_codes =
         accounts::replace_recovery_codes(&state, &client, user.id, &req.code, req.password).await?;
     Ok(Json(RecoveryCodes { recovery_codes }))
+}
+
+/// Your security keys.
+#[utoipa::path(get, path = "/api/v1/me/mfa/security-keys", tag = "accounts", security(("session" = [])),
+    responses((status = 200, body = Vec<KeyInfo>)))]
+pub async fn security_keys(
+    State(state): State<AppState>,
+    user: SessionUser,
+) -> ApiResult<Json<Vec<KeyInfo>>> {
+    Ok(Json(security_keys::list(&state, user.id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSecurityKey {
+    /// What to call the key (1 to 64 characters), such as the name printed on it.
+    pub name: String,
+}
+
+/// Start registering a security key: answers a challenge for `navigator.credentials.create`.
+/// Two-factor authentication with an authenticator app must be on, and the session must have
+/// proven it is you within the last 5 minutes (`POST /api/v1/me/reauthenticate`).
+#[utoipa::path(post, path = "/api/v1/me/mfa/security-keys", tag = "accounts", security(("session" = [])), request_body = NewSecurityKey,
+    responses((status = 200, body = Challenge, description = "Pass `options` to `navigator.credentials.create`, then send the key's answer with `ceremony` to `POST /api/v1/me/mfa/security-keys/finish` within 5 minutes."),
+              (status = 409, body = ErrorBody)))]
+pub async fn security_key_start(
+    State(state): State<AppState>,
+    user: SessionUser,
+    Json(req): Json<NewSecurityKey>,
+) -> ApiResult<Json<Challenge>> {
+    Ok(Json(
+        security_keys::register_start(&state, user.id, &user.session_hash, &req.name).await?,
+    ))
+}
+
+/// Finish registering a security key with its answer to the challenge. You are told by mail.
+#[utoipa::path(post, path = "/api/v1/me/mfa/security-keys/finish", tag = "accounts", security(("session" = [])), request_body = KeyAnswer,
+    responses((status = 201, body = KeyInfo), (status = 409, body = ErrorBody)))]
+pub async fn security_key_finish(
+    State(state): State<AppState>,
+    user: SessionUser,
+    Client(client): Client,
+    Json(req): Json<KeyAnswer>,
+) -> ApiResult<(StatusCode, Json<KeyInfo>)> {
+    let key =
+        security_keys::register_finish(&state, &client, user.id, &req.ceremony, &req.credential)
+            .await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Remove one of your security keys (the session must have proven it is you within the last 5
+/// minutes). You are told by mail.
+#[utoipa::path(delete, path = "/api/v1/me/mfa/security-keys/{key_id}", tag = "accounts", security(("session" = [])),
+    params(("key_id" = uuid::Uuid, Path, description = "The key's id.")),
+    responses((status = 204)))]
+pub async fn security_key_remove(
+    State(state): State<AppState>,
+    user: SessionUser,
+    Client(client): Client,
+    Path(key_id): Path<uuid::Uuid>,
+) -> ApiResult<StatusCode> {
+    security_keys::remove(&state, &client, user.id, &user.session_hash, key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -343,6 +343,7 @@ fn schema_constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("ProfilePatch", "email", email()),
         ("WorkspaceInput", "name", text(100)),
         ("ApiKeyInput", "name", text(100)),
+        ("NewSecurityKey", "name", text(64)),
         ("ApiKeyInput", "role", role()),
         (
             "ApiKeyInput",

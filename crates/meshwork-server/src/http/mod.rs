@@ -194,6 +194,7 @@ pub fn router(state: AppState) -> (Router, serde_json::Value, crate::metrics::Me
         .routes(routes!(system::security_txt))
         .routes(routes!(accounts::signup))
         .routes(routes!(accounts::login))
+        .routes(routes!(accounts::login_security_key))
         .routes(routes!(accounts::logout))
         .routes(routes!(accounts::verify_email))
         .routes(routes!(accounts::request_reset))
@@ -220,6 +221,12 @@ pub fn router(state: AppState) -> (Router, serde_json::Value, crate::metrics::Me
         .routes(routes!(accounts::totp_confirm))
         .routes(routes!(accounts::totp_disable))
         .routes(routes!(accounts::replace_recovery_codes))
+        .routes(routes!(
+            accounts::security_keys,
+            accounts::security_key_start
+        ))
+        .routes(routes!(accounts::security_key_finish))
+        .routes(routes!(accounts::security_key_remove))
         .routes(routes!(accounts::my_audit))
         .routes(routes!(accounts::my_sessions, accounts::end_other_sessions))
         .routes(routes!(accounts::end_session))

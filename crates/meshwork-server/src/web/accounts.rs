@@ -62,6 +62,24 @@ pub struct SignInPage {
     next: String,
     mfa: bool,
     error: Option<String>,
+    /// The challenge for the account's security keys, once the password was right.
+    key: Option<KeyPrompt>,
+}
+
+/// A WebAuthn challenge as a page hands it to the browser (`app.js` runs it).
+pub struct KeyPrompt {
+    pub ceremony: String,
+    /// The options, as JSON, for the element's `data-options` (escaped like any attribute).
+    pub options: String,
+}
+
+impl From<meshwork_app::security_keys::Challenge> for KeyPrompt {
+    fn from(c: meshwork_app::security_keys::Challenge) -> Self {
+        Self {
+            ceremony: c.ceremony,
+            options: c.options.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +100,7 @@ pub async fn sign_in_page(
         next: q.next,
         mfa: false,
         error: None,
+        key: None,
     }
     .into_response()
 }
@@ -123,6 +142,7 @@ pub async fn sign_in_submit(
             password: form.password.clone(),
             totp_code: totp.as_deref(),
             recovery_code: recovery.as_deref(),
+            offer_security_key: true,
         },
     )
     .await;
@@ -132,6 +152,7 @@ pub async fn sign_in_submit(
             next: form.next.clone(),
             mfa,
             error,
+            key: None,
         }
         .into_response();
         // A form shown again with an error says so in its status too.
@@ -139,15 +160,15 @@ pub async fn sign_in_submit(
         page
     };
     match result {
-        Ok(user) => {
-            let session = accounts::start_session(&state, &client, user).await?;
-            let mut resp = Redirect::to(local_next(&form.next)).into_response();
-            resp.headers_mut().insert(
-                header::SET_COOKIE,
-                session_cookie(&session.token, session.max_age_secs),
-            );
-            Ok(resp)
+        Ok(accounts::SignInStep::Done(user)) => signed_in(&state, &client, user, &form.next).await,
+        Ok(accounts::SignInStep::SecurityKey(challenge)) => Ok(SignInPage {
+            email: form.email.clone(),
+            next: form.next.clone(),
+            mfa: true,
+            error: None,
+            key: Some(challenge.into()),
         }
+        .into_response()),
         Err(e) if e.code == ErrorCode::MfaRequired => Ok(again(true, None)),
         Err(e) if e.code == ErrorCode::InvalidMfaCode => Ok(again(
             true,
@@ -160,6 +181,72 @@ pub async fn sign_in_submit(
             ) =>
         {
             Ok(again(false, Some(capitalized(&e.message))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Starts the session of a person who just signed in, and goes where they were going.
+async fn signed_in(
+    state: &AppState,
+    client: &meshwork_app::audit::ClientInfo,
+    user: meshwork_domain::UserId,
+    next: &str,
+) -> Result<Response, PageError> {
+    let session = accounts::start_session(state, client, user).await?;
+    let mut resp = Redirect::to(local_next(next)).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&session.token, session.max_age_secs),
+    );
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeySignInForm {
+    #[serde(default)]
+    ceremony: String,
+    /// The key's answer, as JSON (`app.js` fills it in).
+    #[serde(default)]
+    credential: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// The second step of a sign-in with a security key: the key's answer to the challenge the
+/// sign-in page showed.
+pub async fn sign_in_security_key(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(form): Form<KeySignInForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let credential = serde_json::from_str(&form.credential).unwrap_or(serde_json::Value::Null);
+    match accounts::sign_in_with_security_key(&state, &client, &form.ceremony, &credential).await {
+        Ok(user) => signed_in(&state, &client, user, &form.next).await,
+        Err(e)
+            if matches!(
+                e.code,
+                ErrorCode::InvalidMfaCode | ErrorCode::InvalidToken | ErrorCode::AccountLocked
+            ) =>
+        {
+            let mut page = SignInPage {
+                email: String::new(),
+                next: form.next,
+                mfa: false,
+                error: Some(match e.code {
+                    ErrorCode::AccountLocked => capitalized(&e.message),
+                    ErrorCode::InvalidToken => {
+                        "The security key took too long to answer; sign in again".into()
+                    }
+                    _ => "Your security key's answer did not check out; sign in again".into(),
+                }),
+                key: None,
+            }
+            .into_response();
+            *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(page)
         }
         Err(e) => Err(e.into()),
     }

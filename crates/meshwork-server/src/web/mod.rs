@@ -267,6 +267,10 @@ pub fn router() -> Router<AppState> {
             get(accounts::sign_in_page).post(accounts::sign_in_submit),
         )
         .route(
+            "/sign-in/security-key",
+            axum::routing::post(accounts::sign_in_security_key),
+        )
+        .route(
             "/sign-up",
             get(accounts::sign_up_page).post(accounts::sign_up_submit),
         )
@@ -367,6 +371,18 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(settings::mfa_recovery_codes),
         )
         .route("/settings/confirm", axum::routing::post(settings::confirm))
+        .route(
+            "/settings/security-keys/add",
+            axum::routing::post(settings::security_key_add),
+        )
+        .route(
+            "/settings/security-keys/finish",
+            axum::routing::post(settings::security_key_finish),
+        )
+        .route(
+            "/settings/security-keys/{id}/remove",
+            axum::routing::post(settings::security_key_remove),
+        )
         .route(
             "/settings/sessions/end-others",
             axum::routing::post(settings::end_other_sessions),

@@ -4,6 +4,7 @@
 //! the same `meshwork-app` services as the API, with the password asked again where the API asks
 //! it, and each form post checks its origin and the session's CSRF token.
 
+use super::accounts::KeyPrompt;
 use super::accounts::{capitalized, field_of};
 use super::extract::{CsrfOnly, Posted, SignedIn};
 use super::fields::{iso, when};
@@ -17,7 +18,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use meshwork_app::{accounts, AppState};
+use meshwork_app::{accounts, security_keys, AppState};
 use meshwork_domain::ErrorCode;
 use serde::Deserialize;
 
@@ -75,6 +76,16 @@ pub struct SettingsErrors {
     export: Option<String>,
     /// The account deletion form's refusal and the field it names (`password` or `confirm`).
     delete: Option<(String, String)>,
+    /// The security keys section's refusal.
+    keys: Option<String>,
+}
+
+/// A security key as the page lists it.
+pub struct KeyLine {
+    id: uuid::Uuid,
+    name: String,
+    added: String,
+    last_used: Option<String>,
 }
 
 /// One input of the profile form.
@@ -181,6 +192,16 @@ pub struct SettingsPage {
     fresh: Option<String>,
     /// The "confirm it is you" form shown instead of the sign-out buttons after that.
     confirm_sessions: Confirm,
+    /// The account's security keys.
+    keys: Vec<KeyLine>,
+    /// Whether this server can use security keys (`public_url` names it by a domain name).
+    keys_available: bool,
+    /// A key being added: the challenge the browser runs.
+    key_prompt: Option<KeyPrompt>,
+    /// The name typed for a new key, kept when the page comes back with an error.
+    key_name: String,
+    /// The "confirm it is you" form of the security keys section.
+    confirm_keys: Confirm,
 }
 
 /// What a user agent says, shortened to what a person recognises.
@@ -252,6 +273,25 @@ async fn page(
             "Your password, to sign out other devices",
             "Signing out your other devices needs your password again. It then holds for 5 minutes.",
         ),
+        keys: security_keys::list(state, session.id)
+            .await?
+            .into_iter()
+            .map(|k| KeyLine {
+                id: k.id,
+                name: k.name,
+                added: when(k.created_at),
+                last_used: k.last_used_at.map(when),
+            })
+            .collect(),
+        keys_available: security_keys::available(state),
+        key_prompt: None,
+        key_name: String::new(),
+        confirm_keys: Confirm::new(
+            "/settings/confirm".into(),
+            "keys",
+            "Your password, to add or remove security keys",
+            "Adding or removing a security key needs your password again. It then holds for 5 minutes.",
+        ),
     };
     fill(&mut p);
     Ok(p)
@@ -281,6 +321,9 @@ pub async fn settings(
         "sessions" => Some("Every other device is signed out."),
         "session" => Some("That device is signed out."),
         "confirmed" => Some("Thank you: for 5 minutes you can sign out your other devices."),
+        "confirmed-keys" => Some("Thank you: for 5 minutes you can add and remove security keys."),
+        "key-added" => Some("Your security key is added: you can sign in with it."),
+        "key-removed" => Some("The security key is removed."),
         "profile" => Some("Your profile is saved."),
         "email" => Some("Your profile is saved. To move your account to the new email address, open the link we sent there."),
         "picture" => Some("Your picture is saved."),
@@ -464,14 +507,104 @@ pub async fn confirm(
     Client(client): Client,
     Posted(SignedIn(session), form): Posted<ConfirmForm>,
 ) -> Result<Response, PageError> {
+    let keys = form.section == "keys";
     match step_up::confirm(&state, &client, &session, form.password).await? {
+        Ok(()) if keys => {
+            Ok(Redirect::to("/settings?done=confirmed-keys#keys-heading").into_response())
+        }
         Ok(()) => Ok(Redirect::to("/settings?done=confirmed#sessions-heading").into_response()),
         Err(message) => Ok(refused(
             page(&state, &session, |p| {
-                p.confirm_sessions.error = Some(message)
+                if keys {
+                    p.confirm_keys.error = Some(message)
+                } else {
+                    p.confirm_sessions.error = Some(message)
+                }
             })
             .await?,
         )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyNameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// The page again with the security keys section's refusal: a lapsed confirmation beside its
+/// form, anything else beside the keys.
+async fn key_refused(
+    state: &AppState,
+    session: &SessionUser,
+    e: meshwork_app::AppError,
+    name: String,
+) -> Result<Response, PageError> {
+    let lapsed = e.code == ErrorCode::ReauthenticationRequired;
+    let message = step_up::refusal(e)?;
+    Ok(refused(
+        page(state, session, |p| {
+            p.key_name = name;
+            if lapsed {
+                p.confirm_keys.error = Some(message)
+            } else {
+                p.errors.keys = Some(message)
+            }
+        })
+        .await?,
+    ))
+}
+
+/// Starts adding a security key: the page comes back with the challenge, which `app.js` hands
+/// to the browser, and the key's answer goes to `security_key_finish`.
+pub async fn security_key_add(
+    State(state): State<AppState>,
+    Posted(SignedIn(session), form): Posted<KeyNameForm>,
+) -> Result<Response, PageError> {
+    match security_keys::register_start(&state, session.id, &session.session_hash, &form.name).await
+    {
+        Ok(challenge) => Ok(page(&state, &session, |p| {
+            p.key_name = form.name.trim().to_string();
+            p.key_prompt = Some(challenge.into());
+        })
+        .await?
+        .into_response()),
+        Err(e) => key_refused(&state, &session, e, form.name).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyAnswerForm {
+    #[serde(default)]
+    ceremony: String,
+    /// The key's answer, as JSON (`app.js` fills it in).
+    #[serde(default)]
+    credential: String,
+}
+
+pub async fn security_key_finish(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Posted(SignedIn(session), form): Posted<KeyAnswerForm>,
+) -> Result<Response, PageError> {
+    let credential = serde_json::from_str(&form.credential).unwrap_or(serde_json::Value::Null);
+    match security_keys::register_finish(&state, &client, session.id, &form.ceremony, &credential)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to("/settings?done=key-added#keys-heading").into_response()),
+        Err(e) => key_refused(&state, &session, e, String::new()).await,
+    }
+}
+
+pub async fn security_key_remove(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Path(id): Path<uuid::Uuid>,
+    Posted(SignedIn(session), CsrfOnly {}): Posted<CsrfOnly>,
+) -> Result<Response, PageError> {
+    match security_keys::remove(&state, &client, session.id, &session.session_hash, id).await {
+        Ok(()) => Ok(Redirect::to("/settings?done=key-removed#keys-heading").into_response()),
+        Err(e) => key_refused(&state, &session, e, String::new()).await,
     }
 }
 

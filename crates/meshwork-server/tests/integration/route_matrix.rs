@@ -16,6 +16,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/.well-known/security.txt"),
     ("POST", "/api/v1/auth/signup"),
     ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/login/security-key"),
     ("POST", "/api/v1/auth/verify-email"),
     ("POST", "/api/v1/auth/password-reset"),
     ("POST", "/api/v1/auth/password-reset/confirm"),

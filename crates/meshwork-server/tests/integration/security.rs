@@ -1264,7 +1264,7 @@ async fn put_content(s: &TestServer, who: &Session, url: &str, bytes: &[u8]) -> 
 }
 
 /// Turns TOTP on for `me` and answers its secret and recovery codes.
-async fn totp_on(s: &TestServer, me: &Session) -> (String, Vec<String>) {
+pub(crate) async fn totp_on(s: &TestServer, me: &Session) -> (String, Vec<String>) {
     use super::accounts::totp_at;
     let (_, setup) = s
         .call(
