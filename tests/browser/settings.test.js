@@ -106,6 +106,92 @@ test('two-factor enrolment, then sign-in with a code', async () => {
   await page.close();
 });
 
+/** Turns on two-factor authentication from the settings page; answers the app's key. */
+async function enrolTotp(page) {
+  await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+  const key = (await page.locator('#totp-secret').innerText()).trim();
+  await page.getByLabel('Code from your authenticator app').fill(totp(key, 0));
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByRole('button', { name: 'Turn on two-factor authentication' }).click();
+  await page.getByText('Keep these recovery codes somewhere safe').waitFor();
+  return key;
+}
+
+test('a security key is added in settings and signs in in place of a code', async () => {
+  const page = await browser.newPage();
+  // Chromium's virtual authenticator: a USB security key that is always touched.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'usb',
+      hasResidentKey: false,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  await signUpAndIn(page, 'key@browser.test');
+  await page.getByRole('link', { name: 'Account' }).click();
+  const keys = page.locator('section[aria-labelledby=keys-heading]');
+  // Keys come after the authenticator app.
+  await keys.getByText('Set up two-factor authentication with an authenticator app first').waitFor();
+  const key = await enrolTotp(page);
+  await page.goto(`${server.url}/settings`);
+  await keys.getByText('No security keys yet.').waitFor();
+  await keys.getByLabel('Name of the new key').fill('Desk key');
+  await keys.getByRole('button', { name: 'Add a security key' }).click();
+  // The browser asks the key, and the page sends its answer on its own.
+  await page.getByText('Your security key is added: you can sign in with it.').waitFor();
+  await keys.getByText('Desk key').waitFor();
+  await keys.getByText('not used yet').waitFor();
+  const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  assert.equal(credentials.length, 1, 'the key holds one credential for this server');
+  assert.equal(credentials[0].rpId, 'localhost');
+  for (const look of LOOKS) {
+    await page.emulateMedia({ colorScheme: look.colorScheme });
+    await page.setViewportSize(look.viewport);
+    await keys.screenshot({ path: `../../docs/screenshots/security-keys-${look.name}.png` });
+  }
+  assert.deepEqual(await axeViolations(page), [], 'security keys in settings');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize(LOOKS[0].viewport);
+
+  // Signing in: the password, then the key, with no code typed.
+  await page.getByRole('button', { name: 'Sign out' }).first().click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await signIn(page, 'key@browser.test');
+  await page.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+  await page.getByRole('link', { name: 'Account' }).click();
+  await keys.getByText(/last used/).waitFor();
+
+  // Without the key at hand (it is unplugged), the sign-in page offers it, and a code works.
+  await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
+  await page.getByRole('button', { name: 'Sign out' }).first().click();
+  await signIn(page, 'key@browser.test');
+  await page.getByRole('heading', { name: 'Use your security key' }).waitFor();
+  for (const look of LOOKS) {
+    await page.emulateMedia({ colorScheme: look.colorScheme });
+    await page.setViewportSize(look.viewport);
+    await screenshot(page, 'sign-in-security-key', look.name);
+    assert.deepEqual(await axeViolations(page), [], `sign-in with a security key (${look.name})`);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize(LOOKS[0].viewport);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Code from your authenticator app').fill(totp(key, 1));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+
+  // Removing the key (the sign-in just now confirmed it is me).
+  await page.getByRole('link', { name: 'Account' }).click();
+  await keys.getByRole('button', { name: 'Remove Desk key' }).click();
+  await page.getByText('The security key is removed.').waitFor();
+  await keys.getByText('No security keys yet.').waitFor();
+  await page.close();
+});
+
 test('signing out every other device from settings', async () => {
   const laptop = await browser.newContext();
   const phone = await browser.newContext({ userAgent: 'Mozilla/5.0 (iPhone) Safari/605.1' });

@@ -98,7 +98,7 @@ pub async fn require_fresh_actor(state: &AppState, actor: &Actor, what: &str) ->
 }
 
 /// Everything stored about an account, as data (pm12, mm17 "port"): its profile, memberships,
-/// sessions, mail preference and its own audit trail. Secrets (the password hash, the TOTP
+/// sessions, mail preference, security keys and its own audit trail. Secrets (the password hash, the TOTP
 /// secret, recovery codes) are never included: only whether they are set.
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -111,6 +111,9 @@ pub struct AccountExport {
     pub sessions: Vec<serde_json::Value>,
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub audit: Vec<serde_json::Value>,
+    /// The security keys: their names and when they were added and last used (the keys'
+    /// public keys and counters are not the person's data, and are kept out).
+    pub security_keys: Vec<crate::security_keys::KeyInfo>,
 }
 
 /// The account's export (needs a fresh authentication). Audited.
@@ -150,6 +153,7 @@ pub async fn export_account(
             .map(|s| serde_json::to_value(s).unwrap_or_default())
             .collect(),
         audit: audit_rows,
+        security_keys: crate::security_keys::list(state, user).await?,
     })
 }
 
@@ -201,6 +205,15 @@ pub fn export_csv(export: &AccountExport) -> AppResult<Vec<u8>> {
     }
     for (i, a) in export.audit.iter().enumerate() {
         walk(&mut rows, "audit", &i.to_string(), "", a);
+    }
+    for (i, k) in export.security_keys.iter().enumerate() {
+        walk(
+            &mut rows,
+            "security_keys",
+            &i.to_string(),
+            "",
+            &serde_json::to_value(k).unwrap_or_default(),
+        );
     }
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["section", "item", "field", "value"])

@@ -271,8 +271,16 @@ pub async fn register_start(
             None,
         )
         .map_err(|e| AppError::internal(format!("starting a key registration: {e}")))?;
-    let options = serde_json::to_value(&ccr)
+    let mut options = serde_json::to_value(&ccr)
         .map_err(|e| AppError::internal(format!("registration options: {e}")))?;
+    // webauthn-rs asks, unenforced, for the credProtect policy "user verification required".
+    // Chromium refuses that request outright for a credential that is not discoverable, which
+    // these are ("inconsistent or incongruent with other requested parameters"), and the policy
+    // guards discoverable credentials only; a key here is a second factor after the password.
+    if let Some(ext) = options["publicKey"]["extensions"].as_object_mut() {
+        ext.remove("credentialProtectionPolicy");
+        ext.remove("enforceCredentialProtectionPolicy");
+    }
     let payload = seal_json(
         state,
         user,

@@ -216,6 +216,15 @@ async fn asvs_2_3_2_security_keys_are_registered_and_sign_in_as_a_second_factor(
         .await;
     assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
     assert!(keys[0]["last_used_at"].is_null());
+    // The person's export names the key, and never its credential.
+    let (status, export) = s
+        .call(Method::GET, "/api/v1/me/export", &As::User(&me), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{export}");
+    assert_eq!(export["security_keys"][0]["name"], "Blue key", "{export}");
+    assert!(!export
+        .to_string()
+        .contains(credential["id"].as_str().unwrap()));
 
     // Without asking for a key's challenge, an API client is told a code is needed, as before.
     let resp = s.login_raw("kei@keys.test", PASSWORD, json!({})).await;
