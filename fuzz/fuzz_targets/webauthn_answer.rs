@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
             .finish_securitykey_authentication(&answer, &c.authentication)
         {
             // Only the registered credential can pass.
-            assert_eq!(result.cred_id().as_ref(), answer.raw_id.as_slice());
+            assert_eq!(&result.cred_id()[..], answer.raw_id.as_slice());
         }
     }
 });
