@@ -984,6 +984,14 @@ pub async fn sign_in_with_security_key(
     ceremony: &str,
     credential: &serde_json::Value,
 ) -> AppResult<UserId> {
+    if let Some(ip) = client.rate_key() {
+        if state.login_limiter.check_key(&ip).is_err() {
+            return Err(AppError::new(
+                ErrorCode::RateLimited,
+                "too many sign-in attempts from this address; wait a minute and retry",
+            ));
+        }
+    }
     let (user, pending) = crate::security_keys::take_sign_in(state, ceremony).await?;
     let auth = &state.config.auth;
     let now = now_millis();
@@ -997,6 +1005,18 @@ pub async fn sign_in_with_security_key(
         )
         .await?
     else {
+        audit::record(
+            state,
+            Some(client),
+            Event {
+                kind: "login.locked_out",
+                workspace: None,
+                actor: None,
+                subject: Some(user.id),
+                details: json!({}),
+            },
+        )
+        .await?;
         return Err(AppError::new(
             ErrorCode::AccountLocked,
             format!(
@@ -1005,12 +1025,30 @@ pub async fn sign_in_with_security_key(
             ),
         ));
     };
-    if !crate::security_keys::check_sign_in(state, &user, &pending, credential).await? {
-        sign_in_failed(state, client, &user, count, "security key").await?;
-        return Err(AppError::new(
-            ErrorCode::InvalidMfaCode,
-            "field `credential`: the security key's answer does not check out; sign in again",
-        ));
+    use crate::security_keys::Answer;
+    match crate::security_keys::check_sign_in(state, &user, &pending, credential).await? {
+        Answer::Accepted => {}
+        answer => {
+            let reason = if answer == Answer::CounterRegressed {
+                // A valid signature with a counter that did not move: maybe a cloned key.
+                audit::account_event(
+                    state,
+                    client,
+                    "mfa.security_key_counter_regressed",
+                    user.id,
+                    json!({}),
+                )
+                .await?;
+                "security key counter"
+            } else {
+                "security key"
+            };
+            sign_in_failed(state, client, &user, count, reason).await?;
+            return Err(AppError::new(
+                ErrorCode::InvalidMfaCode,
+                "field `credential`: the security key's answer does not check out; sign in again",
+            ));
+        }
     }
     signed_in(
         state,

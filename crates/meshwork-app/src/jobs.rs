@@ -38,8 +38,9 @@ pub const CONNECTOR_SYNC: &str = "connector.sync";
 /// Queues a sync of each connector whose interval has passed (`jobs.connectors_check_seconds`).
 pub const CONNECTORS_DUE: &str = "connectors.due";
 /// Housekeeping (`jobs.housekeeping_seconds`, daily by default): deletes finished jobs older
-/// than `jobs.keep_days` and audit entries older than `retention.audit_months`, and tells the
-/// creators of API keys that expire within a week.
+/// than `jobs.keep_days`, audit entries older than `retention.audit_months` and expired tokens
+/// (links, security-key ceremonies), and tells the creators of API keys that expire within a
+/// week.
 pub const PRUNE: &str = "jobs.prune";
 /// Warns, then deletes, accounts unused for `retention.inactive_months` (mm13), daily with
 /// housekeeping.
@@ -391,6 +392,12 @@ async fn run_one(state: &AppState, job: &QueuedJobRow) -> Result<(), Failure> {
                     "pruned audit entries past retention.audit_months"
                 ),
                 Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
+            }
+            // Links never opened and security-key ceremonies never finished.
+            match state.store.purge_expired_tokens(now_millis()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tokens = n, "deleted expired links and ceremonies"),
+                Err(e) => tracing::warn!(error = %e, "could not delete expired tokens"),
             }
             // Uploads staged for a preview and never imported.
             let n = crate::import::uploads::sweep_staged(state);

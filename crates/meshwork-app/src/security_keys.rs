@@ -37,7 +37,7 @@ const SIGN_IN: &str = "webauthn_sign_in";
 
 /// A challenge for the browser: `options` go to `navigator.credentials.create` (registration)
 /// or `.get` (sign-in) as they are, and the key's answer comes back with `ceremony`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Challenge {
     /// The ceremony's single-use token, valid for 5 minutes.
@@ -45,6 +45,12 @@ pub struct Challenge {
     /// `{"publicKey": …}`: WebAuthn's creation or request options, binary fields in base64url.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub options: serde_json::Value,
+}
+
+impl std::fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenge").finish_non_exhaustive()
+    }
 }
 
 /// A registered key, as its owner sees it.
@@ -348,11 +354,25 @@ pub async fn register_finish(
         created_at: now,
         last_used_at: None,
     };
-    if !state.store.add_security_key(&row).await? {
-        return Err(AppError::new(
-            ErrorCode::SecurityKeyExists,
-            "this security key is registered already",
-        ));
+    if !state.store.add_security_key(&row, MAX_KEYS as i64).await? {
+        // Said apart: two-factor authentication turned off, or keys added, since the start.
+        let u = crate::accounts::load_user(state, user).await?;
+        return Err(if !u.totp_enabled {
+            AppError::new(
+                ErrorCode::MfaNotEnabled,
+                "two-factor authentication was turned off meanwhile: turn it on again, then add the key",
+            )
+        } else if state.store.security_keys(user).await?.len() >= MAX_KEYS {
+            AppError::new(
+                ErrorCode::InvalidField,
+                format!("an account holds at most {MAX_KEYS} security keys: remove one first"),
+            )
+        } else {
+            AppError::new(
+                ErrorCode::SecurityKeyExists,
+                "this security key is registered already",
+            )
+        });
     }
     audit::account_event(
         state,
@@ -435,8 +455,13 @@ pub(crate) async fn sign_in_challenge(
     if rows.is_empty() {
         return Ok(None);
     }
+    // Keys registered while `public_url` named a domain, which it no longer does: the sign-in
+    // falls back to the codes rather than failing.
+    let Ok(webauthn) = webauthn(state) else {
+        return Ok(None);
+    };
     let keys: Vec<SecurityKey> = keys_of(state, &rows)?.into_iter().map(|k| k.key).collect();
-    let (rcr, auth) = webauthn(state)?
+    let (rcr, auth) = webauthn
         .start_securitykey_authentication(&keys)
         .map_err(|e| AppError::internal(format!("starting a key sign-in: {e}")))?;
     let options = serde_json::to_value(&rcr)
@@ -471,34 +496,54 @@ pub(crate) async fn take_sign_in(
     Ok((user, pending))
 }
 
+/// How a key's answer to a sign-in challenge turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Accepted,
+    /// The answer does not check out (or names a key removed meanwhile).
+    Refused,
+    /// A valid signature whose counter did not move past the stored one: the key may have
+    /// been cloned (WebAuthn § 6.1.1). Refused.
+    CounterRegressed,
+}
+
 /// Checks a key's answer to a sign-in challenge and saves the key's new signature counter.
-/// `Ok(false)` is an answer that does not check out.
 pub(crate) async fn check_sign_in(
     state: &AppState,
     user: &UserRow,
     pending: &PendingSignIn,
     credential: &serde_json::Value,
-) -> AppResult<bool> {
+) -> AppResult<Answer> {
     let Ok(answer) = serde_json::from_value::<PublicKeyCredential>(credential.clone()) else {
-        return Ok(false);
+        return Ok(Answer::Refused);
     };
     let Ok(result) = webauthn(state)?.finish_securitykey_authentication(&answer, &pending.state)
     else {
-        return Ok(false);
+        return Ok(Answer::Refused);
     };
     let rows = state.store.security_keys(user.id).await?;
     for (row, mut stored) in rows.iter().zip(keys_of(state, &rows)?) {
         if stored.key.cred_id() != result.cred_id() {
             continue;
         }
-        stored.key.update_credential(&result);
+        // webauthn-rs compared the counter with the key as it was when the challenge was
+        // made; compare it with the key as stored now, which a sign-in meanwhile may have
+        // moved on.
+        if stored.key.update_credential(&result) == Some(false) && result.counter() > 0 {
+            return Ok(Answer::CounterRegressed);
+        }
         let sealed = seal_json(state, user.id, &key_field(row.id), &stored)?;
-        state
+        if !state
             .store
-            .security_key_used(user.id, row.id, &sealed, now_millis())
-            .await?;
-        return Ok(true);
+            .security_key_used(user.id, row.id, &row.key_sealed, &sealed, now_millis())
+            .await?
+        {
+            // Another sign-in saved the key between the read and the write: its counter may
+            // be past this one, so this answer is refused, as a counter that did not move.
+            return Ok(Answer::CounterRegressed);
+        }
+        return Ok(Answer::Accepted);
     }
     // A key removed while the ceremony ran.
-    Ok(false)
+    Ok(Answer::Refused)
 }

@@ -93,7 +93,6 @@ error_codes! {
     SecurityKeyNotFound => ("security_key_not_found", 404, InvalidRequest, "No security key of yours has this id."),
     SecurityKeyExists => ("security_key_exists", 409, InvalidRequest, "This security key is registered already (to this account or another)."),
     SecurityKeysUnavailable => ("security_keys_unavailable", 409, InvalidRequest, "Security keys need `public_url` to name this server by a domain name (WebAuthn binds keys to one); the operator sets it."),
-    NoSecurityKey => ("no_security_key", 409, InvalidRequest, "The account has no security key: sign in with a code from the authenticator app, or a recovery code."),
     RecordNotFound => ("record_not_found", 404, InvalidRequest, "No CRM record with this id and type in the workspace."),
     DuplicateRecord => ("duplicate_record", 409, InvalidRequest, "A record with the same email, domain or external id exists; the body's `existing` names it."),
     RecordInUse => ("record_in_use", 409, InvalidRequest, "The record is still used (a pipeline with deals, a field definition with values); the message says by what."),

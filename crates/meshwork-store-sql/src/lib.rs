@@ -582,10 +582,12 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::db)
             }
 
-            async fn add_security_key(&self, k: &meshwork_store::SecurityKeyRow) -> meshwork_store::Result<bool> {
-                let r = $crate::sqlx::query("INSERT INTO security_keys (id, user_id, credential_index, key_sealed, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_index) DO NOTHING")
+            async fn add_security_key(&self, k: &meshwork_store::SecurityKeyRow, max: i64) -> meshwork_store::Result<bool> {
+                // One statement: a concurrent turn-off of TOTP, or another key added meanwhile,
+                // is seen (the WHERE clause also lets SQLite parse the upsert after a SELECT).
+                let r = $crate::sqlx::query("INSERT INTO security_keys (id, user_id, credential_index, key_sealed, created_at, last_used_at) SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND totp_enabled) AND (SELECT COUNT(*) FROM security_keys WHERE user_id = $2) < $7 ON CONFLICT (credential_index) DO NOTHING")
                     .bind(k.id.to_string()).bind(k.user_id.to_string()).bind(&k.credential_index[..])
-                    .bind(&k.key_sealed).bind(k.created_at).bind(k.last_used_at)
+                    .bind(&k.key_sealed).bind(k.created_at).bind(k.last_used_at).bind(max)
                     .execute(self.writer()).await.map_err($crate::db)?;
                 Ok(r.rows_affected() == 1)
             }
@@ -606,11 +608,11 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
-            async fn security_key_used(&self, user: meshwork_domain::UserId, id: uuid::Uuid, key_sealed: &[u8], at: meshwork_domain::Millis) -> meshwork_store::Result<()> {
-                $crate::sqlx::query("UPDATE security_keys SET key_sealed = $3, last_used_at = $4 WHERE user_id = $1 AND id = $2")
-                    .bind(user.to_string()).bind(id.to_string()).bind(key_sealed).bind(at)
+            async fn security_key_used(&self, user: meshwork_domain::UserId, id: uuid::Uuid, old: &[u8], key_sealed: &[u8], at: meshwork_domain::Millis) -> meshwork_store::Result<bool> {
+                let r = $crate::sqlx::query("UPDATE security_keys SET key_sealed = $4, last_used_at = $5 WHERE user_id = $1 AND id = $2 AND key_sealed = $3")
+                    .bind(user.to_string()).bind(id.to_string()).bind(old).bind(key_sealed).bind(at)
                     .execute(self.writer()).await.map_err($crate::db)?;
-                Ok(())
+                Ok(r.rows_affected() == 1)
             }
 
             async fn delete_security_key(&self, user: meshwork_domain::UserId, id: uuid::Uuid) -> meshwork_store::Result<bool> {
@@ -761,6 +763,12 @@ macro_rules! impl_sql_store {
                 $crate::sqlx::query("DELETE FROM tokens WHERE user_id = $1")
                     .bind(user.to_string()).execute(self.writer()).await.map_err($crate::db)?;
                 Ok(())
+            }
+
+            async fn purge_expired_tokens(&self, now: meshwork_domain::Millis) -> meshwork_store::Result<u64> {
+                let r = $crate::sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
+                    .bind(now).execute(self.writer()).await.map_err($crate::db)?;
+                Ok(r.rows_affected())
             }
 
             async fn take_token(&self, kind: &str, hash: &meshwork_store::Hash32, now: meshwork_domain::Millis) -> meshwork_store::Result<Option<meshwork_store::TokenRow>> {

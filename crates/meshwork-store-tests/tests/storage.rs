@@ -298,26 +298,37 @@ both_backends!(
             created_at: n as i64,
             last_used_at: None,
         };
-        assert!(store.add_security_key(&key(1, &a, 7)).await.unwrap());
-        assert!(store.add_security_key(&key(2, &a, 8)).await.unwrap());
+        // Keys only beside TOTP.
+        assert!(!store.add_security_key(&key(1, &a, 7), 10).await.unwrap());
+        store.enable_totp(a.id, &[]).await.unwrap();
+        store.enable_totp(b.id, &[]).await.unwrap();
+        assert!(store.add_security_key(&key(1, &a, 7), 10).await.unwrap());
+        assert!(store.add_security_key(&key(2, &a, 8), 10).await.unwrap());
         // One credential, one account: not again, not for another.
-        assert!(!store.add_security_key(&key(3, &a, 7)).await.unwrap());
-        assert!(!store.add_security_key(&key(4, &b, 7)).await.unwrap());
-        assert!(store.add_security_key(&key(5, &b, 9)).await.unwrap());
+        assert!(!store.add_security_key(&key(3, &a, 7), 10).await.unwrap());
+        assert!(!store.add_security_key(&key(4, &b, 7), 10).await.unwrap());
+        // At most `max` keys.
+        assert!(!store.add_security_key(&key(6, &a, 10), 2).await.unwrap());
+        assert!(store.add_security_key(&key(5, &b, 9), 10).await.unwrap());
         let keys = store.security_keys(a.id).await.unwrap();
         assert_eq!(
             keys.iter().map(|k| k.id.as_u128()).collect::<Vec<_>>(),
             vec![1, 2]
         );
-        store
-            .security_key_used(a.id, keys[0].id, b"new", 50)
+        // A use is saved over the credential read, once.
+        assert!(store
+            .security_key_used(a.id, keys[0].id, &[7; 4], b"new", 50)
             .await
-            .unwrap();
+            .unwrap());
+        assert!(!store
+            .security_key_used(a.id, keys[0].id, &[7; 4], b"newer", 51)
+            .await
+            .unwrap());
         // Another account's key is out of reach.
-        store
-            .security_key_used(b.id, keys[1].id, b"bad", 60)
+        assert!(!store
+            .security_key_used(b.id, keys[1].id, &[8; 4], b"bad", 60)
             .await
-            .unwrap();
+            .unwrap());
         assert!(!store.delete_security_key(b.id, keys[1].id).await.unwrap());
         let keys = store.security_keys(a.id).await.unwrap();
         assert_eq!(

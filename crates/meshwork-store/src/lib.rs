@@ -122,6 +122,8 @@ pub trait Store: Send + Sync + 'static {
     async fn refund_login_attempt(&self, id: UserId, lock_after: i32) -> Result<()>;
     async fn reset_login_failures(&self, id: UserId) -> Result<()>;
     /// Stores a pending TOTP secret (not yet enabled), or clears TOTP and recovery codes (`None`).
+    /// Either way TOTP is off afterwards, so the account's security keys, which exist only
+    /// beside it, are deleted too.
     async fn set_totp_secret(&self, id: UserId, secret_sealed: Option<&[u8]>) -> Result<()>;
     /// Consumes a TOTP time step: true when `step` is newer than the last one accepted (and is
     /// now the last), false for a replayed or older code.
@@ -137,21 +139,25 @@ pub trait Store: Send + Sync + 'static {
         secret_sealed: &[u8],
         codes: &[Hash32],
     ) -> Result<bool>;
-    /// Consumes one recovery code; true when it existed.
-    /// Adds a security key; `false` when its credential is registered already (to any account).
-    async fn add_security_key(&self, key: &SecurityKeyRow) -> Result<bool>;
+    /// Adds a security key while the account has TOTP on and fewer than `max` keys; `false`
+    /// (and nothing added) otherwise, or when its credential is registered already (to any
+    /// account).
+    async fn add_security_key(&self, key: &SecurityKeyRow, max: i64) -> Result<bool>;
     /// An account's security keys, oldest first.
     async fn security_keys(&self, user: UserId) -> Result<Vec<SecurityKeyRow>>;
-    /// Saves a key's credential after a sign-in (its signature counter) and when it was used.
+    /// Saves a key's credential after a sign-in (its signature counter) and when it was used,
+    /// over the sealed credential `old` only: `false` when another sign-in saved it meanwhile.
     async fn security_key_used(
         &self,
         user: UserId,
         id: uuid::Uuid,
+        old: &[u8],
         key_sealed: &[u8],
         at: Millis,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// Removes one of an account's keys; `false` when it has none with this id.
     async fn delete_security_key(&self, user: UserId, id: uuid::Uuid) -> Result<bool>;
+    /// Consumes one recovery code; true when it existed.
     async fn take_recovery_code(&self, id: UserId, code: &Hash32) -> Result<bool>;
     async fn recovery_codes_left(&self, id: UserId) -> Result<i64>;
     async fn set_picture(&self, id: UserId, picture: Option<&PictureRow>) -> Result<()>;
@@ -173,6 +179,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_user_tokens(&self, user: UserId) -> Result<()>;
     /// Consumes a token of `kind`; returns it when it existed and had not expired.
     async fn take_token(&self, kind: &str, hash: &Hash32, now: Millis) -> Result<Option<TokenRow>>;
+    /// Deletes the tokens that expired before `now` (links never opened, ceremonies never
+    /// finished); answers how many.
+    async fn purge_expired_tokens(&self, now: Millis) -> Result<u64>;
 
     // --- workspaces and members (each write appends to the change feed) -----------------------
     async fn create_workspace(&self, ws: &WorkspaceRow, owner: UserId, now: Millis) -> Result<()>;

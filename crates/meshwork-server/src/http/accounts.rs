@@ -151,7 +151,7 @@ pub async fn login(
 }
 
 /// A security key's answer to a challenge.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyAnswer {
     /// The `ceremony` of the challenge.
@@ -162,11 +162,19 @@ pub struct KeyAnswer {
     pub credential: serde_json::Value,
 }
 
+impl std::fmt::Debug for KeyAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyAnswer").finish_non_exhaustive()
+    }
+}
+
 /// The second step of a sign-in with a security key: the key's answer to the challenge that
 /// `POST /api/v1/auth/login` gave. The ceremony works once, whatever the answer.
 #[utoipa::path(post, path = "/api/v1/auth/login/security-key", tag = "accounts", request_body = KeyAnswer,
     responses((status = 200, body = SignedIn, description = "Signed in; the session cookie is set."),
-              (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)))]
+              (status = 400, body = ErrorBody, description = "The ceremony is unknown, used or older than 5 minutes (`invalid_token`): sign in again."),
+              (status = 401, body = ErrorBody, description = "The key's answer does not check out (`invalid_mfa_code`); it counts toward the lockout."),
+              (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login_security_key(
     State(state): State<AppState>,
     Client(client): Client,
@@ -482,7 +490,9 @@ pub struct NewSecurityKey {
 /// proven it is you within the last 5 minutes (`POST /api/v1/me/reauthenticate`).
 #[utoipa::path(post, path = "/api/v1/me/mfa/security-keys", tag = "accounts", security(("session" = [])), request_body = NewSecurityKey,
     responses((status = 200, body = Challenge, description = "Pass `options` to `navigator.credentials.create`, then send the key's answer with `ceremony` to `POST /api/v1/me/mfa/security-keys/finish` within 5 minutes."),
-              (status = 409, body = ErrorBody)))]
+              (status = 403, body = ErrorBody, description = "The session has not proven it is you within the last 5 minutes (`reauthentication_required`)."),
+              (status = 409, body = ErrorBody, description = "Two-factor authentication with an app is off (`mfa_not_enabled`), or this server's `public_url` is not a domain name (`security_keys_unavailable`)."),
+              (status = 422, body = ErrorBody, description = "The name is empty, too long or holds control characters, or the account has 10 keys.")))]
 pub async fn security_key_start(
     State(state): State<AppState>,
     user: SessionUser,
@@ -495,7 +505,10 @@ pub async fn security_key_start(
 
 /// Finish registering a security key with its answer to the challenge. You are told by mail.
 #[utoipa::path(post, path = "/api/v1/me/mfa/security-keys/finish", tag = "accounts", security(("session" = [])), request_body = KeyAnswer,
-    responses((status = 201, body = KeyInfo), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = KeyInfo),
+              (status = 400, body = ErrorBody, description = "The ceremony is unknown, used, another account's or older than 5 minutes (`invalid_token`): start again."),
+              (status = 409, body = ErrorBody, description = "The key is registered already (`security_key_exists`), or two-factor authentication was turned off meanwhile (`mfa_not_enabled`)."),
+              (status = 422, body = ErrorBody, description = "The key's answer does not check out, or the account has 10 keys.")))]
 pub async fn security_key_finish(
     State(state): State<AppState>,
     user: SessionUser,
@@ -512,7 +525,9 @@ pub async fn security_key_finish(
 /// minutes). You are told by mail.
 #[utoipa::path(delete, path = "/api/v1/me/mfa/security-keys/{key_id}", tag = "accounts", security(("session" = [])),
     params(("key_id" = uuid::Uuid, Path, description = "The key's id.")),
-    responses((status = 204)))]
+    responses((status = 204),
+              (status = 403, body = ErrorBody, description = "The session has not proven it is you within the last 5 minutes (`reauthentication_required`)."),
+              (status = 404, body = ErrorBody, description = "No key of yours has this id (`security_key_not_found`).")))]
 pub async fn security_key_remove(
     State(state): State<AppState>,
     user: SessionUser,

@@ -202,7 +202,7 @@ async fn signed_in(
     Ok(resp)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct KeySignInForm {
     #[serde(default)]
     ceremony: String,
@@ -211,6 +211,12 @@ pub struct KeySignInForm {
     credential: String,
     #[serde(default)]
     next: String,
+}
+
+impl std::fmt::Debug for KeySignInForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySignInForm").finish_non_exhaustive()
+    }
 }
 
 /// The second step of a sign-in with a security key: the key's answer to the challenge the

@@ -573,13 +573,19 @@ pub async fn security_key_add(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct KeyAnswerForm {
     #[serde(default)]
     ceremony: String,
     /// The key's answer, as JSON (`app.js` fills it in).
     #[serde(default)]
     credential: String,
+}
+
+impl std::fmt::Debug for KeyAnswerForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyAnswerForm").finish_non_exhaustive()
+    }
 }
 
 pub async fn security_key_finish(

@@ -437,3 +437,118 @@ async fn a_server_named_by_an_ip_address_says_keys_need_a_domain_name(s: &mut Te
     assert!(body["message"].as_str().unwrap().contains("public_url"));
 }
 crate::server_test!(a_server_named_by_an_ip_address_says_keys_need_a_domain_name);
+
+/// A valid key does not pass a lock: wrong answers count toward the lockout like wrong codes,
+/// and once the account is locked, even a right answer to a challenge made before is refused
+/// (and audited). An answer whose signature counter went backwards, as a cloned key's would,
+/// is refused and audited.
+async fn security_key_answers_count_toward_the_lockout_and_clones_are_caught(s: &mut TestServer) {
+    let me = s.signup("Lock", "lock@keys.test").await;
+    totp_on(s, &me).await;
+    let mut key = SoftPasskey::new(true);
+    add_key(s, &me, &mut key, "Only key").await;
+
+    // A cloned key: two answers, the later (higher counter) used first; the earlier then
+    // carries a counter that did not move.
+    let first = key_challenge(s, "lock@keys.test").await;
+    let second = key_challenge(s, "lock@keys.test").await;
+    let early = assert_with(&mut key, &first);
+    let late = assert_with(&mut key, &second);
+    assert_eq!(
+        answer(s, &second["ceremony"], &late).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        answer(s, &first["ceremony"], &early).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, audit) = s
+        .call(Method::GET, "/api/v1/me/audit", &As::User(&me), None)
+        .await;
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "mfa.security_key_counter_regressed"));
+
+    // Wrong answers up to the threshold lock the account.
+    let kept = key_challenge(s, "lock@keys.test").await;
+    let threshold = s.config.auth.lockout_threshold;
+    for _ in 1..threshold {
+        let c = key_challenge(s, "lock@keys.test").await;
+        let resp = answer(s, &c["ceremony"], &early).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The first failure (the clone) counted too; the threshold is reached.
+    let resp = s
+        .login_raw("lock@keys.test", PASSWORD, json!({"security_key": true}))
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "a locked account answers like a wrong password"
+    );
+    let right = assert_with(&mut key, &kept);
+    let resp = answer(s, &kept["ceremony"], &right).await;
+    assert_eq!(resp.status(), StatusCode::LOCKED);
+}
+keys_test!(security_key_answers_count_toward_the_lockout_and_clones_are_caught);
+
+/// The rules are checked again when a registration finishes: two-factor authentication turned
+/// off meanwhile (which removes the keys) refuses the key.
+async fn a_registration_finished_after_two_factor_went_off_is_refused(s: &mut TestServer) {
+    let me = s.signup("Race", "race@keys.test").await;
+    totp_on(s, &me).await;
+    let mut key = SoftPasskey::new(true);
+    let (_, challenge) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/security-keys",
+            &As::User(&me),
+            Some(json!({"name": "Late"})),
+        )
+        .await;
+    let credential = register(&mut key, &challenge);
+    let code = super::accounts::totp_at(&totp_secret_of(s, &me).await, 0);
+    let status = s
+        .status(
+            Method::POST,
+            "/api/v1/me/mfa/totp/disable",
+            &As::User(&me),
+            Some(json!({"password": PASSWORD, "code": code})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/me/mfa/security-keys/finish",
+            &As::User(&me),
+            Some(json!({"ceremony": challenge["ceremony"], "credential": credential})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("mfa_not_enabled")),
+        "{body}"
+    );
+}
+keys_test!(a_registration_finished_after_two_factor_went_off_is_refused);
+
+/// Keys registered while `public_url` named a domain do not lock anyone out once it names an
+/// IP address: the sign-in falls back to the codes.
+async fn keys_on_a_server_renamed_to_an_ip_address_fall_back_to_codes(s: &mut TestServer) {
+    let me = s.signup("Moved", "moved@keys.test").await;
+    totp_on(s, &me).await;
+    let mut key = SoftPasskey::new(true);
+    add_key(s, &me, &mut key, "Key").await;
+    s.config.public_url = "http://127.0.0.1:8080".into();
+    s.restart().await;
+    let resp = s
+        .login_raw("moved@keys.test", PASSWORD, json!({"security_key": true}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "mfa_required", "{body}");
+}
+keys_test!(keys_on_a_server_renamed_to_an_ip_address_fall_back_to_codes);
