@@ -192,6 +192,45 @@ test('a security key is added in settings and signs in in place of a code', asyn
   await page.close();
 });
 
+test('with two-factor authentication on, a password reset asks for a code too', async () => {
+  // A server of its own, whose mail goes to a real SMTP server the test reads.
+  const mailed = await startServer({}, { smtp: true });
+  const page = await browser.newPage();
+  try {
+    await harness.signUp(page, mailed, 'Re Set', 'reset@browser.test');
+    await harness.signIn(page, mailed, 'reset@browser.test');
+    await page.getByRole('heading', { name: 'Your workspaces' }).waitFor();
+    await page.getByRole('link', { name: 'Account' }).click();
+    const key = await enrolTotp(page);
+    await page.getByRole('button', { name: 'Sign out' }).first().click();
+    await page.goto(`${mailed.url}/forgot-password`);
+    await page.getByLabel('Email').fill('reset@browser.test');
+    await page.getByRole('button', { name: 'Send me a link' }).click();
+    const mail = await mailed.mailTo('reset@browser.test', /reset-password\?token=/);
+    await page.goto(mail.match(/https?:\/\/\S*reset-password\?token=\S+/)[0]);
+    const fresh = 'a brand new passphrase';
+    await page.getByLabel('New password').fill(fresh);
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    // The mailbox alone is not enough: the page asks for a code, and the link still works.
+    await page.getByText('Your account has two-factor authentication').waitFor();
+    for (const look of LOOKS) {
+      await page.emulateMedia({ colorScheme: look.colorScheme });
+      await page.setViewportSize(look.viewport);
+      await screenshot(page, 'reset-needs-code', look.name);
+      assert.deepEqual(await axeViolations(page), [], `reset asking for a code (${look.name})`);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize(LOOKS[0].viewport);
+    await page.getByLabel('New password').fill(fresh);
+    await page.getByLabel('Code from your authenticator app, or a recovery code').fill(totp(key, 1));
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    await page.getByRole('heading', { name: 'Your password is changed' }).waitFor();
+  } finally {
+    await page.close();
+    await mailed.stop();
+  }
+});
+
 test('signing out every other device from settings', async () => {
   const laptop = await browser.newContext();
   const phone = await browser.newContext({ userAgent: 'Mozilla/5.0 (iPhone) Safari/605.1' });

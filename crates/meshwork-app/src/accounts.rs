@@ -248,23 +248,32 @@ async fn accept_totp_reporting_reuse(
 /// The alphabet of recovery codes: no 0/o, 1/l/i.
 const RECOVERY_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
-/// Ten one-time recovery codes, `xxxx-xxxx-xxxx` from an unambiguous alphabet of 31 letters and
-/// digits, each drawn uniformly (security finding 8: a byte is used only below the largest
-/// multiple of 31, so no letter is likelier than another): about 59 bits each.
+/// The letters and digits of a recovery code (dashes aside): 24 from an alphabet of 31, about
+/// 119 bits, past the 112 bits OWASP ASVS 2.6.2 asks of a lookup secret kept unsalted.
+pub const RECOVERY_CODE_CHARS: usize = 24;
+
+/// Ten one-time recovery codes, six groups of four (`xxxx-xxxx-…`) from an unambiguous alphabet
+/// of 31 letters and digits, each drawn uniformly (security finding 8: a byte is used only below
+/// the largest multiple of 31, so no letter is likelier than another).
 pub fn new_recovery_codes() -> Vec<String> {
     let n = RECOVERY_ALPHABET.len();
     let limit = 256 - 256 % n;
     (0..10)
         .map(|_| {
-            let mut chars = String::with_capacity(14);
-            while chars.len() < 12 {
-                for b in meshwork_keyring::random_bytes::<16>() {
-                    if (b as usize) < limit && chars.len() < 12 {
+            let mut chars = String::with_capacity(RECOVERY_CODE_CHARS);
+            while chars.len() < RECOVERY_CODE_CHARS {
+                for b in meshwork_keyring::random_bytes::<32>() {
+                    if (b as usize) < limit && chars.len() < RECOVERY_CODE_CHARS {
                         chars.push(RECOVERY_ALPHABET[b as usize % n] as char);
                     }
                 }
             }
-            format!("{}-{}-{}", &chars[..4], &chars[4..8], &chars[8..])
+            chars
+                .as_bytes()
+                .chunks(4)
+                .map(|g| std::str::from_utf8(g).expect("ASCII"))
+                .collect::<Vec<_>>()
+                .join("-")
         })
         .collect()
 }
@@ -294,12 +303,6 @@ pub fn recovery_code_hash(state: &AppState, code: &str) -> AppResult<[u8; 32]> {
         .account_key()?
         .blind_index("recovery_code", &normalize_recovery_code(code))
         .0)
-}
-
-/// How codes issued before keyed hashing were stored (unsalted SHA-256): still accepted, once
-/// each, until used or replaced by new codes.
-fn legacy_recovery_code_hash(code: &str) -> [u8; 32] {
-    crate::state::token_hash(&normalize_recovery_code(code))
 }
 
 // --- email links: verification and password resets ------------------------------------------
@@ -551,18 +554,27 @@ pub async fn reset_password(
     client: &ClientInfo,
     token: &str,
     new_password: &str,
+    code: Option<&str>,
     revoke_api_keys: bool,
 ) -> AppResult<UserId> {
     // Check the password before taking the single-use token, so a weak password does not burn it.
     let weak_check = Password::parse("new_password", new_password, None)?;
-    let Some(user) = state
+    let Some(link) = state
         .store
         .take_token("password_reset", &token_hash(token), now_millis())
         .await?
-        .map(|t| t.user_id)
     else {
         return Err(invalid_link());
     };
+    let user = link.user_id;
+    let u = load_user(state, user).await?;
+    if u.totp_enabled {
+        if let Err(e) = reset_second_factor(state, client, &u, code).await {
+            // The link stays usable (until it expires) for a try with the right code.
+            state.store.create_token(&link).await?;
+            return Err(e);
+        }
+    }
     let hash = hash_password(state, weak_check.dangerously_as_str().to_string()).await?;
     state
         .store
@@ -586,7 +598,6 @@ pub async fn reset_password(
         json!({"api_keys_revoked_in_workspaces": revoked}),
     )
     .await?;
-    let u = load_user(state, user).await?;
     notify_security_change(
         state,
         "password_changed",
@@ -595,6 +606,42 @@ pub async fn reset_password(
     )
     .await?;
     Ok(user)
+}
+
+/// The second factor a password reset needs when two-factor authentication is on (OWASP ASVS
+/// 2.5.6): a mailbox alone does not give the account away. A current code from the
+/// authenticator app, or a recovery code (used up); counted toward the lockout like a sign-in.
+async fn reset_second_factor(
+    state: &AppState,
+    client: &ClientInfo,
+    u: &UserRow,
+    code: Option<&str>,
+) -> AppResult<()> {
+    let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Err(AppError::new(
+            ErrorCode::MfaRequired,
+            "field `code`: your account has two-factor authentication: give a code from your authenticator app, or a recovery code, with the new password",
+        ));
+    };
+    let secret = enabled_totp_secret(state, u)?;
+    let totp_shaped = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+    let check = async {
+        if totp_shaped {
+            accept_totp_reporting_reuse(state, client, u, &secret, code, false).await
+        } else {
+            take_recovery_code(state, u.id, code).await
+        }
+    };
+    if !recheck(state, client, u, "code", check).await? {
+        return Err(AppError::new(
+            ErrorCode::InvalidMfaCode,
+            "field `code`: the code is wrong, expired or already used",
+        ));
+    }
+    if !totp_shaped {
+        audit::account_event(state, client, "mfa.recovery_code_used", u.id, json!({})).await?;
+    }
+    Ok(())
 }
 
 // --- sign-up and sign-in -------------------------------------------------------------------------
@@ -1349,14 +1396,12 @@ pub async fn totp_confirm(
 
 /// Uses up one of the account's recovery codes; false when it is not one of them (or was used).
 async fn take_recovery_code(state: &AppState, user: UserId, code: &str) -> AppResult<bool> {
+    // Codes from before keyed hashing (plain SHA-256, about 50 bits) are no longer accepted
+    // (OWASP ASVS 2.6.3); their holders make new ones in their settings.
     Ok(state
         .store
         .take_recovery_code(user, &recovery_code_hash(state, code)?)
-        .await?
-        || state
-            .store
-            .take_recovery_code(user, &legacy_recovery_code_hash(code))
-            .await?)
+        .await?)
 }
 
 /// The password and a second factor, for a change to two-factor authentication itself. The
@@ -2068,15 +2113,18 @@ mod tests {
             normalize_recovery_code(&codes[0].to_uppercase().replace('-', ""))
         );
         for c in &codes {
-            assert_eq!(c.len(), 14, "{c}");
-            assert_eq!(c.matches('-').count(), 2, "{c}");
+            assert_eq!(c.len(), 29, "{c}");
+            assert_eq!(c.matches('-').count(), 5, "{c}");
+            // OWASP ASVS 2.6.2: at least 112 bits.
+            let bits = RECOVERY_CODE_CHARS as f64 * (RECOVERY_ALPHABET.len() as f64).log2();
+            assert!(bits >= 112.0, "{bits} bits");
         }
     }
 
     /// Security finding 8: every letter of the alphabet is drawn equally often (a modulo draw
-    /// over bytes made the first 8 letters 1/8 likelier). 10 × 12 × 2,000 = 240,000 letters,
-    /// about 7,742 each; a chi-square over 30 degrees of freedom stays far below 80 for a
-    /// uniform draw (p < 10^-5), while the biased draw scores about 670.
+    /// over bytes made the first 8 letters 1/8 likelier). 10 × 24 × 2,000 = 480,000 letters,
+    /// about 15,484 each; a chi-square over 30 degrees of freedom stays far below 80 for a
+    /// uniform draw (p < 10^-5), while the biased draw scored about 670 (on codes half as long).
     #[test]
     fn recovery_codes_are_drawn_without_bias() {
         let mut counts = [0u64; 31];

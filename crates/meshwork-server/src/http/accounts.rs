@@ -342,14 +342,22 @@ pub async fn request_reset(
 pub struct ResetConfirm {
     pub token: String,
     pub new_password: String,
+    /// When two-factor authentication is on: a current code from the authenticator app, or a
+    /// recovery code (used up).
+    #[serde(default)]
+    pub code: Option<String>,
     /// Also revoke every API key you created, in every workspace (default false).
     #[serde(default)]
     pub revoke_api_keys: bool,
 }
 
-/// Set a new password with a reset token; every session is signed out.
+/// Set a new password with a reset token; every session is signed out. An account with
+/// two-factor authentication also needs a code (`401 mfa_required` without one; the token
+/// stays usable for another try).
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "accounts", request_body = ResetConfirm,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody, description = "Two-factor authentication is on: the code is missing (`mfa_required`) or wrong (`invalid_mfa_code`)."),
+              (status = 422, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn confirm_reset(
     State(state): State<AppState>,
     Client(client): Client,
@@ -360,6 +368,7 @@ pub async fn confirm_reset(
         &client,
         &req.token,
         &req.new_password,
+        req.code.as_deref(),
         req.revoke_api_keys,
     )
     .await?;

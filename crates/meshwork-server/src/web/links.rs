@@ -67,7 +67,10 @@ pub async fn verify_email_submit(
 pub enum ResetStep {
     Form {
         token: String,
+        /// Why the new password was refused.
         error: Option<String>,
+        /// Why the code was asked for or refused (two-factor authentication is on).
+        code_error: Option<String>,
     },
     Done,
     Invalid,
@@ -90,6 +93,7 @@ pub async fn reset_page(Query(q): Query<TokenQuery>) -> ResetPage {
             ResetStep::Form {
                 token: q.token,
                 error: None,
+                code_error: None,
             }
         },
     }
@@ -101,6 +105,9 @@ pub struct ResetForm {
     token: String,
     #[serde(default)]
     new_password: String,
+    /// A code, when two-factor authentication is on.
+    #[serde(default)]
+    code: String,
     /// The checkbox: present (`on`) when ticked.
     #[serde(default)]
     revoke_api_keys: Option<String>,
@@ -124,6 +131,7 @@ pub async fn reset_submit(
         &client,
         &form.token,
         &form.new_password,
+        Some(form.code.as_str()),
         form.revoke_api_keys.is_some(),
     )
     .await
@@ -139,7 +147,25 @@ pub async fn reset_submit(
                     .trim_start_matches("field `new_password`: ")
                     .to_string(),
             ),
+            code_error: None,
         },
+        // Two-factor authentication is on: the code is missing or wrong, or too many were
+        // wrong (the link stays usable).
+        Err(e)
+            if matches!(
+                e.code,
+                ErrorCode::MfaRequired
+                    | ErrorCode::InvalidMfaCode
+                    | ErrorCode::AccountLocked
+                    | ErrorCode::RateLimited
+            ) =>
+        {
+            ResetStep::Form {
+                token: form.token,
+                error: None,
+                code_error: Some(super::accounts::field_of(&e).1),
+            }
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(ResetPage {

@@ -809,6 +809,33 @@ async fn recovery_codes_are_stored_as_keyed_hashes(s: &mut TestServer) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    // OWASP ASVS 2.6.2: 24 letters and digits from 31, about 119 bits.
+    assert_eq!(codes[2].replace('-', "").len(), 24, "{}", codes[2]);
+    // OWASP ASVS 2.6.3: a code stored the old way (plain SHA-256) no longer signs in.
+    let legacy = "abcd-efgh-jkmn";
+    let sealed = store
+        .user(user)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret_sealed
+        .unwrap();
+    assert!(store
+        .replace_recovery_codes(
+            user,
+            &sealed,
+            &[meshwork_app::state::token_hash("abcdefghjkmn")]
+        )
+        .await
+        .unwrap());
+    let r = s
+        .login_raw(
+            "codes@security.test",
+            PASSWORD,
+            json!({"recovery_code": legacy}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 server_test!(recovery_codes_are_stored_as_keyed_hashes);
 
@@ -2048,3 +2075,84 @@ mod asvs_12_4_2 {
         with(TestBackend::Postgres).await
     }
 }
+
+/// OWASP ASVS 2.5.6: with two-factor authentication on, a password reset needs a code too, so
+/// a mailbox alone does not take the account. Without one, or with a wrong one, the link stays
+/// usable; a recovery code works (and is used up); the new password then signs in with a code.
+async fn asvs_2_5_6_a_reset_of_an_account_with_two_factor_needs_a_code(s: &mut TestServer) {
+    use super::accounts::totp_at;
+    let me = s.signup("Reset", "reset@security.test").await;
+    let (secret, codes) = totp_on(s, &me).await;
+    let status = s
+        .status(
+            Method::POST,
+            "/api/v1/auth/password-reset",
+            &As::Anonymous,
+            Some(json!({"email": "reset@security.test"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let token = s
+        .queued_token("password_reset", "reset@security.test")
+        .await;
+    let new_password = "a brand new passphrase";
+    let confirm = |code: Option<&str>| {
+        let mut body = json!({"token": token, "new_password": new_password});
+        if let Some(c) = code {
+            body["code"] = json!(c);
+        }
+        s.call(
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm",
+            &As::Anonymous,
+            Some(body),
+        )
+    };
+    let (status, body) = confirm(None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("mfa_required")),
+        "{body}"
+    );
+    let (status, body) = confirm(Some("000000")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_mfa_code")),
+        "{body}"
+    );
+    // The old password still signs in: nothing changed.
+    let r = s
+        .login_raw(
+            "reset@security.test",
+            PASSWORD,
+            json!({"totp_code": totp_at(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // The same link, with a recovery code.
+    let (status, body) = confirm(Some(&codes[0])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = confirm(Some(&codes[1])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the link worked once");
+    let r = s
+        .login_raw(
+            "reset@security.test",
+            new_password,
+            json!({"recovery_code": codes[0]}),
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the recovery code is used up"
+    );
+    let r = s
+        .login_raw(
+            "reset@security.test",
+            new_password,
+            json!({"totp_code": totp_at(&secret, 1)}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+server_test!(asvs_2_5_6_a_reset_of_an_account_with_two_factor_needs_a_code);
