@@ -814,6 +814,39 @@ pub enum SignInStep {
     SecurityKey(crate::security_keys::Challenge),
 }
 
+/// Reserves one attempt of the account before a (slow) check of a password, code or key:
+/// parallel guesses each take one of the few attempts, and none passes a lock set meanwhile.
+/// `None` while the account is locked; else the attempt's number in the run of failures.
+async fn reserve_attempt(state: &AppState, user: UserId) -> AppResult<Option<i32>> {
+    let auth = &state.config.auth;
+    let now = now_millis();
+    Ok(state
+        .store
+        .begin_login_attempt(
+            user,
+            auth.lockout_threshold as i32,
+            now + auth.lockout_minutes as i64 * 60 * 1000,
+            now,
+        )
+        .await?)
+}
+
+/// Audits a sign-in refused because the account is locked.
+async fn audit_locked_out(state: &AppState, client: &ClientInfo, user: UserId) -> AppResult<()> {
+    audit::record(
+        state,
+        Some(client),
+        Event {
+            kind: "login.locked_out",
+            workspace: None,
+            actor: None,
+            subject: Some(user),
+            details: json!({}),
+        },
+    )
+    .await
+}
+
 /// A failed sign-in attempt, `count` of the account's in a row: audited, and on the attempt
 /// that reaches the threshold, the lock is audited and its owner told by mail.
 async fn sign_in_failed(
@@ -898,7 +931,6 @@ pub async fn sign_in(
     let Ok(email) = EmailAddress::parse("email", input.email) else {
         return Err(wrong());
     };
-    let now = now_millis();
     let Some(user) = state
         .store
         .user_by_email_index(&state.email_index(&email.normalized())?)
@@ -921,30 +953,8 @@ pub async fn sign_in(
         return Err(wrong());
     };
     let auth = &state.config.auth;
-    // Reserve this attempt before the (slow) password check: parallel guesses each take one of
-    // the few attempts, and none passes a lock set meanwhile.
-    let attempt = state
-        .store
-        .begin_login_attempt(
-            user.id,
-            auth.lockout_threshold as i32,
-            now + state.config.auth.lockout_minutes as i64 * 60 * 1000,
-            now,
-        )
-        .await?;
-    let Some(count) = attempt else {
-        audit::record(
-            state,
-            Some(client),
-            Event {
-                kind: "login.locked_out",
-                workspace: None,
-                actor: None,
-                subject: Some(user.id),
-                details: json!({}),
-            },
-        )
-        .await?;
+    let Some(count) = reserve_attempt(state, user.id).await? else {
+        audit_locked_out(state, client, user.id).await?;
         // The same answer as a wrong password (security finding 7): a lock must not tell
         // that the address has an account. The owner learned of the lock by mail.
         let _ = verify_password(state, input.password, state.dummy_password_hash.clone()).await?;
@@ -1040,35 +1050,13 @@ pub async fn sign_in_with_security_key(
         }
     }
     let (user, pending) = crate::security_keys::take_sign_in(state, ceremony).await?;
-    let auth = &state.config.auth;
-    let now = now_millis();
-    let Some(count) = state
-        .store
-        .begin_login_attempt(
-            user.id,
-            auth.lockout_threshold as i32,
-            now + auth.lockout_minutes as i64 * 60 * 1000,
-            now,
-        )
-        .await?
-    else {
-        audit::record(
-            state,
-            Some(client),
-            Event {
-                kind: "login.locked_out",
-                workspace: None,
-                actor: None,
-                subject: Some(user.id),
-                details: json!({}),
-            },
-        )
-        .await?;
+    let Some(count) = reserve_attempt(state, user.id).await? else {
+        audit_locked_out(state, client, user.id).await?;
         return Err(AppError::new(
             ErrorCode::AccountLocked,
             format!(
                 "too many failed sign-ins: the account is locked for up to {} minutes",
-                auth.lockout_minutes
+                state.config.auth.lockout_minutes
             ),
         ));
     };
@@ -1258,17 +1246,7 @@ async fn recheck(
             ));
         }
     }
-    let now = now_millis();
-    let Some(count) = state
-        .store
-        .begin_login_attempt(
-            u.id,
-            auth.lockout_threshold as i32,
-            now + auth.lockout_minutes as i64 * 60 * 1000,
-            now,
-        )
-        .await?
-    else {
+    let Some(count) = reserve_attempt(state, u.id).await? else {
         return Err(AppError::new(
             ErrorCode::AccountLocked,
             format!(

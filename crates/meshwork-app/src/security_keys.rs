@@ -374,18 +374,12 @@ pub async fn register_finish(
             )
         });
     }
-    audit::account_event(
+    changed(
         state,
         client,
+        user,
         "mfa.security_key_added",
-        user,
-        json!({"key": id}),
-    )
-    .await?;
-    crate::accounts::notify_account(
-        state,
-        user,
-        "mfa_changed",
+        id,
         &format!(
             "A security key named \"{}\" was added to your account: it can now be used to sign in.",
             pending.name
@@ -421,21 +415,28 @@ pub async fn remove(
     if !state.store.delete_security_key(user, id).await? {
         return Err(not_found());
     }
-    audit::account_event(
+    changed(
         state,
         client,
+        user,
         "mfa.security_key_removed",
-        user,
-        json!({"key": id}),
-    )
-    .await?;
-    crate::accounts::notify_account(
-        state,
-        user,
-        "mfa_changed",
+        id,
         &format!("The security key named \"{name}\" was removed from your account: it can no longer be used to sign in."),
     )
     .await
+}
+
+/// A key added or removed: audited as `kind`, and its owner told by mail (`what`).
+async fn changed(
+    state: &AppState,
+    client: &ClientInfo,
+    user: UserId,
+    kind: &str,
+    id: uuid::Uuid,
+    what: &str,
+) -> AppResult<()> {
+    audit::account_event(state, client, kind, user, json!({"key": id})).await?;
+    crate::accounts::notify_account(state, user, "mfa_changed", what).await
 }
 
 fn not_found() -> AppError {

@@ -50,6 +50,45 @@ fn origin() -> Url {
     Url::parse(ORIGIN).unwrap()
 }
 
+/// `me`'s keys, as the API lists them.
+async fn keys_of(s: &TestServer, me: &Session) -> Value {
+    s.call(
+        Method::GET,
+        "/api/v1/me/mfa/security-keys",
+        &As::User(me),
+        None,
+    )
+    .await
+    .1
+}
+
+/// Starts registering a key named `name` for `me`: the status and the challenge (or error).
+async fn start(s: &TestServer, me: &Session, name: &str) -> (StatusCode, Value) {
+    s.call(
+        Method::POST,
+        "/api/v1/me/mfa/security-keys",
+        &As::User(me),
+        Some(json!({ "name": name })),
+    )
+    .await
+}
+
+/// Finishes a registration of `me` with `credential`.
+async fn finish(
+    s: &TestServer,
+    me: &Session,
+    challenge: &Value,
+    credential: &Value,
+) -> (StatusCode, Value) {
+    s.call(
+        Method::POST,
+        "/api/v1/me/mfa/security-keys/finish",
+        &As::User(me),
+        Some(json!({"ceremony": challenge["ceremony"], "credential": credential})),
+    )
+    .await
+}
+
 /// The authenticator's answer to a registration challenge, as a browser's `toJSON()` gives it.
 fn register(key: &mut SoftPasskey, challenge: &Value) -> Value {
     let options = serde_json::from_value(challenge["options"].clone()).unwrap();
@@ -64,24 +103,10 @@ fn assert_with(key: &mut SoftPasskey, challenge: &Value) -> Value {
 
 /// Registers a new software key named `name` for `me` (whose session is fresh).
 async fn add_key(s: &TestServer, me: &Session, key: &mut SoftPasskey, name: &str) -> Value {
-    let (status, challenge) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(me),
-            Some(json!({"name": name})),
-        )
-        .await;
+    let (status, challenge) = start(s, me, name).await;
     assert_eq!(status, StatusCode::OK, "{challenge}");
     let credential = register(key, &challenge);
-    let (status, added) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys/finish",
-            &As::User(me),
-            Some(json!({"ceremony": challenge["ceremony"], "credential": credential})),
-        )
-        .await;
+    let (status, added) = finish(s, me, &challenge, &credential).await;
     assert_eq!(status, StatusCode::CREATED, "{added}");
     added
 }
@@ -114,14 +139,7 @@ async fn asvs_2_3_2_security_keys_are_registered_and_sign_in_as_a_second_factor(
     let mut key = SoftPasskey::new(true);
 
     // A key needs the authenticator app (and its recovery codes) first.
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&me),
-            Some(json!({"name": "Blue key"})),
-        )
-        .await;
+    let (status, body) = start(s, &me, "Blue key").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("mfa_not_enabled")),
@@ -131,14 +149,7 @@ async fn asvs_2_3_2_security_keys_are_registered_and_sign_in_as_a_second_factor(
 
     // A new way to sign in is a sensitive change: a stale session confirms it is you first.
     s.age_session(&me, 10).await;
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&me),
-            Some(json!({"name": "Blue key"})),
-        )
-        .await;
+    let (status, body) = start(s, &me, "Blue key").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("reauthentication_required")),
@@ -155,50 +166,22 @@ async fn asvs_2_3_2_security_keys_are_registered_and_sign_in_as_a_second_factor(
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     // A name is checked before anything else.
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&me),
-            Some(json!({"name": "   "})),
-        )
-        .await;
+    let (status, body) = start(s, &me, "   ").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["message"].as_str().unwrap().contains("`name`"));
 
     // Registration: the challenge, the authenticator's real attestation, the key stored.
-    let (status, challenge) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&me),
-            Some(json!({"name": "Blue key"})),
-        )
-        .await;
+    let (status, challenge) = start(s, &me, "Blue key").await;
     assert_eq!(status, StatusCode::OK, "{challenge}");
     assert_eq!(challenge["options"]["publicKey"]["rp"]["id"], "localhost");
     let credential = register(&mut key, &challenge);
     // An answer that was tampered with does not check out, and uses the ceremony up.
     let mut forged = credential.clone();
     forged["response"]["clientDataJSON"] = json!("e30");
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys/finish",
-            &As::User(&me),
-            Some(json!({"ceremony": challenge["ceremony"], "credential": forged})),
-        )
-        .await;
+    let (status, body) = finish(s, &me, &challenge, &forged).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["message"].as_str().unwrap().contains("`credential`"));
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys/finish",
-            &As::User(&me),
-            Some(json!({"ceremony": challenge["ceremony"], "credential": credential})),
-        )
-        .await;
+    let (status, body) = finish(s, &me, &challenge, &credential).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_token")),
@@ -206,14 +189,7 @@ async fn asvs_2_3_2_security_keys_are_registered_and_sign_in_as_a_second_factor(
     );
     let added = add_key(s, &me, &mut key, "Blue key").await;
     assert_eq!(added["name"], "Blue key");
-    let (_, keys) = s
-        .call(
-            Method::GET,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&me),
-            None,
-        )
-        .await;
+    let keys = keys_of(s, &me).await;
     assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
     assert!(keys[0]["last_used_at"].is_null());
     // The person's export names the key, and never its credential.
@@ -274,14 +250,7 @@ async fn asvs_2_3_2_security_keys_are_registered_and_sign_in_as_a_second_factor(
     assert_eq!(body["code"], "invalid_mfa_code", "{body}");
 
     // The key was used; the account's trail says how each sign-in went.
-    let (_, keys) = s
-        .call(
-            Method::GET,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&me),
-            None,
-        )
-        .await;
+    let keys = keys_of(s, &me).await;
     assert!(keys[0]["last_used_at"].is_i64(), "{keys}");
     let (_, audit) = s
         .call(Method::GET, "/api/v1/me/audit", &As::User(&me), None)
@@ -336,23 +305,9 @@ async fn security_keys_belong_to_one_account(s: &mut TestServer) {
     add_key(s, &bob, &mut bob_key, "Bob's").await;
 
     // Bob cannot finish Ann's registration.
-    let (_, challenge) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&ann),
-            Some(json!({"name": "Ann's"})),
-        )
-        .await;
+    let (_, challenge) = start(s, &ann, "Ann's").await;
     let credential = register(&mut ann_key, &challenge);
-    let (status, _) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys/finish",
-            &As::User(&bob),
-            Some(json!({"ceremony": challenge["ceremony"], "credential": credential})),
-        )
-        .await;
+    let (status, _) = finish(s, &bob, &challenge, &credential).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     add_key(s, &ann, &mut ann_key, "Ann's").await;
 
@@ -382,24 +337,10 @@ async fn security_keys_belong_to_one_account(s: &mut TestServer) {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let (_, keys) = s
-        .call(
-            Method::GET,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&ann),
-            None,
-        )
-        .await;
+    let keys = keys_of(s, &ann).await;
     assert_eq!(keys, json!([]));
     // Bob's stays.
-    let (_, keys) = s
-        .call(
-            Method::GET,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&bob),
-            None,
-        )
-        .await;
+    let keys = keys_of(s, &bob).await;
     assert_eq!(keys.as_array().unwrap().len(), 1);
 }
 keys_test!(security_keys_belong_to_one_account);
@@ -421,14 +362,7 @@ async fn totp_secret_of(s: &TestServer, who: &Session) -> String {
 async fn a_server_named_by_an_ip_address_says_keys_need_a_domain_name(s: &mut TestServer) {
     let me = s.signup("Ip", "ip@keys.test").await;
     totp_on(s, &me).await;
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&me),
-            Some(json!({"name": "Key"})),
-        )
-        .await;
+    let (status, body) = start(s, &me, "Key").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("security_keys_unavailable")),
@@ -500,14 +434,7 @@ async fn a_registration_finished_after_two_factor_went_off_is_refused(s: &mut Te
     let me = s.signup("Race", "race@keys.test").await;
     totp_on(s, &me).await;
     let mut key = SoftPasskey::new(true);
-    let (_, challenge) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys",
-            &As::User(&me),
-            Some(json!({"name": "Late"})),
-        )
-        .await;
+    let (_, challenge) = start(s, &me, "Late").await;
     let credential = register(&mut key, &challenge);
     let code = super::accounts::totp_at(&totp_secret_of(s, &me).await, 0);
     let status = s
@@ -519,14 +446,7 @@ async fn a_registration_finished_after_two_factor_went_off_is_refused(s: &mut Te
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = s
-        .call(
-            Method::POST,
-            "/api/v1/me/mfa/security-keys/finish",
-            &As::User(&me),
-            Some(json!({"ceremony": challenge["ceremony"], "credential": credential})),
-        )
-        .await;
+    let (status, body) = finish(s, &me, &challenge, &credential).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("mfa_not_enabled")),
