@@ -289,6 +289,35 @@ impl TestServer {
             .unwrap();
     }
 
+    /// The role of the member with `email` in `ws`, as `who` (a member) lists them.
+    pub async fn member_role(&self, who: &Session, ws: &str, email: &str) -> Option<String> {
+        let (_, members) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/workspaces/{ws}/members"),
+                &As::User(who),
+                None,
+            )
+            .await;
+        members
+            .as_array()?
+            .iter()
+            .find(|m| m["email"] == email)
+            .and_then(|m| m["role"].as_str().map(str::to_string))
+    }
+
+    /// The newest audit entries of `ws` (with `Some`) or of `who`'s own account, as `who`
+    /// reads them.
+    pub async fn audit_entries(&self, who: &Session, ws: Option<&str>) -> Vec<Value> {
+        let path = match ws {
+            Some(ws) => format!("/api/v1/workspaces/{ws}/audit?limit=200"),
+            None => "/api/v1/me/audit?limit=200".to_string(),
+        };
+        let (status, audit) = self.call(Method::GET, &path, &As::User(who), None).await;
+        assert_eq!(status, StatusCode::OK, "{audit}");
+        audit.as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn create_key(&self, s: &Session, ws: &str, role: &str) -> String {
         let (status, body) = self
             .call(

@@ -1730,21 +1730,12 @@ async fn pages_ask_for_the_password_again_before_sensitive_changes(s: &mut TestS
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("Confirm it is you first"), "{html}");
-    let (_, members) = s
-        .call(
-            Method::GET,
-            &format!("/api/v1/workspaces/{ws}/members"),
-            &As::User(&owner),
-            None,
-        )
-        .await;
-    assert!(
-        members
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["email"] == "member@confirm.test" && m["role"] == "member"),
-        "the role is unchanged: {members}"
+    assert_eq!(
+        s.member_role(&owner, &ws, "member@confirm.test")
+            .await
+            .as_deref(),
+        Some("member"),
+        "the role is unchanged"
     );
     let (status, _, _) = post_form(s, &owner, "/settings/sessions/end-others", &[]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -1783,23 +1774,14 @@ async fn pages_ask_for_the_password_again_before_sensitive_changes(s: &mut TestS
     let (status, _, csv) = get(s, &format!("{list}/export.csv?"), Some(&owner.cookie)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(csv.contains("Listed"), "{csv}");
-    let (_, audit) = s
-        .call(
-            Method::GET,
-            &format!("/api/v1/workspaces/{ws}/audit"),
-            &As::User(&owner),
-            None,
-        )
-        .await;
     assert!(
-        audit
-            .as_array()
-            .unwrap()
+        s.audit_entries(&owner, Some(&ws))
+            .await
             .iter()
             .any(|e| e["kind"] == "crm.exported"
                 && e["details"]["list"] == true
                 && e["details"]["records"] == 1),
-        "the download is audited: {audit}"
+        "the download is audited"
     );
     s.age_session(&owner, 6).await;
     // A confirmation never leads off the workspace.

@@ -252,10 +252,7 @@ async fn asvs_2_3_2_security_keys_are_registered_and_sign_in_as_a_second_factor(
     // The key was used; the account's trail says how each sign-in went.
     let keys = keys_of(s, &me).await;
     assert!(keys[0]["last_used_at"].is_i64(), "{keys}");
-    let (_, audit) = s
-        .call(Method::GET, "/api/v1/me/audit", &As::User(&me), None)
-        .await;
-    let entries = audit.as_array().unwrap();
+    let entries = s.audit_entries(&me, None).await;
     assert!(entries
         .iter()
         .any(|e| e["kind"] == "mfa.security_key_added"));
@@ -396,12 +393,9 @@ async fn security_key_answers_count_toward_the_lockout_and_clones_are_caught(s: 
         answer(s, &first["ceremony"], &early).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let (_, audit) = s
-        .call(Method::GET, "/api/v1/me/audit", &As::User(&me), None)
-        .await;
-    assert!(audit
-        .as_array()
-        .unwrap()
+    assert!(s
+        .audit_entries(&me, None)
+        .await
         .iter()
         .any(|e| e["kind"] == "mfa.security_key_counter_regressed"));
 
