@@ -466,3 +466,36 @@ async fn keys_on_a_server_renamed_to_an_ip_address_fall_back_to_codes(s: &mut Te
     assert_eq!(body["code"], "mfa_required", "{body}");
 }
 keys_test!(keys_on_a_server_renamed_to_an_ip_address_fall_back_to_codes);
+
+/// The sign-in page's key step: an answer to a ceremony that is unknown (or used, or too old)
+/// shows the sign-in form again with what happened, and signs no one in; the page takes only
+/// posts from itself.
+async fn the_sign_in_page_says_when_a_key_answer_fails(s: &mut TestServer) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |origin: &'static str| {
+        client
+            .post(format!("{}/sign-in/security-key", s.base))
+            .header("sec-fetch-site", origin)
+            .form(&[
+                ("ceremony", "not-a-ceremony"),
+                ("credential", "{}"),
+                ("next", "/"),
+            ])
+            .send()
+    };
+    let resp = post("same-origin").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.headers().get("set-cookie").is_none());
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("took too long to answer; sign in again"),
+        "{html}"
+    );
+    assert!(html.contains(r#"action="/sign-in""#));
+    let resp = post("cross-site").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+keys_test!(the_sign_in_page_says_when_a_key_answer_fails);
