@@ -516,7 +516,14 @@ pub async fn request_password_reset(
         kind: "password_reset".into(),
         to: state.open_account_str(user.id, "email", &user.email_sealed)?,
         subject: "Reset your Meshwork password".into(),
-        body: format!("Choose a new password here:\n\n{link}\n\nThe link works once and expires in 1 hour; every session is signed out, and you may revoke every API key you created too. If you did not ask for this, ignore this mail."),
+        body: format!(
+            "Choose a new password here:\n\n{link}\n\nThe link works once and expires in 1 hour; every session is signed out, and you may revoke every API key you created too.{} If you did not ask for this, ignore this mail.",
+            if user.totp_enabled {
+                " Your account has two-factor authentication: have a code from your authenticator app, or a recovery code, at hand."
+            } else {
+                ""
+            }
+        ),
     })
     .await?;
     audit::record(

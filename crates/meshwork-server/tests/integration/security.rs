@@ -2084,6 +2084,12 @@ async fn asvs_2_5_6_a_reset_of_an_account_with_two_factor_needs_a_code(s: &mut T
     let token = s
         .queued_token("password_reset", "reset@security.test")
         .await;
+    let mail = meshwork_app::mail::unsent(s.state(), 10_000).await.unwrap();
+    assert!(
+        mail.iter()
+            .any(|m| m.kind == "password_reset" && m.body.contains("have a code")),
+        "the mail says a code will be asked"
+    );
     let new_password = "a brand new passphrase";
     let confirm = |code: Option<&str>| {
         let mut body = json!({"token": token, "new_password": new_password});
