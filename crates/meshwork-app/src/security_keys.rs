@@ -218,11 +218,13 @@ pub async fn has_keys(state: &AppState, user: UserId) -> AppResult<bool> {
 fn valid_name(name: &str) -> AppResult<String> {
     let name = name.trim();
     let problem = if name.is_empty() {
-        Some("is empty: give the key a name, such as the one printed on it".to_string())
+        Some("give the key a name, such as the one printed on it".to_string())
     } else if name.chars().count() > MAX_NAME_CHARS {
-        Some(format!("is longer than {MAX_NAME_CHARS} characters"))
+        Some(format!(
+            "a key's name has at most {MAX_NAME_CHARS} characters"
+        ))
     } else if name.chars().any(char::is_control) {
-        Some("holds a control character".into())
+        Some("a key's name cannot hold control characters".into())
     } else {
         None
     };
